@@ -1,0 +1,46 @@
+//! Packets off the wire: capture files, link layers, tunnels, IP and TCP reassembly, HEP.
+//!
+//! Everything here is sans-IO except [`capture`], which reads files through any `std::io::Read`.
+//! Bytes and timestamps go in; typed transport-layer packets ([`Packet`]) come out.
+
+pub mod capture;
+pub mod decap;
+pub mod tcp;
+
+pub use capture::{CaptureError, CaptureReader, Frame};
+pub use decap::{DecapStats, Decapsulator, Packet, Transport};
+
+/// Capture time in nanoseconds since the Unix epoch.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    pub const fn from_nanos(n: i64) -> Self {
+        Timestamp(n)
+    }
+    pub const fn from_micros(us: i64) -> Self {
+        Timestamp(us.saturating_mul(1_000))
+    }
+    pub const fn nanos(self) -> i64 {
+        self.0
+    }
+    pub fn as_secs_f64(self) -> f64 {
+        self.0 as f64 / 1e9
+    }
+}
+
+/// Link-layer header type of a frame, as numbered by tcpdump's LINKTYPE_ registry.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LinkType(pub u32);
+
+impl LinkType {
+    pub const NULL: LinkType = LinkType(0);
+    pub const ETHERNET: LinkType = LinkType(1);
+    pub const PPP: LinkType = LinkType(9);
+    pub const RAW: LinkType = LinkType(101);
+    pub const LOOP: LinkType = LinkType(108);
+    pub const LINUX_SLL: LinkType = LinkType(113);
+    pub const IPV4: LinkType = LinkType(228);
+    pub const IPV6: LinkType = LinkType(229);
+    pub const LINUX_SLL2: LinkType = LinkType(276);
+}
