@@ -1,1 +1,99 @@
-//! placeholder
+//! Sans-IO decoders for the audio codecs carried in RTP.
+//!
+//! Feed each RTP payload of one stream, in order, to that stream's own
+//! [`Decoder`]; get 16-bit PCM at the codec's native rate back. Gaps (lost
+//! packets, DTX) are filled with [`Decoder::conceal`]. Nothing here touches
+//! the network, files or clocks.
+//!
+//! ```
+//! use earshot_audio::{decoder_for, Codec};
+//! let codec = Codec::from_static_pt(0).unwrap();
+//! let mut dec = decoder_for(&codec).unwrap();
+//! let mut pcm = Vec::new();
+//! assert_eq!(dec.decode(&[0xFF; 160], &mut pcm).unwrap(), 160);
+//! ```
+
+mod cn;
+mod codec;
+mod error;
+mod fade;
+mod g711;
+mod g722;
+mod g726;
+#[cfg(feature = "g729")]
+mod g729;
+mod gsm;
+mod guard;
+mod ima;
+mod l16;
+mod opus;
+
+pub use codec::Codec;
+pub use error::{DecodeError, Unsupported};
+
+/// One decoder per RTP stream: decoders carry state between packets.
+pub trait Decoder: Send {
+    /// Decodes one RTP payload and appends its PCM (interleaved when stereo)
+    /// to `out`. Returns the number of samples per channel appended.
+    ///
+    /// A malformed payload yields `Err` and appends nothing; the decoder
+    /// stays usable for the next payload.
+    fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) -> Result<usize, DecodeError>;
+
+    /// Appends `samples` samples per channel standing in for lost or
+    /// untransmitted audio: the codec's own concealment where it has one,
+    /// else a short fade of the last audio into silence.
+    fn conceal(&mut self, samples: usize, out: &mut Vec<i16>);
+
+    /// Channels in the output (1 or 2).
+    fn channels(&self) -> u8;
+
+    /// Output sample rate in Hz (not always the RTP clock rate: see G.722).
+    fn sample_rate(&self) -> u32;
+}
+
+/// Creates a fresh decoder for `codec`.
+///
+/// Codecs without a decoder here, and payload formats that are not audio
+/// (telephone-event), return [`Unsupported`] so that callers never play
+/// undecoded bytes as noise.
+pub fn decoder_for(codec: &Codec) -> Result<Box<dyn Decoder>, Unsupported> {
+    match *codec {
+        Codec::Pcmu => Ok(Box::new(g711::G711Decoder::ulaw())),
+        Codec::Pcma => Ok(Box::new(g711::G711Decoder::alaw())),
+        Codec::G722 => Ok(Box::new(g722::G722Decoder::new())),
+        Codec::G726 { bits, aal2 } => g726::G726Decoder::new(bits, aal2)
+            .map(|d| Box::new(d) as Box<dyn Decoder>)
+            .ok_or_else(|| Unsupported::Codec(codec.to_string())),
+        Codec::G729 => g729_decoder(codec),
+        Codec::Gsm => gsm::GsmDecoder::new()
+            .map(|d| Box::new(d) as Box<dyn Decoder>)
+            .ok_or_else(|| Unsupported::Codec(codec.to_string())),
+        Codec::Opus { channels } => opus::OpusDecoder::new(channels)
+            .map(|d| Box::new(d) as Box<dyn Decoder>)
+            .ok_or_else(|| Unsupported::Codec(codec.to_string())),
+        Codec::L16 { rate, channels } => l16::L16Decoder::new(rate, channels)
+            .map(|d| Box::new(d) as Box<dyn Decoder>)
+            .ok_or_else(|| Unsupported::Codec(codec.to_string())),
+        Codec::Dvi4 { rate } => ima::Dvi4Decoder::new(rate)
+            .map(|d| Box::new(d) as Box<dyn Decoder>)
+            .ok_or_else(|| Unsupported::Codec(codec.to_string())),
+        Codec::Cn { rate } => Ok(Box::new(cn::CnDecoder::new(rate))),
+        Codec::TelephoneEvent => Err(Unsupported::NotAudio(codec.to_string())),
+        Codec::Ilbc { .. } | Codec::Speex { .. } | Codec::Unsupported(_) => {
+            Err(Unsupported::Codec(codec.to_string()))
+        }
+    }
+}
+
+#[cfg(feature = "g729")]
+fn g729_decoder(_codec: &Codec) -> Result<Box<dyn Decoder>, Unsupported> {
+    Ok(Box::new(g729::G729Decoder::new()))
+}
+
+#[cfg(not(feature = "g729"))]
+fn g729_decoder(codec: &Codec) -> Result<Box<dyn Decoder>, Unsupported> {
+    Err(Unsupported::Codec(format!(
+        "{codec} (built without the g729 feature)"
+    )))
+}

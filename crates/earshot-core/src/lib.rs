@@ -1,1 +1,19 @@
-//! placeholder
+//! The call-tracking core of earshot: bytes and timestamps in; SIP dialogs, their RTP streams
+//! and per-stream quality out. Deterministic and free of I/O, so the live sensor and offline
+//! analysis run exactly the same code and every behaviour can be tested from a capture.
+//!
+//! * [`Engine`] takes link-layer frames (or already decapsulated [`earshot_wire::Packet`]s)
+//!   in capture order and keeps the [`Call`] table.
+//! * A [`Sink`] passed with every packet hears about call changes and receives each RTP
+//!   packet that belongs to a call, for the audio path, without the engine ever waiting on it.
+
+mod call;
+mod engine;
+mod media;
+mod signalling;
+mod stream;
+mod tcp_sip;
+
+pub use call::{Call, CallId, CallState, MediaEndpoint, Party};
+pub use engine::{CaptureCounters, Config, Engine, Event, NullSink, RtpPacket, Sink};
+pub use stream::{Stream, StreamKey};

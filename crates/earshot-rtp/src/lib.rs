@@ -1,1 +1,10 @@
-//! placeholder
+//! RTP and RTCP: zero-copy packet views and per-stream quality (RFC 3550 loss and jitter,
+//! ITU-T G.107 E-model MOS). Sans-IO: times are nanoseconds supplied by the caller.
+
+mod header;
+mod mos;
+mod stats;
+
+pub use header::{is_rtcp, Rtp, TelephoneEvent};
+pub use mos::{codec_impairment, mos_from_r, r_factor, Impairment};
+pub use stats::{StreamStats, TSHARK_COMPATIBLE_NOTE};

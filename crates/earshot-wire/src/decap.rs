@@ -1,12 +1,18 @@
 //! From a link-layer frame down to UDP/TCP/SCTP payloads.
-//! STUB: the real implementation replaces this file.
+//!
+//! A hand-written, zero-copy parser: every layer borrows the caller's frame, and only IP
+//! fragment reassembly copies bytes. Layers return `Err(Skip)` to stop; the top level counts
+//! at most one `malformed` or `unsupported` per frame.
 
+use crate::frag::{FragKey, FragTable, Fragment};
 use crate::{LinkType, Timestamp};
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Transport {
     Udp,
+    /// For packets out of HEP (`from_hep`), `seq` is 0 and meaningless: HEP agents send whole
+    /// messages, so such payloads must not go through [`crate::tcp::TcpReassembler`].
     Tcp {
         seq: u32,
         syn: bool,
@@ -44,27 +50,703 @@ pub struct DecapStats {
     pub hep: u64,
 }
 
-#[derive(Debug, Default)]
-pub struct Decapsulator {
-    stats: DecapStats,
+/// Tunables. Defaults suit a sensor: HEP on 9060, VXLAN on 4789, 30 s fragment timeout.
+#[derive(Debug, Clone)]
+pub struct DecapConfig {
+    /// UDP ports where HEP v1/v2 is expected (HEP3 is recognised on any port by its magic).
+    pub hep_ports: Vec<u16>,
+    /// UDP destination ports carrying VXLAN.
+    pub vxlan_ports: Vec<u16>,
+    /// Capture-time age after which an incomplete fragmented datagram is dropped.
+    pub frag_timeout_ns: i64,
+    /// Datagrams under reassembly at once; the oldest is dropped to make room.
+    pub max_frag_datagrams: usize,
+    /// Largest reassembled datagram payload.
+    pub max_frag_bytes: usize,
+    /// Encapsulation layers (tunnels, HEP, reassembly) followed before giving up.
+    pub max_depth: u8,
 }
+
+impl Default for DecapConfig {
+    fn default() -> Self {
+        Self {
+            hep_ports: vec![9060],
+            vxlan_ports: vec![4789],
+            frag_timeout_ns: 30_000_000_000,
+            max_frag_datagrams: 1024,
+            max_frag_bytes: 65_535,
+            max_depth: 8,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Decapsulator {
+    cfg: DecapConfig,
+    stats: DecapStats,
+    frags: FragTable,
+}
+
+impl Default for Decapsulator {
+    fn default() -> Self {
+        Self::with_config(DecapConfig::default())
+    }
+}
+
+/// Why a layer stopped early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Skip {
+    Malformed,
+    Unsupported,
+}
+
+type Res = Result<(), Skip>;
+type Out<'o> = dyn FnMut(&Packet<'_>) + 'o;
+
+/// State carried down through the layers of one frame.
+#[derive(Clone, Copy)]
+struct Ctx {
+    ts: Timestamp,
+    vlan: Option<u16>,
+    depth: u8,
+}
+
+fn be16(d: &[u8], at: usize) -> Result<u16, Skip> {
+    match d.get(at..at + 2) {
+        Some(&[a, b]) => Ok(u16::from_be_bytes([a, b])),
+        _ => Err(Skip::Malformed),
+    }
+}
+
+fn be32(d: &[u8], at: usize) -> Result<u32, Skip> {
+    match d.get(at..at + 4) {
+        Some(&[a, b, c, e]) => Ok(u32::from_be_bytes([a, b, c, e])),
+        _ => Err(Skip::Malformed),
+    }
+}
+
+fn byte(d: &[u8], at: usize) -> Result<u8, Skip> {
+    d.get(at).copied().ok_or(Skip::Malformed)
+}
+
+fn tail(d: &[u8], at: usize) -> Result<&[u8], Skip> {
+    d.get(at..).ok_or(Skip::Malformed)
+}
+
+fn v4(d: &[u8], at: usize) -> Result<IpAddr, Skip> {
+    let b: [u8; 4] = d
+        .get(at..at + 4)
+        .and_then(|s| s.try_into().ok())
+        .ok_or(Skip::Malformed)?;
+    Ok(IpAddr::V4(Ipv4Addr::from(b)))
+}
+
+fn v6(d: &[u8], at: usize) -> Result<IpAddr, Skip> {
+    let b: [u8; 16] = d
+        .get(at..at + 16)
+        .and_then(|s| s.try_into().ok())
+        .ok_or(Skip::Malformed)?;
+    Ok(IpAddr::V6(Ipv6Addr::from(b)))
+}
+
+const ETH_IPV4: u16 = 0x0800;
+const ETH_IPV6: u16 = 0x86dd;
+const ETH_VLAN: u16 = 0x8100;
+const ETH_QINQ: u16 = 0x88a8;
+const ETH_QINQ_OLD: u16 = 0x9100;
+const ETH_MPLS: u16 = 0x8847;
+const ETH_MPLS_MC: u16 = 0x8848;
+const ETH_PPPOE: u16 = 0x8864;
+const ETH_TEB: u16 = 0x6558;
+const ETH_ERSPAN2: u16 = 0x88be;
+const ETH_ERSPAN3: u16 = 0x22eb;
+
+const IP_HOPOPT: u8 = 0;
+const IP_IPIP: u8 = 4;
+const IP_TCP: u8 = 6;
+const IP_UDP: u8 = 17;
+const IP_IPV6: u8 = 41;
+const IP_ROUTING: u8 = 43;
+const IP_FRAGMENT: u8 = 44;
+const IP_GRE: u8 = 47;
+const IP_AH: u8 = 51;
+const IP_NONE: u8 = 59;
+const IP_DSTOPTS: u8 = 60;
+const IP_SCTP: u8 = 132;
 
 impl Decapsulator {
     pub fn new() -> Self {
         Self::default()
     }
+
+    pub fn with_config(cfg: DecapConfig) -> Self {
+        let frags = FragTable::new(cfg.max_frag_datagrams, cfg.max_frag_bytes);
+        Self {
+            cfg,
+            stats: DecapStats::default(),
+            frags,
+        }
+    }
+
+    pub fn config(&self) -> &DecapConfig {
+        &self.cfg
+    }
+
     /// Decodes one frame; calls `out` for every transport payload found in it (zero, one, or
     /// several: SCTP bundles chunks). Never panics on any input.
     pub fn decode(
         &mut self,
-        _ts: Timestamp,
-        _link: LinkType,
-        _frame: &[u8],
-        _out: &mut dyn FnMut(&Packet<'_>),
+        ts: Timestamp,
+        link: LinkType,
+        frame: &[u8],
+        out: &mut dyn FnMut(&Packet<'_>),
     ) {
         self.stats.frames += 1;
+        if !self.frags.is_empty() {
+            self.expire_fragments(ts);
+        }
+        let ctx = Ctx {
+            ts,
+            vlan: None,
+            depth: 0,
+        };
+        if let Err(skip) = self.link(ctx, link, frame, out) {
+            match skip {
+                Skip::Malformed => self.stats.malformed += 1,
+                Skip::Unsupported => self.stats.unsupported += 1,
+            }
+        }
     }
+
     pub fn stats(&self) -> &DecapStats {
         &self.stats
+    }
+
+    /// Drops datagrams whose reassembly started more than the timeout before `now`.
+    /// `decode` calls this itself; call it directly only when frames stop arriving.
+    pub fn expire_fragments(&mut self, now: Timestamp) {
+        let dropped = self.frags.expire(now, self.cfg.frag_timeout_ns);
+        self.stats.fragment_timeouts += dropped;
+    }
+
+    /// Datagrams currently under reassembly.
+    pub fn fragments_pending(&self) -> usize {
+        self.frags.len()
+    }
+
+    fn link(&mut self, ctx: Ctx, link: LinkType, d: &[u8], out: &mut Out<'_>) -> Res {
+        match link.0 {
+            1 => self.ethernet(ctx, d, out),
+            113 => self.ethertype(ctx, be16(d, 14)?, tail(d, 16)?, out),
+            276 => self.ethertype(ctx, be16(d, 0)?, tail(d, 20)?, out),
+            101 | 12 | 14 => self.raw_ip(ctx, d, out),
+            228 => self.ipv4(ctx, d, out),
+            229 => self.ipv6(ctx, d, out),
+            0 | 108 => self.null(ctx, d, out),
+            9 => self.ppp(ctx, d, out),
+            _ => Err(Skip::Unsupported),
+        }
+    }
+
+    fn ethernet(&mut self, ctx: Ctx, d: &[u8], out: &mut Out<'_>) -> Res {
+        self.ethertype(ctx, be16(d, 12)?, tail(d, 14)?, out)
+    }
+
+    fn ethertype(&mut self, mut ctx: Ctx, etype: u16, d: &[u8], out: &mut Out<'_>) -> Res {
+        let (mut etype, mut d) = (etype, d);
+        while matches!(etype, ETH_VLAN | ETH_QINQ | ETH_QINQ_OLD) {
+            ctx.vlan = Some(be16(d, 0)? & 0x0fff);
+            etype = be16(d, 2)?;
+            d = tail(d, 4)?;
+        }
+        match etype {
+            ETH_IPV4 => self.ipv4(ctx, d, out),
+            ETH_IPV6 => self.ipv6(ctx, d, out),
+            ETH_MPLS | ETH_MPLS_MC => self.mpls(ctx, d, out),
+            ETH_PPPOE => self.pppoe(ctx, d, out),
+            ETH_TEB => self.nested(ctx, |s, c| s.ethernet(c, d, out)),
+            _ => Err(Skip::Unsupported),
+        }
+    }
+
+    /// Runs an encapsulated layer one level deeper, refusing past the configured depth.
+    fn nested(&mut self, mut ctx: Ctx, f: impl FnOnce(&mut Self, Ctx) -> Res) -> Res {
+        ctx.depth += 1;
+        if ctx.depth > self.cfg.max_depth {
+            return Err(Skip::Malformed);
+        }
+        f(self, ctx)
+    }
+
+    fn raw_ip(&mut self, ctx: Ctx, d: &[u8], out: &mut Out<'_>) -> Res {
+        match byte(d, 0)? >> 4 {
+            4 => self.ipv4(ctx, d, out),
+            6 => self.ipv6(ctx, d, out),
+            _ => Err(Skip::Unsupported),
+        }
+    }
+
+    /// BSD loopback: a 4-byte address family in the writer's byte order, which the values
+    /// themselves reveal (they are all below 2^16).
+    fn null(&mut self, ctx: Ctx, d: &[u8], out: &mut Out<'_>) -> Res {
+        let be = be32(d, 0)?;
+        let family = if be > 0xffff { be.swap_bytes() } else { be };
+        let d = tail(d, 4)?;
+        match family {
+            2 => self.ipv4(ctx, d, out),
+            24 | 28 | 30 => self.ipv6(ctx, d, out),
+            _ => Err(Skip::Unsupported),
+        }
+    }
+
+    fn ppp(&mut self, ctx: Ctx, d: &[u8], out: &mut Out<'_>) -> Res {
+        let d = match d {
+            [0xff, 0x03, rest @ ..] => rest,
+            _ => d,
+        };
+        // Protocol-field compression: an odd first byte is a one-byte protocol number.
+        let (proto, rest) = if byte(d, 0)? & 1 == 1 {
+            (u16::from(byte(d, 0)?), tail(d, 1)?)
+        } else {
+            (be16(d, 0)?, tail(d, 2)?)
+        };
+        self.ppp_proto(ctx, proto, rest, out)
+    }
+
+    fn ppp_proto(&mut self, ctx: Ctx, proto: u16, d: &[u8], out: &mut Out<'_>) -> Res {
+        match proto {
+            0x0021 => self.ipv4(ctx, d, out),
+            0x0057 => self.ipv6(ctx, d, out),
+            _ => Err(Skip::Unsupported),
+        }
+    }
+
+    fn pppoe(&mut self, ctx: Ctx, d: &[u8], out: &mut Out<'_>) -> Res {
+        if byte(d, 0)? != 0x11 || byte(d, 1)? != 0 {
+            return Err(Skip::Unsupported);
+        }
+        let len = usize::from(be16(d, 4)?);
+        let body = d.get(6..6 + len).ok_or(Skip::Malformed)?;
+        self.ppp_proto(ctx, be16(body, 0)?, tail(body, 2)?, out)
+    }
+
+    fn mpls(&mut self, ctx: Ctx, d: &[u8], out: &mut Out<'_>) -> Res {
+        let mut at = 0;
+        loop {
+            let entry = be32(d, at)?;
+            at += 4;
+            if entry & 0x100 != 0 {
+                break;
+            }
+        }
+        let d = tail(d, at)?;
+        match byte(d, 0)? >> 4 {
+            4 => self.ipv4(ctx, d, out),
+            6 => self.ipv6(ctx, d, out),
+            // A zero nibble is the pseudowire control word before an Ethernet frame.
+            0 => self.nested(ctx, |s, c| s.ethernet(c, tail(d, 4)?, out)),
+            _ => Err(Skip::Unsupported),
+        }
+    }
+
+    fn ipv4(&mut self, ctx: Ctx, d: &[u8], out: &mut Out<'_>) -> Res {
+        let vihl = byte(d, 0)?;
+        let ihl = usize::from(vihl & 0x0f) * 4;
+        let total = usize::from(be16(d, 2)?);
+        if vihl >> 4 != 4 || ihl < 20 || total < ihl {
+            return Err(Skip::Malformed);
+        }
+        // Trimming to the IP length drops Ethernet padding and trailers.
+        let d = d.get(..total).ok_or(Skip::Malformed)?;
+        let proto = byte(d, 9)?;
+        let (src, dst) = (v4(d, 12)?, v4(d, 16)?);
+        let payload = tail(d, ihl)?;
+        let frag = be16(d, 6)?;
+        let more = frag & 0x2000 != 0;
+        let offset = usize::from(frag & 0x1fff) * 8;
+        if !more && offset == 0 {
+            return self.ip_payload(ctx, src, dst, proto, payload, out);
+        }
+        let key = FragKey {
+            src,
+            dst,
+            id: u32::from(be16(d, 4)?),
+            proto,
+        };
+        let whole = self.fragment(ctx, key, offset, more, proto, payload)?;
+        match whole {
+            Some((_, data)) => {
+                self.nested(ctx, |s, c| s.ip_payload(c, src, dst, proto, &data, out))
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn ipv6(&mut self, ctx: Ctx, d: &[u8], out: &mut Out<'_>) -> Res {
+        if byte(d, 0)? >> 4 != 6 {
+            return Err(Skip::Malformed);
+        }
+        let plen = usize::from(be16(d, 4)?);
+        if plen == 0 {
+            // Jumbograms (RFC 2675) never carry VoIP; don't guess their length.
+            return Err(Skip::Unsupported);
+        }
+        let body = d.get(40..40 + plen).ok_or(Skip::Malformed)?;
+        let (src, dst) = (v6(d, 8)?, v6(d, 24)?);
+        self.ipv6_chain(ctx, src, dst, byte(d, 6)?, body, out)
+    }
+
+    /// Walks IPv6 extension headers, reassembling at a fragment header.
+    fn ipv6_chain(
+        &mut self,
+        ctx: Ctx,
+        src: IpAddr,
+        dst: IpAddr,
+        mut next: u8,
+        mut d: &[u8],
+        out: &mut Out<'_>,
+    ) -> Res {
+        loop {
+            let hlen = match next {
+                IP_HOPOPT | IP_ROUTING | IP_DSTOPTS => (usize::from(byte(d, 1)?) + 1) * 8,
+                IP_AH => (usize::from(byte(d, 1)?) + 2) * 4,
+                IP_FRAGMENT => return self.ipv6_fragment(ctx, src, dst, d, out),
+                IP_NONE => return Ok(()),
+                _ => return self.ip_payload(ctx, src, dst, next, d, out),
+            };
+            next = byte(d, 0)?;
+            d = d.get(hlen..).ok_or(Skip::Malformed)?;
+        }
+    }
+
+    fn ipv6_fragment(
+        &mut self,
+        ctx: Ctx,
+        src: IpAddr,
+        dst: IpAddr,
+        d: &[u8],
+        out: &mut Out<'_>,
+    ) -> Res {
+        let next = byte(d, 0)?;
+        let off_flags = be16(d, 2)?;
+        let offset = usize::from(off_flags & 0xfff8);
+        let more = off_flags & 1 != 0;
+        let key = FragKey {
+            src,
+            dst,
+            id: be32(d, 4)?,
+            proto: 0,
+        };
+        let whole = self.fragment(ctx, key, offset, more, next, tail(d, 8)?)?;
+        match whole {
+            Some((first_next, data)) => self.nested(ctx, |s, c| {
+                s.ipv6_chain(c, src, dst, first_next, &data, out)
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Feeds one fragment; returns the whole datagram (and the first fragment's next-header
+    /// value) once complete.
+    fn fragment(
+        &mut self,
+        ctx: Ctx,
+        key: FragKey,
+        offset: usize,
+        more: bool,
+        next: u8,
+        data: &[u8],
+    ) -> Result<Option<(u8, Vec<u8>)>, Skip> {
+        self.stats.fragments += 1;
+        let frag = Fragment {
+            offset,
+            more,
+            next,
+            data,
+        };
+        match self.frags.insert(ctx.ts, key, frag) {
+            Ok(Some(done)) => {
+                self.stats.reassembled += 1;
+                Ok(Some(done))
+            }
+            Ok(None) => Ok(None),
+            Err(()) => Err(Skip::Malformed),
+        }
+    }
+
+    fn ip_payload(
+        &mut self,
+        ctx: Ctx,
+        src: IpAddr,
+        dst: IpAddr,
+        proto: u8,
+        d: &[u8],
+        out: &mut Out<'_>,
+    ) -> Res {
+        match proto {
+            IP_UDP => self.udp(ctx, src, dst, d, out),
+            IP_TCP => self.tcp(ctx, src, dst, d, out),
+            IP_SCTP => self.sctp(ctx, src, dst, d, out),
+            IP_GRE => self.nested(ctx, |s, c| s.gre(c, d, out)),
+            IP_IPIP => self.nested(ctx, |s, c| s.ipv4(c, d, out)),
+            IP_IPV6 => self.nested(ctx, |s, c| s.ipv6(c, d, out)),
+            _ => Err(Skip::Unsupported),
+        }
+    }
+
+    fn udp(&mut self, ctx: Ctx, src: IpAddr, dst: IpAddr, d: &[u8], out: &mut Out<'_>) -> Res {
+        let sport = be16(d, 0)?;
+        let dport = be16(d, 2)?;
+        let len = usize::from(be16(d, 4)?);
+        let payload = match len {
+            // Zero length appears with IPv6 jumbograms and sloppy stacks: trust the IP length.
+            0 => tail(d, 8)?,
+            8.. => d.get(8..len).ok_or(Skip::Malformed)?,
+            _ => return Err(Skip::Malformed),
+        };
+        if self.cfg.vxlan_ports.contains(&dport) {
+            return self.nested(ctx, |s, c| s.vxlan(c, payload, out));
+        }
+        if payload.starts_with(b"HEP3") {
+            return self.nested(ctx, |s, c| s.hep3(c, payload, out));
+        }
+        let hep_port = self.cfg.hep_ports.contains(&dport) || self.cfg.hep_ports.contains(&sport);
+        if hep_port && matches!(payload.first(), Some(1 | 2)) {
+            return self.nested(ctx, |s, c| s.hep2(c, payload, out));
+        }
+        out(&Packet {
+            ts: ctx.ts,
+            src: SocketAddr::new(src, sport),
+            dst: SocketAddr::new(dst, dport),
+            vlan: ctx.vlan,
+            transport: Transport::Udp,
+            payload,
+            from_hep: false,
+        });
+        Ok(())
+    }
+
+    fn tcp(&mut self, ctx: Ctx, src: IpAddr, dst: IpAddr, d: &[u8], out: &mut Out<'_>) -> Res {
+        let doff = usize::from(byte(d, 12)? >> 4) * 4;
+        if doff < 20 {
+            return Err(Skip::Malformed);
+        }
+        let payload = d.get(doff..).ok_or(Skip::Malformed)?;
+        if payload.starts_with(b"HEP3") {
+            return self.nested(ctx, |s, c| s.hep3(c, payload, out));
+        }
+        let flags = byte(d, 13)?;
+        out(&Packet {
+            ts: ctx.ts,
+            src: SocketAddr::new(src, be16(d, 0)?),
+            dst: SocketAddr::new(dst, be16(d, 2)?),
+            vlan: ctx.vlan,
+            transport: Transport::Tcp {
+                seq: be32(d, 4)?,
+                syn: flags & 0x02 != 0,
+                fin: flags & 0x01 != 0,
+                rst: flags & 0x04 != 0,
+            },
+            payload,
+            from_hep: false,
+        });
+        Ok(())
+    }
+
+    fn sctp(&mut self, ctx: Ctx, src: IpAddr, dst: IpAddr, d: &[u8], out: &mut Out<'_>) -> Res {
+        let src = SocketAddr::new(src, be16(d, 0)?);
+        let dst = SocketAddr::new(dst, be16(d, 2)?);
+        let mut at = 12;
+        while at < d.len() {
+            let ctype = byte(d, at)?;
+            let clen = usize::from(be16(d, at + 2)?);
+            let chunk = d.get(at..at + clen).ok_or(Skip::Malformed)?;
+            if clen < 4 {
+                return Err(Skip::Malformed);
+            }
+            // DATA has a 16-byte header; I-DATA (RFC 8260) a 20-byte one whose PPID is only
+            // meaningful on the first fragment.
+            let (hdr, ppid) = match ctype {
+                0 => (16, be32(chunk, 12)?),
+                64 => (20, be32(chunk, 16)?),
+                _ => (0, 0),
+            };
+            if hdr > 0 {
+                out(&Packet {
+                    ts: ctx.ts,
+                    src,
+                    dst,
+                    vlan: ctx.vlan,
+                    transport: Transport::Sctp { ppid },
+                    payload: chunk.get(hdr..).ok_or(Skip::Malformed)?,
+                    from_hep: false,
+                });
+            }
+            at += clen.div_ceil(4) * 4;
+        }
+        Ok(())
+    }
+
+    fn gre(&mut self, ctx: Ctx, d: &[u8], out: &mut Out<'_>) -> Res {
+        let flags = be16(d, 0)?;
+        let proto = be16(d, 2)?;
+        if flags & 0x0007 != 0 || flags & 0x4000 != 0 {
+            // GRE version 1 (PPTP) and source routing are not seen on SIP mirror ports.
+            return Err(Skip::Unsupported);
+        }
+        let mut at = 4;
+        for bit in [0x8000, 0x2000, 0x1000] {
+            if flags & bit != 0 {
+                at += 4;
+            }
+        }
+        let body = tail(d, at)?;
+        let has_seq = flags & 0x1000 != 0;
+        match proto {
+            ETH_ERSPAN2 if !has_seq => self.ethernet(ctx, body, out), // type I: no header
+            ETH_ERSPAN2 => self.ethernet(ctx, tail(body, 8)?, out),
+            ETH_ERSPAN3 => self.erspan3(ctx, body, out),
+            _ => self.ethertype(ctx, proto, body, out),
+        }
+    }
+
+    fn erspan3(&mut self, ctx: Ctx, d: &[u8], out: &mut Out<'_>) -> Res {
+        let last = byte(d, 11)?;
+        let frame_type = (byte(d, 10)? >> 2) & 0x1f;
+        let hdr = if last & 1 != 0 { 20 } else { 12 };
+        let body = tail(d, hdr)?;
+        match frame_type {
+            0 => self.ethernet(ctx, body, out),
+            _ => Err(Skip::Unsupported),
+        }
+    }
+
+    fn vxlan(&mut self, ctx: Ctx, d: &[u8], out: &mut Out<'_>) -> Res {
+        if byte(d, 0)? & 0x08 == 0 {
+            return Err(Skip::Malformed);
+        }
+        self.ethernet(ctx, tail(d, 8)?, out)
+    }
+
+    fn hep3(&mut self, ctx: Ctx, d: &[u8], out: &mut Out<'_>) -> Res {
+        let total = usize::from(be16(d, 4)?);
+        let d = d.get(..total).ok_or(Skip::Malformed)?;
+        let mut h = Hep::default();
+        let mut at = 6;
+        while at < d.len() {
+            let vendor = be16(d, at)?;
+            let ctype = be16(d, at + 2)?;
+            let clen = usize::from(be16(d, at + 4)?);
+            if clen < 6 {
+                return Err(Skip::Malformed);
+            }
+            let val = d.get(at + 6..at + clen).ok_or(Skip::Malformed)?;
+            if vendor == 0 {
+                h.chunk(ctype, val)?;
+            }
+            at += clen;
+        }
+        self.emit_hep(ctx, &h, out)
+    }
+
+    /// HEP v1/v2: a fixed header in network order, then (v2 only) a time header that agents
+    /// write in host order, which is little-endian on every platform that runs them.
+    fn hep2(&mut self, ctx: Ctx, d: &[u8], out: &mut Out<'_>) -> Res {
+        let version = byte(d, 0)?;
+        let family = byte(d, 2)?;
+        let mut h = Hep {
+            proto: Some(byte(d, 3)?),
+            sport: Some(be16(d, 4)?),
+            dport: Some(be16(d, 6)?),
+            ..Hep::default()
+        };
+        let mut at = match family {
+            2 => {
+                (h.src, h.dst) = (Some(v4(d, 8)?), Some(v4(d, 12)?));
+                16
+            }
+            10 => {
+                (h.src, h.dst) = (Some(v6(d, 8)?), Some(v6(d, 24)?));
+                40
+            }
+            _ => return Err(Skip::Malformed),
+        };
+        if version == 2 {
+            let t = d.get(at..at + 8).ok_or(Skip::Malformed)?;
+            h.secs = Some(u32::from_le_bytes([t[0], t[1], t[2], t[3]]));
+            h.usecs = Some(u32::from_le_bytes([t[4], t[5], t[6], t[7]]));
+            at += 12;
+        }
+        h.payload = Some(tail(d, at)?);
+        self.emit_hep(ctx, &h, out)
+    }
+
+    fn emit_hep(&mut self, ctx: Ctx, h: &Hep<'_>, out: &mut Out<'_>) -> Res {
+        let (Some(src), Some(dst), Some(payload)) = (h.src, h.dst, h.payload) else {
+            return Err(Skip::Malformed);
+        };
+        let transport = match h.proto {
+            Some(IP_UDP) | None => Transport::Udp,
+            Some(IP_TCP) => Transport::Tcp {
+                seq: 0,
+                syn: false,
+                fin: false,
+                rst: false,
+            },
+            Some(IP_SCTP) => Transport::Sctp { ppid: 0 },
+            Some(_) => return Err(Skip::Unsupported),
+        };
+        let ts = match h.secs {
+            Some(s) => {
+                let us = i64::from(h.usecs.unwrap_or(0));
+                Timestamp(i64::from(s) * 1_000_000_000 + us.min(999_999) * 1_000)
+            }
+            None => ctx.ts,
+        };
+        self.stats.hep += 1;
+        out(&Packet {
+            ts,
+            src: SocketAddr::new(src, h.sport.unwrap_or(0)),
+            dst: SocketAddr::new(dst, h.dport.unwrap_or(0)),
+            vlan: ctx.vlan,
+            transport,
+            payload,
+            from_hep: true,
+        });
+        Ok(())
+    }
+}
+
+/// Fields gathered from a HEP envelope.
+#[derive(Default)]
+struct Hep<'a> {
+    proto: Option<u8>,
+    src: Option<IpAddr>,
+    dst: Option<IpAddr>,
+    sport: Option<u16>,
+    dport: Option<u16>,
+    secs: Option<u32>,
+    usecs: Option<u32>,
+    payload: Option<&'a [u8]>,
+}
+
+impl<'a> Hep<'a> {
+    fn chunk(&mut self, ctype: u16, v: &'a [u8]) -> Res {
+        match ctype {
+            2 => self.proto = Some(byte(v, 0)?),
+            3 => self.src = Some(v4(v, 0)?),
+            4 => self.dst = Some(v4(v, 0)?),
+            5 => self.src = Some(v6(v, 0)?),
+            6 => self.dst = Some(v6(v, 0)?),
+            7 => self.sport = Some(be16(v, 0)?),
+            8 => self.dport = Some(be16(v, 0)?),
+            9 => self.secs = Some(be32(v, 0)?),
+            10 => self.usecs = Some(be32(v, 0)?),
+            15 => self.payload = Some(v),
+            // Compressed payloads would need inflating into memory we don't own here.
+            16 => return Err(Skip::Unsupported),
+            _ => {}
+        }
+        Ok(())
     }
 }

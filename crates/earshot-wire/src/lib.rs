@@ -5,10 +5,12 @@
 
 pub mod capture;
 pub mod decap;
+mod frag;
 pub mod tcp;
 
-pub use capture::{CaptureError, CaptureReader, Frame};
-pub use decap::{DecapStats, Decapsulator, Packet, Transport};
+pub use capture::{CaptureError, CaptureFormat, CaptureReader, Frame};
+pub use decap::{DecapConfig, DecapStats, Decapsulator, Packet, Transport};
+pub use tcp::{FlowKey, StreamEvent, TcpConfig, TcpFlags, TcpReassembler};
 
 /// Capture time in nanoseconds since the Unix epoch.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -1,1 +1,37 @@
-fn main() {}
+//! The `earshot` command line: a thin layer over the library crates.
+
+mod analyze;
+mod report;
+mod synth;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Listen to VoIP calls while they happen, from passively captured SIP and RTP.
+#[derive(Parser)]
+#[command(name = "earshot", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Analyze(analyze::Args),
+    Synth(synth::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Analyze(args) => analyze::run(args),
+        Command::Synth(args) => synth::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("earshot: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! A call: one INVITE dialog, as seen from its SIP messages.
+
+use crate::stream::Stream;
+use earshot_wire::Timestamp;
+use std::fmt;
+use std::net::SocketAddr;
+
+/// Engine-local identifier of a call: sequential, never reused within one engine.
+pub type CallId = u64;
+
+/// The two parties of a call, named from the INVITE: the caller sent it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Party {
+    Caller,
+    Called,
+}
+
+impl Party {
+    pub fn other(self) -> Party {
+        match self {
+            Party::Caller => Party::Called,
+            Party::Called => Party::Caller,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Party::Caller => "caller",
+            Party::Called => "called",
+        }
+    }
+}
+
+/// Where a call is in its life. The names are part of the `analyze --json` schema.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum CallState {
+    /// INVITE sent, no provisional response beyond 100 yet.
+    Trying,
+    /// 180/183 without media.
+    Ringing,
+    /// A provisional response carried SDP: early media may flow.
+    Early,
+    /// 2xx received; the call is up.
+    Answered,
+    /// Answered, then a BYE.
+    Ended,
+    /// A final error response to the INVITE.
+    Failed,
+    /// The caller cancelled before an answer.
+    Cancelled,
+}
+
+impl CallState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallState::Trying => "trying",
+            CallState::Ringing => "ringing",
+            CallState::Early => "early",
+            CallState::Answered => "answered",
+            CallState::Ended => "ended",
+            CallState::Failed => "failed",
+            CallState::Cancelled => "cancelled",
+        }
+    }
+    /// True once nothing more can happen to the call but retransmissions.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            CallState::Ended | CallState::Failed | CallState::Cancelled
+        )
+    }
+}
+
+impl fmt::Display for CallState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One media line of an SDP: where `party` wants to receive RTP.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MediaEndpoint {
+    pub party: Party,
+    pub addr: SocketAddr,
+    /// RTCP address: the `a=rtcp` attribute, the RTP address itself with rtcp-mux, else port+1.
+    pub rtcp: SocketAddr,
+}
+
+/// A payload type as the call's SDP defined it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PayloadFormat {
+    pub pt: u8,
+    pub encoding: String,
+    pub clock_rate: u32,
+    pub channels: u8,
+}
+
+#[derive(Clone, Debug)]
+pub struct Call {
+    pub id: CallId,
+    pub call_id: String,
+    pub from_tag: Option<String>,
+    pub to_tag: Option<String>,
+    /// User parts of From and To (the numbers, in telephony).
+    pub caller: String,
+    pub called: String,
+    pub caller_name: Option<String>,
+    pub called_name: Option<String>,
+    pub caller_domain: Option<String>,
+    pub called_domain: Option<String>,
+    /// The From and To URIs as written.
+    pub from_uri: String,
+    pub to_uri: String,
+    pub caller_agent: Option<String>,
+    pub called_agent: Option<String>,
+    /// Signalling addresses: where the INVITE came from and went to.
+    pub caller_sip: SocketAddr,
+    pub called_sip: SocketAddr,
+    pub vlan: Option<u16>,
+    pub state: CallState,
+    /// The final (or latest) response code to the INVITE.
+    pub sip_code: Option<u16>,
+    pub last_sip_code: Option<u16>,
+    /// Reason header or reason phrase of the final response.
+    pub reason: Option<String>,
+    pub start: Timestamp,
+    pub ring: Option<Timestamp>,
+    pub answer: Option<Timestamp>,
+    pub end: Option<Timestamp>,
+    pub last_packet: Timestamp,
+    pub last_sip: Timestamp,
+    /// Ended by silence rather than by signalling.
+    pub timed_out: bool,
+    pub cancel_seen: bool,
+    pub on_hold: bool,
+    /// DTMF digits from RFC 4733 events and SIP INFO, in order.
+    pub dtmf: String,
+    pub media: Vec<MediaEndpoint>,
+    pub formats: Vec<PayloadFormat>,
+    pub streams: Vec<Stream>,
+    pub sip_messages: u32,
+    pub rtcp_packets: u64,
+    pub(crate) invite_cseq: u32,
+    pub(crate) last_event_ts: Option<(u32, u32)>,
+}
+
+impl Call {
+    /// Encoding names of the audio actually seen on the call's streams, in first-seen order;
+    /// falls back to the negotiated formats when no RTP was seen.
+    pub fn codecs(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for s in &self.streams {
+            if let Some(c) = s.codec.as_deref() {
+                if !out.iter().any(|o| o.eq_ignore_ascii_case(c)) {
+                    out.push(c.to_string());
+                }
+            }
+        }
+        if out.is_empty() {
+            for f in &self.formats {
+                let e = &f.encoding;
+                let audio =
+                    !e.eq_ignore_ascii_case("telephone-event") && !e.eq_ignore_ascii_case("CN");
+                if audio && !out.iter().any(|o| o.eq_ignore_ascii_case(e)) {
+                    out.push(e.clone());
+                }
+            }
+            out.truncate(1);
+        }
+        out
+    }
+
+    pub fn format(&self, pt: u8) -> Option<&PayloadFormat> {
+        self.formats.iter().rev().find(|f| f.pt == pt)
+    }
+
+    /// Seconds from start to end (or to the last packet while the call is up).
+    pub fn duration_ns(&self) -> i64 {
+        let end = self.end.unwrap_or(self.last_packet);
+        (end.nanos() - self.start.nanos()).max(0)
+    }
+
+    pub fn party_streams(&self, party: Party) -> impl Iterator<Item = &Stream> {
+        self.streams.iter().filter(move |s| s.party == Some(party))
+    }
+}

@@ -1,0 +1,293 @@
+//! The engine: one entry point for captured frames, the call table, and its bookkeeping.
+
+use crate::call::{Call, CallId, CallState, Party, PayloadFormat};
+use crate::media::{Binding, Candidate, StreamLoc};
+use crate::signalling::SipMeta;
+use crate::stream::{Stream, StreamKey};
+use earshot_wire::{Decapsulator, LinkType, Packet, Timestamp, Transport};
+use rustc_hash::FxHashMap;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+/// Limits and timeouts. Times are in capture time, so offline analysis and live capture age
+/// calls identically.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// A call with no SIP and no RTP for this long is ended (state kept, `timed_out` set).
+    pub idle_timeout_ns: i64,
+    /// How long an ended call stays in the table before [`Engine::expire`] removes it.
+    pub linger_ns: i64,
+    pub max_calls: usize,
+    pub max_unassociated: usize,
+    pub max_candidates: usize,
+    /// Keep calls forever (offline analysis); a live sensor sets this to false.
+    pub retain_ended: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            idle_timeout_ns: 300 * 1_000_000_000,
+            linger_ns: 10 * 1_000_000_000,
+            max_calls: 1_000_000,
+            max_unassociated: 100_000,
+            max_candidates: 65_536,
+            retain_ended: true,
+        }
+    }
+}
+
+/// What happened to a call; delivered to the [`Sink`] together with the call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    CallNew(CallId),
+    CallState(CallId, CallState),
+    /// An SDP moved or added media (re-INVITE, UPDATE, early media).
+    MediaChanged(CallId),
+    /// The call is about to leave the table.
+    CallRemoved(CallId),
+}
+
+/// One RTP packet of a call, borrowed from the frame being processed.
+#[derive(Debug)]
+pub struct RtpPacket<'a> {
+    pub call: CallId,
+    pub party: Party,
+    pub ts: Timestamp,
+    pub ssrc: u32,
+    pub seq: u16,
+    pub timestamp: u32,
+    pub payload_type: u8,
+    pub marker: bool,
+    pub payload: &'a [u8],
+    pub format: Option<&'a PayloadFormat>,
+    pub event: bool,
+}
+
+/// Receives what the engine sees, synchronously and without back-pressure: an implementation
+/// must not block (a live sensor copies into bounded queues and drops on overflow).
+pub trait Sink {
+    fn event(&mut self, _event: &Event, _call: &Call) {}
+    fn rtp(&mut self, _packet: &RtpPacket<'_>) {}
+}
+
+/// A sink that ignores everything, for pure analysis.
+pub struct NullSink;
+impl Sink for NullSink {}
+
+/// Whole-capture counters.
+#[derive(Clone, Debug, Default)]
+pub struct CaptureCounters {
+    pub frames: u64,
+    pub sip_messages: u64,
+    pub rtp_packets: u64,
+    pub rtcp_packets: u64,
+    /// Frames or messages that could not be decoded (decapsulation and SIP).
+    pub malformed: u64,
+    pub calls: u64,
+    pub calls_dropped: u64,
+    pub streams: u64,
+    /// In-dialog SIP whose INVITE was never seen.
+    pub orphan_sip: u64,
+    /// SIP outside INVITE dialogs, by method (requests only).
+    pub other_sip: BTreeMap<String, u64>,
+    pub first_ts: Option<Timestamp>,
+    pub last_ts: Option<Timestamp>,
+}
+
+impl CaptureCounters {
+    pub(crate) fn count_method(&mut self, method: &str, request: bool) {
+        if request && self.other_sip.len() < 64 {
+            *self
+                .other_sip
+                .entry(method.to_ascii_uppercase())
+                .or_default() += 1;
+        }
+    }
+    pub fn duration_s(&self) -> f64 {
+        match (self.first_ts, self.last_ts) {
+            (Some(a), Some(b)) => (b.nanos() - a.nanos()) as f64 / 1e9,
+            _ => 0.0,
+        }
+    }
+}
+
+pub struct Engine {
+    pub(crate) cfg: Config,
+    decap: Decapsulator,
+    streams_in: TcpSip,
+    pub(crate) calls: FxHashMap<CallId, Call>,
+    pub(crate) by_call_id: FxHashMap<String, Vec<CallId>>,
+    pub(crate) next_call_id: CallId,
+    pub(crate) bindings: FxHashMap<SocketAddr, Binding>,
+    pub(crate) binding_epoch: u64,
+    pub(crate) flows: FxHashMap<StreamKey, StreamLoc>,
+    pub(crate) unassociated: Vec<Stream>,
+    pub(crate) candidates: FxHashMap<StreamKey, Candidate>,
+    pub(crate) counters: CaptureCounters,
+}
+
+pub(crate) use crate::tcp_sip::TcpSip;
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine::new(Config::default())
+    }
+}
+
+impl Engine {
+    pub fn new(cfg: Config) -> Self {
+        Engine {
+            cfg,
+            decap: Decapsulator::new(),
+            streams_in: TcpSip::default(),
+            calls: FxHashMap::default(),
+            by_call_id: FxHashMap::default(),
+            next_call_id: 1,
+            bindings: FxHashMap::default(),
+            binding_epoch: 0,
+            flows: FxHashMap::default(),
+            unassociated: Vec::new(),
+            candidates: FxHashMap::default(),
+            counters: CaptureCounters::default(),
+        }
+    }
+
+    /// Feeds one captured link-layer frame.
+    pub fn handle_frame(
+        &mut self,
+        ts: Timestamp,
+        link: LinkType,
+        frame: &[u8],
+        sink: &mut dyn Sink,
+    ) {
+        self.counters.frames += 1;
+        self.counters.first_ts.get_or_insert(ts);
+        self.counters.last_ts = Some(self.counters.last_ts.map_or(ts, |l| l.max(ts)));
+        // The decapsulator borrows itself while calling back, so packets are handled through
+        // a split borrow of the rest of the engine.
+        let mut decap = std::mem::take(&mut self.decap);
+        decap.decode(ts, link, frame, &mut |p: &Packet<'_>| {
+            self.handle_packet(p, sink)
+        });
+        self.decap = decap;
+    }
+
+    /// Feeds one transport payload (for sources that decapsulate themselves, such as HEP).
+    pub fn handle_packet(&mut self, p: &Packet<'_>, sink: &mut dyn Sink) {
+        let meta = SipMeta {
+            ts: p.ts,
+            src: p.src,
+            dst: p.dst,
+            vlan: p.vlan,
+        };
+        match p.transport {
+            Transport::Udp => {
+                if earshot_sip::looks_like_sip(p.payload) {
+                    self.on_sip_bytes(meta, p.payload, sink);
+                } else {
+                    self.on_media(p.ts, p.src, p.dst, p.payload, sink);
+                }
+            }
+            Transport::Sctp { .. } => {
+                if earshot_sip::looks_like_sip(p.payload) {
+                    self.on_sip_bytes(meta, p.payload, sink);
+                }
+            }
+            Transport::Tcp { .. } => {
+                let mut msgs = Vec::new();
+                self.streams_in.push(p, &mut |m: SipMeta, bytes: &[u8]| {
+                    msgs.push((m, bytes.to_vec()))
+                });
+                for (m, bytes) in msgs {
+                    self.on_sip_bytes(m, &bytes, sink);
+                }
+            }
+        }
+    }
+
+    /// Ends calls idle for longer than the configured timeout and, unless ended calls are
+    /// retained, removes those that ended more than the linger time ago. Call it now and then
+    /// with the current capture time.
+    pub fn expire(&mut self, now: Timestamp, sink: &mut dyn Sink) {
+        let idle = self.cfg.idle_timeout_ns;
+        let mut changed = Vec::new();
+        for call in self.calls.values_mut() {
+            let silent = now.nanos() - call.last_packet.nanos();
+            if call.end.is_none() && silent > idle {
+                call.end = Some(call.last_packet);
+                call.timed_out = true;
+                changed.push(call.id);
+            }
+        }
+        for id in changed {
+            if let Some(call) = self.calls.get(&id) {
+                sink.event(&Event::CallState(id, call.state), call);
+            }
+        }
+        if !self.cfg.retain_ended {
+            let linger = self.cfg.linger_ns;
+            let old: Vec<CallId> = self
+                .calls
+                .values()
+                .filter(|c| c.end.is_some_and(|e| now.nanos() - e.nanos() > linger))
+                .map(|c| c.id)
+                .collect();
+            for id in old {
+                self.remove_call(id, sink);
+            }
+        }
+        self.streams_in.expire(now);
+    }
+
+    fn remove_call(&mut self, id: CallId, sink: &mut dyn Sink) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        sink.event(&Event::CallRemoved(id), call);
+        let Some(call) = self.calls.remove(&id) else {
+            return;
+        };
+        if let Some(ids) = self.by_call_id.get_mut(&call.call_id) {
+            ids.retain(|&i| i != id);
+            if ids.is_empty() {
+                self.by_call_id.remove(&call.call_id);
+            }
+        }
+        for s in &call.streams {
+            self.flows.remove(&s.key);
+        }
+        self.bindings.retain(|_, b| b.call != id);
+    }
+
+    pub(crate) fn emit(&mut self, sink: &mut dyn Sink, event: Event, id: CallId) {
+        if let Some(call) = self.calls.get(&id) {
+            sink.event(&event, call);
+        }
+    }
+
+    pub fn call(&self, id: CallId) -> Option<&Call> {
+        self.calls.get(&id)
+    }
+
+    /// Calls in the order they started.
+    pub fn calls(&self) -> Vec<&Call> {
+        let mut v: Vec<&Call> = self.calls.values().collect();
+        v.sort_by_key(|c| (c.start, c.id));
+        v
+    }
+
+    pub fn active_calls(&self) -> usize {
+        self.calls.values().filter(|c| c.end.is_none()).count()
+    }
+
+    pub fn unassociated_streams(&self) -> &[Stream] {
+        &self.unassociated
+    }
+
+    pub fn counters(&self) -> CaptureCounters {
+        let mut c = self.counters.clone();
+        c.malformed += self.decap.stats().malformed;
+        c
+    }
+}

@@ -1,0 +1,323 @@
+//! RTP meets calls: which call and which party a media packet belongs to.
+//!
+//! Association rule, in order:
+//! 1. A packet whose (source, destination, SSRC) already belongs to a stream stays with it,
+//!    unless a newer SDP has since handed its address to another call (SIPp and PBXes reuse
+//!    ports): then it starts a new stream in that call.
+//! 2. Destination = an address a party announced in SDP (`c=`/`m=`): the *other* party sent it.
+//!    This works whatever the source address is, so media from behind a NAT is still found.
+//! 3. Source = an address a party announced: that party sent it (symmetric RTP).
+//! 4. The source of a packet associated by rule 2 is learned as the sender's address, so the
+//!    reply sent to a NATed public address (never in any SDP) is associated by rule 2 too.
+//!
+//! Packets matching none of these are kept as unassociated streams once three of them carry
+//! consecutive sequence numbers, which rules out most non-RTP UDP.
+
+use crate::call::{CallId, Party, PayloadFormat};
+use crate::engine::{Engine, RtpPacket, Sink};
+use crate::stream::{Stream, StreamKey};
+use earshot_rtp::{is_rtcp, Rtp, TelephoneEvent};
+use earshot_wire::Timestamp;
+use std::net::SocketAddr;
+
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct Binding {
+    pub call: CallId,
+    pub party: Party,
+}
+
+/// Where a stream lives: in a call, or in the unassociated list.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct StreamLoc {
+    pub call: Option<CallId>,
+    pub idx: u32,
+    /// The binding epoch at which this location was last known to be right.
+    pub epoch: u64,
+}
+
+/// A candidate for an unassociated stream, until its sequence numbers prove it is RTP.
+#[derive(Clone, Debug)]
+pub(crate) struct Candidate {
+    pub stream: Stream,
+    pub last_seq: u16,
+    pub consecutive: u8,
+}
+
+const CANDIDATE_PROOF: u8 = 3;
+
+impl Engine {
+    /// Installs a call's SDP addresses as bindings; a binding taken from another call makes
+    /// every stream location re-check itself (see `StreamLoc::epoch`).
+    pub(crate) fn rebind_media(&mut self, id: CallId, _ts: Timestamp) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        for ep in &call.media {
+            for (addr, is_rtcp_addr) in [(ep.addr, false), (ep.rtcp, true)] {
+                if is_rtcp_addr && addr == ep.addr {
+                    continue;
+                }
+                let new = Binding {
+                    call: id,
+                    party: ep.party,
+                };
+                if let Some(old) = self.bindings.insert(addr, new) {
+                    if old.call != id {
+                        self.binding_epoch += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    pub(crate) fn on_media(
+        &mut self,
+        ts: Timestamp,
+        src: SocketAddr,
+        dst: SocketAddr,
+        payload: &[u8],
+        sink: &mut dyn Sink,
+    ) -> bool {
+        if is_rtcp(payload) {
+            return self.on_rtcp(src, dst);
+        }
+        let Some(rtp) = Rtp::parse(payload) else {
+            return false;
+        };
+        let key = StreamKey {
+            src,
+            dst,
+            ssrc: rtp.ssrc(),
+        };
+        let loc = match self.locate(key) {
+            Some(loc) => loc,
+            None => return self.on_unassociated(ts, key, &rtp),
+        };
+        self.counters.rtp_packets += 1;
+        match loc.call {
+            Some(call_id) => self.account_call_rtp(call_id, loc.idx, ts, &rtp, sink),
+            None => {
+                if let Some(s) = self.unassociated.get_mut(loc.idx as usize) {
+                    account_unassociated(s, ts, &rtp);
+                }
+            }
+        }
+        true
+    }
+
+    fn locate(&mut self, key: StreamKey) -> Option<StreamLoc> {
+        if let Some(loc) = self.flows.get(&key).copied() {
+            if loc.epoch == self.binding_epoch {
+                return Some(loc);
+            }
+            let current = self.binding_for(key).map(|(b, _)| b.call);
+            if current.is_none() || current == loc.call {
+                let fresh = StreamLoc {
+                    epoch: self.binding_epoch,
+                    ..loc
+                };
+                self.flows.insert(key, fresh);
+                return Some(fresh);
+            }
+        }
+        let (binding, sender) = self.binding_for(key)?;
+        // Rule 4: remember where this party really sends from.
+        self.bindings.entry(key.src).or_insert(Binding {
+            call: binding.call,
+            party: sender,
+        });
+        let call = self.calls.get_mut(&binding.call)?;
+        let idx = call.streams.len() as u32;
+        call.streams.push(Stream::new(key, Some(sender)));
+        self.counters.streams += 1;
+        let loc = StreamLoc {
+            call: Some(binding.call),
+            idx,
+            epoch: self.binding_epoch,
+        };
+        self.flows.insert(key, loc);
+        Some(loc)
+    }
+
+    /// The binding that claims a packet, and the party that sent it.
+    fn binding_for(&self, key: StreamKey) -> Option<(Binding, Party)> {
+        if let Some(b) = self.bindings.get(&key.dst) {
+            return Some((*b, b.party.other()));
+        }
+        self.bindings.get(&key.src).map(|b| (*b, b.party))
+    }
+
+    fn on_rtcp(&mut self, src: SocketAddr, dst: SocketAddr) -> bool {
+        self.counters.rtcp_packets += 1;
+        let owner = self
+            .bindings
+            .get(&dst)
+            .or_else(|| self.bindings.get(&src))
+            .map(|b| b.call);
+        if let Some(call) = owner.and_then(|id| self.calls.get_mut(&id)) {
+            call.rtcp_packets += 1;
+        }
+        true
+    }
+
+    fn account_call_rtp(
+        &mut self,
+        call_id: CallId,
+        idx: u32,
+        ts: Timestamp,
+        rtp: &Rtp<'_>,
+        sink: &mut dyn Sink,
+    ) {
+        let Some(call) = self.calls.get_mut(&call_id) else {
+            return;
+        };
+        call.last_packet = call.last_packet.max(ts);
+        let pt = rtp.payload_type();
+        let (encoding, clock) = payload_format(&call.formats, pt);
+        let is_event = encoding.is_some_and(|e| e.eq_ignore_ascii_case("telephone-event"));
+        let is_cn = pt == 13 || encoding.is_some_and(|e| e.eq_ignore_ascii_case("CN"));
+        if is_event {
+            record_dtmf(&mut call.dtmf, &mut call.last_event_ts, rtp);
+        }
+        let Some(stream) = call.streams.get_mut(idx as usize) else {
+            return;
+        };
+        update_stream(stream, ts, rtp, encoding, clock, is_event, is_cn);
+        let party = stream.party.unwrap_or(Party::Caller);
+        sink.rtp(&RtpPacket {
+            call: call_id,
+            party,
+            ts,
+            ssrc: rtp.ssrc(),
+            seq: rtp.sequence(),
+            timestamp: rtp.timestamp(),
+            payload_type: pt,
+            marker: rtp.marker(),
+            payload: rtp.payload(),
+            format: call.format(pt),
+            event: is_event,
+        });
+    }
+
+    fn on_unassociated(&mut self, ts: Timestamp, key: StreamKey, rtp: &Rtp<'_>) -> bool {
+        if !plausible_unannounced(key, rtp) {
+            return false;
+        }
+        if self.candidates.len() >= self.cfg.max_candidates {
+            self.candidates.clear();
+        }
+        let cand = self.candidates.entry(key).or_insert_with(|| Candidate {
+            stream: Stream::new(key, None),
+            last_seq: rtp.sequence().wrapping_sub(1),
+            consecutive: 0,
+        });
+        cand.consecutive = if rtp.sequence() == cand.last_seq.wrapping_add(1) {
+            cand.consecutive + 1
+        } else {
+            0
+        };
+        cand.last_seq = rtp.sequence();
+        account_unassociated(&mut cand.stream, ts, rtp);
+        if cand.consecutive < CANDIDATE_PROOF {
+            return false;
+        }
+        let Some(cand) = self.candidates.remove(&key) else {
+            return false;
+        };
+        if self.unassociated.len() >= self.cfg.max_unassociated {
+            return false;
+        }
+        self.counters.rtp_packets += cand.stream.stats.packets;
+        self.counters.streams += 1;
+        let idx = self.unassociated.len() as u32;
+        self.unassociated.push(cand.stream);
+        self.flows.insert(
+            key,
+            StreamLoc {
+                call: None,
+                idx,
+                epoch: self.binding_epoch,
+            },
+        );
+        true
+    }
+}
+
+/// Cheap filters against UDP that merely parses as RTP: well-known service ports and payload
+/// types RFC 3551 leaves unassigned or reserves for RTCP conflict avoidance.
+fn plausible_unannounced(key: StreamKey, rtp: &Rtp<'_>) -> bool {
+    let pt = rtp.payload_type();
+    let pt_ok = pt <= 34 || pt >= 96;
+    pt_ok && key.src.port() >= 1024 && key.dst.port() >= 1024 && !rtp.payload().is_empty()
+}
+
+fn account_unassociated(stream: &mut Stream, ts: Timestamp, rtp: &Rtp<'_>) {
+    let pt = rtp.payload_type();
+    let (encoding, clock) = payload_format(&[], pt);
+    let is_cn = pt == 13;
+    update_stream(stream, ts, rtp, encoding, clock, false, is_cn);
+}
+
+fn update_stream(
+    stream: &mut Stream,
+    ts: Timestamp,
+    rtp: &Rtp<'_>,
+    encoding: Option<&str>,
+    clock: u32,
+    is_event: bool,
+    is_cn: bool,
+) {
+    let pt = rtp.payload_type();
+    let audio = !is_event && !is_cn;
+    if is_event {
+        stream.events += 1;
+    }
+    if is_cn {
+        stream.comfort_noise += 1;
+    }
+    if stream.count_pt(pt, audio) {
+        if let Some(e) = encoding {
+            stream.codec = Some(e.to_owned());
+            stream.clock_rate = clock;
+        }
+    }
+    let clock = (!is_event && clock > 0).then_some(clock);
+    stream.stats.on_packet(
+        ts.nanos(),
+        rtp.sequence(),
+        rtp.timestamp(),
+        pt,
+        rtp.marker(),
+        rtp.len(),
+        clock,
+    );
+}
+
+/// One digit per event: an event is identified by its RTP timestamp, repeated in every packet
+/// of it (including the three redundant end packets).
+fn record_dtmf(dtmf: &mut String, last_event: &mut Option<(u32, u32)>, rtp: &Rtp<'_>) {
+    let Some(ev) = TelephoneEvent::parse(rtp.payload()) else {
+        return;
+    };
+    let id = (rtp.ssrc(), rtp.timestamp());
+    if *last_event == Some(id) {
+        return;
+    }
+    *last_event = Some(id);
+    if let Some(d) = ev.digit() {
+        if dtmf.len() < 1024 {
+            dtmf.push(d);
+        }
+    }
+}
+
+/// Encoding name and clock rate of a payload type: the call's SDP first, then RFC 3551.
+fn payload_format(formats: &[PayloadFormat], pt: u8) -> (Option<&str>, u32) {
+    match formats.iter().rev().find(|f| f.pt == pt) {
+        Some(f) => (Some(f.encoding.as_str()), f.clock_rate),
+        None => match earshot_sip::sdp::static_payload(pt) {
+            Some((e, r, _)) => (Some(e), r),
+            None => (None, 0),
+        },
+    }
+}

@@ -1,0 +1,398 @@
+//! SIP messages → call table: dialog matching, state machine, SDP → media endpoints.
+
+use crate::call::{Call, CallId, CallState, MediaEndpoint, Party, PayloadFormat};
+use crate::engine::{Engine, Event, Sink};
+use earshot_sip::sdp::{self, Direction};
+use earshot_sip::{SipMessage, StartLine};
+use earshot_wire::Timestamp;
+use std::net::SocketAddr;
+
+/// Where a SIP message was seen.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct SipMeta {
+    pub ts: Timestamp,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub vlan: Option<u16>,
+}
+
+impl Engine {
+    pub(crate) fn on_sip_bytes(&mut self, meta: SipMeta, bytes: &[u8], sink: &mut dyn Sink) {
+        let msg = match SipMessage::parse(bytes) {
+            Ok(m) => m,
+            Err(_) => {
+                self.counters.malformed += 1;
+                return;
+            }
+        };
+        self.counters.sip_messages += 1;
+        let Some(call_id) = msg.call_id() else {
+            self.counters.malformed += 1;
+            return;
+        };
+        let Some((cseq, cseq_method)) = msg.cseq() else {
+            self.counters.malformed += 1;
+            return;
+        };
+        if !is_dialog_method(cseq_method) {
+            self.counters
+                .count_method(cseq_method, matches!(msg.start, StartLine::Request { .. }));
+            return;
+        }
+        let id = match self.find_call(call_id, &msg) {
+            Some(id) => id,
+            None => match &msg.start {
+                StartLine::Request { method, .. } if method.eq_ignore_ascii_case("INVITE") => {
+                    match self.new_call(meta, call_id, cseq, &msg) {
+                        Some(id) => {
+                            self.emit(sink, Event::CallNew(id), id);
+                            id
+                        }
+                        None => return,
+                    }
+                }
+                // A dialog whose INVITE was not captured: nothing to attach it to.
+                _ => {
+                    self.counters.orphan_sip += 1;
+                    return;
+                }
+            },
+        };
+        self.update_call(id, meta, cseq, cseq_method, &msg, sink);
+    }
+
+    fn find_call(&self, call_id: &str, msg: &SipMessage<'_>) -> Option<CallId> {
+        let ids = self.by_call_id.get(call_id)?;
+        let from_tag = msg.from().and_then(|f| f.tag.map(str::to_owned));
+        let to_tag = msg.to().and_then(|t| t.tag.map(str::to_owned));
+        // Newest first: a reused Call-ID belongs to the latest call that matches its tags.
+        ids.iter().rev().copied().find(|id| {
+            let Some(call) = self.calls.get(id) else {
+                return false;
+            };
+            tags_match(call, from_tag.as_deref(), to_tag.as_deref())
+        })
+    }
+
+    fn new_call(
+        &mut self,
+        meta: SipMeta,
+        call_id: &str,
+        cseq: u32,
+        msg: &SipMessage<'_>,
+    ) -> Option<CallId> {
+        if self.calls.len() >= self.cfg.max_calls {
+            self.counters.calls_dropped += 1;
+            return None;
+        }
+        let from = msg.from();
+        let to = msg.to();
+        let id = self.next_call_id;
+        self.next_call_id += 1;
+        let call = Call {
+            id,
+            call_id: call_id.to_owned(),
+            from_tag: from.as_ref().and_then(|f| f.tag.map(str::to_owned)),
+            to_tag: None,
+            caller: from
+                .as_ref()
+                .and_then(|f| f.user)
+                .unwrap_or_default()
+                .to_owned(),
+            called: to
+                .as_ref()
+                .and_then(|t| t.user)
+                .unwrap_or_default()
+                .to_owned(),
+            caller_name: from
+                .as_ref()
+                .and_then(|f| f.display.as_ref().map(|d| d.to_string())),
+            called_name: to
+                .as_ref()
+                .and_then(|t| t.display.as_ref().map(|d| d.to_string())),
+            caller_domain: from.as_ref().and_then(|f| f.host.map(str::to_owned)),
+            called_domain: to.as_ref().and_then(|t| t.host.map(str::to_owned)),
+            from_uri: from.as_ref().map(|f| f.uri.to_owned()).unwrap_or_default(),
+            to_uri: to.as_ref().map(|t| t.uri.to_owned()).unwrap_or_default(),
+            caller_agent: msg.user_agent().map(str::to_owned),
+            called_agent: None,
+            caller_sip: meta.src,
+            called_sip: meta.dst,
+            vlan: meta.vlan,
+            state: CallState::Trying,
+            sip_code: None,
+            last_sip_code: None,
+            reason: None,
+            start: meta.ts,
+            ring: None,
+            answer: None,
+            end: None,
+            last_packet: meta.ts,
+            last_sip: meta.ts,
+            timed_out: false,
+            cancel_seen: false,
+            on_hold: false,
+            dtmf: String::new(),
+            media: Vec::new(),
+            formats: Vec::new(),
+            streams: Vec::new(),
+            sip_messages: 0,
+            rtcp_packets: 0,
+            invite_cseq: cseq,
+            last_event_ts: None,
+        };
+        self.calls.insert(id, call);
+        self.by_call_id
+            .entry(call_id.to_owned())
+            .or_default()
+            .push(id);
+        self.counters.calls += 1;
+        Some(id)
+    }
+
+    fn update_call(
+        &mut self,
+        id: CallId,
+        meta: SipMeta,
+        cseq: u32,
+        cseq_method: &str,
+        msg: &SipMessage<'_>,
+        sink: &mut dyn Sink,
+    ) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        call.sip_messages += 1;
+        call.last_packet = call.last_packet.max(meta.ts);
+        call.last_sip = meta.ts;
+        let before = call.state;
+        let mut media_changed = false;
+        match &msg.start {
+            StartLine::Request { method, .. } => {
+                on_request(call, meta, method, cseq, msg);
+                if method.eq_ignore_ascii_case("INFO") {
+                    if let Some(d) = info_dtmf(msg) {
+                        call.dtmf.push(d);
+                    }
+                }
+            }
+            StartLine::Response { code, reason } => {
+                on_response(call, meta, *code, reason, cseq, cseq_method, msg)
+            }
+        }
+        if let Some(body) = msg.sdp() {
+            if let Ok(sdp) = sdp::parse(body) {
+                let party = sender(call, msg, meta);
+                media_changed = apply_sdp(call, party, &sdp);
+            }
+        }
+        let after = call.state;
+        if media_changed {
+            self.rebind_media(id, meta.ts);
+            self.emit(sink, Event::MediaChanged(id), id);
+        }
+        if after != before {
+            self.emit(sink, Event::CallState(id, after), id);
+        }
+    }
+}
+
+/// Methods that belong to an INVITE dialog. Everything else (REGISTER, OPTIONS, SUBSCRIBE,
+/// NOTIFY, MESSAGE, PUBLISH...) is counted but never makes or changes a call.
+fn is_dialog_method(m: &str) -> bool {
+    [
+        "INVITE", "ACK", "BYE", "CANCEL", "PRACK", "UPDATE", "INFO", "REFER",
+    ]
+    .iter()
+    .any(|d| m.eq_ignore_ascii_case(d))
+}
+
+fn tags_match(call: &Call, from_tag: Option<&str>, to_tag: Option<&str>) -> bool {
+    let same = |a: Option<&str>, b: Option<&str>| matches!((a, b), (Some(x), Some(y)) if x == y);
+    let ours = call.from_tag.as_deref();
+    // Requests from the called party swap From and To.
+    let forward = ours.is_none() || from_tag.is_none() || same(ours, from_tag);
+    let backward = same(ours, to_tag);
+    forward || backward
+}
+
+fn on_request(call: &mut Call, meta: SipMeta, method: &str, cseq: u32, msg: &SipMessage<'_>) {
+    let from_caller = sender(call, msg, meta) == Party::Caller;
+    if method.eq_ignore_ascii_case("INVITE") {
+        let initial = msg.to().and_then(|t| t.tag).is_none();
+        if initial && cseq > call.invite_cseq && !call.state.is_final()
+            || initial && call.state == CallState::Failed
+        {
+            // An authenticated retry (after 401/407) of the same call: start over.
+            call.invite_cseq = cseq;
+            call.state = CallState::Trying;
+            call.sip_code = None;
+            call.end = None;
+        }
+        if from_caller && call.caller_agent.is_none() {
+            call.caller_agent = msg.user_agent().map(str::to_owned);
+        }
+    } else if method.eq_ignore_ascii_case("CANCEL") {
+        call.cancel_seen = true;
+    } else if method.eq_ignore_ascii_case("BYE") {
+        if call.state == CallState::Answered || call.answer.is_some() {
+            call.state = CallState::Ended;
+        } else if !call.state.is_final() {
+            call.state = CallState::Cancelled;
+        }
+        if call.end.is_none() {
+            call.end = Some(meta.ts);
+        }
+        if let Some(r) = msg.reason() {
+            call.reason = Some(r.to_owned());
+        }
+    }
+}
+
+fn on_response(
+    call: &mut Call,
+    meta: SipMeta,
+    code: u16,
+    reason: &str,
+    cseq: u32,
+    cseq_method: &str,
+    msg: &SipMessage<'_>,
+) {
+    if !cseq_method.eq_ignore_ascii_case("INVITE") {
+        return;
+    }
+    call.last_sip_code = Some(code);
+    if call.called_agent.is_none() {
+        call.called_agent = msg.user_agent().map(str::to_owned);
+    }
+    let initial = cseq == call.invite_cseq && call.answer.is_none();
+    if !initial || call.state.is_final() {
+        return;
+    }
+    match code {
+        100..=199 => {
+            if code > 100 {
+                call.ring.get_or_insert(meta.ts);
+                let early = msg.sdp().is_some();
+                call.state = if early || call.state == CallState::Early {
+                    CallState::Early
+                } else {
+                    CallState::Ringing
+                };
+            }
+        }
+        200..=299 => {
+            call.state = CallState::Answered;
+            call.answer = Some(meta.ts);
+            call.sip_code = Some(code);
+            call.to_tag = msg.to().and_then(|t| t.tag.map(str::to_owned));
+        }
+        _ => {
+            call.sip_code = Some(code);
+            call.state = if code == 487 || call.cancel_seen {
+                CallState::Cancelled
+            } else {
+                CallState::Failed
+            };
+            call.end = Some(meta.ts);
+            call.reason = Some(msg.reason().unwrap_or(reason).to_owned());
+        }
+    }
+}
+
+/// Which party sent a message, from its From tag rather than its addresses, so that proxies,
+/// B2BUAs and several phones on one host are told apart: requests carry the sender's tag in
+/// From, responses echo the From of the request they answer.
+fn sender(call: &Call, msg: &SipMessage<'_>, meta: SipMeta) -> Party {
+    let from_tag = msg.from().and_then(|f| f.tag);
+    let from_caller = match (from_tag, call.from_tag.as_deref()) {
+        (Some(t), Some(ours)) => t == ours,
+        _ => meta.src == call.caller_sip || meta.dst == call.called_sip,
+    };
+    let request = matches!(msg.start, StartLine::Request { .. });
+    if from_caller == request {
+        Party::Caller
+    } else {
+        Party::Called
+    }
+}
+
+/// Records the media endpoints and payload formats of an SDP; true if anything changed.
+fn apply_sdp(call: &mut Call, party: Party, sdp: &sdp::Sdp<'_>) -> bool {
+    let mut endpoints = Vec::new();
+    let mut hold = false;
+    for m in sdp
+        .media
+        .iter()
+        .filter(|m| m.kind.eq_ignore_ascii_case("audio"))
+    {
+        for r in &m.rtpmap {
+            let fmt = PayloadFormat {
+                pt: r.pt,
+                encoding: r.encoding.to_owned(),
+                clock_rate: r.clock_rate,
+                channels: r.channels,
+            };
+            if call.format(r.pt) != Some(&fmt) {
+                call.formats.push(fmt);
+            }
+        }
+        for &pt in &m.formats {
+            if call.format(pt).is_none() {
+                if let Some((enc, rate, ch)) = sdp::static_payload(pt) {
+                    call.formats.push(PayloadFormat {
+                        pt,
+                        encoding: enc.to_owned(),
+                        clock_rate: rate,
+                        channels: ch,
+                    });
+                }
+            }
+        }
+        let Some(ip) = m.connection.or(sdp.connection) else {
+            continue;
+        };
+        hold |=
+            ip.is_unspecified() || matches!(m.direction, Direction::Inactive | Direction::SendOnly);
+        if m.port == 0 || ip.is_unspecified() {
+            continue;
+        }
+        let addr = SocketAddr::new(ip, m.port);
+        let rtcp = match m.rtcp {
+            _ if m.rtcp_mux => addr,
+            Some((port, rip)) => SocketAddr::new(rip.unwrap_or(ip), port),
+            None => SocketAddr::new(ip, m.port.wrapping_add(1)),
+        };
+        endpoints.push(MediaEndpoint { party, addr, rtcp });
+    }
+    call.on_hold = hold;
+    let mut changed = false;
+    for ep in endpoints {
+        if !call.media.contains(&ep) {
+            call.media
+                .retain(|e| !(e.party == ep.party && e.addr == ep.addr));
+            call.media.push(ep);
+            changed = true;
+        }
+    }
+    // Formats alone never move media, but a new endpoint does.
+    changed
+}
+
+/// A digit from SIP INFO: `application/dtmf-relay` (`Signal=5`) or `application/dtmf` (`5`).
+fn info_dtmf(msg: &SipMessage<'_>) -> Option<char> {
+    let ct = msg.content_type()?.to_ascii_lowercase();
+    let body = std::str::from_utf8(msg.body).ok()?;
+    let value = if ct.starts_with("application/dtmf-relay") {
+        body.lines().find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            k.trim().eq_ignore_ascii_case("signal").then(|| v.trim())
+        })?
+    } else if ct.starts_with("application/dtmf") {
+        body.trim()
+    } else {
+        return None;
+    };
+    let c = value.chars().next()?;
+    (c.is_ascii_digit() || "*#ABCDabcd".contains(c)).then(|| c.to_ascii_uppercase())
+}

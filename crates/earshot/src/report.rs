@@ -1,0 +1,173 @@
+//! Rendering analysis results: the human table and the `--json` document
+//! (schema documented in docs/analyze-json.md; the field names are a public interface).
+
+use earshot_core::{Call, Engine, Stream};
+use earshot_wire::Timestamp;
+use serde_json::{json, Value};
+use std::io::{self, Write};
+
+/// RFC 3339 in UTC with microseconds, e.g. `2013-07-19T10:31:05.123456Z`.
+pub fn rfc3339(ts: Timestamp) -> String {
+    let fmt = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+    );
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ts.nanos()))
+        .ok()
+        .and_then(|t| t.format(&fmt).ok())
+        .unwrap_or_default()
+}
+
+fn round(v: f64, digits: i32) -> f64 {
+    let m = 10f64.powi(digits);
+    (v * m).round() / m
+}
+
+pub fn stream_json(s: &Stream) -> Value {
+    json!({
+        "ssrc": format!("0x{:08X}", s.key.ssrc),
+        "src": s.key.src.to_string(),
+        "dst": s.key.dst.to_string(),
+        "direction": s.party.map(|p| p.as_str()),
+        "payload_type": s.payload_type,
+        "codec": s.codec,
+        "clock_rate": s.clock_rate,
+        "packets": s.stats.packets,
+        "lost": s.stats.lost(),
+        "duplicates": s.stats.duplicates,
+        "out_of_order": s.stats.out_of_order,
+        "jitter_ms": round(s.stats.mean_jitter_ms(), 3),
+        "max_jitter_ms": round(s.stats.max_jitter_ms(), 3),
+        "max_delta_ms": round(s.stats.max_delta_ms(), 3),
+        "mos": round(s.mos(), 2),
+        "start": rfc3339(Timestamp(s.stats.first_seen_ns)),
+        "end": rfc3339(Timestamp(s.stats.last_seen_ns)),
+    })
+}
+
+pub fn call_json(c: &Call) -> Value {
+    json!({
+        "call_id": c.call_id,
+        "caller": c.caller,
+        "called": c.called,
+        "caller_name": c.caller_name,
+        "called_name": c.called_name,
+        "from": c.from_uri,
+        "to": c.to_uri,
+        "state": c.state.as_str(),
+        "sip_code": c.sip_code.or(c.last_sip_code),
+        "reason": c.reason,
+        "start": rfc3339(c.start),
+        "ring": c.ring.map(rfc3339),
+        "answer": c.answer.map(rfc3339),
+        "end": c.end.map(rfc3339),
+        "timed_out": c.timed_out,
+        "duration_s": round(c.duration_ns() as f64 / 1e9, 3),
+        "codecs": c.codecs(),
+        "dtmf": c.dtmf,
+        "caller_agent": c.caller_agent,
+        "called_agent": c.called_agent,
+        "caller_sip": c.caller_sip.to_string(),
+        "called_sip": c.called_sip.to_string(),
+        "vlan": c.vlan,
+        "sip_messages": c.sip_messages,
+        "rtcp_packets": c.rtcp_packets,
+        "streams": c.streams.iter().map(stream_json).collect::<Vec<_>>(),
+    })
+}
+
+pub fn document(engine: &Engine) -> Value {
+    let counters = engine.counters();
+    json!({
+        "capture": {
+            "packets": counters.frames,
+            "sip_messages": counters.sip_messages,
+            "rtp_packets": counters.rtp_packets,
+            "rtcp_packets": counters.rtcp_packets,
+            "malformed": counters.malformed,
+            "duration_s": round(counters.duration_s(), 6),
+            "other_sip_requests": counters.other_sip,
+        },
+        "calls": engine.calls().into_iter().map(call_json).collect::<Vec<_>>(),
+        "unassociated_streams": engine.unassociated_streams().iter().map(stream_json).collect::<Vec<_>>(),
+    })
+}
+
+pub fn write_table(out: &mut dyn Write, engine: &Engine) -> io::Result<()> {
+    let calls = engine.calls();
+    for c in &calls {
+        let code = c
+            .sip_code
+            .or(c.last_sip_code)
+            .map(|n| format!(" {n}"))
+            .unwrap_or_default();
+        let mos = c
+            .streams
+            .iter()
+            .map(|s| s.mos())
+            .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.min(v))));
+        writeln!(
+            out,
+            "{}  {} -> {}  {}{}  {:.1} s  {}  MOS {}  {}",
+            rfc3339(c.start),
+            or_dash(&c.caller),
+            or_dash(&c.called),
+            c.state,
+            code,
+            c.duration_ns() as f64 / 1e9,
+            or_dash(&c.codecs().join(",")),
+            mos.map(|m| format!("{m:.1}")).unwrap_or_else(|| "-".into()),
+            c.call_id,
+        )?;
+        if !c.dtmf.is_empty() {
+            writeln!(out, "    DTMF {}", c.dtmf)?;
+        }
+        for s in &c.streams {
+            write_stream(out, s)?;
+        }
+    }
+    let un = engine.unassociated_streams();
+    if !un.is_empty() {
+        writeln!(out, "unassociated RTP (no SDP seen)")?;
+        for s in un {
+            write_stream(out, s)?;
+        }
+    }
+    let k = engine.counters();
+    writeln!(
+        out,
+        "{} calls, {} packets, {} SIP messages, {} RTP packets, {} malformed, {:.1} s",
+        calls.len(),
+        k.frames,
+        k.sip_messages,
+        k.rtp_packets,
+        k.malformed,
+        k.duration_s()
+    )
+}
+
+fn write_stream(out: &mut dyn Write, s: &Stream) -> io::Result<()> {
+    let st = &s.stats;
+    writeln!(
+        out,
+        "    0x{:08X}  {} -> {}  {:<6} {:<8} {:>6} pkts  lost {} ({:.1}%)  jitter {:.2}/{:.2} ms  MOS {:.1}",
+        s.key.ssrc,
+        s.key.src,
+        s.key.dst,
+        s.party.map(|p| p.as_str()).unwrap_or("-"),
+        s.codec.as_deref().map(str::to_owned).unwrap_or_else(|| format!("PT{}", s.payload_type)),
+        st.packets,
+        st.lost(),
+        st.loss_percent(),
+        st.mean_jitter_ms(),
+        st.max_jitter_ms(),
+        s.mos(),
+    )
+}
+
+fn or_dash(s: &str) -> &str {
+    if s.is_empty() {
+        "-"
+    } else {
+        s
+    }
+}
