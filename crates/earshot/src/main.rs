@@ -1,6 +1,7 @@
 //! The `earshot` command line: a thin layer over the library crates.
 
 mod analyze;
+mod extract;
 mod report;
 mod synth;
 
@@ -18,6 +19,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Analyze(analyze::Args),
+    Extract(extract::Args),
     Synth(synth::Args),
 }
 
@@ -25,6 +27,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Analyze(args) => analyze::run(args),
+        Command::Extract(args) => extract::run(args),
         Command::Synth(args) => synth::run(args),
     };
     match result {
