@@ -26,10 +26,16 @@ mod gsm;
 mod guard;
 mod ima;
 mod l16;
+mod mixer;
 mod opus;
+mod playout;
+mod resample;
 
 pub use codec::Codec;
 pub use error::{DecodeError, Unsupported};
+pub use mixer::{CallAudio, Leg, MixConfig, MixError, MixMode};
+pub use playout::{Chunk, Playout, PlayoutConfig, PlayoutStats, RtpIn};
+pub use resample::Resampler;
 
 /// One decoder per RTP stream: decoders carry state between packets.
 pub trait Decoder: Send {

@@ -140,7 +140,8 @@ pub struct Call {
     pub sip_messages: u32,
     pub rtcp_packets: u64,
     pub(crate) invite_cseq: u32,
-    pub(crate) last_event_ts: Option<(u32, u32)>,
+    /// Every media address ever bound to this call (see `media.rs`), for removal.
+    pub(crate) bound: Vec<std::net::SocketAddr>,
 }
 
 impl Call {

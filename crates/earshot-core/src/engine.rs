@@ -112,6 +112,21 @@ impl CaptureCounters {
     }
 }
 
+/// Sizes of the engine's tables; see [`Engine::table_sizes`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TableSizes {
+    pub calls: usize,
+    /// Distinct SIP Call-IDs indexed.
+    pub by_call_id: usize,
+    /// Media addresses bound to a call (announced in SDP or learned from NATed senders).
+    pub bindings: usize,
+    /// Known RTP flows (address pair and SSRC) and where their stream lives.
+    pub flows: usize,
+    /// Flows still proving they are RTP.
+    pub candidates: usize,
+    pub unassociated: usize,
+}
+
 pub struct Engine {
     pub(crate) cfg: Config,
     decap: Decapsulator,
@@ -254,10 +269,19 @@ impl Engine {
                 self.by_call_id.remove(&call.call_id);
             }
         }
+        // Only what still points at this call goes: with ports reused (SIPp, NAT), a flow key
+        // or an address may since have moved to a newer call that must keep it. Walking the
+        // call's own lists rather than whole tables keeps removing many calls linear.
         for s in &call.streams {
-            self.flows.remove(&s.key);
+            if self.flows.get(&s.key).is_some_and(|l| l.call == Some(id)) {
+                self.flows.remove(&s.key);
+            }
         }
-        self.bindings.retain(|_, b| b.call != id);
+        for addr in &call.bound {
+            if self.bindings.get(addr).is_some_and(|b| b.call == id) {
+                self.bindings.remove(addr);
+            }
+        }
     }
 
     pub(crate) fn emit(&mut self, sink: &mut dyn Sink, event: Event, id: CallId) {
@@ -283,6 +307,19 @@ impl Engine {
 
     pub fn unassociated_streams(&self) -> &[Stream] {
         &self.unassociated
+    }
+
+    /// Entry counts of the engine's internal tables, to check from outside that memory stays
+    /// bounded (a live sensor exports them; tests assert they drain when calls expire).
+    pub fn table_sizes(&self) -> TableSizes {
+        TableSizes {
+            calls: self.calls.len(),
+            by_call_id: self.by_call_id.len(),
+            bindings: self.bindings.len(),
+            flows: self.flows.len(),
+            candidates: self.candidates.len(),
+            unassociated: self.unassociated.len(),
+        }
     }
 
     pub fn counters(&self) -> CaptureCounters {

@@ -9,6 +9,10 @@
 //! 3. Source = an address a party announced: that party sent it (symmetric RTP).
 //! 4. The source of a packet associated by rule 2 is learned as the sender's address, so the
 //!    reply sent to a NATed public address (never in any SDP) is associated by rule 2 too.
+//!    A learned address is weaker evidence than an announced one: it is re-learned by a later
+//!    call whose media comes from it (NATs and SIPp reuse the same public port call after
+//!    call), and when a packet's destination is only learned but its source is announced by
+//!    another call, the announced source wins.
 //!
 //! Packets matching none of these are kept as unassociated streams once three of them carry
 //! consecutive sequence numbers, which rules out most non-RTP UDP.
@@ -24,6 +28,8 @@ use std::net::SocketAddr;
 pub(crate) struct Binding {
     pub call: CallId,
     pub party: Party,
+    /// Learned from where media came from (rule 4) rather than announced in an SDP.
+    pub learned: bool,
 }
 
 /// Where a stream lives: in a call, or in the unassociated list.
@@ -49,7 +55,7 @@ impl Engine {
     /// Installs a call's SDP addresses as bindings; a binding taken from another call makes
     /// every stream location re-check itself (see `StreamLoc::epoch`).
     pub(crate) fn rebind_media(&mut self, id: CallId, _ts: Timestamp) {
-        let Some(call) = self.calls.get(&id) else {
+        let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
         for ep in &call.media {
@@ -60,12 +66,14 @@ impl Engine {
                 let new = Binding {
                     call: id,
                     party: ep.party,
+                    learned: false,
                 };
                 if let Some(old) = self.bindings.insert(addr, new) {
                     if old.call != id {
                         self.binding_epoch += 1;
                     }
                 }
+                remember_bound(&mut call.bound, addr);
             }
         }
     }
@@ -107,7 +115,10 @@ impl Engine {
 
     fn locate(&mut self, key: StreamKey) -> Option<StreamLoc> {
         if let Some(loc) = self.flows.get(&key).copied() {
-            if loc.epoch == self.binding_epoch {
+            // An unassociated flow looks for a binding on every packet: an SDP seen after its
+            // media began binds a fresh address without bumping the epoch. Such flows are
+            // rare, so the two extra lookups cost little.
+            if loc.epoch == self.binding_epoch && loc.call.is_some() {
                 return Some(loc);
             }
             let current = self.binding_for(key).map(|(b, _)| b.call);
@@ -116,17 +127,33 @@ impl Engine {
                     epoch: self.binding_epoch,
                     ..loc
                 };
-                self.flows.insert(key, fresh);
+                if loc.epoch != fresh.epoch {
+                    self.flows.insert(key, fresh);
+                }
                 return Some(fresh);
             }
         }
         let (binding, sender) = self.binding_for(key)?;
-        // Rule 4: remember where this party really sends from.
-        self.bindings.entry(key.src).or_insert(Binding {
-            call: binding.call,
-            party: sender,
-        });
         let call = self.calls.get_mut(&binding.call)?;
+        // Rule 4: remember where this party really sends from. An address learned for an
+        // earlier call is taken over: the NAT (or SIPp) reused the port for this call, and
+        // leaving it would send this call's replies to the old one.
+        let learn = match self.bindings.get(&key.src) {
+            None => true,
+            Some(b) => b.learned && b.call != binding.call,
+        };
+        if learn {
+            let new = Binding {
+                call: binding.call,
+                party: sender,
+                learned: true,
+            };
+            if self.bindings.insert(key.src, new).is_some() {
+                // Flows already located through the old owner must look again.
+                self.binding_epoch += 1;
+            }
+            remember_bound(&mut call.bound, key.src);
+        }
         let idx = call.streams.len() as u32;
         call.streams.push(Stream::new(key, Some(sender)));
         self.counters.streams += 1;
@@ -141,10 +168,16 @@ impl Engine {
 
     /// The binding that claims a packet, and the party that sent it.
     fn binding_for(&self, key: StreamKey) -> Option<(Binding, Party)> {
-        if let Some(b) = self.bindings.get(&key.dst) {
-            return Some((*b, b.party.other()));
+        match (self.bindings.get(&key.dst), self.bindings.get(&key.src)) {
+            // An SDP is the call's own word; a learned address may be a stale NAT mapping
+            // of an earlier call whose new owner has not sent yet.
+            (Some(d), Some(s)) if d.learned && !s.learned && d.call != s.call => {
+                Some((*s, s.party))
+            }
+            (Some(d), _) => Some((*d, d.party.other())),
+            (None, Some(s)) => Some((*s, s.party)),
+            (None, None) => None,
         }
-        self.bindings.get(&key.src).map(|b| (*b, b.party))
     }
 
     fn on_rtcp(&mut self, src: SocketAddr, dst: SocketAddr) -> bool {
@@ -176,12 +209,12 @@ impl Engine {
         let (encoding, clock) = payload_format(&call.formats, pt);
         let is_event = encoding.is_some_and(|e| e.eq_ignore_ascii_case("telephone-event"));
         let is_cn = pt == 13 || encoding.is_some_and(|e| e.eq_ignore_ascii_case("CN"));
-        if is_event {
-            record_dtmf(&mut call.dtmf, &mut call.last_event_ts, rtp);
-        }
         let Some(stream) = call.streams.get_mut(idx as usize) else {
             return;
         };
+        if is_event {
+            record_dtmf(&mut call.dtmf, &mut stream.last_event, rtp);
+        }
         update_stream(stream, ts, rtp, encoding, clock, is_event, is_cn);
         let party = stream.party.unwrap_or(Party::Caller);
         sink.rtp(&RtpPacket {
@@ -243,6 +276,13 @@ impl Engine {
     }
 }
 
+/// Records an address bound to a call, so removing the call frees exactly its bindings.
+fn remember_bound(bound: &mut Vec<SocketAddr>, addr: SocketAddr) {
+    if !bound.contains(&addr) {
+        bound.push(addr);
+    }
+}
+
 /// Cheap filters against UDP that merely parses as RTP: well-known service ports and payload
 /// types RFC 3551 leaves unassigned or reserves for RTCP conflict avoidance.
 fn plausible_unannounced(key: StreamKey, rtp: &Rtp<'_>) -> bool {
@@ -294,12 +334,13 @@ fn update_stream(
 }
 
 /// One digit per event: an event is identified by its RTP timestamp, repeated in every packet
-/// of it (including the three redundant end packets).
-fn record_dtmf(dtmf: &mut String, last_event: &mut Option<(u32, u32)>, rtp: &Rtp<'_>) {
+/// of it (including the three redundant end packets). The last one is remembered per stream,
+/// because both directions may carry events at once and their packets interleave.
+fn record_dtmf(dtmf: &mut String, last_event: &mut Option<u32>, rtp: &Rtp<'_>) {
     let Some(ev) = TelephoneEvent::parse(rtp.payload()) else {
         return;
     };
-    let id = (rtp.ssrc(), rtp.timestamp());
+    let id = rtp.timestamp();
     if *last_event == Some(id) {
         return;
     }

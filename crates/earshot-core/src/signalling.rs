@@ -139,7 +139,7 @@ impl Engine {
             sip_messages: 0,
             rtcp_packets: 0,
             invite_cseq: cseq,
-            last_event_ts: None,
+            bound: Vec::new(),
         };
         self.calls.insert(id, call);
         self.by_call_id
@@ -228,6 +228,8 @@ fn on_request(call: &mut Call, meta: SipMeta, method: &str, cseq: u32, msg: &Sip
             call.state = CallState::Trying;
             call.sip_code = None;
             call.end = None;
+            // The challenge's reason ("Proxy Authentication Required") is not this attempt's.
+            call.reason = None;
         }
         if from_caller && call.caller_agent.is_none() {
             call.caller_agent = msg.user_agent().map(str::to_owned);

@@ -26,6 +26,8 @@ pub struct Stream {
     pub pt_counts: Vec<(u8, u64)>,
     pub events: u64,
     pub comfort_noise: u64,
+    /// RTP timestamp of the last telephone-event seen, so each event gives one digit.
+    pub(crate) last_event: Option<u32>,
 }
 
 impl Stream {
@@ -40,6 +42,7 @@ impl Stream {
             pt_counts: Vec::new(),
             events: 0,
             comfort_noise: 0,
+            last_event: None,
         }
     }
 

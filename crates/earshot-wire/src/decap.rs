@@ -218,6 +218,14 @@ impl Decapsulator {
         }
     }
 
+    /// Decodes a bare HEP datagram (v1/v2/v3, as a HEP listener receives it from heplify,
+    /// Kamailio, OpenSIPS or FreeSWITCH); the packet inside comes out with `from_hep` set and
+    /// the HEP capture time when the envelope carries one (`ts` otherwise). The same as
+    /// [`Self::decode`] with [`LinkType::HEP`], counted in the same statistics.
+    pub fn decode_hep(&mut self, ts: Timestamp, payload: &[u8], out: &mut dyn FnMut(&Packet<'_>)) {
+        self.decode(ts, LinkType::HEP, payload, out);
+    }
+
     pub fn stats(&self) -> &DecapStats {
         &self.stats
     }
@@ -244,7 +252,20 @@ impl Decapsulator {
             229 => self.ipv6(ctx, d, out),
             0 | 108 => self.null(ctx, d, out),
             9 => self.ppp(ctx, d, out),
+            x if x == LinkType::HEP.0 => self.nested(ctx, |s, c| s.hep(c, d, out)),
             _ => Err(Skip::Unsupported),
+        }
+    }
+
+    /// A bare HEP datagram: HEP3 announces itself; v1/v2 are recognised by their version byte,
+    /// which is all a listener that was told "this is HEP" needs.
+    fn hep(&mut self, ctx: Ctx, d: &[u8], out: &mut Out<'_>) -> Res {
+        if d.starts_with(b"HEP3") {
+            self.hep3(ctx, d, out)
+        } else if matches!(d.first(), Some(1 | 2)) {
+            self.hep2(ctx, d, out)
+        } else {
+            Err(Skip::Malformed)
         }
     }
 
@@ -748,5 +769,101 @@ impl<'a> Hep<'a> {
             _ => {}
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(ctype: u16, val: &[u8]) -> Vec<u8> {
+        let mut c = vec![0, 0];
+        c.extend_from_slice(&ctype.to_be_bytes());
+        c.extend_from_slice(&((6 + val.len()) as u16).to_be_bytes());
+        c.extend_from_slice(val);
+        c
+    }
+
+    fn hep3(payload: &[u8]) -> Vec<u8> {
+        let mut body = Vec::new();
+        body.extend(chunk(1, &[2]));
+        body.extend(chunk(2, &[17]));
+        body.extend(chunk(3, &[10, 0, 0, 1]));
+        body.extend(chunk(4, &[10, 0, 0, 2]));
+        body.extend(chunk(7, &5060u16.to_be_bytes()));
+        body.extend(chunk(8, &5070u16.to_be_bytes()));
+        body.extend(chunk(9, &1_700_000_000u32.to_be_bytes()));
+        body.extend(chunk(10, &42u32.to_be_bytes()));
+        body.extend(chunk(15, payload));
+        let mut h = b"HEP3".to_vec();
+        h.extend_from_slice(&((6 + body.len()) as u16).to_be_bytes());
+        h.extend(body);
+        h
+    }
+
+    fn hep2(payload: &[u8]) -> Vec<u8> {
+        let mut h = vec![2, 28, 2, 17];
+        h.extend_from_slice(&5060u16.to_be_bytes());
+        h.extend_from_slice(&5070u16.to_be_bytes());
+        h.extend_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2]);
+        h.extend_from_slice(&1_700_000_000u32.to_le_bytes());
+        h.extend_from_slice(&42u32.to_le_bytes());
+        h.extend_from_slice(&[1, 0, 0, 0]); // capture id
+        h.extend_from_slice(payload);
+        h
+    }
+
+    fn collect(
+        d: &mut Decapsulator,
+        link: LinkType,
+        data: &[u8],
+    ) -> Vec<(Packet<'static>, Vec<u8>)> {
+        let mut got = Vec::new();
+        d.decode(Timestamp(7), link, data, &mut |p| {
+            let owned = p.payload.to_vec();
+            got.push((Packet { payload: &[], ..*p }, owned));
+        });
+        got
+    }
+
+    #[test]
+    fn hep_pseudo_link_decodes_bare_datagrams() {
+        let sip = b"INVITE sip:b@x SIP/2.0\r\n\r\n";
+        for datagram in [hep3(sip), hep2(sip)] {
+            let mut d = Decapsulator::new();
+            let got = collect(&mut d, LinkType::HEP, &datagram);
+            assert_eq!(got.len(), 1);
+            let (p, payload) = &got[0];
+            assert_eq!(p.src, "10.0.0.1:5060".parse().unwrap());
+            assert_eq!(p.dst, "10.0.0.2:5070".parse().unwrap());
+            assert_eq!(p.ts, Timestamp(1_700_000_000_000_042_000));
+            assert_eq!(p.transport, Transport::Udp);
+            assert!(p.from_hep);
+            assert_eq!(payload.as_slice(), sip);
+            assert_eq!(d.stats().hep, 1);
+            assert_eq!(d.stats().frames, 1);
+        }
+    }
+
+    #[test]
+    fn decode_hep_matches_the_pseudo_link() {
+        let mut d = Decapsulator::new();
+        let mut n = 0;
+        d.decode_hep(Timestamp(7), &hep3(b"x"), &mut |p| {
+            assert!(p.from_hep);
+            assert_eq!(p.payload, b"x");
+            n += 1;
+        });
+        assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn hep_pseudo_link_rejects_other_bytes() {
+        let mut d = Decapsulator::new();
+        for junk in [&b""[..], b"GET / HTTP/1.1", b"HEP3\x00", &[2, 16, 2]] {
+            assert!(collect(&mut d, LinkType::HEP, junk).is_empty());
+        }
+        assert_eq!(d.stats().malformed, 4);
+        assert_eq!(d.stats().hep, 0);
     }
 }

@@ -45,4 +45,9 @@ impl LinkType {
     pub const IPV4: LinkType = LinkType(228);
     pub const IPV6: LinkType = LinkType(229);
     pub const LINUX_SLL2: LinkType = LinkType(276);
+    /// earshot-internal pseudo link type, never written to a file: the frame is a bare HEP
+    /// v1/v2/v3 datagram as received by a HEP listener (no IP/UDP headers around it). It lets
+    /// HEP travel through the same frame queue as captured frames. The value sits far above
+    /// tcpdump's LINKTYPE_ registry (which stays below 2^16) so it cannot collide with one.
+    pub const HEP: LinkType = LinkType(0xFFFF_0001);
 }

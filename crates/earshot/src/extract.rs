@@ -1,10 +1,347 @@
-//! `earshot extract`: placeholder, replaced by the audio work.
-use anyhow::Result;
+//! `earshot extract`: the audio of calls, or of one raw RTP stream, as WAV.
 
-/// Write the audio of calls or streams in a capture as WAV files.
+use anyhow::{bail, Context, Result};
+use clap::ValueEnum;
+use earshot_audio::{decoder_for, CallAudio, Codec, Leg, MixConfig, MixMode, PlayoutConfig, RtpIn};
+use earshot_core::{Call, CallId, Config, Engine, Event, Party, RtpPacket, Sink};
+use earshot_wire::{CaptureError, CaptureReader};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+/// Write the audio of calls or streams in a capture as WAV files (16-bit PCM).
+///
+/// Both legs of a call are placed on the capture clock, so caller and callee stay in step.
+/// Codecs that cannot be decoded are reported on stderr and written as silence.
+///
+/// Examples:
+///   earshot extract call.pcap --call 1-1966@10.0.2.20 --out call.wav
+///   earshot extract call.pcap --all --out calls/ --mix mono --rate 16000
+///   earshot extract call.pcap --stream 0x343DA99B --out stream.wav
 #[derive(clap::Args)]
-pub struct Args {}
+#[command(verbatim_doc_comment)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["call", "all", "stream"])))]
+pub struct Args {
+    /// Capture files (pcap, pcapng, optionally .gz), read as one capture.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// The SIP Call-ID of the call to extract.
+    #[arg(long, value_name = "CALL_ID")]
+    call: Option<String>,
+    /// Every call, one file each in the directory given by --out.
+    #[arg(long)]
+    all: bool,
+    /// One RTP stream by SSRC (hex), decoded in sequence order without alignment, at the
+    /// codec's own rate.
+    #[arg(long, value_name = "SSRC")]
+    stream: Option<String>,
+    /// Output file (a directory with --all).
+    #[arg(long, value_name = "PATH")]
+    out: PathBuf,
+    /// stereo: caller left, called right; mono: both mixed; caller/called: one leg.
+    #[arg(long, value_enum, default_value_t = Mix::Stereo)]
+    mix: Mix,
+    /// Output sample rate in Hz: 8000, 16000 or 48000.
+    #[arg(long, value_name = "HZ", default_value_t = 8000)]
+    rate: u32,
+}
 
-pub fn run(_args: Args) -> Result<()> {
-    anyhow::bail!("earshot extract is not implemented yet")
+#[derive(Clone, Copy, ValueEnum)]
+enum Mix {
+    Stereo,
+    Mono,
+    Caller,
+    Called,
+}
+
+impl From<Mix> for MixMode {
+    fn from(m: Mix) -> Self {
+        match m {
+            Mix::Stereo => MixMode::Stereo,
+            Mix::Mono => MixMode::Mono,
+            Mix::Caller => MixMode::Caller,
+            Mix::Called => MixMode::Called,
+        }
+    }
+}
+
+pub fn run(args: Args) -> Result<()> {
+    if let Some(ssrc) = &args.stream {
+        return extract_stream(&args.files, parse_ssrc(ssrc)?, &args.out);
+    }
+    let cfg = MixConfig::new(args.rate, args.mix.into(), PlayoutConfig::offline())?;
+    let wanted = match &args.call {
+        Some(id) => Wanted::Call(id.clone()),
+        None => Wanted::All,
+    };
+    let mut sink = CallSink {
+        wanted,
+        cfg,
+        calls: BTreeMap::new(),
+    };
+    feed_files(&args.files, &mut sink)?;
+    if sink.calls.is_empty() {
+        match &args.call {
+            Some(id) => bail!("no call with Call-ID {id} in the capture"),
+            None => eprintln!("earshot: no calls found"),
+        }
+    }
+    if args.all {
+        std::fs::create_dir_all(&args.out)
+            .with_context(|| format!("creating {}", args.out.display()))?;
+    }
+    for call in sink.calls.into_values() {
+        let path = if args.all {
+            args.out.join(call_file_name(call.start_ns, &call.call_id))
+        } else {
+            args.out.clone()
+        };
+        call.finish(&path)?;
+    }
+    Ok(())
+}
+
+fn parse_ssrc(s: &str) -> Result<u32> {
+    let hex = s
+        .strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .unwrap_or(s);
+    u32::from_str_radix(hex, 16).with_context(|| format!("--stream {s}: not a hex SSRC"))
+}
+
+fn feed_files(files: &[PathBuf], sink: &mut dyn Sink) -> Result<()> {
+    let mut engine = Engine::new(Config::default());
+    for path in files {
+        let mut reader = CaptureReader::open(path).map_err(|e| match e {
+            CaptureError::Open { .. } => anyhow::anyhow!("{e}"),
+            other => anyhow::anyhow!("{}: {other}", path.display()),
+        })?;
+        while let Some(frame) = reader.next_frame() {
+            match frame {
+                Ok(f) => engine.handle_frame(f.ts, f.link, f.data, sink),
+                Err(e) => {
+                    eprintln!(
+                        "earshot: {}: {e}; used the packets before it",
+                        path.display()
+                    );
+                    break;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The codec a packet's payload type stands for in its call.
+fn codec_of(p: &RtpPacket<'_>) -> Option<Codec> {
+    p.format
+        .map(|f| Codec::from_sdp(&f.encoding, f.clock_rate, f.channels, None))
+        .or_else(|| Codec::from_static_pt(p.payload_type))
+}
+
+enum Wanted {
+    Call(String),
+    All,
+}
+
+struct CallOut {
+    call_id: String,
+    start_ns: i64,
+    audio: CallAudio,
+    pcm: Vec<i16>,
+}
+
+impl CallOut {
+    fn finish(mut self, path: &Path) -> Result<()> {
+        self.audio.finish(&mut self.pcm);
+        for (leg, name) in [(Leg::Caller, "caller"), (Leg::Called, "called")] {
+            for codec in &self.audio.stats(leg).unsupported {
+                eprintln!(
+                    "earshot: call {} {name} leg ({codec}): unsupported codec, written as silence",
+                    self.call_id
+                );
+            }
+        }
+        let cfg = self.audio.config();
+        write_wav(path, cfg.rate, cfg.mode.channels(), &self.pcm)
+    }
+}
+
+struct CallSink {
+    wanted: Wanted,
+    cfg: MixConfig,
+    calls: BTreeMap<CallId, CallOut>,
+}
+
+impl Sink for CallSink {
+    fn event(&mut self, event: &Event, call: &Call) {
+        let Event::CallNew(id) = event else {
+            return;
+        };
+        if let Wanted::Call(want) = &self.wanted {
+            if *want != call.call_id {
+                return;
+            }
+        }
+        self.calls.insert(
+            *id,
+            CallOut {
+                call_id: call.call_id.clone(),
+                start_ns: call.start.0,
+                audio: CallAudio::new(self.cfg.clone()),
+                pcm: Vec::new(),
+            },
+        );
+    }
+
+    fn rtp(&mut self, p: &RtpPacket<'_>) {
+        let Some(out) = self.calls.get_mut(&p.call) else {
+            return;
+        };
+        let codec = codec_of(p);
+        let leg = match p.party {
+            Party::Caller => Leg::Caller,
+            Party::Called => Leg::Called,
+        };
+        let rtp = RtpIn {
+            arrival_ns: p.ts.0,
+            ssrc: p.ssrc,
+            seq: p.seq,
+            timestamp: p.timestamp,
+            payload_type: p.payload_type,
+            marker: p.marker,
+            payload: p.payload,
+            codec: codec.as_ref(),
+            event: p.event,
+        };
+        out.audio.push(leg, &rtp, &mut out.pcm);
+    }
+}
+
+/// `<start YYYYmmdd-HHMMSS>_<Call-ID with only safe characters>.wav`
+fn call_file_name(start_ns: i64, call_id: &str) -> String {
+    let fmt = time::macros::format_description!("[year][month][day]-[hour][minute][second]");
+    let when = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(start_ns))
+        .ok()
+        .and_then(|t| t.format(&fmt).ok())
+        .unwrap_or_else(|| "00000000-000000".to_string());
+    let safe: String = call_id
+        .chars()
+        .take(120)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '@') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{when}_{safe}.wav")
+}
+
+fn write_wav(path: &Path, rate: u32, channels: u16, pcm: &[i16]) -> Result<()> {
+    let spec = hound::WavSpec {
+        channels,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec)
+        .with_context(|| format!("creating {}", path.display()))?;
+    let mut i16w = w.get_i16_writer(u32::try_from(pcm.len()).unwrap_or(u32::MAX));
+    for &s in pcm {
+        i16w.write_sample(s);
+    }
+    i16w.flush()?;
+    w.finalize()?;
+    Ok(())
+}
+
+/// One stream's packets, kept for decoding in sequence order at the end.
+struct StreamSink {
+    ssrc: u32,
+    packets: HashMap<i64, (u8, Option<Codec>, bool, Vec<u8>)>,
+    highest: Option<(u16, i64)>,
+}
+
+impl Sink for StreamSink {
+    fn rtp(&mut self, p: &RtpPacket<'_>) {
+        if p.ssrc != self.ssrc {
+            return;
+        }
+        let ext = match self.highest {
+            None => i64::from(p.seq),
+            Some((seq, ext)) => ext + i64::from(p.seq.wrapping_sub(seq) as i16),
+        };
+        if self.highest.is_none_or(|(_, h)| ext > h) {
+            self.highest = Some((p.seq, ext));
+        }
+        self.packets
+            .entry(ext)
+            .or_insert_with(|| (p.payload_type, codec_of(p), p.event, p.payload.to_vec()));
+    }
+}
+
+fn extract_stream(files: &[PathBuf], ssrc: u32, out: &Path) -> Result<()> {
+    let mut sink = StreamSink {
+        ssrc,
+        packets: HashMap::new(),
+        highest: None,
+    };
+    feed_files(files, &mut sink)?;
+    let mut packets: Vec<_> = sink.packets.into_iter().collect();
+    if packets.is_empty() {
+        bail!("no RTP stream with SSRC 0x{ssrc:08X} in a call of the capture");
+    }
+    packets.sort_by_key(|(ext, _)| *ext);
+    let audio: Vec<_> = packets
+        .into_iter()
+        .map(|(_, p)| p)
+        .filter(|(_, codec, event, _)| {
+            !*event && !matches!(codec, Some(Codec::Cn { .. } | Codec::TelephoneEvent))
+        })
+        .collect();
+    let (rate, channels, pcm) = decode_in_order(ssrc, &audio);
+    write_wav(out, rate, channels, &pcm)
+}
+
+/// The decoder over the packets in order, switching decoder when the payload type changes.
+fn decode_in_order(
+    ssrc: u32,
+    packets: &[(u8, Option<Codec>, bool, Vec<u8>)],
+) -> (u32, u16, Vec<i16>) {
+    let mut pcm = Vec::new();
+    let mut current: Option<(u8, Box<dyn earshot_audio::Decoder>)> = None;
+    let mut format = (8000u32, 1u16);
+    let mut reported = Vec::new();
+    for (pt, codec, _, payload) in packets {
+        if current.as_ref().is_none_or(|(cur, _)| cur != pt) {
+            let codec = codec
+                .clone()
+                .unwrap_or(Codec::Unsupported(format!("payload type {pt}")));
+            match decoder_for(&codec) {
+                Ok(dec) => {
+                    format = (dec.sample_rate(), u16::from(dec.channels()));
+                    current = Some((*pt, dec));
+                }
+                Err(_) => {
+                    if !reported.contains(&codec) {
+                        eprintln!(
+                            "earshot: stream 0x{ssrc:08X} ({codec}): unsupported codec, written as silence"
+                        );
+                        reported.push(codec.clone());
+                    }
+                    current = None;
+                    let frame = codec.rtp_clock_rate() as usize / 50;
+                    pcm.resize(pcm.len() + frame * usize::from(format.1), 0);
+                    continue;
+                }
+            }
+        }
+        if let Some((_, dec)) = current.as_mut() {
+            if dec.decode(payload, &mut pcm).is_err() {
+                eprintln!("earshot: stream 0x{ssrc:08X}: malformed payload skipped");
+            }
+        }
+    }
+    (format.0, format.1, pcm)
 }

@@ -3,6 +3,7 @@
 mod analyze;
 mod extract;
 mod report;
+mod sensor;
 mod synth;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +21,7 @@ struct Cli {
 enum Command {
     Analyze(analyze::Args),
     Extract(extract::Args),
+    Sensor(sensor::Args),
     Synth(synth::Args),
 }
 
@@ -28,6 +30,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Analyze(args) => analyze::run(args),
         Command::Extract(args) => extract::run(args),
+        Command::Sensor(args) => sensor::run(args),
         Command::Synth(args) => synth::run(args),
     };
     match result {

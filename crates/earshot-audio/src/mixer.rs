@@ -1,0 +1,421 @@
+//! Both legs of a call on one clock, mixed into the requested output.
+//!
+//! Each leg's [`Playout`] yields chunks placed on the capture clock. They are
+//! resampled to the output rate and written into a per-leg timeline at
+//! `(start - origin) × rate`; what nobody wrote is silence. Consecutive
+//! chunks stay contiguous (no clicks from rounding) unless their placement
+//! differs from the running write position by more than `slip_ms`: then the
+//! leg jumps to the placement, dropping or inserting samples, which is how
+//! clock drift and re-anchoring are absorbed. Output leaves in fixed blocks
+//! once the capture clock minus the buffer depth has passed them, so a live
+//! caller gets audio continuously and both legs can never drift apart.
+
+use crate::playout::{Chunk, Playout, PlayoutConfig, PlayoutStats, RtpIn};
+use crate::resample::Resampler;
+use std::collections::VecDeque;
+use thiserror::Error;
+
+const NS_PER_S: i128 = 1_000_000_000;
+/// Extra hold-back beyond the jitter-buffer depth: covers the resampler's
+/// look-ahead and chunks placed slightly before the newest packet.
+const HOLD_MS: i64 = 100;
+/// How far before the first written sample a late-placed chunk may still
+/// extend the call, before output has started.
+const MAX_PREPEND_S: i64 = 10;
+
+/// Which party sent the audio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Leg {
+    Caller,
+    Called,
+}
+
+/// What the output carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MixMode {
+    /// Left: what the caller sends; right: what the called party sends.
+    Stereo,
+    /// Both legs summed, saturating.
+    Mono,
+    Caller,
+    Called,
+}
+
+impl MixMode {
+    pub fn channels(self) -> u16 {
+        match self {
+            MixMode::Stereo => 2,
+            _ => 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum MixError {
+    #[error("unsupported output rate {0} Hz: use 8000, 16000 or 48000")]
+    Rate(u32),
+}
+
+/// Output format and playout tuning of a [`CallAudio`].
+#[derive(Debug, Clone)]
+pub struct MixConfig {
+    pub rate: u32,
+    pub mode: MixMode,
+    pub block_ms: u32,
+    /// Largest tolerated difference between where a chunk belongs and where
+    /// the leg's audio has got to, before the leg is re-aligned.
+    pub slip_ms: u32,
+    pub playout: PlayoutConfig,
+}
+
+impl MixConfig {
+    pub fn new(rate: u32, mode: MixMode, playout: PlayoutConfig) -> Result<Self, MixError> {
+        if !matches!(rate, 8000 | 16000 | 48000) {
+            return Err(MixError::Rate(rate));
+        }
+        Ok(Self {
+            rate,
+            mode,
+            block_ms: 20,
+            slip_ms: 10,
+            playout,
+        })
+    }
+}
+
+/// A contiguous stretch of one leg's audio at one input rate.
+struct Run {
+    rate: u32,
+    /// `None` when the input is already at the output rate.
+    resampler: Option<Resampler>,
+    /// Output index of the run's first input sample.
+    start: i64,
+    fed: u64,
+    written: i64,
+}
+
+impl Run {
+    /// Output index where the next input sample belongs.
+    fn expected_next(&self, out_rate: u32) -> i64 {
+        let at = i128::from(self.fed as i64) * i128::from(out_rate) / i128::from(self.rate.max(1));
+        self.start + i64::try_from(at).unwrap_or(0)
+    }
+}
+
+struct LegTimeline {
+    playout: Playout,
+    buf: VecDeque<i16>,
+    /// Output index of `buf[0]`.
+    base: i64,
+    run: Option<Run>,
+    first: Option<i64>,
+    end: i64,
+    scratch: Vec<Chunk>,
+}
+
+impl LegTimeline {
+    fn new(cfg: PlayoutConfig) -> Self {
+        Self {
+            playout: Playout::new(cfg),
+            buf: VecDeque::new(),
+            base: 0,
+            run: None,
+            first: None,
+            end: i64::MIN,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Overwrites the timeline from `pos`; samples before `floor` (already
+    /// sent out) are dropped.
+    fn write(&mut self, pos: i64, samples: &[i16], floor: Option<i64>) {
+        let skip = floor.map_or(0, |f| (f - pos).max(0));
+        let skip = usize::try_from(skip)
+            .unwrap_or(usize::MAX)
+            .min(samples.len());
+        let pos = pos + skip as i64;
+        let Some(samples) = samples.get(skip..) else {
+            return;
+        };
+        if samples.is_empty() {
+            return;
+        }
+        if self.first.is_none() {
+            self.base = pos;
+            self.first = Some(pos);
+        }
+        if pos < self.base {
+            if floor.is_some() || self.base - pos > MAX_PREPEND_S * 48_000 {
+                return;
+            }
+            for _ in pos..self.base {
+                self.buf.push_front(0);
+            }
+            self.base = pos;
+            self.first = Some(pos);
+        }
+        let offset = usize::try_from(pos - self.base).unwrap_or(0);
+        let needed = offset + samples.len();
+        if self.buf.len() < needed {
+            self.buf.resize(needed, 0);
+        }
+        for (slot, &s) in self.buf.iter_mut().skip(offset).zip(samples) {
+            *slot = s;
+        }
+        self.end = self.end.max(pos + samples.len() as i64);
+    }
+
+    /// Removes and returns `n` samples starting at `pos` (silence where
+    /// nothing was written).
+    fn take(&mut self, pos: i64, n: usize, out: &mut Vec<i16>) {
+        out.clear();
+        out.resize(n, 0);
+        if self.first.is_none() {
+            return;
+        }
+        while self.base < pos {
+            if self.buf.pop_front().is_none() {
+                self.base = pos;
+                break;
+            }
+            self.base += 1;
+        }
+        let lead = usize::try_from(self.base - pos).unwrap_or(0).min(n);
+        for slot in out.iter_mut().skip(lead) {
+            match self.buf.pop_front() {
+                Some(s) => *slot = s,
+                None => break,
+            }
+        }
+        self.base = self.base.max(pos + n as i64);
+    }
+}
+
+/// Audio of one call: two legs, one clock, one output.
+pub struct CallAudio {
+    cfg: MixConfig,
+    origin_ns: Option<i64>,
+    legs: [LegTimeline; 2],
+    /// Next output index to emit; `None` until output has started.
+    emitted: Option<i64>,
+    scratch: [Vec<i16>; 2],
+    /// Latest capture time of an audio packet: the call's audio lasts at least until then,
+    /// even when a sender's clock runs slow and its packets carry less audio than time passes.
+    last_arrival_ns: Option<i64>,
+}
+
+impl CallAudio {
+    pub fn new(cfg: MixConfig) -> Self {
+        let legs = [
+            LegTimeline::new(cfg.playout.clone()),
+            LegTimeline::new(cfg.playout.clone()),
+        ];
+        Self {
+            cfg,
+            origin_ns: None,
+            legs,
+            emitted: None,
+            scratch: [Vec::new(), Vec::new()],
+            last_arrival_ns: None,
+        }
+    }
+
+    pub fn config(&self) -> &MixConfig {
+        &self.cfg
+    }
+
+    pub fn stats(&self, leg: Leg) -> &PlayoutStats {
+        self.legs[leg_index(leg)].playout.stats()
+    }
+
+    /// Feeds one packet of `leg` and appends the output that became final.
+    pub fn push(&mut self, leg: Leg, p: &RtpIn<'_>, out: &mut Vec<i16>) {
+        self.origin_ns.get_or_insert(p.arrival_ns);
+        if !p.event {
+            self.last_arrival_ns = Some(
+                self.last_arrival_ns
+                    .map_or(p.arrival_ns, |t| t.max(p.arrival_ns)),
+            );
+        }
+        let idx = leg_index(leg);
+        let mut chunks = std::mem::take(&mut self.legs[idx].scratch);
+        self.legs[idx].playout.push(p, &mut chunks);
+        self.place(idx, &mut chunks);
+        self.legs[idx].scratch = chunks;
+        self.poll(p.arrival_ns, out);
+    }
+
+    /// Advances the clock to `now_ns` (capture time) and appends every
+    /// output block it makes final.
+    pub fn poll(&mut self, now_ns: i64, out: &mut Vec<i16>) {
+        for idx in 0..2 {
+            let mut chunks = std::mem::take(&mut self.legs[idx].scratch);
+            self.legs[idx].playout.poll(now_ns, &mut chunks);
+            self.place(idx, &mut chunks);
+            self.legs[idx].scratch = chunks;
+        }
+        let hold = self.legs[0].playout.max_depth_ns() + HOLD_MS * 1_000_000;
+        let ready = self.index(now_ns.saturating_sub(hold));
+        self.emit_until(ready, false, out);
+    }
+
+    /// End of the call: plays out everything left and appends the rest of
+    /// the audio, up to the end of the last leg.
+    pub fn finish(&mut self, out: &mut Vec<i16>) {
+        for idx in 0..2 {
+            let mut chunks = std::mem::take(&mut self.legs[idx].scratch);
+            self.legs[idx].playout.flush(&mut chunks);
+            self.place(idx, &mut chunks);
+            self.legs[idx].scratch = chunks;
+            self.end_run(idx);
+        }
+        let mut end = self.legs.iter().map(|l| l.end).max().unwrap_or(i64::MIN);
+        if let Some(t) = self.last_arrival_ns.filter(|_| end > i64::MIN) {
+            // One packet time past the last arrival, as the packet's audio starts there. A
+            // shortfall within the deepest jitter buffer is network delay of the last packets,
+            // not missing audio, and is left alone.
+            let tail = self.index(t) + i64::from(self.cfg.rate) / 50;
+            let jitter_room =
+                i64::from(self.cfg.playout.max_depth_ms) * i64::from(self.cfg.rate) / 1000;
+            if tail - end > jitter_room {
+                end = tail;
+            }
+        }
+        self.emit_until(end, true, out);
+    }
+
+    /// Output samples per channel emitted so far.
+    pub fn emitted_frames(&self) -> u64 {
+        let first = self.legs.iter().filter_map(|l| l.first).min();
+        match (self.emitted, first) {
+            (Some(e), Some(f)) => u64::try_from(e - f).unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    /// Capture time of the first output sample, once there is audio.
+    pub fn start_ns(&self) -> Option<i64> {
+        let first = self.legs.iter().filter_map(|l| l.first).min()?;
+        let origin = self.origin_ns?;
+        let ns = i128::from(first) * NS_PER_S / i128::from(self.cfg.rate);
+        i64::try_from(ns).ok().map(|ns| origin.saturating_add(ns))
+    }
+
+    fn index(&self, ns: i64) -> i64 {
+        let origin = self.origin_ns.unwrap_or(ns);
+        let at = (i128::from(ns) - i128::from(origin)) * i128::from(self.cfg.rate) / NS_PER_S;
+        i64::try_from(at).unwrap_or(0)
+    }
+
+    fn place(&mut self, idx: usize, chunks: &mut Vec<Chunk>) {
+        for chunk in chunks.drain(..) {
+            self.place_chunk(idx, &chunk);
+        }
+    }
+
+    fn place_chunk(&mut self, idx: usize, chunk: &Chunk) {
+        let ideal = self.index(chunk.start_ns);
+        let rate = self.cfg.rate;
+        let slip = i64::from(self.cfg.slip_ms) * i64::from(rate) / 1000;
+        let continues = self.legs[idx]
+            .run
+            .as_ref()
+            .is_some_and(|r| r.rate == chunk.rate && (r.expected_next(rate) - ideal).abs() <= slip);
+        if !continues {
+            self.end_run(idx);
+            self.legs[idx].run = Some(Run {
+                rate: chunk.rate,
+                resampler: (chunk.rate != rate)
+                    .then(|| Resampler::new(chunk.rate, rate))
+                    .flatten(),
+                start: ideal,
+                fed: 0,
+                written: 0,
+            });
+        }
+        let mut resampled = Vec::new();
+        let floor = self.emitted;
+        let leg = &mut self.legs[idx];
+        let Some(run) = leg.run.as_mut() else {
+            return;
+        };
+        run.fed += chunk.pcm.len() as u64;
+        let samples: &[i16] = match run.resampler.as_mut() {
+            Some(r) => {
+                r.process(&chunk.pcm, &mut resampled);
+                &resampled
+            }
+            None => &chunk.pcm,
+        };
+        let pos = run.start + run.written;
+        run.written += samples.len() as i64;
+        leg.write(pos, samples, floor);
+    }
+
+    /// Closes the leg's current run, writing the resampler's tail.
+    fn end_run(&mut self, idx: usize) {
+        let floor = self.emitted;
+        let leg = &mut self.legs[idx];
+        let Some(mut run) = leg.run.take() else {
+            return;
+        };
+        if let Some(r) = run.resampler.as_mut() {
+            let mut tail = Vec::new();
+            r.finish(&mut tail);
+            leg.write(run.start + run.written, &tail, floor);
+        }
+    }
+
+    fn emit_until(&mut self, limit: i64, partial: bool, out: &mut Vec<i16>) {
+        let start = match self.emitted {
+            Some(e) => e,
+            None => match self.legs.iter().filter_map(|l| l.first).min() {
+                Some(f) => f,
+                None => return,
+            },
+        };
+        let block = i64::from(self.cfg.block_ms.max(1)) * i64::from(self.cfg.rate) / 1000;
+        let mut pos = start;
+        while pos < limit {
+            let n = if pos + block <= limit {
+                block
+            } else if partial {
+                limit - pos
+            } else {
+                break;
+            };
+            self.emit_block(pos, usize::try_from(n).unwrap_or(0), out);
+            pos += n;
+            self.emitted = Some(pos);
+        }
+    }
+
+    fn emit_block(&mut self, pos: i64, n: usize, out: &mut Vec<i16>) {
+        let [a, b] = &mut self.scratch;
+        let [caller, called] = &mut self.legs;
+        caller.take(pos, n, a);
+        called.take(pos, n, b);
+        match self.cfg.mode {
+            MixMode::Stereo => {
+                for (&l, &r) in a.iter().zip(b.iter()) {
+                    out.push(l);
+                    out.push(r);
+                }
+            }
+            MixMode::Mono => out.extend(
+                a.iter()
+                    .zip(b.iter())
+                    .map(|(&l, &r)| (i32::from(l) + i32::from(r)).clamp(-32768, 32767) as i16),
+            ),
+            MixMode::Caller => out.extend_from_slice(a),
+            MixMode::Called => out.extend_from_slice(b),
+        }
+    }
+}
+
+fn leg_index(leg: Leg) -> usize {
+    match leg {
+        Leg::Caller => 0,
+        Leg::Called => 1,
+    }
+}

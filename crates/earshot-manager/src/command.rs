@@ -1,0 +1,489 @@
+//! The command line: which command, with which arguments.
+//!
+//! Names are matched exactly (VoIPmonitor also falls back to a substring match, which makes
+//! `xlistcalls` run `listcalls`; we do not copy that). Malformed arguments give a clear
+//! `error: …` reply, except where VoIPmonitor's clients expect a specific string: an unparsable
+//! call reference behaves like an unknown call.
+
+use crate::callref::CallRef;
+use crate::replies;
+use serde_json::Value;
+use thiserror::Error;
+
+/// Every command we implement, for `help` and tests.
+pub const COMMAND_NAMES: &[&str] = &[
+    "active_call_info",
+    "getversion",
+    "help",
+    "listcalls",
+    "listen",
+    "listen_stop",
+    "readaudio",
+    "sniffer_stat",
+    "stream",
+    "totalcalls",
+];
+
+/// Longest accepted listen id (VoIPmonitor reads it into `char[20]` unchecked; we bound it).
+pub const MAX_LISTEN_ID_LEN: usize = 64;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    ListCalls(ListCallsFormat),
+    Listen { callref: CallRef, listen_id: String },
+    ReadAudio { callref: CallRef, listen_id: String },
+    ListenStop { callref: CallRef, listen_id: String },
+    Stream(StreamRequest),
+    ActiveCallInfo(CallRef),
+    TotalCalls,
+    SnifferStat,
+    GetVersion,
+    Help,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ListCallsFormat {
+    /// `listcalls`: human-readable `[call]` blocks.
+    Text,
+    /// `listcalls json`: VoIPmonitor's JSON, without the totals element.
+    Json,
+    /// `listcalls {…}`: VoIPmonitor's JSON with the totals element.
+    JsonWithParams(ListParams),
+}
+
+/// The `listcalls {…}` parameters we act on; other keys (VoIPmonitor filters, `zip`) are ignored.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ListParams {
+    pub limit: Option<usize>,
+    /// One of the listcalls field names; unknown names leave the order unchanged.
+    pub sort_field: Option<String>,
+    pub sort_desc: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamFrom {
+    /// Only audio captured from now on.
+    Now,
+    /// Everything still buffered since the call started.
+    Start,
+    /// The last N seconds, as far as buffered.
+    SecondsAgo(u32),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamRequest {
+    pub callref: CallRef,
+    pub rate: u32,
+    pub channels: u8,
+    pub from: StreamFrom,
+}
+
+/// Why a command line could not become a [`Command`]; [`CommandError::reply`] is what to send.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum CommandError {
+    #[error("command not found")]
+    NotFound,
+    /// A reference that cannot be parsed names no call: answered like an unknown call.
+    #[error("call not found")]
+    BadCallRef { command: &'static str },
+    #[error("usage: {0}")]
+    Usage(&'static str),
+    #[error("invalid listcalls parameters: {0}")]
+    BadListParams(String),
+    #[error("invalid stream option: {0}")]
+    BadStreamOption(String),
+}
+
+impl CommandError {
+    /// The reply bytes for this error.
+    pub fn reply(&self) -> Vec<u8> {
+        match self {
+            CommandError::NotFound => replies::COMMAND_NOT_FOUND.to_vec(),
+            CommandError::BadCallRef { command } => match *command {
+                "readaudio" | "stream" => replies::ERROR_CALL_NOT_FOUND.to_vec(),
+                "listen_stop" => replies::LISTEN_STOP.to_vec(),
+                _ => replies::CALL_NOT_FOUND.to_vec(),
+            },
+            other => format!("error: {other}\n").into_bytes(),
+        }
+    }
+}
+
+const USAGE_LISTEN: &str = "listen <callreference> <listen_id>";
+const USAGE_READAUDIO: &str = "readaudio <callreference> <listen_id>";
+const USAGE_LISTEN_STOP: &str = "listen_stop <callreference> <listen_id>";
+const USAGE_INFO: &str = "active_call_info <callreference>";
+const USAGE_STREAM: &str =
+    "stream <callreference> [rate=8000|16000|48000] [channels=1|2] [from=now|start|-SECONDS]";
+
+/// Parses one command line (without its line ending).
+pub fn parse_command(line: &str) -> Result<Command, CommandError> {
+    let line = line.trim_matches(|c: char| c == ' ' || c == '\t');
+    let (name, rest) = match line.find([' ', '\t']) {
+        Some(i) => (&line[..i], line[i..].trim_start()),
+        None => (line, ""),
+    };
+    match name {
+        "listcalls" => parse_listcalls(rest).map(Command::ListCalls),
+        "listen" => parse_ref_and_id(rest, "listen", USAGE_LISTEN)
+            .map(|(callref, listen_id)| Command::Listen { callref, listen_id }),
+        "readaudio" => parse_ref_and_id(rest, "readaudio", USAGE_READAUDIO)
+            .map(|(callref, listen_id)| Command::ReadAudio { callref, listen_id }),
+        "listen_stop" => parse_ref_and_id(rest, "listen_stop", USAGE_LISTEN_STOP)
+            .map(|(callref, listen_id)| Command::ListenStop { callref, listen_id }),
+        "stream" => parse_stream(rest).map(Command::Stream),
+        "active_call_info" => parse_single_ref(rest).map(Command::ActiveCallInfo),
+        "totalcalls" => Ok(Command::TotalCalls),
+        "sniffer_stat" => Ok(Command::SnifferStat),
+        "getversion" => Ok(Command::GetVersion),
+        "help" => Ok(Command::Help),
+        _ => Err(CommandError::NotFound),
+    }
+}
+
+fn words(s: &str) -> impl Iterator<Item = &str> {
+    s.split([' ', '\t']).filter(|w| !w.is_empty())
+}
+
+fn parse_ref(word: &str, command: &'static str) -> Result<CallRef, CommandError> {
+    CallRef::parse(word).map_err(|_| CommandError::BadCallRef { command })
+}
+
+fn parse_ref_and_id(
+    rest: &str,
+    command: &'static str,
+    usage: &'static str,
+) -> Result<(CallRef, String), CommandError> {
+    let mut w = words(rest);
+    let (Some(r), Some(id), None) = (w.next(), w.next(), w.next()) else {
+        return Err(CommandError::Usage(usage));
+    };
+    if id.len() > MAX_LISTEN_ID_LEN || id.chars().any(char::is_control) {
+        return Err(CommandError::Usage(usage));
+    }
+    Ok((parse_ref(r, command)?, id.to_string()))
+}
+
+/// `active_call_info <ref>` or VoIPmonitor's `active_call_info {"callreference":"0x…"}`.
+fn parse_single_ref(rest: &str) -> Result<CallRef, CommandError> {
+    if rest.starts_with('{') {
+        let v: Value = serde_json::from_str(rest).map_err(|_| CommandError::Usage(USAGE_INFO))?;
+        let r = v
+            .get("callreference")
+            .and_then(Value::as_str)
+            .ok_or(CommandError::Usage(USAGE_INFO))?;
+        return parse_ref(r, "active_call_info");
+    }
+    let mut w = words(rest);
+    match (w.next(), w.next()) {
+        (Some(r), None) => parse_ref(r, "active_call_info"),
+        _ => Err(CommandError::Usage(USAGE_INFO)),
+    }
+}
+
+fn parse_listcalls(rest: &str) -> Result<ListCallsFormat, CommandError> {
+    if rest.is_empty() {
+        return Ok(ListCallsFormat::Text);
+    }
+    if rest == "json" {
+        return Ok(ListCallsFormat::Json);
+    }
+    if !rest.starts_with('{') {
+        return Err(CommandError::BadListParams(
+            "expected nothing, 'json' or a JSON object".into(),
+        ));
+    }
+    let v: Value =
+        serde_json::from_str(rest).map_err(|e| CommandError::BadListParams(e.to_string()))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| CommandError::BadListParams("not a JSON object".into()))?;
+    let limit = match obj.get("limit") {
+        None | Some(Value::Null) => None,
+        Some(l) => Some(json_usize(l).ok_or_else(|| {
+            CommandError::BadListParams("limit must be a non-negative integer".into())
+        })?),
+    };
+    let sort_field = obj
+        .get("sort_field")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
+    let sort_desc = obj
+        .get("sort_dir")
+        .and_then(Value::as_str)
+        .is_some_and(|d| d.eq_ignore_ascii_case("desc"));
+    Ok(ListCallsFormat::JsonWithParams(ListParams {
+        limit,
+        sort_field,
+        sort_desc,
+    }))
+}
+
+/// A count given as a JSON number or, as PHP clients often send, a numeric string.
+fn json_usize(v: &Value) -> Option<usize> {
+    match v {
+        Value::Number(n) => n.as_u64().and_then(|n| usize::try_from(n).ok()),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn parse_stream(rest: &str) -> Result<StreamRequest, CommandError> {
+    let mut w = words(rest);
+    let first = w.next().ok_or(CommandError::Usage(USAGE_STREAM))?;
+    let callref = parse_ref(first, "stream")?;
+    let mut req = StreamRequest {
+        callref,
+        rate: 8000,
+        channels: 1,
+        from: StreamFrom::Now,
+    };
+    let mut seen: Vec<&str> = Vec::new();
+    for opt in w {
+        let (key, value) = opt
+            .split_once('=')
+            .ok_or_else(|| bad_opt(format!("'{opt}' is not key=value")))?;
+        if seen.contains(&key) {
+            return Err(bad_opt(format!("'{key}' given twice")));
+        }
+        seen.push(key);
+        match key {
+            "rate" => req.rate = parse_rate(value)?,
+            "channels" => req.channels = parse_channels(value)?,
+            "from" => req.from = parse_from(value)?,
+            _ => return Err(bad_opt(format!("unknown option '{key}'"))),
+        }
+    }
+    Ok(req)
+}
+
+fn bad_opt(msg: String) -> CommandError {
+    CommandError::BadStreamOption(msg)
+}
+
+fn parse_rate(v: &str) -> Result<u32, CommandError> {
+    match v {
+        "8000" => Ok(8000),
+        "16000" => Ok(16000),
+        "48000" => Ok(48000),
+        _ => Err(bad_opt(format!("rate '{v}': use 8000, 16000 or 48000"))),
+    }
+}
+
+fn parse_channels(v: &str) -> Result<u8, CommandError> {
+    match v {
+        "1" => Ok(1),
+        "2" => Ok(2),
+        _ => Err(bad_opt(format!("channels '{v}': use 1 or 2"))),
+    }
+}
+
+fn parse_from(v: &str) -> Result<StreamFrom, CommandError> {
+    match v {
+        "now" => Ok(StreamFrom::Now),
+        "start" => Ok(StreamFrom::Start),
+        _ => v
+            .strip_prefix('-')
+            .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|d| d.parse::<u32>().ok())
+            .map(StreamFrom::SecondsAgo)
+            .ok_or_else(|| bad_opt(format!("from '{v}': use now, start or -SECONDS"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(v: u64) -> CallRef {
+        CallRef::from_u64(v)
+    }
+
+    #[test]
+    fn simple_commands() {
+        assert_eq!(parse_command("totalcalls"), Ok(Command::TotalCalls));
+        assert_eq!(parse_command("sniffer_stat"), Ok(Command::SnifferStat));
+        assert_eq!(parse_command("getversion"), Ok(Command::GetVersion));
+        assert_eq!(parse_command(" help "), Ok(Command::Help));
+        assert_eq!(
+            parse_command("thisisnotacommand"),
+            Err(CommandError::NotFound)
+        );
+        assert_eq!(parse_command(""), Err(CommandError::NotFound));
+        assert_eq!(parse_command("xlistcalls"), Err(CommandError::NotFound));
+        assert_eq!(
+            CommandError::NotFound.reply(),
+            b"command not found\n".to_vec()
+        );
+    }
+
+    #[test]
+    fn listcalls_forms() {
+        assert_eq!(
+            parse_command("listcalls"),
+            Ok(Command::ListCalls(ListCallsFormat::Text))
+        );
+        assert_eq!(
+            parse_command("listcalls json"),
+            Ok(Command::ListCalls(ListCallsFormat::Json))
+        );
+        assert_eq!(
+            parse_command(r#"listcalls {"limit":10,"sort_field":"calldate","sort_dir":"desc"}"#),
+            Ok(Command::ListCalls(ListCallsFormat::JsonWithParams(
+                ListParams {
+                    limit: Some(10),
+                    sort_field: Some("calldate".into()),
+                    sort_desc: true,
+                }
+            )))
+        );
+        assert_eq!(
+            parse_command(r#"listcalls {"limit":"5","zip":"no"}"#),
+            Ok(Command::ListCalls(ListCallsFormat::JsonWithParams(
+                ListParams {
+                    limit: Some(5),
+                    ..Default::default()
+                }
+            )))
+        );
+        assert_eq!(
+            parse_command("listcalls {}"),
+            Ok(Command::ListCalls(ListCallsFormat::JsonWithParams(
+                ListParams::default()
+            )))
+        );
+        assert!(matches!(
+            parse_command("listcalls {nope"),
+            Err(CommandError::BadListParams(_))
+        ));
+        assert!(matches!(
+            parse_command(r#"listcalls {"limit":-1}"#),
+            Err(CommandError::BadListParams(_))
+        ));
+        assert!(matches!(
+            parse_command("listcalls xml"),
+            Err(CommandError::BadListParams(_))
+        ));
+    }
+
+    #[test]
+    fn listen_family() {
+        assert_eq!(
+            parse_command("listen 0x563de480a000 abc"),
+            Ok(Command::Listen {
+                callref: r(0x563de480a000),
+                listen_id: "abc".into()
+            })
+        );
+        assert_eq!(
+            parse_command("readaudio 563de480a000 def"),
+            Ok(Command::ReadAudio {
+                callref: r(0x563de480a000),
+                listen_id: "def".into()
+            })
+        );
+        assert_eq!(
+            parse_command("listen_stop 0x1234\tabc"),
+            Ok(Command::ListenStop {
+                callref: r(0x1234),
+                listen_id: "abc".into()
+            })
+        );
+        assert_eq!(
+            parse_command("listen 0x1234"),
+            Err(CommandError::Usage(USAGE_LISTEN))
+        );
+        assert_eq!(
+            parse_command("listen 0x1234 a b"),
+            Err(CommandError::Usage(USAGE_LISTEN))
+        );
+        let long = format!("listen 0x1234 {}", "x".repeat(65));
+        assert_eq!(parse_command(&long), Err(CommandError::Usage(USAGE_LISTEN)));
+        // Garbage references answer like unknown calls, each command in its own words.
+        let e = parse_command("listen zzz abc").unwrap_err();
+        assert_eq!(e.reply(), b"call not found".to_vec());
+        let e = parse_command("readaudio zzz abc").unwrap_err();
+        assert_eq!(e.reply(), b"error: call not found".to_vec());
+        let e = parse_command("listen_stop zzz abc").unwrap_err();
+        assert_eq!(e.reply(), Vec::<u8>::new());
+        let e = parse_command("listen").unwrap_err();
+        assert_eq!(
+            e.reply(),
+            b"error: usage: listen <callreference> <listen_id>\n".to_vec()
+        );
+    }
+
+    #[test]
+    fn active_call_info_forms() {
+        assert_eq!(
+            parse_command("active_call_info 0xabc"),
+            Ok(Command::ActiveCallInfo(r(0xabc)))
+        );
+        assert_eq!(
+            parse_command(r#"active_call_info {"callreference":"0xabc","zip":"no"}"#),
+            Ok(Command::ActiveCallInfo(r(0xabc)))
+        );
+        assert_eq!(
+            parse_command("active_call_info"),
+            Err(CommandError::Usage(USAGE_INFO))
+        );
+    }
+
+    #[test]
+    fn stream_options() {
+        assert_eq!(
+            parse_command("stream 0xabc"),
+            Ok(Command::Stream(StreamRequest {
+                callref: r(0xabc),
+                rate: 8000,
+                channels: 1,
+                from: StreamFrom::Now
+            }))
+        );
+        assert_eq!(
+            parse_command("stream abc rate=48000 channels=2 from=-30"),
+            Ok(Command::Stream(StreamRequest {
+                callref: r(0xabc),
+                rate: 48000,
+                channels: 2,
+                from: StreamFrom::SecondsAgo(30)
+            }))
+        );
+        assert_eq!(
+            parse_command("stream abc from=start rate=16000"),
+            Ok(Command::Stream(StreamRequest {
+                callref: r(0xabc),
+                rate: 16000,
+                channels: 1,
+                from: StreamFrom::Start
+            }))
+        );
+        for bad in [
+            "stream abc rate=44100",
+            "stream abc channels=3",
+            "stream abc from=yesterday",
+            "stream abc from=-",
+            "stream abc from=-1x",
+            "stream abc from=-99999999999",
+            "stream abc volume=2",
+            "stream abc rate",
+            "stream abc rate=8000 rate=8000",
+        ] {
+            let e = parse_command(bad).unwrap_err();
+            assert!(
+                matches!(e, CommandError::BadStreamOption(_)),
+                "{bad}: {e:?}"
+            );
+            assert!(e.reply().starts_with(b"error: invalid stream option: "));
+        }
+        assert_eq!(
+            parse_command("stream"),
+            Err(CommandError::Usage(USAGE_STREAM))
+        );
+        assert_eq!(
+            parse_command("stream nothex").unwrap_err().reply(),
+            b"error: call not found".to_vec()
+        );
+    }
+}

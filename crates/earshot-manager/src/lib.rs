@@ -1,0 +1,28 @@
+//! Sans-IO core of earshot's Manager API (TCP 5029), compatible with VoIPmonitor's.
+//!
+//! The network server owns sockets and timers; this crate owns the protocol:
+//! - [`framing::RequestReader`] decides when a request is complete and splits off `auth`;
+//! - [`command::parse_command`] turns the command line into a [`command::Command`];
+//! - [`replies`] and [`listcalls`] produce reply bytes (VoIPmonitor strings byte-exact);
+//! - [`stream_proto`] encodes and decodes earshot's `stream` push protocol.
+//!
+//! The wire protocol is documented in `docs/manager-protocol.md`.
+
+pub mod callref;
+pub mod command;
+pub mod framing;
+pub mod listcalls;
+pub mod replies;
+pub mod stream_proto;
+
+pub use callref::{CallRef, CallRefError, CallRefGenerator};
+pub use command::{
+    parse_command, Command, CommandError, ListCallsFormat, ListParams, StreamFrom, StreamRequest,
+};
+pub use framing::{
+    authorize, Request, RequestError, RequestReader, IDLE_TIMEOUT, MAX_REQUEST_BYTES,
+};
+pub use listcalls::{CallSummary, LegSummary, ListContext, FIELDS};
+
+/// Default Manager API address: loopback only, like VoIPmonitor.
+pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:5029";

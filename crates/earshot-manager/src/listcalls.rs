@@ -1,0 +1,503 @@
+//! `listcalls` (text and VoIPmonitor JSON) and `active_call_info` replies.
+//!
+//! The server snapshots each call into a [`CallSummary`] while it holds the call table, then
+//! formats outside any lock: formatting needs nothing but the summaries.
+
+use crate::callref::CallRef;
+use crate::command::ListParams;
+use earshot_core::{Call, CallState, Party, Stream};
+use serde_json::{json, Map, Value};
+use std::cmp::Ordering;
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+
+/// VoIPmonitor 2026.04.0's `listcalls` columns, in order (from the recorded `listcalls.bin`).
+pub const FIELDS: [&str; 68] = [
+    "callreference",
+    "callid",
+    "calldate",
+    "calldate_num",
+    "lastpackettime",
+    "duration",
+    "connect_duration",
+    "caller",
+    "called",
+    "caller_country",
+    "called_country",
+    "caller_international",
+    "called_international",
+    "callername",
+    "callerdomain",
+    "calleddomain",
+    "calleragent",
+    "calledagent",
+    "callerip",
+    "calledip",
+    "callerip_country",
+    "calledip_country",
+    "callerip_encaps",
+    "calledip_encaps",
+    "callerip_encaps_prot",
+    "calledip_encaps_prot",
+    "sipproxies",
+    "lastSIPresponseNum",
+    "rtp_src",
+    "rtp_dst",
+    "rtp_src_country",
+    "rtp_dst_country",
+    "callercodec",
+    "calledcodec",
+    "src_mosf1",
+    "src_mosf1_avg",
+    "src_mosf1_min",
+    "src_mosf2",
+    "src_mosf2_avg",
+    "src_mosf2_min",
+    "src_mosAD",
+    "src_mosAD_avg",
+    "src_mosAD_min",
+    "dst_mosf1",
+    "dst_mosf1_avg",
+    "dst_mosf1_min",
+    "dst_mosf2",
+    "dst_mosf2_avg",
+    "dst_mosf2_min",
+    "dst_mosAD",
+    "dst_mosAD_avg",
+    "dst_mosAD_min",
+    "src_jitter",
+    "src_jitter_avg",
+    "src_jitter_max",
+    "dst_jitter",
+    "dst_jitter_avg",
+    "dst_jitter_max",
+    "src_received",
+    "dst_received",
+    "src_loss_abs",
+    "dst_loss_abs",
+    "src_loss",
+    "dst_loss",
+    "src_loss_last10sec",
+    "dst_loss_last10sec",
+    "id_sensor",
+    "vlan",
+];
+
+/// One RTP stream, reduced to what the replies show.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LegSummary {
+    pub party: Option<Party>,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub ssrc: u32,
+    pub payload_type: u8,
+    pub codec: Option<String>,
+    pub first_ns: i64,
+    pub last_ns: i64,
+    pub packets: u64,
+    pub lost: u64,
+    pub loss_percent: f64,
+    pub jitter_ms: f64,
+    pub jitter_avg_ms: f64,
+    pub jitter_max_ms: f64,
+    pub mos: f64,
+}
+
+impl LegSummary {
+    pub fn from_stream(s: &Stream) -> Self {
+        LegSummary {
+            party: s.party,
+            src: s.key.src,
+            dst: s.key.dst,
+            ssrc: s.key.ssrc,
+            payload_type: s.payload_type,
+            codec: s.codec.clone(),
+            first_ns: s.stats.first_seen_ns,
+            last_ns: s.stats.last_seen_ns,
+            packets: s.stats.packets,
+            lost: s.stats.lost().max(0) as u64,
+            loss_percent: s.stats.loss_percent(),
+            jitter_ms: s.stats.jitter_ms(),
+            jitter_avg_ms: s.stats.mean_jitter_ms(),
+            jitter_max_ms: s.stats.max_jitter_ms(),
+            mos: s.mos(),
+        }
+    }
+}
+
+/// A call as `listcalls` and `active_call_info` show it: a cheap, owned snapshot.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CallSummary {
+    pub callref: CallRef,
+    pub id: u64,
+    pub call_id: String,
+    pub caller: String,
+    pub called: String,
+    pub caller_name: Option<String>,
+    pub caller_domain: Option<String>,
+    pub called_domain: Option<String>,
+    pub caller_agent: Option<String>,
+    pub called_agent: Option<String>,
+    pub caller_ip: IpAddr,
+    pub called_ip: IpAddr,
+    pub state: CallState,
+    pub last_sip_code: Option<u16>,
+    pub start_ns: i64,
+    pub answer_ns: Option<i64>,
+    pub last_packet_ns: i64,
+    /// Seconds from start until the end, or until `now` while the call is up.
+    pub duration_secs: i64,
+    /// Seconds from answer until the end (or `now`); 0 before an answer.
+    pub connect_secs: i64,
+    pub on_hold: bool,
+    pub codecs: Vec<String>,
+    pub vlan: Option<u16>,
+    pub sensor_id: Option<i64>,
+    /// Main stream (most packets) sent by the caller and by the called party.
+    pub caller_leg: Option<LegSummary>,
+    pub called_leg: Option<LegSummary>,
+    pub legs: Vec<LegSummary>,
+}
+
+impl CallSummary {
+    /// Snapshots `call`. `now_ns` is the capture clock's current time, used for the running
+    /// duration of calls that have not ended.
+    pub fn from_call(call: &Call, callref: CallRef, sensor_id: Option<i64>, now_ns: i64) -> Self {
+        let end = call
+            .end
+            .map(|t| t.nanos())
+            .unwrap_or(now_ns.max(call.last_packet.nanos()));
+        let start = call.start.nanos();
+        let answer = call.answer.map(|t| t.nanos());
+        let legs: Vec<LegSummary> = call.streams.iter().map(LegSummary::from_stream).collect();
+        CallSummary {
+            callref,
+            id: call.id,
+            call_id: call.call_id.clone(),
+            caller: call.caller.clone(),
+            called: call.called.clone(),
+            caller_name: call.caller_name.clone(),
+            caller_domain: call.caller_domain.clone(),
+            called_domain: call.called_domain.clone(),
+            caller_agent: call.caller_agent.clone(),
+            called_agent: call.called_agent.clone(),
+            caller_ip: call.caller_sip.ip(),
+            called_ip: call.called_sip.ip(),
+            state: call.state,
+            last_sip_code: call.last_sip_code.or(call.sip_code),
+            start_ns: start,
+            answer_ns: answer,
+            last_packet_ns: call.last_packet.nanos(),
+            duration_secs: secs_between(start, end),
+            connect_secs: answer.map_or(0, |a| secs_between(a, end)),
+            on_hold: call.on_hold,
+            codecs: call.codecs(),
+            vlan: call.vlan,
+            sensor_id,
+            caller_leg: main_leg(&legs, Party::Caller),
+            called_leg: main_leg(&legs, Party::Called),
+            legs,
+        }
+    }
+}
+
+fn secs_between(from_ns: i64, to_ns: i64) -> i64 {
+    (to_ns.saturating_sub(from_ns) / 1_000_000_000).max(0)
+}
+
+fn main_leg(legs: &[LegSummary], party: Party) -> Option<LegSummary> {
+    legs.iter()
+        .filter(|l| l.party == Some(party))
+        .max_by_key(|l| l.packets)
+        .cloned()
+}
+
+/// Unix seconds to VoIPmonitor's `YYYY-MM-DD HH:MM:SS` (UTC).
+fn datetime(ns: i64) -> Option<String> {
+    let t = time::OffsetDateTime::from_unix_timestamp(ns.div_euclid(1_000_000_000)).ok()?;
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    t.format(&fmt).ok()
+}
+
+/// VoIPmonitor's IP columns: IPv4 as an unsigned integer (INET_ATON), IPv6 as its text form.
+fn ip_value(ip: IpAddr) -> Value {
+    match ip {
+        IpAddr::V4(v4) => Value::from(u32::from(v4)),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => Value::from(u32::from(v4)),
+            None => Value::from(v6.to_string()),
+        },
+    }
+}
+
+/// Empty strings are null in VoIPmonitor's output.
+fn text(s: Option<&str>) -> Value {
+    match s {
+        Some(s) if !s.is_empty() => Value::from(s),
+        _ => Value::Null,
+    }
+}
+
+/// Floats printed with at most six decimals, like VoIPmonitor's `%f`; always a JSON float.
+fn float6(v: f64) -> Value {
+    if !v.is_finite() {
+        return Value::Null;
+    }
+    Value::from((v * 1e6).round() / 1e6)
+}
+
+fn mos10(leg: Option<&LegSummary>) -> Value {
+    leg.map_or(Value::Null, |l| Value::from((l.mos * 10.0).round() as i64))
+}
+
+/// The 68 positional values of one call, in [`FIELDS`] order.
+pub fn json_row(c: &CallSummary) -> Vec<Value> {
+    let src = c.caller_leg.as_ref();
+    let dst = c.called_leg.as_ref();
+    let calldate_num = c.start_ns.div_euclid(1_000_000_000);
+    let (rtp_src, rtp_dst) = rtp_addresses(src, dst);
+    let leg = |l: Option<&LegSummary>, f: fn(&LegSummary) -> Value| l.map_or(Value::Null, f);
+    let n = Value::Null;
+    vec![
+        Value::from(c.callref.to_prefixed()),
+        Value::from(c.call_id.as_str()),
+        datetime(c.start_ns).map_or(Value::Null, Value::from),
+        Value::from(calldate_num),
+        Value::from(c.last_packet_ns.div_euclid(1_000_000_000)),
+        Value::from(c.duration_secs),
+        Value::from(c.connect_secs),
+        text(Some(&c.caller)),
+        text(Some(&c.called)),
+        n.clone(), // caller_country
+        n.clone(), // called_country
+        n.clone(), // caller_international
+        n.clone(), // called_international
+        text(c.caller_name.as_deref()),
+        text(c.caller_domain.as_deref()),
+        text(c.called_domain.as_deref()),
+        text(c.caller_agent.as_deref()),
+        text(c.called_agent.as_deref()),
+        ip_value(c.caller_ip),
+        ip_value(c.called_ip),
+        n.clone(), // callerip_country
+        n.clone(), // calledip_country
+        n.clone(), // callerip_encaps
+        n.clone(), // calledip_encaps
+        n.clone(), // callerip_encaps_prot
+        n.clone(), // calledip_encaps_prot
+        n.clone(), // sipproxies
+        c.last_sip_code.map_or(Value::Null, Value::from),
+        rtp_src,
+        rtp_dst,
+        n.clone(), // rtp_src_country
+        n.clone(), // rtp_dst_country
+        leg(src, |l| Value::from(l.payload_type)),
+        leg(dst, |l| Value::from(l.payload_type)),
+        mos10(src), // src_mosf1: our E-model MOS
+        n.clone(),  // src_mosf1_avg
+        n.clone(),  // src_mosf1_min
+        n.clone(),  // src_mosf2
+        n.clone(),  // src_mosf2_avg
+        n.clone(),  // src_mosf2_min
+        n.clone(),  // src_mosAD
+        n.clone(),  // src_mosAD_avg
+        n.clone(),  // src_mosAD_min
+        mos10(dst), // dst_mosf1
+        n.clone(),
+        n.clone(),
+        n.clone(),
+        n.clone(),
+        n.clone(),
+        n.clone(),
+        n.clone(),
+        n.clone(), // dst_mosAD_min
+        leg(src, |l| float6(l.jitter_ms)),
+        leg(src, |l| float6(l.jitter_avg_ms)),
+        leg(src, |l| float6(l.jitter_max_ms)),
+        leg(dst, |l| float6(l.jitter_ms)),
+        leg(dst, |l| float6(l.jitter_avg_ms)),
+        leg(dst, |l| float6(l.jitter_max_ms)),
+        leg(src, |l| Value::from(l.packets)),
+        leg(dst, |l| Value::from(l.packets)),
+        leg(src, |l| Value::from(l.lost)),
+        leg(dst, |l| Value::from(l.lost)),
+        leg(src, |l| float6(l.loss_percent)),
+        leg(dst, |l| float6(l.loss_percent)),
+        n.clone(), // src_loss_last10sec
+        n.clone(), // dst_loss_last10sec
+        c.sensor_id.map_or(Value::Null, Value::from),
+        c.vlan.map_or(Value::Null, Value::from),
+    ]
+}
+
+/// `rtp_src`/`rtp_dst`: the two ends of the caller's main stream, else of the called party's
+/// stream reversed (source and destination named from the caller's side).
+fn rtp_addresses(src: Option<&LegSummary>, dst: Option<&LegSummary>) -> (Value, Value) {
+    match (src, dst) {
+        (Some(l), _) => (ip_value(l.src.ip()), ip_value(l.dst.ip())),
+        (None, Some(l)) => (ip_value(l.dst.ip()), ip_value(l.src.ip())),
+        (None, None) => (Value::Null, Value::Null),
+    }
+}
+
+/// What the totals element reports besides the count (copied from VoIPmonitor's keys).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ListContext {
+    pub sensor_id: Option<i64>,
+}
+
+/// `listcalls json` (params `None`) or `listcalls {…}` (params `Some`): the header row, the
+/// totals element only with parameters, then one row per call after sorting and limiting.
+pub fn listcalls_json(
+    calls: &[CallSummary],
+    params: Option<&ListParams>,
+    ctx: ListContext,
+) -> Vec<u8> {
+    let mut rows: Vec<Vec<Value>> = calls.iter().map(json_row).collect();
+    let mut out: Vec<Value> = vec![Value::from(FIELDS.to_vec())];
+    if let Some(p) = params {
+        sort_rows(&mut rows, p);
+        out.push(json!([{
+            "total": calls.len(),
+            "is_receiver": 0,
+            "is_server": 0,
+            "id_sensor": ctx.sensor_id,
+        }]));
+        if let Some(limit) = p.limit {
+            rows.truncate(limit);
+        }
+    }
+    out.extend(rows.into_iter().map(Value::Array));
+    Value::Array(out).to_string().into_bytes()
+}
+
+fn sort_rows(rows: &mut [Vec<Value>], p: &ListParams) {
+    let Some(col) = p
+        .sort_field
+        .as_deref()
+        .and_then(|f| FIELDS.iter().position(|n| *n == f))
+    else {
+        return;
+    };
+    // Stable sort: equal keys keep the server's order.
+    rows.sort_by(|a, b| {
+        let o = cmp_values(&a[col], &b[col]);
+        if p.sort_desc {
+            o.reverse()
+        } else {
+            o
+        }
+    });
+}
+
+/// Nulls first, then booleans, numbers, strings; within a kind the natural order.
+fn cmp_values(a: &Value, b: &Value) -> Ordering {
+    fn rank(v: &Value) -> u8 {
+        match v {
+            Value::Null => 0,
+            Value::Bool(_) => 1,
+            Value::Number(_) => 2,
+            Value::String(_) => 3,
+            _ => 4,
+        }
+    }
+    match (a, b) {
+        (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (x.as_f64().unwrap_or(0.0), y.as_f64().unwrap_or(0.0));
+            x.total_cmp(&y)
+        }
+        (Value::String(x), Value::String(y)) => x.cmp(y),
+        _ => rank(a).cmp(&rank(b)),
+    }
+}
+
+/// `listcalls`: one human-readable `[call]` block per call; nothing when there are none.
+pub fn listcalls_text(calls: &[CallSummary]) -> Vec<u8> {
+    let mut out = String::new();
+    for c in calls {
+        text_block(&mut out, c);
+    }
+    out.into_bytes()
+}
+
+fn text_block(out: &mut String, c: &CallSummary) {
+    out.push_str("[call]\n");
+    let mut kv = |k: &str, v: &dyn std::fmt::Display| {
+        let _ = writeln!(out, "{k}: {v}");
+    };
+    let dash = |s: &Option<String>| s.clone().filter(|s| !s.is_empty()).unwrap_or("-".into());
+    let codecs = if c.codecs.is_empty() {
+        "-".to_string()
+    } else {
+        c.codecs.join(",")
+    };
+    let sensor = c.sensor_id.map_or("-".to_string(), |s| s.to_string());
+    let code = c.last_sip_code.map_or("-".to_string(), |s| s.to_string());
+    let start = datetime(c.start_ns).unwrap_or_default();
+    kv("id", &c.id);
+    kv("caller", &c.caller);
+    kv("called", &c.called);
+    kv("callreference", &c.callref);
+    kv("callid", &c.call_id);
+    kv("state", &c.state);
+    kv("last_sip_code", &code);
+    kv("start", &start);
+    kv("duration", &c.duration_secs);
+    kv("connect_duration", &c.connect_secs);
+    kv("codecs", &codecs);
+    kv("on_hold", &c.on_hold);
+    kv("caller_ip", &c.caller_ip);
+    kv("called_ip", &c.called_ip);
+    kv("caller_agent", &dash(&c.caller_agent));
+    kv("called_agent", &dash(&c.called_agent));
+    kv("sensor_id", &sensor);
+    for (name, leg) in [("caller_rtp", &c.caller_leg), ("called_rtp", &c.called_leg)] {
+        if let Some(l) = leg {
+            let v = format!(
+                "{} -> {} pt {} packets {} lost {} ({:.1}%) jitter {:.2} ms MOS {:.1}",
+                l.src, l.dst, l.payload_type, l.packets, l.lost, l.loss_percent, l.jitter_ms, l.mos
+            );
+            kv(name, &v);
+        }
+    }
+}
+
+/// `active_call_info`: VoIPmonitor's `{"call":{…},"sip_packets":…,"rtp_streams":[…]}`, with the
+/// call's listcalls fields as an object. SIP packets are not kept, which the key says in a string
+/// as VoIPmonitor does when its `active_call_info` option is off.
+pub fn active_call_info(c: &CallSummary) -> Vec<u8> {
+    let call: Map<String, Value> = FIELDS
+        .iter()
+        .map(|f| f.to_string())
+        .zip(json_row(c))
+        .collect();
+    let streams: Vec<Value> = c
+        .legs
+        .iter()
+        .map(|l| {
+            json!({
+                "src_ip": ip_value(l.src.ip()),
+                "src_port": l.src.port(),
+                "dst_ip": ip_value(l.dst.ip()),
+                "dst_port": l.dst.port(),
+                "time": l.first_ns.div_euclid(1000),
+                "time_last": l.last_ns.div_euclid(1000),
+                "ssrc": l.ssrc,
+                "codec": l.payload_type,
+                "received": l.packets,
+                "lost": l.lost,
+                "jitter_avg": float6(l.jitter_avg_ms),
+                "jitter_max": float6(l.jitter_max_ms),
+                "party": l.party.map(Party::as_str),
+            })
+        })
+        .collect();
+    json!({
+        "call": call,
+        "sip_packets": "SIP packets are not kept by earshot",
+        "rtp_streams": streams,
+    })
+    .to_string()
+    .into_bytes()
+}

@@ -1,0 +1,124 @@
+//! Fixed replies. The VoIPmonitor strings are byte-exact copies of a real sensor's replies
+//! (`/work/shared/voipmonitor/*.bin`): note which end in a newline and which do not.
+
+/// `listen` on a call nobody listened to yet (`listen.bin`; no newline).
+pub const SUCCESS: &[u8] = b"success";
+/// `listen` on a call that already has a listener; the new listener is still registered
+/// (`run2/nc_listen_abc_again.bin`; no newline).
+pub const CALL_ALREADY_LISTENING: &[u8] = b"call already listening";
+/// `listen` / `active_call_info` with an unknown reference (`listen_bad_ref.bin`; no newline).
+pub const CALL_NOT_FOUND: &[u8] = b"call not found";
+/// `readaudio` before any audio was produced (`readaudio_00.bin`; no newline).
+pub const WAIT_FOR_DATA: &[u8] = b"information: wait for data";
+/// `readaudio` on a call that has ended or never existed (no newline, like the other `error:`s).
+pub const ERROR_CALL_NOT_FOUND: &[u8] = b"error: call not found";
+/// `readaudio` on a live call that nobody listens to (`readaudio_no_listen.bin`).
+pub const ERROR_WORKER_NOT_FOUND: &[u8] = b"error: worker not found";
+/// `readaudio` with a listen id that was never registered on that call
+/// (`run2/nc_readaudio_wrong_id.bin`).
+pub const ERROR_CLIENT_NOT_FOUND: &[u8] = b"error: client of worker not found";
+/// Unknown command (`bogus_command.bin`: this one *does* end in a newline).
+pub const COMMAND_NOT_FOUND: &[u8] = b"command not found\n";
+/// `listen_stop` answers nothing (`listen_stop.bin` is empty).
+pub const LISTEN_STOP: &[u8] = b"";
+
+// earshot's own connection-level errors. They end in a newline like VoIPmonitor's own
+// connection-level refusals (`need aes!\n`), so they read well in a terminal.
+/// Missing or wrong `auth` token.
+pub const UNAUTHORIZED: &[u8] = b"error: unauthorized\n";
+/// Request above 64 KiB without a terminator.
+pub const REQUEST_TOO_LARGE: &[u8] = b"error: request too large\n";
+
+/// Size of one `readaudio` block: 400 samples of s16le at 8 kHz, 50 ms. Replies carry whole blocks.
+pub const READAUDIO_BLOCK_BYTES: usize = 800;
+
+/// `getversion`: our version, bare and without newline like VoIPmonitor's `2026.04.0`.
+pub fn version() -> &'static [u8] {
+    env!("CARGO_PKG_VERSION").as_bytes()
+}
+
+/// `totalcalls`: the number of calls in memory, bare decimal, no newline (`totalcalls.bin`).
+pub fn totalcalls(n: usize) -> Vec<u8> {
+    n.to_string().into_bytes()
+}
+
+/// Commands and one-line descriptions for `help`, in VoIPmonitor's `name ... text.` layout.
+const HELP: &[(&str, &str)] = &[
+    ("active_call_info", "one call as JSON: its listcalls fields and its RTP streams. Usage: active_call_info <callreference>"),
+    ("getversion", "print the sensor version"),
+    ("help", "this list"),
+    ("listcalls", "active calls, one [call] block each. 'listcalls json' or 'listcalls {\"limit\":10,\"sort_field\":\"calldate\",\"sort_dir\":\"desc\"}' prints VoIPmonitor's JSON layout"),
+    ("listen", "start listening to a call. Usage: listen <callreference> <listen_id>"),
+    ("listen_stop", "stop listening. Usage: listen_stop <callreference> <listen_id>"),
+    ("readaudio", "audio since the last read, s16le 8 kHz mono in 800-byte blocks. Usage: readaudio <callreference> <listen_id>"),
+    ("sniffer_stat", "sensor status as JSON"),
+    ("stream", "push a call's audio, events and quality on this connection. Usage: stream <callreference> [rate=8000|16000|48000] [channels=1|2] [from=now|start|-SECONDS]"),
+    ("totalcalls", "number of calls in memory"),
+];
+
+/// `help`: the list of our commands.
+pub fn help() -> Vec<u8> {
+    let mut out = String::from("List of commands:\n\n");
+    for (name, text) in HELP {
+        out.push_str(name);
+        out.push_str(" ... ");
+        out.push_str(text);
+        out.push_str(".\n\n");
+    }
+    out.into_bytes()
+}
+
+/// What `sniffer_stat` reports; the server fills it.
+#[derive(Clone, Debug, Default)]
+pub struct SnifferStat {
+    pub uptime_secs: u64,
+    pub active_calls: usize,
+    pub packets_seen: u64,
+    pub packets_dropped: u64,
+    pub memory_is_full: bool,
+}
+
+/// `sniffer_stat`: a JSON object whose VoIPmonitor keys keep VoIPmonitor's types (numbers as
+/// strings, as in `sniffer_stat.bin`), plus earshot keys, ending in a newline like the recording.
+pub fn sniffer_stat(s: &SnifferStat) -> Vec<u8> {
+    let v = serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "build": "earshot",
+        "uptime": s.uptime_secs.to_string(),
+        "pbCountPacketDrop": s.packets_dropped.to_string(),
+        "memory_is_full": if s.memory_is_full { "1" } else { "0" },
+        "count_live_sniffers": "0",
+        "terminating_error": "",
+        "active_calls": s.active_calls,
+        "packets_seen": s.packets_seen,
+    });
+    let mut out = v.to_string().into_bytes();
+    out.push(b'\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_lists_every_command() {
+        let h = String::from_utf8(help()).unwrap();
+        assert!(h.starts_with("List of commands:\n\n"));
+        for c in crate::command::COMMAND_NAMES {
+            assert!(h.contains(&format!("\n{c} ... ")), "{c} missing from help");
+        }
+    }
+
+    #[test]
+    fn sniffer_stat_is_json_with_string_numbers() {
+        let out = sniffer_stat(&SnifferStat {
+            uptime_secs: 37,
+            ..Default::default()
+        });
+        assert_eq!(out.last(), Some(&b'\n'));
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["uptime"], "37");
+        assert_eq!(v["memory_is_full"], "0");
+    }
+}

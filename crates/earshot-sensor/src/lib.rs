@@ -1,0 +1,19 @@
+//! The live sensor: capture sources feeding the call engine on its own thread, and the
+//! hand-off of calls and audio to listeners.
+//!
+//! The one rule this crate is built around: nothing waits on the packet path. Sources hand
+//! frames to the pipeline through a bounded queue and count what does not fit (internal drops,
+//! kept apart from the kernel's drops); the pipeline hands audio to listeners through bounded
+//! queues and drops a listener that falls behind.
+
+pub mod counters;
+pub mod listener;
+pub mod pipeline;
+pub mod replay;
+pub mod rewind;
+pub mod server;
+pub mod source;
+
+pub use counters::SensorCounters;
+pub use pipeline::{Control, PipelineConfig, Shared, Snapshot};
+pub use source::{FrameBatch, FrameSender, OwnedFrame, StopFlag};

@@ -1,0 +1,166 @@
+//! One listener of one call: its own audio engine, and a bounded queue to its connection.
+//! The pipeline thread feeds it; if the queue is full the listener is dropped, never waited for.
+
+use earshot_audio::{CallAudio, Codec, Leg, MixConfig, MixMode, PlayoutConfig, RtpIn};
+use earshot_core::{Party, RtpPacket};
+use earshot_manager::stream_proto::{AudioFrame, EndFrame, EndReason, Frame};
+use std::collections::HashMap;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::mpsc::Sender;
+
+/// Output block length: 20 ms, the usual RTP packet time, keeps frames small and latency low.
+const BLOCK_MS: u32 = 20;
+
+/// What a subscriber asked for.
+#[derive(Clone, Debug)]
+pub struct AudioFormat {
+    pub rate: u32,
+    pub channels: u8,
+}
+
+/// Why a listener was removed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gone {
+    /// Its queue was full: it fell behind.
+    Overflow,
+    /// Its receiver was dropped: the connection closed.
+    Closed,
+}
+
+pub struct Listener {
+    pub id: u64,
+    tx: Sender<Frame>,
+    audio: CallAudio,
+    format: AudioFormat,
+    seq: u32,
+    pending: Vec<i16>,
+    scratch: Vec<i16>,
+    codecs: HashMap<u8, Codec>,
+}
+
+impl Listener {
+    pub fn new(id: u64, format: AudioFormat, tx: Sender<Frame>) -> Result<Self, String> {
+        let mode = if format.channels == 2 {
+            MixMode::Stereo
+        } else {
+            MixMode::Mono
+        };
+        let cfg =
+            MixConfig::new(format.rate, mode, PlayoutConfig::live()).map_err(|e| e.to_string())?;
+        Ok(Listener {
+            id,
+            tx,
+            audio: CallAudio::new(cfg),
+            format,
+            seq: 0,
+            pending: Vec::new(),
+            scratch: Vec::new(),
+            codecs: HashMap::new(),
+        })
+    }
+
+    /// Feeds one RTP packet of the call.
+    pub fn push(&mut self, p: &RtpPacket<'_>) -> Result<(), Gone> {
+        let codec = self.codec(p).cloned();
+        let input = RtpIn {
+            arrival_ns: p.ts.nanos(),
+            ssrc: p.ssrc,
+            seq: p.seq,
+            timestamp: p.timestamp,
+            payload_type: p.payload_type,
+            marker: p.marker,
+            payload: p.payload,
+            codec: codec.as_ref(),
+            event: p.event,
+        };
+        let leg = match p.party {
+            Party::Caller => Leg::Caller,
+            Party::Called => Leg::Called,
+        };
+        let mut out = std::mem::take(&mut self.scratch);
+        self.audio.push(leg, &input, &mut out);
+        let r = self.emit(&mut out, false);
+        self.scratch = out;
+        r
+    }
+
+    /// Advances the listener's clock (capture time), releasing audio whose time has come.
+    pub fn poll(&mut self, now_ns: i64) -> Result<(), Gone> {
+        let mut out = std::mem::take(&mut self.scratch);
+        self.audio.poll(now_ns, &mut out);
+        let r = self.emit(&mut out, false);
+        self.scratch = out;
+        r
+    }
+
+    /// Plays out the rest and sends the end frame.
+    pub fn finish(&mut self, reason: EndReason, detail: Option<String>) {
+        let mut out = std::mem::take(&mut self.scratch);
+        self.audio.finish(&mut out);
+        let _ = self.emit(&mut out, true);
+        let _ = self.tx.try_send(Frame::End(EndFrame { reason, detail }));
+    }
+
+    /// Sends any frame (event, quality).
+    pub fn send(&self, frame: Frame) -> Result<(), Gone> {
+        send(&self.tx, frame)
+    }
+
+    fn codec(&mut self, p: &RtpPacket<'_>) -> Option<&Codec> {
+        if !self.codecs.contains_key(&p.payload_type) {
+            let codec = match p.format {
+                Some(f) => Codec::from_sdp(&f.encoding, f.clock_rate, f.channels, None),
+                None => Codec::from_static_pt(p.payload_type)?,
+            };
+            if self.codecs.len() < 32 {
+                self.codecs.insert(p.payload_type, codec);
+            }
+        }
+        self.codecs.get(&p.payload_type)
+    }
+
+    /// Cuts the output into 20 ms frames stamped with the capture time of their first sample.
+    fn emit(&mut self, out: &mut Vec<i16>, flush: bool) -> Result<(), Gone> {
+        self.pending.append(out);
+        let ch = usize::from(self.format.channels.max(1));
+        let block = (self.format.rate * BLOCK_MS / 1000) as usize * ch;
+        let ch64 = ch as u64;
+        let first = self
+            .audio
+            .emitted_frames()
+            .saturating_sub(self.pending.len() as u64 / ch64);
+        let mut start = 0;
+        while self.pending.len() - start >= block || (flush && start < self.pending.len()) {
+            let end = (start + block).min(self.pending.len());
+            let samples = self.pending[start..end].to_vec();
+            let frame = Frame::Audio(AudioFrame {
+                seq: self.seq,
+                capture_ts_ns: self.capture_ts(first + start as u64 / ch64),
+                rate: self.format.rate,
+                channels: self.format.channels,
+                samples,
+            });
+            self.seq = self.seq.wrapping_add(1);
+            start = end;
+            send(&self.tx, frame)?;
+        }
+        self.pending.drain(..start);
+        Ok(())
+    }
+
+    /// Capture time of output sample frame `index`.
+    fn capture_ts(&self, index: u64) -> i64 {
+        let Some(origin) = self.audio.start_ns() else {
+            return 0;
+        };
+        origin + (i128::from(index) * 1_000_000_000 / i128::from(self.format.rate)) as i64
+    }
+}
+
+fn send(tx: &Sender<Frame>, frame: Frame) -> Result<(), Gone> {
+    match tx.try_send(frame) {
+        Ok(()) => Ok(()),
+        Err(TrySendError::Full(_)) => Err(Gone::Overflow),
+        Err(TrySendError::Closed(_)) => Err(Gone::Closed),
+    }
+}

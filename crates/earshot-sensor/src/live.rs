@@ -1,0 +1,737 @@
+//! Live capture from network interfaces through libpcap, one thread per interface.
+//!
+//! ## Why libpcap is opened at run time
+//!
+//! libpcap is loaded with `dlopen` (the `libloading` crate) instead of being linked: linking
+//! would make every `cargo build` need libpcap-dev (headers and the unversioned `libpcap.so`),
+//! even on machines that only ever analyse files, and would make the `earshot` binary refuse to
+//! start where libpcap is absent. Loaded at run time, only `--interface` needs it, and only the
+//! runtime package (`libpcap0.8` on Debian/Ubuntu, `libpcap` on Fedora/RHEL); when it is
+//! missing the error says what to install. The price is that the ~15 C declarations below are
+//! ours to keep right; they follow `pcap/pcap.h` and `pcap/bpf.h`, whose ABI has been stable
+//! since libpcap 1.0 (2008).
+//!
+//! ## What a capture thread does
+//!
+//! It reads with `pcap_next_ex` and a short timeout, so a stop request is seen within
+//! [`READ_TIMEOUT`], copies each frame into an [`OwnedFrame`] and hands batches to the pipeline
+//! with [`FrameSender::send`], which never blocks (a full queue is counted as internal drops).
+//! Once a second it reads `pcap_stats` and adds what the kernel dropped to
+//! [`SensorCounters::kernel_drops`], so that loss stays apart from our own.
+//!
+//! All `unsafe` code of the live source lives in the [`ffi`] module.
+
+use crate::counters::SensorCounters;
+use crate::source::{FrameBatch, FrameSender, OwnedFrame, StopFlag};
+use earshot_wire::{LinkType, Timestamp};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Longest `pcap_next_ex` waits for a packet: bounds how late a stop request is seen and how
+/// long the tail of a burst waits in a partial batch when traffic pauses.
+pub const READ_TIMEOUT: Duration = Duration::from_millis(20);
+/// Frames per batch, and the longest a partial batch is held while packets keep coming.
+const BATCH: usize = 256;
+const BATCH_LATENCY: Duration = Duration::from_millis(5);
+const STATS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How to capture on one interface.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiveConfig {
+    /// Interface name as `ip link` shows it (`eth0`, `lo`, or `any` for all of them).
+    pub interface: String,
+    /// BPF filter in tcpdump syntax; `None` captures everything.
+    pub filter: Option<String>,
+    /// Bytes kept of each packet.
+    pub snaplen: u32,
+    /// Kernel ring buffer size in bytes: what absorbs bursts while the thread is busy.
+    pub buffer_bytes: u32,
+    pub promiscuous: bool,
+}
+
+impl LiveConfig {
+    pub const DEFAULT_SNAPLEN: u32 = 65_535;
+    pub const DEFAULT_BUFFER_MB: u32 = 64;
+
+    pub fn new(interface: impl Into<String>) -> Self {
+        LiveConfig {
+            interface: interface.into(),
+            filter: None,
+            snaplen: Self::DEFAULT_SNAPLEN,
+            buffer_bytes: Self::DEFAULT_BUFFER_MB << 20,
+            promiscuous: true,
+        }
+    }
+}
+
+/// Why a capture could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    #[error(
+        "cannot load libpcap ({tried}): {cause}; live capture needs the libpcap runtime: \
+         `apt-get install libpcap0.8` (Debian/Ubuntu) or `dnf install libpcap` (Fedora/RHEL)"
+    )]
+    NoLibrary { tried: String, cause: String },
+    #[error("the libpcap found lacks {symbol} ({cause}); libpcap 1.5 or later is needed")]
+    MissingSymbol { symbol: String, cause: String },
+    #[error(
+        "cannot capture on {interface}: permission denied ({message}); capture needs \
+         CAP_NET_RAW: run as root or `setcap cap_net_raw+ep $(which earshot)`"
+    )]
+    Permission { interface: String, message: String },
+    #[error("cannot capture on {interface}: no such interface ({message}); `ip link` lists them")]
+    NoSuchInterface { interface: String, message: String },
+    #[error("cannot capture on {interface}: the interface is down ({message})")]
+    InterfaceDown { interface: String, message: String },
+    #[error("bad capture filter {filter:?} on {interface}: {message}")]
+    Filter {
+        interface: String,
+        filter: String,
+        message: String,
+    },
+    #[error("capture on {interface}: {what}: {message}")]
+    Pcap {
+        interface: String,
+        what: &'static str,
+        message: String,
+    },
+}
+
+/// An activated capture handle, ready to run. Opening does everything that can fail for a
+/// configuration reason (library, permission, interface, filter), so the sensor can refuse to
+/// start with a clear message instead of failing later in a thread.
+pub struct LiveCapture {
+    handle: ffi::Handle,
+    link: LinkType,
+    cfg: LiveConfig,
+}
+
+impl std::fmt::Debug for LiveCapture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveCapture")
+            .field("interface", &self.cfg.interface)
+            .field("link", &self.link)
+            .finish()
+    }
+}
+
+impl LiveCapture {
+    /// Opens and activates the interface and installs the filter.
+    pub fn open(cfg: &LiveConfig) -> Result<Self, LiveError> {
+        let api = ffi::api()?;
+        let handle = ffi::Handle::open(api, cfg, READ_TIMEOUT)?;
+        // On Linux, libpcap's DLT_ values equal tcpdump's LINKTYPE_ numbers for every link
+        // earshot decodes, except DLT_RAW (12), which the decoder accepts as raw IP too.
+        let link = LinkType(u32::try_from(handle.datalink()).unwrap_or(u32::MAX));
+        Ok(LiveCapture {
+            handle,
+            link,
+            cfg: cfg.clone(),
+        })
+    }
+
+    pub fn link_type(&self) -> LinkType {
+        self.link
+    }
+
+    pub fn interface(&self) -> &str {
+        &self.cfg.interface
+    }
+
+    /// Captures until `stop`, until the pipeline goes away, or until the interface fails (the
+    /// error is returned then, e.g. when the interface disappears).
+    pub fn run(mut self, out: &FrameSender, stop: &StopFlag) -> Result<(), LiveError> {
+        let mut batch: FrameBatch = Vec::with_capacity(BATCH);
+        let mut batch_started = Instant::now();
+        let mut drops = DropTracker::default();
+        let mut last_stats = Instant::now();
+        let result = loop {
+            if stop.is_stopped() {
+                break Ok(());
+            }
+            match self.handle.next() {
+                Ok(Some((ts, data))) => {
+                    if batch.is_empty() {
+                        batch_started = Instant::now();
+                    }
+                    batch.push(OwnedFrame {
+                        ts,
+                        link: self.link,
+                        data: data.to_vec(),
+                    });
+                }
+                Ok(None) => {}
+                Err(e) => break Err(self.error("reading packets", e)),
+            }
+            // A timeout (no packet for READ_TIMEOUT) also flushes, so a pause in traffic never
+            // strands frames in a partial batch.
+            if !batch.is_empty()
+                && (batch.len() >= BATCH || batch_started.elapsed() >= BATCH_LATENCY)
+            {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                if !out.send(full) {
+                    break Ok(());
+                }
+            }
+            if last_stats.elapsed() >= STATS_INTERVAL {
+                last_stats = Instant::now();
+                self.update_drops(&mut drops, out.counters());
+            }
+        };
+        if !batch.is_empty() {
+            out.send(batch);
+        }
+        self.update_drops(&mut drops, out.counters());
+        result
+    }
+
+    /// Runs the capture on its own thread; errors are logged there.
+    pub fn spawn(self, out: FrameSender, stop: StopFlag) -> std::io::Result<JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name(format!("earshot-live-{}", self.cfg.interface))
+            .spawn(move || {
+                let interface = self.cfg.interface.clone();
+                match self.run(&out, &stop) {
+                    Ok(()) => tracing::info!(%interface, "live capture stopped"),
+                    Err(e) => tracing::error!("{e}"),
+                }
+            })
+    }
+
+    fn update_drops(&mut self, drops: &mut DropTracker, counters: &SensorCounters) {
+        match self.handle.stats() {
+            Ok(s) => SensorCounters::add(&counters.kernel_drops, drops.delta(s)),
+            Err(e) => tracing::debug!(interface = %self.cfg.interface, "pcap_stats: {e}"),
+        }
+    }
+
+    fn error(&self, what: &'static str, message: String) -> LiveError {
+        LiveError::Pcap {
+            interface: self.cfg.interface.clone(),
+            what,
+            message,
+        }
+    }
+}
+
+/// Opens every interface first, so that one bad interface stops the sensor before any thread
+/// starts; then starts one capture thread per interface.
+pub fn spawn_all(
+    cfgs: &[LiveConfig],
+    out: &FrameSender,
+    stop: &StopFlag,
+) -> Result<Vec<JoinHandle<()>>, anyhow_free::SpawnError> {
+    let mut opened = Vec::with_capacity(cfgs.len());
+    for cfg in cfgs {
+        opened.push(LiveCapture::open(cfg)?);
+    }
+    let mut threads = Vec::with_capacity(opened.len());
+    for cap in opened {
+        threads.push(cap.spawn(out.clone(), stop.clone())?);
+    }
+    Ok(threads)
+}
+
+/// Error type of [`spawn_all`], without pulling `anyhow` into this library.
+pub mod anyhow_free {
+    #[derive(Debug, thiserror::Error)]
+    pub enum SpawnError {
+        #[error(transparent)]
+        Live(#[from] super::LiveError),
+        #[error("cannot start a capture thread: {0}")]
+        Thread(#[from] std::io::Error),
+    }
+}
+
+/// Turns libpcap's cumulative per-handle counters into increments of the sensor-wide total.
+/// libpcap's counters are 32-bit and wrap on long captures; wrapping subtraction keeps the
+/// increments right across a wrap.
+#[derive(Default, Debug)]
+struct DropTracker {
+    drop: u32,
+    ifdrop: u32,
+}
+
+impl DropTracker {
+    fn delta(&mut self, s: ffi::Stats) -> u64 {
+        let d = u64::from(s.drop.wrapping_sub(self.drop))
+            + u64::from(s.ifdrop.wrapping_sub(self.ifdrop));
+        self.drop = s.drop;
+        self.ifdrop = s.ifdrop;
+        d
+    }
+}
+
+/// The FFI wrapper: the only place with `unsafe` code for live capture.
+mod ffi {
+    use super::{LiveConfig, LiveError, Timestamp};
+    use std::ffi::{c_char, c_int, c_long, c_uchar, c_uint, c_void, CStr, CString};
+    use std::ptr::NonNull;
+    use std::sync::OnceLock;
+    use std::time::Duration;
+
+    /// Sonames tried in order: upstream's, Debian's historical one, then the development link.
+    const SONAMES: [&str; 3] = ["libpcap.so.1", "libpcap.so.0.8", "libpcap.so"];
+    const ERRBUF_SIZE: usize = 256; // PCAP_ERRBUF_SIZE
+    const PCAP_NETMASK_UNKNOWN: u32 = 0xffff_ffff;
+    const PCAP_TSTAMP_PRECISION_NANO: c_int = 1;
+
+    // pcap_activate() results (pcap/pcap.h).
+    const PCAP_ERROR_NO_SUCH_DEVICE: c_int = -5;
+    const PCAP_ERROR_PERM_DENIED: c_int = -8;
+    const PCAP_ERROR_IFACE_NOT_UP: c_int = -9;
+    const PCAP_ERROR_PROMISC_PERM_DENIED: c_int = -11;
+
+    /// `pcap_t` is opaque.
+    #[repr(C)]
+    pub struct PcapT {
+        _private: [u8; 0],
+    }
+
+    /// `struct timeval` as glibc and musl define it on Linux: two `long`s. That is 16 bytes on
+    /// the 64-bit targets (x86_64, aarch64) and 8 on classic 32-bit ones, matching the libpcap
+    /// those distributions ship. (32-bit builds with a 64-bit `time_t` would differ; earshot is
+    /// not built for them.)
+    #[repr(C)]
+    struct Timeval {
+        tv_sec: c_long,
+        tv_usec: c_long,
+    }
+
+    /// `struct pcap_pkthdr`: 24 bytes on x86_64/aarch64 Linux (16 for the timeval, then two
+    /// 32-bit lengths, no padding).
+    #[repr(C)]
+    struct PktHdr {
+        ts: Timeval,
+        caplen: u32,
+        len: u32,
+    }
+
+    /// `struct bpf_program`.
+    #[repr(C)]
+    struct BpfProgram {
+        bf_len: c_uint,
+        bf_insns: *mut c_void,
+    }
+
+    /// `struct pcap_stat` on non-Windows systems: three `u_int`s.
+    #[repr(C)]
+    #[derive(Default)]
+    struct PcapStat {
+        ps_recv: c_uint,
+        ps_drop: c_uint,
+        ps_ifdrop: c_uint,
+    }
+
+    #[derive(Copy, Clone, Debug, Default)]
+    pub struct Stats {
+        pub drop: u32,
+        pub ifdrop: u32,
+    }
+
+    type CreateFn = unsafe extern "C" fn(*const c_char, *mut c_char) -> *mut PcapT;
+    type SetIntFn = unsafe extern "C" fn(*mut PcapT, c_int) -> c_int;
+    type HandleFn = unsafe extern "C" fn(*mut PcapT) -> c_int;
+    type CompileFn =
+        unsafe extern "C" fn(*mut PcapT, *mut BpfProgram, *const c_char, c_int, u32) -> c_int;
+    type SetFilterFn = unsafe extern "C" fn(*mut PcapT, *mut BpfProgram) -> c_int;
+    type FreeCodeFn = unsafe extern "C" fn(*mut BpfProgram);
+    type NextExFn =
+        unsafe extern "C" fn(*mut PcapT, *mut *mut PktHdr, *mut *const c_uchar) -> c_int;
+    type StatsFn = unsafe extern "C" fn(*mut PcapT, *mut PcapStat) -> c_int;
+    type GetErrFn = unsafe extern "C" fn(*mut PcapT) -> *mut c_char;
+    type CloseFn = unsafe extern "C" fn(*mut PcapT);
+    type StatusToStrFn = unsafe extern "C" fn(c_int) -> *const c_char;
+
+    /// The functions used, resolved once per process. The library is kept in the same static
+    /// and never unloaded, which is what keeps these pointers valid.
+    pub struct Api {
+        create: CreateFn,
+        set_snaplen: SetIntFn,
+        set_promisc: SetIntFn,
+        set_buffer_size: SetIntFn,
+        set_timeout: SetIntFn,
+        set_immediate_mode: SetIntFn,
+        /// Optional: without it timestamps stay in microseconds.
+        set_tstamp_precision: Option<SetIntFn>,
+        activate: HandleFn,
+        datalink: HandleFn,
+        compile: CompileFn,
+        setfilter: SetFilterFn,
+        freecode: FreeCodeFn,
+        next_ex: NextExFn,
+        stats: StatsFn,
+        geterr: GetErrFn,
+        close: CloseFn,
+        statustostr: StatusToStrFn,
+        _lib: libloading::Library,
+    }
+
+    static API: OnceLock<Result<Api, String>> = OnceLock::new();
+
+    /// Loads libpcap on first use. A failure is remembered too: the answer will not change
+    /// while the process runs.
+    pub fn api() -> Result<&'static Api, LiveError> {
+        match API.get_or_init(|| load().map_err(|e| e.to_string())) {
+            Ok(api) => Ok(api),
+            // Rebuild the typed error from the remembered one: the message already says all.
+            Err(msg) => Err(load_error_again(msg)),
+        }
+    }
+
+    fn load_error_again(msg: &str) -> LiveError {
+        // The first error's text is complete; keep the variant that produced it apparent.
+        if msg.starts_with("the libpcap found lacks") {
+            LiveError::MissingSymbol {
+                symbol: String::new(),
+                cause: msg.to_string(),
+            }
+        } else {
+            LiveError::NoLibrary {
+                tried: SONAMES.join(", "),
+                cause: msg.to_string(),
+            }
+        }
+    }
+
+    fn load() -> Result<Api, LiveError> {
+        let mut last_err = String::new();
+        let mut lib = None;
+        for name in SONAMES {
+            // SAFETY: loading runs libpcap's initialisers, which only set up its own globals;
+            // it is loaded by soname from the system's library path, like a linked dependency.
+            match unsafe { libloading::Library::new(name) } {
+                Ok(l) => {
+                    lib = Some(l);
+                    break;
+                }
+                Err(e) => last_err = e.to_string(),
+            }
+        }
+        let Some(lib) = lib else {
+            return Err(LiveError::NoLibrary {
+                tried: SONAMES.join(", "),
+                cause: last_err,
+            });
+        };
+        /// Resolves one symbol as a plain function pointer.
+        fn sym<T: Copy>(lib: &libloading::Library, name: &str) -> Result<T, LiveError> {
+            // SAFETY: each call site names a pcap.h function and the Rust type declared for
+            // it above, which matches its C prototype.
+            match unsafe { lib.get::<T>(name.as_bytes()) } {
+                Ok(s) => Ok(*s),
+                Err(e) => Err(LiveError::MissingSymbol {
+                    symbol: name.to_string(),
+                    cause: e.to_string(),
+                }),
+            }
+        }
+        Ok(Api {
+            create: sym(&lib, "pcap_create")?,
+            set_snaplen: sym(&lib, "pcap_set_snaplen")?,
+            set_promisc: sym(&lib, "pcap_set_promisc")?,
+            set_buffer_size: sym(&lib, "pcap_set_buffer_size")?,
+            set_timeout: sym(&lib, "pcap_set_timeout")?,
+            set_immediate_mode: sym(&lib, "pcap_set_immediate_mode")?,
+            set_tstamp_precision: sym(&lib, "pcap_set_tstamp_precision").ok(),
+            activate: sym(&lib, "pcap_activate")?,
+            datalink: sym(&lib, "pcap_datalink")?,
+            compile: sym(&lib, "pcap_compile")?,
+            setfilter: sym(&lib, "pcap_setfilter")?,
+            freecode: sym(&lib, "pcap_freecode")?,
+            next_ex: sym(&lib, "pcap_next_ex")?,
+            stats: sym(&lib, "pcap_stats")?,
+            geterr: sym(&lib, "pcap_geterr")?,
+            close: sym(&lib, "pcap_close")?,
+            statustostr: sym(&lib, "pcap_statustostr")?,
+            _lib: lib,
+        })
+    }
+
+    /// An owned `pcap_t`, closed on drop.
+    pub struct Handle {
+        p: NonNull<PcapT>,
+        api: &'static Api,
+        nano: bool,
+    }
+
+    // SAFETY: a pcap_t may be used from any thread as long as only one uses it at a time;
+    // `Handle` is not `Sync` and all its methods take `&mut self` or `&self` without sharing
+    // the pointer, so moving it to the capture thread is sound.
+    unsafe impl Send for Handle {}
+
+    fn c_int_of(v: u32) -> c_int {
+        c_int::try_from(v).unwrap_or(c_int::MAX)
+    }
+
+    impl Handle {
+        pub fn open(
+            api: &'static Api,
+            cfg: &LiveConfig,
+            timeout: Duration,
+        ) -> Result<Handle, LiveError> {
+            let interface = cfg.interface.clone();
+            let pcap_err = |what: &'static str, message: String| LiveError::Pcap {
+                interface: interface.clone(),
+                what,
+                message,
+            };
+            let name = CString::new(cfg.interface.as_str())
+                .map_err(|_| pcap_err("bad interface name", "contains a NUL byte".into()))?;
+            let mut errbuf = [0 as c_char; ERRBUF_SIZE];
+            // SAFETY: `name` is NUL-terminated and `errbuf` has the PCAP_ERRBUF_SIZE bytes
+            // pcap_create may write its message into.
+            let raw = unsafe { (api.create)(name.as_ptr(), errbuf.as_mut_ptr()) };
+            let Some(p) = NonNull::new(raw) else {
+                // SAFETY: on failure pcap_create left a NUL-terminated message in `errbuf`;
+                // the last byte is forced to NUL in `buf_str` in case it did not.
+                return Err(pcap_err("pcap_create", buf_str(&mut errbuf)));
+            };
+            // From here on, dropping `h` closes the handle on every error path.
+            let mut h = Handle {
+                p,
+                api,
+                nano: false,
+            };
+            let ms = c_int::try_from(timeout.as_millis()).unwrap_or(1000).max(1);
+            let settings: [(&'static str, SetIntFn, c_int); 5] = [
+                ("pcap_set_snaplen", api.set_snaplen, c_int_of(cfg.snaplen)),
+                ("pcap_set_promisc", api.set_promisc, c_int::from(cfg.promiscuous)),
+                (
+                    "pcap_set_buffer_size",
+                    api.set_buffer_size,
+                    c_int_of(cfg.buffer_bytes),
+                ),
+                ("pcap_set_timeout", api.set_timeout, ms),
+                // Deliver each packet as it arrives rather than when a kernel block fills (or
+                // the timeout ends it): listeners hear audio without an extra delay.
+                ("pcap_set_immediate_mode", api.set_immediate_mode, 1),
+            ];
+            for (what, f, v) in settings {
+                // SAFETY: `h.p` is a live, not yet activated handle, which is what the
+                // pcap_set_* functions take.
+                if unsafe { f(h.p.as_ptr(), v) } != 0 {
+                    return Err(pcap_err(what, h.geterr()));
+                }
+            }
+            if let Some(f) = api.set_tstamp_precision {
+                // SAFETY: as above; a refusal only leaves microsecond timestamps.
+                h.nano = unsafe { f(h.p.as_ptr(), PCAP_TSTAMP_PRECISION_NANO) } == 0;
+            }
+            // SAFETY: `h.p` is a live, configured handle.
+            let rc = unsafe { (api.activate)(h.p.as_ptr()) };
+            if rc < 0 {
+                return Err(h.activate_error(rc, cfg));
+            }
+            if rc > 0 {
+                // Warnings (e.g. promiscuous mode not supported) do not stop the capture.
+                tracing::warn!(interface = %cfg.interface, "pcap_activate: {}", h.status(rc));
+            }
+            if let Some(filter) = cfg.filter.as_deref().filter(|f| !f.trim().is_empty()) {
+                h.set_filter(filter).map_err(|message| LiveError::Filter {
+                    interface: cfg.interface.clone(),
+                    filter: filter.to_string(),
+                    message,
+                })?;
+            }
+            Ok(h)
+        }
+
+        fn activate_error(&self, rc: c_int, cfg: &LiveConfig) -> LiveError {
+            // pcap_geterr holds details for some failures and stale text for others, so both
+            // it and the status text are reported.
+            let detail = self.geterr();
+            let status = self.status(rc);
+            let message = if detail.is_empty() || detail == status {
+                status
+            } else {
+                format!("{status}: {detail}")
+            };
+            let interface = cfg.interface.clone();
+            match rc {
+                PCAP_ERROR_PERM_DENIED | PCAP_ERROR_PROMISC_PERM_DENIED => {
+                    LiveError::Permission { interface, message }
+                }
+                PCAP_ERROR_NO_SUCH_DEVICE => LiveError::NoSuchInterface { interface, message },
+                PCAP_ERROR_IFACE_NOT_UP => LiveError::InterfaceDown { interface, message },
+                // Some kernels report a missing capability as a generic error with EPERM.
+                _ if message.contains("Operation not permitted") => {
+                    LiveError::Permission { interface, message }
+                }
+                _ => LiveError::Pcap {
+                    interface,
+                    what: "pcap_activate",
+                    message,
+                },
+            }
+        }
+
+        fn set_filter(&mut self, filter: &str) -> Result<(), String> {
+            let expr = CString::new(filter).map_err(|_| "contains a NUL byte".to_string())?;
+            let mut prog = BpfProgram {
+                bf_len: 0,
+                bf_insns: std::ptr::null_mut(),
+            };
+            // SAFETY: `self.p` is an activated handle, `prog` is a valid out-parameter and
+            // `expr` is NUL-terminated. The netmask only matters for `ip broadcast`.
+            let rc = unsafe {
+                (self.api.compile)(
+                    self.p.as_ptr(),
+                    &mut prog,
+                    expr.as_ptr(),
+                    1,
+                    PCAP_NETMASK_UNKNOWN,
+                )
+            };
+            if rc != 0 {
+                return Err(self.geterr());
+            }
+            // SAFETY: `prog` was filled by a successful pcap_compile.
+            let rc = unsafe { (self.api.setfilter)(self.p.as_ptr(), &mut prog) };
+            let result = if rc != 0 { Err(self.geterr()) } else { Ok(()) };
+            // SAFETY: pcap_setfilter copies the program, so it is freed exactly once here.
+            unsafe { (self.api.freecode)(&mut prog) };
+            result
+        }
+
+        pub fn datalink(&self) -> c_int {
+            // SAFETY: `self.p` is an activated handle.
+            unsafe { (self.api.datalink)(self.p.as_ptr()) }
+        }
+
+        /// The next packet, `None` on timeout. The bytes are only valid until the next call,
+        /// which the borrow of `self` enforces.
+        pub fn next(&mut self) -> Result<Option<(Timestamp, &[u8])>, String> {
+            let mut hdr: *mut PktHdr = std::ptr::null_mut();
+            let mut data: *const c_uchar = std::ptr::null();
+            // SAFETY: `self.p` is an activated handle; both out-pointers are valid.
+            let rc = unsafe { (self.api.next_ex)(self.p.as_ptr(), &mut hdr, &mut data) };
+            match rc {
+                1 => {}
+                0 => return Ok(None),
+                // -2 only follows pcap_breakloop or the end of a savefile; neither applies,
+                // so treat it as "nothing this time".
+                -2 => return Ok(None),
+                _ => return Err(self.geterr()),
+            }
+            if hdr.is_null() || data.is_null() {
+                return Ok(None);
+            }
+            // SAFETY: on success pcap_next_ex points `hdr` at a valid header that stays valid
+            // until the next call on this handle.
+            let hdr = unsafe { &*hdr };
+            let caplen = usize::try_from(hdr.caplen).unwrap_or(0);
+            // SAFETY: libpcap guarantees `data` points at `caplen` readable bytes, valid until
+            // the next call on this handle; the returned slice borrows `self` mutably, so no
+            // such call can happen while it lives.
+            let bytes = unsafe { std::slice::from_raw_parts(data, caplen) };
+            let sub = i64::from(hdr.ts.tv_usec);
+            let sub_ns = if self.nano { sub } else { sub.saturating_mul(1_000) };
+            let ts = i64::from(hdr.ts.tv_sec)
+                .saturating_mul(1_000_000_000)
+                .saturating_add(sub_ns);
+            Ok(Some((Timestamp(ts), bytes)))
+        }
+
+        pub fn stats(&mut self) -> Result<Stats, String> {
+            let mut s = PcapStat::default();
+            // SAFETY: `self.p` is an activated handle and `s` a valid out-parameter of the
+            // non-Windows `struct pcap_stat` layout.
+            let rc = unsafe { (self.api.stats)(self.p.as_ptr(), &mut s) };
+            if rc != 0 {
+                return Err(self.geterr());
+            }
+            let _ = s.ps_recv;
+            Ok(Stats {
+                drop: s.ps_drop,
+                ifdrop: s.ps_ifdrop,
+            })
+        }
+
+        fn geterr(&self) -> String {
+            // SAFETY: pcap_geterr returns a pointer to the handle's own NUL-terminated error
+            // buffer, valid while the handle is; it is copied out at once.
+            let p = unsafe { (self.api.geterr)(self.p.as_ptr()) };
+            if p.is_null() {
+                return String::new();
+            }
+            // SAFETY: see above: non-null and NUL-terminated.
+            unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+        }
+
+        fn status(&self, rc: c_int) -> String {
+            // SAFETY: pcap_statustostr returns a static string (or a thread-local buffer for
+            // unknown codes), NUL-terminated; it is copied out at once.
+            let p = unsafe { (self.api.statustostr)(rc) };
+            if p.is_null() {
+                return format!("error {rc}");
+            }
+            // SAFETY: see above: non-null and NUL-terminated.
+            unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+        }
+    }
+
+    impl Drop for Handle {
+        fn drop(&mut self) {
+            // SAFETY: `self.p` came from pcap_create and is closed exactly once, here.
+            unsafe { (self.api.close)(self.p.as_ptr()) };
+        }
+    }
+
+    /// The message libpcap wrote into an error buffer.
+    fn buf_str(buf: &mut [c_char; ERRBUF_SIZE]) -> String {
+        buf[ERRBUF_SIZE - 1] = 0;
+        // SAFETY: the buffer is NUL-terminated (forced just above).
+        unsafe { CStr::from_ptr(buf.as_ptr()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn layouts_match_linux_lp64() {
+            if cfg!(all(target_os = "linux", target_pointer_width = "64")) {
+                assert_eq!(std::mem::size_of::<Timeval>(), 16);
+                assert_eq!(std::mem::size_of::<PktHdr>(), 24);
+                assert_eq!(std::mem::offset_of!(PktHdr, caplen), 16);
+                assert_eq!(std::mem::size_of::<BpfProgram>(), 16);
+                assert_eq!(std::mem::size_of::<PcapStat>(), 12);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drop_deltas_accumulate_and_survive_wrap() {
+        let mut t = DropTracker::default();
+        assert_eq!(
+            t.delta(ffi::Stats {
+                drop: 5,
+                ifdrop: 1
+            }),
+            6
+        );
+        assert_eq!(
+            t.delta(ffi::Stats {
+                drop: 5,
+                ifdrop: 1
+            }),
+            0
+        );
+        t.drop = u32::MAX - 1;
+        assert_eq!(
+            t.delta(ffi::Stats {
+                drop: 3,
+                ifdrop: 2
+            }),
+            5 + 1
+        );
+    }
+}

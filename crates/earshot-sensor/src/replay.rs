@@ -1,0 +1,135 @@
+//! A capture file replayed as if it were live: frames are released at wall-clock pace (or
+//! faster), with their timestamps shifted to now, so calls look current to every consumer.
+
+use crate::source::{FrameBatch, FrameSender, OwnedFrame, StopFlag};
+use earshot_wire::{CaptureError, CaptureReader, Timestamp};
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How fast to replay.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub enum Speed {
+    /// `factor` × real time (1.0 = as captured).
+    Times(f64),
+    /// As fast as the pipeline takes it; timestamps still advance as captured.
+    Max,
+}
+
+impl std::str::FromStr for Speed {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.eq_ignore_ascii_case("max") {
+            return Ok(Speed::Max);
+        }
+        match s.trim_end_matches(['x', 'X']).parse::<f64>() {
+            Ok(f) if f > 0.0 && f.is_finite() => Ok(Speed::Times(f)),
+            _ => Err(format!(
+                "invalid speed {s:?}: use a positive factor such as 1, 2 or 0.5, or max"
+            )),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ReplayConfig {
+    pub path: PathBuf,
+    pub speed: Speed,
+    /// Start again at the end of the file, forever (until stopped).
+    pub repeat: bool,
+}
+
+/// Frames per batch, and the longest a partial batch waits before it is sent anyway.
+const BATCH: usize = 256;
+const BATCH_LATENCY: Duration = Duration::from_millis(5);
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// Replays the file until it ends (or forever with `repeat`), or until `stop`.
+/// Opening errors are returned before anything is sent.
+pub fn run(cfg: &ReplayConfig, out: &FrameSender, stop: &StopFlag) -> Result<(), CaptureError> {
+    // Each pass starts its clock where the previous one ended, so looping never moves time back.
+    let mut shift_base = now_ns();
+    loop {
+        let mut reader = CaptureReader::open(&cfg.path)?;
+        let last = replay_pass(&mut reader, cfg.speed, shift_base, out, stop);
+        if !cfg.repeat || stop.is_stopped() {
+            return Ok(());
+        }
+        shift_base = last.map_or_else(now_ns, |t| t.nanos().max(now_ns())) + 20_000_000;
+    }
+}
+
+/// One pass over the file; returns the shifted time of its last frame.
+fn replay_pass(
+    reader: &mut CaptureReader,
+    speed: Speed,
+    shift_base: i64,
+    out: &FrameSender,
+    stop: &StopFlag,
+) -> Option<Timestamp> {
+    let started = Instant::now();
+    let mut first_ts: Option<i64> = None;
+    let mut batch: FrameBatch = Vec::with_capacity(BATCH);
+    let mut batch_started = Instant::now();
+    let mut last = None;
+    while let Some(item) = reader.next_frame() {
+        if stop.is_stopped() {
+            break;
+        }
+        let Ok(frame) = item else { break };
+        let offset = frame.ts.nanos() - *first_ts.get_or_insert(frame.ts.nanos());
+        if let Speed::Times(factor) = speed {
+            let due = Duration::from_nanos((offset.max(0) as f64 / factor) as u64);
+            let elapsed = started.elapsed();
+            if due > elapsed {
+                // Send what we have before sleeping, so nothing waits behind the pause.
+                if !batch.is_empty() && !send(out, speed, std::mem::take(&mut batch)) {
+                    return last;
+                }
+                sleep_until(started + due, stop);
+            }
+        }
+        let ts = Timestamp(shift_base + offset);
+        last = Some(ts);
+        batch.push(OwnedFrame {
+            ts,
+            link: frame.link,
+            data: frame.data.to_vec(),
+        });
+        if batch.len() >= BATCH || batch_started.elapsed() >= BATCH_LATENCY {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            if !send(out, speed, full) {
+                return last;
+            }
+            batch_started = Instant::now();
+        }
+    }
+    if !batch.is_empty() {
+        send(out, speed, batch);
+    }
+    last
+}
+
+/// At `max` speed the file waits for the pipeline (nothing is lost, nothing is live); at a
+/// wall-clock pace it behaves like a live source and never waits.
+fn send(out: &FrameSender, speed: Speed, batch: FrameBatch) -> bool {
+    match speed {
+        Speed::Max => out.send_blocking(batch),
+        Speed::Times(_) => out.send(batch),
+    }
+}
+
+/// Sleeps in short steps so a stop request is honoured within 50 ms.
+fn sleep_until(deadline: Instant, stop: &StopFlag) {
+    loop {
+        let now = Instant::now();
+        if now >= deadline || stop.is_stopped() {
+            return;
+        }
+        std::thread::sleep((deadline - now).min(Duration::from_millis(50)));
+    }
+}

@@ -1,0 +1,475 @@
+//! The Manager API server: TCP, one command per connection, VoIPmonitor's framing. Protocol
+//! parsing and formatting live in `earshot-manager`; this is the I/O shell around them.
+//!
+//! Every wait has a deadline: reading a request (500 ms idle, 10 s overall), writing a reply,
+//! and writing stream frames to a client that stopped reading.
+
+use crate::listener::AudioFormat;
+use crate::pipeline::{Control, Shared};
+use crossbeam_channel::Sender as ControlSender;
+use earshot_manager::replies;
+use earshot_manager::stream_proto::{self, EndReason, Frame, StreamHeader};
+use earshot_manager::{
+    authorize, parse_command, CallRef, Command, ListCallsFormat, ListContext, Request,
+    RequestReader, StreamFrom, StreamRequest, IDLE_TIMEOUT,
+};
+use ipnet::IpNet;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, Mutex, Semaphore};
+
+/// Longest a client may take to send its request.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+/// Longest one reply write (or one stream frame) may wait for the client.
+const WRITE_DEADLINE: Duration = Duration::from_secs(10);
+/// A `listen` listener that is not read for this long is dropped (VoIPmonitor's rule).
+const READAUDIO_IDLE: Duration = Duration::from_secs(10);
+/// Frames buffered per listener: 12 s of 20 ms frames, enough for a readaudio poller that
+/// pauses and for a `from=-10` burst; past it the listener is too slow and is dropped.
+const LISTENER_QUEUE: usize = 600;
+/// Rewind bursts (`from=start`) may need more room than live listening.
+const REWIND_QUEUE: usize = 3600 + LISTENER_QUEUE;
+
+#[derive(Clone, Debug)]
+pub struct ManagerConfig {
+    pub listen: SocketAddr,
+    /// Source ranges allowed to connect; others are closed without a reply.
+    pub allow: Vec<IpNet>,
+    pub token: Option<String>,
+    pub max_connections: usize,
+    pub sensor_id: Option<i64>,
+}
+
+impl ManagerConfig {
+    pub fn loopback_only() -> Vec<IpNet> {
+        ["127.0.0.0/8", "::1/128"]
+            .iter()
+            .filter_map(|s| s.parse().ok())
+            .collect()
+    }
+
+    /// Refuses a configuration that would expose the API to the network without a token.
+    pub fn check(&self) -> Result<(), String> {
+        if !self.listen.ip().is_loopback() && self.token.as_deref().is_none_or(str::is_empty) {
+            return Err(format!(
+                "the manager would listen on {} without a token: anyone who can reach it could list \
+                 calls and listen to them. Set a token (--token or [manager] token) or bind to 127.0.0.1",
+                self.listen
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Counters of the manager, for `sniffer_stat` and metrics.
+#[derive(Debug, Default)]
+pub struct ManagerCounters {
+    pub connections: AtomicU64,
+    pub refused_addr: AtomicU64,
+    pub auth_failures: AtomicU64,
+    pub busy: AtomicU64,
+    pub requests: AtomicU64,
+}
+
+/// One `listen` registration, drained by `readaudio`.
+struct Polled {
+    rx: mpsc::Receiver<Frame>,
+    pcm: Vec<u8>,
+    last_read: Instant,
+    ended: bool,
+    id: u64,
+}
+
+struct State {
+    cfg: ManagerConfig,
+    shared: Arc<Shared>,
+    control: ControlSender<Control>,
+    polled: Mutex<HashMap<(CallRef, String), Polled>>,
+    next_id: AtomicU64,
+    pub counters: Arc<ManagerCounters>,
+    slots: Arc<Semaphore>,
+}
+
+/// A running server: its address and counters.
+pub struct Manager {
+    pub local_addr: SocketAddr,
+    pub counters: Arc<ManagerCounters>,
+}
+
+/// Binds and starts serving on the current tokio runtime.
+pub async fn start(
+    cfg: ManagerConfig,
+    shared: Arc<Shared>,
+    control: ControlSender<Control>,
+) -> std::io::Result<Manager> {
+    let listener = TcpListener::bind(cfg.listen).await?;
+    let local_addr = listener.local_addr()?;
+    let counters = Arc::new(ManagerCounters::default());
+    let state = Arc::new(State {
+        slots: Arc::new(Semaphore::new(cfg.max_connections.max(1))),
+        cfg,
+        shared,
+        control,
+        polled: Mutex::new(HashMap::new()),
+        next_id: AtomicU64::new(1),
+        counters: counters.clone(),
+    });
+    tokio::spawn(sweep_idle_listeners(state.clone()));
+    tokio::spawn(accept_loop(listener, state));
+    Ok(Manager {
+        local_addr,
+        counters,
+    })
+}
+
+async fn accept_loop(listener: TcpListener, state: Arc<State>) {
+    loop {
+        let (sock, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!("manager accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        state.counters.connections.fetch_add(1, Ordering::Relaxed);
+        if !state
+            .cfg
+            .allow
+            .iter()
+            .any(|n| n.contains(&canonical(peer.ip())))
+        {
+            state.counters.refused_addr.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%peer, "manager connection refused: address not in manager.allow");
+            drop(sock);
+            continue;
+        }
+        let Ok(permit) = state.slots.clone().try_acquire_owned() else {
+            state.counters.busy.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                let mut sock = sock;
+                let _ = tokio::time::timeout(
+                    WRITE_DEADLINE,
+                    sock.write_all(b"error: too many connections\n"),
+                )
+                .await;
+            });
+            continue;
+        };
+        let _ = sock.set_nodelay(true);
+        let st = state.clone();
+        tokio::spawn(async move {
+            handle(sock, peer, &st).await;
+            drop(permit);
+        });
+    }
+}
+
+/// IPv4-mapped IPv6 peers (dual-stack sockets) are matched as IPv4.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+async fn handle<S: AsyncRead + AsyncWrite + Unpin>(mut sock: S, peer: SocketAddr, state: &State) {
+    let request = match tokio::time::timeout(REQUEST_DEADLINE, read_request(&mut sock)).await {
+        Ok(Some(Ok(r))) => r,
+        Ok(Some(Err(e))) => {
+            let _ = write_reply(&mut sock, e.reply()).await;
+            return;
+        }
+        Ok(None) => return,
+        Err(_) => {
+            let _ = write_reply(&mut sock, b"error: request timed out\n").await;
+            return;
+        }
+    };
+    state.counters.requests.fetch_add(1, Ordering::Relaxed);
+    let token = state
+        .cfg
+        .token
+        .as_deref()
+        .filter(|t| !t.is_empty())
+        .map(str::as_bytes);
+    if !authorize(token, &request) {
+        state.counters.auth_failures.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(%peer, "manager request refused: missing or wrong token");
+        let _ = write_reply(&mut sock, replies::UNAUTHORIZED).await;
+        return;
+    }
+    let command = match parse_command(&request.command_line) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = write_reply(&mut sock, &e.reply()).await;
+            return;
+        }
+    };
+    tracing::debug!(%peer, command = %request.command_line, "manager request");
+    if let Command::Stream(req) = command {
+        stream(&mut sock, state, req).await;
+        return;
+    }
+    let reply = answer(state, command).await;
+    let _ = write_reply(&mut sock, &reply).await;
+}
+
+async fn read_request<S: AsyncRead + Unpin>(
+    sock: &mut S,
+) -> Option<Result<Request, earshot_manager::RequestError>> {
+    let mut reader = RequestReader::new();
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let read = if reader.wants_idle_timer() {
+            match tokio::time::timeout(IDLE_TIMEOUT, sock.read(&mut buf)).await {
+                Ok(r) => r,
+                Err(_) => return reader.on_idle_timeout(),
+            }
+        } else {
+            sock.read(&mut buf).await
+        };
+        match read {
+            Ok(0) | Err(_) => return reader.on_eof(),
+            Ok(n) => {
+                if let Some(r) = reader.push(buf.get(..n).unwrap_or_default()) {
+                    return Some(r);
+                }
+            }
+        }
+    }
+}
+
+async fn write_reply<S: AsyncWrite + Unpin>(sock: &mut S, bytes: &[u8]) -> std::io::Result<()> {
+    match tokio::time::timeout(WRITE_DEADLINE, async {
+        sock.write_all(bytes).await?;
+        sock.shutdown().await
+    })
+    .await
+    {
+        Ok(r) => r,
+        Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+    }
+}
+
+async fn answer(state: &State, command: Command) -> Vec<u8> {
+    let snap = state.shared.snapshot();
+    match command {
+        Command::ListCalls(ListCallsFormat::Text) => {
+            earshot_manager::listcalls::listcalls_text(&snap.calls)
+        }
+        Command::ListCalls(ListCallsFormat::Json) => {
+            earshot_manager::listcalls::listcalls_json(&snap.calls, None, context(state))
+        }
+        Command::ListCalls(ListCallsFormat::JsonWithParams(p)) => {
+            earshot_manager::listcalls::listcalls_json(&snap.calls, Some(&p), context(state))
+        }
+        Command::ActiveCallInfo(r) => match snap.find(r) {
+            Some(c) => earshot_manager::listcalls::active_call_info(c),
+            None => replies::CALL_NOT_FOUND.to_vec(),
+        },
+        Command::TotalCalls => replies::totalcalls(snap.calls.len()),
+        Command::GetVersion => replies::version().to_vec(),
+        Command::Help => replies::help(),
+        Command::SnifferStat => sniffer_stat(state, &snap),
+        Command::Listen { callref, listen_id } => listen(state, callref, listen_id).await,
+        Command::ReadAudio { callref, listen_id } => read_audio(state, callref, listen_id).await,
+        Command::ListenStop { callref, listen_id } => {
+            if let Some(p) = state.polled.lock().await.remove(&(callref, listen_id)) {
+                let _ = state.control.try_send(Control::Unsubscribe { id: p.id });
+            }
+            replies::LISTEN_STOP.to_vec()
+        }
+        Command::Stream(_) => Vec::new(),
+    }
+}
+
+fn context(state: &State) -> ListContext {
+    ListContext {
+        sensor_id: state.cfg.sensor_id,
+    }
+}
+
+fn sniffer_stat(state: &State, snap: &crate::pipeline::Snapshot) -> Vec<u8> {
+    use crate::counters::SensorCounters as C;
+    let c = &state.shared.counters;
+    replies::sniffer_stat(&replies::SnifferStat {
+        uptime_secs: state.shared.started.elapsed().as_secs(),
+        active_calls: snap.calls.len(),
+        packets_seen: C::get(&c.frames),
+        packets_dropped: C::get(&c.internal_drops) + C::get(&c.kernel_drops),
+        memory_is_full: false,
+    })
+}
+
+fn subscribe(
+    state: &State,
+    callref: CallRef,
+    format: AudioFormat,
+    from: StreamFrom,
+    queue: usize,
+) -> (u64, mpsc::Receiver<Frame>) {
+    let id = state.next_id.fetch_add(1, Ordering::Relaxed);
+    let (tx, rx) = mpsc::channel(queue);
+    let _ = state.control.try_send(Control::Subscribe {
+        id,
+        callref,
+        format,
+        from,
+        tx,
+    });
+    (id, rx)
+}
+
+async fn listen(state: &State, callref: CallRef, listen_id: String) -> Vec<u8> {
+    if state.shared.snapshot().find(callref).is_none() {
+        return replies::CALL_NOT_FOUND.to_vec();
+    }
+    let mut polled = state.polled.lock().await;
+    let already = polled.keys().any(|(r, _)| *r == callref);
+    if !polled.contains_key(&(callref, listen_id.clone())) {
+        let format = AudioFormat {
+            rate: 8000,
+            channels: 1,
+        };
+        let (id, rx) = subscribe(state, callref, format, StreamFrom::Now, LISTENER_QUEUE);
+        let entry = Polled {
+            rx,
+            pcm: Vec::new(),
+            last_read: Instant::now(),
+            ended: false,
+            id,
+        };
+        polled.insert((callref, listen_id), entry);
+    }
+    if already {
+        replies::CALL_ALREADY_LISTENING.to_vec()
+    } else {
+        replies::SUCCESS.to_vec()
+    }
+}
+
+/// VoIPmonitor's block size: 50 ms of 8 kHz 16-bit mono.
+const READAUDIO_BLOCK: usize = 800;
+
+async fn read_audio(state: &State, callref: CallRef, listen_id: String) -> Vec<u8> {
+    let mut polled = state.polled.lock().await;
+    let key = (callref, listen_id);
+    let Some(p) = polled.get_mut(&key) else {
+        let call_listened = polled.keys().any(|(r, _)| *r == callref);
+        return if state.shared.snapshot().find(callref).is_none() && !call_listened {
+            replies::ERROR_CALL_NOT_FOUND.to_vec()
+        } else if call_listened {
+            replies::ERROR_CLIENT_NOT_FOUND.to_vec()
+        } else {
+            replies::ERROR_WORKER_NOT_FOUND.to_vec()
+        };
+    };
+    p.last_read = Instant::now();
+    while let Ok(frame) = p.rx.try_recv() {
+        match frame {
+            Frame::Audio(a) => a
+                .samples
+                .iter()
+                .for_each(|s| p.pcm.extend_from_slice(&s.to_le_bytes())),
+            Frame::End(_) => p.ended = true,
+            _ => {}
+        }
+    }
+    let whole = p.pcm.len() / READAUDIO_BLOCK * READAUDIO_BLOCK;
+    if whole == 0 {
+        if p.ended || p.rx.is_closed() {
+            polled.remove(&key);
+            return replies::ERROR_CALL_NOT_FOUND.to_vec();
+        }
+        return replies::WAIT_FOR_DATA.to_vec();
+    }
+    p.pcm.drain(..whole).collect()
+}
+
+async fn sweep_idle_listeners(state: Arc<State>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let mut polled = state.polled.lock().await;
+        polled.retain(|_, p| {
+            let keep = p.last_read.elapsed() < READAUDIO_IDLE;
+            if !keep {
+                let _ = state.control.try_send(Control::Unsubscribe { id: p.id });
+            }
+            keep
+        });
+    }
+}
+
+async fn stream<S: AsyncWrite + Unpin>(sock: &mut S, state: &State, req: StreamRequest) {
+    let snap = state.shared.snapshot();
+    let Some(call) = snap.find(req.callref) else {
+        let _ = write_reply(sock, &stream_proto::encode_refusal("call not found")).await;
+        return;
+    };
+    let header = StreamHeader {
+        version: stream_proto::PROTOCOL_VERSION,
+        callreference: req.callref.to_string(),
+        callid: call.call_id.clone(),
+        caller: call.caller.clone(),
+        called: call.called.clone(),
+        format: "s16le".into(),
+        rate: req.rate,
+        channels: req.channels,
+        from: match req.from {
+            StreamFrom::Now => "now".into(),
+            StreamFrom::Start => "start".into(),
+            StreamFrom::SecondsAgo(s) => format!("-{s}"),
+        },
+    };
+    let queue = if req.from == StreamFrom::Now {
+        LISTENER_QUEUE
+    } else {
+        REWIND_QUEUE
+    };
+    let format = AudioFormat {
+        rate: req.rate,
+        channels: req.channels,
+    };
+    let (id, mut rx) = subscribe(state, req.callref, format, req.from, queue);
+    let mut out = stream_proto::encode_header(&header);
+    if timed_write(sock, &out).await.is_err() {
+        let _ = state.control.try_send(Control::Unsubscribe { id });
+        return;
+    }
+    loop {
+        let frame = match rx.recv().await {
+            Some(f) => f,
+            // The pipeline dropped us (we were too slow) or went away.
+            None => Frame::End(stream_proto::EndFrame {
+                reason: EndReason::Overflow,
+                detail: None,
+            }),
+        };
+        let end = matches!(frame, Frame::End(_));
+        out.clear();
+        if stream_proto::encode_frame(&frame, &mut out).is_err()
+            || timed_write(sock, &out).await.is_err()
+        {
+            break;
+        }
+        if end {
+            break;
+        }
+    }
+    let _ = state.control.try_send(Control::Unsubscribe { id });
+    let _ = tokio::time::timeout(WRITE_DEADLINE, sock.shutdown()).await;
+}
+
+async fn timed_write<S: AsyncWrite + Unpin>(sock: &mut S, bytes: &[u8]) -> std::io::Result<()> {
+    match tokio::time::timeout(WRITE_DEADLINE, sock.write_all(bytes)).await {
+        Ok(r) => r,
+        Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+    }
+}

@@ -1,0 +1,74 @@
+//! What sources produce and how they hand it over.
+
+use crate::counters::SensorCounters;
+use crossbeam_channel::{Sender, TrySendError};
+use earshot_wire::{LinkType, Timestamp};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// A captured frame that owns its bytes, so it can cross threads.
+#[derive(Clone, Debug)]
+pub struct OwnedFrame {
+    pub ts: Timestamp,
+    pub link: LinkType,
+    pub data: Vec<u8>,
+}
+
+/// Frames travel in batches: one channel operation per batch instead of per frame keeps the
+/// hand-off cheap at hundreds of thousands of packets per second.
+pub type FrameBatch = Vec<OwnedFrame>;
+
+/// The sending side of the pipeline queue. `send` never blocks: a full queue drops the batch
+/// and counts its frames as internal drops.
+#[derive(Clone)]
+pub struct FrameSender {
+    tx: Sender<FrameBatch>,
+    counters: Arc<SensorCounters>,
+}
+
+impl FrameSender {
+    pub fn new(tx: Sender<FrameBatch>, counters: Arc<SensorCounters>) -> Self {
+        FrameSender { tx, counters }
+    }
+
+    /// Hands a batch over; false when the pipeline has gone away (time to stop).
+    pub fn send(&self, batch: FrameBatch) -> bool {
+        let n = batch.len() as u64;
+        let bytes: u64 = batch.iter().map(|f| f.data.len() as u64).sum();
+        SensorCounters::add(&self.counters.frames, n);
+        SensorCounters::add(&self.counters.bytes, bytes);
+        match self.tx.try_send(batch) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                SensorCounters::add(&self.counters.internal_drops, n);
+                true
+            }
+            Err(TrySendError::Disconnected(_)) => false,
+        }
+    }
+
+    /// Hands a batch over, waiting while the queue is full. Only for sources that may apply
+    /// back-pressure without losing anything (a file replayed as fast as possible).
+    pub fn send_blocking(&self, batch: FrameBatch) -> bool {
+        let n = batch.len() as u64;
+        SensorCounters::add(&self.counters.frames, n);
+        self.tx.send(batch).is_ok()
+    }
+
+    pub fn counters(&self) -> &Arc<SensorCounters> {
+        &self.counters
+    }
+}
+
+/// Shared stop request: sources poll it between reads.
+#[derive(Clone, Debug, Default)]
+pub struct StopFlag(Arc<AtomicBool>);
+
+impl StopFlag {
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+    pub fn is_stopped(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}

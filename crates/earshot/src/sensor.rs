@@ -1,0 +1,290 @@
+//! `earshot sensor`: capture, track calls, and serve the Manager API.
+
+use anyhow::{bail, Context, Result};
+use earshot_sensor::pipeline::{self, PipelineConfig};
+use earshot_sensor::replay::{self, ReplayConfig, Speed};
+use earshot_sensor::server::{self, ManagerConfig};
+use earshot_sensor::{Control, FrameSender, SensorCounters, Shared, StopFlag};
+use ipnet::IpNet;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Watch SIP and RTP, track calls, and answer on the Manager API (TCP, default 127.0.0.1:5029).
+///
+/// Sources: capture files replayed as if live (--pcap, at --speed, optionally --loop); more
+/// to come (live interfaces, HEP). Every setting can come from a TOML file (--config; see
+/// dist/sensor.toml for every key, commented); command-line options override it.
+///
+/// Examples:
+///   earshot sensor --pcap call.pcap --loop
+///   earshot sensor --pcap call.pcap --speed max --manager 127.0.0.1:15029
+///   echo listcalls | nc 127.0.0.1 5029
+#[derive(clap::Args, Debug, Default)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// TOML configuration file.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Capture file to replay as live traffic (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pcap: Vec<PathBuf>,
+    /// Replay pace: 1 = as captured, 2 = twice as fast, max = as fast as possible.
+    #[arg(long, value_name = "FACTOR|max")]
+    speed: Option<String>,
+    /// Start the capture files again when they end, forever.
+    #[arg(long = "loop")]
+    repeat: bool,
+    /// Where the Manager API listens.
+    #[arg(long, value_name = "ADDR:PORT")]
+    manager: Option<SocketAddr>,
+    /// Sensor id reported in listcalls (id_sensor) and everywhere a sensor id appears.
+    #[arg(long, value_name = "N")]
+    sensor_id: Option<i64>,
+    /// Shared secret clients must send as a first line `auth <token>`.
+    #[arg(long, value_name = "T")]
+    token: Option<String>,
+    /// Source range allowed to use the Manager API (repeatable; default: loopback only).
+    #[arg(long, value_name = "CIDR")]
+    allow: Vec<IpNet>,
+}
+
+/// The configuration file; every key is optional.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub sensor: SensorSection,
+    #[serde(default)]
+    pub capture: CaptureSection,
+    #[serde(default)]
+    pub calls: CallsSection,
+    #[serde(default)]
+    pub manager: ManagerSection,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SensorSection {
+    pub id: Option<i64>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureSection {
+    #[serde(default)]
+    pub pcap: Vec<PathBuf>,
+    pub speed: Option<String>,
+    #[serde(default, rename = "loop")]
+    pub repeat: bool,
+    /// Frames queued between capture and the pipeline, in batches of up to 256.
+    pub queue_batches: Option<usize>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CallsSection {
+    pub idle_timeout_s: Option<u64>,
+    pub linger_s: Option<u64>,
+    pub rewind_s: Option<u64>,
+    pub rewind_budget_mb: Option<usize>,
+    pub max_calls: Option<usize>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ManagerSection {
+    pub listen: Option<SocketAddr>,
+    pub token: Option<String>,
+    pub allow: Option<Vec<IpNet>>,
+    pub max_connections: Option<usize>,
+    pub max_listeners: Option<usize>,
+    pub max_listeners_per_call: Option<usize>,
+}
+
+pub fn load_config(path: &std::path::Path) -> Result<FileConfig> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// Everything the sensor needs, after merging the file and the command line.
+pub struct Settings {
+    pub pcaps: Vec<PathBuf>,
+    pub speed: Speed,
+    pub repeat: bool,
+    pub queue_batches: usize,
+    pub pipeline: PipelineConfig,
+    pub manager: ManagerConfig,
+}
+
+const SECOND: i64 = 1_000_000_000;
+
+pub fn settings(args: Args) -> Result<Settings> {
+    let file = match &args.config {
+        Some(p) => load_config(p)?,
+        None => FileConfig::default(),
+    };
+    let speed_text = args
+        .speed
+        .or(file.capture.speed)
+        .unwrap_or_else(|| "1".into());
+    let speed: Speed = speed_text.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+    let sensor_id = args.sensor_id.or(file.sensor.id);
+    let mut pipeline = PipelineConfig {
+        sensor_id,
+        ..PipelineConfig::default()
+    };
+    let c = &file.calls;
+    if let Some(s) = c.idle_timeout_s {
+        pipeline.engine.idle_timeout_ns = secs(s);
+    }
+    if let Some(s) = c.linger_s {
+        pipeline.engine.linger_ns = secs(s);
+    }
+    if let Some(s) = c.rewind_s {
+        pipeline.rewind_ns = secs(s);
+    }
+    if let Some(mb) = c.rewind_budget_mb {
+        pipeline.rewind_budget_bytes = mb.saturating_mul(1 << 20);
+    }
+    if let Some(n) = c.max_calls {
+        pipeline.engine.max_calls = n;
+    }
+    let m = file.manager;
+    if let Some(n) = m.max_listeners {
+        pipeline.max_listeners = n;
+    }
+    if let Some(n) = m.max_listeners_per_call {
+        pipeline.max_listeners_per_call = n;
+    }
+    let allow = if !args.allow.is_empty() {
+        args.allow
+    } else {
+        m.allow.unwrap_or_else(ManagerConfig::loopback_only)
+    };
+    let manager = ManagerConfig {
+        listen: args
+            .manager
+            .or(m.listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5029))),
+        allow,
+        token: args.token.or(m.token).filter(|t| !t.is_empty()),
+        max_connections: m.max_connections.unwrap_or(256),
+        sensor_id,
+    };
+    manager.check().map_err(anyhow::Error::msg)?;
+    let mut pcaps = args.pcap;
+    if pcaps.is_empty() {
+        pcaps = file.capture.pcap;
+    }
+    Ok(Settings {
+        pcaps,
+        speed,
+        repeat: args.repeat || file.capture.repeat,
+        queue_batches: file.capture.queue_batches.unwrap_or(4096),
+        pipeline,
+        manager,
+    })
+}
+
+fn secs(s: u64) -> i64 {
+    i64::try_from(s)
+        .unwrap_or(i64::MAX / SECOND)
+        .saturating_mul(SECOND)
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let settings = settings(args)?;
+    if settings.pcaps.is_empty() {
+        bail!("no capture source: give --pcap FILE (or [capture] pcap in the configuration file)");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("earshot-manager")
+        .build()?;
+    runtime.block_on(serve(settings))
+}
+
+async fn serve(settings: Settings) -> Result<()> {
+    let counters = Arc::new(SensorCounters::default());
+    let shared = Shared::new(counters.clone());
+    let (frame_tx, frame_rx) = crossbeam_channel::bounded(settings.queue_batches);
+    let (control_tx, control_rx) = crossbeam_channel::bounded(1024);
+    let pipeline = pipeline::spawn(
+        settings.pipeline.clone(),
+        frame_rx,
+        control_rx,
+        shared.clone(),
+    )?;
+    let stop = StopFlag::default();
+    let sender = FrameSender::new(frame_tx, counters.clone());
+    let mut sources = Vec::new();
+    for path in &settings.pcaps {
+        // Fail early with a clear message rather than from a background thread.
+        earshot_wire::CaptureReader::open(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let cfg = ReplayConfig {
+            path: path.clone(),
+            speed: settings.speed,
+            repeat: settings.repeat,
+        };
+        let (out, stop) = (sender.clone(), stop.clone());
+        sources.push(
+            std::thread::Builder::new()
+                .name("earshot-replay".into())
+                .spawn(move || {
+                    if let Err(e) = replay::run(&cfg, &out, &stop) {
+                        tracing::error!("{}: {e}", cfg.path.display());
+                    }
+                })?,
+        );
+    }
+    let manager = server::start(settings.manager.clone(), shared.clone(), control_tx.clone())
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} for the Manager API",
+                settings.manager.listen
+            )
+        })?;
+    tracing::info!(addr = %manager.local_addr, "manager API listening");
+    eprintln!("earshot sensor: manager API on {}", manager.local_addr);
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    stop.stop();
+    let _ = control_tx.send(Control::Shutdown);
+    // Give listeners their end frames; never wait more than 2 s in all.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while !pipeline.is_finished() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(sender);
+    drop(sources);
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
