@@ -1,6 +1,7 @@
 //! The `earshot` command line: a thin layer over the library crates.
 
 mod analyze;
+mod client;
 mod extract;
 mod report;
 mod sensor;
@@ -20,6 +21,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Analyze(analyze::Args),
+    Calls(client::CallsArgs),
+    Listen(client::ListenArgs),
     Extract(extract::Args),
     Sensor(sensor::Args),
     Synth(synth::Args),
@@ -29,6 +32,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Analyze(args) => analyze::run(args),
+        Command::Calls(args) => client::calls(args),
+        Command::Listen(args) => client::listen(args),
         Command::Extract(args) => extract::run(args),
         Command::Sensor(args) => sensor::run(args),
         Command::Synth(args) => synth::run(args),

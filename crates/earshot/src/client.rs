@@ -1,0 +1,316 @@
+//! Command-line clients of the Manager API: `earshot calls` and `earshot listen`.
+
+use anyhow::{anyhow, bail, Context, Result};
+use earshot_manager::stream_proto::{Frame, StreamDecoder, StreamItem};
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where the sensor is and how to authenticate.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Connection {
+    /// The sensor's Manager API.
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        default_value = "127.0.0.1:5029",
+        env = "EARSHOT_MANAGER"
+    )]
+    manager: String,
+    /// Token, when the sensor requires one (sent as a first line `auth <token>`).
+    #[arg(long, value_name = "T", env = "EARSHOT_TOKEN")]
+    token: Option<String>,
+}
+
+impl Connection {
+    fn connect(&self) -> Result<TcpStream> {
+        let addr = self
+            .manager
+            .to_socket_addrs()
+            .with_context(|| format!("cannot resolve {}", self.manager))?
+            .next()
+            .ok_or_else(|| anyhow!("{} resolves to no address", self.manager))?;
+        let sock = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).with_context(|| {
+            format!("cannot connect to the sensor at {addr}: is `earshot sensor` running there (--manager)?")
+        })?;
+        sock.set_read_timeout(Some(Duration::from_secs(30)))?;
+        sock.set_write_timeout(Some(Duration::from_secs(10)))?;
+        Ok(sock)
+    }
+
+    /// Sends one command (with the auth line when a token is set) and half-closes.
+    fn send(&self, command: &str) -> Result<TcpStream> {
+        let mut sock = self.connect()?;
+        let mut req = String::new();
+        if let Some(t) = &self.token {
+            req.push_str(&format!("auth {t}\n"));
+        }
+        req.push_str(command);
+        req.push_str("\r\n\r\n");
+        sock.write_all(req.as_bytes())?;
+        Ok(sock)
+    }
+
+    fn request(&self, command: &str) -> Result<Vec<u8>> {
+        let mut sock = self.send(command)?;
+        let _ = sock.shutdown(std::net::Shutdown::Write);
+        let mut reply = Vec::new();
+        sock.read_to_end(&mut reply)
+            .context("reading the sensor's reply")?;
+        if reply.starts_with(b"error: unauthorized") {
+            bail!(
+                "the sensor refused the token: pass the right one with --token (or EARSHOT_TOKEN)"
+            );
+        }
+        Ok(reply)
+    }
+}
+
+/// List the calls a sensor sees right now.
+///
+/// Examples:
+///   earshot calls
+///   earshot calls --manager sensor1:5029 --token s3cret --json
+#[derive(clap::Args, Debug)]
+#[command(verbatim_doc_comment)]
+pub struct CallsArgs {
+    #[command(flatten)]
+    conn: Connection,
+    /// Print the sensor's `listcalls json` reply as it is.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn calls(args: CallsArgs) -> Result<()> {
+    let reply = args.conn.request("listcalls json")?;
+    if args.json {
+        std::io::stdout().write_all(&reply)?;
+        return Ok(());
+    }
+    let doc: Value = serde_json::from_slice(&reply).map_err(|_| {
+        anyhow!(
+            "the sensor answered something other than JSON: {}",
+            String::from_utf8_lossy(&reply)
+        )
+    })?;
+    let rows = doc
+        .as_array()
+        .ok_or_else(|| anyhow!("listcalls json did not return an array"))?;
+    let Some(header) = rows.first().and_then(Value::as_array) else {
+        bail!("listcalls json has no header row");
+    };
+    let col = |name: &str| header.iter().position(|h| h == name);
+    let cols = [
+        "callreference",
+        "caller",
+        "called",
+        "duration",
+        "lastSIPresponseNum",
+        "callercodec",
+        "calledcodec",
+        "src_mosf1",
+        "dst_mosf1",
+    ];
+    let idx: Vec<Option<usize>> = cols.iter().map(|c| col(c)).collect();
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:<14} {:<18} {:<18} {:>7} {:>4} {:>9} {:>7}",
+        "REF", "CALLER", "CALLED", "SECONDS", "SIP", "CODECS", "MOS"
+    )?;
+    let calls: Vec<&Vec<Value>> = rows
+        .iter()
+        .skip(1)
+        .filter_map(Value::as_array)
+        .filter(|r| r.len() == header.len())
+        .collect();
+    for row in &calls {
+        let get = |i: usize| {
+            idx[i]
+                .and_then(|p| row.get(p))
+                .map(text)
+                .unwrap_or_default()
+        };
+        let mos = |i: usize| {
+            idx[i]
+                .and_then(|p| row.get(p))
+                .and_then(Value::as_f64)
+                .map(|m| m / 10.0)
+        };
+        let mos_text = match (mos(7), mos(8)) {
+            (Some(a), Some(b)) => format!("{:.1}/{:.1}", a, b),
+            (Some(a), None) | (None, Some(a)) => format!("{a:.1}"),
+            _ => "-".into(),
+        };
+        let codecs = format!("{}/{}", get(5), get(6));
+        writeln!(
+            out,
+            "{:<14} {:<18} {:<18} {:>7} {:>4} {:>9} {:>7}",
+            get(0).trim_start_matches("0x"),
+            get(1),
+            get(2),
+            get(3),
+            get(4),
+            codecs,
+            mos_text
+        )?;
+    }
+    writeln!(
+        out,
+        "{} call{}",
+        calls.len(),
+        if calls.len() == 1 { "" } else { "s" }
+    )?;
+    Ok(())
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Listen to a call: write its audio as WAV, or raw PCM to stdout.
+///
+/// Uses the sensor's `stream` command: audio arrives as it is captured, both parties on their
+/// own channel with --stereo (left: caller, right: called party).
+///
+/// Examples:
+///   earshot listen 4a3f7b2c1d --out call.wav --seconds 30
+///   earshot listen 4a3f7b2c1d --out - | aplay -f S16_LE -r 8000 -c 1
+///   earshot listen 4a3f7b2c1d --stereo --rate 16000 --from start --out call.wav
+#[derive(clap::Args, Debug)]
+#[command(verbatim_doc_comment)]
+pub struct ListenArgs {
+    /// The call's callreference, as `earshot calls` or `listcalls` show it.
+    #[arg(value_name = "REF")]
+    callref: String,
+    #[command(flatten)]
+    conn: Connection,
+    /// WAV file to write, or `-` for raw signed 16-bit little-endian PCM on stdout.
+    #[arg(long, value_name = "FILE.wav|-")]
+    out: PathBuf,
+    /// Stop after this many seconds of audio (default: until the call ends).
+    #[arg(long, value_name = "N")]
+    seconds: Option<f64>,
+    /// Sample rate: 8000, 16000 or 48000.
+    #[arg(long, value_name = "HZ", default_value_t = 8000)]
+    rate: u32,
+    /// Two channels: left = caller, right = called party (default: both mixed to mono).
+    #[arg(long)]
+    stereo: bool,
+    /// Where to start: now, start (of the call, from the sensor's rewind buffer) or -SECONDS.
+    #[arg(
+        long,
+        value_name = "now|start|-N",
+        default_value = "now",
+        allow_hyphen_values = true
+    )]
+    from: String,
+}
+
+enum Output {
+    Wav(hound::WavWriter<std::io::BufWriter<std::fs::File>>),
+    Raw(std::io::Stdout),
+}
+
+pub fn listen(args: ListenArgs) -> Result<()> {
+    let channels = if args.stereo { 2 } else { 1 };
+    let command = format!(
+        "stream {} rate={} channels={} from={}",
+        args.callref, args.rate, channels, args.from
+    );
+    let mut sock = args.conn.send(&command)?;
+    sock.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let mut out = if args.out.as_os_str() == "-" {
+        Output::Raw(std::io::stdout())
+    } else {
+        let spec = hound::WavSpec {
+            channels,
+            sample_rate: args.rate,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        Output::Wav(
+            hound::WavWriter::create(&args.out, spec)
+                .with_context(|| format!("cannot write {}", args.out.display()))?,
+        )
+    };
+    let limit = args
+        .seconds
+        .map(|s| (s.max(0.0) * f64::from(args.rate)) as u64 * u64::from(channels));
+    let written = pump(&mut sock, &mut out, limit)?;
+    if let Output::Wav(w) = out {
+        w.finalize()?;
+        eprintln!(
+            "earshot listen: wrote {:.1} s to {}",
+            written as f64 / f64::from(args.rate) / f64::from(channels),
+            args.out.display()
+        );
+    }
+    Ok(())
+}
+
+/// Reads frames until the end frame, EOF or the sample limit; returns samples written.
+fn pump(sock: &mut TcpStream, out: &mut Output, limit: Option<u64>) -> Result<u64> {
+    let mut decoder = StreamDecoder::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut written = 0u64;
+    loop {
+        let n = sock.read(&mut buf).context("reading from the sensor")?;
+        if n == 0 {
+            decoder
+                .finish()
+                .map_err(|e| anyhow!("the stream stopped early: {e}"))?;
+            return Ok(written);
+        }
+        decoder.push(buf.get(..n).unwrap_or_default());
+        while let Some(item) = decoder.next_item().map_err(|e| anyhow!("{e}"))? {
+            match item {
+                StreamItem::Header(h) => eprintln!(
+                    "earshot listen: {} -> {} ({}), {} Hz, {} channel(s)",
+                    h.caller, h.called, h.callid, h.rate, h.channels
+                ),
+                StreamItem::Frame(Frame::Audio(a)) => {
+                    let take = limit.map_or(a.samples.len(), |l| {
+                        (l.saturating_sub(written) as usize).min(a.samples.len())
+                    });
+                    write_samples(out, a.samples.get(..take).unwrap_or_default())?;
+                    written += take as u64;
+                    if limit.is_some_and(|l| written >= l) {
+                        return Ok(written);
+                    }
+                }
+                StreamItem::Frame(Frame::Event(e)) => eprintln!("earshot listen: event {e:?}"),
+                StreamItem::Frame(Frame::End(e)) => {
+                    eprintln!(
+                        "earshot listen: stream ended ({:?}{})",
+                        e.reason,
+                        e.detail.map(|d| format!(": {d}")).unwrap_or_default()
+                    );
+                    return Ok(written);
+                }
+                StreamItem::Frame(_) => {}
+            }
+        }
+    }
+}
+
+fn write_samples(out: &mut Output, samples: &[i16]) -> Result<()> {
+    match out {
+        Output::Wav(w) => {
+            for &s in samples {
+                w.write_sample(s)?;
+            }
+        }
+        Output::Raw(stdout) => {
+            let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+            stdout.write_all(&bytes)?;
+        }
+    }
+    Ok(())
+}
