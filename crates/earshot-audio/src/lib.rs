@@ -23,13 +23,19 @@ mod g726;
 #[cfg(feature = "g729")]
 mod g729;
 mod gsm;
+#[cfg(any(feature = "g729", all(feature = "opus-rust", not(feature = "libopus"))))]
 mod guard;
 mod ima;
 mod l16;
 mod mixer;
+#[cfg(feature = "libopus")]
+mod opus;
+#[cfg(all(feature = "opus-rust", not(feature = "libopus")))]
+#[path = "opus_rust.rs"]
 mod opus;
 mod playout;
 mod resample;
+mod speex;
 
 pub use codec::Codec;
 pub use error::{DecodeError, Unsupported};
@@ -75,7 +81,8 @@ pub fn decoder_for(codec: &Codec) -> Result<Box<dyn Decoder>, Unsupported> {
         Codec::Gsm => gsm::GsmDecoder::new()
             .map(|d| Box::new(d) as Box<dyn Decoder>)
             .ok_or_else(|| Unsupported::Codec(codec.to_string())),
-        Codec::Opus { channels } => opus::OpusDecoder::new(channels)
+        Codec::Opus { channels } => opus_decoder(codec, channels),
+        Codec::Speex { rate } => speex::SpeexDecoder::new(rate)
             .map(|d| Box::new(d) as Box<dyn Decoder>)
             .ok_or_else(|| Unsupported::Codec(codec.to_string())),
         Codec::L16 { rate, channels } => l16::L16Decoder::new(rate, channels)
@@ -86,9 +93,7 @@ pub fn decoder_for(codec: &Codec) -> Result<Box<dyn Decoder>, Unsupported> {
             .ok_or_else(|| Unsupported::Codec(codec.to_string())),
         Codec::Cn { rate } => Ok(Box::new(cn::CnDecoder::new(rate))),
         Codec::TelephoneEvent => Err(Unsupported::NotAudio(codec.to_string())),
-        Codec::Ilbc { .. } | Codec::Speex { .. } | Codec::Unsupported(_) => {
-            Err(Unsupported::Codec(codec.to_string()))
-        }
+        Codec::Ilbc { .. } | Codec::Unsupported(_) => Err(Unsupported::Codec(codec.to_string())),
     }
 }
 
@@ -101,5 +106,19 @@ fn g729_decoder(_codec: &Codec) -> Result<Box<dyn Decoder>, Unsupported> {
 fn g729_decoder(codec: &Codec) -> Result<Box<dyn Decoder>, Unsupported> {
     Err(Unsupported::Codec(format!(
         "{codec} (built without the g729 feature)"
+    )))
+}
+
+#[cfg(any(feature = "libopus", feature = "opus-rust"))]
+fn opus_decoder(codec: &Codec, channels: u8) -> Result<Box<dyn Decoder>, Unsupported> {
+    opus::OpusDecoder::new(channels)
+        .map(|d| Box::new(d) as Box<dyn Decoder>)
+        .ok_or_else(|| Unsupported::Codec(codec.to_string()))
+}
+
+#[cfg(not(any(feature = "libopus", feature = "opus-rust")))]
+fn opus_decoder(codec: &Codec, _channels: u8) -> Result<Box<dyn Decoder>, Unsupported> {
+    Err(Unsupported::Codec(format!(
+        "{codec} (built without the libopus and opus-rust features)"
     )))
 }

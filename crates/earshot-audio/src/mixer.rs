@@ -159,10 +159,22 @@ impl LegTimeline {
         if self.buf.len() < needed {
             self.buf.resize(needed, 0);
         }
-        for (slot, &s) in self.buf.iter_mut().skip(offset).zip(samples) {
-            *slot = s;
-        }
+        // The deque's two halves, copied slice by slice (no per-sample
+        // indexing).
         self.end = self.end.max(pos + samples.len() as i64);
+        let (front, back) = self.buf.as_mut_slices();
+        let mut samples = samples;
+        if offset < front.len() {
+            let n = samples.len().min(front.len() - offset);
+            if let (Some(dst), Some(src)) = (front.get_mut(offset..offset + n), samples.get(..n)) {
+                dst.copy_from_slice(src);
+            }
+            samples = samples.get(n..).unwrap_or_default();
+        }
+        let back_at = offset.saturating_sub(front.len());
+        if let Some(dst) = back.get_mut(back_at..back_at + samples.len()) {
+            dst.copy_from_slice(samples);
+        }
     }
 
     /// Removes and returns `n` samples starting at `pos` (silence where
@@ -173,20 +185,31 @@ impl LegTimeline {
         if self.first.is_none() {
             return;
         }
-        while self.base < pos {
-            if self.buf.pop_front().is_none() {
-                self.base = pos;
-                break;
-            }
-            self.base += 1;
+        if self.base < pos {
+            let stale = usize::try_from(pos - self.base)
+                .unwrap_or(usize::MAX)
+                .min(self.buf.len());
+            self.buf.drain(..stale);
+            self.base = pos;
         }
         let lead = usize::try_from(self.base - pos).unwrap_or(0).min(n);
-        for slot in out.iter_mut().skip(lead) {
-            match self.buf.pop_front() {
-                Some(s) => *slot = s,
-                None => break,
-            }
+        let m = (n - lead).min(self.buf.len());
+        let (front, back) = self.buf.as_slices();
+        let from_front = m.min(front.len());
+        if let (Some(dst), Some(src)) = (
+            out.get_mut(lead..lead + from_front),
+            front.get(..from_front),
+        ) {
+            dst.copy_from_slice(src);
         }
+        let from_back = m - from_front;
+        if let (Some(dst), Some(src)) = (
+            out.get_mut(lead + from_front..lead + m),
+            back.get(..from_back),
+        ) {
+            dst.copy_from_slice(src);
+        }
+        self.buf.drain(..m);
         self.base = self.base.max(pos + n as i64);
     }
 }
@@ -199,6 +222,8 @@ pub struct CallAudio {
     /// Next output index to emit; `None` until output has started.
     emitted: Option<i64>,
     scratch: [Vec<i16>; 2],
+    /// Resampler output, reused chunk after chunk.
+    resampled: Vec<i16>,
     /// Latest capture time of an audio packet: the call's audio lasts at least until then,
     /// even when a sender's clock runs slow and its packets carry less audio than time passes.
     last_arrival_ns: Option<i64>,
@@ -216,6 +241,7 @@ impl CallAudio {
             legs,
             emitted: None,
             scratch: [Vec::new(), Vec::new()],
+            resampled: Vec::new(),
             last_arrival_ns: None,
         }
     }
@@ -333,7 +359,8 @@ impl CallAudio {
                 written: 0,
             });
         }
-        let mut resampled = Vec::new();
+        let resampled = &mut self.resampled;
+        resampled.clear();
         let floor = self.emitted;
         let leg = &mut self.legs[idx];
         let Some(run) = leg.run.as_mut() else {
@@ -342,8 +369,8 @@ impl CallAudio {
         run.fed += chunk.pcm.len() as u64;
         let samples: &[i16] = match run.resampler.as_mut() {
             Some(r) => {
-                r.process(&chunk.pcm, &mut resampled);
-                &resampled
+                r.process(&chunk.pcm, resampled);
+                resampled
             }
             None => &chunk.pcm,
         };
@@ -397,9 +424,12 @@ impl CallAudio {
         called.take(pos, n, b);
         match self.cfg.mode {
             MixMode::Stereo => {
-                for (&l, &r) in a.iter().zip(b.iter()) {
-                    out.push(l);
-                    out.push(r);
+                let at = out.len();
+                out.resize(at + 2 * n, 0);
+                if let Some(dst) = out.get_mut(at..) {
+                    for ((frame, &l), &r) in dst.chunks_exact_mut(2).zip(a.iter()).zip(b.iter()) {
+                        frame.copy_from_slice(&[l, r]);
+                    }
                 }
             }
             MixMode::Mono => out.extend(

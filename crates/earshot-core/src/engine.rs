@@ -129,7 +129,10 @@ pub struct TableSizes {
 
 pub struct Engine {
     pub(crate) cfg: Config,
-    decap: Decapsulator,
+    /// `None` only while [`Engine::handle_frame`] has it out to decode a frame; boxed so that
+    /// lending it out moves a pointer (taking a `Decapsulator` by `mem::take` built a fresh
+    /// default one, with its allocations, for every frame).
+    decap: Option<Box<Decapsulator>>,
     streams_in: TcpSip,
     pub(crate) calls: FxHashMap<CallId, Call>,
     pub(crate) by_call_id: FxHashMap<String, Vec<CallId>>,
@@ -154,7 +157,7 @@ impl Engine {
     pub fn new(cfg: Config) -> Self {
         Engine {
             cfg,
-            decap: Decapsulator::new(),
+            decap: Some(Box::new(Decapsulator::new())),
             streams_in: TcpSip::default(),
             calls: FxHashMap::default(),
             by_call_id: FxHashMap::default(),
@@ -181,11 +184,13 @@ impl Engine {
         self.counters.last_ts = Some(self.counters.last_ts.map_or(ts, |l| l.max(ts)));
         // The decapsulator borrows itself while calling back, so packets are handled through
         // a split borrow of the rest of the engine.
-        let mut decap = std::mem::take(&mut self.decap);
+        let Some(mut decap) = self.decap.take() else {
+            return;
+        };
         decap.decode(ts, link, frame, &mut |p: &Packet<'_>| {
             self.handle_packet(p, sink)
         });
-        self.decap = decap;
+        self.decap = Some(decap);
     }
 
     /// Feeds one transport payload (for sources that decapsulate themselves, such as HEP).
@@ -324,7 +329,9 @@ impl Engine {
 
     pub fn counters(&self) -> CaptureCounters {
         let mut c = self.counters.clone();
-        c.malformed += self.decap.stats().malformed;
+        if let Some(decap) = &self.decap {
+            c.malformed += decap.stats().malformed;
+        }
         c
     }
 }

@@ -19,7 +19,7 @@
 
 use crate::call::{CallId, Party, PayloadFormat};
 use crate::engine::{Engine, RtpPacket, Sink};
-use crate::stream::{Stream, StreamKey};
+use crate::stream::{PtInfo, Stream, StreamKey};
 use earshot_rtp::{is_rtcp, Rtp, TelephoneEvent};
 use earshot_wire::Timestamp;
 use std::net::SocketAddr;
@@ -206,16 +206,32 @@ impl Engine {
         };
         call.last_packet = call.last_packet.max(ts);
         let pt = rtp.payload_type();
-        let (encoding, clock) = payload_format(&call.formats, pt);
-        let is_event = encoding.is_some_and(|e| e.eq_ignore_ascii_case("telephone-event"));
-        let is_cn = pt == 13 || encoding.is_some_and(|e| e.eq_ignore_ascii_case("CN"));
+        let formats = &call.formats;
         let Some(stream) = call.streams.get_mut(idx as usize) else {
             return;
         };
-        if is_event {
+        // Resolving the payload type scans the call's formats and compares encoding names;
+        // a stream's packets nearly always repeat the previous one's type, so reuse that.
+        let info = match stream.pt_cache {
+            Some(c) if c.pt == pt && c.formats_len as usize == formats.len() => c,
+            _ => {
+                let c = resolve_pt(formats, pt);
+                stream.pt_cache = Some(c);
+                c
+            }
+        };
+        if info.is_event {
             record_dtmf(&mut call.dtmf, &mut stream.last_event, rtp);
         }
-        update_stream(stream, ts, rtp, encoding, clock, is_event, is_cn);
+        update_stream(
+            stream,
+            ts,
+            rtp,
+            || payload_format(formats, pt).0,
+            info.clock,
+            info.is_event,
+            info.is_cn,
+        );
         let party = stream.party.unwrap_or(Party::Caller);
         sink.rtp(&RtpPacket {
             call: call_id,
@@ -227,8 +243,9 @@ impl Engine {
             payload_type: pt,
             marker: rtp.marker(),
             payload: rtp.payload(),
-            format: call.format(pt),
-            event: is_event,
+            // The same entry `Call::format` finds: the last one with this payload type.
+            format: info.fmt.and_then(|i| formats.get(i as usize)),
+            event: info.is_event,
         });
     }
 
@@ -295,14 +312,15 @@ fn account_unassociated(stream: &mut Stream, ts: Timestamp, rtp: &Rtp<'_>) {
     let pt = rtp.payload_type();
     let (encoding, clock) = payload_format(&[], pt);
     let is_cn = pt == 13;
-    update_stream(stream, ts, rtp, encoding, clock, false, is_cn);
+    update_stream(stream, ts, rtp, || encoding, clock, false, is_cn);
 }
 
-fn update_stream(
+/// `encoding` is asked for only when the stream's main payload type changes.
+fn update_stream<'f>(
     stream: &mut Stream,
     ts: Timestamp,
     rtp: &Rtp<'_>,
-    encoding: Option<&str>,
+    encoding: impl FnOnce() -> Option<&'f str>,
     clock: u32,
     is_event: bool,
     is_cn: bool,
@@ -316,7 +334,7 @@ fn update_stream(
         stream.comfort_noise += 1;
     }
     if stream.count_pt(pt, audio) {
-        if let Some(e) = encoding {
+        if let Some(e) = encoding() {
             stream.codec = Some(e.to_owned());
             stream.clock_rate = clock;
         }
@@ -349,6 +367,19 @@ fn record_dtmf(dtmf: &mut String, last_event: &mut Option<u32>, rtp: &Rtp<'_>) {
         if dtmf.len() < 1024 {
             dtmf.push(d);
         }
+    }
+}
+
+/// What the hot path needs to know about a payload type in a call with these formats.
+fn resolve_pt(formats: &[PayloadFormat], pt: u8) -> PtInfo {
+    let (encoding, clock) = payload_format(formats, pt);
+    PtInfo {
+        pt,
+        is_event: encoding.is_some_and(|e| e.eq_ignore_ascii_case("telephone-event")),
+        is_cn: pt == 13 || encoding.is_some_and(|e| e.eq_ignore_ascii_case("CN")),
+        formats_len: formats.len() as u32,
+        fmt: formats.iter().rposition(|f| f.pt == pt).map(|i| i as u32),
+        clock,
     }
 }
 

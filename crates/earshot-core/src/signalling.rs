@@ -65,13 +65,23 @@ impl Engine {
         let ids = self.by_call_id.get(call_id)?;
         let from_tag = msg.from().and_then(|f| f.tag.map(str::to_owned));
         let to_tag = msg.to().and_then(|t| t.tag.map(str::to_owned));
+        let (cseq, _) = msg.cseq()?;
+        let initial_invite = to_tag.is_none()
+            && msg
+                .method()
+                .is_some_and(|m| m.eq_ignore_ascii_case("INVITE"));
         // Newest first: a reused Call-ID belongs to the latest call that matches its tags.
-        ids.iter().rev().copied().find(|id| {
+        let found = ids.iter().rev().copied().find(|id| {
             let Some(call) = self.calls.get(id) else {
                 return false;
             };
             tags_match(call, from_tag.as_deref(), to_tag.as_deref())
-        })
+        })?;
+        let call = self.calls.get(&found)?;
+        if initial_invite && starts_over(call, cseq) {
+            return None;
+        }
+        Some(found)
     }
 
     fn new_call(
@@ -205,6 +215,17 @@ fn is_dialog_method(m: &str) -> bool {
     ]
     .iter()
     .any(|d| m.eq_ignore_ascii_case(d))
+}
+
+/// An out-of-dialog INVITE that reuses an old call's Call-ID and From tag but cannot belong to it:
+/// the call was hung up, or it failed and this is no authenticated retry (same or lower CSeq).
+/// A looped capture or a phone with a poor Call-ID generator produces these; each is a new call.
+fn starts_over(call: &Call, cseq: u32) -> bool {
+    match call.state {
+        CallState::Ended | CallState::Cancelled => true,
+        CallState::Failed => cseq <= call.invite_cseq,
+        _ => false,
+    }
 }
 
 fn tags_match(call: &Call, from_tag: Option<&str>, to_tag: Option<&str>) -> bool {

@@ -2,14 +2,52 @@
 
 use crate::call::Party;
 use earshot_rtp::{codec_impairment, mos_from_r, r_factor, StreamStats};
+use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 
 /// What identifies a stream on the wire, as tshark does: addresses, ports and SSRC.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct StreamKey {
     pub src: SocketAddr,
     pub dst: SocketAddr,
     pub ssrc: u32,
+}
+
+/// Every RTP packet hashes its key to find its stream. For the usual IPv4 flow the whole key
+/// fits in 128 bits and goes to the hasher as two words, several times cheaper than the
+/// derived field-by-field hash (enum tags, byte-array lengths, ports and SSRC one by one).
+/// Keys equal under the derived `Eq` take the same branch with the same words, so the impl
+/// stays consistent with it.
+impl Hash for StreamKey {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        match (self.src, self.dst) {
+            (SocketAddr::V4(s), SocketAddr::V4(d)) => {
+                h.write_u64(u64::from(s.ip().to_bits()) << 32 | u64::from(d.ip().to_bits()));
+                h.write_u64(
+                    u64::from(s.port()) << 48 | u64::from(d.port()) << 32 | u64::from(self.ssrc),
+                );
+            }
+            _ => {
+                self.src.hash(h);
+                self.dst.hash(h);
+                self.ssrc.hash(h);
+            }
+        }
+    }
+}
+
+/// How a payload type resolves in a call, cached per stream (see [`Stream::pt_info`]).
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct PtInfo {
+    pub pt: u8,
+    pub is_event: bool,
+    pub is_cn: bool,
+    /// Length of the call's format list when this was resolved: the list only grows, so an
+    /// unchanged length means an unchanged answer.
+    pub formats_len: u32,
+    /// Index of the call's format for this payload type, if its SDP gave one.
+    pub fmt: Option<u32>,
+    pub clock: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -28,6 +66,8 @@ pub struct Stream {
     pub comfort_noise: u64,
     /// RTP timestamp of the last telephone-event seen, so each event gives one digit.
     pub(crate) last_event: Option<u32>,
+    /// The last payload type's resolution: consecutive packets nearly always share it.
+    pub(crate) pt_cache: Option<PtInfo>,
 }
 
 impl Stream {
@@ -43,11 +83,20 @@ impl Stream {
             events: 0,
             comfort_noise: 0,
             last_event: None,
+            pt_cache: None,
         }
     }
 
     /// Remembers which payload types were seen; the main one is the most frequent audio type.
     pub(crate) fn count_pt(&mut self, pt: u8, audio: bool) -> bool {
+        // Nearly every packet: the main audio type again. Counting it cannot change the main
+        // type (its count is compared with itself below), so skip the comparison.
+        if audio && pt == self.payload_type && self.codec.is_some() {
+            if let Some(e) = self.pt_counts.iter_mut().find(|(p, _)| *p == pt) {
+                e.1 += 1;
+                return false;
+            }
+        }
         let idx = match self.pt_counts.iter().position(|(p, _)| *p == pt) {
             Some(i) => i,
             None if self.pt_counts.len() < 8 => {

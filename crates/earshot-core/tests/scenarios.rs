@@ -241,6 +241,22 @@ fn reused_call_id_with_new_from_tag_is_a_second_call() {
     assert_eq!(calls[1].end, Some(ms(20_000)));
 }
 
+#[test]
+fn a_replayed_call_with_the_same_call_id_and_tags_is_a_new_call() {
+    // A capture replayed in a loop repeats every Call-ID and tag: after the BYE, the same
+    // initial INVITE must start a second call, and its media must go to that call.
+    let d = dialog("looped", "tag1");
+    let mut h = Harness::default();
+    h.answered_call(&d, 0, 4000, 6000);
+    h.s2c(5000, &request("BYE", &d, 9, Some("tt"), true, None, None));
+    h.answered_call(&d, 10_000, 4000, 6000);
+    let calls = h.engine.calls();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0].state, CallState::Ended);
+    assert_eq!(calls[1].state, CallState::Answered);
+    assert_eq!(calls[1].start, ms(10_000));
+}
+
 // ---------------------------------------------------------------------------------------------
 // 4. Mid-call SDP
 

@@ -354,21 +354,28 @@ pub fn listcalls_json(
     ctx: ListContext,
 ) -> Vec<u8> {
     let mut rows: Vec<Vec<Value>> = calls.iter().map(json_row).collect();
-    let mut out: Vec<Value> = vec![Value::from(FIELDS.to_vec())];
+    let mut out = String::from("[");
+    out.push_str(&Value::from(FIELDS.to_vec()).to_string());
     if let Some(p) = params {
         sort_rows(&mut rows, p);
-        out.push(json!([{
-            "total": calls.len(),
-            "is_receiver": 0,
-            "is_server": 0,
-            "id_sensor": ctx.sensor_id,
-        }]));
+        // Written by hand to keep VoIPmonitor's key order (serde_json's map sorts keys).
+        let sensor = ctx
+            .sensor_id
+            .map_or_else(|| "null".to_string(), |s| s.to_string());
+        out.push_str(&format!(
+            ",[{{\"total\":{},\"is_receiver\":0,\"is_server\":0,\"id_sensor\":{sensor}}}]",
+            calls.len()
+        ));
         if let Some(limit) = p.limit {
             rows.truncate(limit);
         }
     }
-    out.extend(rows.into_iter().map(Value::Array));
-    Value::Array(out).to_string().into_bytes()
+    for row in rows {
+        out.push(',');
+        out.push_str(&Value::Array(row).to_string());
+    }
+    out.push(']');
+    out.into_bytes()
 }
 
 fn sort_rows(rows: &mut [Vec<Value>], p: &ListParams) {

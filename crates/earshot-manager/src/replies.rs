@@ -76,6 +76,12 @@ pub struct SnifferStat {
     pub packets_seen: u64,
     pub packets_dropped: u64,
     pub memory_is_full: bool,
+    /// Frames the pipeline has processed (`packets_seen` counts what the sources produced).
+    pub packets_processed: u64,
+    /// Listeners dropped because they fell behind (stopped reading).
+    pub listener_drops: u64,
+    /// Listeners currently attached (`listen` and `stream`).
+    pub listeners: u64,
 }
 
 /// `sniffer_stat`: a JSON object whose VoIPmonitor keys keep VoIPmonitor's types (numbers as
@@ -91,6 +97,9 @@ pub fn sniffer_stat(s: &SnifferStat) -> Vec<u8> {
         "terminating_error": "",
         "active_calls": s.active_calls,
         "packets_seen": s.packets_seen,
+        "packets_processed": s.packets_processed,
+        "listeners": s.listeners,
+        "listener_drops": s.listener_drops,
     });
     let mut out = v.to_string().into_bytes();
     out.push(b'\n');

@@ -14,6 +14,8 @@ pub struct SensorCounters {
     pub internal_drops: AtomicU64,
     /// Listeners dropped because they fell behind.
     pub listener_drops: AtomicU64,
+    /// Packets or events for listeners lost because the audio fan-out queue was full.
+    pub audio_drops: AtomicU64,
     /// Frames the pipeline has processed.
     pub processed: AtomicU64,
 }

@@ -7,7 +7,10 @@
 //! queues and drops a listener that falls behind.
 
 pub mod counters;
+mod fanout;
+pub mod hep;
 pub mod listener;
+pub mod live;
 pub mod pipeline;
 pub mod replay;
 pub mod rewind;

@@ -1,10 +1,15 @@
-//! One listener of one call: its own audio engine, and a bounded queue to its connection.
-//! The pipeline thread feeds it; if the queue is full the listener is dropped, never waited for.
+//! The listeners of one call in one audio format: one audio engine, shared by every subscriber
+//! that asked for the same format from now on, and a bounded queue to each subscriber's
+//! connection. The pipeline thread feeds it; a subscriber whose queue is full is dropped and
+//! counted, never waited for. Sharing the engine keeps the pipeline's work per call, not per
+//! listener: 500 people listening to one call cost one decode.
 
+use crate::counters::SensorCounters;
 use earshot_audio::{CallAudio, Codec, Leg, MixConfig, MixMode, PlayoutConfig, RtpIn};
 use earshot_core::{Party, RtpPacket};
 use earshot_manager::stream_proto::{AudioFrame, EndFrame, EndReason, Frame};
 use std::collections::HashMap;
+use std::sync::Arc;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::mpsc::Sender;
 
@@ -28,8 +33,10 @@ pub enum Gone {
 }
 
 pub struct Listener {
-    pub id: u64,
-    tx: Sender<Frame>,
+    subscribers: Vec<(u64, Sender<Frame>)>,
+    /// False for a listener started from the rewind buffer: its output lags the live one.
+    shareable: bool,
+    counters: Arc<SensorCounters>,
     audio: CallAudio,
     format: AudioFormat,
     seq: u32,
@@ -39,7 +46,13 @@ pub struct Listener {
 }
 
 impl Listener {
-    pub fn new(id: u64, format: AudioFormat, tx: Sender<Frame>) -> Result<Self, String> {
+    pub fn new(
+        id: u64,
+        format: AudioFormat,
+        tx: Sender<Frame>,
+        shareable: bool,
+        counters: Arc<SensorCounters>,
+    ) -> Result<Self, String> {
         let mode = if format.channels == 2 {
             MixMode::Stereo
         } else {
@@ -48,8 +61,9 @@ impl Listener {
         let cfg =
             MixConfig::new(format.rate, mode, PlayoutConfig::live()).map_err(|e| e.to_string())?;
         Ok(Listener {
-            id,
-            tx,
+            subscribers: vec![(id, tx)],
+            shareable,
+            counters,
             audio: CallAudio::new(cfg),
             format,
             seq: 0,
@@ -57,6 +71,26 @@ impl Listener {
             scratch: Vec::new(),
             codecs: HashMap::new(),
         })
+    }
+
+    /// True when a new subscriber asking for `format` from now on can join this listener.
+    pub fn can_share(&self, format: &AudioFormat) -> bool {
+        self.shareable && self.format.rate == format.rate && self.format.channels == format.channels
+    }
+
+    pub fn subscribe(&mut self, id: u64, tx: Sender<Frame>) {
+        self.subscribers.push((id, tx));
+    }
+
+    /// Removes a subscriber; true if it was here.
+    pub fn unsubscribe(&mut self, id: u64) -> bool {
+        let before = self.subscribers.len();
+        self.subscribers.retain(|(i, _)| *i != id);
+        before != self.subscribers.len()
+    }
+
+    pub fn subscribers(&self) -> usize {
+        self.subscribers.len()
     }
 
     /// Feeds one RTP packet of the call.
@@ -98,12 +132,30 @@ impl Listener {
         let mut out = std::mem::take(&mut self.scratch);
         self.audio.finish(&mut out);
         let _ = self.emit(&mut out, true);
-        let _ = self.tx.try_send(Frame::End(EndFrame { reason, detail }));
+        let end = Frame::End(EndFrame { reason, detail });
+        for (_, tx) in &self.subscribers {
+            let _ = tx.try_send(end.clone());
+        }
     }
 
-    /// Sends any frame (event, quality).
-    pub fn send(&self, frame: Frame) -> Result<(), Gone> {
-        send(&self.tx, frame)
+    /// Sends a frame to every subscriber, dropping (and counting) those that fell behind;
+    /// `Err` once no subscriber is left.
+    pub fn send(&mut self, frame: Frame) -> Result<(), Gone> {
+        let counters = &self.counters;
+        self.subscribers
+            .retain(|(_, tx)| match send(tx, frame.clone()) {
+                Ok(()) => true,
+                Err(Gone::Overflow) => {
+                    SensorCounters::add(&counters.listener_drops, 1);
+                    false
+                }
+                Err(Gone::Closed) => false,
+            });
+        if self.subscribers.is_empty() {
+            Err(Gone::Closed)
+        } else {
+            Ok(())
+        }
     }
 
     fn codec(&mut self, p: &RtpPacket<'_>) -> Option<&Codec> {
@@ -142,7 +194,10 @@ impl Listener {
             });
             self.seq = self.seq.wrapping_add(1);
             start = end;
-            send(&self.tx, frame)?;
+            if self.send(frame).is_err() {
+                self.pending.clear();
+                return Err(Gone::Closed);
+            }
         }
         self.pending.drain(..start);
         Ok(())

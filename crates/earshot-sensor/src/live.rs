@@ -13,9 +13,14 @@
 //!
 //! ## What a capture thread does
 //!
-//! It reads with `pcap_next_ex` and a short timeout, so a stop request is seen within
-//! [`READ_TIMEOUT`], copies each frame into an [`OwnedFrame`] and hands batches to the pipeline
-//! with [`FrameSender::send`], which never blocks (a full queue is counted as internal drops).
+//! The handle is put in non-blocking mode: the thread takes packets with `pcap_next_ex` while
+//! there are any, and when there are none it sends the partial batch at once (so the tail of a
+//! burst is never held back) and waits in `poll(2)` on the capture descriptor for at most
+//! [`READ_TIMEOUT`], so a stop request is seen within that time. We cannot rely on libpcap's
+//! own read timeout for this: libpcap 1.10 on Linux, in immediate mode, keeps polling inside
+//! `pcap_next_ex` when it expires instead of returning. Frames go to the pipeline in batches
+//! through [`FrameSender::send`], which never blocks (a full queue is counted as internal
+//! drops).
 //! Once a second it reads `pcap_stats` and adds what the kernel dropped to
 //! [`SensorCounters::kernel_drops`], so that loss stays apart from our own.
 //!
@@ -27,9 +32,8 @@ use earshot_wire::{LinkType, Timestamp};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Longest `pcap_next_ex` waits for a packet: bounds how late a stop request is seen and how
-/// long the tail of a burst waits in a partial batch when traffic pauses.
-pub const READ_TIMEOUT: Duration = Duration::from_millis(20);
+/// Longest wait for a packet: bounds how late a stop request is seen.
+pub const READ_TIMEOUT: Duration = Duration::from_millis(100);
 /// Frames per batch, and the longest a partial batch is held while packets keep coming.
 const BATCH: usize = 256;
 const BATCH_LATENCY: Duration = Duration::from_millis(5);
@@ -65,7 +69,7 @@ impl LiveConfig {
 }
 
 /// Why a capture could not start or stopped.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum LiveError {
     #[error(
         "cannot load libpcap ({tried}): {cause}; live capture needs the libpcap runtime: \
@@ -119,7 +123,7 @@ impl LiveCapture {
     /// Opens and activates the interface and installs the filter.
     pub fn open(cfg: &LiveConfig) -> Result<Self, LiveError> {
         let api = ffi::api()?;
-        let handle = ffi::Handle::open(api, cfg, READ_TIMEOUT)?;
+        let handle = ffi::Handle::open(api, cfg)?;
         // On Linux, libpcap's DLT_ values equal tcpdump's LINKTYPE_ numbers for every link
         // earshot decodes, except DLT_RAW (12), which the decoder accepts as raw IP too.
         let link = LinkType(u32::try_from(handle.datalink()).unwrap_or(u32::MAX));
@@ -149,7 +153,7 @@ impl LiveCapture {
             if stop.is_stopped() {
                 break Ok(());
             }
-            match self.handle.next() {
+            let idle = match self.handle.next() {
                 Ok(Some((ts, data))) => {
                     if batch.is_empty() {
                         batch_started = Instant::now();
@@ -159,14 +163,15 @@ impl LiveCapture {
                         link: self.link,
                         data: data.to_vec(),
                     });
+                    false
                 }
-                Ok(None) => {}
+                Ok(None) => true,
                 Err(e) => break Err(self.error("reading packets", e)),
-            }
-            // A timeout (no packet for READ_TIMEOUT) also flushes, so a pause in traffic never
+            };
+            // Nothing more queued in the kernel also flushes, so a pause in traffic never
             // strands frames in a partial batch.
             if !batch.is_empty()
-                && (batch.len() >= BATCH || batch_started.elapsed() >= BATCH_LATENCY)
+                && (idle || batch.len() >= BATCH || batch_started.elapsed() >= BATCH_LATENCY)
             {
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
                 if !out.send(full) {
@@ -176,6 +181,11 @@ impl LiveCapture {
             if last_stats.elapsed() >= STATS_INTERVAL {
                 last_stats = Instant::now();
                 self.update_drops(&mut drops, out.counters());
+            }
+            if idle {
+                if let Err(e) = self.handle.wait(READ_TIMEOUT) {
+                    break Err(self.error("waiting for packets", e));
+                }
             }
         };
         if !batch.is_empty() {
@@ -220,27 +230,24 @@ pub fn spawn_all(
     cfgs: &[LiveConfig],
     out: &FrameSender,
     stop: &StopFlag,
-) -> Result<Vec<JoinHandle<()>>, anyhow_free::SpawnError> {
+) -> Result<Vec<JoinHandle<()>>, LiveError> {
     let mut opened = Vec::with_capacity(cfgs.len());
     for cfg in cfgs {
         opened.push(LiveCapture::open(cfg)?);
     }
     let mut threads = Vec::with_capacity(opened.len());
     for cap in opened {
-        threads.push(cap.spawn(out.clone(), stop.clone())?);
+        let interface = cap.cfg.interface.clone();
+        let thread = cap
+            .spawn(out.clone(), stop.clone())
+            .map_err(|e| LiveError::Pcap {
+                interface,
+                what: "starting the capture thread",
+                message: e.to_string(),
+            })?;
+        threads.push(thread);
     }
     Ok(threads)
-}
-
-/// Error type of [`spawn_all`], without pulling `anyhow` into this library.
-pub mod anyhow_free {
-    #[derive(Debug, thiserror::Error)]
-    pub enum SpawnError {
-        #[error(transparent)]
-        Live(#[from] super::LiveError),
-        #[error("cannot start a capture thread: {0}")]
-        Thread(#[from] std::io::Error),
-    }
 }
 
 /// Turns libpcap's cumulative per-handle counters into increments of the sensor-wide total.
@@ -318,7 +325,7 @@ mod ffi {
     #[repr(C)]
     #[derive(Default)]
     struct PcapStat {
-        ps_recv: c_uint,
+        _ps_recv: c_uint,
         ps_drop: c_uint,
         ps_ifdrop: c_uint,
     }
@@ -342,6 +349,7 @@ mod ffi {
     type GetErrFn = unsafe extern "C" fn(*mut PcapT) -> *mut c_char;
     type CloseFn = unsafe extern "C" fn(*mut PcapT);
     type StatusToStrFn = unsafe extern "C" fn(c_int) -> *const c_char;
+    type SetNonBlockFn = unsafe extern "C" fn(*mut PcapT, c_int, *mut c_char) -> c_int;
 
     /// The functions used, resolved once per process. The library is kept in the same static
     /// and never unloaded, which is what keeps these pointers valid.
@@ -364,34 +372,17 @@ mod ffi {
         geterr: GetErrFn,
         close: CloseFn,
         statustostr: StatusToStrFn,
+        setnonblock: SetNonBlockFn,
+        get_selectable_fd: HandleFn,
         _lib: libloading::Library,
     }
 
-    static API: OnceLock<Result<Api, String>> = OnceLock::new();
+    static API: OnceLock<Result<Api, LiveError>> = OnceLock::new();
 
     /// Loads libpcap on first use. A failure is remembered too: the answer will not change
     /// while the process runs.
     pub fn api() -> Result<&'static Api, LiveError> {
-        match API.get_or_init(|| load().map_err(|e| e.to_string())) {
-            Ok(api) => Ok(api),
-            // Rebuild the typed error from the remembered one: the message already says all.
-            Err(msg) => Err(load_error_again(msg)),
-        }
-    }
-
-    fn load_error_again(msg: &str) -> LiveError {
-        // The first error's text is complete; keep the variant that produced it apparent.
-        if msg.starts_with("the libpcap found lacks") {
-            LiveError::MissingSymbol {
-                symbol: String::new(),
-                cause: msg.to_string(),
-            }
-        } else {
-            LiveError::NoLibrary {
-                tried: SONAMES.join(", "),
-                cause: msg.to_string(),
-            }
-        }
+        API.get_or_init(load).as_ref().map_err(Clone::clone)
     }
 
     fn load() -> Result<Api, LiveError> {
@@ -444,6 +435,8 @@ mod ffi {
             geterr: sym(&lib, "pcap_geterr")?,
             close: sym(&lib, "pcap_close")?,
             statustostr: sym(&lib, "pcap_statustostr")?,
+            setnonblock: sym(&lib, "pcap_setnonblock")?,
+            get_selectable_fd: sym(&lib, "pcap_get_selectable_fd")?,
             _lib: lib,
         })
     }
@@ -453,6 +446,8 @@ mod ffi {
         p: NonNull<PcapT>,
         api: &'static Api,
         nano: bool,
+        /// The descriptor to poll(2) for readiness; owned by libpcap.
+        fd: c_int,
     }
 
     // SAFETY: a pcap_t may be used from any thread as long as only one uses it at a time;
@@ -465,11 +460,7 @@ mod ffi {
     }
 
     impl Handle {
-        pub fn open(
-            api: &'static Api,
-            cfg: &LiveConfig,
-            timeout: Duration,
-        ) -> Result<Handle, LiveError> {
+        pub fn open(api: &'static Api, cfg: &LiveConfig) -> Result<Handle, LiveError> {
             let interface = cfg.interface.clone();
             let pcap_err = |what: &'static str, message: String| LiveError::Pcap {
                 interface: interface.clone(),
@@ -492,11 +483,17 @@ mod ffi {
                 p,
                 api,
                 nano: false,
+                fd: -1,
             };
-            let ms = c_int::try_from(timeout.as_millis()).unwrap_or(1000).max(1);
+            // Only matters to libpcap's internal buffering; waiting is done by `wait`.
+            let ms = c_int::try_from(super::READ_TIMEOUT.as_millis()).unwrap_or(100);
             let settings: [(&'static str, SetIntFn, c_int); 5] = [
                 ("pcap_set_snaplen", api.set_snaplen, c_int_of(cfg.snaplen)),
-                ("pcap_set_promisc", api.set_promisc, c_int::from(cfg.promiscuous)),
+                (
+                    "pcap_set_promisc",
+                    api.set_promisc,
+                    c_int::from(cfg.promiscuous),
+                ),
                 (
                     "pcap_set_buffer_size",
                     api.set_buffer_size,
@@ -533,6 +530,19 @@ mod ffi {
                     filter: filter.to_string(),
                     message,
                 })?;
+            }
+            let mut errbuf = [0 as c_char; ERRBUF_SIZE];
+            // SAFETY: `h.p` is an activated handle; `errbuf` has PCAP_ERRBUF_SIZE bytes.
+            if unsafe { (api.setnonblock)(h.p.as_ptr(), 1, errbuf.as_mut_ptr()) } != 0 {
+                return Err(pcap_err("pcap_setnonblock", buf_str(&mut errbuf)));
+            }
+            // SAFETY: `h.p` is an activated handle.
+            h.fd = unsafe { (api.get_selectable_fd)(h.p.as_ptr()) };
+            if h.fd < 0 {
+                return Err(pcap_err(
+                    "pcap_get_selectable_fd",
+                    "no descriptor to wait on".into(),
+                ));
             }
             Ok(h)
         }
@@ -608,6 +618,7 @@ mod ffi {
             let rc = unsafe { (self.api.next_ex)(self.p.as_ptr(), &mut hdr, &mut data) };
             match rc {
                 1 => {}
+                // Non-blocking: nothing is queued right now.
                 0 => return Ok(None),
                 // -2 only follows pcap_breakloop or the end of a savefile; neither applies,
                 // so treat it as "nothing this time".
@@ -625,12 +636,38 @@ mod ffi {
             // the next call on this handle; the returned slice borrows `self` mutably, so no
             // such call can happen while it lives.
             let bytes = unsafe { std::slice::from_raw_parts(data, caplen) };
-            let sub = i64::from(hdr.ts.tv_usec);
-            let sub_ns = if self.nano { sub } else { sub.saturating_mul(1_000) };
-            let ts = i64::from(hdr.ts.tv_sec)
+            let sub = long(hdr.ts.tv_usec);
+            let sub_ns = if self.nano {
+                sub
+            } else {
+                sub.saturating_mul(1_000)
+            };
+            let ts = long(hdr.ts.tv_sec)
                 .saturating_mul(1_000_000_000)
                 .saturating_add(sub_ns);
             Ok(Some((Timestamp(ts), bytes)))
+        }
+
+        /// Waits until packets may be ready or `timeout` passes. Spurious wake-ups are fine:
+        /// the caller just finds nothing to read.
+        pub fn wait(&self, timeout: Duration) -> Result<(), String> {
+            let mut pfd = libc::pollfd {
+                fd: self.fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let ms = c_int::try_from(timeout.as_millis()).unwrap_or(c_int::MAX);
+            // SAFETY: `pfd` is one valid pollfd and nfds is 1; the descriptor stays open while
+            // the handle lives.
+            let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+            if rc < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(e.to_string());
+                }
+            }
+            // POLLERR/POLLHUP (e.g. the interface went away) are reported by the next read.
+            Ok(())
         }
 
         pub fn stats(&mut self) -> Result<Stats, String> {
@@ -641,7 +678,6 @@ mod ffi {
             if rc != 0 {
                 return Err(self.geterr());
             }
-            let _ = s.ps_recv;
             Ok(Stats {
                 drop: s.ps_drop,
                 ifdrop: s.ps_ifdrop,
@@ -678,6 +714,12 @@ mod ffi {
         }
     }
 
+    /// `long` widened to i64: a no-op on 64-bit targets, a widening on 32-bit ones.
+    #[allow(clippy::useless_conversion)]
+    fn long(v: c_long) -> i64 {
+        i64::from(v)
+    }
+
     /// The message libpcap wrote into an error buffer.
     fn buf_str(buf: &mut [c_char; ERRBUF_SIZE]) -> String {
         buf[ERRBUF_SIZE - 1] = 0;
@@ -711,27 +753,9 @@ mod tests {
     #[test]
     fn drop_deltas_accumulate_and_survive_wrap() {
         let mut t = DropTracker::default();
-        assert_eq!(
-            t.delta(ffi::Stats {
-                drop: 5,
-                ifdrop: 1
-            }),
-            6
-        );
-        assert_eq!(
-            t.delta(ffi::Stats {
-                drop: 5,
-                ifdrop: 1
-            }),
-            0
-        );
+        assert_eq!(t.delta(ffi::Stats { drop: 5, ifdrop: 1 }), 6);
+        assert_eq!(t.delta(ffi::Stats { drop: 5, ifdrop: 1 }), 0);
         t.drop = u32::MAX - 1;
-        assert_eq!(
-            t.delta(ffi::Stats {
-                drop: 3,
-                ifdrop: 2
-            }),
-            5 + 1
-        );
+        assert_eq!(t.delta(ffi::Stats { drop: 3, ifdrop: 2 }), 5 + 1);
     }
 }

@@ -6,22 +6,27 @@
 //! copy) instead of the live table. The only waits are on the input queue, with a timeout.
 
 use crate::counters::SensorCounters;
-use crate::listener::{AudioFormat, Gone, Listener};
+use crate::fanout::{self, AudioMsg, Limits};
+use crate::listener::AudioFormat;
+use crate::rewind::KeptPacket;
 use crate::rewind::Rewind;
 use crate::source::FrameBatch;
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender as CbSender};
 use earshot_core::{
     Call, CallId, CallState, CaptureCounters, Config, Engine, Event, Party, RtpPacket, Sink,
 };
 use earshot_manager::stream_proto::{CallEvent, EndReason, Frame, QualityReport};
 use earshot_manager::{CallRef, CallRefGenerator, CallSummary, StreamFrom};
 use earshot_wire::Timestamp;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc::Sender;
+
+/// Messages queued for the audio fan-out thread: about 10 s of packets of 100 listened calls.
+const AUDIO_QUEUE: usize = 100_000;
 
 #[derive(Clone, Debug)]
 pub struct PipelineConfig {
@@ -125,11 +130,18 @@ pub fn spawn(
     control: Receiver<Control>,
     shared: Arc<Shared>,
 ) -> std::io::Result<JoinHandle<()>> {
+    let (audio_tx, audio_rx) = crossbeam_channel::bounded(AUDIO_QUEUE);
+    let (gone_tx, gone_rx) = crossbeam_channel::bounded(4096);
+    let limits = Limits {
+        max_listeners: cfg.max_listeners,
+        max_listeners_per_call: cfg.max_listeners_per_call,
+    };
+    fanout::spawn(audio_rx, gone_tx, shared.clone(), limits)?;
     std::thread::Builder::new()
         .name("earshot-pipeline".into())
         .spawn(move || {
-            let mut worker = Worker::new(cfg, shared);
-            worker.run(&frames, &control);
+            let mut worker = Worker::new(cfg, shared, audio_tx);
+            worker.run(&frames, &control, &gone_rx);
         })
 }
 
@@ -146,11 +158,12 @@ struct Worker {
 struct Hub {
     refs: HashMap<CallId, CallRef>,
     by_ref: HashMap<CallRef, CallId>,
-    listeners: HashMap<CallId, Vec<Listener>>,
     rewind: Rewind,
     counters: Arc<SensorCounters>,
     new_calls: Vec<CallId>,
-    listener_count: usize,
+    /// The fan-out thread, and the calls it has listeners for.
+    audio: CbSender<AudioMsg>,
+    listened: HashSet<CallId>,
 }
 
 /// Capture-time clock that keeps moving between packets: the last capture time plus the wall
@@ -175,7 +188,7 @@ fn wall_ns() -> i64 {
 }
 
 impl Worker {
-    fn new(cfg: PipelineConfig, shared: Arc<Shared>) -> Self {
+    fn new(cfg: PipelineConfig, shared: Arc<Shared>, audio: CbSender<AudioMsg>) -> Self {
         let refs_gen = CallRefGenerator::new()
             .unwrap_or_else(|_| CallRefGenerator::from_seed(wall_ns() as u64));
         Worker {
@@ -183,11 +196,11 @@ impl Worker {
             hub: Hub {
                 refs: HashMap::new(),
                 by_ref: HashMap::new(),
-                listeners: HashMap::new(),
                 rewind: Rewind::new(cfg.rewind_ns, cfg.rewind_budget_bytes),
                 counters: shared.counters.clone(),
                 new_calls: Vec::new(),
-                listener_count: 0,
+                audio,
+                listened: HashSet::new(),
             },
             cfg,
             shared,
@@ -196,7 +209,12 @@ impl Worker {
         }
     }
 
-    fn run(&mut self, frames: &Receiver<FrameBatch>, control: &Receiver<Control>) {
+    fn run(
+        &mut self,
+        frames: &Receiver<FrameBatch>,
+        control: &Receiver<Control>,
+        gone: &Receiver<CallId>,
+    ) {
         let mut last_snapshot = Instant::now();
         let mut last_second = Instant::now();
         loop {
@@ -216,7 +234,9 @@ impl Worker {
                     return;
                 }
             }
-            self.poll_listeners();
+            while let Ok(call) = gone.try_recv() {
+                self.hub.listened.remove(&call);
+            }
             if last_second.elapsed() >= Duration::from_secs(1) {
                 last_second = Instant::now();
                 self.engine
@@ -256,12 +276,7 @@ impl Worker {
                 from,
                 tx,
             } => self.subscribe(id, callref, format, from, tx),
-            Control::Unsubscribe { id } => {
-                for ls in self.hub.listeners.values_mut() {
-                    ls.retain(|l| l.id != id);
-                }
-                self.hub.recount();
-            }
+            Control::Unsubscribe { id } => self.hub.send_audio(AudioMsg::Unsubscribe { id }),
             Control::Shutdown => return false,
         }
         true
@@ -285,75 +300,64 @@ impl Worker {
         let Some(&call_id) = self.hub.by_ref.get(&callref) else {
             return refuse("call not found");
         };
-        let per_call = self.hub.listeners.get(&call_id).map_or(0, Vec::len);
-        if self.hub.listener_count >= self.cfg.max_listeners
-            || per_call >= self.cfg.max_listeners_per_call
+        // A call that already ended (lingering in the table) will get no more audio and no
+        // further state change: end the listener now instead of leaving it waiting forever.
+        if self
+            .engine
+            .call(call_id)
+            .is_some_and(|c| c.state.is_final())
         {
-            return refuse("too many listeners");
+            let end = earshot_manager::stream_proto::EndFrame {
+                reason: EndReason::CallEnded,
+                detail: None,
+            };
+            let _ = tx.try_send(Frame::End(end));
+            return;
         }
-        let mut listener = match Listener::new(id, format, tx.clone()) {
-            Ok(l) => l,
-            Err(e) => return refuse(&e),
-        };
         let now = self.clock.now_ns();
         let since = match from {
             StreamFrom::Now => Timestamp(i64::MAX),
             StreamFrom::Start => Timestamp(i64::MIN),
             StreamFrom::SecondsAgo(s) => Timestamp(now - i64::from(s) * 1_000_000_000),
         };
-        for p in self.hub.rewind.since(call_id, since) {
-            if listener.push(&p.as_rtp(call_id)).is_err() {
-                SensorCounters::add(&self.shared.counters.listener_drops, 1);
-                return;
-            }
+        let rewind: Vec<KeptPacket> = self.hub.rewind.since(call_id, since).cloned().collect();
+        let msg = AudioMsg::Subscribe {
+            call: call_id,
+            id,
+            format,
+            rewind,
+            tx: tx.clone(),
+        };
+        if self.hub.audio.try_send(msg).is_err() {
+            return refuse("sensor busy: try again");
         }
-        self.hub
-            .listeners
-            .entry(call_id)
-            .or_default()
-            .push(listener);
-        self.hub.recount();
-        self.shared
-            .active_listeners
-            .store(self.hub.listener_count as u64, Ordering::Relaxed);
-    }
-
-    fn poll_listeners(&mut self) {
-        if self.hub.listener_count == 0 {
-            return;
-        }
-        let now = self.clock.now_ns();
-        let counters = &self.shared.counters;
-        for ls in self.hub.listeners.values_mut() {
-            ls.retain_mut(|l| keep(l.poll(now), counters));
-        }
-        self.hub.recount();
-        self.shared
-            .active_listeners
-            .store(self.hub.listener_count as u64, Ordering::Relaxed);
+        self.hub.listened.insert(call_id);
     }
 
     fn send_quality(&mut self) {
         let now = self.clock.now_ns();
-        let counters = &self.shared.counters;
-        for (id, ls) in self.hub.listeners.iter_mut() {
-            let Some(call) = self.engine.call(*id) else {
+        let listened: Vec<CallId> = self.hub.listened.iter().copied().collect();
+        for id in listened {
+            let Some(call) = self.engine.call(id) else {
                 continue;
             };
             for report in quality(call, now) {
-                ls.retain_mut(|l| keep(l.send(Frame::Quality(report.clone())), counters));
+                self.hub.send_audio(AudioMsg::Broadcast {
+                    call: id,
+                    frame: Frame::Quality(report),
+                });
             }
         }
-        self.hub.recount();
     }
 
     fn end_all(&mut self, reason: EndReason, detail: &str) {
-        for (_, mut ls) in self.hub.listeners.drain() {
-            for l in &mut ls {
-                l.finish(reason.clone(), Some(detail.to_string()));
-            }
-        }
-        self.hub.recount();
+        // A blocking send, bounded by the fan-out's own loop: this is shutdown, not capture.
+        let msg = AudioMsg::EndAll {
+            reason,
+            detail: detail.to_string(),
+        };
+        let _ = self.hub.audio.send_timeout(msg, Duration::from_millis(500));
+        self.hub.listened.clear();
     }
 
     fn publish(&mut self) {
@@ -372,21 +376,9 @@ impl Worker {
             index,
             taken_ns: now,
             capture: self.engine.counters(),
-            listeners: self.hub.listener_count,
+            listeners: self.shared.active_listeners.load(Ordering::Relaxed) as usize,
             rewind_bytes: self.hub.rewind.bytes(),
         });
-    }
-}
-
-/// Keeps a listener unless it fell behind or went away; counts the ones that fell behind.
-fn keep(result: Result<(), Gone>, counters: &SensorCounters) -> bool {
-    match result {
-        Ok(()) => true,
-        Err(Gone::Overflow) => {
-            SensorCounters::add(&counters.listener_drops, 1);
-            false
-        }
-        Err(Gone::Closed) => false,
     }
 }
 
@@ -413,35 +405,36 @@ fn quality(call: &Call, now: i64) -> Vec<QualityReport> {
 }
 
 impl Hub {
-    fn recount(&mut self) {
-        self.listeners.retain(|_, ls| !ls.is_empty());
-        self.listener_count = self.listeners.values().map(Vec::len).sum();
-    }
-
-    fn broadcast(&mut self, call: CallId, frame: &Frame) {
-        let counters = &self.counters;
-        if let Some(ls) = self.listeners.get_mut(&call) {
-            ls.retain_mut(|l| keep(l.send(frame.clone()), counters));
+    /// Hands work to the fan-out thread without waiting; a full queue costs listeners audio,
+    /// never capture, and is counted.
+    fn send_audio(&mut self, msg: AudioMsg) {
+        if self.audio.try_send(msg).is_err() {
+            SensorCounters::add(&self.counters.audio_drops, 1);
         }
     }
 
-    fn finish_call(&mut self, call: CallId, ended: CallEvent) {
-        self.broadcast(call, &Frame::Event(ended));
-        if let Some(mut ls) = self.listeners.remove(&call) {
-            for l in &mut ls {
-                l.finish(EndReason::CallEnded, None);
-            }
+    fn broadcast(&mut self, call: CallId, frame: Frame) {
+        if self.listened.contains(&call) {
+            self.send_audio(AudioMsg::Broadcast { call, frame });
         }
-        self.recount();
+    }
+
+    fn finish_call(&mut self, call: CallId, event: CallEvent) {
+        if self.listened.remove(&call) {
+            self.send_audio(AudioMsg::Ended { call, event });
+        }
     }
 }
 
 impl Sink for Hub {
     fn rtp(&mut self, p: &RtpPacket<'_>) {
         self.rewind.push(p);
-        let counters = &self.counters;
-        if let Some(ls) = self.listeners.get_mut(&p.call) {
-            ls.retain_mut(|l| keep(l.push(p), counters));
+        if self.listened.contains(&p.call) {
+            let packet = KeptPacket::from_rtp(p);
+            self.send_audio(AudioMsg::Packet {
+                call: p.call,
+                packet,
+            });
         }
     }
 
@@ -453,7 +446,7 @@ impl Sink for Hub {
                 match state {
                     CallState::Answered => {
                         let code = call.sip_code.unwrap_or(200);
-                        self.broadcast(*id, &Frame::Event(CallEvent::Answered { ts_ns, code }));
+                        self.broadcast(*id, Frame::Event(CallEvent::Answered { ts_ns, code }));
                     }
                     s if s.is_final() || call.timed_out => {
                         let ended = CallEvent::Ended {
@@ -473,7 +466,7 @@ impl Sink for Hub {
                 } else {
                     CallEvent::Reinvite { ts_ns, codec: None }
                 };
-                self.broadcast(*id, &Frame::Event(ev));
+                self.broadcast(*id, Frame::Event(ev));
             }
             Event::CallRemoved(id) => {
                 let ended = CallEvent::Ended {

@@ -22,6 +22,21 @@ pub struct KeptPacket {
 }
 
 impl KeptPacket {
+    pub fn from_rtp(p: &RtpPacket<'_>) -> Self {
+        KeptPacket {
+            party: p.party,
+            ts: p.ts,
+            ssrc: p.ssrc,
+            seq: p.seq,
+            timestamp: p.timestamp,
+            payload_type: p.payload_type,
+            marker: p.marker,
+            event: p.event,
+            payload: p.payload.to_vec(),
+            format: p.format.cloned(),
+        }
+    }
+
     pub fn as_rtp(&self, call: CallId) -> RtpPacket<'_> {
         RtpPacket {
             call,
@@ -80,18 +95,7 @@ impl Rewind {
             return;
         }
         self.used += size;
-        buf.push_back(KeptPacket {
-            party: p.party,
-            ts: p.ts,
-            ssrc: p.ssrc,
-            seq: p.seq,
-            timestamp: p.timestamp,
-            payload_type: p.payload_type,
-            marker: p.marker,
-            event: p.event,
-            payload: p.payload.to_vec(),
-            format: p.format.cloned(),
-        });
+        buf.push_back(KeptPacket::from_rtp(p));
     }
 
     /// The kept packets of a call captured at or after `since`.

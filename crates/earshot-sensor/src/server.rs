@@ -4,6 +4,7 @@
 //! Every wait has a deadline: reading a request (500 ms idle, 10 s overall), writing a reply,
 //! and writing stream frames to a client that stopped reading.
 
+use crate::counters::SensorCounters;
 use crate::listener::AudioFormat;
 use crate::pipeline::{Control, Shared};
 use crossbeam_channel::Sender as ControlSender;
@@ -32,6 +33,10 @@ const READAUDIO_IDLE: Duration = Duration::from_secs(10);
 /// Frames buffered per listener: 12 s of 20 ms frames, enough for a readaudio poller that
 /// pauses and for a `from=-10` burst; past it the listener is too slow and is dropped.
 const LISTENER_QUEUE: usize = 600;
+/// A stream client that accepts no bytes for this long has stopped listening.
+const STREAM_STALL: Duration = Duration::from_secs(3);
+/// Kernel send buffer per connection (Linux doubles it for bookkeeping).
+const SEND_BUFFER: usize = 32 * 1024;
 /// Rewind bursts (`from=start`) may need more room than live listening.
 const REWIND_QUEUE: usize = 3600 + LISTENER_QUEUE;
 
@@ -153,15 +158,16 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>) {
             state.counters.busy.fetch_add(1, Ordering::Relaxed);
             tokio::spawn(async move {
                 let mut sock = sock;
-                let _ = tokio::time::timeout(
-                    WRITE_DEADLINE,
-                    sock.write_all(b"error: too many connections\n"),
-                )
-                .await;
+                let _ = write_reply(&mut sock, b"error: too many connections\n").await;
+                drain_before_close(&mut sock).await;
             });
             continue;
         };
         let _ = sock.set_nodelay(true);
+        // A small kernel send buffer: otherwise megabytes of a stalled stream client's audio
+        // would sit in socket buffers, hiding that it stopped reading, instead of filling its
+        // bounded queue so the pipeline drops it.
+        let _ = socket2::SockRef::from(&sock).set_send_buffer_size(SEND_BUFFER);
         let st = state.clone();
         tokio::spawn(async move {
             handle(sock, peer, &st).await;
@@ -183,6 +189,7 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(mut sock: S, peer: SocketAddr
         Ok(Some(Ok(r))) => r,
         Ok(Some(Err(e))) => {
             let _ = write_reply(&mut sock, e.reply()).await;
+            drain_before_close(&mut sock).await;
             return;
         }
         Ok(None) => return,
@@ -245,6 +252,23 @@ async fn read_request<S: AsyncRead + Unpin>(
     }
 }
 
+/// Reads and discards what the client is still sending, briefly, before the socket is closed:
+/// closing with unread bytes makes the kernel send a reset, which can destroy the reply the
+/// client has not read yet (a refused or oversized request).
+async fn drain_before_close<S: AsyncRead + Unpin>(sock: &mut S) {
+    let mut buf = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_millis(200), async {
+        let mut left = 1usize << 20;
+        while left > 0 {
+            match sock.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    })
+    .await;
+}
+
 async fn write_reply<S: AsyncWrite + Unpin>(sock: &mut S, bytes: &[u8]) -> std::io::Result<()> {
     match tokio::time::timeout(WRITE_DEADLINE, async {
         sock.write_all(bytes).await?;
@@ -304,6 +328,9 @@ fn sniffer_stat(state: &State, snap: &crate::pipeline::Snapshot) -> Vec<u8> {
         packets_seen: C::get(&c.frames),
         packets_dropped: C::get(&c.internal_drops) + C::get(&c.kernel_drops),
         memory_is_full: false,
+        packets_processed: C::get(&c.processed),
+        listener_drops: C::get(&c.listener_drops),
+        listeners: state.shared.active_listeners.load(Ordering::Relaxed),
     })
 }
 
@@ -454,10 +481,18 @@ async fn stream<S: AsyncWrite + Unpin>(sock: &mut S, state: &State, req: StreamR
         };
         let end = matches!(frame, Frame::End(_));
         out.clear();
-        if stream_proto::encode_frame(&frame, &mut out).is_err()
-            || timed_write(sock, &out).await.is_err()
-        {
+        if stream_proto::encode_frame(&frame, &mut out).is_err() {
             break;
+        }
+        match tokio::time::timeout(STREAM_STALL, sock.write_all(&out)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => break,
+            Err(_) => {
+                // The client stopped reading: a slow listener, dropped and counted.
+                SensorCounters::add(&state.shared.counters.listener_drops, 1);
+                tracing::warn!(callref = %req.callref, "stream listener dropped: nothing read for {STREAM_STALL:?}");
+                break;
+            }
         }
         if end {
             break;

@@ -1,6 +1,8 @@
 //! `earshot sensor`: capture, track calls, and serve the Manager API.
 
 use anyhow::{bail, Context, Result};
+use earshot_sensor::hep::HepListener;
+use earshot_sensor::live::{self, LiveConfig};
 use earshot_sensor::pipeline::{self, PipelineConfig};
 use earshot_sensor::replay::{self, ReplayConfig, Speed};
 use earshot_sensor::server::{self, ManagerConfig};
@@ -14,11 +16,19 @@ use std::time::Duration;
 
 /// Watch SIP and RTP, track calls, and answer on the Manager API (TCP, default 127.0.0.1:5029).
 ///
-/// Sources: capture files replayed as if live (--pcap, at --speed, optionally --loop); more
-/// to come (live interfaces, HEP). Every setting can come from a TOML file (--config; see
-/// dist/sensor.toml for every key, commented); command-line options override it.
+/// Sources, any number of each, all at once:
+///   --interface IF  live capture through libpcap (loaded at run time: needs the libpcap
+///                   runtime, e.g. `apt-get install libpcap0.8`, and CAP_NET_RAW: run as root
+///                   or `setcap cap_net_raw+ep $(which earshot)`); --filter applies a BPF
+///                   filter (tcpdump syntax) to every interface
+///   --hep ADDR      HEP v1/v2/v3 over UDP from heplify, Kamailio, OpenSIPS, FreeSWITCH...
+///   --pcap FILE     a capture file replayed as if live (at --speed, optionally --loop)
+/// Every setting can come from a TOML file (--config; see dist/sensor.toml for every key,
+/// commented); command-line options override it.
 ///
 /// Examples:
+///   earshot sensor --interface eth0 --filter 'udp or tcp port 5060'
+///   earshot sensor --interface eth1 --interface eth2 --hep 0.0.0.0:9060
 ///   earshot sensor --pcap call.pcap --loop
 ///   earshot sensor --pcap call.pcap --speed max --manager 127.0.0.1:15029
 ///   echo listcalls | nc 127.0.0.1 5029
@@ -28,6 +38,15 @@ pub struct Args {
     /// TOML configuration file.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Network interface to capture on, e.g. eth0, or any (repeatable).
+    #[arg(long, value_name = "IF")]
+    interface: Vec<String>,
+    /// BPF capture filter for the interfaces (tcpdump syntax; default: all traffic).
+    #[arg(long, value_name = "BPF")]
+    filter: Option<String>,
+    /// UDP address to receive HEP on, e.g. 0.0.0.0:9060 (repeatable).
+    #[arg(long, value_name = "ADDR:PORT")]
+    hep: Vec<SocketAddr>,
     /// Capture file to replay as live traffic (repeatable).
     #[arg(long, value_name = "FILE")]
     pcap: Vec<PathBuf>,
@@ -74,6 +93,16 @@ pub struct SensorSection {
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
 pub struct CaptureSection {
+    /// Interfaces to capture on: `interface = ["eth0", "eth1"]` (or one name as a string).
+    pub interface: Option<OneOrMany<String>>,
+    /// BPF filter for every interface.
+    pub filter: Option<String>,
+    pub snaplen: Option<u32>,
+    /// Kernel capture buffer per interface, in MiB.
+    pub buffer_mb: Option<u32>,
+    pub promiscuous: Option<bool>,
+    /// UDP address(es) to receive HEP on: `hep = "0.0.0.0:9060"`.
+    pub hep: Option<OneOrMany<SocketAddr>>,
     #[serde(default)]
     pub pcap: Vec<PathBuf>,
     pub speed: Option<String>,
@@ -81,6 +110,24 @@ pub struct CaptureSection {
     pub repeat: bool,
     /// Frames queued between capture and the pipeline, in batches of up to 256.
     pub queue_batches: Option<usize>,
+}
+
+/// A key that takes one value or a list, so `hep = "0.0.0.0:9060"` and
+/// `interface = ["eth0", "eth1"]` both read naturally.
+#[derive(Deserialize, Debug, Clone, PartialEq)]
+#[serde(untagged)]
+pub enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> OneOrMany<T> {
+    pub fn into_vec(self) -> Vec<T> {
+        match self {
+            OneOrMany::One(v) => vec![v],
+            OneOrMany::Many(v) => v,
+        }
+    }
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -112,6 +159,9 @@ pub fn load_config(path: &std::path::Path) -> Result<FileConfig> {
 
 /// Everything the sensor needs, after merging the file and the command line.
 pub struct Settings {
+    /// One entry per interface, all with the same filter and buffer settings.
+    pub live: Vec<LiveConfig>,
+    pub hep: Vec<SocketAddr>,
     pub pcaps: Vec<PathBuf>,
     pub speed: Speed,
     pub repeat: bool,
@@ -172,15 +222,61 @@ pub fn settings(args: Args) -> Result<Settings> {
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5029))),
         allow,
         token: args.token.or(m.token).filter(|t| !t.is_empty()),
-        max_connections: m.max_connections.unwrap_or(256),
+        max_connections: m.max_connections.unwrap_or(2048),
         sensor_id,
     };
     manager.check().map_err(anyhow::Error::msg)?;
+    // A list given on the command line replaces the file's list rather than adding to it, as
+    // for --pcap: the command line is what the operator means right now.
+    let interfaces = if args.interface.is_empty() {
+        file.capture
+            .interface
+            .map(OneOrMany::into_vec)
+            .unwrap_or_default()
+    } else {
+        args.interface
+    };
+    let filter = args
+        .filter
+        .or(file.capture.filter)
+        .filter(|f| !f.trim().is_empty());
+    let buffer_mb = file
+        .capture
+        .buffer_mb
+        .unwrap_or(LiveConfig::DEFAULT_BUFFER_MB);
+    if buffer_mb == 0 || buffer_mb > 2047 {
+        bail!("[capture] buffer_mb must be between 1 and 2047 (MiB), not {buffer_mb}");
+    }
+    let promiscuous = file.capture.promiscuous.unwrap_or(true);
+    let snaplen = file.capture.snaplen.unwrap_or(LiveConfig::DEFAULT_SNAPLEN);
+    if !(64..=262_144).contains(&snaplen) {
+        bail!("[capture] snaplen must be between 64 and 262144 bytes, not {snaplen}");
+    }
+    let live = interfaces
+        .into_iter()
+        .map(|interface| LiveConfig {
+            filter: filter.clone(),
+            snaplen,
+            buffer_bytes: buffer_mb << 20,
+            promiscuous,
+            ..LiveConfig::new(interface)
+        })
+        .collect();
+    let hep = if args.hep.is_empty() {
+        file.capture
+            .hep
+            .map(OneOrMany::into_vec)
+            .unwrap_or_default()
+    } else {
+        args.hep
+    };
     let mut pcaps = args.pcap;
     if pcaps.is_empty() {
         pcaps = file.capture.pcap;
     }
     Ok(Settings {
+        live,
+        hep,
         pcaps,
         speed,
         repeat: args.repeat || file.capture.repeat,
@@ -198,8 +294,11 @@ fn secs(s: u64) -> i64 {
 
 pub fn run(args: Args) -> Result<()> {
     let settings = settings(args)?;
-    if settings.pcaps.is_empty() {
-        bail!("no capture source: give --pcap FILE (or [capture] pcap in the configuration file)");
+    if settings.pcaps.is_empty() && settings.live.is_empty() && settings.hep.is_empty() {
+        bail!(
+            "no capture source: give --interface IF, --hep ADDR:PORT or --pcap FILE \
+             (or [capture] interface, hep or pcap in the configuration file)"
+        );
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -223,6 +322,24 @@ async fn serve(settings: Settings) -> Result<()> {
     let stop = StopFlag::default();
     let sender = FrameSender::new(frame_tx, counters.clone());
     let mut sources = Vec::new();
+    // Interfaces and HEP sockets are opened before anything else starts, so a missing
+    // permission, interface, filter error or busy port stops the sensor with a clear message.
+    // (All interfaces open before any capture thread starts.)
+    sources.extend(live::spawn_all(&settings.live, &sender, &stop)?);
+    for cfg in &settings.live {
+        tracing::info!(interface = %cfg.interface, filter = ?cfg.filter, "live capture started");
+        eprintln!("earshot sensor: capturing on {}", cfg.interface);
+    }
+    let mut heps = Vec::new();
+    for addr in &settings.hep {
+        heps.push(HepListener::bind(*addr)?);
+    }
+    for listener in heps {
+        let addr = listener.local_addr();
+        sources.push(listener.spawn(sender.clone(), stop.clone())?);
+        tracing::info!(%addr, "HEP listener started");
+        eprintln!("earshot sensor: HEP on udp {addr}");
+    }
     for path in &settings.pcaps {
         // Fail early with a clear message rather than from a background thread.
         earshot_wire::CaptureReader::open(path).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -1,0 +1,272 @@
+//! The audio fan-out thread: decoding, playout and mixing for listeners, off the packet path.
+//!
+//! The pipeline thread only copies the RTP packets of listened calls into a bounded queue to
+//! this thread (and counts what does not fit); everything that costs CPU per listener happens
+//! here. So even a crowd of listeners, or one that stalls, can slow listening but never capture.
+
+use crate::counters::SensorCounters;
+use crate::listener::{AudioFormat, Gone, Listener};
+use crate::pipeline::Shared;
+use crate::rewind::KeptPacket;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender as CbSender};
+use earshot_core::CallId;
+use earshot_manager::stream_proto::{CallEvent, EndFrame, EndReason, Frame};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::Sender;
+
+/// Work for the fan-out thread.
+pub(crate) enum AudioMsg {
+    Subscribe {
+        call: CallId,
+        id: u64,
+        format: AudioFormat,
+        /// Packets from the rewind buffer to play first; empty for "from now".
+        rewind: Vec<KeptPacket>,
+        tx: Sender<Frame>,
+    },
+    Unsubscribe {
+        id: u64,
+    },
+    Packet {
+        call: CallId,
+        packet: KeptPacket,
+    },
+    /// An event or quality report for every listener of a call.
+    Broadcast {
+        call: CallId,
+        frame: Frame,
+    },
+    /// The call ended: play out what is left, then the end frame.
+    Ended {
+        call: CallId,
+        event: CallEvent,
+    },
+    EndAll {
+        reason: EndReason,
+        detail: String,
+    },
+}
+
+/// Limits the fan-out enforces.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    pub max_listeners: usize,
+    pub max_listeners_per_call: usize,
+}
+
+pub(crate) fn spawn(
+    rx: Receiver<AudioMsg>,
+    gone: CbSender<CallId>,
+    shared: Arc<Shared>,
+    limits: Limits,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("earshot-audio".into())
+        .spawn(move || {
+            let mut f = Fanout {
+                listeners: HashMap::new(),
+                shared,
+                limits,
+                gone,
+                clock: None,
+                count: 0,
+            };
+            f.run(&rx);
+        })
+}
+
+struct Fanout {
+    listeners: HashMap<CallId, Vec<Listener>>,
+    shared: Arc<Shared>,
+    limits: Limits,
+    /// Calls that lost their last listener, so the pipeline stops sending their packets.
+    gone: CbSender<CallId>,
+    /// The latest capture time and when it was seen: the playout clock between packets.
+    clock: Option<(i64, Instant)>,
+    count: usize,
+}
+
+impl Fanout {
+    fn run(&mut self, rx: &Receiver<AudioMsg>) {
+        let mut last_poll = Instant::now();
+        loop {
+            match rx.recv_timeout(Duration::from_millis(10)) {
+                Ok(msg) => {
+                    if !self.handle(msg) {
+                        return;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.end_all(EndReason::ServerShutdown, "sensor stopped");
+                    return;
+                }
+            }
+            if last_poll.elapsed() >= Duration::from_millis(10) {
+                last_poll = Instant::now();
+                self.poll();
+            }
+        }
+    }
+
+    fn now_ns(&self) -> Option<i64> {
+        self.clock
+            .map(|(ts, at)| ts + at.elapsed().as_nanos() as i64)
+    }
+
+    fn handle(&mut self, msg: AudioMsg) -> bool {
+        match msg {
+            AudioMsg::Subscribe {
+                call,
+                id,
+                format,
+                rewind,
+                tx,
+            } => self.subscribe(call, id, format, rewind, tx),
+            AudioMsg::Unsubscribe { id } => {
+                for ls in self.listeners.values_mut() {
+                    ls.retain_mut(|l| !l.unsubscribe(id) || l.subscribers() > 0);
+                }
+                self.tidy();
+            }
+            AudioMsg::Packet { call, packet } => {
+                self.clock = Some((packet.ts.nanos(), Instant::now()));
+                let counters = &self.shared.counters;
+                if let Some(ls) = self.listeners.get_mut(&call) {
+                    ls.retain_mut(|l| keep(l.push(&packet.as_rtp(call)), counters));
+                }
+                self.tidy();
+            }
+            AudioMsg::Broadcast { call, frame } => {
+                self.broadcast(call, &frame);
+                self.tidy();
+            }
+            AudioMsg::Ended { call, event } => {
+                self.broadcast(call, &Frame::Event(event));
+                if let Some(mut ls) = self.listeners.remove(&call) {
+                    ls.iter_mut()
+                        .for_each(|l| l.finish(EndReason::CallEnded, None));
+                }
+                self.tidy();
+            }
+            AudioMsg::EndAll { reason, detail } => {
+                self.end_all(reason, &detail);
+                return false;
+            }
+        }
+        true
+    }
+
+    fn subscribe(
+        &mut self,
+        call: CallId,
+        id: u64,
+        format: AudioFormat,
+        rewind: Vec<KeptPacket>,
+        tx: Sender<Frame>,
+    ) {
+        let per_call: usize = self
+            .listeners
+            .get(&call)
+            .map_or(0, |ls| ls.iter().map(Listener::subscribers).sum());
+        if self.count >= self.limits.max_listeners || per_call >= self.limits.max_listeners_per_call
+        {
+            let end = EndFrame {
+                reason: EndReason::Error,
+                detail: Some("too many listeners".into()),
+            };
+            let _ = tx.try_send(Frame::End(end));
+            return;
+        }
+        let live = rewind.is_empty();
+        if live {
+            if let Some(l) = self
+                .listeners
+                .get_mut(&call)
+                .and_then(|ls| ls.iter_mut().find(|l| l.can_share(&format)))
+            {
+                l.subscribe(id, tx);
+                self.tidy();
+                return;
+            }
+        }
+        let counters = self.shared.counters.clone();
+        let mut listener = match Listener::new(id, format, tx.clone(), live, counters) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = tx.try_send(Frame::End(EndFrame {
+                    reason: EndReason::Error,
+                    detail: Some(e),
+                }));
+                return;
+            }
+        };
+        for p in &rewind {
+            if listener.push(&p.as_rtp(call)).is_err() {
+                return;
+            }
+        }
+        self.listeners.entry(call).or_default().push(listener);
+        self.tidy();
+    }
+
+    fn poll(&mut self) {
+        let Some(now) = self.now_ns() else { return };
+        let counters = &self.shared.counters;
+        for ls in self.listeners.values_mut() {
+            ls.retain_mut(|l| keep(l.poll(now), counters));
+        }
+        self.tidy();
+    }
+
+    fn broadcast(&mut self, call: CallId, frame: &Frame) {
+        let counters = &self.shared.counters;
+        if let Some(ls) = self.listeners.get_mut(&call) {
+            ls.retain_mut(|l| keep(l.send(frame.clone()), counters));
+        }
+    }
+
+    fn end_all(&mut self, reason: EndReason, detail: &str) {
+        for (_, mut ls) in self.listeners.drain() {
+            ls.iter_mut()
+                .for_each(|l| l.finish(reason.clone(), Some(detail.to_string())));
+        }
+        self.tidy();
+    }
+
+    /// Forgets calls without listeners (telling the pipeline) and updates the gauge.
+    fn tidy(&mut self) {
+        let gone = &self.gone;
+        self.listeners.retain(|call, ls| {
+            let keep = !ls.is_empty();
+            if !keep {
+                let _ = gone.try_send(*call);
+            }
+            keep
+        });
+        self.count = self
+            .listeners
+            .values()
+            .flatten()
+            .map(Listener::subscribers)
+            .sum();
+        self.shared
+            .active_listeners
+            .store(self.count as u64, Ordering::Relaxed);
+    }
+}
+
+/// Keeps a listener unless it fell behind or went away; counts the ones that fell behind.
+fn keep(result: Result<(), Gone>, counters: &SensorCounters) -> bool {
+    match result {
+        Ok(()) => true,
+        Err(Gone::Overflow) => {
+            SensorCounters::add(&counters.listener_drops, 1);
+            false
+        }
+        Err(Gone::Closed) => false,
+    }
+}

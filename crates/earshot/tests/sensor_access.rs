@@ -1,0 +1,209 @@
+//! Access control and hostile clients on the Manager API: a disallowed source, tokens,
+//! oversized requests, a slow-drip client, 1,000 connections at once, unknown commands and
+//! binary garbage. Each gets the documented answer, nothing crashes, others keep being served.
+
+#[path = "common/sensor.rs"]
+mod sensor;
+
+use sensor::{request, request_half_close, Sensor};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+fn version() -> Vec<u8> {
+    env!("CARGO_PKG_VERSION").as_bytes().to_vec()
+}
+
+fn capture() -> Option<String> {
+    let dir = sensor::shared("voipmonitor")?;
+    Some(dir.join("call.pcap").to_string_lossy().into_owned())
+}
+
+#[test]
+fn disallowed_source_is_closed_without_reply() {
+    let Some(pcap) = capture() else { return };
+    // Loopback is not in 10.0.0.0/8. The helper's readiness probe would never be answered, so
+    // start the sensor by hand.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = sensor::earshot()
+        .args([
+            "sensor",
+            "--pcap",
+            &pcap,
+            "--allow",
+            "10.0.0.0/8",
+            "--manager",
+        ])
+        .arg(format!("127.0.0.1:{port}"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill<'a>(&'a mut std::process::Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let guard = Kill(&mut child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut answered = 0;
+    while Instant::now() < deadline && answered < 3 {
+        if let Ok(r) = sensor::try_request(addr, b"getversion\r\n\r\n", Duration::from_secs(5)) {
+            assert!(r.is_empty(), "a disallowed client got {r:?}");
+            answered += 1;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(answered, 3, "the sensor never accepted connections");
+    assert!(
+        matches!(guard.0.try_wait(), Ok(None)),
+        "sensor still running"
+    );
+}
+
+#[test]
+fn token_is_required_when_configured() {
+    let Some(pcap) = capture() else { return };
+    // The readiness probe sends no token: it gets `error: unauthorized`, which is an answer.
+    let s = Sensor::start(&["--pcap", &pcap, "--speed", "4", "--token", "s3cret"]);
+    assert_eq!(s.cmd("getversion"), b"error: unauthorized\n");
+    assert_eq!(
+        request(s.addr, b"auth wrong\r\ngetversion\r\n\r\n"),
+        b"error: unauthorized\n"
+    );
+    assert_eq!(
+        request_half_close(s.addr, b"auth s3cre\nlistcalls\n"),
+        b"error: unauthorized\n"
+    );
+    assert_eq!(
+        request_half_close(s.addr, b"auth s3cret\ngetversion\n"),
+        version()
+    );
+    let listing = request_half_close(s.addr, b"auth s3cret\nlistcalls\n");
+    assert!(
+        !listing.starts_with(b"error"),
+        "{}",
+        String::from_utf8_lossy(&listing)
+    );
+}
+
+#[test]
+fn refuses_a_public_address_without_token() {
+    let Some(pcap) = capture() else { return };
+    let out = sensor::earshot()
+        .args(["sensor", "--pcap", &pcap, "--manager", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--token") && err.contains("127.0.0.1"),
+        "the message says how to fix it: {err}"
+    );
+}
+
+#[test]
+fn hostile_clients_get_documented_answers() {
+    let Some(pcap) = capture() else { return };
+    let s = Sensor::start(&["--pcap", &pcap, "--speed", "4"]);
+    let v = version();
+
+    // Unknown command and binary garbage: `command not found\n`.
+    assert_eq!(s.cmd("thisisnotacommand"), b"command not found\n");
+    let garbage: Vec<u8> = (0..=255u8)
+        .rev()
+        .chain(b"\xff\xfe\x00\r\n\r\n".iter().copied())
+        .collect();
+    assert_eq!(request(s.addr, &garbage), b"command not found\n");
+    assert_eq!(
+        request_half_close(s.addr, b"\x00\x01\x02"),
+        b"command not found\n"
+    );
+    // Missing arguments: a usage error.
+    assert!(s.cmd("listen").starts_with(b"error: usage: "));
+
+    // Oversized request: refused once it passes 64 KiB.
+    let mut big = TcpStream::connect(s.addr).unwrap();
+    big.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = big.write_all(&vec![b'a'; 70 * 1024]);
+    let mut reply = Vec::new();
+    let _ = big.read_to_end(&mut reply);
+    assert_eq!(reply, b"error: request too large\n");
+
+    // A slow-drip client (one byte a second) does not hold anyone up; its request ends after
+    // 500 ms of silence, as documented, so it gets `command not found` for "g".
+    let addr = s.addr;
+    let drip = std::thread::spawn(move || {
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        let mut reply = Vec::new();
+        for &b in b"getversion" {
+            if c.write_all(&[b]).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+            // The server may already have answered and closed.
+            c.set_nonblocking(true).unwrap();
+            let mut buf = [0u8; 64];
+            match c.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => reply.extend_from_slice(&buf[..n]),
+                Err(_) => {}
+            }
+            c.set_nonblocking(false).unwrap();
+        }
+        let _ = c.read_to_end(&mut reply);
+        reply
+    });
+    let silent = TcpStream::connect(s.addr).unwrap(); // connects and never sends
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    assert_eq!(s.cmd("getversion"), v);
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "served while a client drips"
+    );
+    assert_eq!(drip.join().unwrap(), b"command not found\n");
+    drop(silent);
+
+    // 1,000 connections at once: each gets the version or `error: too many connections`.
+    let mut conns = Vec::new();
+    for _ in 0..1000 {
+        let c = TcpStream::connect_timeout(&s.addr, Duration::from_secs(5)).expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        conns.push(c);
+    }
+    for c in &mut conns {
+        let _ = c.write_all(b"getversion\r\n\r\n");
+    }
+    let (mut served, mut busy) = (0, 0);
+    for (i, c) in conns.iter_mut().enumerate() {
+        let mut reply = Vec::new();
+        c.read_to_end(&mut reply)
+            .unwrap_or_else(|e| panic!("connection {i}: {e} (got {reply:?})"));
+        if reply == v {
+            served += 1;
+        } else if reply == b"error: too many connections\n" {
+            busy += 1;
+        } else {
+            panic!("connection {i} got {:?}", String::from_utf8_lossy(&reply));
+        }
+    }
+    eprintln!("1000 connections: {served} served, {busy} too many");
+    assert!(served > 0);
+    drop(conns);
+
+    // Still serving, still running.
+    assert_eq!(s.cmd("getversion"), v);
+    assert!(s
+        .cmd_text("listcalls json")
+        .starts_with("[[\"callreference\""));
+    let mut s = s;
+    assert!(s.alive());
+}

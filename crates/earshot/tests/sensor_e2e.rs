@@ -1,0 +1,225 @@
+//! End to end: `earshot sensor` replays a capture as live traffic, and raw TCP clients use the
+//! Manager API: the text and JSON listings, `listen` + `readaudio` against the offline audio
+//! engine (`earshot extract`), and `stream` (stereo legs, the end frame when the call ends).
+
+#[path = "common/sensor.rs"]
+mod sensor;
+
+use earshot_manager::stream_proto::{EndReason, Frame, StreamDecoder, StreamItem};
+use sensor::{best_alignment, read_wav, samples, Sensor};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Everything a `stream` connection sends, decoded, until EOF.
+fn read_stream(addr: std::net::SocketAddr, command: &str, limit: Duration) -> Vec<StreamItem> {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(limit)).unwrap();
+    s.write_all(format!("{command}\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut dec = StreamDecoder::new();
+    let mut items = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let n = s.read(&mut buf).expect("stream read (timed out?)");
+        if n == 0 {
+            break;
+        }
+        dec.push(&buf[..n]);
+        while let Some(item) = dec.next_item().expect("valid stream") {
+            items.push(item);
+        }
+    }
+    dec.finish()
+        .expect("stream ends cleanly after its end frame");
+    items
+}
+
+fn extract(pcap: &Path, call_id: &str, mix: &str, out: &Path) -> (Vec<f32>, u16) {
+    let status = sensor::earshot()
+        .args(["extract"])
+        .arg(pcap)
+        .args(["--call", call_id, "--mix", mix, "--rate", "8000", "--out"])
+        .arg(out)
+        .status()
+        .expect("run earshot extract");
+    assert!(status.success(), "earshot extract failed");
+    let (s, ch, rate) = read_wav(out);
+    assert_eq!(rate, 8000);
+    (s, ch)
+}
+
+/// A capture from `../shared/pcaps/` at wall-clock pace: listings, readaudio vs the offline
+/// decode, and a stream that ends with an end frame when the call ends.
+#[test]
+fn wall_clock_replay_listings_readaudio_and_stream_end() {
+    let Some(pcaps) = sensor::shared("pcaps") else {
+        return;
+    };
+    let pcap = pcaps.join("wireshark/sip-rtp-g711.pcap");
+    let s = Sensor::start(&["--pcap", pcap.to_str().unwrap(), "--speed", "1"]);
+    let row = s.wait_call_with_rtp(Duration::from_secs(10));
+    let r = row[0].as_str().unwrap().to_string();
+    let bare = r.trim_start_matches("0x").to_string();
+    assert_eq!(row[1], "1-1966@10.0.2.20");
+
+    // A raw client sending `listcalls\n` and half-closing (`nc -N`) gets the block format.
+    let text =
+        String::from_utf8(sensor::request_half_close(s.addr, b"listcalls\n")).expect("UTF-8");
+    assert!(text.starts_with("[call]\n"), "block format: {text}");
+    for line in [
+        "caller: sipp\n",
+        "called: test\n",
+        &format!("callreference: {bare}\n"),
+        "callid: 1-1966@10.0.2.20\n",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in {text}");
+    }
+
+    // `listcalls {"limit":10}`: the 68 names, the totals element, then the rows.
+    let v: serde_json::Value =
+        serde_json::from_slice(&s.cmd(r#"listcalls {"limit":10}"#)).expect("JSON");
+    let v = v.as_array().unwrap();
+    assert_eq!(
+        v[0].as_array().unwrap().len(),
+        earshot_manager::FIELDS.len()
+    );
+    assert_eq!(v[0][0], "callreference");
+    assert_eq!(v[1][0]["total"], 1);
+    assert_eq!(v[1][0]["is_receiver"], 0);
+    assert_eq!(v[2].as_array().unwrap().len(), 68);
+    assert_eq!(v[2][0], r.as_str());
+    assert_eq!(v[2][7], "sipp");
+    assert_eq!(v[2][8], "test");
+
+    // A stream from now on, read in the background until the call ends.
+    let addr = s.addr;
+    let stream_cmd = format!("stream {r}");
+    let streamer =
+        std::thread::spawn(move || read_stream(addr, &stream_cmd, Duration::from_secs(30)));
+
+    // listen + readaudio every 200 ms until the call is gone.
+    assert_eq!(s.cmd(&format!("listen {r} e2e")), b"success");
+    let mut audio = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let reply = s.cmd(&format!("readaudio {r} e2e"));
+        if reply == b"information: wait for data" {
+            continue;
+        }
+        if reply == b"error: call not found" {
+            break;
+        }
+        assert!(
+            !reply.starts_with(b"error: "),
+            "{}",
+            String::from_utf8_lossy(&reply)
+        );
+        assert_eq!(reply.len() % 800, 0);
+        audio.extend(reply);
+        assert!(Instant::now() < deadline, "the call never ended");
+    }
+    let ours = samples(&audio);
+    assert!(ours.len() > 8000 * 3, "only {} samples read", ours.len());
+
+    // The audio engine's offline output for the same call.
+    let dir = sensor::scratch("e2e-g711");
+    let (offline, ch) = extract(&pcap, "1-1966@10.0.2.20", "mono", &dir.join("call.wav"));
+    assert_eq!(ch, 1);
+    let template = &ours[8000..8000 + 16000];
+    let (offset, corr) = best_alignment(template, &offline);
+    eprintln!("readaudio vs extract: correlation {corr:.3} at {offset}");
+    assert!(corr >= 0.9, "readaudio vs offline decode: {corr:.3}");
+
+    // The stream: header, audio frames in sequence, then the end frame (call_ended).
+    let items = streamer.join().expect("stream reader");
+    let StreamItem::Header(h) = &items[0] else {
+        panic!("first item is the header: {:?}", items[0]);
+    };
+    assert_eq!(
+        (h.rate, h.channels, h.callid.as_str()),
+        (8000, 1, "1-1966@10.0.2.20")
+    );
+    let mut seq = 0;
+    for item in &items[1..] {
+        if let StreamItem::Frame(Frame::Audio(a)) = item {
+            assert_eq!(a.seq, seq);
+            seq += 1;
+        }
+    }
+    assert!(seq > 100, "{seq} audio frames");
+    match items.last() {
+        Some(StreamItem::Frame(Frame::End(e))) => assert_eq!(e.reason, EndReason::CallEnded),
+        other => panic!("last item is not an end frame: {other:?}"),
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// call.pcap: the caller streams speech, the callee answers with a 440 Hz tone. A stereo
+/// stream puts the caller left and the callee right, and ends when the call does.
+#[test]
+fn stereo_stream_puts_the_caller_left() {
+    let Some(vm) = sensor::shared("voipmonitor") else {
+        return;
+    };
+    let pcap = vm.join("call.pcap");
+    let s = Sensor::start(&["--pcap", pcap.to_str().unwrap(), "--speed", "2"]);
+    let row = s.wait_call_with_rtp(Duration::from_secs(10));
+    let r = row[0].as_str().unwrap().to_string();
+    let items = read_stream(
+        s.addr,
+        &format!("stream {r} channels=2 rate=8000 from=start"),
+        Duration::from_secs(30),
+    );
+    let StreamItem::Header(h) = &items[0] else {
+        panic!("header first");
+    };
+    assert_eq!(
+        (h.channels, h.caller.as_str(), h.called.as_str()),
+        (2, "sipp", "service")
+    );
+    let (mut left, mut right) = (Vec::new(), Vec::new());
+    for item in &items {
+        if let StreamItem::Frame(Frame::Audio(a)) = item {
+            assert_eq!(a.channels, 2);
+            for pair in a.samples.chunks_exact(2) {
+                left.push(f32::from(pair[0]));
+                right.push(f32::from(pair[1]));
+            }
+        }
+    }
+    assert!(left.len() > 8000 * 15, "{} s of audio", left.len() / 8000);
+    let (tl, tr) = (
+        sensor::tone_share(&left, 8000.0, 440.0),
+        sensor::tone_share(&right, 8000.0, 440.0),
+    );
+    eprintln!("440 Hz share: left {tl:.3}, right {tr:.3}");
+    assert!(
+        tr > 0.8,
+        "right channel (callee) is the 440 Hz tone: {tr:.3}"
+    );
+    assert!(tl < 0.2, "left channel (caller) is not the tone: {tl:.3}");
+    match items.last() {
+        Some(StreamItem::Frame(Frame::End(e))) => assert_eq!(e.reason, EndReason::CallEnded),
+        other => panic!("last item is not an end frame: {other:?}"),
+    }
+
+    // The left channel is the caller's audio as the offline engine decodes it.
+    let dir = sensor::scratch("e2e-stereo");
+    let (offline, _) = extract(
+        &pcap,
+        "1-29453@127.0.0.1",
+        "caller",
+        &dir.join("caller.wav"),
+    );
+    let template = &left[16000..16000 + 24000];
+    let (offset, corr) = best_alignment(template, &offline);
+    eprintln!("stream left vs extract caller: correlation {corr:.3} at {offset}");
+    assert!(
+        corr >= 0.9,
+        "left channel vs the caller's decoded audio: {corr:.3}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
