@@ -155,6 +155,9 @@ impl Engine {
             remember_bound(&mut call.bound, key.src);
         }
         let idx = call.streams.len() as u32;
+        // Calls have two streams, rarely more: grow one at a time instead of doubling to four,
+        // which would leave two unused ~300-byte slots in every call.
+        call.streams.reserve_exact(1);
         call.streams.push(Stream::new(key, Some(sender)));
         self.counters.streams += 1;
         let loc = StreamLoc {
