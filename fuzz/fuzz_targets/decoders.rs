@@ -6,7 +6,7 @@ use earshot_audio::{decoder_for, Codec};
 use libfuzzer_sys::fuzz_target;
 
 fn codec(selector: u8) -> Codec {
-    match selector % 20 {
+    match selector % 23 {
         0 => Codec::Pcmu,
         1 => Codec::Pcma,
         2 => Codec::G722,
@@ -25,6 +25,9 @@ fn codec(selector: u8) -> Codec {
         9 => Codec::Dvi4 { rate: 8000 },
         10 => Codec::Dvi4 { rate: 16000 },
         11 => Codec::Cn { rate: 8000 },
+        20 => Codec::Speex { rate: 8000 },
+        21 => Codec::Speex { rate: 16000 },
+        22 => Codec::Speex { rate: 32000 },
         n => Codec::G726 {
             bits: 2 + (n - 12) % 4,
             aal2: n >= 16,

@@ -94,6 +94,17 @@ pub struct PayloadFormat {
     pub channels: u8,
 }
 
+/// One SIP message of a call, as captured (cut to `Config::sip_log_bytes`).
+#[derive(Clone, Debug)]
+pub struct SipRecord {
+    pub ts: Timestamp,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub text: String,
+    /// True when the message was longer than the kept text.
+    pub truncated: bool,
+}
+
 #[derive(Clone, Debug)]
 pub struct Call {
     pub id: CallId,
@@ -138,6 +149,8 @@ pub struct Call {
     pub formats: Vec<PayloadFormat>,
     pub streams: Vec<Stream>,
     pub sip_messages: u32,
+    /// The first `Config::sip_log_messages` SIP messages of the call, in capture order.
+    pub sip_log: Vec<SipRecord>,
     pub rtcp_packets: u64,
     pub(crate) invite_cseq: u32,
     /// Every media address ever bound to this call (see `media.rs`), for removal.

@@ -22,6 +22,10 @@ pub struct Config {
     pub max_candidates: usize,
     /// Keep calls forever (offline analysis); a live sensor sets this to false.
     pub retain_ended: bool,
+    /// SIP messages kept per call, in order (for `active_call_info`); 0 keeps none. Each is
+    /// cut at `sip_log_bytes`, so a call's log never exceeds their product.
+    pub sip_log_messages: usize,
+    pub sip_log_bytes: usize,
 }
 
 impl Default for Config {
@@ -33,6 +37,8 @@ impl Default for Config {
             max_unassociated: 100_000,
             max_candidates: 65_536,
             retain_ended: true,
+            sip_log_messages: 0,
+            sip_log_bytes: 4096,
         }
     }
 }

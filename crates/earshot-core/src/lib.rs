@@ -14,6 +14,6 @@ mod signalling;
 mod stream;
 mod tcp_sip;
 
-pub use call::{Call, CallId, CallState, MediaEndpoint, Party, PayloadFormat};
+pub use call::{Call, CallId, CallState, MediaEndpoint, Party, PayloadFormat, SipRecord};
 pub use engine::{CaptureCounters, Config, Engine, Event, NullSink, RtpPacket, Sink, TableSizes};
 pub use stream::{Stream, StreamKey};

@@ -1,6 +1,6 @@
 //! SIP messages → call table: dialog matching, state machine, SDP → media endpoints.
 
-use crate::call::{Call, CallId, CallState, MediaEndpoint, Party, PayloadFormat};
+use crate::call::{Call, CallId, CallState, MediaEndpoint, Party, PayloadFormat, SipRecord};
 use crate::engine::{Engine, Event, Sink};
 use earshot_sip::sdp::{self, Direction};
 use earshot_sip::{SipMessage, StartLine};
@@ -58,7 +58,7 @@ impl Engine {
                 }
             },
         };
-        self.update_call(id, meta, cseq, cseq_method, &msg, sink);
+        self.update_call(id, meta, cseq, cseq_method, &msg, bytes, sink);
     }
 
     fn find_call(&self, call_id: &str, msg: &SipMessage<'_>) -> Option<CallId> {
@@ -147,6 +147,7 @@ impl Engine {
             formats: Vec::new(),
             streams: Vec::new(),
             sip_messages: 0,
+            sip_log: Vec::new(),
             rtcp_packets: 0,
             invite_cseq: cseq,
             bound: Vec::new(),
@@ -160,6 +161,7 @@ impl Engine {
         Some(id)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn update_call(
         &mut self,
         id: CallId,
@@ -167,12 +169,23 @@ impl Engine {
         cseq: u32,
         cseq_method: &str,
         msg: &SipMessage<'_>,
+        raw: &[u8],
         sink: &mut dyn Sink,
     ) {
+        let (keep, max_bytes) = (self.cfg.sip_log_messages, self.cfg.sip_log_bytes);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
         call.sip_messages += 1;
+        if call.sip_log.len() < keep {
+            call.sip_log.push(SipRecord {
+                ts: meta.ts,
+                src: meta.src,
+                dst: meta.dst,
+                text: String::from_utf8_lossy(&raw[..raw.len().min(max_bytes)]).into_owned(),
+                truncated: raw.len() > max_bytes,
+            });
+        }
         call.last_packet = call.last_packet.max(meta.ts);
         call.last_sip = meta.ts;
         let before = call.state;

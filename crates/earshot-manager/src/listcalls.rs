@@ -473,7 +473,9 @@ fn text_block(out: &mut String, c: &CallSummary) {
 /// `active_call_info`: VoIPmonitor's `{"call":{…},"sip_packets":…,"rtp_streams":[…]}`, with the
 /// call's listcalls fields as an object. SIP packets are not kept, which the key says in a string
 /// as VoIPmonitor does when its `active_call_info` option is off.
-pub fn active_call_info(c: &CallSummary) -> Vec<u8> {
+/// `active_call_info`: the call's listing fields as an object, its SIP messages in capture
+/// order (as many as the sensor keeps per call), and its RTP streams with quality.
+pub fn active_call_info(c: &CallSummary, sip: &[earshot_core::SipRecord]) -> Vec<u8> {
     let call: Map<String, Value> = FIELDS
         .iter()
         .map(|f| f.to_string())
@@ -502,7 +504,13 @@ pub fn active_call_info(c: &CallSummary) -> Vec<u8> {
         .collect();
     json!({
         "call": call,
-        "sip_packets": "SIP packets are not kept by earshot",
+        "sip_packets": sip.iter().map(|m| json!({
+            "time": m.ts.nanos().div_euclid(1000),
+            "src": m.src.to_string(),
+            "dst": m.dst.to_string(),
+            "data": m.text,
+            "truncated": m.truncated,
+        })).collect::<Vec<_>>(),
         "rtp_streams": streams,
     })
     .to_string()

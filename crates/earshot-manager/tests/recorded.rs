@@ -350,9 +350,24 @@ fn text_listing_has_the_issue_layout() {
 
 #[test]
 fn active_call_info_shape() {
-    let out: Value =
-        serde_json::from_slice(&listcalls::active_call_info(&summary(1, 1_795_692_898))).unwrap();
+    let invite = earshot_core::SipRecord {
+        ts: earshot_wire::Timestamp(1_795_692_898_000_000_000),
+        src: "127.0.0.1:5061".parse().unwrap(),
+        dst: "127.0.0.1:5060".parse().unwrap(),
+        text: "INVITE sip:service@127.0.0.1 SIP/2.0\r\n".into(),
+        truncated: false,
+    };
+    let out: Value = serde_json::from_slice(&listcalls::active_call_info(
+        &summary(1, 1_795_692_898),
+        std::slice::from_ref(&invite),
+    ))
+    .unwrap();
     assert_eq!(out["call"]["callreference"], "0x563de480a001");
     assert_eq!(out["call"].as_object().unwrap().len(), FIELDS.len());
     assert_eq!(out["rtp_streams"].as_array().unwrap().len(), 2);
+    let sip = out["sip_packets"].as_array().unwrap();
+    assert_eq!(sip.len(), 1);
+    assert_eq!(sip[0]["src"], "127.0.0.1:5061");
+    assert_eq!(sip[0]["time"], 1_795_692_898_000_000_i64);
+    assert!(sip[0]["data"].as_str().unwrap().starts_with("INVITE "));
 }

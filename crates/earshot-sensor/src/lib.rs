@@ -16,6 +16,7 @@ pub mod replay;
 pub mod rewind;
 pub mod server;
 pub mod source;
+pub mod tls;
 
 pub use counters::SensorCounters;
 pub use pipeline::{Control, PipelineConfig, Shared, Snapshot};

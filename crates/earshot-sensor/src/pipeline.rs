@@ -45,6 +45,7 @@ impl Default for PipelineConfig {
         PipelineConfig {
             engine: Config {
                 retain_ended: false,
+                sip_log_messages: 32,
                 ..Config::default()
             },
             sensor_id: None,
@@ -117,6 +118,11 @@ pub enum Control {
     },
     Unsubscribe {
         id: u64,
+    },
+    /// The SIP messages the engine kept for a call (`active_call_info`).
+    SipLog {
+        callref: CallRef,
+        reply: tokio::sync::oneshot::Sender<Vec<earshot_core::SipRecord>>,
     },
     /// Tell every listener the sensor is going away, then stop.
     Shutdown,
@@ -277,6 +283,16 @@ impl Worker {
                 tx,
             } => self.subscribe(id, callref, format, from, tx),
             Control::Unsubscribe { id } => self.hub.send_audio(AudioMsg::Unsubscribe { id }),
+            Control::SipLog { callref, reply } => {
+                let log = self
+                    .hub
+                    .by_ref
+                    .get(&callref)
+                    .and_then(|id| self.engine.call(*id))
+                    .map(|c| c.sip_log.clone())
+                    .unwrap_or_default();
+                let _ = reply.send(log);
+            }
             Control::Shutdown => return false,
         }
         true

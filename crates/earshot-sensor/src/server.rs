@@ -48,6 +48,8 @@ pub struct ManagerConfig {
     pub token: Option<String>,
     pub max_connections: usize,
     pub sensor_id: Option<i64>,
+    /// When set, every connection must speak TLS.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl ManagerConfig {
@@ -170,7 +172,17 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>) {
         let _ = socket2::SockRef::from(&sock).set_send_buffer_size(SEND_BUFFER);
         let st = state.clone();
         tokio::spawn(async move {
-            handle(sock, peer, &st).await;
+            match st.cfg.tls.clone() {
+                None => handle(sock, peer, &st).await,
+                Some(tls) => {
+                    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+                    match tokio::time::timeout(REQUEST_DEADLINE, acceptor.accept(sock)).await {
+                        Ok(Ok(stream)) => handle(stream, peer, &st).await,
+                        Ok(Err(e)) => tracing::warn!(%peer, "manager TLS handshake failed: {e}"),
+                        Err(_) => tracing::warn!(%peer, "manager TLS handshake timed out"),
+                    }
+                }
+            }
             drop(permit);
         });
     }
@@ -294,7 +306,7 @@ async fn answer(state: &State, command: Command) -> Vec<u8> {
             earshot_manager::listcalls::listcalls_json(&snap.calls, Some(&p), context(state))
         }
         Command::ActiveCallInfo(r) => match snap.find(r) {
-            Some(c) => earshot_manager::listcalls::active_call_info(c),
+            Some(c) => earshot_manager::listcalls::active_call_info(c, &sip_log(state, r).await),
             None => replies::CALL_NOT_FOUND.to_vec(),
         },
         Command::TotalCalls => replies::totalcalls(snap.calls.len()),
@@ -310,6 +322,22 @@ async fn answer(state: &State, command: Command) -> Vec<u8> {
             replies::LISTEN_STOP.to_vec()
         }
         Command::Stream(_) => Vec::new(),
+    }
+}
+
+/// Asks the pipeline for a call's SIP messages; empty if it does not answer within a second.
+async fn sip_log(state: &State, callref: CallRef) -> Vec<earshot_core::SipRecord> {
+    let (reply, rx) = tokio::sync::oneshot::channel();
+    if state
+        .control
+        .try_send(Control::SipLog { callref, reply })
+        .is_err()
+    {
+        return Vec::new();
+    }
+    match tokio::time::timeout(Duration::from_secs(1), rx).await {
+        Ok(Ok(log)) => log,
+        _ => Vec::new(),
     }
 }
 

@@ -22,10 +22,45 @@ pub struct Connection {
     /// Token, when the sensor requires one (sent as a first line `auth <token>`).
     #[arg(long, value_name = "T", env = "EARSHOT_TOKEN")]
     token: Option<String>,
+    /// Speak TLS, trusting the certificates in this PEM file (the sensor's CA, or its own
+    /// self-signed certificate).
+    #[arg(long, value_name = "FILE", env = "EARSHOT_TLS_CA")]
+    tls_ca: Option<PathBuf>,
 }
 
+/// A connection to the sensor, plain or TLS.
+trait Wire: Read + Write {
+    /// Signals the end of the request where the transport allows it.
+    fn half_close(&mut self) {}
+}
+
+impl Wire for TcpStream {
+    fn half_close(&mut self) {
+        let _ = self.shutdown(std::net::Shutdown::Write);
+    }
+}
+
+impl Wire for rustls::StreamOwned<rustls::ClientConnection, TcpStream> {}
+
 impl Connection {
-    fn connect(&self) -> Result<TcpStream> {
+    fn connect(&self) -> Result<Box<dyn Wire>> {
+        let sock = self.connect_tcp()?;
+        let Some(ca) = &self.tls_ca else {
+            return Ok(Box::new(sock));
+        };
+        let config = earshot_sensor::tls::client_config(ca)?;
+        let host = self
+            .manager
+            .rsplit_once(':')
+            .map_or(self.manager.as_str(), |(h, _)| h);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let name = rustls::pki_types::ServerName::try_from(host.to_string())
+            .map_err(|_| anyhow!("{host} is not a valid TLS server name"))?;
+        let conn = rustls::ClientConnection::new(config, name)?;
+        Ok(Box::new(rustls::StreamOwned::new(conn, sock)))
+    }
+
+    fn connect_tcp(&self) -> Result<TcpStream> {
         let addr = self
             .manager
             .to_socket_addrs()
@@ -41,7 +76,7 @@ impl Connection {
     }
 
     /// Sends one command (with the auth line when a token is set) and half-closes.
-    fn send(&self, command: &str) -> Result<TcpStream> {
+    fn send(&self, command: &str) -> Result<Box<dyn Wire>> {
         let mut sock = self.connect()?;
         let mut req = String::new();
         if let Some(t) = &self.token {
@@ -55,10 +90,9 @@ impl Connection {
 
     fn request(&self, command: &str) -> Result<Vec<u8>> {
         let mut sock = self.send(command)?;
-        let _ = sock.shutdown(std::net::Shutdown::Write);
+        sock.half_close();
         let mut reply = Vec::new();
-        sock.read_to_end(&mut reply)
-            .context("reading the sensor's reply")?;
+        read_all(&mut sock, &mut reply).context("reading the sensor's reply")?;
         if reply.starts_with(b"error: unauthorized") {
             bail!(
                 "the sensor refused the token: pass the right one with --token (or EARSHOT_TOKEN)"
@@ -166,6 +200,16 @@ pub fn calls(args: CallsArgs) -> Result<()> {
     Ok(())
 }
 
+/// Reads to the end of the reply. A TLS peer that closes without close_notify (the server
+/// closes right after its reply) is the end of the reply, not an error.
+fn read_all(sock: &mut Box<dyn Wire>, out: &mut Vec<u8>) -> std::io::Result<()> {
+    match sock.read_to_end(out) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 fn text(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
@@ -225,7 +269,6 @@ pub fn listen(args: ListenArgs) -> Result<()> {
         args.callref, args.rate, channels, args.from
     );
     let mut sock = args.conn.send(&command)?;
-    sock.set_read_timeout(Some(Duration::from_secs(60)))?;
     let mut out = if args.out.as_os_str() == "-" {
         Output::Raw(std::io::stdout())
     } else {
@@ -256,12 +299,17 @@ pub fn listen(args: ListenArgs) -> Result<()> {
 }
 
 /// Reads frames until the end frame, EOF or the sample limit; returns samples written.
-fn pump(sock: &mut TcpStream, out: &mut Output, limit: Option<u64>) -> Result<u64> {
+fn pump(sock: &mut Box<dyn Wire>, out: &mut Output, limit: Option<u64>) -> Result<u64> {
     let mut decoder = StreamDecoder::new();
     let mut buf = vec![0u8; 16 * 1024];
     let mut written = 0u64;
     loop {
-        let n = sock.read(&mut buf).context("reading from the sensor")?;
+        let n = match sock.read(&mut buf) {
+            Ok(n) => n,
+            // A TLS server that closes without close_notify has still finished its stream.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
+            Err(e) => return Err(anyhow::Error::new(e).context("reading from the sensor")),
+        };
         if n == 0 {
             decoder
                 .finish()

@@ -68,6 +68,12 @@ pub struct Args {
     /// Source range allowed to use the Manager API (repeatable; default: loopback only).
     #[arg(long, value_name = "CIDR")]
     allow: Vec<IpNet>,
+    /// Serve the Manager API over TLS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 /// The configuration file; every key is optional.
@@ -149,6 +155,8 @@ pub struct ManagerSection {
     pub max_connections: Option<usize>,
     pub max_listeners: Option<usize>,
     pub max_listeners_per_call: Option<usize>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 pub fn load_config(path: &std::path::Path) -> Result<FileConfig> {
@@ -215,7 +223,13 @@ pub fn settings(args: Args) -> Result<Settings> {
     } else {
         m.allow.unwrap_or_else(ManagerConfig::loopback_only)
     };
+    let tls = match (args.tls_cert.or(m.tls_cert), args.tls_key.or(m.tls_key)) {
+        (Some(cert), Some(key)) => Some(earshot_sensor::tls::server_config(&cert, &key)?),
+        (None, None) => None,
+        _ => bail!("TLS needs both a certificate and a key: set tls_cert and tls_key"),
+    };
     let manager = ManagerConfig {
+        tls,
         listen: args
             .manager
             .or(m.listen)

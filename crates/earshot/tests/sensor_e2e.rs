@@ -223,3 +223,39 @@ fn stereo_stream_puts_the_caller_left() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn active_call_info_has_the_sip_messages_in_order_and_the_streams() {
+    let Some(dir) = sensor::shared("voipmonitor") else {
+        return;
+    };
+    let pcap = dir.join("call.pcap");
+    let s = Sensor::start(&["--pcap", pcap.to_str().unwrap(), "--speed", "4"]);
+    let row = s.wait_call_with_rtp(Duration::from_secs(10));
+    let callref = row[0].as_str().expect("callreference first");
+    let info: serde_json::Value =
+        serde_json::from_slice(&s.cmd(&format!("active_call_info {callref}")))
+            .expect("active_call_info is JSON");
+    assert_eq!(info["call"]["callreference"], callref);
+    let sip = info["sip_packets"].as_array().expect("sip_packets");
+    let first_lines: Vec<&str> = sip
+        .iter()
+        .filter_map(|m| m["data"].as_str()?.lines().next())
+        .collect();
+    assert!(
+        first_lines
+            .first()
+            .is_some_and(|l| l.starts_with("INVITE ")),
+        "{first_lines:?}"
+    );
+    assert!(
+        first_lines.iter().any(|l| l.starts_with("SIP/2.0 200")),
+        "{first_lines:?}"
+    );
+    let times: Vec<i64> = sip.iter().filter_map(|m| m["time"].as_i64()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "in capture order");
+    assert!(!info["rtp_streams"]
+        .as_array()
+        .expect("rtp_streams")
+        .is_empty());
+}

@@ -1,0 +1,73 @@
+//! Optional TLS for the Manager API (rustls with the `ring` provider, so it builds from source
+//! with the Rust toolchain alone).
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use std::path::Path;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read the TLS certificate {path}: {reason}")]
+    Certificate { path: String, reason: String },
+    #[error("cannot read the TLS private key {path}: {reason} (a PEM file with one PKCS#8, PKCS#1 or SEC1 key)")]
+    Key { path: String, reason: String },
+    #[error("{path} holds no certificate: expected PEM blocks `-----BEGIN CERTIFICATE-----`")]
+    NoCertificate { path: String },
+    #[error("the TLS certificate and key do not fit together: {0}")]
+    Config(String),
+}
+
+/// Builds the server side from PEM files: the certificate chain (leaf first) and its key.
+pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<_, _>>())
+        .map_err(|e| TlsError::Certificate {
+            path: cert.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate {
+            path: cert.display().to_string(),
+        });
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key {
+        path: key.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    Ok(Arc::new(config))
+}
+
+/// Builds a client that trusts the certificates in `ca` (a CA, or the server's own
+/// self-signed certificate), for `earshot calls`/`listen` and the player.
+pub fn client_config(ca: &Path) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca)
+        .and_then(|it| it.collect::<Result<_, _>>())
+        .map_err(|e| TlsError::Certificate {
+            path: ca.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate {
+            path: ca.display().to_string(),
+        });
+    }
+    for c in certs {
+        roots.add(c).map_err(|e| TlsError::Config(e.to_string()))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
