@@ -82,6 +82,16 @@ pub struct SnifferStat {
     pub listener_drops: u64,
     /// Listeners currently attached (`listen` and `stream`).
     pub listeners: u64,
+    /// Frames the kernel dropped before capture saw them (libpcap statistics).
+    pub kernel_drops: u64,
+    /// Frames dropped because the sensor's own capture queue was full.
+    pub internal_drops: u64,
+    /// Packets or events lost for listeners because the audio fan-out queue was full.
+    pub audio_drops: u64,
+    /// Resident memory of the sensor process, in bytes (0 where unknown).
+    pub memory_bytes: u64,
+    /// Bytes held by the per-call rewind buffers.
+    pub rewind_bytes: u64,
 }
 
 /// `sniffer_stat`: a JSON object whose VoIPmonitor keys keep VoIPmonitor's types (numbers as
@@ -100,6 +110,11 @@ pub fn sniffer_stat(s: &SnifferStat) -> Vec<u8> {
         "packets_processed": s.packets_processed,
         "listeners": s.listeners,
         "listener_drops": s.listener_drops,
+        "kernel_drops": s.kernel_drops,
+        "internal_drops": s.internal_drops,
+        "audio_drops": s.audio_drops,
+        "memory_bytes": s.memory_bytes,
+        "rewind_bytes": s.rewind_bytes,
     });
     let mut out = v.to_string().into_bytes();
     out.push(b'\n');

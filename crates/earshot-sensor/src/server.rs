@@ -359,7 +359,24 @@ fn sniffer_stat(state: &State, snap: &crate::pipeline::Snapshot) -> Vec<u8> {
         packets_processed: C::get(&c.processed),
         listener_drops: C::get(&c.listener_drops),
         listeners: state.shared.active_listeners.load(Ordering::Relaxed),
+        kernel_drops: C::get(&c.kernel_drops),
+        internal_drops: C::get(&c.internal_drops),
+        audio_drops: C::get(&c.audio_drops),
+        memory_bytes: resident_bytes(),
+        rewind_bytes: snap.rewind_bytes as u64,
     })
+}
+
+/// Resident set size from /proc (Linux); 0 elsewhere.
+fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+            let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kb * 1024)
+        })
+        .unwrap_or(0)
 }
 
 fn subscribe(

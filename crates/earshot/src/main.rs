@@ -3,6 +3,7 @@
 mod analyze;
 mod client;
 mod extract;
+mod player;
 mod report;
 mod sensor;
 mod synth;
@@ -25,6 +26,10 @@ enum Command {
     Listen(client::ListenArgs),
     Extract(extract::Args),
     Sensor(sensor::Args),
+    Player(player::PlayerArgs),
+    Sensors(player::SensorsArgs),
+    Users(player::UsersArgs),
+    Audit(player::AuditArgs),
     Synth(synth::Args),
 }
 
@@ -36,6 +41,10 @@ fn main() -> ExitCode {
         Command::Listen(args) => client::listen(args),
         Command::Extract(args) => extract::run(args),
         Command::Sensor(args) => sensor::run(args),
+        Command::Player(args) => player::player(args),
+        Command::Sensors(args) => player::sensors(args),
+        Command::Users(args) => player::users(args),
+        Command::Audit(args) => player::audit(args),
         Command::Synth(args) => synth::run(args),
     };
     match result {

@@ -258,4 +258,23 @@ fn active_call_info_has_the_sip_messages_in_order_and_the_streams() {
         .as_array()
         .expect("rtp_streams")
         .is_empty());
+
+    // sniffer_stat keeps kernel and internal drops apart, and reports memory.
+    let stat = s.stat();
+    for key in [
+        "kernel_drops",
+        "internal_drops",
+        "audio_drops",
+        "listener_drops",
+    ] {
+        assert_eq!(stat[key], 0, "{key}: {stat}");
+    }
+    assert!(
+        stat["memory_bytes"].as_u64().is_some_and(|m| m > 1 << 20),
+        "{stat}"
+    );
+    assert!(
+        stat["packets_processed"].as_u64().is_some_and(|n| n > 0),
+        "{stat}"
+    );
 }

@@ -1,0 +1,831 @@
+//! The HTTP API and the WebSocket relay.
+
+use crate::auth;
+use crate::config::Config;
+use crate::db::{now_secs, AuditRow, Db, Role, Sensor, SensorKind, Session};
+use crate::error::{ApiError, ManagerError};
+use crate::manager::{self, ReadAudio, StreamConn};
+use crate::web;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use earshot_manager::stream_proto::{encode_frame, AudioFrame, EndFrame, EndReason, Frame};
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub const SESSION_COOKIE: &str = "earshot_session";
+/// How long a login lasts.
+pub const SESSION_SECONDS: i64 = 12 * 3600;
+/// Time limit for one sensor's `listcalls` in `/api/calls`.
+pub const LIST_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often VoIPmonitor sensors are polled with `readaudio`.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+pub struct AppState {
+    pub db: Db,
+    pub config: Config,
+    /// (sensor, callref, listen id) registered by `/api/chunk`, so only the first request sends
+    /// `listen`.
+    chunk_listeners: Mutex<HashSet<(i64, String, String)>>,
+}
+
+impl AppState {
+    pub fn new(config: Config, db: Db) -> Arc<AppState> {
+        Arc::new(AppState {
+            db,
+            config,
+            chunk_listeners: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// Every sensor the player may talk to: the registry, plus the configured default unless
+    /// the registry has a sensor with its id.
+    pub async fn all_sensors(&self) -> Result<Vec<Sensor>, ApiError> {
+        let mut list = self.db.sensors().await?;
+        if let Some(d) = &self.config.default_sensor {
+            if !list.iter().any(|s| s.id_sensor == d.id_sensor) {
+                list.insert(0, d.clone());
+            }
+        }
+        Ok(list)
+    }
+
+    /// The sensor a request names, or the default one when it names none. Never anything else:
+    /// the player is not an open proxy.
+    pub async fn sensor(&self, id: Option<i64>) -> Result<Sensor, ApiError> {
+        match id {
+            None => self.config.default_sensor.clone().ok_or_else(|| {
+                ApiError::BadRequest(
+                    "no sensor_id given and no default sensor configured ([manager] host/port): name a sensor_id".into(),
+                )
+            }),
+            Some(id) => {
+                if let Some(s) = self.db.sensor(id).await? {
+                    return Ok(s);
+                }
+                match &self.config.default_sensor {
+                    Some(d) if d.id_sensor == id => Ok(d.clone()),
+                    _ => Err(ApiError::NotFound(format!(
+                        "sensor {id} is not registered: an admin adds it with `earshot sensors add --id {id} …`"
+                    ))),
+                }
+            }
+        }
+    }
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(web::index))
+        .route("/api/chunkplayer/index.html", get(web::index))
+        .route("/app.js", get(web::app_js))
+        .route("/player-worklet.js", get(web::worklet_js))
+        .route("/earshot-player.js", get(web::player_js))
+        .route("/style.css", get(web::style_css))
+        .route("/api/login", post(login))
+        .route("/api/logout", post(logout))
+        .route("/api/me", get(me))
+        .route("/api/sensors", get(list_sensors).post(add_sensor))
+        .route("/api/sensors/{id}", delete(remove_sensor))
+        .route("/api/calls", get(calls))
+        .route("/api/listen", get(listen))
+        .route("/api/chunk", get(chunk))
+        .route("/api/audit", get(audit))
+        .fallback(|| async { ApiError::NotFound("no such page or API endpoint".into()) })
+        .with_state(state)
+}
+
+/// The client's address, when the server was started with connect info (tests in-process may not).
+pub struct ClientIp(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        Ok(ClientIp(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip().to_string()),
+        ))
+    }
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// The caller's session, checked for role and (on state-changing requests) for the CSRF header.
+async fn require(
+    state: &AppState,
+    headers: &HeaderMap,
+    min: Role,
+    state_changing: bool,
+) -> Result<(Session, String), ApiError> {
+    let token = cookie(headers, SESSION_COOKIE)
+        .ok_or_else(|| ApiError::Unauthorized("log in first".into()))?;
+    let hash = auth::token_hash(&token);
+    let session =
+        state.db.session(&hash).await?.ok_or_else(|| {
+            ApiError::Unauthorized("your session has expired: log in again".into())
+        })?;
+    if state_changing {
+        let sent = headers
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !auth::constant_time_eq(sent.as_bytes(), session.csrf.as_bytes()) {
+            return Err(ApiError::Forbidden(
+                "missing or wrong X-CSRF-Token header: reload the page".into(),
+            ));
+        }
+    }
+    if session.role < min {
+        return Err(ApiError::Forbidden(format!(
+            "your role ({}) does not allow this; it needs {} or higher: ask an admin",
+            session.role.as_str(),
+            min.as_str()
+        )));
+    }
+    Ok((session, hash))
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    name: String,
+    password: String,
+}
+
+async fn login(
+    State(st): State<Arc<AppState>>,
+    body: Result<Json<LoginBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) =
+        body.map_err(|_| ApiError::BadRequest("send JSON {\"name\": …, \"password\": …}".into()))?;
+    let user = st.db.user(&body.name).await?;
+    let hash = user
+        .as_ref()
+        .map(|u| u.password_hash.clone())
+        .unwrap_or_else(|| auth::DUMMY_HASH.to_string());
+    let password = body.password;
+    // argon2 takes tens of milliseconds of CPU: keep it off the async workers.
+    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
+        .await
+        .unwrap_or(false);
+    let user = match (ok, user) {
+        (true, Some(u)) => u,
+        _ => return Err(ApiError::Unauthorized("wrong user name or password".into())),
+    };
+    let (token, csrf) = auth::new_tokens().map_err(|e| ApiError::Internal(e.to_string()))?;
+    st.db
+        .create_session(
+            &auth::token_hash(&token),
+            user.id,
+            &csrf,
+            now_secs() + SESSION_SECONDS,
+        )
+        .await?;
+    let secure = if st.config.secure_cookie {
+        "; Secure"
+    } else {
+        ""
+    };
+    let set = format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={SESSION_SECONDS}{secure}"
+    );
+    let mut resp =
+        Json(json!({"name": user.name, "role": user.role, "csrf": csrf})).into_response();
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&set).map_err(|e| ApiError::Internal(e.to_string()))?,
+    );
+    Ok(resp)
+}
+
+async fn logout(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let (_, hash) = require(&st, &headers, Role::Viewer, true).await?;
+    st.db.end_session(&hash).await?;
+    let mut resp = Json(json!({"ok": true})).into_response();
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("earshot_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    Ok(resp)
+}
+
+async fn me(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    let (s, _) = require(&st, &headers, Role::Viewer, false).await?;
+    Ok(Json(
+        json!({"name": s.user_name, "role": s.role, "csrf": s.csrf}),
+    ))
+}
+
+async fn list_sensors(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    require(&st, &headers, Role::Viewer, false).await?;
+    let sensors = st.all_sensors().await?;
+    let checks = sensors
+        .iter()
+        .map(|s| manager::online(s, Duration::from_secs(1)));
+    let online = futures_util::future::join_all(checks).await;
+    let list: Vec<Value> = sensors
+        .iter()
+        .zip(online)
+        .map(|(s, on)| json!({"id_sensor": s.id_sensor, "name": s.name, "kind": s.kind, "online": on}))
+        .collect();
+    Ok(Json(Value::Array(list)))
+}
+
+#[derive(Deserialize)]
+struct NewSensor {
+    id_sensor: i64,
+    name: String,
+    host: String,
+    port: u16,
+    token: Option<String>,
+    #[serde(default)]
+    tls: bool,
+    kind: Option<String>,
+}
+
+/// Checks the fields of a sensor being registered (CLI and API share it).
+pub fn validate_sensor(s: &Sensor) -> Result<(), String> {
+    if s.host.is_empty() || s.host.len() > 255 || s.host.contains(char::is_whitespace) {
+        return Err("host must be a host name or address without spaces".into());
+    }
+    if s.port == 0 {
+        return Err("port must be 1-65535".into());
+    }
+    if s.name.is_empty() || s.name.len() > 255 {
+        return Err("name must be 1-255 characters".into());
+    }
+    if s.token.as_deref().is_some_and(|t| t.contains(['\r', '\n'])) {
+        return Err("the token must be one line".into());
+    }
+    Ok(())
+}
+
+async fn add_sensor(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Json<NewSensor>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    require(&st, &headers, Role::Admin, true).await?;
+    let Json(b) = body.map_err(|e| {
+        ApiError::BadRequest(format!(
+            "send JSON {{id_sensor, name, host, port, token?, tls?, kind?}}: {e}"
+        ))
+    })?;
+    let kind = match b.kind.as_deref() {
+        None => SensorKind::Earshot,
+        Some(k) => k.parse().map_err(ApiError::BadRequest)?,
+    };
+    let s = Sensor {
+        id_sensor: b.id_sensor,
+        name: b.name,
+        host: b.host,
+        port: b.port,
+        token: b.token.filter(|t| !t.is_empty()),
+        tls: b.tls,
+        kind,
+    };
+    validate_sensor(&s).map_err(ApiError::BadRequest)?;
+    st.db.add_sensor(&s).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id_sensor": s.id_sensor, "name": s.name, "kind": s.kind})),
+    ))
+}
+
+async fn remove_sensor(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    require(&st, &headers, Role::Admin, true).await?;
+    if !st.db.remove_sensor(id).await? {
+        return Err(ApiError::NotFound(format!("sensor {id} is not registered")));
+    }
+    Ok(Json(json!({"removed": id})))
+}
+
+async fn calls(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    require(&st, &headers, Role::Viewer, false).await?;
+    let sensors = st.all_sensors().await?;
+    // Concurrently, each with its own time limit: one dead sensor must not hold up the page.
+    let results = futures_util::future::join_all(
+        sensors.iter().map(|s| manager::list_calls(s, LIST_TIMEOUT)),
+    )
+    .await;
+    let mut calls = Vec::new();
+    let mut errors = Vec::new();
+    for (s, r) in sensors.iter().zip(results) {
+        match r {
+            Ok(list) => calls.extend(list),
+            Err(e) => errors.push(json!({"sensor_id": s.id_sensor, "error": e.to_string()})),
+        }
+    }
+    Ok(Json(json!({"calls": calls, "errors": errors})))
+}
+
+#[derive(Deserialize)]
+pub struct ListenQuery {
+    sensor_id: Option<i64>,
+    callref: Option<String>,
+    rate: Option<u32>,
+    channels: Option<u8>,
+    from: Option<String>,
+    listen_id: Option<String>,
+}
+
+fn callref_of(q: &ListenQuery) -> Result<String, ApiError> {
+    let r = q.callref.as_deref().ok_or_else(|| {
+        ApiError::BadRequest("callref is missing: pick a call from the list".into())
+    })?;
+    if !manager::valid_callref(r) {
+        return Err(ApiError::BadRequest(format!(
+            "callref {r:?} is not a call reference (hex, as the call list shows it)"
+        )));
+    }
+    Ok(r.to_string())
+}
+
+/// The `stream` options, validated so nothing but known values reaches the sensor.
+fn stream_options(q: &ListenQuery) -> Result<String, ApiError> {
+    let rate = q.rate.unwrap_or(8000);
+    if !matches!(rate, 8000 | 16000 | 48000) {
+        return Err(ApiError::BadRequest(
+            "rate must be 8000, 16000 or 48000".into(),
+        ));
+    }
+    let channels = q.channels.unwrap_or(1);
+    if !matches!(channels, 1 | 2) {
+        return Err(ApiError::BadRequest("channels must be 1 or 2".into()));
+    }
+    let from = q.from.as_deref().unwrap_or("now");
+    let from_ok = matches!(from, "now" | "start")
+        || from.strip_prefix('-').is_some_and(|n| {
+            !n.is_empty() && n.len() <= 6 && n.bytes().all(|b| b.is_ascii_digit())
+        });
+    if !from_ok {
+        return Err(ApiError::BadRequest(
+            "from must be now, start or -SECONDS (e.g. -30)".into(),
+        ));
+    }
+    Ok(format!("rate={rate} channels={channels} from={from}"))
+}
+
+/// Browsers always send Origin on WebSocket requests; a page from another site must not be
+/// able to open a listening session with the user's cookie.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        // Not a browser (curl, scripts): no cross-site risk, and the cookie is still required.
+        return true;
+    };
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    origin
+        .split_once("://")
+        .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host))
+}
+
+async fn listen(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+    Query(q): Query<ListenQuery>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let (session, _) = require(&st, &headers, Role::Listener, false).await?;
+    if !same_origin(&headers) {
+        return Err(ApiError::Forbidden(
+            "this page's origin may not open listening sessions: open the player from its own address".into(),
+        ));
+    }
+    let sensor = st.sensor(q.sensor_id).await?;
+    let callref = callref_of(&q)?;
+    let options = stream_options(&q)?;
+    let ws =
+        ws.map_err(|_| ApiError::BadRequest("/api/listen needs a WebSocket connection".into()))?;
+    let audit = AuditRow {
+        user_name: session.user_name,
+        source_ip: ip,
+        id_sensor: Some(sensor.id_sensor),
+        callreference: callref.clone(),
+        ..AuditRow::default()
+    };
+    Ok(ws.on_upgrade(move |socket| relay(st, socket, sensor, callref, options, audit)))
+}
+
+async fn send_error(socket: &mut WebSocket, message: &str) {
+    let text = json!({"type": "error", "error": message}).to_string();
+    let _ = socket.send(Message::Text(text.into())).await;
+    let _ = socket.send(Message::Close(None)).await;
+}
+
+/// One listening session: sensor frames to the browser until either side ends.
+async fn relay(
+    st: Arc<AppState>,
+    mut socket: WebSocket,
+    sensor: Sensor,
+    callref: String,
+    options: String,
+    mut audit: AuditRow,
+) {
+    let source = match sensor.kind {
+        SensorKind::Earshot => StreamConn::open(&sensor, &callref, &options)
+            .await
+            .map(Source::Stream),
+        SensorKind::Voipmonitor => Poller::open(&sensor, &callref).await.map(Source::Poll),
+    };
+    let mut source = match source {
+        Ok(s) => s,
+        Err(e) => return send_error(&mut socket, &e.to_string()).await,
+    };
+    let header = source.header();
+    let text_of = |k: &str| header.get(k).and_then(Value::as_str).map(str::to_string);
+    audit.callid = text_of("callid");
+    audit.caller = text_of("caller");
+    audit.called = text_of("called");
+    audit.started = now_secs();
+    let audit_id = match st.db.audit_start(&audit).await {
+        Ok(id) => id,
+        Err(e) => {
+            // No audit, no listening: the log is the point of the audit.
+            tracing::error!("audit insert failed: {e}");
+            return send_error(
+                &mut socket,
+                "the player cannot write its audit log; see its log",
+            )
+            .await;
+        }
+    };
+    let mut first = serde_json::Map::new();
+    first.insert("type".into(), json!("header"));
+    first.extend(header);
+    let (mut tx, mut rx) = socket.split();
+    if tx
+        .send(Message::Text(Value::Object(first).to_string().into()))
+        .await
+        .is_ok()
+    {
+        loop {
+            tokio::select! {
+                frame = source.next_frame() => match frame {
+                    Ok(Some(f)) => {
+                        let end = f.first() == Some(&earshot_manager::stream_proto::KIND_END);
+                        if tx.send(Message::Binary(f.into())).await.is_err() || end {
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        let text = json!({"type": "error", "error": e.to_string()}).to_string();
+                        let _ = tx.send(Message::Text(text.into())).await;
+                        break;
+                    }
+                },
+                msg = rx.next() => match msg {
+                    // The page has nothing to say; anything but a close is ignored.
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(_)) => {}
+                },
+            }
+        }
+    }
+    let _ = tx.send(Message::Close(None)).await;
+    source.stop().await;
+    if let Err(e) = st.db.audit_stop(audit_id, now_secs()).await {
+        tracing::error!("audit stop failed: {e}");
+    }
+}
+
+enum Source {
+    Stream(StreamConn),
+    Poll(Poller),
+}
+
+impl Source {
+    fn header(&self) -> serde_json::Map<String, Value> {
+        match self {
+            Source::Stream(s) => s.header.clone(),
+            Source::Poll(p) => p.header.clone(),
+        }
+    }
+
+    async fn next_frame(&mut self) -> Result<Option<Vec<u8>>, ManagerError> {
+        match self {
+            Source::Stream(s) => s.next_frame().await,
+            Source::Poll(p) => p.next_frame().await,
+        }
+    }
+
+    async fn stop(&mut self) {
+        if let Source::Poll(p) = self {
+            p.stop().await;
+        }
+    }
+}
+
+/// VoIPmonitor sensors have no `stream`: poll `readaudio` and dress the PCM as stream frames,
+/// so the browser code is the same for both kinds.
+struct Poller {
+    sensor: Sensor,
+    callref: String,
+    listen_id: String,
+    header: serde_json::Map<String, Value>,
+    seq: u32,
+    /// Half a sample left over from a reply of odd length.
+    carry: Option<u8>,
+    ended: bool,
+    ticker: tokio::time::Interval,
+}
+
+impl Poller {
+    async fn open(sensor: &Sensor, callref: &str) -> Result<Poller, ManagerError> {
+        let listen_id = format!("earshot-player-{:x}", crate::db::random_id());
+        manager::listen(sensor, callref, &listen_id).await?;
+        // Best effort: the call list gives the Call-ID and parties for the header and audit.
+        let call = manager::find_call(sensor, callref).await.ok().flatten();
+        let field = |k: &str| {
+            call.as_ref()
+                .and_then(|c| c.get(k))
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
+        let header = json!({
+            "version": 1, "callreference": callref, "callid": field("callid"),
+            "caller": field("caller"), "called": field("called"),
+            "format": "s16le", "rate": 8000, "channels": 1, "from": "now",
+        });
+        let header = match header {
+            Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        };
+        Ok(Poller {
+            sensor: sensor.clone(),
+            callref: callref.to_string(),
+            listen_id,
+            header,
+            seq: 0,
+            carry: None,
+            ended: false,
+            ticker: tokio::time::interval(POLL_INTERVAL),
+        })
+    }
+
+    async fn next_frame(&mut self) -> Result<Option<Vec<u8>>, ManagerError> {
+        if self.ended {
+            return Ok(None);
+        }
+        loop {
+            self.ticker.tick().await;
+            match manager::read_audio(&self.sensor, &self.callref, &self.listen_id).await? {
+                ReadAudio::Wait => continue,
+                ReadAudio::Gone(why) => {
+                    self.ended = true;
+                    let end = Frame::End(EndFrame {
+                        reason: EndReason::CallEnded,
+                        detail: Some(why),
+                    });
+                    let mut out = Vec::new();
+                    encode_frame(&end, &mut out)
+                        .map_err(|e| ManagerError::Protocol(e.to_string()))?;
+                    return Ok(Some(out));
+                }
+                ReadAudio::Pcm(bytes) => {
+                    let mut all = Vec::with_capacity(bytes.len() + 1);
+                    all.extend(self.carry.take());
+                    all.extend_from_slice(&bytes);
+                    if all.len() % 2 == 1 {
+                        self.carry = all.pop();
+                    }
+                    if all.is_empty() {
+                        continue;
+                    }
+                    let samples: Vec<i16> = all
+                        .chunks_exact(2)
+                        .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                        .collect();
+                    // VoIPmonitor gives no capture time: the poll's wall clock, minus the
+                    // audio's length, is the best estimate of the first sample's.
+                    let dur_ns = samples.len() as i64 * 1_000_000_000 / 8000;
+                    let now_ns = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_nanos() as i64)
+                        .unwrap_or(0);
+                    let frame = Frame::Audio(AudioFrame {
+                        seq: self.seq,
+                        capture_ts_ns: now_ns - dur_ns,
+                        rate: 8000,
+                        channels: 1,
+                        samples,
+                    });
+                    self.seq = self.seq.wrapping_add(1);
+                    let mut out = Vec::new();
+                    encode_frame(&frame, &mut out)
+                        .map_err(|e| ManagerError::Protocol(e.to_string()))?;
+                    return Ok(Some(out));
+                }
+            }
+        }
+    }
+
+    async fn stop(&mut self) {
+        let _ = manager::listen_stop(&self.sensor, &self.callref, &self.listen_id).await;
+    }
+}
+
+async fn chunk(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+    Query(q): Query<ListenQuery>,
+) -> Result<Response, ApiError> {
+    let (session, _) = require(&st, &headers, Role::Listener, false).await?;
+    let sensor = st.sensor(q.sensor_id).await?;
+    let callref = callref_of(&q)?;
+    let listen_id = q
+        .listen_id
+        .clone()
+        .unwrap_or_else(|| "earshot-chunk".into());
+    if !manager::valid_listen_id(&listen_id) {
+        return Err(ApiError::BadRequest(
+            "listen_id must be 1-64 letters, digits, '-', '_' or '.'".into(),
+        ));
+    }
+    let key = (
+        sensor.id_sensor,
+        manager::normalize_ref(&callref),
+        listen_id.clone(),
+    );
+    let known = st
+        .chunk_listeners
+        .lock()
+        .map(|set| set.contains(&key))
+        .unwrap_or(false);
+    if !known {
+        manager::listen(&sensor, &callref, &listen_id).await?;
+        let row = AuditRow {
+            user_name: session.user_name,
+            source_ip: ip,
+            id_sensor: Some(sensor.id_sensor),
+            callreference: callref.clone(),
+            started: now_secs(),
+            ..AuditRow::default()
+        };
+        st.db.audit_start(&row).await?;
+        if let Ok(mut set) = st.chunk_listeners.lock() {
+            set.insert(key.clone());
+        }
+    }
+    let pcm = match manager::read_audio(&sensor, &callref, &listen_id).await? {
+        ReadAudio::Pcm(p) => p,
+        ReadAudio::Wait => Vec::new(),
+        ReadAudio::Gone(why) => {
+            if let Ok(mut set) = st.chunk_listeners.lock() {
+                set.remove(&key);
+            }
+            return Err(ApiError::NotFound(format!(
+                "no more audio: {why} (the call ended or the listener timed out; start again)"
+            )));
+        }
+    };
+    let wav = wav_8k_mono(&pcm).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(([(header::CONTENT_TYPE, "audio/wav")], wav).into_response())
+}
+
+/// 8 kHz mono 16-bit WAV of little-endian PCM bytes (an odd last byte is dropped).
+pub fn wav_8k_mono(pcm: &[u8]) -> Result<Vec<u8>, hound::Error> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut cursor = std::io::Cursor::new(Vec::new());
+    {
+        let mut w = hound::WavWriter::new(&mut cursor, spec)?;
+        for c in pcm.chunks_exact(2) {
+            w.write_sample(i16::from_le_bytes([c[0], c[1]]))?;
+        }
+        w.finalize()?;
+    }
+    Ok(cursor.into_inner())
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    limit: Option<i64>,
+}
+
+async fn audit(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<Value>, ApiError> {
+    require(&st, &headers, Role::Admin, false).await?;
+    let rows = st.db.audit(q.limit.unwrap_or(100).clamp(1, 10_000)).await?;
+    Ok(Json(json!(rows)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(rate: Option<u32>, channels: Option<u8>, from: Option<&str>) -> ListenQuery {
+        ListenQuery {
+            sensor_id: None,
+            callref: Some("abc".into()),
+            rate,
+            channels,
+            from: from.map(str::to_string),
+            listen_id: None,
+        }
+    }
+
+    #[test]
+    fn stream_options_accept_only_known_values() {
+        assert_eq!(
+            stream_options(&q(None, None, None)).unwrap(),
+            "rate=8000 channels=1 from=now"
+        );
+        assert_eq!(
+            stream_options(&q(Some(48000), Some(2), Some("-30"))).unwrap(),
+            "rate=48000 channels=2 from=-30"
+        );
+        for bad in [
+            q(Some(44100), None, None),
+            q(None, Some(3), None),
+            q(None, None, Some("-")),
+            q(None, None, Some("start\nlistcalls")),
+        ] {
+            assert!(stream_options(&bad).is_err());
+        }
+    }
+
+    #[test]
+    fn origin_must_match_host() {
+        let h = |origin: Option<&str>, host: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(header::HOST, host.parse().unwrap());
+            if let Some(o) = origin {
+                m.insert(header::ORIGIN, o.parse().unwrap());
+            }
+            same_origin(&m)
+        };
+        assert!(h(Some("http://player:8080"), "player:8080"));
+        assert!(h(Some("https://Player.example"), "player.example"));
+        assert!(h(None, "player:8080"));
+        assert!(!h(Some("http://evil.example"), "player:8080"));
+        assert!(!h(Some("http://player:8081"), "player:8080"));
+        assert!(!h(Some("null"), "player:8080"));
+    }
+
+    #[test]
+    fn cookies_are_found_among_others() {
+        let mut m = HeaderMap::new();
+        m.insert(
+            header::COOKIE,
+            "a=1; earshot_session=tok; b=2".parse().unwrap(),
+        );
+        assert_eq!(cookie(&m, SESSION_COOKIE).as_deref(), Some("tok"));
+        assert_eq!(cookie(&m, "c"), None);
+    }
+
+    #[test]
+    fn wav_is_8k_mono() {
+        let wav = wav_8k_mono(&[1, 0, 2, 0, 9]).unwrap();
+        let r = hound::WavReader::new(std::io::Cursor::new(wav)).unwrap();
+        assert_eq!(
+            (r.spec().sample_rate, r.spec().channels, r.len()),
+            (8000, 1, 2)
+        );
+    }
+}

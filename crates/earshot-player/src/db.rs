@@ -1,0 +1,502 @@
+//! The player's database: sensors, users, sessions and the audit log.
+//!
+//! One code path for SQLite, PostgreSQL and MySQL through `sqlx::AnyPool`. The SQL is kept
+//! portable (BIGINT/INTEGER/VARCHAR, `CREATE TABLE IF NOT EXISTS`, no RETURNING, no
+//! AUTOINCREMENT): generated ids are random positive 63-bit numbers made here, because every
+//! engine spells auto-increment and "give me the new id" differently. Placeholders are written
+//! `?` and rewritten to `$n` for PostgreSQL.
+
+use crate::error::DbError;
+use serde::Serialize;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use std::str::FromStr;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SensorKind {
+    /// `earshot sensor`: pushes audio with `stream`.
+    Earshot,
+    /// A VoIPmonitor sniffer: polled with `listen` / `readaudio`.
+    Voipmonitor,
+}
+
+impl SensorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SensorKind::Earshot => "earshot",
+            SensorKind::Voipmonitor => "voipmonitor",
+        }
+    }
+}
+
+impl FromStr for SensorKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "earshot" => Ok(SensorKind::Earshot),
+            "voipmonitor" => Ok(SensorKind::Voipmonitor),
+            other => Err(format!(
+                "unknown sensor kind {other:?}: use earshot or voipmonitor"
+            )),
+        }
+    }
+}
+
+/// A sensor the player may connect to. The token never leaves the backend.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sensor {
+    pub id_sensor: i64,
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub token: Option<String>,
+    pub tls: bool,
+    pub kind: SensorKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Sees the call list.
+    Viewer,
+    /// Also listens to calls.
+    Listener,
+    /// Also manages sensors, users and reads the audit log.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Listener => "listener",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "viewer" => Ok(Role::Viewer),
+            "listener" => Ok(Role::Listener),
+            "admin" => Ok(Role::Admin),
+            other => Err(format!(
+                "unknown role {other:?}: use viewer, listener or admin"
+            )),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct User {
+    pub id: i64,
+    pub name: String,
+    #[serde(skip)]
+    pub password_hash: String,
+    pub role: Role,
+}
+
+/// A logged-in session, joined with its user.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub user_id: i64,
+    pub user_name: String,
+    pub role: Role,
+    pub csrf: String,
+    pub expires: i64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct AuditRow {
+    pub id: i64,
+    pub user_name: String,
+    pub source_ip: Option<String>,
+    pub id_sensor: Option<i64>,
+    pub callreference: String,
+    pub callid: Option<String>,
+    pub caller: Option<String>,
+    pub called: Option<String>,
+    /// Unix seconds.
+    pub started: i64,
+    /// Unix seconds; `None` while listening (or when the player stopped without closing it).
+    pub stopped: Option<i64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: AnyPool,
+    postgres: bool,
+}
+
+const SCHEMA: [&str; 4] = [
+    "CREATE TABLE IF NOT EXISTS sensors (
+        id_sensor INTEGER NOT NULL PRIMARY KEY,
+        name VARCHAR(255) NOT NULL,
+        host VARCHAR(255) NOT NULL,
+        port INTEGER NOT NULL,
+        token VARCHAR(255),
+        tls INTEGER NOT NULL,
+        kind VARCHAR(16) NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS users (
+        id BIGINT NOT NULL PRIMARY KEY,
+        name VARCHAR(255) NOT NULL UNIQUE,
+        password_hash VARCHAR(255) NOT NULL,
+        role VARCHAR(16) NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS sessions (
+        token_hash VARCHAR(64) NOT NULL PRIMARY KEY,
+        user_id BIGINT NOT NULL,
+        csrf VARCHAR(64) NOT NULL,
+        expires BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS audit (
+        id BIGINT NOT NULL PRIMARY KEY,
+        user_name VARCHAR(255) NOT NULL,
+        source_ip VARCHAR(64),
+        id_sensor BIGINT,
+        callreference VARCHAR(64) NOT NULL,
+        callid VARCHAR(255),
+        caller VARCHAR(255),
+        called VARCHAR(255),
+        started BIGINT NOT NULL,
+        stopped BIGINT)",
+];
+
+/// A random positive 63-bit id.
+pub fn random_id() -> i64 {
+    let mut b = [0u8; 8];
+    // getrandom only fails when the OS has no randomness source at all; a clock-based value
+    // still gives distinct ids in that unlikely case.
+    if getrandom::fill(&mut b).is_err() {
+        b = now_nanos().to_le_bytes();
+    }
+    (u64::from_le_bytes(b) >> 1) as i64
+}
+
+fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+pub fn now_secs() -> i64 {
+    (now_nanos() / 1_000_000_000) as i64
+}
+
+fn text_col(row: &AnyRow, col: &str) -> Result<String, DbError> {
+    Ok(row.try_get::<String, _>(col)?)
+}
+
+fn opt_text(row: &AnyRow, col: &str) -> Result<Option<String>, DbError> {
+    Ok(row.try_get::<Option<String>, _>(col)?)
+}
+
+fn int_col(row: &AnyRow, col: &str) -> Result<i64, DbError> {
+    Ok(row.try_get::<i64, _>(col)?)
+}
+
+impl Db {
+    /// Connects and creates the tables that do not exist yet.
+    pub async fn open(url: &str) -> Result<Db, DbError> {
+        sqlx::any::install_default_drivers();
+        let postgres = url.starts_with("postgres:") || url.starts_with("postgresql:");
+        let pool = AnyPoolOptions::new()
+            .max_connections(4)
+            .connect(url)
+            .await?;
+        let db = Db { pool, postgres };
+        for stmt in SCHEMA {
+            sqlx::query(stmt).execute(&db.pool).await?;
+        }
+        Ok(db)
+    }
+
+    /// `?` placeholders as the connected engine wants them.
+    fn q(&self, sql: &str) -> String {
+        if !self.postgres {
+            return sql.to_string();
+        }
+        let mut out = String::with_capacity(sql.len() + 8);
+        let mut n = 0;
+        for c in sql.chars() {
+            if c == '?' {
+                n += 1;
+                out.push('$');
+                out.push_str(&n.to_string());
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    // ---- sensors ----
+
+    fn sensor_from(row: &AnyRow) -> Result<Sensor, DbError> {
+        let port = int_col(row, "port")?;
+        let kind = text_col(row, "kind")?;
+        Ok(Sensor {
+            id_sensor: int_col(row, "id_sensor")?,
+            name: text_col(row, "name")?,
+            host: text_col(row, "host")?,
+            port: u16::try_from(port)
+                .map_err(|_| DbError::Invalid(format!("sensor port {port}")))?,
+            token: opt_text(row, "token")?,
+            tls: int_col(row, "tls")? != 0,
+            kind: kind.parse().map_err(DbError::Invalid)?,
+        })
+    }
+
+    pub async fn sensors(&self) -> Result<Vec<Sensor>, DbError> {
+        let rows = sqlx::query(
+            "SELECT id_sensor, name, host, port, token, tls, kind FROM sensors ORDER BY id_sensor",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(Self::sensor_from).collect()
+    }
+
+    pub async fn sensor(&self, id: i64) -> Result<Option<Sensor>, DbError> {
+        let sql = self.q(
+            "SELECT id_sensor, name, host, port, token, tls, kind FROM sensors WHERE id_sensor = ?",
+        );
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Self::sensor_from).transpose()
+    }
+
+    pub async fn add_sensor(&self, s: &Sensor) -> Result<(), DbError> {
+        if self.sensor(s.id_sensor).await?.is_some() {
+            return Err(DbError::Conflict(format!(
+                "sensor {} already exists: remove it first or pick another id",
+                s.id_sensor
+            )));
+        }
+        let sql = self.q(
+            "INSERT INTO sensors (id_sensor, name, host, port, token, tls, kind) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        );
+        sqlx::query(&sql)
+            .bind(s.id_sensor)
+            .bind(s.name.clone())
+            .bind(s.host.clone())
+            .bind(i64::from(s.port))
+            .bind(s.token.clone())
+            .bind(i64::from(s.tls))
+            .bind(s.kind.as_str().to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether a sensor was removed.
+    pub async fn remove_sensor(&self, id: i64) -> Result<bool, DbError> {
+        let sql = self.q("DELETE FROM sensors WHERE id_sensor = ?");
+        let r = sqlx::query(&sql).bind(id).execute(&self.pool).await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    // ---- users ----
+
+    fn user_from(row: &AnyRow) -> Result<User, DbError> {
+        Ok(User {
+            id: int_col(row, "id")?,
+            name: text_col(row, "name")?,
+            password_hash: text_col(row, "password_hash")?,
+            role: text_col(row, "role")?.parse().map_err(DbError::Invalid)?,
+        })
+    }
+
+    pub async fn users(&self) -> Result<Vec<User>, DbError> {
+        let rows = sqlx::query("SELECT id, name, password_hash, role FROM users ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(Self::user_from).collect()
+    }
+
+    pub async fn user(&self, name: &str) -> Result<Option<User>, DbError> {
+        let sql = self.q("SELECT id, name, password_hash, role FROM users WHERE name = ?");
+        let row = sqlx::query(&sql)
+            .bind(name.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Self::user_from).transpose()
+    }
+
+    pub async fn add_user(
+        &self,
+        name: &str,
+        password_hash: &str,
+        role: Role,
+    ) -> Result<i64, DbError> {
+        if self.user(name).await?.is_some() {
+            return Err(DbError::Conflict(format!(
+                "user {name} already exists: use `earshot users passwd {name}` to change the password"
+            )));
+        }
+        let id = random_id();
+        let sql = self.q("INSERT INTO users (id, name, password_hash, role) VALUES (?, ?, ?, ?)");
+        sqlx::query(&sql)
+            .bind(id)
+            .bind(name.to_string())
+            .bind(password_hash.to_string())
+            .bind(role.as_str().to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(id)
+    }
+
+    /// Whether the user exists. Their sessions end: a new password logs everyone out.
+    pub async fn set_password(&self, name: &str, password_hash: &str) -> Result<bool, DbError> {
+        let Some(user) = self.user(name).await? else {
+            return Ok(false);
+        };
+        let sql = self.q("UPDATE users SET password_hash = ? WHERE id = ?");
+        sqlx::query(&sql)
+            .bind(password_hash.to_string())
+            .bind(user.id)
+            .execute(&self.pool)
+            .await?;
+        self.end_sessions_of(user.id).await?;
+        Ok(true)
+    }
+
+    pub async fn remove_user(&self, name: &str) -> Result<bool, DbError> {
+        let Some(user) = self.user(name).await? else {
+            return Ok(false);
+        };
+        self.end_sessions_of(user.id).await?;
+        let sql = self.q("DELETE FROM users WHERE id = ?");
+        sqlx::query(&sql).bind(user.id).execute(&self.pool).await?;
+        Ok(true)
+    }
+
+    // ---- sessions ----
+
+    pub async fn create_session(
+        &self,
+        token_hash: &str,
+        user_id: i64,
+        csrf: &str,
+        expires: i64,
+    ) -> Result<(), DbError> {
+        // Expired sessions are swept here rather than by a timer: logins are rare and cheap.
+        let sweep = self.q("DELETE FROM sessions WHERE expires < ?");
+        sqlx::query(&sweep)
+            .bind(now_secs())
+            .execute(&self.pool)
+            .await?;
+        let sql =
+            self.q("INSERT INTO sessions (token_hash, user_id, csrf, expires) VALUES (?, ?, ?, ?)");
+        sqlx::query(&sql)
+            .bind(token_hash.to_string())
+            .bind(user_id)
+            .bind(csrf.to_string())
+            .bind(expires)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The live (unexpired) session with this token hash.
+    pub async fn session(&self, token_hash: &str) -> Result<Option<Session>, DbError> {
+        let sql = self.q(
+            "SELECT s.user_id, s.csrf, s.expires, u.name, u.role FROM sessions s \
+             JOIN users u ON u.id = s.user_id WHERE s.token_hash = ? AND s.expires >= ?",
+        );
+        let row = sqlx::query(&sql)
+            .bind(token_hash.to_string())
+            .bind(now_secs())
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(Session {
+            user_id: int_col(&row, "user_id")?,
+            user_name: text_col(&row, "name")?,
+            role: text_col(&row, "role")?.parse().map_err(DbError::Invalid)?,
+            csrf: text_col(&row, "csrf")?,
+            expires: int_col(&row, "expires")?,
+        }))
+    }
+
+    pub async fn end_session(&self, token_hash: &str) -> Result<(), DbError> {
+        let sql = self.q("DELETE FROM sessions WHERE token_hash = ?");
+        sqlx::query(&sql)
+            .bind(token_hash.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn end_sessions_of(&self, user_id: i64) -> Result<(), DbError> {
+        let sql = self.q("DELETE FROM sessions WHERE user_id = ?");
+        sqlx::query(&sql).bind(user_id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    // ---- audit ----
+
+    /// Records the start of a listening session; returns the row id for [`Db::audit_stop`].
+    pub async fn audit_start(&self, row: &AuditRow) -> Result<i64, DbError> {
+        let id = random_id();
+        let sql = self.q(
+            "INSERT INTO audit (id, user_name, source_ip, id_sensor, callreference, callid, caller, called, started, stopped) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        );
+        sqlx::query(&sql)
+            .bind(id)
+            .bind(row.user_name.clone())
+            .bind(row.source_ip.clone())
+            .bind(row.id_sensor)
+            .bind(row.callreference.clone())
+            .bind(row.callid.clone())
+            .bind(row.caller.clone())
+            .bind(row.called.clone())
+            .bind(row.started)
+            .bind(row.stopped)
+            .execute(&self.pool)
+            .await?;
+        Ok(id)
+    }
+
+    pub async fn audit_stop(&self, id: i64, stopped: i64) -> Result<(), DbError> {
+        let sql = self.q("UPDATE audit SET stopped = ? WHERE id = ?");
+        sqlx::query(&sql)
+            .bind(stopped)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The most recent rows first.
+    pub async fn audit(&self, limit: i64) -> Result<Vec<AuditRow>, DbError> {
+        let sql = self.q(
+            "SELECT id, user_name, source_ip, id_sensor, callreference, callid, caller, called, started, stopped \
+             FROM audit ORDER BY started DESC, id DESC LIMIT ?",
+        );
+        let rows = sqlx::query(&sql)
+            .bind(limit.max(0))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditRow {
+                    id: int_col(r, "id")?,
+                    user_name: text_col(r, "user_name")?,
+                    source_ip: opt_text(r, "source_ip")?,
+                    id_sensor: r.try_get::<Option<i64>, _>("id_sensor")?,
+                    callreference: text_col(r, "callreference")?,
+                    callid: opt_text(r, "callid")?,
+                    caller: opt_text(r, "caller")?,
+                    called: opt_text(r, "called")?,
+                    started: int_col(r, "started")?,
+                    stopped: r.try_get::<Option<i64>, _>("stopped")?,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,369 @@
+//! Async client of a sensor's Manager API (TCP 5029): one command per connection.
+//!
+//! The player only ever connects to sensors from its configuration or its registry; request
+//! parameters are validated before they reach a command line (no newlines, no spaces), so a
+//! browser cannot smuggle commands.
+
+use crate::db::{Sensor, SensorKind};
+use crate::error::ManagerError;
+use earshot_manager::stream_proto::{MAX_FRAME_PAYLOAD, MAX_HEADER_LINE};
+use serde_json::{json, Map, Value};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+/// A reply larger than this is not a Manager API reply we understand.
+const MAX_REPLY: u64 = 64 * 1024 * 1024;
+
+fn addr(s: &Sensor) -> String {
+    if s.host.contains(':') {
+        format!("[{}]:{}", s.host, s.port)
+    } else {
+        format!("{}:{}", s.host, s.port)
+    }
+}
+
+/// Connects and sends `auth` (when the sensor has a token) and the command.
+async fn send(s: &Sensor, command: &str) -> Result<TcpStream, ManagerError> {
+    if s.tls {
+        return Err(ManagerError::TlsUnsupported);
+    }
+    let a = addr(s);
+    let mut sock = match timeout(CONNECT_TIMEOUT, TcpStream::connect(&a)).await {
+        Err(_) => return Err(ManagerError::Timeout(a)),
+        Ok(Err(e)) => {
+            return Err(ManagerError::Unreachable {
+                addr: a,
+                reason: e.to_string(),
+            })
+        }
+        Ok(Ok(sock)) => sock,
+    };
+    let mut req = String::new();
+    if let Some(t) = &s.token {
+        req.push_str("auth ");
+        req.push_str(t);
+        req.push('\n');
+    }
+    req.push_str(command);
+    req.push_str("\r\n\r\n");
+    sock.write_all(req.as_bytes())
+        .await
+        .map_err(|e| ManagerError::Unreachable {
+            addr: a,
+            reason: e.to_string(),
+        })?;
+    Ok(sock)
+}
+
+/// One command, its whole reply (read to EOF), with a time limit on everything.
+pub async fn request(s: &Sensor, command: &str, limit: Duration) -> Result<Vec<u8>, ManagerError> {
+    let a = addr(s);
+    let work = async {
+        let mut sock = send(s, command).await?;
+        let _ = sock.shutdown().await;
+        let mut reply = Vec::new();
+        (&mut sock)
+            .take(MAX_REPLY)
+            .read_to_end(&mut reply)
+            .await
+            .map_err(|e| ManagerError::Unreachable {
+                addr: a.clone(),
+                reason: e.to_string(),
+            })?;
+        if reply.starts_with(b"error: unauthorized") {
+            return Err(ManagerError::TokenRefused);
+        }
+        Ok(reply)
+    };
+    timeout(limit, work)
+        .await
+        .map_err(|_| ManagerError::Timeout(addr(s)))?
+}
+
+/// Accepts the hex callreferences sensors print (`0x…` or bare); anything else is refused so it
+/// can never change the command line.
+pub fn valid_callref(r: &str) -> bool {
+    let hex = r
+        .strip_prefix("0x")
+        .or_else(|| r.strip_prefix("0X"))
+        .unwrap_or(r);
+    !hex.is_empty() && hex.len() <= 16 && hex.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Listen ids: VoIPmonitor accepts up to 64 bytes without spaces; we allow a safe subset.
+pub fn valid_listen_id(r: &str) -> bool {
+    !r.is_empty()
+        && r.len() <= 64
+        && r.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+fn payload_type_name(pt: &Value) -> Option<String> {
+    let n = pt.as_i64()?;
+    Some(
+        match n {
+            0 => "PCMU",
+            3 => "GSM",
+            8 => "PCMA",
+            9 => "G722",
+            18 => "G729",
+            _ => return Some(format!("PT{n}")),
+        }
+        .to_string(),
+    )
+}
+
+/// `listcalls json` (earshot) or `listcalls` (VoIPmonitor prints JSON for it), as the player's
+/// call objects.
+pub async fn list_calls(s: &Sensor, limit: Duration) -> Result<Vec<Value>, ManagerError> {
+    // VoIPmonitor answers JSON to `listcalls` with a parameter object (its GUI sends one);
+    // earshot answers both forms, the object form with a totals element that is skipped below.
+    let command = match s.kind {
+        SensorKind::Earshot => "listcalls json",
+        SensorKind::Voipmonitor => r#"listcalls {"sort_field":"calldate","sort_dir":"desc"}"#,
+    };
+    let reply = request(s, command, limit).await?;
+    let doc: Value = serde_json::from_slice(&reply).map_err(|_| {
+        ManagerError::Protocol(format!(
+            "listcalls did not return JSON: {}",
+            String::from_utf8_lossy(&reply[..reply.len().min(200)])
+        ))
+    })?;
+    let rows = doc
+        .as_array()
+        .ok_or_else(|| ManagerError::Protocol("listcalls did not return an array".into()))?;
+    let Some(header) = rows.first().and_then(Value::as_array) else {
+        return Ok(Vec::new());
+    };
+    let names: Vec<&str> = header.iter().filter_map(Value::as_str).collect();
+    let mut calls = Vec::new();
+    for row in rows.iter().skip(1).filter_map(Value::as_array) {
+        // The totals element (`[{"total":…}]`) and malformed rows have another length.
+        if row.len() != names.len() {
+            continue;
+        }
+        let get = |name: &str| -> Value {
+            names
+                .iter()
+                .position(|n| *n == name)
+                .and_then(|i| row.get(i))
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
+        let mos = |name: &str| get(name).as_f64().map(|m| m / 10.0);
+        let codecs: Vec<String> = [get("callercodec"), get("calledcodec")]
+            .iter()
+            .filter_map(payload_type_name)
+            .collect();
+        let mut call = Map::new();
+        call.insert("sensor_id".into(), json!(s.id_sensor));
+        call.insert("callreference".into(), get("callreference"));
+        call.insert("callid".into(), get("callid"));
+        call.insert("caller".into(), get("caller"));
+        call.insert("called".into(), get("called"));
+        call.insert("last_sip_code".into(), get("lastSIPresponseNum"));
+        call.insert("duration".into(), get("duration"));
+        call.insert("codecs".into(), json!(codecs));
+        call.insert("mos_caller".into(), json!(mos("src_mosf1")));
+        call.insert("mos_called".into(), json!(mos("dst_mosf1")));
+        call.insert("loss_caller".into(), get("src_loss"));
+        call.insert("loss_called".into(), get("dst_loss"));
+        call.insert("jitter_caller".into(), get("src_jitter"));
+        call.insert("jitter_called".into(), get("dst_jitter"));
+        call.insert("start".into(), get("calldate"));
+        calls.push(Value::Object(call));
+    }
+    Ok(calls)
+}
+
+/// Finds one call on a sensor (for its Call-ID and parties); `None` when it is not listed.
+pub async fn find_call(s: &Sensor, callref: &str) -> Result<Option<Value>, ManagerError> {
+    let want = normalize_ref(callref);
+    Ok(list_calls(s, REPLY_TIMEOUT).await?.into_iter().find(|c| {
+        c.get("callreference")
+            .and_then(Value::as_str)
+            .is_some_and(|r| normalize_ref(r) == want)
+    }))
+}
+
+/// Lower case, no `0x`, no leading zeros: how two spellings of a reference are compared.
+pub fn normalize_ref(r: &str) -> String {
+    let l = r.to_ascii_lowercase();
+    let hex = l.strip_prefix("0x").unwrap_or(&l);
+    hex.trim_start_matches('0').to_string()
+}
+
+/// An open `stream`: the header was read, frames follow.
+pub struct StreamConn {
+    pub header: Map<String, Value>,
+    reader: BufReader<TcpStream>,
+}
+
+impl StreamConn {
+    /// Opens `stream <ref> rate= channels= from=` and reads the header line.
+    pub async fn open(
+        s: &Sensor,
+        callref: &str,
+        options: &str,
+    ) -> Result<StreamConn, ManagerError> {
+        let a = addr(s);
+        let sock = send(s, &format!("stream {callref} {options}")).await?;
+        let mut reader = BufReader::new(sock);
+        let mut line = Vec::new();
+        let mut limited = (&mut reader).take(MAX_HEADER_LINE as u64 + 1);
+        match timeout(REPLY_TIMEOUT, limited.read_until(b'\n', &mut line)).await {
+            Err(_) => return Err(ManagerError::Timeout(a)),
+            Ok(Err(e)) => {
+                return Err(ManagerError::Unreachable {
+                    addr: a,
+                    reason: e.to_string(),
+                })
+            }
+            Ok(Ok(_)) => {}
+        }
+        if line.last() != Some(&b'\n') {
+            return Err(if line.is_empty() {
+                ManagerError::Protocol("the sensor closed the stream without a header".into())
+            } else {
+                ManagerError::Protocol("the stream header line is too long or cut".into())
+            });
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end();
+        if let Some(msg) = text.strip_prefix("error: ") {
+            return Err(match msg {
+                "unauthorized" => ManagerError::TokenRefused,
+                "call not found" => ManagerError::CallNotFound,
+                other => ManagerError::Refused(other.to_string()),
+            });
+        }
+        let header = match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(m)) => m,
+            _ => {
+                return Err(ManagerError::Protocol(format!(
+                    "the stream header is not a JSON object: {}",
+                    &text[..text.len().min(200)]
+                )))
+            }
+        };
+        Ok(StreamConn { header, reader })
+    }
+
+    /// The next frame, byte for byte as the sensor sent it (`kind`, length, payload); `None`
+    /// at a clean end of input.
+    pub async fn next_frame(&mut self) -> Result<Option<Vec<u8>>, ManagerError> {
+        let mut head = [0u8; 5];
+        match self.reader.read_exact(&mut head).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(ManagerError::Protocol(format!("stream read failed: {e}"))),
+        }
+        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+        if len > MAX_FRAME_PAYLOAD {
+            return Err(ManagerError::Protocol(format!(
+                "frame of {len} bytes exceeds the protocol's limit"
+            )));
+        }
+        let mut frame = vec![0u8; 5 + len];
+        frame[..5].copy_from_slice(&head);
+        self.reader
+            .read_exact(&mut frame[5..])
+            .await
+            .map_err(|e| ManagerError::Protocol(format!("stream cut inside a frame: {e}")))?;
+        Ok(Some(frame))
+    }
+}
+
+/// What `readaudio` answered.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReadAudio {
+    Pcm(Vec<u8>),
+    Wait,
+    /// The call ended or the listener was dropped; the text says which.
+    Gone(String),
+}
+
+/// `listen <ref> <id>`: `success` and `call already listening` both register the listener.
+pub async fn listen(s: &Sensor, callref: &str, listen_id: &str) -> Result<(), ManagerError> {
+    let r = request(s, &format!("listen {callref} {listen_id}"), REPLY_TIMEOUT).await?;
+    match r.as_slice() {
+        b"success" | b"call already listening" => Ok(()),
+        b"call not found" => Err(ManagerError::CallNotFound),
+        other => Err(ManagerError::Refused(
+            String::from_utf8_lossy(other).trim().to_string(),
+        )),
+    }
+}
+
+pub async fn read_audio(
+    s: &Sensor,
+    callref: &str,
+    listen_id: &str,
+) -> Result<ReadAudio, ManagerError> {
+    let r = request(
+        s,
+        &format!("readaudio {callref} {listen_id}"),
+        REPLY_TIMEOUT,
+    )
+    .await?;
+    if r.starts_with(b"information: ") {
+        return Ok(ReadAudio::Wait);
+    }
+    if let Some(msg) = r.strip_prefix(b"error: ") {
+        return Ok(ReadAudio::Gone(
+            String::from_utf8_lossy(msg).trim().to_string(),
+        ));
+    }
+    Ok(ReadAudio::Pcm(r))
+}
+
+pub async fn listen_stop(s: &Sensor, callref: &str, listen_id: &str) -> Result<(), ManagerError> {
+    request(
+        s,
+        &format!("listen_stop {callref} {listen_id}"),
+        REPLY_TIMEOUT,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Whether the sensor answers `getversion` (with its token) within `limit`.
+pub async fn online(s: &Sensor, limit: Duration) -> bool {
+    request(s, "getversion", limit)
+        .await
+        .is_ok_and(|r| !r.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callrefs_and_listen_ids_cannot_carry_commands() {
+        assert!(valid_callref("0x563de480a000"));
+        assert!(valid_callref("563DE480A000"));
+        for bad in [
+            "",
+            "0x",
+            "abc def",
+            "abc\nlistcalls",
+            "12345678901234567",
+            "xyz",
+        ] {
+            assert!(!valid_callref(bad), "{bad:?}");
+        }
+        assert!(valid_listen_id("earshot-player-1a.b_c"));
+        for bad in ["", "a b", "a\n", &"x".repeat(65)] {
+            assert!(!valid_listen_id(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn references_compare_in_any_spelling() {
+        assert_eq!(normalize_ref("0x00AbC"), normalize_ref("abc"));
+    }
+}

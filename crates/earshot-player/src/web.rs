@@ -1,0 +1,28 @@
+//! The browser page, embedded in the binary so `earshot player` is one file to deploy.
+
+use axum::http::header;
+use axum::response::IntoResponse;
+
+const INDEX: &str = include_str!("../web/index.html");
+const APP_JS: &str = include_str!("../web/app.js");
+const WORKLET_JS: &str = include_str!("../web/player-worklet.js");
+const PLAYER_JS: &str = include_str!("../web/earshot-player.js");
+const STYLE: &str = include_str!("../web/style.css");
+
+const JS: &str = "text/javascript; charset=utf-8";
+
+pub async fn index() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], INDEX)
+}
+pub async fn app_js() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, JS)], APP_JS)
+}
+pub async fn worklet_js() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, JS)], WORKLET_JS)
+}
+pub async fn player_js() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, JS)], PLAYER_JS)
+}
+pub async fn style_css() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE)
+}

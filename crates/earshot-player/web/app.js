@@ -1,0 +1,350 @@
+// earshot player page: login, the ChunkPlayer form, the live call list and the player panel.
+// The panel is the <earshot-player> web component (earshot-player.js), the same code a
+// developer embeds in their own page.
+import { fmtDuration } from "/earshot-player.js";
+
+const $ = (id) => document.getElementById(id);
+const player = $("player");
+const status = $("status");
+let me = null; // {name, role, csrf}
+let pollTimer = 0;
+let pollGeneration = 0;
+let sensorNames = new Map();
+let sensorsFetched = 0;
+const rows = new Map(); // "sensor|callref" -> <tr>
+let lastCalls = [];
+
+// ---- test hooks (read by tests/browser/player.test.mjs) ----
+window.earshotTest = {
+  get session() { return player.session; },
+  get analyserL() { return player.session && player.session.analyserL; },
+  get analyserR() { return player.session && player.session.analyserR; },
+  get samplesPlayed() { return player.session ? player.session.samplesPlayed : 0; },
+  get sampleRate() { return player.session ? player.session.sampleRate : 0; },
+  get state() { return player.session ? player.session.state : "idle"; },
+  get stats() { return player.session ? player.session.stats : {}; },
+  get calls() { return lastCalls; },
+};
+
+function say(text, level = "info") {
+  status.textContent = text;
+  status.dataset.level = level;
+}
+
+async function api(path, options = {}) {
+  const headers = { ...(options.headers || {}) };
+  if (options.body !== undefined) headers["Content-Type"] = "application/json";
+  if (options.method && options.method !== "GET" && me) headers["X-CSRF-Token"] = me.csrf;
+  const ctrl = new AbortController();
+  const timer = setTimeout(() => ctrl.abort(), options.timeout || 8000);
+  try {
+    const r = await fetch(path, {
+      method: options.method || "GET",
+      headers,
+      body: options.body === undefined ? undefined : JSON.stringify(options.body),
+      credentials: "same-origin",
+      signal: ctrl.signal,
+    });
+    let body = null;
+    try {
+      body = await r.json();
+    } catch {
+      body = null;
+    }
+    return { ok: r.ok, status: r.status, body };
+  } catch (e) {
+    return { ok: false, status: 0, body: { error: e.name === "AbortError" ? "the player did not answer in time" : `cannot reach the player: ${e.message}` } };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+// ---- login ----
+
+function showLogin(message = "") {
+  me = null;
+  stopPolling();
+  player.stop();
+  $("app").hidden = true;
+  $("who").hidden = true;
+  $("login-section").hidden = false;
+  $("login-error").textContent = message;
+  $("login").elements.name.focus();
+}
+
+function showApp(user) {
+  me = user;
+  $("login-section").hidden = true;
+  $("app").hidden = false;
+  $("who").hidden = false;
+  $("who-name").textContent = `${user.name} (${user.role})`;
+  say("");
+  startPolling();
+}
+
+$("login").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const f = new FormData(ev.target);
+  $("login-error").textContent = "";
+  const r = await api("/api/login", { method: "POST", body: { name: f.get("name"), password: f.get("password") } });
+  if (!r.ok) {
+    $("login-error").textContent = (r.body && r.body.error) || `login failed (HTTP ${r.status})`;
+    return;
+  }
+  ev.target.reset();
+  showApp(r.body);
+  $("filter").focus();
+});
+
+$("logout").addEventListener("click", async () => {
+  await api("/api/logout", { method: "POST" });
+  showLogin("Logged out.");
+});
+
+// ---- start from ----
+
+function startFrom() {
+  const v = document.querySelector("input[name=from]:checked").value;
+  if (v === "ago") {
+    const n = Math.max(1, Math.round(Number($("from-seconds").value) || 30));
+    return String(n); // <earshot-player start="30"> = 30 seconds ago
+  }
+  return v;
+}
+$("from-seconds").addEventListener("focus", () => {
+  document.querySelector("input[name=from][value=ago]").checked = true;
+});
+
+// ---- the ChunkPlayer form ----
+
+function listen(callref, sensorId) {
+  player.setAttribute("callref", callref);
+  if (sensorId === null || sensorId === undefined || sensorId === "") player.removeAttribute("sensor");
+  else player.setAttribute("sensor", String(sensorId));
+  player.setAttribute("start", startFrom());
+  say("");
+  player.play(); // synchronously in the click/submit: the AudioContext may start
+  markListening();
+}
+
+$("chunkplayer").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const f = new FormData(ev.target);
+  listen(String(f.get("callref")).trim(), String(f.get("sensor_id") || "").trim());
+});
+$("stop").addEventListener("click", () => {
+  player.stop();
+  markListening();
+});
+
+// VoIPmonitor's ChunkPlayer links pass the call in the query string.
+{
+  const q = new URLSearchParams(location.search);
+  const ref = q.get("callref") || q.get("callreference");
+  const sid = q.get("sensor_id") || q.get("sensorid") || q.get("id_sensor");
+  if (ref) $("callref").value = ref;
+  if (sid) $("sensor_id").value = sid;
+}
+
+player.addEventListener("earshot-state", (e) => {
+  if (e.detail.state === "ended") say("Call ended.");
+  if (e.detail.state === "stopped") markListening();
+});
+
+// ---- the call list ----
+
+function stopPolling() {
+  pollGeneration++;
+  clearTimeout(pollTimer);
+}
+
+function startPolling() {
+  stopPolling();
+  const gen = pollGeneration;
+  const tick = async () => {
+    if (gen !== pollGeneration) return;
+    const t0 = performance.now();
+    await refreshCalls();
+    if (gen !== pollGeneration) return;
+    // Every second, never two requests at once.
+    pollTimer = setTimeout(tick, Math.max(200, 1000 - (performance.now() - t0)));
+  };
+  tick();
+}
+
+async function refreshSensors() {
+  const r = await api("/api/sensors", { timeout: 5000 });
+  if (r.ok && Array.isArray(r.body)) {
+    sensorNames = new Map(r.body.map((s) => [String(s.id_sensor), s.name]));
+    sensorsFetched = Date.now();
+  } else {
+    sensorsFetched = Date.now() - 25000; // try again in 5 s
+  }
+}
+
+async function refreshCalls() {
+  // Sensor names: waited for the first time, refreshed in the background every 30 s.
+  if (!sensorsFetched) await refreshSensors();
+  else if (Date.now() - sensorsFetched > 30000) refreshSensors();
+  const r = await api("/api/calls", { timeout: 6000 });
+  if (r.status === 401) return showLogin((r.body && r.body.error) || "Log in again.");
+  if (!r.ok) {
+    renderErrors([{ sensor_id: null, error: (r.body && r.body.error) || `HTTP ${r.status}` }]);
+    return;
+  }
+  lastCalls = Array.isArray(r.body.calls) ? r.body.calls : [];
+  renderErrors(Array.isArray(r.body.errors) ? r.body.errors : []);
+  renderCalls(lastCalls);
+  $("calls-updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
+}
+
+function renderErrors(errors) {
+  const ul = $("sensor-errors");
+  ul.replaceChildren(
+    ...errors.map((e) => {
+      const li = document.createElement("li");
+      const name = e.sensor_id === null || e.sensor_id === undefined ? "player" : `sensor ${sensorLabel(e.sensor_id)}`;
+      li.textContent = `${name}: ${e.error}`;
+      return li;
+    }),
+  );
+}
+
+function sensorLabel(id) {
+  const name = sensorNames.get(String(id));
+  return name ? `${name} (${id})` : String(id);
+}
+
+function callState(c) {
+  if (c.state) return String(c.state);
+  const code = Number(c.last_sip_code);
+  if (!code) return "calling";
+  if (code < 200) return `ringing (${code})`;
+  if (code < 300) return "answered";
+  return `failed (${code})`;
+}
+
+const num = (v, d) => (v === null || v === undefined || v === "" || !Number.isFinite(Number(v)) ? "–" : Number(v).toFixed(d));
+const pair = (a, b, d) => `${num(a, d)} / ${num(b, d)}`;
+
+function cellsOf(c) {
+  return [
+    ["Caller", c.caller ?? "–"],
+    ["Called", c.called ?? "–"],
+    ["Sensor", sensorLabel(c.sensor_id)],
+    ["Duration", fmtDuration(c.duration)],
+    ["State", callState(c)],
+    ["Codecs", Array.isArray(c.codecs) && c.codecs.length ? c.codecs.join(", ") : "–"],
+    ["MOS", pair(c.mos_caller, c.mos_called, 1)],
+    ["Loss %", pair(c.loss_caller, c.loss_called, 1)],
+    ["Jitter ms", pair(c.jitter_caller, c.jitter_called, 1)],
+  ];
+}
+
+function keyOf(c) {
+  return `${c.sensor_id}|${String(c.callreference).toLowerCase()}`;
+}
+
+function matches(c, filter) {
+  if (!filter) return true;
+  const hay = [c.caller, c.called, c.callid, c.callreference, sensorLabel(c.sensor_id), callState(c), ...(c.codecs || [])]
+    .filter((v) => v !== null && v !== undefined)
+    .join(" ")
+    .toLowerCase();
+  return filter
+    .toLowerCase()
+    .split(/\s+/)
+    .filter(Boolean)
+    .every((w) => hay.includes(w));
+}
+
+function renderCalls(calls) {
+  const tbody = document.querySelector("#calls tbody");
+  const filter = $("filter").value.trim();
+  const seen = new Set();
+  let shown = 0;
+  let prev = null;
+  for (const c of calls) {
+    const key = keyOf(c);
+    seen.add(key);
+    let tr = rows.get(key);
+    if (!tr) {
+      tr = newRow(c);
+      rows.set(key, tr);
+    }
+    // Update in place: a keyboard user's focus on a listen button survives the refresh.
+    const cells = cellsOf(c);
+    cells.forEach(([, text], i) => {
+      if (tr.cells[i].textContent !== text) tr.cells[i].textContent = text;
+    });
+    tr.title = `Call-ID ${c.callid ?? "?"} · ref ${c.callreference}`;
+    tr.hidden = !matches(c, filter);
+    if (!tr.hidden) shown++;
+    // Keep the sensors' order, without moving rows that are already in place.
+    const want = prev ? prev.nextSibling : tbody.firstChild;
+    if (want !== tr) tbody.insertBefore(tr, want);
+    prev = tr;
+  }
+  for (const [key, tr] of rows) {
+    if (!seen.has(key)) {
+      if (tr.contains(document.activeElement)) $("filter").focus();
+      tr.remove();
+      rows.delete(key);
+    }
+  }
+  $("calls-count").textContent = `(${shown}${shown !== calls.length ? ` of ${calls.length}` : ""})`;
+  $("calls-empty").hidden = shown > 0;
+  $("calls-empty").textContent = calls.length ? "No call matches the filter." : "No active calls.";
+  markListening();
+}
+
+function newRow(c) {
+  const tr = document.createElement("tr");
+  tr.dataset.callref = c.callreference;
+  tr.dataset.sensor = c.sensor_id;
+  for (const [label] of cellsOf(c)) {
+    const td = document.createElement("td");
+    td.dataset.label = label;
+    tr.append(td);
+  }
+  const td = document.createElement("td");
+  td.className = "actions";
+  const b = document.createElement("button");
+  b.type = "button";
+  b.className = "listen";
+  b.textContent = "listen";
+  b.setAttribute("aria-label", `listen to ${c.caller ?? "?"} → ${c.called ?? "?"}`);
+  b.addEventListener("click", () => {
+    $("callref").value = c.callreference;
+    $("sensor_id").value = c.sensor_id ?? "";
+    listen(c.callreference, c.sensor_id);
+  });
+  td.append(b);
+  tr.append(td);
+  return tr;
+}
+
+function markListening() {
+  const s = player.session;
+  const active = s && !s.stopped ? `${s.sensorId}|${s.callref.toLowerCase()}` : null;
+  for (const [key, tr] of rows) {
+    const on = key === active;
+    tr.classList.toggle("listening", on);
+    if (on) tr.setAttribute("aria-current", "true");
+    else tr.removeAttribute("aria-current");
+  }
+}
+
+$("filter").addEventListener("input", () => renderCalls(lastCalls));
+
+// ---- start ----
+
+(async () => {
+  const r = await api("/api/me");
+  if (r.ok) showApp(r.body);
+  else if (r.status === 401) showLogin();
+  else {
+    showLogin();
+    say((r.body && r.body.error) || `the player answered HTTP ${r.status}`, "error");
+  }
+})();

@@ -1,0 +1,351 @@
+//! `earshot player` (the browser player's web server) and its administration commands:
+//! `earshot sensors`, `earshot users`, `earshot audit`.
+
+use anyhow::{anyhow, bail, Context, Result};
+use earshot_player::{auth, Config, Db, FileConfig, Overrides, Role, Sensor, SensorKind};
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+/// Where the player's database is: `--database`, else the `--config` file's `[database] url`,
+/// else `sqlite://earshot.db?mode=rwc`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DbArgs {
+    /// The player's TOML configuration file.
+    #[arg(long, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+    /// Database URL: sqlite://FILE?mode=rwc, postgres://…, mysql://…
+    #[arg(long, value_name = "URL", global = true, env = "EARSHOT_DATABASE")]
+    database: Option<String>,
+}
+
+impl DbArgs {
+    fn file(&self) -> Result<FileConfig> {
+        Ok(match &self.config {
+            Some(p) => FileConfig::load(p)?,
+            None => FileConfig::default(),
+        })
+    }
+
+    fn resolve(&self, mut o: Overrides) -> Result<Config> {
+        o.database = self.database.clone();
+        Ok(Config::resolve(self.file()?, o)?)
+    }
+
+    async fn open(&self) -> Result<Db> {
+        let config = self.resolve(Overrides::default())?;
+        Db::open(&config.database_url)
+            .await
+            .with_context(|| format!("cannot open the database {}", config.database_url))
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Serve the browser player: log in, see the calls of every sensor, listen to them.
+///
+/// Examples:
+///   earshot users add alice --role admin          # first, create a user
+///   earshot player --manager 127.0.0.1:5029       # then open http://127.0.0.1:8080/
+///   earshot player --config /etc/earshot/player.toml
+#[derive(clap::Args, Debug)]
+#[command(verbatim_doc_comment)]
+pub struct PlayerArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Address of the web server.
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Option<String>,
+    /// The default sensor's Manager API (used when a request names no sensor id).
+    #[arg(long, value_name = "HOST:PORT")]
+    manager: Option<String>,
+    /// The default sensor's token.
+    #[arg(long, value_name = "T", env = "EARSHOT_TOKEN")]
+    token: Option<String>,
+}
+
+pub fn player(args: PlayerArgs) -> Result<()> {
+    let config = args.db.resolve(Overrides {
+        listen: args.listen,
+        manager: args.manager,
+        token: args.token,
+        database: None,
+    })?;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    runtime()?.block_on(async {
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        earshot_player::serve(config, shutdown).await?;
+        Ok(())
+    })
+}
+
+/// Manage the sensors the player may connect to.
+///
+/// Examples:
+///   earshot sensors add --id 1 --name pbx1 --host 10.0.0.5 --port 5029 --token s3cret
+///   earshot sensors add --id 2 --name legacy --host 10.0.0.6 --port 5029 --kind voipmonitor
+///   earshot sensors list
+///   earshot sensors remove --id 2
+#[derive(clap::Args, Debug)]
+#[command(verbatim_doc_comment)]
+pub struct SensorsArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    #[command(subcommand)]
+    command: SensorsCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum SensorsCommand {
+    /// Register a sensor.
+    Add {
+        #[arg(long)]
+        id: i64,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        host: String,
+        #[arg(long, default_value_t = 5029)]
+        port: u16,
+        #[arg(long)]
+        token: Option<String>,
+        #[arg(long, default_value = "earshot", value_parser = ["earshot", "voipmonitor"])]
+        kind: String,
+    },
+    /// List the registered sensors (tokens are not shown).
+    List,
+    /// Remove a sensor.
+    Remove {
+        #[arg(long)]
+        id: i64,
+    },
+}
+
+pub fn sensors(args: SensorsArgs) -> Result<()> {
+    runtime()?.block_on(async {
+        let db = args.db.open().await?;
+        match args.command {
+            SensorsCommand::Add {
+                id,
+                name,
+                host,
+                port,
+                token,
+                kind,
+            } => {
+                let kind: SensorKind = kind.parse().map_err(|e: String| anyhow!(e))?;
+                let s = Sensor {
+                    id_sensor: id,
+                    name,
+                    host,
+                    port,
+                    token: token.filter(|t| !t.is_empty()),
+                    tls: false,
+                    kind,
+                };
+                earshot_player::api::validate_sensor(&s).map_err(|e| anyhow!(e))?;
+                db.add_sensor(&s).await?;
+                println!("sensor {id} added");
+            }
+            SensorsCommand::List => {
+                let mut out = std::io::stdout().lock();
+                writeln!(
+                    out,
+                    "{:>6}  {:<20} {:<30} {:<12} TOKEN",
+                    "ID", "NAME", "ADDRESS", "KIND"
+                )?;
+                for s in db.sensors().await? {
+                    writeln!(
+                        out,
+                        "{:>6}  {:<20} {:<30} {:<12} {}",
+                        s.id_sensor,
+                        s.name,
+                        format!("{}:{}", s.host, s.port),
+                        s.kind.as_str(),
+                        if s.token.is_some() { "set" } else { "-" }
+                    )?;
+                }
+            }
+            SensorsCommand::Remove { id } => {
+                if !db.remove_sensor(id).await? {
+                    bail!("sensor {id} is not registered (see `earshot sensors list`)");
+                }
+                println!("sensor {id} removed");
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Manage the player's users. Roles: viewer (sees calls), listener (also listens), admin
+/// (also manages sensors and users, reads the audit log).
+///
+/// Examples:
+///   earshot users add alice --role admin                       # asks for the password
+///   echo 'secret' | earshot users add bob --role listener --password-stdin
+///   earshot users passwd bob
+///   earshot users list
+///   earshot users remove bob
+#[derive(clap::Args, Debug)]
+#[command(verbatim_doc_comment)]
+pub struct UsersArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    #[command(subcommand)]
+    command: UsersCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum UsersCommand {
+    /// Create a user.
+    Add {
+        name: String,
+        #[arg(long, value_parser = ["viewer", "listener", "admin"])]
+        role: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users and roles.
+    List,
+    /// Set a user's password (their sessions end).
+    Passwd {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Delete a user (their sessions end).
+    Remove { name: String },
+}
+
+/// The password from stdin's first line, or asked for on the terminal.
+fn read_password(from_stdin: bool) -> Result<String> {
+    let stdin = std::io::stdin();
+    if !from_stdin {
+        if !stdin.is_terminal() {
+            bail!("no terminal to ask for the password: pass --password-stdin and pipe it in");
+        }
+        eprint!("Password (shown as you type): ");
+        std::io::stderr().flush()?;
+    }
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line)?;
+    let pw = line.trim_end_matches(['\r', '\n']).to_string();
+    if pw.is_empty() {
+        bail!("the password is empty: give one with at least 1 character");
+    }
+    Ok(pw)
+}
+
+pub fn users(args: UsersArgs) -> Result<()> {
+    runtime()?.block_on(async {
+        let db = args.db.open().await?;
+        match args.command {
+            UsersCommand::Add {
+                name,
+                role,
+                password_stdin,
+            } => {
+                let role: Role = role.parse().map_err(|e: String| anyhow!(e))?;
+                if name.is_empty() || name.len() > 255 {
+                    bail!("the user name must be 1-255 characters");
+                }
+                let hash = auth::hash_password(&read_password(password_stdin)?)?;
+                db.add_user(&name, &hash, role).await?;
+                println!("user {name} added as {}", role.as_str());
+            }
+            UsersCommand::List => {
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "{:<30} ROLE", "NAME")?;
+                for u in db.users().await? {
+                    writeln!(out, "{:<30} {}", u.name, u.role.as_str())?;
+                }
+            }
+            UsersCommand::Passwd {
+                name,
+                password_stdin,
+            } => {
+                let hash = auth::hash_password(&read_password(password_stdin)?)?;
+                if !db.set_password(&name, &hash).await? {
+                    bail!("no user {name} (see `earshot users list`)");
+                }
+                println!("password of {name} changed");
+            }
+            UsersCommand::Remove { name } => {
+                if !db.remove_user(&name).await? {
+                    bail!("no user {name} (see `earshot users list`)");
+                }
+                println!("user {name} removed");
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Show who listened to which call, most recent first.
+#[derive(clap::Args, Debug)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// How many rows.
+    #[arg(long, default_value_t = 50)]
+    limit: i64,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn time_text(secs: i64) -> String {
+    let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| t.format(f).ok())
+        .unwrap_or_else(|| secs.to_string())
+}
+
+pub fn audit(args: AuditArgs) -> Result<()> {
+    runtime()?.block_on(async {
+        let db = args.db.open().await?;
+        let rows = db.audit(args.limit).await?;
+        let mut out = std::io::stdout().lock();
+        if args.json {
+            serde_json::to_writer_pretty(&mut out, &rows)?;
+            writeln!(out)?;
+            return Ok(());
+        }
+        writeln!(
+            out,
+            "{:<19}  {:<19}  {:<16} {:<15} {:>6} {:<14} {:<16} {:<16} CALL-ID",
+            "STARTED", "STOPPED", "USER", "FROM", "SENSOR", "REF", "CALLER", "CALLED"
+        )?;
+        let dash = || "-".to_string();
+        for r in rows {
+            writeln!(
+                out,
+                "{:<19}  {:<19}  {:<16} {:<15} {:>6} {:<14} {:<16} {:<16} {}",
+                time_text(r.started),
+                r.stopped.map(time_text).unwrap_or_else(dash),
+                r.user_name,
+                r.source_ip.unwrap_or_else(dash),
+                r.id_sensor.map(|i| i.to_string()).unwrap_or_else(dash),
+                r.callreference,
+                r.caller.unwrap_or_else(dash),
+                r.called.unwrap_or_else(dash),
+                r.callid.unwrap_or_else(dash),
+            )?;
+        }
+        Ok(())
+    })
+}
