@@ -96,21 +96,7 @@ impl Listener {
     /// Feeds one RTP packet of the call.
     pub fn push(&mut self, p: &RtpPacket<'_>) -> Result<(), Gone> {
         let codec = self.codec(p).cloned();
-        let input = RtpIn {
-            arrival_ns: p.ts.nanos(),
-            ssrc: p.ssrc,
-            seq: p.seq,
-            timestamp: p.timestamp,
-            payload_type: p.payload_type,
-            marker: p.marker,
-            payload: p.payload,
-            codec: codec.as_ref(),
-            event: p.event,
-        };
-        let leg = match p.party {
-            Party::Caller => Leg::Caller,
-            Party::Called => Leg::Called,
-        };
+        let (leg, input) = audio_input(p, codec.as_ref());
         let mut out = std::mem::take(&mut self.scratch);
         self.audio.push(leg, &input, &mut out);
         let r = self.emit(&mut out, false);
@@ -160,10 +146,7 @@ impl Listener {
 
     fn codec(&mut self, p: &RtpPacket<'_>) -> Option<&Codec> {
         if !self.codecs.contains_key(&p.payload_type) {
-            let codec = match p.format {
-                Some(f) => Codec::from_sdp(&f.encoding, f.clock_rate, f.channels, None),
-                None => Codec::from_static_pt(p.payload_type)?,
-            };
+            let codec = codec_of(p)?;
             if self.codecs.len() < 32 {
                 self.codecs.insert(p.payload_type, codec);
             }
@@ -210,6 +193,34 @@ impl Listener {
         };
         origin + (i128::from(index) * 1_000_000_000 / i128::from(self.format.rate)) as i64
     }
+}
+
+/// The codec of a call's RTP packet: its SDP format, else the RFC 3551 static table.
+pub fn codec_of(p: &RtpPacket<'_>) -> Option<Codec> {
+    p.format
+        .map(|f| Codec::from_sdp(&f.encoding, f.clock_rate, f.channels, None))
+        .or_else(|| Codec::from_static_pt(p.payload_type))
+}
+
+/// An engine packet as the audio engine takes it: which leg, and the packet itself. The audio
+/// crate does not depend on the call engine, so this glue lives here, at the edge.
+pub fn audio_input<'a>(p: &RtpPacket<'a>, codec: Option<&'a Codec>) -> (Leg, RtpIn<'a>) {
+    let leg = match p.party {
+        Party::Caller => Leg::Caller,
+        Party::Called => Leg::Called,
+    };
+    let input = RtpIn {
+        arrival_ns: p.ts.nanos(),
+        ssrc: p.ssrc,
+        seq: p.seq,
+        timestamp: p.timestamp,
+        payload_type: p.payload_type,
+        marker: p.marker,
+        payload: p.payload,
+        codec,
+        event: p.event,
+    };
+    (leg, input)
 }
 
 fn send(tx: &Sender<Frame>, frame: Frame) -> Result<(), Gone> {

@@ -2,8 +2,9 @@
 
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
-use earshot_audio::{decoder_for, CallAudio, Codec, Leg, MixConfig, MixMode, PlayoutConfig, RtpIn};
-use earshot_core::{Call, CallId, Config, Engine, Event, Party, RtpPacket, Sink};
+use earshot_audio::{decoder_for, CallAudio, Codec, Leg, MixConfig, MixMode, PlayoutConfig};
+use earshot_core::{Call, CallId, Config, Engine, Event, RtpPacket, Sink};
+use earshot_sensor::listener::{audio_input, codec_of};
 use earshot_wire::{CaptureError, CaptureReader};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -132,12 +133,6 @@ fn feed_files(files: &[PathBuf], sink: &mut dyn Sink) -> Result<()> {
 }
 
 /// The codec a packet's payload type stands for in its call.
-fn codec_of(p: &RtpPacket<'_>) -> Option<Codec> {
-    p.format
-        .map(|f| Codec::from_sdp(&f.encoding, f.clock_rate, f.channels, None))
-        .or_else(|| Codec::from_static_pt(p.payload_type))
-}
-
 enum Wanted {
     Call(String),
     All,
@@ -198,21 +193,7 @@ impl Sink for CallSink {
             return;
         };
         let codec = codec_of(p);
-        let leg = match p.party {
-            Party::Caller => Leg::Caller,
-            Party::Called => Leg::Called,
-        };
-        let rtp = RtpIn {
-            arrival_ns: p.ts.0,
-            ssrc: p.ssrc,
-            seq: p.seq,
-            timestamp: p.timestamp,
-            payload_type: p.payload_type,
-            marker: p.marker,
-            payload: p.payload,
-            codec: codec.as_ref(),
-            event: p.event,
-        };
+        let (leg, rtp) = audio_input(p, codec.as_ref());
         out.audio.push(leg, &rtp, &mut out.pcm);
     }
 }
