@@ -19,6 +19,11 @@ const NS_PER_S: i128 = 1_000_000_000;
 /// Extra hold-back beyond the jitter-buffer depth: covers the resampler's
 /// look-ahead and chunks placed slightly before the newest packet.
 const HOLD_MS: i64 = 100;
+/// The same margin with an adaptive (live) depth, where the hold follows the
+/// current depth instead of the largest one: the resampler's look-ahead is at
+/// most ~2.5 ms, and re-anchoring on a less-delayed packet does not move a
+/// running leg's writes (it stays contiguous within `slip_ms`).
+const LIVE_HOLD_MS: i64 = 5;
 /// How far before the first written sample a late-placed chunk may still
 /// extend the call, before output has started.
 const MAX_PREPEND_S: i64 = 10;
@@ -280,8 +285,7 @@ impl CallAudio {
             self.place(idx, &mut chunks);
             self.legs[idx].scratch = chunks;
         }
-        let hold = self.legs[0].playout.max_depth_ns() + HOLD_MS * 1_000_000;
-        let ready = self.index(now_ns.saturating_sub(hold));
+        let ready = self.index(now_ns.saturating_sub(self.hold_ns()));
         self.emit_until(ready, false, out);
     }
 
@@ -308,6 +312,25 @@ impl CallAudio {
             }
         }
         self.emit_until(end, true, out);
+    }
+
+    /// How far output trails the capture clock. Offline: the largest depth
+    /// plus [`HOLD_MS`]. Live (adaptive depth): the deeper leg's current depth
+    /// (including packets still held with an earlier, larger depth) plus
+    /// [`LIVE_HOLD_MS`], so latency follows the jitter actually seen instead of
+    /// the worst case.
+    pub fn hold_ns(&self) -> i64 {
+        if self.cfg.playout.adaptive {
+            let depth = self.legs.iter().map(|l| l.playout.hold_ns()).max();
+            depth.unwrap_or(0) + LIVE_HOLD_MS * 1_000_000
+        } else {
+            self.legs[0].playout.max_depth_ns() + HOLD_MS * 1_000_000
+        }
+    }
+
+    /// Current jitter-buffer depth of `leg`, nanoseconds.
+    pub fn depth_ns(&self, leg: Leg) -> i64 {
+        self.legs[leg_index(leg)].playout.depth_ns()
     }
 
     /// Output samples per channel emitted so far.

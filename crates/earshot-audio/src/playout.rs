@@ -300,6 +300,16 @@ impl Playout {
         i64::from(self.cfg.max_depth_ms.max(self.cfg.depth_ms)) * NS_PER_MS
     }
 
+    /// How far behind the capture clock this leg's audio is complete: the current depth, or
+    /// more while packets scheduled with an earlier, larger depth are still held (their audio
+    /// is released that much after its place).
+    pub fn hold_ns(&self) -> i64 {
+        self.buffer
+            .values()
+            .map(|p| p.release_ns.saturating_sub(p.pos_ns))
+            .fold(self.depth_ns, i64::max)
+    }
+
     /// Takes one packet and appends the chunks that became due by its
     /// arrival time.
     pub fn push(&mut self, p: &RtpIn<'_>, out: &mut Vec<Chunk>) {

@@ -17,6 +17,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::Sender;
 
+/// How often listeners' clocks advance between packets. Output leaves once the capture clock
+/// passes a block's end plus the playout hold, so this adds up to one period to the latency.
+const POLL: Duration = Duration::from_millis(5);
+
 /// Work for the fan-out thread.
 pub(crate) enum AudioMsg {
     Subscribe {
@@ -93,7 +97,7 @@ impl Fanout {
     fn run(&mut self, rx: &Receiver<AudioMsg>) {
         let mut last_poll = Instant::now();
         loop {
-            match rx.recv_timeout(Duration::from_millis(10)) {
+            match rx.recv_timeout(POLL) {
                 Ok(msg) => {
                     if !self.handle(msg) {
                         return;
@@ -105,7 +109,7 @@ impl Fanout {
                     return;
                 }
             }
-            if last_poll.elapsed() >= Duration::from_millis(10) {
+            if last_poll.elapsed() >= POLL {
                 last_poll = Instant::now();
                 self.poll();
             }

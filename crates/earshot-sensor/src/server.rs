@@ -533,8 +533,11 @@ async fn stream<S: AsyncWrite + Unpin>(sock: &mut S, state: &State, req: StreamR
             Ok(Ok(())) => {}
             Ok(Err(_)) => break,
             Err(_) => {
-                // The client stopped reading: a slow listener, dropped and counted.
-                SensorCounters::add(&state.shared.counters.listener_drops, 1);
+                // The client stopped reading: a slow listener, dropped and counted, unless the
+                // fan-out already dropped (and counted) it when its queue filled.
+                if !rx.is_closed() {
+                    SensorCounters::add(&state.shared.counters.listener_drops, 1);
+                }
                 tracing::warn!(callref = %req.callref, "stream listener dropped: nothing read for {STREAM_STALL:?}");
                 break;
             }
