@@ -18,19 +18,25 @@ pub enum TlsError {
     Config(String),
 }
 
-/// Builds the server side from PEM files: the certificate chain (leaf first) and its key.
-pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+/// Every certificate of a PEM file; an error when there is none.
+fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
         .and_then(|it| it.collect::<Result<_, _>>())
         .map_err(|e| TlsError::Certificate {
-            path: cert.display().to_string(),
+            path: path.display().to_string(),
             reason: e.to_string(),
         })?;
     if certs.is_empty() {
         return Err(TlsError::NoCertificate {
-            path: cert.display().to_string(),
+            path: path.display().to_string(),
         });
     }
+    Ok(certs)
+}
+
+/// Builds the server side from PEM files: the certificate chain (leaf first) and its key.
+pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let certs = load_certs(cert)?;
     let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key {
         path: key.display().to_string(),
         reason: e.to_string(),
@@ -49,18 +55,7 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig
 /// self-signed certificate), for `earshot calls`/`listen` and the player.
 pub fn client_config(ca: &Path) -> Result<Arc<rustls::ClientConfig>, TlsError> {
     let mut roots = rustls::RootCertStore::empty();
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca)
-        .and_then(|it| it.collect::<Result<_, _>>())
-        .map_err(|e| TlsError::Certificate {
-            path: ca.display().to_string(),
-            reason: e.to_string(),
-        })?;
-    if certs.is_empty() {
-        return Err(TlsError::NoCertificate {
-            path: ca.display().to_string(),
-        });
-    }
-    for c in certs {
+    for c in load_certs(ca)? {
         roots.add(c).map_err(|e| TlsError::Config(e.to_string()))?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
