@@ -33,10 +33,7 @@ impl FrameSender {
 
     /// Hands a batch over; false when the pipeline has gone away (time to stop).
     pub fn send(&self, batch: FrameBatch) -> bool {
-        let n = batch.len() as u64;
-        let bytes: u64 = batch.iter().map(|f| f.data.len() as u64).sum();
-        SensorCounters::add(&self.counters.frames, n);
-        SensorCounters::add(&self.counters.bytes, bytes);
+        let n = self.count(&batch);
         match self.tx.try_send(batch) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {
@@ -50,9 +47,17 @@ impl FrameSender {
     /// Hands a batch over, waiting while the queue is full. Only for sources that may apply
     /// back-pressure without losing anything (a file replayed as fast as possible).
     pub fn send_blocking(&self, batch: FrameBatch) -> bool {
-        let n = batch.len() as u64;
-        SensorCounters::add(&self.counters.frames, n);
+        self.count(&batch);
         self.tx.send(batch).is_ok()
+    }
+
+    /// Counts a batch as taken from its source (frames and bytes); returns its frame count.
+    fn count(&self, batch: &FrameBatch) -> u64 {
+        let n = batch.len() as u64;
+        let bytes: u64 = batch.iter().map(|f| f.data.len() as u64).sum();
+        SensorCounters::add(&self.counters.frames, n);
+        SensorCounters::add(&self.counters.bytes, bytes);
+        n
     }
 
     pub fn counters(&self) -> &Arc<SensorCounters> {
