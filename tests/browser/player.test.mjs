@@ -15,95 +15,31 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, rmSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, mkdirSync, rmSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, dirname, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import net from "node:net";
+import { join } from "node:path";
+import {
+  REPO, SHOTS, missingPrerequisite, skipOrFail, loadPlaywright, freePort, until, run, Processes,
+  launchChromium, logIn, spectrum, secondsPlayed,
+} from "./lib.mjs";
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const REPO = resolve(HERE, "../..");
-const SHOTS = join(REPO, "target", "screenshots");
-const BIN = process.env.EARSHOT_BIN ? resolve(process.env.EARSHOT_BIN) : "";
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const CALLER_HZ = 400;
 const CALLED_HZ = 1000;
 const CALL_SECONDS = 20;
-
-function skipReason() {
-  if (!BIN) return "EARSHOT_BIN is not set: build earshot and point EARSHOT_BIN at the binary";
-  if (!existsSync(BIN)) return `EARSHOT_BIN=${BIN} does not exist`;
-  const help = spawnSync(BIN, ["player", "--help"], { encoding: "utf8", timeout: 20000 });
-  if (help.status !== 0) return `${BIN} has no \`player\` subcommand (earshot player --help failed: ${(help.stderr || "").split("\n")[0]})`;
-  if (!existsSync(CHROMIUM)) return `no Chromium at ${CHROMIUM} (apt-get install -y chromium, or set CHROMIUM)`;
-  return null;
-}
-
-async function loadPlaywright() {
-  try {
-    return await import("playwright-core");
-  } catch {
-    return null;
-  }
-}
-
-function freePort() {
-  return new Promise((res, rej) => {
-    const s = net.createServer();
-    s.unref();
-    s.on("error", rej);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => res(port));
-    });
-  });
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `fn` until it returns a truthy value; fails with `what` after `ms`. */
-async function until(what, ms, fn, every = 200) {
-  const deadline = Date.now() + ms;
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
-    await sleep(every);
-  }
-}
-
-function run(args, input) {
-  const r = spawnSync(BIN, args, { input, encoding: "utf8", timeout: 60000 });
-  if (r.status !== 0) throw new Error(`earshot ${args.join(" ")} failed (${r.status}): ${r.stderr}`);
-  return r;
-}
+const TOKEN = "good-token";
 
 test("earshot player in headless Chromium", { timeout: 180000 }, async (t) => {
-  const why = skipReason();
-  if (why) return t.skip(why);
+  const why = missingPrerequisite();
+  if (why) return skipOrFail(t, why);
   const pw = await loadPlaywright();
-  if (!pw) return t.skip("playwright-core is not installed: cd tests/browser && npm install");
+  if (!pw) return skipOrFail(t, "playwright-core is not installed: cd tests/browser && npm install");
 
   const dir = mkdtempSync(join(tmpdir(), "earshot-browser-"));
   mkdirSync(SHOTS, { recursive: true });
-  const children = [];
-  const logs = [];
+  const procs = new Processes();
+  const logs = procs.logs;
   let context = null;
-  const start = (name, args) => {
-    const p = spawn(BIN, args, { stdio: ["ignore", "pipe", "pipe"] });
-    const keep = (d) => logs.push(`[${name}] ${d.toString().trimEnd()}`);
-    p.stdout.on("data", keep);
-    p.stderr.on("data", keep);
-    p.on("exit", (code, sig) => logs.push(`[${name}] exited ${code ?? sig}`));
-    children.push(p);
-    return p;
-  };
+  const start = (name, args) => procs.start(name, args);
 
   try {
     const pcap = join(dir, "call.pcap");
@@ -112,33 +48,18 @@ test("earshot player in headless Chromium", { timeout: 180000 }, async (t) => {
     const webPort = await freePort();
     run(["synth", "--calls", "1", "--seconds", String(CALL_SECONDS), "--codec", "pcma", "--out", pcap]);
     run(["users", "add", "tester", "--role", "listener", "--password-stdin", "--database", db], "s3cret-pass\n");
-    run(["sensors", "add", "--id", "1", "--name", "s1", "--host", "127.0.0.1", "--port", String(sensorPort), "--database", db]);
+    run(["users", "add", "boss", "--role", "admin", "--password-stdin", "--database", db], "b0ss-pass\n");
+    run(["sensors", "add", "--id", "1", "--name", "s1", "--host", "127.0.0.1", "--port", String(sensorPort), "--token", TOKEN, "--database", db]);
+    // The same sensor registered with a wrong token: its error must reach the page.
+    run(["sensors", "add", "--id", "2", "--name", "badtoken", "--host", "127.0.0.1", "--port", String(sensorPort), "--token", "wrong-token", "--database", db]);
 
-    start("player", ["player", "--listen", `127.0.0.1:${webPort}`, "--database", db, "--manager", `127.0.0.1:${sensorPort}`]);
+    start("player", ["player", "--listen", `127.0.0.1:${webPort}`, "--database", db]);
     const base = `http://127.0.0.1:${webPort}`;
     await until("the player's web server", 20000, async () => (await fetch(base + "/")).ok);
 
-    const profile = join(dir, "chromium-profile");
-    context = await pw.chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      acceptDownloads: true,
-      viewport: { width: 1280, height: 900 },
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--autoplay-policy=no-user-gesture-required",
-        // Pages fulfilled by the dev aid below have no address space: without this Chromium's
-        // Local Network Access checks block their WebSocket to 127.0.0.1.
-        ...(process.env.EARSHOT_WEB_FROM_DISK ? ["--disable-features=LocalNetworkAccessChecks"] : []),
-      ],
-      timeout: 30000,
-    });
+    // Pages fulfilled by the dev aid below have no address space: without the flag Chromium's
+    // Local Network Access checks block their WebSocket to 127.0.0.1.
+    context = await launchChromium(pw, dir, process.env.EARSHOT_WEB_FROM_DISK ? ["--disable-features=LocalNetworkAccessChecks"] : []);
     const page = context.pages()[0] || (await context.newPage());
     page.setDefaultTimeout(15000);
     page.on("console", (m) => logs.push(`[console.${m.type()}] ${m.text()}`));
@@ -158,14 +79,7 @@ test("earshot player in headless Chromium", { timeout: 180000 }, async (t) => {
     }
 
     // ---- log in, keyboard only ----
-    await page.goto(base + "/");
-    await page.locator("#login-section").waitFor({ state: "visible" });
-    await page.locator("#login input[name=name]").focus();
-    await page.keyboard.type("tester");
-    await page.keyboard.press("Tab");
-    await page.keyboard.type("s3cret-pass");
-    await page.keyboard.press("Enter");
-    await page.locator("#app").waitFor({ state: "visible" });
+    await logIn(page, base, "tester", "s3cret-pass");
 
     // ---- the sensor is not running yet: its error is shown ----
     await page.locator("#sensor-errors li").first().waitFor({ state: "visible" });
@@ -173,12 +87,13 @@ test("earshot player in headless Chromium", { timeout: 180000 }, async (t) => {
     await page.screenshot({ path: join(SHOTS, "01-sensor-down.png"), fullPage: true });
 
     // ---- the call appears once the sensor runs ----
-    start("sensor", ["sensor", "--pcap", pcap, "--speed", "1", "--loop", "--manager", `127.0.0.1:${sensorPort}`]);
-    // `--manager` also makes the same sensor the player's default one (id 0): pick sensor 1's row.
+    start("sensor", ["sensor", "--pcap", pcap, "--speed", "1", "--loop", "--manager", `127.0.0.1:${sensorPort}`, "--token", TOKEN]);
     const row = page.locator('#calls tbody tr[data-sensor="1"]').first();
     const listenButton = row.locator("button.listen");
     await listenButton.waitFor({ state: "visible", timeout: 20000 });
-    await until("the sensor error to clear", 10000, async () => (await page.locator("#sensor-errors li").count()) === 0);
+    // Sensor 2 has the wrong token: the page says so, and only sensor 2's error remains.
+    await until("only the wrong-token sensor's error", 10000, async () => (await page.locator("#sensor-errors li").count()) === 1);
+    assert.match(await page.locator("#sensor-errors").innerText(), /badtoken \(2\): .*refused the player's token/i);
     const firstRef = await row.getAttribute("data-callref");
     // The filter hides what does not match and shows what does.
     await page.locator("#filter").fill("no-such-number");
@@ -188,26 +103,10 @@ test("earshot player in headless Chromium", { timeout: 180000 }, async (t) => {
     await page.waitForTimeout(1500); // let the duration tick, for the screenshot
     await listenButton.click();
 
-    const played = () => page.evaluate(() => earshotTest.sampleRate ? earshotTest.samplesPlayed / earshotTest.sampleRate : 0);
+    const played = () => secondsPlayed(page);
     await until("3 s of audio played", 20000, async () => (await played()) >= 3);
 
-    const spectrum = () =>
-      page.evaluate(() => {
-        const peak = (a) => {
-          const bins = new Float32Array(a.frequencyBinCount);
-          a.getFloatFrequencyData(bins);
-          let best = 0;
-          for (let i = 1; i < bins.length; i++) if (bins[i] > bins[best]) best = i;
-          const rate = a.context.sampleRate;
-          const time = new Float32Array(a.fftSize);
-          a.getFloatTimeDomainData(time);
-          let max = 0;
-          for (const v of time) max = Math.max(max, Math.abs(v));
-          return { hz: (best * rate) / a.fftSize, binHz: rate / a.fftSize, db: bins[best], max };
-        };
-        return { l: peak(earshotTest.analyserL), r: peak(earshotTest.analyserR), state: earshotTest.state, stats: earshotTest.stats };
-      });
-    let s = await spectrum();
+    let s = await spectrum(page);
     logs.push(`[test] playing: ${JSON.stringify(s)}`);
     assert.ok(Math.abs(s.l.hz - CALLER_HZ) <= 5 + s.l.binHz, `left (caller) peak at ${s.l.hz.toFixed(1)} Hz, want ${CALLER_HZ} ± 5`);
     assert.ok(Math.abs(s.r.hz - CALLED_HZ) <= 5 + s.r.binHz, `right (called) peak at ${s.r.hz.toFixed(1)} Hz, want ${CALLED_HZ} ± 5`);
@@ -221,7 +120,7 @@ test("earshot player in headless Chromium", { timeout: 180000 }, async (t) => {
     await muteCaller.click();
     assert.equal(await muteCaller.getAttribute("aria-pressed"), "true");
     await page.waitForTimeout(1000); // the analyser holds 0.68 s of samples
-    s = await spectrum();
+    s = await spectrum(page);
     logs.push(`[test] muted: ${JSON.stringify(s)}`);
     assert.ok(s.l.max < 1e-4, `left should be silent after mute, max |sample| = ${s.l.max}`);
     assert.ok(s.r.max > 0.05, `right should still play after muting left, max |sample| = ${s.r.max}`);
@@ -257,7 +156,7 @@ test("earshot player in headless Chromium", { timeout: 180000 }, async (t) => {
     await page.locator("#sensor_id").fill(String(next.sensor));
     await page.locator("#play").click();
     await until("2 s of audio from the ChunkPlayer form", 20000, async () => (await page.evaluate(() => earshotTest.session && earshotTest.session.callref)) === next.ref && (await played()) >= 2);
-    s = await spectrum();
+    s = await spectrum(page);
     logs.push(`[test] chunkplayer: ${JSON.stringify(s)}`);
     assert.ok(Math.abs(s.l.hz - CALLER_HZ) <= 5 + s.l.binHz, `ChunkPlayer: left peak at ${s.l.hz.toFixed(1)} Hz`);
     assert.ok(Math.abs(s.r.hz - CALLED_HZ) <= 5 + s.r.binHz, `ChunkPlayer: right peak at ${s.r.hz.toFixed(1)} Hz`);
@@ -272,15 +171,45 @@ test("earshot player in headless Chromium", { timeout: 180000 }, async (t) => {
 
     await page.locator("#stop").click();
     assert.equal(await page.evaluate(() => earshotTest.state), "stopped");
+
+    // ---- a sensor that refuses the player's token: a clear error, not a hang ----
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.locator("#sensor_id").fill("2");
+    await page.locator("#play").click();
+    await until("the wrong-token error in the player panel", 10000, async () => (await page.evaluate(() => earshotTest.state)) === "error");
+    assert.match(await page.locator("#player .msg").innerText(), /refused the player's token/i);
+    await page.screenshot({ path: join(SHOTS, "07-wrong-token.png"), fullPage: true });
+
+    // ---- the audit log has both listening sessions, with who, what and when ----
+    const audit = JSON.parse(run(["audit", "--json", "--database", db]).stdout);
+    for (const ref of [firstRef, next.ref]) {
+      const row = audit.find((r) => r.callreference.toLowerCase() === String(ref).toLowerCase());
+      assert.ok(row, `audit row for ${ref}: ${JSON.stringify(audit)}`);
+      assert.equal(row.user_name, "tester");
+      assert.equal(row.id_sensor, 1);
+      assert.equal(row.source_ip, "127.0.0.1");
+      assert.ok(row.callid && row.caller && row.called, `audit row names the call: ${JSON.stringify(row)}`);
+      assert.ok(row.stopped >= row.started, `audit row has a stop time: ${JSON.stringify(row)}`);
+    }
+    // A listener sees no administration; an admin sees the sensors and the audit log.
+    assert.equal(await page.locator("#admin-section").isVisible(), false, "no admin section for a listener");
+    await page.locator("#logout").click();
+    await logIn(page, base, "boss", "b0ss-pass");
+    await page.locator("#admin-section").waitFor({ state: "visible" });
+    await until("the audit log on the admin page", 10000, async () => (await page.locator(`#audit tbody tr[data-callref="${firstRef}"]`).count()) === 1);
+    assert.match(await page.locator(`#audit tbody tr[data-callref="${firstRef}"]`).innerText(), /tester\s+127\.0\.0\.1\s+1\s/);
+    await until("both sensors in the admin table", 10000, async () => (await page.locator("#sensors tbody tr").count()) === 2);
+    page.once("dialog", (d) => d.accept());
+    await page.locator('#sensors tbody tr[data-sensor="2"] button.remove').click();
+    await until("sensor 2 to be removed", 10000, async () => (await page.locator("#sensors tbody tr").count()) === 1);
+    await page.screenshot({ path: join(SHOTS, "08-admin.png"), fullPage: true });
   } catch (e) {
     console.error(logs.slice(-80).join("\n"));
     throw e;
   } finally {
     writeFileSync(join(SHOTS, "log.txt"), logs.join("\n") + "\n");
     if (context) await context.close().catch(() => {});
-    for (const p of children) if (p.exitCode === null) p.kill("SIGTERM");
-    await sleep(300);
-    for (const p of children) if (p.exitCode === null) p.kill("SIGKILL");
+    await procs.stopAll();
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -83,10 +83,13 @@ impl PlayoutConfig {
         }
     }
 
-    /// Adaptive depth between 40 and 300 ms for listening while a call runs.
+    /// Adaptive depth between 20 and 300 ms for listening while a call runs. The floor is one
+    /// packet of the usual 20 ms ptime: on a clean network that is all the reordering room
+    /// needed, and every millisecond here is a millisecond of listening delay; jitter raises
+    /// the depth (twice the smoothed jitter + 10 ms).
     pub fn live() -> Self {
         Self {
-            depth_ms: 40,
+            depth_ms: 20,
             adaptive: true,
             max_depth_ms: 300,
             ..Self::offline()

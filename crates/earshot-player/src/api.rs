@@ -29,6 +29,8 @@ pub const SESSION_COOKIE: &str = "earshot_session";
 pub const SESSION_SECONDS: i64 = 12 * 3600;
 /// Time limit for one sensor's `listcalls` in `/api/calls`.
 pub const LIST_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long one WebSocket send to a browser may wait before the session is dropped.
+pub const BROWSER_SEND_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often VoIPmonitor sensors are polled with `readaudio`.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
 
@@ -50,11 +52,20 @@ impl AppState {
     }
 
     /// Every sensor the player may talk to: the registry, plus the configured default unless
-    /// the registry has a sensor with its id.
+    /// the registry has a sensor with its id, or the same sensor (address and credentials)
+    /// under another id: listing it twice would show every call twice.
     pub async fn all_sensors(&self) -> Result<Vec<Sensor>, ApiError> {
         let mut list = self.db.sensors().await?;
         if let Some(d) = &self.config.default_sensor {
-            if !list.iter().any(|s| s.id_sensor == d.id_sensor) {
+            let registered = |s: &Sensor| {
+                s.id_sensor == d.id_sensor
+                    || (s.port == d.port
+                        && s.host.eq_ignore_ascii_case(&d.host)
+                        && s.token == d.token
+                        && s.tls == d.tls
+                        && s.kind == d.kind)
+            };
+            if !list.iter().any(registered) {
                 list.insert(0, d.clone());
             }
         }
@@ -93,6 +104,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/player-worklet.js", get(web::worklet_js))
         .route("/earshot-player.js", get(web::player_js))
         .route("/style.css", get(web::style_css))
+        .route("/embed-example.html", get(web::embed_example))
         .route("/api/login", post(login))
         .route("/api/logout", post(logout))
         .route("/api/me", get(me))
@@ -112,12 +124,12 @@ pub struct ClientIp(pub Option<String>);
 impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = Infallible;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
-        Ok(ClientIp(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip().to_string()),
-        ))
+        let ext = &parts.extensions;
+        let peer = ext
+            .get::<ConnectInfo<crate::https::PeerAddr>>()
+            .map(|c| c.0 .0)
+            .or_else(|| ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0));
+        Ok(ClientIp(peer.map(|a| a.ip().to_string())))
     }
 }
 
@@ -193,6 +205,11 @@ async fn login(
         (true, Some(u)) => u,
         _ => return Err(ApiError::Unauthorized("wrong user name or password".into())),
     };
+    start_session(&st, &user).await
+}
+
+/// A new session for `user`: the cookie, and the CSRF token in the body.
+async fn start_session(st: &AppState, user: &crate::db::User) -> Result<Response, ApiError> {
     let (token, csrf) = auth::new_tokens().map_err(|e| ApiError::Internal(e.to_string()))?;
     st.db
         .create_session(
@@ -230,19 +247,86 @@ async fn logout(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Result<R
     Ok(resp)
 }
 
-async fn me(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
-    let (s, _) = require(&st, &headers, Role::Viewer, false).await?;
-    Ok(Json(
-        json!({"name": s.user_name, "role": s.role, "csrf": s.csrf}),
-    ))
+/// Who is logged in. Behind a trusted reverse proxy that names the user, this is also where
+/// the session starts: the page asks here first, so single sign-on needs no login form.
+async fn me(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    ClientIp(peer): ClientIp,
+) -> Result<Response, ApiError> {
+    let current = require(&st, &headers, Role::Viewer, false).await;
+    let Some(name) = proxy_user(&st, peer.as_deref(), &headers) else {
+        let (s, _) = current?;
+        return Ok(
+            Json(json!({"name": s.user_name, "role": s.role, "csrf": s.csrf})).into_response(),
+        );
+    };
+    match current {
+        Ok((s, _)) if s.user_name == name => {
+            Ok(Json(json!({"name": s.user_name, "role": s.role, "csrf": s.csrf})).into_response())
+        }
+        other => {
+            // The proxy now names someone else (or nobody was logged in): its word wins.
+            if let Ok((_, hash)) = other {
+                st.db.end_session(&hash).await?;
+            }
+            let user = st.db.user(&name).await?.ok_or_else(|| {
+                ApiError::Forbidden(format!(
+                    "the proxy says you are {name:?}, but the player has no such user: an admin adds it with `earshot users add {name} --role viewer`"
+                ))
+            })?;
+            tracing::info!("session for {name} from the reverse proxy's header");
+            start_session(&st, &user).await
+        }
+    }
+}
+
+/// The user named by a trusted reverse proxy's header, if this request came from one.
+fn proxy_user(st: &AppState, peer: Option<&str>, headers: &HeaderMap) -> Option<String> {
+    let proxy = st.config.proxy_auth.as_ref()?;
+    if !from_trusted_proxy(st, peer) {
+        return None;
+    }
+    let name = headers.get(proxy.header.as_str())?.to_str().ok()?.trim();
+    (!name.is_empty() && name.len() <= 255).then(|| name.to_string())
+}
+
+fn from_trusted_proxy(st: &AppState, peer: Option<&str>) -> bool {
+    let Some(proxy) = st.config.proxy_auth.as_ref() else {
+        return false;
+    };
+    let Some(ip) = peer.and_then(|p| p.parse::<std::net::IpAddr>().ok()) else {
+        return false;
+    };
+    proxy.trusted.iter().any(|net| net.contains(&ip))
+}
+
+/// The address the audit records: behind a trusted proxy, the client its `X-Forwarded-For`
+/// names (the last hop, the one the proxy itself added); otherwise the connection's peer.
+fn source_ip(st: &AppState, peer: Option<String>, headers: &HeaderMap) -> Option<String> {
+    if from_trusted_proxy(st, peer.as_deref()) {
+        let forwarded = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .rfind(|v| v.parse::<std::net::IpAddr>().is_ok())
+            .map(str::to_string);
+        if forwarded.is_some() {
+            return forwarded;
+        }
+    }
+    peer
 }
 
 async fn list_sensors(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    require(&st, &headers, Role::Viewer, false).await?;
+    let (session, _) = require(&st, &headers, Role::Viewer, false).await?;
     let sensors = st.all_sensors().await?;
+    let registered: HashSet<i64> = st.db.sensors().await?.iter().map(|s| s.id_sensor).collect();
     let checks = sensors
         .iter()
         .map(|s| manager::online(s, Duration::from_secs(1)));
@@ -250,7 +334,19 @@ async fn list_sensors(
     let list: Vec<Value> = sensors
         .iter()
         .zip(online)
-        .map(|(s, on)| json!({"id_sensor": s.id_sensor, "name": s.name, "kind": s.kind, "online": on}))
+        .map(|(s, on)| {
+            let mut v =
+                json!({"id_sensor": s.id_sensor, "name": s.name, "kind": s.kind, "online": on});
+            // Where sensors live is for admins; the token itself never leaves the backend.
+            if session.role >= Role::Admin {
+                v["host"] = json!(s.host);
+                v["port"] = json!(s.port);
+                v["tls"] = json!(s.tls);
+                v["token"] = json!(s.token.is_some());
+                v["registered"] = json!(registered.contains(&s.id_sensor));
+            }
+            v
+        })
         .collect();
     Ok(Json(Value::Array(list)))
 }
@@ -435,7 +531,7 @@ async fn listen(
         ws.map_err(|_| ApiError::BadRequest("/api/listen needs a WebSocket connection".into()))?;
     let audit = AuditRow {
         user_name: session.user_name,
-        source_ip: ip,
+        source_ip: source_ip(&st, ip, &headers),
         id_sensor: Some(sensor.id_sensor),
         callreference: callref.clone(),
         ..AuditRow::default()
@@ -443,8 +539,10 @@ async fn listen(
     Ok(ws.on_upgrade(move |socket| relay(st, socket, sensor, callref, options, audit)))
 }
 
-async fn send_error(socket: &mut WebSocket, message: &str) {
-    let text = json!({"type": "error", "error": message}).to_string();
+/// Tells the page why the session ends; `retry` says whether reconnecting may help, so the
+/// page neither hammers a sensor that refuses it nor gives up on one that restarts.
+async fn send_error(socket: &mut WebSocket, message: &str, retry: bool) {
+    let text = json!({"type": "error", "error": message, "retry": retry}).to_string();
     let _ = socket.send(Message::Text(text.into())).await;
     let _ = socket.send(Message::Close(None)).await;
 }
@@ -466,7 +564,7 @@ async fn relay(
     };
     let mut source = match source {
         Ok(s) => s,
-        Err(e) => return send_error(&mut socket, &e.to_string()).await,
+        Err(e) => return send_error(&mut socket, &e.to_string(), e.retryable()).await,
     };
     let header = source.header();
     let text_of = |k: &str| header.get(k).and_then(Value::as_str).map(str::to_string);
@@ -482,6 +580,7 @@ async fn relay(
             return send_error(
                 &mut socket,
                 "the player cannot write its audit log; see its log",
+                false,
             )
             .await;
         }
@@ -500,13 +599,16 @@ async fn relay(
                 frame = source.next_frame() => match frame {
                     Ok(Some(f)) => {
                         let end = f.first() == Some(&earshot_manager::stream_proto::KIND_END);
-                        if tx.send(Message::Binary(f.into())).await.is_err() || end {
+                        // A browser that stops reading (a frozen tab, a dead link) must not hold
+                        // the sensor connection open forever: give up on it after a while.
+                        let sent = tokio::time::timeout(BROWSER_SEND_TIMEOUT, tx.send(Message::Binary(f.into()))).await;
+                        if !matches!(sent, Ok(Ok(()))) || end {
                             break;
                         }
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        let text = json!({"type": "error", "error": e.to_string()}).to_string();
+                        let text = json!({"type": "error", "error": e.to_string(), "retry": e.retryable()}).to_string();
                         let _ = tx.send(Message::Text(text.into())).await;
                         break;
                     }

@@ -7,15 +7,24 @@
 //! port = 5029
 //! token = "s3cret"
 //! id = 0               # the id it is listed under (default 0)
+//! tls = false          # its Manager API speaks TLS (checked against [sensors] tls_ca)
+//! [sensors]
+//! tls_ca = "/etc/earshot/sensors-ca.pem"  # CA (or certificate) trusted for sensors with tls
 //! [database]
 //! url = "sqlite://earshot.db?mode=rwc"
+//! [tls]                # serve HTTPS instead of HTTP (implies secure cookies)
+//! cert = "/etc/earshot/player.pem"
+//! key = "/etc/earshot/player.key"
 //! [auth]
 //! secure_cookie = true # set when the player is reached over HTTPS (e.g. behind a proxy)
+//! proxy_user_header = "X-Remote-User"  # trust this header for the user name...
+//! trusted_proxies = ["127.0.0.1/32"]   # ...only on requests from these addresses
 //! ```
 
 use crate::db::{Sensor, SensorKind};
+use ipnet::IpNet;
 use serde::Deserialize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE: &str = "sqlite://earshot.db?mode=rwc";
@@ -30,6 +39,22 @@ pub struct FileConfig {
     pub database: DatabaseSection,
     #[serde(default)]
     pub auth: AuthSection,
+    #[serde(default)]
+    pub sensors: SensorsSection,
+    pub tls: Option<TlsSection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SensorsSection {
+    pub tls_ca: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -40,6 +65,8 @@ pub struct ManagerSection {
     pub token: Option<String>,
     pub id: Option<i64>,
     pub kind: Option<String>,
+    #[serde(default)]
+    pub tls: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -53,6 +80,9 @@ pub struct DatabaseSection {
 pub struct AuthSection {
     #[serde(default)]
     pub secure_cookie: bool,
+    pub proxy_user_header: Option<String>,
+    #[serde(default)]
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +116,21 @@ pub struct Config {
     /// The sensor from `[manager]` / `--manager`, used when a request names no sensor id.
     pub default_sensor: Option<Sensor>,
     pub secure_cookie: bool,
+    /// PEM file of the certificates trusted for sensors registered with `tls`.
+    pub sensor_ca: Option<PathBuf>,
+    /// Serve HTTPS with this certificate chain and key.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// A reverse proxy's user header, trusted only from these addresses.
+    pub proxy_auth: Option<ProxyAuth>,
+}
+
+/// Single sign-on through a reverse proxy: the proxy authenticates the user and names them in
+/// a header. Only requests from the listed proxy addresses are believed; the named user must
+/// exist in the player's users table, which gives the role.
+#[derive(Debug, Clone)]
+pub struct ProxyAuth {
+    pub header: String,
+    pub trusted: Vec<IpNet>,
 }
 
 /// Command-line overrides; `None` keeps the file's value.
@@ -95,6 +140,9 @@ pub struct Overrides {
     pub manager: Option<String>,
     pub token: Option<String>,
     pub database: Option<String>,
+    pub sensor_ca: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Config {
@@ -131,14 +179,47 @@ impl Config {
             host,
             port: port.unwrap_or(5029),
             token: o.token.or(section.token).filter(|t| !t.is_empty()),
-            tls: false,
+            tls: section.tls,
             kind,
         });
+        let tls = match (o.tls_cert, o.tls_key, file.tls) {
+            (Some(c), Some(k), _) => Some((c, k)),
+            (None, None, Some(t)) => Some((t.cert, t.key)),
+            (None, None, None) => None,
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "--tls-cert and --tls-key go together: give both, or neither".into(),
+                ))
+            }
+        };
+        let proxy_auth = match file.auth.proxy_user_header {
+            None => None,
+            Some(header) => {
+                if file.auth.trusted_proxies.is_empty() {
+                    return Err(ConfigError::Invalid(
+                        "[auth] proxy_user_header needs trusted_proxies: the addresses of the reverse proxies allowed to name the user (anyone else could send the header)".into(),
+                    ));
+                }
+                if axum::http::HeaderName::from_bytes(header.as_bytes()).is_err() {
+                    return Err(ConfigError::Invalid(format!(
+                        "[auth] proxy_user_header {header:?} is not an HTTP header name"
+                    )));
+                }
+                Some(ProxyAuth {
+                    header,
+                    trusted: file.auth.trusted_proxies,
+                })
+            }
+        };
         Ok(Config {
             listen,
             database_url,
             default_sensor,
-            secure_cookie: file.auth.secure_cookie,
+            // Over HTTPS the session cookie must never travel in clear text.
+            secure_cookie: file.auth.secure_cookie || tls.is_some(),
+            sensor_ca: o.sensor_ca.or(file.sensors.tls_ca),
+            tls,
+            proxy_auth,
         })
     }
 }

@@ -32,8 +32,21 @@ pub enum ManagerError {
     Refused(String),
     #[error("the sensor sent something unexpected: {0}")]
     Protocol(String),
-    #[error("TLS connections to sensors are not supported yet: reach the sensor through a tunnel and register it with tls off")]
-    TlsUnsupported,
+    #[error("this sensor is registered with TLS but the player trusts no certificate for sensors: give the sensors' CA (or the sensor's own certificate) as [sensors] tls_ca or --sensor-ca FILE")]
+    TlsNoTrust,
+    #[error("TLS with the sensor failed: {0}; check that the sensor runs with --tls-cert, that its certificate names the host registered, and that the player trusts its CA")]
+    Tls(String),
+}
+
+impl ManagerError {
+    /// Whether trying again later may succeed (the sensor may come back); a refused token, a
+    /// call that is gone or a protocol mismatch will not fix themselves.
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self,
+            ManagerError::Unreachable { .. } | ManagerError::Timeout(_)
+        )
+    }
 }
 
 /// An HTTP API error, rendered as `{"error": "…"}` with a status code.

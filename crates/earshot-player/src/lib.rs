@@ -15,6 +15,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod https;
 pub mod manager;
 mod web;
 
@@ -22,8 +23,6 @@ pub use api::{router, AppState};
 pub use config::{Config, FileConfig, Overrides};
 pub use db::{AuditRow, Db, Role, Sensor, SensorKind};
 pub use error::{ApiError, DbError, ManagerError};
-
-use std::net::SocketAddr;
 
 /// Opens the database and serves until `shutdown` completes.
 pub async fn serve(
@@ -36,18 +35,38 @@ pub async fn serve(
             "no users yet: nobody can log in; create one with `earshot users add NAME --role admin`"
         );
     }
+    if let Some(ca) = &config.sensor_ca {
+        let trust = earshot_sensor::tls::client_config(ca).map_err(ServeError::Tls)?;
+        manager::trust_sensors(Some(trust));
+    }
+    let tls = match &config.tls {
+        Some((cert, key)) => {
+            Some(earshot_sensor::tls::server_config(cert, key).map_err(ServeError::Tls)?)
+        }
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .map_err(|e| ServeError::Bind(config.listen.clone(), e.to_string()))?;
-    tracing::info!("earshot player listening on http://{}", config.listen);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!("earshot player listening on {scheme}://{}", config.listen);
     let app = router(AppState::new(config, db));
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .map_err(|e| ServeError::Serve(e.to_string()))
+    let service = app.into_make_service_with_connect_info::<https::PeerAddr>();
+    let served = match tls {
+        Some(tls) => {
+            let listener = https::TlsListener::new(listener, tls)
+                .map_err(|e| ServeError::Serve(e.to_string()))?;
+            axum::serve(listener, service)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        None => {
+            axum::serve(listener, service)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    };
+    served.map_err(|e| ServeError::Serve(e.to_string()))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +75,8 @@ pub enum ServeError {
     Db(#[from] DbError),
     #[error("cannot listen on {0}: {1}; pick another address with --listen")]
     Bind(String, String),
+    #[error("{0}")]
+    Tls(earshot_sensor::tls::TlsError),
     #[error("the web server failed: {0}")]
     Serve(String),
 }

@@ -8,10 +8,36 @@ use crate::db::{Sensor, SensorKind};
 use crate::error::ManagerError;
 use earshot_manager::stream_proto::{MAX_FRAME_PAYLOAD, MAX_HEADER_LINE};
 use serde_json::{json, Map, Value};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
+
+/// A connection to a sensor, plain TCP or TLS.
+pub trait Conn: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Conn for T {}
+type Sock = Box<dyn Conn>;
+
+/// The certificates the player trusts for sensors registered with `tls`. Process-wide, like a
+/// system's root store: every sensor connection is checked against the same anchors, and a
+/// reload swaps them for all at once.
+static SENSOR_TRUST: RwLock<Option<Arc<rustls::ClientConfig>>> = RwLock::new(None);
+
+/// Sets (or, with `None`, clears) the trust anchors for TLS sensors.
+pub fn trust_sensors(config: Option<Arc<rustls::ClientConfig>>) {
+    if let Ok(mut t) = SENSOR_TRUST.write() {
+        *t = config;
+    }
+}
+
+fn sensor_trust() -> Option<Arc<rustls::ClientConfig>> {
+    SENSOR_TRUST.read().ok().and_then(|t| t.clone())
+}
+
+/// How long a `stream` may stay silent before the sensor is given up: it sends audio every
+/// 20 ms and a quality report every second while a call runs.
+pub const STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -26,22 +52,42 @@ fn addr(s: &Sensor) -> String {
     }
 }
 
-/// Connects and sends `auth` (when the sensor has a token) and the command.
-async fn send(s: &Sensor, command: &str) -> Result<TcpStream, ManagerError> {
-    if s.tls {
-        return Err(ManagerError::TlsUnsupported);
-    }
+/// TCP, then TLS when the sensor is registered with it, all within [`CONNECT_TIMEOUT`].
+async fn connect(s: &Sensor) -> Result<Sock, ManagerError> {
     let a = addr(s);
-    let mut sock = match timeout(CONNECT_TIMEOUT, TcpStream::connect(&a)).await {
-        Err(_) => return Err(ManagerError::Timeout(a)),
-        Ok(Err(e)) => {
-            return Err(ManagerError::Unreachable {
-                addr: a,
-                reason: e.to_string(),
-            })
-        }
-        Ok(Ok(sock)) => sock,
+    let trust = if s.tls {
+        Some(sensor_trust().ok_or(ManagerError::TlsNoTrust)?)
+    } else {
+        None
     };
+    let work = async {
+        let tcp = TcpStream::connect(&a)
+            .await
+            .map_err(|e| ManagerError::Unreachable {
+                addr: a.clone(),
+                reason: e.to_string(),
+            })?;
+        let _ = tcp.set_nodelay(true);
+        let Some(trust) = trust else {
+            return Ok(Box::new(tcp) as Sock);
+        };
+        let name = rustls::pki_types::ServerName::try_from(s.host.clone())
+            .map_err(|e| ManagerError::Tls(format!("{}: {e}", s.host)))?;
+        let tls = tokio_rustls::TlsConnector::from(trust)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| ManagerError::Tls(e.to_string()))?;
+        Ok(Box::new(tls) as Sock)
+    };
+    timeout(CONNECT_TIMEOUT, work)
+        .await
+        .map_err(|_| ManagerError::Timeout(a.clone()))?
+}
+
+/// Connects and sends `auth` (when the sensor has a token) and the command.
+async fn send(s: &Sensor, command: &str) -> Result<Sock, ManagerError> {
+    let a = addr(s);
+    let mut sock = connect(s).await?;
     let mut req = String::new();
     if let Some(t) = &s.token {
         req.push_str("auth ");
@@ -64,7 +110,11 @@ pub async fn request(s: &Sensor, command: &str, limit: Duration) -> Result<Vec<u
     let a = addr(s);
     let work = async {
         let mut sock = send(s, command).await?;
-        let _ = sock.shutdown().await;
+        // Plain TCP half-closes so VoIPmonitor sees the end of the request at once; a TLS
+        // close_notify would end the whole session, so there the blank line ends it.
+        if !s.tls {
+            let _ = sock.shutdown().await;
+        }
         let mut reply = Vec::new();
         (&mut sock)
             .take(MAX_REPLY)
@@ -200,7 +250,7 @@ pub fn normalize_ref(r: &str) -> String {
 /// An open `stream`: the header was read, frames follow.
 pub struct StreamConn {
     pub header: Map<String, Value>,
-    reader: BufReader<TcpStream>,
+    reader: BufReader<Sock>,
 }
 
 impl StreamConn {
@@ -257,7 +307,14 @@ impl StreamConn {
     /// at a clean end of input.
     pub async fn next_frame(&mut self) -> Result<Option<Vec<u8>>, ManagerError> {
         let mut head = [0u8; 5];
-        match self.reader.read_exact(&mut head).await {
+        let read = timeout(STREAM_IDLE_TIMEOUT, self.reader.read_exact(&mut head)).await;
+        let Ok(read) = read else {
+            return Err(ManagerError::Protocol(format!(
+                "the sensor sent nothing for {} s",
+                STREAM_IDLE_TIMEOUT.as_secs()
+            )));
+        };
+        match read {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
             Err(e) => return Err(ManagerError::Protocol(format!("stream read failed: {e}"))),
@@ -270,9 +327,9 @@ impl StreamConn {
         }
         let mut frame = vec![0u8; 5 + len];
         frame[..5].copy_from_slice(&head);
-        self.reader
-            .read_exact(&mut frame[5..])
+        timeout(STREAM_IDLE_TIMEOUT, self.reader.read_exact(&mut frame[5..]))
             .await
+            .map_err(|_| ManagerError::Protocol("the sensor stalled inside a frame".into()))?
             .map_err(|e| ManagerError::Protocol(format!("stream cut inside a frame: {e}")))?;
         Ok(Some(frame))
     }

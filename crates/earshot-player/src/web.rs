@@ -8,6 +8,7 @@ const APP_JS: &str = include_str!("../web/app.js");
 const WORKLET_JS: &str = include_str!("../web/player-worklet.js");
 const PLAYER_JS: &str = include_str!("../web/earshot-player.js");
 const STYLE: &str = include_str!("../web/style.css");
+const EMBED_EXAMPLE: &str = include_str!("../web/embed-example.html");
 
 const JS: &str = "text/javascript; charset=utf-8";
 
@@ -25,4 +26,11 @@ pub async fn player_js() -> impl IntoResponse {
 }
 pub async fn style_css() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE)
+}
+/// The embedding example, served so a developer can try `<earshot-player>` at once.
+pub async fn embed_example() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        EMBED_EXAMPLE,
+    )
 }

@@ -80,6 +80,8 @@ function showApp(user) {
   $("who-name").textContent = `${user.name} (${user.role})`;
   say("");
   startPolling();
+  $("admin-section").hidden = user.role !== "admin";
+  if (user.role === "admin") refreshAdmin();
 }
 
 $("login").addEventListener("submit", async (ev) => {
@@ -234,7 +236,7 @@ function cellsOf(c) {
     ["Sensor", sensorLabel(c.sensor_id)],
     ["Duration", fmtDuration(c.duration)],
     ["State", callState(c)],
-    ["Codecs", Array.isArray(c.codecs) && c.codecs.length ? c.codecs.join(", ") : "–"],
+    ["Codecs", Array.isArray(c.codecs) && c.codecs.length ? [...new Set(c.codecs)].join(", ") : "–"],
     ["MOS", pair(c.mos_caller, c.mos_called, 1)],
     ["Loss %", pair(c.loss_caller, c.loss_called, 1)],
     ["Jitter ms", pair(c.jitter_caller, c.jitter_called, 1)],
@@ -336,6 +338,105 @@ function markListening() {
 }
 
 $("filter").addEventListener("input", () => renderCalls(lastCalls));
+
+// ---- administration (admins only; the API enforces it, this only hides what would fail) ----
+
+const when = (secs) => (secs ? new Date(secs * 1000).toLocaleString() : "–");
+const text = (v) => (v === null || v === undefined || v === "" ? "–" : String(v));
+
+function cellRow(values) {
+  const tr = document.createElement("tr");
+  for (const v of values) {
+    const td = document.createElement("td");
+    td.textContent = v;
+    tr.append(td);
+  }
+  return tr;
+}
+
+async function refreshAdmin() {
+  await Promise.all([refreshSensorTable(), refreshAudit()]);
+}
+
+async function refreshSensorTable() {
+  const r = await api("/api/sensors", { timeout: 5000 });
+  if (!r.ok || !Array.isArray(r.body)) {
+    $("admin-error").textContent = (r.body && r.body.error) || `cannot list sensors (HTTP ${r.status})`;
+    return;
+  }
+  const tbody = document.querySelector("#sensors tbody");
+  tbody.replaceChildren(
+    ...r.body.map((s) => {
+      const tr = cellRow([s.id_sensor, s.name, s.kind, s.host ? `${s.host}:${s.port}` : "–", s.tls ? "yes" : "no", s.token ? "set" : "–", s.online ? "yes" : "no"]);
+      tr.dataset.sensor = s.id_sensor;
+      const td = document.createElement("td");
+      td.className = "actions";
+      if (s.registered) {
+        const b = document.createElement("button");
+        b.type = "button";
+        b.className = "remove";
+        b.textContent = "remove";
+        b.setAttribute("aria-label", `remove sensor ${s.name} (${s.id_sensor})`);
+        b.addEventListener("click", () => removeSensor(s));
+        td.append(b);
+      } else {
+        td.textContent = "configured";
+        td.title = "the player's default sensor ([manager] / --manager); change it in the configuration";
+      }
+      tr.append(td);
+      return tr;
+    }),
+  );
+}
+
+async function removeSensor(s) {
+  if (!confirm(`Remove sensor ${s.name} (${s.id_sensor})? Its calls disappear from the list.`)) return;
+  const r = await api(`/api/sensors/${encodeURIComponent(s.id_sensor)}`, { method: "DELETE" });
+  $("admin-error").textContent = r.ok ? "" : (r.body && r.body.error) || `HTTP ${r.status}`;
+  sensorsFetched = 0;
+  refreshSensorTable();
+}
+
+$("add-sensor").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const f = new FormData(ev.target);
+  const body = {
+    id_sensor: Number(f.get("id_sensor")),
+    name: String(f.get("name")).trim(),
+    host: String(f.get("host")).trim(),
+    port: Number(f.get("port")),
+    token: String(f.get("token") || "") || null,
+    tls: f.get("tls") === "on",
+    kind: String(f.get("kind")),
+  };
+  const r = await api("/api/sensors", { method: "POST", body });
+  if (!r.ok) {
+    $("admin-error").textContent = (r.body && r.body.error) || `HTTP ${r.status}`;
+    return;
+  }
+  $("admin-error").textContent = "";
+  ev.target.reset();
+  sensorsFetched = 0;
+  refreshSensorTable();
+});
+
+async function refreshAudit() {
+  const r = await api("/api/audit?limit=200", { timeout: 5000 });
+  if (!r.ok || !Array.isArray(r.body)) {
+    $("admin-error").textContent = (r.body && r.body.error) || `cannot read the audit log (HTTP ${r.status})`;
+    return;
+  }
+  const tbody = document.querySelector("#audit tbody");
+  tbody.replaceChildren(
+    ...r.body.map((a) => {
+      const tr = cellRow([when(a.started), a.stopped ? when(a.stopped) : "listening", a.user_name, text(a.source_ip), text(a.id_sensor), a.callreference, text(a.caller), text(a.called), text(a.callid)]);
+      tr.dataset.callref = a.callreference;
+      return tr;
+    }),
+  );
+  $("audit-updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
+}
+$("audit-refresh").addEventListener("click", refreshAudit);
 
 // ---- start ----
 

@@ -312,7 +312,8 @@ export class ListenSession extends EventTarget {
       this.setState("buffering");
     } else if (m.type === "error") {
       const err = String(m.error || "unknown error");
-      if (FATAL.test(err)) this.fatal = err;
+      // The server says whether retrying can help; older servers do not, so fall back to the text.
+      if (m.retry === false || (m.retry === undefined && FATAL.test(err))) this.fatal = err;
       else this.transientError = err;
       this.message(err, "error");
     }

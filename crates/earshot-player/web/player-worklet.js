@@ -3,10 +3,13 @@
 // The main thread posts decoded stereo PCM ({type:"pcm", l, r, rate, ts}); this processor keeps
 // it in a growable ring buffer of stereo frames and plays it with
 //   - an adaptive jitter buffer: playback starts (and restarts after an underrun) once `target`
-//     seconds are buffered; the target starts at 80 ms, grows by 20 ms on each underrun (up to
-//     300 ms) and, when the buffer has been steadily deeper than the target for a few seconds,
-//     shrinks slowly (live streams only) by consuming 0.5 % faster than real time until the depth
-//     is back on target (an inaudible pitch change instead of a dropped-sample click);
+//     seconds are buffered; the target starts at 60 ms, grows by 20 ms on each underrun (up to
+//     300 ms), and on a steady link (no underrun, a margin left) it tightens towards 40 ms. When
+//     the buffer has been steadily deeper than the target for a few seconds, a live stream is
+//     consumed 0.5 % faster than real time until the depth is back on target (an inaudible
+//     pitch change instead of a dropped-sample click). The sensor smooths the network's jitter
+//     before it sends (its own adaptive buffer), so this one only absorbs the path from the
+//     sensor to the page: frames come every 20 ms, hence a floor of two frames;
 //   - fades: every stop (underrun, end, stop) fades out over the last render quantum and every
 //     start fades in over 5 ms, so an underrun never clicks;
 //   - linear resampling from the stream rate to the AudioContext rate (none at 48 kHz/48 kHz).
@@ -14,8 +17,8 @@
 // the capture time of the sample being played, and its state.
 
 const FADE_IN_SECONDS = 0.005;
-const TARGET_START = 0.08;
-const TARGET_MIN = 0.06;
+const TARGET_START = 0.06;
+const TARGET_MIN = 0.04;
 const TARGET_MAX = 0.3;
 const TARGET_STEP = 0.02;
 const STEADY_SECONDS = 3;
@@ -156,11 +159,11 @@ class EarshotPlayerProcessor extends AudioWorkletProcessor {
       return true;
     }
 
-    // Adaptive shrink: a live stream steadily deeper than target + 20 ms plays 0.5 % faster.
+    // Adaptive shrink: a live stream steadily deeper than target + 10 ms plays 0.5 % faster.
     const depth = this.depthSeconds();
     this.minDepth = Math.min(this.minDepth, depth);
     if (currentTime - this.steadySince >= STEADY_SECONDS) {
-      this.speedup = this.live && this.minDepth > this.target + 0.02;
+      this.speedup = this.live && this.minDepth > this.target + 0.01;
       if (!this.speedup && this.live && this.target > TARGET_MIN && this.minDepth > 0.02) {
         // No underrun for a while and a comfortable margin: tighten the target a little.
         this.target = Math.max(TARGET_MIN, this.target - 0.005);

@@ -66,6 +66,16 @@ pub struct PlayerArgs {
     /// The default sensor's token.
     #[arg(long, value_name = "T", env = "EARSHOT_TOKEN")]
     token: Option<String>,
+    /// PEM certificates (a CA, or a sensor's own certificate) trusted for sensors registered
+    /// with TLS (`earshot sensors add … --tls`).
+    #[arg(long, value_name = "FILE")]
+    sensor_ca: Option<PathBuf>,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key; sets Secure cookies).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 pub fn player(args: PlayerArgs) -> Result<()> {
@@ -74,6 +84,9 @@ pub fn player(args: PlayerArgs) -> Result<()> {
         manager: args.manager,
         token: args.token,
         database: None,
+        sensor_ca: args.sensor_ca,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
     })?;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -123,6 +136,10 @@ enum SensorsCommand {
         token: Option<String>,
         #[arg(long, default_value = "earshot", value_parser = ["earshot", "voipmonitor"])]
         kind: String,
+        /// The sensor's Manager API speaks TLS (`earshot sensor --tls-cert`); the player checks
+        /// its certificate against `--sensor-ca` / [sensors] tls_ca.
+        #[arg(long)]
+        tls: bool,
     },
     /// List the registered sensors (tokens are not shown).
     List,
@@ -144,6 +161,7 @@ pub fn sensors(args: SensorsArgs) -> Result<()> {
                 port,
                 token,
                 kind,
+                tls,
             } => {
                 let kind: SensorKind = kind.parse().map_err(|e: String| anyhow!(e))?;
                 let s = Sensor {
@@ -152,7 +170,7 @@ pub fn sensors(args: SensorsArgs) -> Result<()> {
                     host,
                     port,
                     token: token.filter(|t| !t.is_empty()),
-                    tls: false,
+                    tls,
                     kind,
                 };
                 earshot_player::api::validate_sensor(&s).map_err(|e| anyhow!(e))?;
@@ -163,17 +181,18 @@ pub fn sensors(args: SensorsArgs) -> Result<()> {
                 let mut out = std::io::stdout().lock();
                 writeln!(
                     out,
-                    "{:>6}  {:<20} {:<30} {:<12} TOKEN",
-                    "ID", "NAME", "ADDRESS", "KIND"
+                    "{:>6}  {:<20} {:<30} {:<12} {:<4} TOKEN",
+                    "ID", "NAME", "ADDRESS", "KIND", "TLS"
                 )?;
                 for s in db.sensors().await? {
                     writeln!(
                         out,
-                        "{:>6}  {:<20} {:<30} {:<12} {}",
+                        "{:>6}  {:<20} {:<30} {:<12} {:<4} {}",
                         s.id_sensor,
                         s.name,
                         format!("{}:{}", s.host, s.port),
                         s.kind.as_str(),
+                        if s.tls { "yes" } else { "no" },
                         if s.token.is_some() { "set" } else { "-" }
                     )?;
                 }

@@ -33,6 +33,9 @@ fn config(db_url: &str, default_sensor: Option<Sensor>) -> Config {
         database_url: db_url.into(),
         default_sensor,
         secure_cookie: false,
+        sensor_ca: None,
+        tls: None,
+        proxy_auth: None,
     }
 }
 
@@ -324,6 +327,7 @@ async fn static_files_are_served() {
         ("/player-worklet.js", "text/javascript"),
         ("/earshot-player.js", "text/javascript"),
         ("/style.css", "text/css"),
+        ("/embed-example.html", "text/html"),
     ] {
         let r = call(&app, "GET", uri, &Auth::default(), &[], None).await;
         assert_eq!(r.status, StatusCode::OK, "{uri}");
@@ -343,7 +347,7 @@ async fn serve(app: Router) -> SocketAddr {
     tokio::spawn(async move {
         let _ = axum::serve(
             listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
+            app.into_make_service_with_connect_info::<earshot_player::https::PeerAddr>(),
         )
         .await;
     });
@@ -379,6 +383,20 @@ async fn next_msg(ws: &mut Ws) -> Option<Message> {
 /// The calls, the relayed stream, the audit trail, a wrong token, over a real sensor.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lists_and_relays_a_live_call() {
+    lists_and_relays_a_live_call_on(&sqlite_url("player-e2e")).await;
+}
+
+/// The same over PostgreSQL: the registry, the sessions and the audit trail in a real server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_and_relays_a_live_call_on_postgres() {
+    let Some(db) = FreshPostgres::create().await else {
+        return;
+    };
+    lists_and_relays_a_live_call_on(&db.url).await;
+    db.drop().await;
+}
+
+async fn lists_and_relays_a_live_call_on(db_url: &str) {
     let Some(dir) = sensor::shared("voipmonitor") else {
         return;
     };
@@ -403,7 +421,7 @@ async fn lists_and_relays_a_live_call() {
         tls: false,
         kind: SensorKind::Earshot,
     };
-    let (app, state) = player(&sqlite_url("player-e2e"), Some(default.clone())).await;
+    let (app, state) = player(db_url, Some(default.clone())).await;
     // The same sensor under another id, with a wrong token.
     state
         .db
@@ -671,6 +689,50 @@ async fn registry_and_audit(url: &str) {
     );
 }
 
+/// `--manager` naming a sensor that is also in the registry must not list its calls twice; the
+/// same address with other credentials is another entry and stays.
+#[tokio::test]
+async fn the_default_sensor_is_not_listed_twice() {
+    let default = Sensor {
+        id_sensor: 0,
+        name: "default".into(),
+        host: "127.0.0.1".into(),
+        port: 5029,
+        token: Some("t".into()),
+        tls: false,
+        kind: SensorKind::Earshot,
+    };
+    let (_, state) = player(&sqlite_url("player-dedupe"), Some(default.clone())).await;
+    let same = Sensor {
+        id_sensor: 3,
+        name: "pbx".into(),
+        ..default.clone()
+    };
+    state.db.add_sensor(&same).await.unwrap();
+    let ids: Vec<i64> = state
+        .all_sensors()
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.id_sensor)
+        .collect();
+    assert_eq!(ids, vec![3]);
+    state.db.remove_sensor(3).await.unwrap();
+    let other_token = Sensor {
+        token: Some("other".into()),
+        ..same
+    };
+    state.db.add_sensor(&other_token).await.unwrap();
+    let ids: Vec<i64> = state
+        .all_sensors()
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.id_sensor)
+        .collect();
+    assert_eq!(ids, vec![0, 3]);
+}
+
 #[tokio::test]
 async fn registry_and_audit_on_sqlite() {
     registry_and_audit(&sqlite_url("player-registry")).await;
@@ -678,11 +740,64 @@ async fn registry_and_audit_on_sqlite() {
 
 #[tokio::test]
 async fn registry_and_audit_on_postgres() {
-    let Ok(url) = std::env::var("EARSHOT_TEST_POSTGRES_URL") else {
-        eprintln!("skipping: EARSHOT_TEST_POSTGRES_URL is not set");
+    let Some(db) = FreshPostgres::create().await else {
         return;
     };
-    registry_and_audit(&url).await;
+    registry_and_audit(&db.url).await;
+    // A second player instance sharing the database sees what the first wrote.
+    let other = Db::open(&db.url).await.expect("second connection");
+    assert!(!other.audit(10).await.unwrap().is_empty());
+    db.drop().await;
+}
+
+/// A database of its own on the PostgreSQL server named by `EARSHOT_TEST_POSTGRES_URL` (a role
+/// that may create databases; `.ci/run` starts one), so tests and reruns never share state.
+/// Without the variable the test is skipped, except under `CI=true`, where it fails.
+struct FreshPostgres {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl FreshPostgres {
+    async fn create() -> Option<FreshPostgres> {
+        let Ok(admin) = std::env::var("EARSHOT_TEST_POSTGRES_URL") else {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("EARSHOT_TEST_POSTGRES_URL is not set: CI must test PostgreSQL (.ci/run sets it)");
+            }
+            eprintln!("skipping: EARSHOT_TEST_POSTGRES_URL is not set");
+            return None;
+        };
+        let name = format!(
+            "earshot_test_{}",
+            earshot_player::db::random_id() % 1_000_000_000
+        );
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&admin)
+            .await
+            .expect("connect to EARSHOT_TEST_POSTGRES_URL");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&pool)
+            .await
+            .expect("create a test database");
+        pool.close().await;
+        let (base, _) = admin
+            .rsplit_once('/')
+            .expect("EARSHOT_TEST_POSTGRES_URL ends in /DATABASE");
+        let url = format!("{base}/{name}");
+        Some(FreshPostgres { admin, name, url })
+    }
+
+    async fn drop(self) {
+        if let Ok(pool) = sqlx::AnyPool::connect(&self.admin).await {
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&pool)
+            .await;
+        }
+    }
 }
 
 fn run(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
@@ -814,4 +929,232 @@ fn sensors_users_audit_commands() {
     assert!(ok);
     let (ok, out, _) = go(&["users", "list"], None);
     assert!(ok && !out.contains("carol"));
+}
+
+/// A sensor registered with `tls`: refused with a clear error while the player trusts no CA,
+/// listed and streamed once it trusts the sensor's certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sensors_over_tls() {
+    let Some(dir) = sensor::shared("voipmonitor") else {
+        return;
+    };
+    let scratch = sensor::scratch("player-tls-sensor");
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+    let (cert_pem, key_pem) = (scratch.join("cert.pem"), scratch.join("key.pem"));
+    std::fs::write(&cert_pem, cert.cert.pem()).unwrap();
+    std::fs::write(&key_pem, cert.signing_key.serialize_pem()).unwrap();
+    let pcap = dir.join("call.pcap");
+    let s = sensor::Sensor::start(&[
+        "--pcap",
+        pcap.to_str().unwrap(),
+        "--speed",
+        "1",
+        "--loop",
+        "--tls-cert",
+        cert_pem.to_str().unwrap(),
+        "--tls-key",
+        key_pem.to_str().unwrap(),
+    ]);
+    let (app, state) = player(&sqlite_url("player-tls-sensor-db"), None).await;
+    state
+        .db
+        .add_sensor(&Sensor {
+            id_sensor: 4,
+            name: "secure".into(),
+            host: "localhost".into(),
+            port: s.addr.port(),
+            token: None,
+            tls: true,
+            kind: SensorKind::Earshot,
+        })
+        .await
+        .unwrap();
+    let viewer = login(&app, "listener").await;
+
+    earshot_player::manager::trust_sensors(None);
+    let r = call(&app, "GET", "/api/calls", &viewer, &[], None).await;
+    let errors = r.json["errors"].to_string();
+    assert!(
+        errors.contains("trusts no certificate for sensors"),
+        "{}",
+        r.json
+    );
+
+    let trust = earshot_sensor::tls::client_config(&cert_pem).expect("client config");
+    earshot_player::manager::trust_sensors(Some(trust));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let callref = loop {
+        let r = call(&app, "GET", "/api/calls", &viewer, &[], None).await;
+        let first = r.json["calls"].as_array().and_then(|c| c.first().cloned());
+        if let Some(c) = first {
+            assert_eq!(r.json["errors"], json!([]), "{}", r.json);
+            break c["callreference"].as_str().unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline, "no call over TLS: {}", r.json);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let addr = serve(app.clone()).await;
+    let mut ws = ws_connect(addr, &format!("sensor_id=4&callref={callref}"), &viewer).await;
+    let Some(Message::Text(t)) = next_msg(&mut ws).await else {
+        panic!("expected the header");
+    };
+    assert!(t.contains("\"header\""), "{t}");
+    let audio = loop {
+        match next_msg(&mut ws).await {
+            Some(Message::Binary(b)) if b.first() == Some(&1) => break b,
+            Some(_) => continue,
+            None => panic!("the TLS stream ended without audio"),
+        }
+    };
+    assert!(audio.len() > 22, "an audio frame over TLS");
+    earshot_player::manager::trust_sensors(None);
+}
+
+/// One HTTP/1.1 request to a served player; returns (status line + headers, body).
+async fn raw_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut sock = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    sock.write_all(req.as_bytes()).await.expect("send");
+    let mut raw = Vec::new();
+    sock.read_to_end(&mut raw).await.expect("read");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").expect("HTTP reply");
+    (head.to_string(), body.to_string())
+}
+
+/// Single sign-on through a reverse proxy: its header names the user, but only from a trusted
+/// address, only for users the player knows, and the audit records the forwarded client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_proxy_names_the_user() {
+    let url = sqlite_url("player-proxy");
+    let (_, state) = player(&url, None).await;
+    let mut cfg = config(&url, None);
+    cfg.proxy_auth = Some(earshot_player::config::ProxyAuth {
+        header: "X-Remote-User".into(),
+        trusted: vec!["127.0.0.1/32".parse().unwrap()],
+    });
+    let app = earshot_player::router(AppState::new(cfg, state.db.clone()));
+    let addr = serve(app).await;
+
+    let (head, body) = raw_get(addr, "/api/me", &[("X-Remote-User", "listener")]).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}\n{body}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("set-cookie: earshot_session="),
+        "{head}"
+    );
+    let me: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(me["name"], "listener");
+    assert_eq!(me["role"], "listener");
+
+    let (head, body) = raw_get(addr, "/api/me", &[("X-Remote-User", "mallory")]).await;
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+    assert!(body.contains("no such user"), "{body}");
+    let (head, _) = raw_get(addr, "/api/me", &[]).await;
+    assert!(
+        head.starts_with("HTTP/1.1 401"),
+        "without the header: {head}"
+    );
+
+    // The same header from an address that is not a trusted proxy counts for nothing.
+    let mut cfg = config(&url, None);
+    cfg.proxy_auth = Some(earshot_player::config::ProxyAuth {
+        header: "X-Remote-User".into(),
+        trusted: vec!["192.0.2.0/24".parse().unwrap()],
+    });
+    let addr = serve(earshot_player::router(AppState::new(cfg, state.db.clone()))).await;
+    let (head, _) = raw_get(addr, "/api/me", &[("X-Remote-User", "admin")]).await;
+    assert!(head.starts_with("HTTP/1.1 401"), "untrusted proxy: {head}");
+}
+
+/// `earshot player --tls-cert/--tls-key` serves HTTPS, with Secure session cookies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_player_serves_https() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = sensor::scratch("player-https");
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+    let (cert_pem, key_pem) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_pem, cert.cert.pem()).unwrap();
+    std::fs::write(&key_pem, cert.signing_key.serialize_pem()).unwrap();
+    let db = format!("sqlite://{}?mode=rwc", dir.join("p.db").display());
+    let (ok, _, err) = run(
+        &[
+            "users",
+            "add",
+            "alice",
+            "--role",
+            "viewer",
+            "--password-stdin",
+            "--database",
+            &db,
+        ],
+        Some("pa55word-alice\n"),
+    );
+    assert!(ok, "{err}");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = sensor::earshot()
+        .args([
+            "player",
+            "--listen",
+            &listen,
+            "--database",
+            &db,
+            "--tls-cert",
+        ])
+        .arg(&cert_pem)
+        .arg("--tls-key")
+        .arg(&key_pem)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start player");
+    let config = earshot_sensor::tls::client_config(&cert_pem).expect("client config");
+    let connector = tokio_rustls::TlsConnector::from(config);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let login = r#"{"name":"alice","password":"pa55word-alice"}"#;
+    let reply = loop {
+        let attempt = async {
+            let tcp = tokio::net::TcpStream::connect(&listen).await?;
+            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            let mut tls = connector.connect(name, tcp).await?;
+            let req = format!(
+                "POST /api/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{login}",
+                login.len()
+            );
+            tls.write_all(req.as_bytes()).await?;
+            let mut raw = Vec::new();
+            let _ = tls.read_to_end(&mut raw).await;
+            Ok::<_, std::io::Error>(String::from_utf8_lossy(&raw).into_owned())
+        };
+        match attempt.await {
+            Ok(r) if !r.is_empty() => break r,
+            _ if Instant::now() > deadline => panic!("no HTTPS answer from the player"),
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let cookie = reply
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .expect("a session cookie");
+    assert!(
+        cookie.contains("; Secure"),
+        "HTTPS cookies are Secure: {cookie}"
+    );
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
 }
