@@ -124,7 +124,7 @@ const RETRY_DELAYS_MS = [500, 1000, 2000, 4000, 8000];
  *   header   {header}           the stream header (callreference, callid, caller, called, rate, channels, from)
  *   quality  {leg, report}      kind-3 frame: one party's per-second quality
  *   event    {event}            kind-2 frame: answered, hold, resume, codec_change, ended, …
- *   stats    {…}                ~10×/s: samplesPlayed, secondsPlayed, depthMs, targetMs, latencyMs, underruns, droppedFrames
+ *   stats    {…}                ~10×/s: samplesPlayed, secondsPlayed, depthMs, targetMs, latencyMs, underruns, catchUps (jumps ahead after falling ≥ 0.5 s behind), droppedFrames
  *   message  {text, level}      something to tell the user (errors, reconnection, call ended)
  */
 export class ListenSession extends EventTarget {
@@ -435,6 +435,7 @@ export class ListenSession extends EventTarget {
       depthMs: m.depth * 1000,
       targetMs: m.target * 1000,
       underruns: m.underruns,
+      catchUps: m.skips,
       latencyMs: m.behindMs === null ? null : m.behindMs + out,
       outputLatencyMs: out,
       droppedFrames: this.droppedFrames,

@@ -24,6 +24,9 @@ const TARGET_STEP = 0.02;
 const STEADY_SECONDS = 3;
 const SPEEDUP = 1.005;
 const REPORT_SECONDS = 0.1;
+// A live stream this far behind its target (a stalled tab or network, then a burst) is not
+// worth catching up at 0.5 %: fade out, jump to the target, fade in.
+const CATCH_UP_SECONDS = 0.5;
 
 class Ring {
   constructor(frames) {
@@ -82,6 +85,7 @@ class EarshotPlayerProcessor extends AudioWorkletProcessor {
     this.gain = 0;
     this.samplesPlayed = 0; // output frames of real audio played
     this.underruns = 0;
+    this.skips = 0; // catch-up jumps
     this.steadySince = -1;
     this.minDepth = Infinity;
     this.speedup = false;
@@ -172,6 +176,7 @@ class EarshotPlayerProcessor extends AudioWorkletProcessor {
       this.minDepth = Infinity;
     }
     if (this.speedup && depth <= this.target) this.speedup = false;
+    const catchUp = this.live && depth > this.target + CATCH_UP_SECONDS;
     const step = this.speedup ? baseStep * SPEEDUP : baseStep;
 
     // Frames available for this quantum (linear interpolation needs pos+1).
@@ -207,12 +212,19 @@ class EarshotPlayerProcessor extends AudioWorkletProcessor {
         this.fadeIn--;
       }
       if (fadeOut) g *= 1 - (i + 1) / produce;
+      else if (catchUp) g *= 1 - (i + 1) / n;
       outL[i] = l * g;
       if (outR !== outL) outR[i] = r * g;
       this.pos += step;
     }
     this.samplesPlayed += produce;
     ring.read = Math.min(ring.write, Math.floor(this.pos));
+    if (catchUp && !fadeOut) {
+      this.pos = Math.max(this.pos, ring.write - this.target * this.inRate);
+      ring.read = Math.floor(this.pos);
+      this.fadeIn = this.fadeInLen;
+      this.skips++;
+    }
 
     if (fadeOut) {
       if (this.ended) {
@@ -246,6 +258,7 @@ class EarshotPlayerProcessor extends AudioWorkletProcessor {
       depth: this.depthSeconds(),
       target: this.target,
       underruns: this.underruns,
+      skips: this.skips,
       state: this.state,
       // How far behind real time the sample being played was captured (ms), measured here so
       // the message's own delay does not count.

@@ -1158,3 +1158,177 @@ async fn the_player_serves_https() {
         "{cookie}"
     );
 }
+
+/// A stand-in VoIPmonitor sensor: answers each command with the bytes the real one sent
+/// (`../shared/voipmonitor/*.bin`), one command per connection, and records the commands.
+async fn voipmonitor_stand_in(
+    dir: std::path::PathBuf,
+) -> (SocketAddr, Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        let mut reads = 0;
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let mut req = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match tokio::time::timeout(Duration::from_secs(2), sock.read(&mut buf)).await {
+                    Ok(Ok(n)) if n > 0 => req.extend_from_slice(&buf[..n]),
+                    _ => break,
+                }
+            }
+            let line = String::from_utf8_lossy(&req)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string();
+            let file = match line.split(' ').next().unwrap_or("") {
+                "listcalls" if line.contains('{') => "listcalls_limit10.bin".to_string(),
+                "listcalls" => "listcalls.bin".to_string(),
+                "listen" => "listen.bin".to_string(),
+                "listen_stop" => "listen_stop.bin".to_string(),
+                "getversion" => "getversion.bin".to_string(),
+                "readaudio" => {
+                    reads += 1;
+                    let f = format!("readaudio_{:02}.bin", reads - 1);
+                    if dir.join(&f).exists() {
+                        f
+                    } else {
+                        "readaudio_after_stop.bin".to_string()
+                    }
+                }
+                _ => "bogus_command.bin".to_string(),
+            };
+            log.lock().unwrap().push(line);
+            let reply = std::fs::read(dir.join(&file)).expect("recorded reply");
+            let _ = sock.write_all(&reply).await;
+            let _ = sock.shutdown().await;
+        }
+    });
+    (addr, seen)
+}
+
+/// The player against a stand-in answering exactly like the recorded VoIPmonitor sensor: the
+/// call list comes from its `listcalls`, and listening polls `listen`/`readaudio`/`listen_stop`
+/// and relays exactly the PCM the sensor returned, ending when the sensor says the worker is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_voipmonitor_sensor() {
+    let Some(dir) = sensor::shared("voipmonitor") else {
+        return;
+    };
+    let (vm, seen) = voipmonitor_stand_in(dir.clone()).await;
+    let (app, state) = player(&sqlite_url("player-vm-stand-in"), None).await;
+    state
+        .db
+        .add_sensor(&Sensor {
+            id_sensor: 9,
+            name: "legacy".into(),
+            host: vm.ip().to_string(),
+            port: vm.port(),
+            token: None,
+            tls: false,
+            kind: SensorKind::Voipmonitor,
+        })
+        .await
+        .unwrap();
+    let listener = login(&app, "listener").await;
+
+    // What the recording lists, read from the recording itself.
+    let recorded: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("listcalls_limit10.bin")).unwrap()).unwrap();
+    let names = recorded[0].as_array().unwrap();
+    let col = |n: &str| names.iter().position(|v| v == n).unwrap();
+    let row = &recorded[2];
+    let r = call(&app, "GET", "/api/calls", &listener, &[], None).await;
+    assert_eq!(r.json["errors"], json!([]), "{}", r.json);
+    let calls = r.json["calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 1, "{}", r.json);
+    let c = &calls[0];
+    assert_eq!(c["sensor_id"], 9);
+    assert_eq!(c["callreference"], row[col("callreference")]);
+    assert_eq!(c["callid"], row[col("callid")]);
+    assert_eq!(c["caller"], row[col("caller")]);
+    assert_eq!(c["called"], row[col("called")]);
+    let callref = c["callreference"].as_str().unwrap().to_string();
+
+    let addr = serve(app.clone()).await;
+    let mut ws = ws_connect(addr, &format!("sensor_id=9&callref={callref}"), &listener).await;
+    let Some(Message::Text(t)) = next_msg(&mut ws).await else {
+        panic!("expected the header first");
+    };
+    let h: Value = serde_json::from_str(&t).unwrap();
+    assert_eq!(
+        (h["rate"].as_u64(), h["channels"].as_u64()),
+        (Some(8000), Some(1)),
+        "{h}"
+    );
+    assert_eq!(h["caller"], row[col("caller")]);
+    let mut pcm = Vec::new();
+    let end = loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next()).await;
+        let Ok(Some(Ok(Message::Binary(b)))) = msg else {
+            panic!("the relay stopped before its end frame: {msg:?}");
+        };
+        match b[0] {
+            earshot_manager::stream_proto::KIND_AUDIO => pcm.extend_from_slice(&b[22..]),
+            earshot_manager::stream_proto::KIND_END => {
+                break String::from_utf8_lossy(&b[5..]).into_owned()
+            }
+            _ => {}
+        }
+    };
+    assert!(end.contains("call_ended"), "{end}");
+    let mut want = Vec::new();
+    for i in 1.. {
+        let Ok(b) = std::fs::read(dir.join(format!("readaudio_{i:02}.bin"))) else {
+            break;
+        };
+        want.extend_from_slice(&b);
+    }
+    assert_eq!(
+        pcm.len(),
+        want.len(),
+        "every recorded byte relayed, nothing more"
+    );
+    assert!(pcm == want, "the PCM is relayed unchanged");
+
+    // The polling dialogue the sensor saw: listen, readaudio with the same id, listen_stop.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !seen
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.starts_with("listen_stop "))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no listen_stop: {:?}",
+            seen.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let seen = seen.lock().unwrap().clone();
+    let listen = seen
+        .iter()
+        .find(|l| l.starts_with("listen "))
+        .expect("listen sent");
+    let id = listen.split(' ').nth(2).expect("listen id");
+    assert!(
+        seen.iter()
+            .filter(|l| l.starts_with("readaudio "))
+            .all(|l| l == &format!("readaudio {callref} {id}")),
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen.iter().find(|l| l.starts_with("listen_stop ")),
+        Some(&format!("listen_stop {callref} {id}"))
+    );
+}
