@@ -518,17 +518,24 @@ async fn listen(
     Query(q): Query<ListenQuery>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let (session, _) = require(&st, &headers, Role::Listener, false).await?;
-    if !same_origin(&headers) {
-        return Err(ApiError::Forbidden(
-            "this page's origin may not open listening sessions: open the player from its own address".into(),
+    let checked = check_listen(&st, &headers, &q).await;
+    let Ok(ws) = ws else {
+        checked?;
+        return Err(ApiError::BadRequest(
+            "/api/listen needs a WebSocket connection".into(),
         ));
-    }
-    let sensor = st.sensor(q.sensor_id).await?;
-    let callref = callref_of(&q)?;
-    let options = stream_options(&q)?;
-    let ws =
-        ws.map_err(|_| ApiError::BadRequest("/api/listen needs a WebSocket connection".into()))?;
+    };
+    let (session, sensor, callref, options) = match checked {
+        Ok(c) => c,
+        // A browser cannot read the body of a refused upgrade: accept it, say why in the
+        // page's own terms, and close, so the page shows the reason instead of retrying.
+        Err(e) => {
+            let text = e.to_string();
+            return Ok(ws.on_upgrade(move |mut socket| async move {
+                send_error(&mut socket, &text, false).await
+            }));
+        }
+    };
     let audit = AuditRow {
         user_name: session.user_name,
         source_ip: source_ip(&st, ip, &headers),
@@ -537,6 +544,25 @@ async fn listen(
         ..AuditRow::default()
     };
     Ok(ws.on_upgrade(move |socket| relay(st, socket, sensor, callref, options, audit)))
+}
+
+/// Everything a listening session needs before it may start: a listener's session, the
+/// player's own origin, a known sensor, a valid call reference and stream options.
+async fn check_listen(
+    st: &AppState,
+    headers: &HeaderMap,
+    q: &ListenQuery,
+) -> Result<(Session, Sensor, String, String), ApiError> {
+    let (session, _) = require(st, headers, Role::Listener, false).await?;
+    if !same_origin(headers) {
+        return Err(ApiError::Forbidden(
+            "this page's origin may not open listening sessions: open the player from its own address".into(),
+        ));
+    }
+    let sensor = st.sensor(q.sensor_id).await?;
+    let callref = callref_of(q)?;
+    let options = stream_options(q)?;
+    Ok((session, sensor, callref, options))
 }
 
 /// Tells the page why the session ends; `retry` says whether reconnecting may help, so the

@@ -489,6 +489,19 @@ async fn lists_and_relays_a_live_call_on(db_url: &str) {
     };
     assert!(t.contains("call not found"), "{t}");
 
+    // A viewer's WebSocket is accepted only to be told why it may not listen, and not to retry.
+    let viewer = login(&app, "viewer").await;
+    let mut ws = ws_connect(addr, &format!("callref={callref}"), &viewer).await;
+    let Some(Message::Text(t)) = next_msg(&mut ws).await else {
+        panic!("expected the refusal as a message");
+    };
+    let v: Value = serde_json::from_str(&t).unwrap();
+    assert!(
+        v["error"].as_str().unwrap().contains("does not allow"),
+        "{v}"
+    );
+    assert_eq!(v["retry"], false, "{v}");
+
     // Listen/readaudio first: a `stream` subscriber currently makes a `--pcap` replay run
     // ahead to the end of the call (sensor behaviour, reported), which would end the call.
     // The same sensor as a VoIPmonitor one: polled with listen/readaudio, its audio wrapped
