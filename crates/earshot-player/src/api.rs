@@ -34,7 +34,8 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
 
 pub struct AppState {
     pub db: Db,
-    pub config: Config,
+    /// Replaced as a whole on reload (SIGHUP); requests read it once.
+    config: std::sync::RwLock<Arc<Config>>,
     /// (sensor, callref, listen id) registered by `/api/chunk`, so only the first request sends
     /// `listen`.
     chunk_listeners: Mutex<HashSet<(i64, String, String)>>,
@@ -44,16 +45,41 @@ impl AppState {
     pub fn new(config: Config, db: Db) -> Arc<AppState> {
         Arc::new(AppState {
             db,
-            config,
+            config: std::sync::RwLock::new(Arc::new(config)),
             chunk_listeners: Mutex::new(HashSet::new()),
         })
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        match self.config.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Swaps the configuration for the requests that follow; running ones finish with theirs.
+    /// The listen address and the database are fixed at start: a change is logged and ignored.
+    pub fn replace_config(&self, new: Config) {
+        let old = self.config();
+        if new.listen != old.listen || new.database_url != old.database_url {
+            tracing::warn!("listen address or database changed: restart the player to apply");
+        }
+        let new = Config {
+            listen: old.listen.clone(),
+            database_url: old.database_url.clone(),
+            ..new
+        };
+        match self.config.write() {
+            Ok(mut c) => *c = Arc::new(new),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(new),
+        }
     }
 
     /// Every sensor the player may talk to: the registry, plus the configured default unless
     /// the registry has a sensor with its id.
     pub async fn all_sensors(&self) -> Result<Vec<Sensor>, ApiError> {
         let mut list = self.db.sensors().await?;
-        if let Some(d) = &self.config.default_sensor {
+        if let Some(d) = &self.config().default_sensor {
             if !list.iter().any(|s| s.id_sensor == d.id_sensor) {
                 list.insert(0, d.clone());
             }
@@ -65,7 +91,7 @@ impl AppState {
     /// the player is not an open proxy.
     pub async fn sensor(&self, id: Option<i64>) -> Result<Sensor, ApiError> {
         match id {
-            None => self.config.default_sensor.clone().ok_or_else(|| {
+            None => self.config().default_sensor.clone().ok_or_else(|| {
                 ApiError::BadRequest(
                     "no sensor_id given and no default sensor configured ([manager] host/port): name a sensor_id".into(),
                 )
@@ -74,7 +100,7 @@ impl AppState {
                 if let Some(s) = self.db.sensor(id).await? {
                     return Ok(s);
                 }
-                match &self.config.default_sensor {
+                match &self.config().default_sensor {
                     Some(d) if d.id_sensor == id => Ok(d.clone()),
                     _ => Err(ApiError::NotFound(format!(
                         "sensor {id} is not registered: an admin adds it with `earshot sensors add --id {id} …`"
@@ -202,7 +228,7 @@ async fn login(
             now_secs() + SESSION_SECONDS,
         )
         .await?;
-    let secure = if st.config.secure_cookie {
+    let secure = if st.config().secure_cookie {
         "; Secure"
     } else {
         ""

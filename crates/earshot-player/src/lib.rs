@@ -25,10 +25,13 @@ pub use error::{ApiError, DbError, ManagerError};
 
 use std::net::SocketAddr;
 
-/// Opens the database and serves until `shutdown` completes.
+/// Opens the database and serves until `shutdown` completes. Each configuration received on
+/// `reloads` replaces the running one (see [`AppState::replace_config`]); sensors registered in
+/// the database are read per request, so they need no reload.
 pub async fn serve(
     config: Config,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    mut reloads: tokio::sync::mpsc::UnboundedReceiver<Config>,
 ) -> Result<(), ServeError> {
     let db = Db::open(&config.database_url).await?;
     if db.users().await?.is_empty() {
@@ -40,7 +43,14 @@ pub async fn serve(
         .await
         .map_err(|e| ServeError::Bind(config.listen.clone(), e.to_string()))?;
     tracing::info!("earshot player listening on http://{}", config.listen);
-    let app = router(AppState::new(config, db));
+    let state = AppState::new(config, db);
+    let reloading = state.clone();
+    tokio::spawn(async move {
+        while let Some(config) = reloads.recv().await {
+            reloading.replace_config(config);
+        }
+    });
+    let app = router(state);
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

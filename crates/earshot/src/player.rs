@@ -69,24 +69,30 @@ pub struct PlayerArgs {
 }
 
 pub fn player(args: PlayerArgs) -> Result<()> {
-    let config = args.db.resolve(Overrides {
+    let overrides = Overrides {
         listen: args.listen,
         manager: args.manager,
         token: args.token,
         database: None,
-    })?;
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    };
+    let config = args.db.resolve(overrides.clone())?;
     runtime()?.block_on(async {
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
+        let (reload_tx, reloads) = tokio::sync::mpsc::unbounded_channel();
+        let db = args.db.clone();
+        // SIGHUP: the file is read again with the same command-line overrides; a bad file
+        // keeps the running configuration.
+        let reload = move || match db.resolve(overrides.clone()) {
+            Ok(config) => {
+                tracing::info!(default_sensor = ?config.default_sensor.as_ref().map(|s| (&s.host, s.port)),
+                    "configuration reloaded");
+                let _ = reload_tx.send(config);
+            }
+            Err(e) => {
+                tracing::error!("reload failed, keeping the running configuration: {e:#}")
+            }
         };
-        earshot_player::serve(config, shutdown).await?;
+        let shutdown = crate::signals::until_stop(reload);
+        earshot_player::serve(config, shutdown, reloads).await?;
         Ok(())
     })
 }
