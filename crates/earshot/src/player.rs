@@ -91,11 +91,29 @@ pub fn player(args: PlayerArgs) -> Result<()> {
                 tracing::error!("reload failed, keeping the running configuration: {e:#}")
             }
         };
-        let shutdown = crate::signals::until_stop(reload);
-        earshot_player::serve(config, shutdown, reloads).await?;
+        let stopping = std::sync::Arc::new(tokio::sync::Notify::new());
+        let stopped = stopping.clone();
+        let shutdown = async move {
+            crate::signals::until_stop(reload).await;
+            tracing::info!("shutting down");
+            stopped.notify_one();
+        };
+        // Graceful shutdown waits for open requests; a listening browser's WebSocket may never
+        // end, so the process leaves after a bounded grace whatever is still open.
+        tokio::select! {
+            r = earshot_player::serve(config, shutdown, reloads) => r?,
+            () = async {
+                stopping.notified().await;
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            } => tracing::info!("open connections closed after {SHUTDOWN_GRACE:?}"),
+        }
+        tracing::info!("stopped");
         Ok(())
     })
 }
+
+/// Time open requests (listening WebSockets) get after SIGTERM/SIGINT.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Manage the sensors the player may connect to.
 ///

@@ -409,7 +409,7 @@ async fn serve(settings: Settings, args: Args) -> Result<()> {
 }
 
 /// Time given to listeners to receive their end frame after SIGTERM/SIGINT.
-const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
 /// SIGHUP: re-reads the configuration and swaps who may connect (allow-list, token, TLS
 /// certificate). Open connections and streams are untouched. A bad file keeps the old settings.

@@ -281,3 +281,95 @@ fn sigterm_exits_within_2s_despite_a_stuck_stream_client() {
     assert!(status.success(), "exit status {status}:\n{}", s.stderr());
     drop(stuck);
 }
+
+/// `earshot player`: SIGHUP re-reads the file (a broken one is refused and logged, the player
+/// keeps serving), and SIGTERM stops it within 2 s even with a request left half-sent.
+#[test]
+fn player_reloads_on_sighup_and_stops_on_sigterm() {
+    let dir = sensor::scratch("player-signals");
+    let config = dir.join("player.toml");
+    let player_config = |port: u16| format!("[manager]\nhost = \"127.0.0.1\"\nport = {port}\n");
+    std::fs::write(&config, player_config(5029)).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = dir.join("player.log");
+    let child = sensor::earshot()
+        .arg("player")
+        .arg("--config")
+        .arg(&config)
+        .arg("--database")
+        .arg(format!("sqlite://{}?mode=rwc", dir.join("p.db").display()))
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--log-format",
+            "human",
+        ])
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("start earshot player");
+    struct Player(std::process::Child);
+    impl Drop for Player {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut p = Player(child);
+    let pid = libc::pid_t::try_from(p.0.id()).unwrap();
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let wait_log = |what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !read_log().contains(what) {
+            assert!(
+                Instant::now() < deadline,
+                "{what:?} never logged:\n{}",
+                read_log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let kill = |sig| {
+        // SAFETY: kill(2) has no memory-safety preconditions; the pid is our own child.
+        assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+    };
+    wait_log("listening on");
+
+    std::fs::write(&config, player_config(6029)).unwrap();
+    kill(libc::SIGHUP);
+    wait_log("configuration reloaded");
+    assert!(read_log().contains("6029"), "{}", read_log());
+
+    std::fs::write(&config, "[manager]\nhots = \"x\"\n").unwrap();
+    kill(libc::SIGHUP);
+    wait_log("reload failed");
+    assert!(read_log().contains("hots"), "{}", read_log());
+    assert!(
+        matches!(p.0.try_wait(), Ok(None)),
+        "the player died on a bad reload"
+    );
+
+    // Half a request: graceful shutdown would wait for it forever.
+    let mut half = TcpStream::connect(("127.0.0.1", port)).expect("connect to the player");
+    half.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let sent = Instant::now();
+    kill(libc::SIGTERM);
+    let deadline = sent + Duration::from_secs(2);
+    let status = loop {
+        if let Ok(Some(s)) = p.0.try_wait() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "player still running 2 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    eprintln!("player exited {:?} after SIGTERM", sent.elapsed());
+    assert!(status.success(), "exit status {status}:\n{}", read_log());
+    drop(half);
+}
