@@ -83,8 +83,9 @@ pub fn player(args: PlayerArgs) -> Result<()> {
         // keeps the running configuration.
         let reload = move || match db.resolve(overrides.clone()) {
             Ok(config) => {
-                tracing::info!(default_sensor = ?config.default_sensor.as_ref().map(|s| (&s.host, s.port)),
-                    "configuration reloaded");
+                let default = config.default_sensor.as_ref();
+                let default = default.map(|s| format!("{}:{}", s.host, s.port));
+                tracing::info!(default_sensor = ?default, "configuration reloaded");
                 let _ = reload_tx.send(config);
             }
             Err(e) => {
