@@ -36,7 +36,8 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
 
 pub struct AppState {
     pub db: Db,
-    pub config: Config,
+    /// Replaced as a whole on reload (SIGHUP); requests read it once.
+    config: std::sync::RwLock<Arc<Config>>,
     /// (sensor, callref, listen id) registered by `/api/chunk`, so only the first request sends
     /// `listen`.
     chunk_listeners: Mutex<HashSet<(i64, String, String)>>,
@@ -46,9 +47,34 @@ impl AppState {
     pub fn new(config: Config, db: Db) -> Arc<AppState> {
         Arc::new(AppState {
             db,
-            config,
+            config: std::sync::RwLock::new(Arc::new(config)),
             chunk_listeners: Mutex::new(HashSet::new()),
         })
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        match self.config.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Swaps the configuration for the requests that follow; running ones finish with theirs.
+    /// The listen address and the database are fixed at start: a change is logged and ignored.
+    pub fn replace_config(&self, new: Config) {
+        let old = self.config();
+        if new.listen != old.listen || new.database_url != old.database_url {
+            tracing::warn!("listen address or database changed: restart the player to apply");
+        }
+        let new = Config {
+            listen: old.listen.clone(),
+            database_url: old.database_url.clone(),
+            ..new
+        };
+        match self.config.write() {
+            Ok(mut c) => *c = Arc::new(new),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(new),
+        }
     }
 
     /// Every sensor the player may talk to: the registry, plus the configured default unless
@@ -56,7 +82,7 @@ impl AppState {
     /// under another id: listing it twice would show every call twice.
     pub async fn all_sensors(&self) -> Result<Vec<Sensor>, ApiError> {
         let mut list = self.db.sensors().await?;
-        if let Some(d) = &self.config.default_sensor {
+        if let Some(d) = &self.config().default_sensor {
             let registered = |s: &Sensor| {
                 s.id_sensor == d.id_sensor
                     || (s.port == d.port
@@ -76,7 +102,7 @@ impl AppState {
     /// the player is not an open proxy.
     pub async fn sensor(&self, id: Option<i64>) -> Result<Sensor, ApiError> {
         match id {
-            None => self.config.default_sensor.clone().ok_or_else(|| {
+            None => self.config().default_sensor.clone().ok_or_else(|| {
                 ApiError::BadRequest(
                     "no sensor_id given and no default sensor configured ([manager] host/port): name a sensor_id".into(),
                 )
@@ -85,7 +111,7 @@ impl AppState {
                 if let Some(s) = self.db.sensor(id).await? {
                     return Ok(s);
                 }
-                match &self.config.default_sensor {
+                match &self.config().default_sensor {
                     Some(d) if d.id_sensor == id => Ok(d.clone()),
                     _ => Err(ApiError::NotFound(format!(
                         "sensor {id} is not registered: an admin adds it with `earshot sensors add --id {id} …`"
@@ -219,7 +245,7 @@ async fn start_session(st: &AppState, user: &crate::db::User) -> Result<Response
             now_secs() + SESSION_SECONDS,
         )
         .await?;
-    let secure = if st.config.secure_cookie {
+    let secure = if st.config().secure_cookie {
         "; Secure"
     } else {
         ""
@@ -283,7 +309,8 @@ async fn me(
 
 /// The user named by a trusted reverse proxy's header, if this request came from one.
 fn proxy_user(st: &AppState, peer: Option<&str>, headers: &HeaderMap) -> Option<String> {
-    let proxy = st.config.proxy_auth.as_ref()?;
+    let config = st.config();
+    let proxy = config.proxy_auth.as_ref()?;
     if !from_trusted_proxy(st, peer) {
         return None;
     }
@@ -292,7 +319,8 @@ fn proxy_user(st: &AppState, peer: Option<&str>, headers: &HeaderMap) -> Option<
 }
 
 fn from_trusted_proxy(st: &AppState, peer: Option<&str>) -> bool {
-    let Some(proxy) = st.config.proxy_auth.as_ref() else {
+    let config = st.config();
+    let Some(proxy) = config.proxy_auth.as_ref() else {
         return false;
     };
     let Some(ip) = peer.and_then(|p| p.parse::<std::net::IpAddr>().ok()) else {

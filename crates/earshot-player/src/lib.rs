@@ -24,10 +24,13 @@ pub use config::{Config, FileConfig, Overrides};
 pub use db::{AuditRow, Db, Role, Sensor, SensorKind};
 pub use error::{ApiError, DbError, ManagerError};
 
-/// Opens the database and serves until `shutdown` completes.
+/// Opens the database and serves until `shutdown` completes. Each configuration received on
+/// `reloads` replaces the running one (see [`AppState::replace_config`]); sensors registered in
+/// the database are read per request, so they need no reload.
 pub async fn serve(
     config: Config,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    mut reloads: tokio::sync::mpsc::UnboundedReceiver<Config>,
 ) -> Result<(), ServeError> {
     let db = Db::open(&config.database_url).await?;
     if db.users().await?.is_empty() {
@@ -50,8 +53,28 @@ pub async fn serve(
         .map_err(|e| ServeError::Bind(config.listen.clone(), e.to_string()))?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!("earshot player listening on {scheme}://{}", config.listen);
-    let app = router(AppState::new(config, db));
-    let service = app.into_make_service_with_connect_info::<https::PeerAddr>();
+    let state = AppState::new(config, db);
+    let reloading = state.clone();
+    tokio::spawn(async move {
+        while let Some(config) = reloads.recv().await {
+            if config.sensor_ca != reloading.config().sensor_ca {
+                match config
+                    .sensor_ca
+                    .as_deref()
+                    .map(earshot_sensor::tls::client_config)
+                {
+                    None => manager::trust_sensors(None),
+                    Some(Ok(trust)) => manager::trust_sensors(Some(trust)),
+                    Some(Err(e)) => {
+                        tracing::warn!("reload: {e}; keeping the sensors' previous CA");
+                        continue;
+                    }
+                }
+            }
+            reloading.replace_config(config);
+        }
+    });
+    let service = router(state).into_make_service_with_connect_info::<https::PeerAddr>();
     let served = match tls {
         Some(tls) => {
             let listener = https::TlsListener::new(listener, tls)

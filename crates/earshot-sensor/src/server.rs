@@ -18,7 +18,7 @@ use ipnet::IpNet;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -73,6 +73,47 @@ impl ManagerConfig {
     }
 }
 
+/// What a reload (SIGHUP) may change while connections and streams carry on: who may connect
+/// and with which token, and the TLS certificate. Each connection reads it once, on accept.
+#[derive(Clone, Debug)]
+pub struct Access {
+    pub allow: Vec<IpNet>,
+    pub token: Option<String>,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl Access {
+    pub fn of(cfg: &ManagerConfig) -> Access {
+        Access {
+            allow: cfg.allow.clone(),
+            token: cfg.token.clone().filter(|t| !t.is_empty()),
+            tls: cfg.tls.clone(),
+        }
+    }
+}
+
+/// Swaps the running server's [`Access`]; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AccessHandle(Arc<RwLock<Arc<Access>>>);
+
+impl AccessHandle {
+    pub fn current(&self) -> Arc<Access> {
+        match self.0.read() {
+            Ok(a) => a.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Takes effect for the next connection; open ones keep what they were accepted with.
+    pub fn replace(&self, access: Access) {
+        let access = Arc::new(access);
+        match self.0.write() {
+            Ok(mut a) => *a = access,
+            Err(poisoned) => *poisoned.into_inner() = access,
+        }
+    }
+}
+
 /// Counters of the manager, for `sniffer_stat` and metrics.
 #[derive(Debug, Default)]
 pub struct ManagerCounters {
@@ -100,12 +141,24 @@ struct State {
     next_id: AtomicU64,
     pub counters: Arc<ManagerCounters>,
     slots: Arc<Semaphore>,
+    access: AccessHandle,
 }
 
 /// A running server: its address and counters.
 pub struct Manager {
     pub local_addr: SocketAddr,
     pub counters: Arc<ManagerCounters>,
+    pub access: AccessHandle,
+    slots: Arc<Semaphore>,
+    max_connections: usize,
+}
+
+impl Manager {
+    /// Connections being served right now (stream listeners included).
+    pub fn open_connections(&self) -> usize {
+        self.max_connections
+            .saturating_sub(self.slots.available_permits())
+    }
 }
 
 /// Binds and starts serving on the current tokio runtime.
@@ -117,8 +170,12 @@ pub async fn start(
     let listener = TcpListener::bind(cfg.listen).await?;
     let local_addr = listener.local_addr()?;
     let counters = Arc::new(ManagerCounters::default());
+    let access = AccessHandle(Arc::new(RwLock::new(Arc::new(Access::of(&cfg)))));
+    let max_connections = cfg.max_connections.max(1);
+    let slots = Arc::new(Semaphore::new(max_connections));
     let state = Arc::new(State {
-        slots: Arc::new(Semaphore::new(cfg.max_connections.max(1))),
+        slots: slots.clone(),
+        access: access.clone(),
         cfg,
         shared,
         control,
@@ -131,6 +188,9 @@ pub async fn start(
     Ok(Manager {
         local_addr,
         counters,
+        access,
+        slots,
+        max_connections,
     })
 }
 
@@ -145,8 +205,8 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>) {
             }
         };
         state.counters.connections.fetch_add(1, Ordering::Relaxed);
-        if !state
-            .cfg
+        let access = state.access.current();
+        if !access
             .allow
             .iter()
             .any(|n| n.contains(&canonical(peer.ip())))
@@ -172,12 +232,12 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>) {
         let _ = socket2::SockRef::from(&sock).set_send_buffer_size(SEND_BUFFER);
         let st = state.clone();
         tokio::spawn(async move {
-            match st.cfg.tls.clone() {
-                None => handle(sock, peer, &st).await,
+            match access.tls.clone() {
+                None => handle(sock, peer, &st, &access).await,
                 Some(tls) => {
                     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
                     match tokio::time::timeout(REQUEST_DEADLINE, acceptor.accept(sock)).await {
-                        Ok(Ok(stream)) => handle(stream, peer, &st).await,
+                        Ok(Ok(stream)) => handle(stream, peer, &st, &access).await,
                         Ok(Err(e)) => tracing::warn!(%peer, "manager TLS handshake failed: {e}"),
                         Err(_) => tracing::warn!(%peer, "manager TLS handshake timed out"),
                     }
@@ -196,7 +256,12 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-async fn handle<S: AsyncRead + AsyncWrite + Unpin>(mut sock: S, peer: SocketAddr, state: &State) {
+async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
+    mut sock: S,
+    peer: SocketAddr,
+    state: &State,
+    access: &Access,
+) {
     let request = match tokio::time::timeout(REQUEST_DEADLINE, read_request(&mut sock)).await {
         Ok(Some(Ok(r))) => r,
         Ok(Some(Err(e))) => {
@@ -211,12 +276,7 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(mut sock: S, peer: SocketAddr
         }
     };
     state.counters.requests.fetch_add(1, Ordering::Relaxed);
-    let token = state
-        .cfg
-        .token
-        .as_deref()
-        .filter(|t| !t.is_empty())
-        .map(str::as_bytes);
+    let token = access.token.as_deref().map(str::as_bytes);
     if !authorize(token, &request) {
         state.counters.auth_failures.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(%peer, "manager request refused: missing or wrong token");

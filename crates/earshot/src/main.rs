@@ -1,22 +1,32 @@
 //! The `earshot` command line: a thin layer over the library crates.
 
 mod analyze;
+mod check_config;
 mod client;
 mod extract;
+mod ops;
 mod player;
 mod report;
 mod sensor;
+mod signals;
 mod synth;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
 
 /// Listen to VoIP calls while they happen, from passively captured SIP and RTP.
 #[derive(Parser)]
-#[command(name = "earshot", version, about, long_about = None, propagate_version = true)]
+#[command(name = "earshot", version = ops::VERSION, about, long_about = None, propagate_version = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log format on stderr: auto (human, coloured on a terminal), human, or json.
+    #[arg(long, global = true, value_enum, default_value_t)]
+    log_format: ops::LogFormat,
+    /// Log filter: error, warn, info, debug, trace, or e.g. earshot_sensor=debug,info
+    /// (default: RUST_LOG, else info).
+    #[arg(long, global = true, value_name = "FILTER")]
+    log_level: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -31,10 +41,17 @@ enum Command {
     Users(player::UsersArgs),
     Audit(player::AuditArgs),
     Synth(synth::Args),
+    CheckConfig(check_config::Args),
+    Completions(ops::CompletionsArgs),
+    Man(ops::ManArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = ops::init_logging(cli.log_format, cli.log_level.as_deref()) {
+        eprintln!("earshot: {e:#}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Analyze(args) => analyze::run(args),
         Command::Calls(args) => client::calls(args),
@@ -46,6 +63,9 @@ fn main() -> ExitCode {
         Command::Users(args) => player::users(args),
         Command::Audit(args) => player::audit(args),
         Command::Synth(args) => synth::run(args),
+        Command::CheckConfig(args) => check_config::run(args),
+        Command::Completions(args) => ops::completions(args, Cli::command()),
+        Command::Man(args) => ops::man(args, Cli::command()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

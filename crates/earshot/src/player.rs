@@ -79,7 +79,7 @@ pub struct PlayerArgs {
 }
 
 pub fn player(args: PlayerArgs) -> Result<()> {
-    let config = args.db.resolve(Overrides {
+    let overrides = Overrides {
         listen: args.listen,
         manager: args.manager,
         token: args.token,
@@ -87,22 +87,47 @@ pub fn player(args: PlayerArgs) -> Result<()> {
         sensor_ca: args.sensor_ca,
         tls_cert: args.tls_cert,
         tls_key: args.tls_key,
-    })?;
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    };
+    let config = args.db.resolve(overrides.clone())?;
     runtime()?.block_on(async {
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
+        let (reload_tx, reloads) = tokio::sync::mpsc::unbounded_channel();
+        let db = args.db.clone();
+        // SIGHUP: the file is read again with the same command-line overrides; a bad file
+        // keeps the running configuration.
+        let reload = move || match db.resolve(overrides.clone()) {
+            Ok(config) => {
+                let default = config.default_sensor.as_ref();
+                let default = default.map(|s| format!("{}:{}", s.host, s.port));
+                tracing::info!(default_sensor = ?default, "configuration reloaded");
+                let _ = reload_tx.send(config);
+            }
+            Err(e) => {
+                tracing::error!("reload failed, keeping the running configuration: {e:#}")
+            }
         };
-        earshot_player::serve(config, shutdown).await?;
+        let stopping = std::sync::Arc::new(tokio::sync::Notify::new());
+        let stopped = stopping.clone();
+        let shutdown = async move {
+            crate::signals::until_stop(reload).await;
+            tracing::info!("shutting down");
+            stopped.notify_one();
+        };
+        // Graceful shutdown waits for open requests; a listening browser's WebSocket may never
+        // end, so the process leaves after a bounded grace whatever is still open.
+        tokio::select! {
+            r = earshot_player::serve(config, shutdown, reloads) => r?,
+            () = async {
+                stopping.notified().await;
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            } => tracing::info!("open connections closed after {SHUTDOWN_GRACE:?}"),
+        }
+        tracing::info!("stopped");
         Ok(())
     })
 }
+
+/// Time open requests (listening WebSockets) get after SIGTERM/SIGINT.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Manage the sensors the player may connect to.
 ///

@@ -32,7 +32,7 @@ use std::time::Duration;
 ///   earshot sensor --pcap call.pcap --loop
 ///   earshot sensor --pcap call.pcap --speed max --manager 127.0.0.1:15029
 ///   echo listcalls | nc 127.0.0.1 5029
-#[derive(clap::Args, Debug, Default)]
+#[derive(clap::Args, Debug, Default, Clone)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
     /// TOML configuration file.
@@ -74,6 +74,16 @@ pub struct Args {
     /// PEM private key of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+}
+
+impl Args {
+    /// The settings of a configuration file alone, without command-line options.
+    pub fn with_config(path: &std::path::Path) -> Args {
+        Args {
+            config: Some(path.to_path_buf()),
+            ..Args::default()
+        }
+    }
 }
 
 /// The configuration file; every key is optional.
@@ -307,7 +317,7 @@ fn secs(s: u64) -> i64 {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let settings = settings(args)?;
+    let settings = settings(args.clone())?;
     if settings.pcaps.is_empty() && settings.live.is_empty() && settings.hep.is_empty() {
         bail!(
             "no capture source: give --interface IF, --hep ADDR:PORT or --pcap FILE \
@@ -319,10 +329,10 @@ pub fn run(args: Args) -> Result<()> {
         .enable_all()
         .thread_name("earshot-manager")
         .build()?;
-    runtime.block_on(serve(settings))
+    runtime.block_on(serve(settings, args))
 }
 
-async fn serve(settings: Settings) -> Result<()> {
+async fn serve(settings: Settings, args: Args) -> Result<()> {
     let counters = Arc::new(SensorCounters::default());
     let shared = Shared::new(counters.clone());
     let (frame_tx, frame_rx) = crossbeam_channel::bounded(settings.queue_batches);
@@ -342,7 +352,6 @@ async fn serve(settings: Settings) -> Result<()> {
     sources.extend(live::spawn_all(&settings.live, &sender, &stop)?);
     for cfg in &settings.live {
         tracing::info!(interface = %cfg.interface, filter = ?cfg.filter, "live capture started");
-        eprintln!("earshot sensor: capturing on {}", cfg.interface);
     }
     let mut heps = Vec::new();
     for addr in &settings.hep {
@@ -352,7 +361,6 @@ async fn serve(settings: Settings) -> Result<()> {
         let addr = listener.local_addr();
         sources.push(listener.spawn(sender.clone(), stop.clone())?);
         tracing::info!(%addr, "HEP listener started");
-        eprintln!("earshot sensor: HEP on udp {addr}");
     }
     for path in &settings.pcaps {
         // Fail early with a clear message rather than from a background thread.
@@ -382,40 +390,55 @@ async fn serve(settings: Settings) -> Result<()> {
             )
         })?;
     tracing::info!(addr = %manager.local_addr, "manager API listening");
-    eprintln!("earshot sensor: manager API on {}", manager.local_addr);
-    shutdown_signal().await;
-    tracing::info!("shutting down");
+    crate::signals::until_stop(|| reload(&args, &manager)).await;
+    tracing::info!("shutting down: ending streams");
     stop.stop();
     let _ = control_tx.send(Control::Shutdown);
-    // Give listeners their end frames; never wait more than 2 s in all.
-    let deadline = std::time::Instant::now() + Duration::from_secs(2);
-    while !pipeline.is_finished() && std::time::Instant::now() < deadline {
+    // The pipeline ends every listener with a `server_shutdown` frame; wait until it and the
+    // stream connections are done, but never long: the service must be gone within 2 s.
+    let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
+    while (!pipeline.is_finished() || manager.open_connections() > 0)
+        && std::time::Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
     drop(sender);
     drop(sources);
+    tracing::info!("stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
+/// Time given to listeners to receive their end frame after SIGTERM/SIGINT.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
+/// SIGHUP: re-reads the configuration and swaps who may connect (allow-list, token, TLS
+/// certificate). Open connections and streams are untouched. A bad file keeps the old settings.
+fn reload(args: &Args, manager: &server::Manager) {
+    let Some(path) = &args.config else {
+        tracing::warn!("SIGHUP: nothing to reload, the sensor was started without --config");
+        return;
+    };
+    match settings(args.clone()) {
+        Ok(new) => {
+            let access = server::Access::of(&new.manager);
+            tracing::info!(
+                config = %path.display(),
+                allow = ?access.allow,
+                token = access.token.is_some(),
+                tls = access.tls.is_some(),
+                "configuration reloaded: new access rules apply to new connections"
+            );
+            if new.manager.listen != manager.local_addr && new.manager.listen.port() != 0 {
+                tracing::warn!(
+                    listen = %new.manager.listen,
+                    "[manager] listen changed: restart the sensor to move the Manager API"
+                );
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+            manager.access.replace(access);
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+        Err(e) => tracing::error!(
+            config = %path.display(),
+            "reload failed, keeping the running configuration: {e:#}"
+        ),
     }
 }

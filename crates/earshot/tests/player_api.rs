@@ -1345,3 +1345,38 @@ async fn a_recorded_voipmonitor_sensor() {
         Some(&format!("listen_stop {callref} {id}"))
     );
 }
+
+/// SIGHUP's effect inside the player: a replaced configuration changes the default sensor and
+/// its token for the next requests, while the listen address and database stay as started.
+#[tokio::test]
+async fn replaced_config_changes_the_default_sensor() {
+    let sensor_at = |port: u16, token: &str| Sensor {
+        id_sensor: 0,
+        name: "default".into(),
+        host: "127.0.0.1".into(),
+        port,
+        token: Some(token.into()),
+        tls: false,
+        kind: SensorKind::Earshot,
+    };
+    let url = sqlite_url("player-reload");
+    let (_app, state) = player(&url, Some(sensor_at(5029, "old"))).await;
+    let mut next = config(
+        "sqlite://elsewhere.db?mode=rwc",
+        Some(sensor_at(6029, "new")),
+    );
+    next.listen = "127.0.0.1:9999".into();
+    state.replace_config(next);
+    let s = state.sensor(None).await.expect("a default sensor");
+    assert_eq!((s.port, s.token.as_deref()), (6029, Some("new")));
+    let c = state.config();
+    assert_eq!(
+        (c.listen.as_str(), c.database_url.as_str()),
+        ("127.0.0.1:0", url.as_str())
+    );
+    state.replace_config(config(&url, None));
+    assert!(
+        state.sensor(None).await.is_err(),
+        "the default sensor was removed"
+    );
+}
