@@ -182,6 +182,21 @@ fn broken_configurations_are_explained() {
             &["did you mean `secure_cookie`"],
         ),
         ("player", "listen = [", &["not valid TOML"]),
+        (
+            "player",
+            "[auth]\nproxy_user_header = \"X-Remote-User\"\n",
+            &["needs trusted_proxies"],
+        ),
+        (
+            "player",
+            "[tls]\ncert = \"/no/such/cert.pem\"\nkey = \"/no/such/key.pem\"\n",
+            &["[tls]", "cannot read the TLS certificate"],
+        ),
+        (
+            "player",
+            "[manager]\nhost = \"pbx\"\ntls = true\n",
+            &["needs [sensors] tls_ca"],
+        ),
     ];
     for (i, (kind, body, words)) in cases.iter().enumerate() {
         let file = dir.join(format!("case{i}.toml"));
