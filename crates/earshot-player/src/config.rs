@@ -11,6 +11,8 @@
 //! url = "sqlite://earshot.db?mode=rwc"
 //! [auth]
 //! secure_cookie = true # set when the player is reached over HTTPS (e.g. behind a proxy)
+//! [metrics]
+//! token = "scrape-s3cret" # /metrics then needs `Authorization: Bearer …`; unset: loopback only
 //! ```
 
 use crate::db::{Sensor, SensorKind};
@@ -30,6 +32,14 @@ pub struct FileConfig {
     pub database: DatabaseSection,
     #[serde(default)]
     pub auth: AuthSection,
+    #[serde(default)]
+    pub metrics: MetricsSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -86,6 +96,8 @@ pub struct Config {
     /// The sensor from `[manager]` / `--manager`, used when a request names no sensor id.
     pub default_sensor: Option<Sensor>,
     pub secure_cookie: bool,
+    /// Bearer token `/metrics` requires; `None`: loopback clients only.
+    pub metrics_token: Option<String>,
 }
 
 /// Command-line overrides; `None` keeps the file's value.
@@ -95,6 +107,7 @@ pub struct Overrides {
     pub manager: Option<String>,
     pub token: Option<String>,
     pub database: Option<String>,
+    pub metrics_token: Option<String>,
 }
 
 impl Config {
@@ -139,6 +152,10 @@ impl Config {
             database_url,
             default_sensor,
             secure_cookie: file.auth.secure_cookie,
+            metrics_token: o
+                .metrics_token
+                .or(file.metrics.token)
+                .filter(|t| !t.is_empty()),
         })
     }
 }

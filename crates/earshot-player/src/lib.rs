@@ -16,6 +16,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod manager;
+pub mod metrics;
 mod web;
 
 pub use api::{router, AppState};

@@ -66,6 +66,10 @@ pub struct PlayerArgs {
     /// The default sensor's token.
     #[arg(long, value_name = "T", env = "EARSHOT_TOKEN")]
     token: Option<String>,
+    /// Token Prometheus must send (`Authorization: Bearer T`) to read /metrics; without one,
+    /// /metrics answers loopback clients only.
+    #[arg(long, value_name = "T", env = "EARSHOT_METRICS_TOKEN")]
+    metrics_token: Option<String>,
 }
 
 pub fn player(args: PlayerArgs) -> Result<()> {
@@ -74,6 +78,7 @@ pub fn player(args: PlayerArgs) -> Result<()> {
         manager: args.manager,
         token: args.token,
         database: None,
+        metrics_token: args.metrics_token,
     })?;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(

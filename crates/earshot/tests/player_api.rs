@@ -33,6 +33,7 @@ fn config(db_url: &str, default_sensor: Option<Sensor>) -> Config {
         database_url: db_url.into(),
         default_sensor,
         secure_cookie: false,
+        metrics_token: None,
     }
 }
 
