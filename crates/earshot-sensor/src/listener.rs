@@ -276,3 +276,76 @@ fn send(tx: &Sender<Frame>, frame: Frame) -> Result<(), Gone> {
         Err(TrySendError::Closed(_)) => Err(Gone::Closed),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use earshot_wire::Timestamp;
+
+    const START_NS: i64 = 1_700_000_000_000_000_000;
+
+    fn packet(seq: u16, pt: u8, payload: &[u8]) -> RtpPacket<'_> {
+        RtpPacket {
+            call: 1,
+            party: Party::Caller,
+            ts: Timestamp(START_NS + i64::from(seq) * 20_000_000),
+            ssrc: 7,
+            seq,
+            timestamp: u32::from(seq) * 160,
+            payload_type: pt,
+            marker: seq == 0,
+            payload,
+            format: None,
+            event: false,
+        }
+    }
+
+    fn listener(counters: &Arc<SensorCounters>) -> (Listener, tokio::sync::mpsc::Receiver<Frame>) {
+        let (tx, rx) = tokio::sync::mpsc::channel(10_000);
+        let format = AudioFormat {
+            rate: 8000,
+            channels: 1,
+        };
+        let l = Listener::new(1, format, tx, true, counters.clone()).expect("listener");
+        (l, rx)
+    }
+
+    #[test]
+    fn rejected_payloads_are_counted_under_their_codec() {
+        let counters = Arc::new(SensorCounters::default());
+        let (mut l, _rx) = listener(&counters);
+        // G.729 frames are 10 bytes (plus an optional 2-byte SID): 7 bytes cannot be decoded.
+        for seq in 0..20 {
+            l.push(&packet(seq, 18, &[0x55; 7]))
+                .expect("listener stays");
+        }
+        l.poll(START_NS + 2_000_000_000).expect("listener stays");
+        let errors = counters.metrics.decode_errors.get("g729");
+        assert!(
+            errors >= 15,
+            "{errors} decode errors counted for 20 bad packets"
+        );
+        assert_eq!(counters.metrics.decode_errors.get("other"), 0);
+    }
+
+    #[test]
+    fn live_frames_are_timed_from_capture_to_departure() {
+        let counters = Arc::new(SensorCounters::default());
+        let (mut l, mut rx) = listener(&counters);
+        for seq in 0..50 {
+            l.push(&packet(seq, 0, &[0xff; 160]))
+                .expect("listener stays");
+        }
+        let mut frames = 0;
+        while let Ok(f) = rx.try_recv() {
+            frames += u64::from(matches!(f, Frame::Audio(_)));
+        }
+        let h = counters.metrics.frame_latency.snapshot();
+        assert!(frames > 0);
+        assert_eq!(h.count, frames, "every live frame is timed once");
+        // Frames wait for the playout hold (tens of milliseconds), never seconds.
+        let mean = h.sum_seconds / h.count as f64;
+        assert!((0.0..1.0).contains(&mean), "mean latency {mean} s");
+        assert_eq!(counters.metrics.decode_errors.get("pcmu"), 0);
+    }
+}

@@ -463,3 +463,24 @@ async fn sensor_and_player_metrics_move_with_traffic() {
         );
     }
 }
+
+/// `[metrics] listen` in the configuration file, as a bare port: served on loopback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_port_from_the_configuration_file() {
+    let dir = sensor::scratch("metrics-config");
+    let port = free_addr().port();
+    let config = dir.join("sensor.toml");
+    std::fs::write(&config, format!("[metrics]\nlisten = \"{port}\"\n")).expect("write config");
+    let _s = sensor::Sensor::start(&["--config", config.to_str().unwrap(), "--hep", "127.0.0.1:0"]);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        assert!(Instant::now() < deadline, "no metrics on {addr}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let m = scrape_sensor(addr).await;
+    assert_eq!(m.require("earshot_sensor_frames_total"), 0.0);
+    assert_eq!(m.require("earshot_sensor_active_calls"), 0.0);
+    let (status, _, _) = http(addr, "POST", "/metrics", &[], "").await;
+    assert_eq!(status, 405);
+}
