@@ -88,6 +88,10 @@ pub struct CaptureCounters {
     pub sip_messages: u64,
     pub rtp_packets: u64,
     pub rtcp_packets: u64,
+    /// Transport payload bytes of the SIP messages, RTP and RTCP packets counted above.
+    pub sip_bytes: u64,
+    pub rtp_bytes: u64,
+    pub rtcp_bytes: u64,
     /// Frames or messages that could not be decoded (decapsulation and SIP).
     pub malformed: u64,
     pub calls: u64,

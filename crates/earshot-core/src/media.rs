@@ -87,6 +87,7 @@ impl Engine {
         sink: &mut dyn Sink,
     ) -> bool {
         if is_rtcp(payload) {
+            self.counters.rtcp_bytes += payload.len() as u64;
             return self.on_rtcp(src, dst);
         }
         let Some(rtp) = Rtp::parse(payload) else {
@@ -102,6 +103,7 @@ impl Engine {
             None => return self.on_unassociated(ts, key, &rtp),
         };
         self.counters.rtp_packets += 1;
+        self.counters.rtp_bytes += payload.len() as u64;
         match loc.call {
             Some(call_id) => self.account_call_rtp(call_id, loc.idx, ts, &rtp, sink),
             None => {
@@ -281,6 +283,7 @@ impl Engine {
             return false;
         }
         self.counters.rtp_packets += cand.stream.stats.packets;
+        self.counters.rtp_bytes += cand.stream.stats.bytes;
         self.counters.streams += 1;
         let idx = self.unassociated.len() as u32;
         self.unassociated.push(cand.stream);

@@ -26,6 +26,7 @@ impl Engine {
             }
         };
         self.counters.sip_messages += 1;
+        self.counters.sip_bytes += bytes.len() as u64;
         let Some(call_id) = msg.call_id() else {
             self.counters.malformed += 1;
             return;

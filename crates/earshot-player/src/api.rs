@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::db::{now_secs, AuditRow, Db, Role, Sensor, SensorKind, Session};
 use crate::error::{ApiError, ManagerError};
 use crate::manager::{self, ReadAudio, StreamConn};
+use crate::metrics::{bump, PlayerMetrics};
 use crate::web;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -41,6 +42,7 @@ pub struct AppState {
     /// (sensor, callref, listen id) registered by `/api/chunk`, so only the first request sends
     /// `listen`.
     chunk_listeners: Mutex<HashSet<(i64, String, String)>>,
+    pub metrics: PlayerMetrics,
 }
 
 impl AppState {
@@ -49,6 +51,7 @@ impl AppState {
             db,
             config: std::sync::RwLock::new(Arc::new(config)),
             chunk_listeners: Mutex::new(HashSet::new()),
+            metrics: PlayerMetrics::default(),
         })
     }
 
@@ -140,6 +143,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/listen", get(listen))
         .route("/api/chunk", get(chunk))
         .route("/api/audit", get(audit))
+        .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::NotFound("no such page or API endpoint".into()) })
         .with_state(state)
 }
@@ -177,25 +181,30 @@ async fn require(
     min: Role,
     state_changing: bool,
 ) -> Result<(Session, String), ApiError> {
-    let token = cookie(headers, SESSION_COOKIE)
-        .ok_or_else(|| ApiError::Unauthorized("log in first".into()))?;
+    let refuse = |reason: &str| state.metrics.refused(reason);
+    let token = cookie(headers, SESSION_COOKIE).ok_or_else(|| {
+        refuse("no_session");
+        ApiError::Unauthorized("log in first".into())
+    })?;
     let hash = auth::token_hash(&token);
-    let session =
-        state.db.session(&hash).await?.ok_or_else(|| {
-            ApiError::Unauthorized("your session has expired: log in again".into())
-        })?;
+    let session = state.db.session(&hash).await?.ok_or_else(|| {
+        refuse("expired");
+        ApiError::Unauthorized("your session has expired: log in again".into())
+    })?;
     if state_changing {
         let sent = headers
             .get("x-csrf-token")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         if !auth::constant_time_eq(sent.as_bytes(), session.csrf.as_bytes()) {
+            refuse("csrf");
             return Err(ApiError::Forbidden(
                 "missing or wrong X-CSRF-Token header: reload the page".into(),
             ));
         }
     }
     if session.role < min {
+        refuse("role");
         return Err(ApiError::Forbidden(format!(
             "your role ({}) does not allow this; it needs {} or higher: ask an admin",
             session.role.as_str(),
@@ -229,8 +238,12 @@ async fn login(
         .unwrap_or(false);
     let user = match (ok, user) {
         (true, Some(u)) => u,
-        _ => return Err(ApiError::Unauthorized("wrong user name or password".into())),
+        _ => {
+            bump(&st.metrics.login_failures);
+            return Err(ApiError::Unauthorized("wrong user name or password".into()));
+        }
     };
+    bump(&st.metrics.logins);
     start_session(&st, &user).await
 }
 
@@ -457,6 +470,7 @@ async fn calls(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     require(&st, &headers, Role::Viewer, false).await?;
+    bump(&st.metrics.call_list_requests);
     let sensors = st.all_sensors().await?;
     // Concurrently, each with its own time limit: one dead sensor must not hold up the page.
     let results = futures_util::future::join_all(
@@ -468,7 +482,10 @@ async fn calls(
     for (s, r) in sensors.iter().zip(results) {
         match r {
             Ok(list) => calls.extend(list),
-            Err(e) => errors.push(json!({"sensor_id": s.id_sensor, "error": e.to_string()})),
+            Err(e) => {
+                bump(&st.metrics.sensor_errors);
+                errors.push(json!({"sensor_id": s.id_sensor, "error": e.to_string()}));
+            }
         }
     }
     Ok(Json(json!({"calls": calls, "errors": errors})))
@@ -618,7 +635,10 @@ async fn relay(
     };
     let mut source = match source {
         Ok(s) => s,
-        Err(e) => return send_error(&mut socket, &e.to_string(), e.retryable()).await,
+        Err(e) => {
+            bump(&st.metrics.listen_failures);
+            return send_error(&mut socket, &e.to_string(), e.retryable()).await;
+        }
     };
     let header = source.header();
     let text_of = |k: &str| header.get(k).and_then(Value::as_str).map(str::to_string);
@@ -631,6 +651,7 @@ async fn relay(
         Err(e) => {
             // No audit, no listening: the log is the point of the audit.
             tracing::error!("audit insert failed: {e}");
+            bump(&st.metrics.listen_failures);
             return send_error(
                 &mut socket,
                 "the player cannot write its audit log; see its log",
@@ -642,6 +663,7 @@ async fn relay(
     let mut first = serde_json::Map::new();
     first.insert("type".into(), json!("header"));
     first.extend(header);
+    let session = st.metrics.session();
     let (mut tx, mut rx) = socket.split();
     if tx
         .send(Message::Text(Value::Object(first).to_string().into()))
@@ -653,10 +675,17 @@ async fn relay(
                 frame = source.next_frame() => match frame {
                     Ok(Some(f)) => {
                         let end = f.first() == Some(&earshot_manager::stream_proto::KIND_END);
+                        let (arrived, len) = (std::time::Instant::now(), f.len() as u64);
                         // A browser that stops reading (a frozen tab, a dead link) must not hold
                         // the sensor connection open forever: give up on it after a while.
                         let sent = tokio::time::timeout(BROWSER_SEND_TIMEOUT, tx.send(Message::Binary(f.into()))).await;
-                        if !matches!(sent, Ok(Ok(()))) || end {
+                        if !matches!(sent, Ok(Ok(()))) {
+                            break;
+                        }
+                        st.metrics.relay_latency.observe(arrived.elapsed());
+                        bump(&st.metrics.relay_frames);
+                        st.metrics.relay_bytes.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
+                        if end {
                             break;
                         }
                     }
@@ -677,9 +706,36 @@ async fn relay(
     }
     let _ = tx.send(Message::Close(None)).await;
     source.stop().await;
+    drop(session);
     if let Err(e) = st.db.audit_stop(audit_id, now_secs()).await {
         tracing::error!("audit stop failed: {e}");
     }
+}
+
+/// Prometheus metrics; see `crate::metrics` for who may read them.
+async fn metrics(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+) -> Result<Response, ApiError> {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let client = ip.and_then(|i| i.parse().ok());
+    let config = st.config();
+    let token = config.metrics_token.as_deref();
+    if !crate::metrics::scrape_allowed(token, authorization, client) {
+        bump(&st.metrics.metrics_refusals);
+        return Err(ApiError::Forbidden(match token {
+            Some(_) => "send the metrics token as `Authorization: Bearer <token>`".into(),
+            None => "metrics are served to loopback only: scrape from this host, or set a metrics token (--metrics-token or [metrics] token)".into(),
+        }));
+    }
+    Ok((
+        [(header::CONTENT_TYPE, earshot_metrics::CONTENT_TYPE)],
+        st.metrics.render(),
+    )
+        .into_response())
 }
 
 enum Source {
@@ -825,6 +881,7 @@ async fn chunk(
     Query(q): Query<ListenQuery>,
 ) -> Result<Response, ApiError> {
     let (session, _) = require(&st, &headers, Role::Listener, false).await?;
+    bump(&st.metrics.chunk_requests);
     let sensor = st.sensor(q.sensor_id).await?;
     let callref = callref_of(&q)?;
     let listen_id = q
@@ -850,7 +907,7 @@ async fn chunk(
         manager::listen(&sensor, &callref, &listen_id).await?;
         let row = AuditRow {
             user_name: session.user_name,
-            source_ip: ip,
+            source_ip: source_ip(&st, ip, &headers),
             id_sensor: Some(sensor.id_sensor),
             callreference: callref.clone(),
             started: now_secs(),

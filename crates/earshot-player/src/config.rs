@@ -19,6 +19,8 @@
 //! secure_cookie = true # set when the player is reached over HTTPS (e.g. behind a proxy)
 //! proxy_user_header = "X-Remote-User"  # trust this header for the user name...
 //! trusted_proxies = ["127.0.0.1/32"]   # ...only on requests from these addresses
+//! [metrics]
+//! token = "scrape-s3cret" # /metrics then needs `Authorization: Bearer …`; unset: loopback only
 //! ```
 
 use crate::db::{Sensor, SensorKind};
@@ -42,6 +44,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub sensors: SensorsSection,
     pub tls: Option<TlsSection>,
+    #[serde(default)]
+    pub metrics: MetricsSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -55,6 +59,12 @@ pub struct SensorsSection {
 pub struct TlsSection {
     pub cert: PathBuf,
     pub key: PathBuf,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -122,6 +132,8 @@ pub struct Config {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// A reverse proxy's user header, trusted only from these addresses.
     pub proxy_auth: Option<ProxyAuth>,
+    /// Bearer token `/metrics` requires; `None`: loopback clients only.
+    pub metrics_token: Option<String>,
 }
 
 /// Single sign-on through a reverse proxy: the proxy authenticates the user and names them in
@@ -143,6 +155,7 @@ pub struct Overrides {
     pub sensor_ca: Option<PathBuf>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    pub metrics_token: Option<String>,
 }
 
 impl Config {
@@ -220,6 +233,10 @@ impl Config {
             sensor_ca: o.sensor_ca.or(file.sensors.tls_ca),
             tls,
             proxy_auth,
+            metrics_token: o
+                .metrics_token
+                .or(file.metrics.token)
+                .filter(|t| !t.is_empty()),
         })
     }
 }

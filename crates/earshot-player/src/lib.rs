@@ -17,6 +17,7 @@ pub mod db;
 pub mod error;
 pub mod https;
 pub mod manager;
+pub mod metrics;
 mod web;
 
 pub use api::{router, AppState};

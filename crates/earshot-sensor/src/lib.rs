@@ -11,6 +11,7 @@ mod fanout;
 pub mod hep;
 pub mod listener;
 pub mod live;
+pub mod metrics;
 pub mod pipeline;
 pub mod replay;
 pub mod rewind;

@@ -43,6 +43,10 @@ pub struct Listener {
     pending: Vec<i16>,
     scratch: Vec<i16>,
     codecs: HashMap<u8, Codec>,
+    /// Per leg: the decoder errors already counted, and the codec the leg last carried (the
+    /// audio engine counts errors per leg; they are put down to the leg's current codec).
+    decode_errors_seen: [u64; 2],
+    leg_codec: [Option<Codec>; 2],
 }
 
 impl Listener {
@@ -70,6 +74,8 @@ impl Listener {
             pending: Vec::new(),
             scratch: Vec::new(),
             codecs: HashMap::new(),
+            decode_errors_seen: [0; 2],
+            leg_codec: [None, None],
         })
     }
 
@@ -97,9 +103,19 @@ impl Listener {
     pub fn push(&mut self, p: &RtpPacket<'_>) -> Result<(), Gone> {
         let codec = self.codec(p).cloned();
         let (leg, input) = audio_input(p, codec.as_ref());
+        if let Some(c) = codec
+            .as_ref()
+            .filter(|c| !matches!(c, Codec::TelephoneEvent))
+        {
+            let slot = &mut self.leg_codec[leg_slot(leg)];
+            if slot.as_ref() != Some(c) {
+                *slot = Some(c.clone());
+            }
+        }
         let mut out = std::mem::take(&mut self.scratch);
         self.audio.push(leg, &input, &mut out);
-        let r = self.emit(&mut out, false);
+        self.count_decode_errors();
+        let r = self.emit(&mut out, false, Some(p.ts.nanos()));
         self.scratch = out;
         r
     }
@@ -108,7 +124,8 @@ impl Listener {
     pub fn poll(&mut self, now_ns: i64) -> Result<(), Gone> {
         let mut out = std::mem::take(&mut self.scratch);
         self.audio.poll(now_ns, &mut out);
-        let r = self.emit(&mut out, false);
+        self.count_decode_errors();
+        let r = self.emit(&mut out, false, Some(now_ns));
         self.scratch = out;
         r
     }
@@ -117,7 +134,7 @@ impl Listener {
     pub fn finish(&mut self, reason: EndReason, detail: Option<String>) {
         let mut out = std::mem::take(&mut self.scratch);
         self.audio.finish(&mut out);
-        let _ = self.emit(&mut out, true);
+        let _ = self.emit(&mut out, true, None);
         let end = Frame::End(EndFrame { reason, detail });
         for (_, tx) in &self.subscribers {
             let _ = tx.try_send(end.clone());
@@ -154,8 +171,24 @@ impl Listener {
         self.codecs.get(&p.payload_type)
     }
 
+    /// Adds the decoder errors the audio engine met since the last look to the metrics.
+    fn count_decode_errors(&mut self) {
+        for leg in [Leg::Caller, Leg::Called] {
+            let i = leg_slot(leg);
+            let now = self.audio.stats(leg).malformed;
+            let new = now.saturating_sub(self.decode_errors_seen[i]);
+            if new > 0 {
+                self.decode_errors_seen[i] = now;
+                let other = Codec::Unsupported(String::new());
+                let codec = self.leg_codec[i].as_ref().unwrap_or(&other);
+                self.counters.metrics.decode_errors.add(codec, new);
+            }
+        }
+    }
+
     /// Cuts the output into 20 ms frames stamped with the capture time of their first sample.
-    fn emit(&mut self, out: &mut Vec<i16>, flush: bool) -> Result<(), Gone> {
+    /// `now_ns` is the capture clock, to measure how late live frames leave.
+    fn emit(&mut self, out: &mut Vec<i16>, flush: bool, now_ns: Option<i64>) -> Result<(), Gone> {
         self.pending.append(out);
         let ch = usize::from(self.format.channels.max(1));
         let block = (self.format.rate * BLOCK_MS / 1000) as usize * ch;
@@ -176,6 +209,12 @@ impl Listener {
                 samples,
             });
             self.seq = self.seq.wrapping_add(1);
+            let timed = self.shareable && self.audio.start_ns().is_some();
+            if let (true, Some(now)) = (timed, now_ns) {
+                let last = self.capture_ts(first + end as u64 / ch64);
+                let late = u64::try_from(now.saturating_sub(last)).unwrap_or(0);
+                self.counters.metrics.frame_latency.observe_ns(late);
+            }
             start = end;
             if self.send(frame).is_err() {
                 self.pending.clear();
@@ -192,6 +231,13 @@ impl Listener {
             return 0;
         };
         origin + (i128::from(index) * 1_000_000_000 / i128::from(self.format.rate)) as i64
+    }
+}
+
+fn leg_slot(leg: Leg) -> usize {
+    match leg {
+        Leg::Caller => 0,
+        Leg::Called => 1,
     }
 }
 
@@ -228,5 +274,78 @@ fn send(tx: &Sender<Frame>, frame: Frame) -> Result<(), Gone> {
         Ok(()) => Ok(()),
         Err(TrySendError::Full(_)) => Err(Gone::Overflow),
         Err(TrySendError::Closed(_)) => Err(Gone::Closed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use earshot_wire::Timestamp;
+
+    const START_NS: i64 = 1_700_000_000_000_000_000;
+
+    fn packet(seq: u16, pt: u8, payload: &[u8]) -> RtpPacket<'_> {
+        RtpPacket {
+            call: 1,
+            party: Party::Caller,
+            ts: Timestamp(START_NS + i64::from(seq) * 20_000_000),
+            ssrc: 7,
+            seq,
+            timestamp: u32::from(seq) * 160,
+            payload_type: pt,
+            marker: seq == 0,
+            payload,
+            format: None,
+            event: false,
+        }
+    }
+
+    fn listener(counters: &Arc<SensorCounters>) -> (Listener, tokio::sync::mpsc::Receiver<Frame>) {
+        let (tx, rx) = tokio::sync::mpsc::channel(10_000);
+        let format = AudioFormat {
+            rate: 8000,
+            channels: 1,
+        };
+        let l = Listener::new(1, format, tx, true, counters.clone()).expect("listener");
+        (l, rx)
+    }
+
+    #[test]
+    fn rejected_payloads_are_counted_under_their_codec() {
+        let counters = Arc::new(SensorCounters::default());
+        let (mut l, _rx) = listener(&counters);
+        // G.729 frames are 10 bytes (plus an optional 2-byte SID): 7 bytes cannot be decoded.
+        for seq in 0..20 {
+            l.push(&packet(seq, 18, &[0x55; 7]))
+                .expect("listener stays");
+        }
+        l.poll(START_NS + 2_000_000_000).expect("listener stays");
+        let errors = counters.metrics.decode_errors.get("g729");
+        assert!(
+            errors >= 15,
+            "{errors} decode errors counted for 20 bad packets"
+        );
+        assert_eq!(counters.metrics.decode_errors.get("other"), 0);
+    }
+
+    #[test]
+    fn live_frames_are_timed_from_capture_to_departure() {
+        let counters = Arc::new(SensorCounters::default());
+        let (mut l, mut rx) = listener(&counters);
+        for seq in 0..50 {
+            l.push(&packet(seq, 0, &[0xff; 160]))
+                .expect("listener stays");
+        }
+        let mut frames = 0;
+        while let Ok(f) = rx.try_recv() {
+            frames += u64::from(matches!(f, Frame::Audio(_)));
+        }
+        let h = counters.metrics.frame_latency.snapshot();
+        assert!(frames > 0);
+        assert_eq!(h.count, frames, "every live frame is timed once");
+        // Frames wait for the playout hold (tens of milliseconds), never seconds.
+        let mean = h.sum_seconds / h.count as f64;
+        assert!((0.0..1.0).contains(&mean), "mean latency {mean} s");
+        assert_eq!(counters.metrics.decode_errors.get("pcmu"), 0);
     }
 }

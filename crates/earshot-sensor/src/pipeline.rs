@@ -67,6 +67,8 @@ pub struct Snapshot {
     pub capture: CaptureCounters,
     pub listeners: usize,
     pub rewind_bytes: usize,
+    /// RTP streams the engine is tracking now.
+    pub active_streams: usize,
 }
 
 impl Snapshot {
@@ -170,6 +172,8 @@ struct Hub {
     /// The fan-out thread, and the calls it has listeners for.
     audio: CbSender<AudioMsg>,
     listened: HashSet<CallId>,
+    /// Calls already counted as ended, so a call is counted once however it goes.
+    ended: HashSet<CallId>,
 }
 
 /// Capture-time clock that keeps moving between packets: the last capture time plus the wall
@@ -207,6 +211,7 @@ impl Worker {
                 new_calls: Vec::new(),
                 audio,
                 listened: HashSet::new(),
+                ended: HashSet::new(),
             },
             cfg,
             shared,
@@ -394,6 +399,7 @@ impl Worker {
             capture: self.engine.counters(),
             listeners: self.shared.active_listeners.load(Ordering::Relaxed) as usize,
             rewind_bytes: self.hub.rewind.bytes(),
+            active_streams: self.engine.table_sizes().flows,
         });
     }
 }
@@ -435,6 +441,12 @@ impl Hub {
         }
     }
 
+    fn count_ended(&mut self, call: &Call) {
+        if self.ended.insert(call.id) {
+            self.counters.metrics.calls_ended.add(call.sip_code);
+        }
+    }
+
     fn finish_call(&mut self, call: CallId, event: CallEvent) {
         if self.listened.remove(&call) {
             self.send_audio(AudioMsg::Ended { call, event });
@@ -456,7 +468,10 @@ impl Sink for Hub {
 
     fn event(&mut self, event: &Event, call: &Call) {
         match event {
-            Event::CallNew(id) => self.new_calls.push(*id),
+            Event::CallNew(id) => {
+                self.new_calls.push(*id);
+                SensorCounters::add(&self.counters.metrics.calls_started, 1);
+            }
             Event::CallState(id, state) => {
                 let ts_ns = call.last_packet.nanos();
                 match state {
@@ -465,6 +480,7 @@ impl Sink for Hub {
                         self.broadcast(*id, Frame::Event(CallEvent::Answered { ts_ns, code }));
                     }
                     s if s.is_final() || call.timed_out => {
+                        self.count_ended(call);
                         let ended = CallEvent::Ended {
                             ts_ns,
                             state: s.as_str().to_string(),
@@ -485,6 +501,8 @@ impl Sink for Hub {
                 self.broadcast(*id, Frame::Event(ev));
             }
             Event::CallRemoved(id) => {
+                self.count_ended(call);
+                self.ended.remove(id);
                 let ended = CallEvent::Ended {
                     ts_ns: call.last_packet.nanos(),
                     state: call.state.as_str().to_string(),

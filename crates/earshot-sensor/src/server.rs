@@ -122,6 +122,93 @@ pub struct ManagerCounters {
     pub auth_failures: AtomicU64,
     pub busy: AtomicU64,
     pub requests: AtomicU64,
+    pub by_command: RequestCounts,
+}
+
+/// Command labels of [`RequestCounts`]: the Manager API's commands, and "unknown" for requests
+/// that never got as far as a command.
+pub const COMMAND_LABELS: [&str; 11] = [
+    "listcalls",
+    "active_call_info",
+    "totalcalls",
+    "getversion",
+    "help",
+    "sniffer_stat",
+    "listen",
+    "readaudio",
+    "listen_stop",
+    "stream",
+    "unknown",
+];
+
+/// Result labels: answered, the call was not there, an error reply, a missing or wrong token,
+/// or a request that could not be read or parsed.
+pub const RESULT_LABELS: [&str; 5] = ["ok", "not_found", "error", "unauthorized", "invalid"];
+
+/// Requests by command and result: a fixed grid of relaxed atomics.
+#[derive(Debug)]
+pub struct RequestCounts(Box<[AtomicU64]>);
+
+impl Default for RequestCounts {
+    fn default() -> Self {
+        let n = COMMAND_LABELS.len() * RESULT_LABELS.len();
+        RequestCounts((0..n).map(|_| AtomicU64::new(0)).collect())
+    }
+}
+
+impl RequestCounts {
+    pub fn add(&self, command: &str, result: &str) {
+        let c = COMMAND_LABELS.iter().position(|l| *l == command);
+        let r = RESULT_LABELS.iter().position(|l| *l == result);
+        if let (Some(c), Some(r)) = (c, r) {
+            if let Some(slot) = self.0.get(c * RESULT_LABELS.len() + r) {
+                slot.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// `(command, result, count)` for every pair seen at least once.
+    pub fn nonzero(&self) -> Vec<(&'static str, &'static str, u64)> {
+        let mut out = Vec::new();
+        for (ci, c) in COMMAND_LABELS.iter().enumerate() {
+            for (ri, r) in RESULT_LABELS.iter().enumerate() {
+                let n = self
+                    .0
+                    .get(ci * RESULT_LABELS.len() + ri)
+                    .map_or(0, |a| a.load(Ordering::Relaxed));
+                if n > 0 {
+                    out.push((*c, *r, n));
+                }
+            }
+        }
+        out
+    }
+}
+
+fn command_label(c: &Command) -> &'static str {
+    match c {
+        Command::ListCalls(_) => "listcalls",
+        Command::ActiveCallInfo(_) => "active_call_info",
+        Command::TotalCalls => "totalcalls",
+        Command::GetVersion => "getversion",
+        Command::Help => "help",
+        Command::SnifferStat => "sniffer_stat",
+        Command::Listen { .. } => "listen",
+        Command::ReadAudio { .. } => "readaudio",
+        Command::ListenStop { .. } => "listen_stop",
+        Command::Stream(_) => "stream",
+    }
+}
+
+/// How a reply went, read from its bytes (the replies are VoIPmonitor's fixed strings).
+fn result_label(reply: &[u8]) -> &'static str {
+    if reply == replies::CALL_NOT_FOUND || reply == replies::ERROR_CALL_NOT_FOUND {
+        "not_found"
+    } else if reply.starts_with(b"error") || reply == replies::COMMAND_NOT_FOUND {
+        "error"
+    } else {
+        "ok"
+    }
 }
 
 /// One `listen` registration, drained by `readaudio`.
@@ -265,12 +352,14 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
     let request = match tokio::time::timeout(REQUEST_DEADLINE, read_request(&mut sock)).await {
         Ok(Some(Ok(r))) => r,
         Ok(Some(Err(e))) => {
+            state.counters.by_command.add("unknown", "invalid");
             let _ = write_reply(&mut sock, e.reply()).await;
             drain_before_close(&mut sock).await;
             return;
         }
         Ok(None) => return,
         Err(_) => {
+            state.counters.by_command.add("unknown", "invalid");
             let _ = write_reply(&mut sock, b"error: request timed out\n").await;
             return;
         }
@@ -279,6 +368,10 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
     let token = access.token.as_deref().map(str::as_bytes);
     if !authorize(token, &request) {
         state.counters.auth_failures.fetch_add(1, Ordering::Relaxed);
+        let label = parse_command(&request.command_line)
+            .ok()
+            .map_or("unknown", |c| command_label(&c));
+        state.counters.by_command.add(label, "unauthorized");
         tracing::warn!(%peer, "manager request refused: missing or wrong token");
         let _ = write_reply(&mut sock, replies::UNAUTHORIZED).await;
         return;
@@ -286,16 +379,22 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
     let command = match parse_command(&request.command_line) {
         Ok(c) => c,
         Err(e) => {
-            let _ = write_reply(&mut sock, &e.reply()).await;
+            let reply = e.reply();
+            state.counters.by_command.add("unknown", "invalid");
+            let _ = write_reply(&mut sock, &reply).await;
             return;
         }
     };
+    let label = command_label(&command);
     tracing::debug!(%peer, command = %request.command_line, "manager request");
     if let Command::Stream(req) = command {
-        stream(&mut sock, state, req).await;
+        let found = stream(&mut sock, state, req).await;
+        let result = if found { "ok" } else { "not_found" };
+        state.counters.by_command.add(label, result);
         return;
     }
     let reply = answer(state, command).await;
+    state.counters.by_command.add(label, result_label(&reply));
     let _ = write_reply(&mut sock, &reply).await;
 }
 
@@ -428,7 +527,7 @@ fn sniffer_stat(state: &State, snap: &crate::pipeline::Snapshot) -> Vec<u8> {
 }
 
 /// Resident set size from /proc (Linux); 0 elsewhere.
-fn resident_bytes() -> u64 {
+pub(crate) fn resident_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -539,11 +638,12 @@ async fn sweep_idle_listeners(state: Arc<State>) {
     }
 }
 
-async fn stream<S: AsyncWrite + Unpin>(sock: &mut S, state: &State, req: StreamRequest) {
+/// Streams one call to the client; false when the call was not there.
+async fn stream<S: AsyncWrite + Unpin>(sock: &mut S, state: &State, req: StreamRequest) -> bool {
     let snap = state.shared.snapshot();
     let Some(call) = snap.find(req.callref) else {
         let _ = write_reply(sock, &stream_proto::encode_refusal("call not found")).await;
-        return;
+        return false;
     };
     let header = StreamHeader {
         version: stream_proto::PROTOCOL_VERSION,
@@ -573,7 +673,7 @@ async fn stream<S: AsyncWrite + Unpin>(sock: &mut S, state: &State, req: StreamR
     let mut out = stream_proto::encode_header(&header);
     if timed_write(sock, &out).await.is_err() {
         let _ = state.control.try_send(Control::Unsubscribe { id });
-        return;
+        return true;
     }
     loop {
         let frame = match rx.recv().await {
@@ -608,6 +708,7 @@ async fn stream<S: AsyncWrite + Unpin>(sock: &mut S, state: &State, req: StreamR
     }
     let _ = state.control.try_send(Control::Unsubscribe { id });
     let _ = tokio::time::timeout(WRITE_DEADLINE, sock.shutdown()).await;
+    true
 }
 
 async fn timed_write<S: AsyncWrite + Unpin>(sock: &mut S, bytes: &[u8]) -> std::io::Result<()> {

@@ -76,6 +76,10 @@ pub struct PlayerArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Token Prometheus must send (`Authorization: Bearer T`) to read /metrics; without one,
+    /// /metrics answers loopback clients only.
+    #[arg(long, value_name = "T", env = "EARSHOT_METRICS_TOKEN")]
+    metrics_token: Option<String>,
 }
 
 pub fn player(args: PlayerArgs) -> Result<()> {
@@ -87,6 +91,7 @@ pub fn player(args: PlayerArgs) -> Result<()> {
         sensor_ca: args.sensor_ca,
         tls_cert: args.tls_cert,
         tls_key: args.tls_key,
+        metrics_token: args.metrics_token,
     };
     let config = args.db.resolve(overrides.clone())?;
     runtime()?.block_on(async {

@@ -74,6 +74,10 @@ pub struct Args {
     /// PEM private key of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Serve Prometheus metrics over HTTP at /metrics on this address (a bare PORT means
+    /// 127.0.0.1:PORT). Off unless given. See docs/metrics.md.
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics: Option<String>,
 }
 
 impl Args {
@@ -98,6 +102,28 @@ pub struct FileConfig {
     pub calls: CallsSection,
     #[serde(default)]
     pub manager: ManagerSection,
+    #[serde(default)]
+    pub metrics: MetricsSection,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Where `/metrics` is served: "127.0.0.1:9105", or a bare port for loopback.
+    pub listen: Option<String>,
+}
+
+/// `ADDR:PORT`, or a bare port on loopback: metrics are only counts, but exposing them beyond
+/// the host should be a decision, not a default.
+pub fn metrics_addr(text: &str) -> Result<SocketAddr> {
+    if let Ok(port) = text.trim().parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    text.trim().parse().map_err(|_| {
+        anyhow::anyhow!(
+            "metrics address {text:?}: expected ADDR:PORT (e.g. 127.0.0.1:9105) or a port"
+        )
+    })
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -186,6 +212,7 @@ pub struct Settings {
     pub queue_batches: usize,
     pub pipeline: PipelineConfig,
     pub manager: ManagerConfig,
+    pub metrics: Option<SocketAddr>,
 }
 
 const SECOND: i64 = 1_000_000_000;
@@ -298,7 +325,13 @@ pub fn settings(args: Args) -> Result<Settings> {
     if pcaps.is_empty() {
         pcaps = file.capture.pcap;
     }
+    let metrics = args
+        .metrics
+        .or(file.metrics.listen)
+        .map(|m| metrics_addr(&m))
+        .transpose()?;
     Ok(Settings {
+        metrics,
         live,
         hep,
         pcaps,
@@ -390,6 +423,12 @@ async fn serve(settings: Settings, args: Args) -> Result<()> {
             )
         })?;
     tracing::info!(addr = %manager.local_addr, "manager API listening");
+    if let Some(addr) = settings.metrics {
+        let bound = earshot_sensor::metrics::start(addr, shared.clone(), manager.counters.clone())
+            .await
+            .with_context(|| format!("cannot listen on {addr} for metrics"))?;
+        tracing::info!(addr = %bound, "metrics on http://{bound}/metrics");
+    }
     crate::signals::until_stop(|| reload(&args, &manager)).await;
     tracing::info!("shutting down: ending streams");
     stop.stop();

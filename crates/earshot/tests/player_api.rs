@@ -36,6 +36,7 @@ fn config(db_url: &str, default_sensor: Option<Sensor>) -> Config {
         sensor_ca: None,
         tls: None,
         proxy_auth: None,
+        metrics_token: None,
     }
 }
 
@@ -565,7 +566,7 @@ async fn lists_and_relays_a_live_call_on(db_url: &str) {
 
     // The WAV chunk endpoint (listen/readaudio): a WAV header and 8 kHz mono.
     let q = format!("/api/chunk?callref={callref}&listen_id=test1");
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let req = Request::builder()
             .uri(&q)

@@ -1,0 +1,326 @@
+//! `/metrics` for Prometheus on a port of its own (`--metrics ADDR:PORT`): plain HTTP, GET only,
+//! one request per connection. Everything it prints is read from counters bumped elsewhere and
+//! from the pipeline's published snapshot, so a scrape never touches the packet path.
+
+use crate::counters::SensorCounters as C;
+use crate::pipeline::Shared;
+use crate::server::ManagerCounters;
+use earshot_metrics::{Exposition, CONTENT_TYPE};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+
+/// A scraper gets this long to send its request and read the answer.
+const DEADLINE: Duration = Duration::from_secs(5);
+/// Request head size limit: a scrape is one short GET.
+const MAX_REQUEST: usize = 8192;
+/// Scrapes served at once; more are closed at once rather than queued.
+const MAX_CONNECTIONS: usize = 16;
+
+/// The text of one scrape.
+pub fn render(shared: &Shared, manager: &ManagerCounters) -> String {
+    let c = &shared.counters;
+    let m = &c.metrics;
+    let snap = shared.snapshot();
+    let cap = &snap.capture;
+    let mut e = Exposition::new();
+    e.gauge(
+        "earshot_sensor_uptime_seconds",
+        "Seconds since the sensor started.",
+        shared.started.elapsed().as_secs_f64(),
+    );
+    e.counter(
+        "earshot_sensor_frames_total",
+        "Frames taken from the capture sources (interfaces, HEP, files).",
+        C::get(&c.frames),
+    );
+    e.counter(
+        "earshot_sensor_captured_bytes_total",
+        "Bytes of the frames taken from the capture sources.",
+        C::get(&c.bytes),
+    );
+    e.counter(
+        "earshot_sensor_processed_frames_total",
+        "Frames the call-tracking pipeline has processed.",
+        C::get(&c.processed),
+    );
+    let kind = |k: &str| vec![("kind", k.to_string())];
+    e.counters(
+        "earshot_sensor_packets_total",
+        "Packets the pipeline recognised, by kind (sip: SIP messages; malformed: undecodable frames or SIP).",
+        [
+            (kind("sip"), cap.sip_messages),
+            (kind("rtp"), cap.rtp_packets),
+            (kind("rtcp"), cap.rtcp_packets),
+            (kind("malformed"), cap.malformed),
+        ],
+    );
+    e.counters(
+        "earshot_sensor_bytes_total",
+        "Transport payload bytes (UDP/TCP/SCTP) the pipeline recognised, by kind.",
+        [
+            (kind("sip"), cap.sip_bytes),
+            (kind("rtp"), cap.rtp_bytes),
+            (kind("rtcp"), cap.rtcp_bytes),
+        ],
+    );
+    e.counter(
+        "earshot_sensor_kernel_drops_total",
+        "Frames the kernel dropped before libpcap read them (raise [capture] buffer_mb).",
+        C::get(&c.kernel_drops),
+    );
+    e.counter(
+        "earshot_sensor_internal_drops_total",
+        "Frames dropped because the pipeline queue was full: the sensor's own loss.",
+        C::get(&c.internal_drops),
+    );
+    e.gauge(
+        "earshot_sensor_active_calls",
+        "Calls in the call table now (including ended calls lingering briefly).",
+        snap.calls.len() as f64,
+    );
+    e.counter(
+        "earshot_sensor_calls_started_total",
+        "Calls (INVITE dialogs) seen starting.",
+        C::get(&m.calls_started),
+    );
+    e.counters(
+        "earshot_sensor_calls_ended_total",
+        "Calls that ended, by final SIP response code (none: no final response, e.g. timed out).",
+        m.calls_ended
+            .nonzero()
+            .into_iter()
+            .map(|(code, n)| (vec![("code", code)], n)),
+    );
+    e.counter(
+        "earshot_sensor_calls_dropped_total",
+        "Calls not tracked because the call table was full ([calls] max_calls).",
+        cap.calls_dropped,
+    );
+    e.gauge(
+        "earshot_sensor_active_streams",
+        "RTP streams being tracked now.",
+        snap.active_streams as f64,
+    );
+    e.counter(
+        "earshot_sensor_streams_total",
+        "RTP streams seen.",
+        cap.streams,
+    );
+    e.counters(
+        "earshot_sensor_decode_errors_total",
+        "Audio payloads a listener's decoder rejected (concealed as loss), by codec.",
+        m.decode_errors
+            .all()
+            .into_iter()
+            .map(|(codec, n)| (vec![("codec", codec.to_string())], n)),
+    );
+    e.gauge(
+        "earshot_sensor_listeners",
+        "Listeners (stream and listen/readaudio clients) being fed now.",
+        shared.active_listeners.load(Ordering::Relaxed) as f64,
+    );
+    e.counter(
+        "earshot_sensor_listener_drops_total",
+        "Listeners dropped because they fell behind.",
+        C::get(&c.listener_drops),
+    );
+    e.counter(
+        "earshot_sensor_audio_queue_drops_total",
+        "Packets or events for listeners lost because the audio fan-out queue was full.",
+        C::get(&c.audio_drops),
+    );
+    e.histogram(
+        "earshot_sensor_frame_latency_seconds",
+        "From the capture time of an audio frame's last sample to the frame leaving for live listeners.",
+        &m.frame_latency,
+    );
+    e.counter(
+        "earshot_sensor_manager_connections_total",
+        "Connections accepted on the Manager API port.",
+        C::get(&manager.connections),
+    );
+    let reason = |r: &str| vec![("reason", r.to_string())];
+    e.counters(
+        "earshot_sensor_manager_refused_connections_total",
+        "Manager API connections closed unanswered, by reason (address: not in manager.allow; busy: max_connections reached).",
+        [
+            (reason("address"), C::get(&manager.refused_addr)),
+            (reason("busy"), C::get(&manager.busy)),
+        ],
+    );
+    e.counters(
+        "earshot_sensor_manager_requests_total",
+        "Manager API requests by command and result.",
+        manager
+            .by_command
+            .nonzero()
+            .into_iter()
+            .map(|(command, result, n)| {
+                let labels = vec![("command", command.into()), ("result", result.into())];
+                (labels, n)
+            }),
+    );
+    e.counter(
+        "earshot_sensor_manager_auth_failures_total",
+        "Manager API requests refused for a missing or wrong token.",
+        C::get(&manager.auth_failures),
+    );
+    e.gauge(
+        "earshot_sensor_rewind_bytes",
+        "Bytes of RTP kept for late listeners (the rewind buffer).",
+        snap.rewind_bytes as f64,
+    );
+    e.gauge(
+        "earshot_sensor_resident_memory_bytes",
+        "Resident memory of the sensor process.",
+        crate::server::resident_bytes() as f64,
+    );
+    e.finish()
+}
+
+/// Binds `addr` and serves `/metrics` on the current tokio runtime; returns the bound address.
+pub async fn start(
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    manager: Arc<ManagerCounters>,
+) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    tokio::spawn(async move {
+        loop {
+            let sock = match listener.accept().await {
+                Ok((sock, _)) => sock,
+                Err(e) => {
+                    tracing::warn!("metrics accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                continue;
+            };
+            let (shared, manager) = (shared.clone(), manager.clone());
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(DEADLINE, answer(sock, &shared, &manager)).await;
+                drop(permit);
+            });
+        }
+    });
+    Ok(local)
+}
+
+async fn answer(mut sock: TcpStream, shared: &Shared, manager: &ManagerCounters) {
+    let Some(head) = read_head(&mut sock).await else {
+        return;
+    };
+    let (status, content_type, body) = match route(&head) {
+        Route::Metrics => ("200 OK", CONTENT_TYPE, render(shared, manager)),
+        Route::NotFound => (
+            "404 Not Found",
+            "text/plain; charset=utf-8",
+            "not found: the metrics are at /metrics\n".to_string(),
+        ),
+        Route::BadMethod => (
+            "405 Method Not Allowed",
+            "text/plain; charset=utf-8",
+            "only GET is served here\n".to_string(),
+        ),
+    };
+    let reply = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    if sock.write_all(reply.as_bytes()).await.is_ok() {
+        let _ = sock.shutdown().await;
+    }
+}
+
+/// Reads up to the end of the request head; `None` if the client sends garbage or too much.
+async fn read_head(sock: &mut TcpStream) -> Option<String> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && !buf.windows(2).any(|w| w == b"\n\n") {
+        let n = sock.read(&mut chunk).await.ok()?;
+        if n == 0 || buf.len() + n > MAX_REQUEST {
+            return None;
+        }
+        buf.extend_from_slice(chunk.get(..n)?);
+    }
+    String::from_utf8(buf).ok()
+}
+
+#[derive(Debug, PartialEq)]
+enum Route {
+    Metrics,
+    NotFound,
+    BadMethod,
+}
+
+fn route(head: &str) -> Route {
+    let mut words = head.lines().next().unwrap_or_default().split_whitespace();
+    let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    let path = target.split('?').next().unwrap_or("");
+    match (method, path) {
+        ("GET", "/metrics") => Route::Metrics,
+        ("GET", _) => Route::NotFound,
+        _ => Route::BadMethod,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::counters::SensorCounters;
+
+    #[test]
+    fn only_get_metrics_is_served() {
+        assert_eq!(
+            route("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Route::Metrics
+        );
+        assert_eq!(route("GET /metrics?x=1 HTTP/1.0\r\n\r\n"), Route::Metrics);
+        assert_eq!(route("GET / HTTP/1.1\r\n\r\n"), Route::NotFound);
+        assert_eq!(route("POST /metrics HTTP/1.1\r\n\r\n"), Route::BadMethod);
+        assert_eq!(route(""), Route::BadMethod);
+    }
+
+    #[test]
+    fn counters_bumped_elsewhere_show_in_the_scrape() {
+        let counters = Arc::new(SensorCounters::default());
+        let shared = Shared::new(counters.clone());
+        let manager = ManagerCounters::default();
+        SensorCounters::add(&counters.frames, 5);
+        SensorCounters::add(&counters.kernel_drops, 2);
+        counters.metrics.calls_ended.add(Some(486));
+        counters
+            .metrics
+            .decode_errors
+            .add(&earshot_audio::Codec::G729, 3);
+        counters.metrics.frame_latency.observe_ns(50_000_000);
+        manager.by_command.add("listcalls", "ok");
+        manager.by_command.add("stream", "unauthorized");
+        let text = render(&shared, &manager);
+        for line in [
+            "earshot_sensor_frames_total 5",
+            "earshot_sensor_kernel_drops_total 2",
+            "earshot_sensor_calls_ended_total{code=\"486\"} 1",
+            "earshot_sensor_decode_errors_total{codec=\"g729\"} 3",
+            "earshot_sensor_decode_errors_total{codec=\"pcmu\"} 0",
+            "earshot_sensor_frame_latency_seconds_bucket{le=\"0.06\"} 1",
+            "earshot_sensor_frame_latency_seconds_bucket{le=\"0.04\"} 0",
+            "earshot_sensor_manager_requests_total{command=\"listcalls\",result=\"ok\"} 1",
+            "earshot_sensor_manager_requests_total{command=\"stream\",result=\"unauthorized\"} 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+    }
+}
