@@ -2,6 +2,8 @@
 
 mod analyze;
 mod client;
+mod demo;
+mod demo_traffic;
 mod extract;
 mod player;
 mod report;
@@ -21,6 +23,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    Demo(demo::Args),
     Analyze(analyze::Args),
     Calls(client::CallsArgs),
     Listen(client::ListenArgs),
@@ -36,6 +39,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Demo(args) => demo::run(args),
         Command::Analyze(args) => analyze::run(args),
         Command::Calls(args) => client::calls(args),
         Command::Listen(args) => client::listen(args),
