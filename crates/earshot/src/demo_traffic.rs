@@ -245,23 +245,34 @@ pub fn run(out: &FrameSender, stop: &StopFlag) -> Result<()> {
         .duration_since(UNIX_EPOCH)
         .map_or(1, |d| d.as_nanos() as u64)
         ^ (u64::from(std::process::id()) << 32));
-    let n = SLOTS.len() as u32;
-    let mut slots = (0..SLOTS.len())
-        .map(|i| {
-            Ok(Slot {
-                media: slot_media(i)?,
-                call: None,
-                next_start: epoch + START_STAGGER * i as u32,
-                calls_made: 0,
-                caller_ip: [192, 0, 2, 10 + i as u8],
-                called_ip: [198, 51, 100, 20 + i as u8],
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    // Encoding takes a moment (much longer in a debug build): slots start one by one as their
+    // audio is ready, rather than all after the slowest, so the first calls show at once.
+    let (media_tx, media_rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("earshot-demo-encode".into())
+        .spawn(move || {
+            for i in 0..SLOTS.len() {
+                if media_tx.send(slot_media(i)).is_err() {
+                    return;
+                }
+            }
+        })?;
+    let mut slots: Vec<Slot> = Vec::with_capacity(SLOTS.len());
     let mut ip_id = 0u16;
     let mut tick = Instant::now();
     while !stop.is_stopped() {
         let now = Instant::now();
+        while let Ok(media) = media_rx.try_recv() {
+            let i = slots.len();
+            slots.push(Slot {
+                media: media?,
+                call: None,
+                next_start: (epoch + START_STAGGER * i as u32).max(now),
+                calls_made: 0,
+                caller_ip: [192, 0, 2, 10 + i as u8],
+                called_ip: [198, 51, 100, 20 + i as u8],
+            });
+        }
         let mut batch = Vec::new();
         let mut frames = Frames {
             batch: &mut batch,
@@ -270,13 +281,7 @@ pub fn run(out: &FrameSender, stop: &StopFlag) -> Result<()> {
         };
         for (i, slot) in slots.iter_mut().enumerate() {
             if slot.call.is_none() && now >= slot.next_start {
-                // The first round ends one stagger step apart per slot, so later rounds keep
-                // the slots' pauses apart.
-                let length = if slot.calls_made == 0 {
-                    CALL * (n - i as u32) / n
-                } else {
-                    CALL
-                };
+                let length = call_length(i, slot.calls_made);
                 slot.call = Some(new_call(&mut rng, slot.calls_made, now, length));
                 slot.calls_made += 1;
             }
@@ -306,6 +311,18 @@ pub fn run(out: &FrameSender, stop: &StopFlag) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The length of a slot's call. The first round's calls end a quarter of CALL apart, so that
+/// the slots' pauses between calls never overlap: past the start, all slots but one are
+/// always in a call.
+fn call_length(slot: usize, calls_made: u64) -> Duration {
+    let n = SLOTS.len() as u32;
+    if calls_made == 0 {
+        CALL * n.saturating_sub(slot as u32).max(1) / n
+    } else {
+        CALL
+    }
 }
 
 /// What a call's packets are rendered from, besides the call itself.
@@ -592,6 +609,36 @@ mod tests {
             assert!((2.0..6.0).contains(&secs), "voice {i}: {secs} s");
             let peak = pcm.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0);
             assert!(peak > 16000, "voice {i}: peak {peak}");
+        }
+    }
+
+    /// Plays the schedule of starts and ends for two hours (each call ending up to one tick
+    /// late, the slots starting up to 2 s apart as their audio gets ready) and counts the calls
+    /// in progress every 100 ms.
+    #[test]
+    fn all_slots_but_one_are_always_in_a_call() {
+        let ms = |d: Duration| d.as_millis() as u64;
+        let mut rng = Rng(7);
+        let mut busy: Vec<Vec<(u64, u64)>> = Vec::new();
+        for slot in 0..SLOTS.len() {
+            let mut t = ms(START_STAGGER) * slot as u64 + rng.below(2000);
+            let mut calls = Vec::new();
+            for made in 0.. {
+                let end = t + ms(call_length(slot, made)) + rng.below(20);
+                calls.push((t, end));
+                t = end + ms(BETWEEN_CALLS) + rng.below(20);
+                if t > 7_200_000 {
+                    break;
+                }
+            }
+            busy.push(calls);
+        }
+        for now in (2_500..7_200_000).step_by(100) {
+            let active = busy
+                .iter()
+                .filter(|calls| calls.iter().any(|&(a, b)| a <= now && now < b))
+                .count();
+            assert!(active >= SLOTS.len() - 1, "{active} calls at {now} ms");
         }
     }
 
