@@ -21,3 +21,10 @@ pub enum Unsupported {
     #[error("{0} carries events, not audio")]
     NotAudio(String),
 }
+
+/// Why an encoder could not be made or could not encode.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum EncodeError {
+    #[error("{codec}: {reason}")]
+    Failed { codec: &'static str, reason: String },
+}

@@ -38,8 +38,12 @@ mod resample;
 mod speex;
 
 pub use codec::Codec;
-pub use error::{DecodeError, Unsupported};
+pub use error::{DecodeError, EncodeError, Unsupported};
+pub use g711::{linear_to_alaw, linear_to_ulaw};
+pub use g722::G722Encoder;
 pub use mixer::{CallAudio, Leg, MixConfig, MixError, MixMode};
+#[cfg(feature = "libopus")]
+pub use opus::OpusEncoder;
 pub use playout::{Chunk, Playout, PlayoutConfig, PlayoutStats, RtpIn};
 pub use resample::Resampler;
 

@@ -104,6 +104,41 @@ pub struct LegSummary {
 }
 
 impl LegSummary {
+    /// The codec as VoIPmonitor numbers it in `callercodec`/`calledcodec` (its `codecs.h`):
+    /// static payload types as they are, dynamic ones by their rtpmap name, so a client can
+    /// tell Opus from iLBC whatever number the SDP gave them. Unknown dynamic codecs keep
+    /// their payload type.
+    pub fn codec_id(&self) -> i64 {
+        let pt = i64::from(self.payload_type);
+        if self.payload_type < 96 {
+            return pt;
+        }
+        let name = self.codec.as_deref().unwrap_or("").to_ascii_uppercase();
+        match name.as_str() {
+            "ILBC" => 97,
+            "SPEEX" => 98,
+            "CLEARMODE" => 100,
+            "SILK" => 301,
+            "ISAC" => 306,
+            // Opus always runs a 48 kHz RTP clock (RFC 7587).
+            "OPUS" => 316,
+            "AMR" => 320,
+            "AMR-WB" => 321,
+            "G7221" => 331,
+            "G726-16" => 351,
+            "G726-24" => 352,
+            "G726-32" => 353,
+            "G726-40" => 354,
+            "AAL2-G726-16" => 355,
+            "AAL2-G726-24" => 356,
+            "AAL2-G726-32" => 357,
+            "AAL2-G726-40" => 358,
+            "EVS" => 359,
+            "TELEPHONE-EVENT" => 400,
+            _ => pt,
+        }
+    }
+
     pub fn from_stream(s: &Stream) -> Self {
         LegSummary {
             party: s.party,
@@ -291,8 +326,8 @@ pub fn json_row(c: &CallSummary) -> Vec<Value> {
         rtp_dst,
         n.clone(), // rtp_src_country
         n.clone(), // rtp_dst_country
-        leg(src, |l| Value::from(l.payload_type)),
-        leg(dst, |l| Value::from(l.payload_type)),
+        leg(src, |l| Value::from(l.codec_id())),
+        leg(dst, |l| Value::from(l.codec_id())),
         mos10(src), // src_mosf1: our E-model MOS
         n.clone(),  // src_mosf1_avg
         n.clone(),  // src_mosf1_min
@@ -515,4 +550,41 @@ pub fn active_call_info(c: &CallSummary, sip: &[earshot_core::SipRecord]) -> Vec
     })
     .to_string()
     .into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leg(payload_type: u8, codec: Option<&str>) -> LegSummary {
+        let addr: SocketAddr = "192.0.2.1:4000".parse().expect("address");
+        LegSummary {
+            party: None,
+            src: addr,
+            dst: addr,
+            ssrc: 1,
+            payload_type,
+            codec: codec.map(str::to_string),
+            first_ns: 0,
+            last_ns: 0,
+            packets: 0,
+            lost: 0,
+            loss_percent: 0.0,
+            jitter_ms: 0.0,
+            jitter_avg_ms: 0.0,
+            jitter_max_ms: 0.0,
+            mos: 0.0,
+        }
+    }
+
+    #[test]
+    fn codec_ids_follow_voipmonitor() {
+        assert_eq!(leg(8, Some("PCMA")).codec_id(), 8);
+        assert_eq!(leg(9, None).codec_id(), 9);
+        assert_eq!(leg(111, Some("opus")).codec_id(), 316);
+        assert_eq!(leg(102, Some("iLBC")).codec_id(), 97);
+        assert_eq!(leg(96, Some("G726-32")).codec_id(), 353);
+        assert_eq!(leg(120, Some("x-unknown")).codec_id(), 120);
+        assert_eq!(leg(120, None).codec_id(), 120);
+    }
 }

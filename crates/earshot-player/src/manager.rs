@@ -152,19 +152,34 @@ pub fn valid_listen_id(r: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
+/// A codec name for VoIPmonitor's codec numbers (`callercodec`: payload types below 96, its own
+/// ids above 300 for dynamic codecs), as both kinds of sensor send them.
 fn payload_type_name(pt: &Value) -> Option<String> {
     let n = pt.as_i64()?;
-    Some(
-        match n {
-            0 => "PCMU",
-            3 => "GSM",
-            8 => "PCMA",
-            9 => "G722",
-            18 => "G729",
-            _ => return Some(format!("PT{n}")),
-        }
-        .to_string(),
-    )
+    let name = match n {
+        0 => "PCMU",
+        3 => "GSM",
+        4 => "G723",
+        8 => "PCMA",
+        9 => "G722",
+        18 => "G729",
+        97 => "iLBC",
+        98 => "Speex",
+        301..=305 => "SILK",
+        306..=308 => "iSAC",
+        311..=316 | 337..=348 => "opus",
+        320 => "AMR",
+        321 => "AMR-WB",
+        331..=336 => "G.722.1",
+        351 | 355 => "G726-16",
+        352 | 356 => "G726-24",
+        353 | 357 => "G726-32",
+        354 | 358 => "G726-40",
+        359 => "EVS",
+        n if n < 0 => return None,
+        _ => return Some(format!("PT{n}")),
+    };
+    Some(name.to_string())
 }
 
 /// `listcalls json` (earshot) or `listcalls` (VoIPmonitor prints JSON for it), as the player's
@@ -417,6 +432,16 @@ mod tests {
         for bad in ["", "a b", "a\n", &"x".repeat(65)] {
             assert!(!valid_listen_id(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn codec_numbers_have_names() {
+        let name = |n: i64| payload_type_name(&json!(n));
+        assert_eq!(name(8).as_deref(), Some("PCMA"));
+        assert_eq!(name(316).as_deref(), Some("opus"));
+        assert_eq!(name(353).as_deref(), Some("G726-32"));
+        assert_eq!(name(111).as_deref(), Some("PT111"));
+        assert_eq!(name(-1), None);
     }
 
     #[test]

@@ -3,6 +3,8 @@
 mod analyze;
 mod check_config;
 mod client;
+mod demo;
+mod demo_traffic;
 mod extract;
 mod ops;
 mod player;
@@ -31,6 +33,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    Demo(demo::Args),
     Analyze(analyze::Args),
     Calls(client::CallsArgs),
     Listen(client::ListenArgs),
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let result = match cli.command {
+        Command::Demo(args) => demo::run(args),
         Command::Analyze(args) => analyze::run(args),
         Command::Calls(args) => client::calls(args),
         Command::Listen(args) => client::listen(args),

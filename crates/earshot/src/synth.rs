@@ -7,6 +7,7 @@
 //! `jitter` worth of traffic) until no packet still to be generated can be earlier.
 
 use anyhow::{bail, Context, Result};
+use earshot_audio::{linear_to_alaw, linear_to_ulaw};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fs::File;
@@ -89,48 +90,6 @@ impl Codec {
     }
 }
 
-/// G.711 µ-law encoder (the classic Sun/ITU reference algorithm).
-fn linear_to_ulaw(pcm: i16) -> u8 {
-    const BIAS: i32 = 0x84;
-    const CLIP: i32 = 32635;
-    let mut s = i32::from(pcm);
-    let sign = if s < 0 {
-        s = -s;
-        0x80
-    } else {
-        0
-    };
-    s = s.min(CLIP) + BIAS;
-    // The segment is the position of the highest set bit above bit 7.
-    let top = (s >> 7) as u32;
-    let exponent = if top == 0 {
-        0
-    } else {
-        31 - top.leading_zeros()
-    } as i32;
-    let mantissa = (s >> (exponent + 3)) & 0x0F;
-    !((sign | (exponent << 4) | mantissa) as u8)
-}
-
-/// G.711 A-law encoder (the classic Sun/ITU reference algorithm, 13-bit input).
-fn linear_to_alaw(pcm: i16) -> u8 {
-    const SEG_END: [i32; 8] = [0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF];
-    let mut v = i32::from(pcm) >> 3;
-    let mask: u8 = if v >= 0 {
-        0xD5
-    } else {
-        v = -v - 1;
-        0x55
-    };
-    match SEG_END.iter().position(|&end| v <= end) {
-        None => 0x7F ^ mask,
-        Some(seg) => {
-            let mant = if seg < 2 { v >> 1 } else { v >> seg } & 0x0F;
-            (((seg as i32) << 4) | mant) as u8 ^ mask
-        }
-    }
-}
-
 /// One period of a sine tone at 8 kHz, encoded; the frequencies divide 8000 exactly so a
 /// packet's payload is just the table read from the stream's sample offset.
 fn tone(codec: Codec, period: usize) -> Vec<u8> {
@@ -144,10 +103,10 @@ fn tone(codec: Codec, period: usize) -> Vec<u8> {
 }
 
 /// splitmix64: tiny, fast, and good enough for test traffic; keeps the crate dependency-free.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -155,7 +114,7 @@ impl Rng {
         z ^ (z >> 31)
     }
     /// Uniform in 0..n (n > 0), by multiply-shift rather than modulo to avoid bias.
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
     }
     /// Uniform in [0, 1).
@@ -596,18 +555,6 @@ pub fn run(args: Args) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn g711_encoders_match_reference_points() {
-        assert_eq!(linear_to_ulaw(0), 0xFF);
-        assert_eq!(linear_to_ulaw(-1), 0x7F);
-        assert_eq!(linear_to_ulaw(i16::MAX), 0x80);
-        assert_eq!(linear_to_ulaw(i16::MIN), 0x00);
-        assert_eq!(linear_to_alaw(0), 0xD5);
-        assert_eq!(linear_to_alaw(-8), 0x55);
-        assert_eq!(linear_to_alaw(i16::MAX), 0xAA);
-        assert_eq!(linear_to_alaw(i16::MIN), 0x2A);
-    }
 
     #[test]
     fn checksum_of_known_ipv4_header() {

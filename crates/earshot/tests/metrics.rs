@@ -239,7 +239,11 @@ async fn start_player(sensor: SocketAddr) -> SocketAddr {
         proxy_auth: None,
     };
     let (_reload, reloads) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(earshot_player::serve(config, std::future::pending(), reloads));
+    tokio::spawn(earshot_player::serve(
+        config,
+        std::future::pending(),
+        reloads,
+    ));
     let deadline = Instant::now() + Duration::from_secs(10);
     while tokio::net::TcpStream::connect(addr).await.is_err() {
         assert!(Instant::now() < deadline, "the player did not start");
