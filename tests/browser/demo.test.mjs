@@ -130,6 +130,8 @@ test("earshot demo: login, live calls, speech on both channels", { timeout: 1200
       await sleep(250);
     }
     await page.screenshot({ path: join(SHOTS, "demo-02-listening.png"), fullPage: true });
+    // The first screenful, as a newcomer sees it (the README's picture is made from this one).
+    await page.screenshot({ path: join(SHOTS, "demo-03-first-screen.png") });
     logs.push(`[test] samples: ${JSON.stringify(samples.map((s) => [s.l.rms.toFixed(4), s.l.bandShare.toFixed(2), s.l.spread.toFixed(3), s.r.rms.toFixed(4), s.r.bandShare.toFixed(2), s.r.spread.toFixed(3)]))}`);
     assert.ok(samples.every((s) => s.state === "playing"), "played throughout");
 

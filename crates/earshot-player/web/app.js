@@ -437,6 +437,10 @@ async function refreshAudit() {
   $("audit-updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
 }
 $("audit-refresh").addEventListener("click", refreshAudit);
+// While an admin has the page open, the audit log follows new sessions by itself.
+setInterval(() => {
+  if (me && me.role === "admin" && !document.hidden) refreshAudit();
+}, 10000);
 
 // ---- start ----
 
