@@ -723,28 +723,18 @@ async fn the_default_sensor_is_not_listed_twice() {
         ..default.clone()
     };
     state.db.add_sensor(&same).await.unwrap();
-    let ids: Vec<i64> = state
-        .all_sensors()
-        .await
-        .unwrap()
-        .iter()
-        .map(|s| s.id_sensor)
-        .collect();
-    assert_eq!(ids, vec![3]);
+    let listed = || async {
+        let all = state.all_sensors().await.unwrap();
+        all.iter().map(|s| s.id_sensor).collect::<Vec<i64>>()
+    };
+    assert_eq!(listed().await, vec![3]);
     state.db.remove_sensor(3).await.unwrap();
     let other_token = Sensor {
         token: Some("other".into()),
         ..same
     };
     state.db.add_sensor(&other_token).await.unwrap();
-    let ids: Vec<i64> = state
-        .all_sensors()
-        .await
-        .unwrap()
-        .iter()
-        .map(|s| s.id_sensor)
-        .collect();
-    assert_eq!(ids, vec![0, 3]);
+    assert_eq!(listed().await, vec![0, 3]);
 }
 
 #[tokio::test]
