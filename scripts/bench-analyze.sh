@@ -96,8 +96,7 @@ printf "%-34s %9s %14s %12s\n" "bare read (examples/bare_read)" "$BARE_S" "$(pps
 printf "%-34s %9s %14s %12s\n" "earshot analyze" "$AN_S" "$(pps "$AN_S")" "$AN_RSS"
 [ "$TSHARK" = 1 ] && printf "%-34s %9s %14s %12s\n" "tshark -q -z rtp,streams" "$TS_S" "$(pps "$TS_S")" "$TS_RSS"
 echo "analyze / bare-read ceiling: $(echo "scale=1; 100 * $BARE_S / $AN_S" | bc)% (wall time)"
-# analyze reads the file on a second thread (src/analyze.rs), so its wall time can be less than
-# its CPU time; the one-core figure is packets per second of user CPU, both threads together.
+# The one-core figure: packets per second of user CPU (analyze is single-threaded).
 echo "analyze on one core:         $(pps "$AN_USER") packets per user-CPU second ($AN_USER s)"
 [ "$TSHARK" = 1 ] && echo "analyze speed-up over tshark:  $(echo "scale=1; $TS_S / $AN_S" | bc)x"
 
