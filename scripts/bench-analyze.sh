@@ -56,10 +56,10 @@ ls -l "$TMP/bench.pcap"
 cat "$TMP/bench.pcap" > /dev/null
 
 # timed NAME CMD...: runs CMD (stdout discarded) RUNS times; sets BEST_S (wall seconds) and
-# BEST_RSS (max RSS, KB) of the fastest run.
+# BEST_RSS (max RSS, KB) of the fastest run, and MIN_USER (user CPU seconds, lowest of all runs).
 timed() {
     local name=$1; shift
-    BEST_S=""; BEST_RSS=""
+    BEST_S=""; BEST_RSS=""; MIN_USER=""
     for run in $(seq "$RUNS"); do
         local t0 t1 s rss
         t0=$(date +%s%N)
@@ -72,6 +72,9 @@ timed() {
         if [ -z "$BEST_S" ] || [ "$(echo "$s < $BEST_S" | bc)" = 1 ]; then
             BEST_S=$s; BEST_RSS=$rss
         fi
+        if [ -z "$MIN_USER" ] || [ "$(echo "$user < $MIN_USER" | bc)" = 1 ]; then
+            MIN_USER=$user
+        fi
     done
 }
 
@@ -80,7 +83,7 @@ echo "== timing ($FRAMES frames, best of $RUNS)"
 timed bare "$BIN/examples/bare_read" "$TMP/bench.pcap"
 BARE_S=$BEST_S; BARE_RSS=$BEST_RSS
 timed analyze "$BIN/earshot" analyze "$TMP/bench.pcap"
-AN_S=$BEST_S; AN_RSS=$BEST_RSS
+AN_S=$BEST_S; AN_RSS=$BEST_RSS; AN_USER=$MIN_USER
 if [ "$TSHARK" = 1 ]; then
     timed tshark tshark -q -z rtp,streams -r "$TMP/bench.pcap"
     TS_S=$BEST_S; TS_RSS=$BEST_RSS
@@ -92,8 +95,12 @@ printf "%-34s %9s %14s %12s\n" reader seconds packets/s "max RSS KB"
 printf "%-34s %9s %14s %12s\n" "bare read (examples/bare_read)" "$BARE_S" "$(pps "$BARE_S")" "$BARE_RSS"
 printf "%-34s %9s %14s %12s\n" "earshot analyze" "$AN_S" "$(pps "$AN_S")" "$AN_RSS"
 [ "$TSHARK" = 1 ] && printf "%-34s %9s %14s %12s\n" "tshark -q -z rtp,streams" "$TS_S" "$(pps "$TS_S")" "$TS_RSS"
-echo "analyze / bare-read ceiling: $(echo "scale=1; 100 * $BARE_S / $AN_S" | bc)%"
+echo "analyze / bare-read ceiling: $(echo "scale=1; 100 * $BARE_S / $AN_S" | bc)% (wall time)"
+# The one-core figure: packets per second of user CPU (analyze is single-threaded).
+echo "analyze on one core:         $(pps "$AN_USER") packets per user-CPU second ($AN_USER s)"
 [ "$TSHARK" = 1 ] && echo "analyze speed-up over tshark:  $(echo "scale=1; $TS_S / $AN_S" | bc)x"
+
+echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min, after the timings)"
 
 echo "== memory per active call"
 "$BIN/earshot" synth --calls 1000 --seconds 2 --codec pcma --out "$TMP/calls-1k.pcap"

@@ -105,9 +105,16 @@ pub struct SipRecord {
     pub truncated: bool,
 }
 
+/// `repr(C)` keeps the declared order: the fields every RTP packet of the call reads come
+/// first, next to the table key, so a packet touches one or two cache lines of its call
+/// rather than three scattered over its ~650 bytes.
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub struct Call {
     pub id: CallId,
+    pub last_packet: Timestamp,
+    pub streams: Vec<Stream>,
+    pub formats: Vec<PayloadFormat>,
     pub call_id: String,
     pub from_tag: Option<String>,
     pub to_tag: Option<String>,
@@ -137,7 +144,6 @@ pub struct Call {
     pub ring: Option<Timestamp>,
     pub answer: Option<Timestamp>,
     pub end: Option<Timestamp>,
-    pub last_packet: Timestamp,
     pub last_sip: Timestamp,
     /// Ended by silence rather than by signalling.
     pub timed_out: bool,
@@ -146,8 +152,6 @@ pub struct Call {
     /// DTMF digits from RFC 4733 events and SIP INFO, in order.
     pub dtmf: String,
     pub media: Vec<MediaEndpoint>,
-    pub formats: Vec<PayloadFormat>,
-    pub streams: Vec<Stream>,
     pub sip_messages: u32,
     /// The first `Config::sip_log_messages` SIP messages of the call, in capture order.
     pub sip_log: Vec<SipRecord>,

@@ -4,7 +4,7 @@ use crate::call::{Call, CallId, CallState, Party, PayloadFormat};
 use crate::media::{Binding, Candidate, StreamLoc};
 use crate::signalling::SipMeta;
 use crate::stream::{Stream, StreamKey};
-use earshot_wire::{Decapsulator, LinkType, Packet, Timestamp, Transport};
+use earshot_wire::{Decapsulator, LinkType, Packet, Timestamp, Transport, Udp4};
 use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -192,6 +192,10 @@ impl Engine {
         self.counters.frames += 1;
         self.counters.first_ts.get_or_insert(ts);
         self.counters.last_ts = Some(self.counters.last_ts.map_or(ts, |l| l.max(ts)));
+        if let Some(u) = self.decap.as_mut().and_then(|d| d.decode_udp4(link, frame)) {
+            self.on_udp4(ts, &u, sink);
+            return;
+        }
         // The decapsulator borrows itself while calling back, so packets are handled through
         // a split borrow of the rest of the engine.
         let Some(mut decap) = self.decap.take() else {
@@ -201,6 +205,19 @@ impl Engine {
             self.handle_packet(p, sink)
         });
         self.decap = Some(decap);
+    }
+
+    /// A plain IPv4 UDP datagram, the bulk of any capture. A first byte of 0x80 or more
+    /// (RTP and RTCP version 2) can never start SIP, whose first line begins with an ASCII
+    /// letter, so such datagrams go straight to media without building the SIP context or
+    /// asking `looks_like_sip`: the same outcome as `handle_packet`, for less work.
+    fn on_udp4(&mut self, ts: Timestamp, u: &Udp4<'_>, sink: &mut dyn Sink) {
+        if u.payload.first().is_some_and(|&b| b >= 0x80) {
+            let (src, dst) = (SocketAddr::V4(u.src), SocketAddr::V4(u.dst));
+            self.on_media(ts, src, dst, u.payload, sink);
+        } else {
+            self.handle_packet(&u.packet(ts), sink);
+        }
     }
 
     /// Feeds one transport payload (for sources that decapsulate themselves, such as HEP).

@@ -50,24 +50,29 @@ pub(crate) struct PtInfo {
     pub clock: u32,
 }
 
+/// `repr(C)` keeps the declared order: the fields every RTP packet touches come first, and
+/// 64-byte alignment starts each stream on a cache line, so a packet reads the first four
+/// lines of its stream instead of fields scattered over six (with thousands of streams these
+/// reads are mostly cache misses, the largest cost per packet).
 #[derive(Clone, Debug)]
+#[repr(C, align(64))]
 pub struct Stream {
-    pub key: StreamKey,
-    /// The party that sent it; `None` for a stream no SDP announced.
-    pub party: Option<Party>,
+    /// The last payload type's resolution: consecutive packets nearly always share it.
+    pub(crate) pt_cache: Option<PtInfo>,
     /// The payload type carrying most packets, telephone-event and comfort noise aside.
     pub payload_type: u8,
+    /// The party that sent it; `None` for a stream no SDP announced.
+    pub party: Option<Party>,
     pub codec: Option<String>,
-    pub clock_rate: u32,
-    pub stats: StreamStats,
     /// Packets per payload type, a few entries at most.
     pub pt_counts: Vec<(u8, u64)>,
+    pub stats: StreamStats,
+    pub clock_rate: u32,
     pub events: u64,
     pub comfort_noise: u64,
     /// RTP timestamp of the last telephone-event seen, so each event gives one digit.
     pub(crate) last_event: Option<u32>,
-    /// The last payload type's resolution: consecutive packets nearly always share it.
-    pub(crate) pt_cache: Option<PtInfo>,
+    pub key: StreamKey,
 }
 
 impl Stream {

@@ -5,6 +5,9 @@
 #[derive(Copy, Clone, Debug)]
 pub struct Rtp<'a> {
     buf: &'a [u8],
+    /// The fixed header, copied once at parse so the accessors need no bounds checks: the
+    /// engine reads every field of every packet, several of them more than once.
+    head: [u8; 12],
     payload_start: usize,
     payload_end: usize,
 }
@@ -13,8 +16,9 @@ impl<'a> Rtp<'a> {
     /// Parses `buf` as RTP version 2. Returns `None` when it cannot be RTP: wrong version,
     /// an RTCP packet type, or header fields (CSRCs, extension, padding) that run past the end.
     pub fn parse(buf: &'a [u8]) -> Option<Rtp<'a>> {
-        let first = *buf.first()?;
-        if first >> 6 != 2 || buf.len() < 12 || is_rtcp(buf) {
+        let head: [u8; 12] = buf.get(..12)?.try_into().ok()?;
+        let first = head[0];
+        if first >> 6 != 2 || (192..=223).contains(&head[1]) {
             return None;
         }
         let csrc_count = usize::from(first & 0x0f);
@@ -37,28 +41,32 @@ impl<'a> Rtp<'a> {
         }
         Some(Rtp {
             buf,
+            head,
             payload_start: start,
             payload_end: end,
         })
     }
 
     pub fn marker(&self) -> bool {
-        self.buf[1] & 0x80 != 0
+        self.head[1] & 0x80 != 0
     }
     pub fn payload_type(&self) -> u8 {
-        self.buf[1] & 0x7f
+        self.head[1] & 0x7f
     }
     pub fn sequence(&self) -> u16 {
-        u16::from_be_bytes([self.buf[2], self.buf[3]])
+        u16::from_be_bytes([self.head[2], self.head[3]])
     }
     pub fn timestamp(&self) -> u32 {
-        u32::from_be_bytes([self.buf[4], self.buf[5], self.buf[6], self.buf[7]])
+        u32::from_be_bytes([self.head[4], self.head[5], self.head[6], self.head[7]])
     }
     pub fn ssrc(&self) -> u32 {
-        u32::from_be_bytes([self.buf[8], self.buf[9], self.buf[10], self.buf[11]])
+        u32::from_be_bytes([self.head[8], self.head[9], self.head[10], self.head[11]])
     }
     pub fn payload(&self) -> &'a [u8] {
-        &self.buf[self.payload_start..self.payload_end]
+        // `parse` checked start <= end <= len; `get` keeps this panic-free regardless.
+        self.buf
+            .get(self.payload_start..self.payload_end)
+            .unwrap_or_default()
     }
     pub fn len(&self) -> usize {
         self.buf.len()

@@ -9,7 +9,7 @@ mod frag;
 pub mod tcp;
 
 pub use capture::{CaptureError, CaptureFormat, CaptureReader, Frame};
-pub use decap::{DecapConfig, DecapStats, Decapsulator, Packet, Transport};
+pub use decap::{DecapConfig, DecapStats, Decapsulator, Packet, Transport, Udp4};
 pub use tcp::{FlowKey, StreamEvent, TcpConfig, TcpFlags, TcpReassembler};
 
 /// Capture time in nanoseconds since the Unix epoch.
