@@ -564,22 +564,8 @@ async fn lists_and_relays_a_live_call_on(db_url: &str) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    // The WAV chunk endpoint (listen/readaudio): a WAV header and 8 kHz mono. On a slow
-    // machine the replayed call may have ended by now (it lasts 21 s, then lingers without
-    // audio while the loop starts it again), so take the newest call listed.
-    let r = call(&app, "GET", "/api/calls", &listener, &[], None).await;
-    let newest = r.json["calls"]
-        .as_array()
-        .and_then(|calls| {
-            calls
-                .iter()
-                .filter(|c| c["sensor_id"] == 1)
-                .min_by_key(|c| c["duration"].as_i64().unwrap_or(i64::MAX))
-                .and_then(|c| c["callreference"].as_str())
-        })
-        .unwrap_or(&callref)
-        .to_string();
-    let q = format!("/api/chunk?callref={newest}&listen_id=test1");
+    // The WAV chunk endpoint (listen/readaudio): a WAV header and 8 kHz mono.
+    let q = format!("/api/chunk?callref={callref}&listen_id=test1");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let req = Request::builder()
