@@ -9,6 +9,7 @@
 
 mod call;
 mod engine;
+mod flows;
 mod media;
 mod signalling;
 mod stream;

@@ -19,9 +19,10 @@
 
 use crate::call::{CallId, Party, PayloadFormat};
 use crate::engine::{Engine, RtpPacket, Sink};
+use crate::flows::Key4;
 use crate::stream::{PtInfo, Stream, StreamKey};
 use earshot_rtp::{is_rtcp, Rtp, TelephoneEvent};
-use earshot_wire::Timestamp;
+use earshot_wire::{Timestamp, Udp4};
 use std::net::SocketAddr;
 
 #[derive(Copy, Clone, Debug)]
@@ -78,6 +79,28 @@ impl Engine {
         }
     }
 
+    /// [`Engine::on_media`] for plain IPv4, where nearly every packet belongs to a flow
+    /// already placed in a call: that case is answered from the flow table's front, without
+    /// building socket addresses or a full stream key; anything else goes to `on_media`.
+    pub(crate) fn on_media4(&mut self, ts: Timestamp, u: &Udp4<'_>, sink: &mut dyn Sink) {
+        if !is_rtcp(u.payload) {
+            if let Some(rtp) = Rtp::parse(u.payload) {
+                let k4 = Key4::new(u.src, u.dst, rtp.ssrc());
+                let loc = self.flows.front(k4);
+                if let Some(loc) = loc.filter(|l| l.epoch == self.binding_epoch) {
+                    if let Some(call_id) = loc.call {
+                        self.counters.rtp_packets += 1;
+                        self.counters.rtp_bytes += u.payload.len() as u64;
+                        self.account_call_rtp(call_id, Some(k4), loc.idx, ts, &rtp, sink);
+                        return;
+                    }
+                }
+            }
+        }
+        let (src, dst) = (SocketAddr::V4(u.src), SocketAddr::V4(u.dst));
+        self.on_media(ts, src, dst, u.payload, sink);
+    }
+
     pub(crate) fn on_media(
         &mut self,
         ts: Timestamp,
@@ -105,7 +128,10 @@ impl Engine {
         self.counters.rtp_packets += 1;
         self.counters.rtp_bytes += payload.len() as u64;
         match loc.call {
-            Some(call_id) => self.account_call_rtp(call_id, loc.idx, ts, &rtp, sink),
+            Some(call_id) => {
+                let k4 = Key4::of(&key);
+                self.account_call_rtp(call_id, k4, loc.idx, ts, &rtp, sink)
+            }
             None => {
                 if let Some(s) = self.unassociated.get_mut(loc.idx as usize) {
                     account_unassociated(s, ts, &rtp);
@@ -116,7 +142,7 @@ impl Engine {
     }
 
     fn locate(&mut self, key: StreamKey) -> Option<StreamLoc> {
-        if let Some(loc) = self.flows.get(&key).copied() {
+        if let Some(loc) = self.flows.find(&key) {
             // An unassociated flow looks for a binding on every packet: an SDP seen after its
             // media began binds a fresh address without bumping the epoch. Such flows are
             // rare, so the two extra lookups cost little.
@@ -201,6 +227,7 @@ impl Engine {
     fn account_call_rtp(
         &mut self,
         call_id: CallId,
+        k4: Option<Key4>,
         idx: u32,
         ts: Timestamp,
         rtp: &Rtp<'_>,
@@ -215,6 +242,9 @@ impl Engine {
         let Some(stream) = call.streams.get_mut(idx as usize) else {
             return;
         };
+        if let Some(k4) = k4 {
+            self.flows.remember_place(k4, &call.id, stream);
+        }
         // Resolving the payload type scans the call's formats and compares encoding names;
         // a stream's packets nearly always repeat the previous one's type, so reuse that.
         let info = match stream.pt_cache {

@@ -64,8 +64,8 @@ pub struct Stream {
     /// The party that sent it; `None` for a stream no SDP announced.
     pub party: Option<Party>,
     pub codec: Option<String>,
-    /// Packets per payload type, a few entries at most.
-    pub pt_counts: Vec<(u8, u64)>,
+    /// Packets per payload type.
+    pub pt_counts: PtCounts,
     pub stats: StreamStats,
     pub clock_rate: u32,
     pub events: u64,
@@ -84,7 +84,7 @@ impl Stream {
             codec: None,
             clock_rate: 0,
             stats: StreamStats::default(),
-            pt_counts: Vec::new(),
+            pt_counts: PtCounts::default(),
             events: 0,
             comfort_noise: 0,
             last_event: None,
@@ -94,32 +94,15 @@ impl Stream {
 
     /// Remembers which payload types were seen; the main one is the most frequent audio type.
     pub(crate) fn count_pt(&mut self, pt: u8, audio: bool) -> bool {
-        // Nearly every packet: the main audio type again. Counting it cannot change the main
-        // type (its count is compared with itself below), so skip the comparison.
-        if audio && pt == self.payload_type && self.codec.is_some() {
-            if let Some(e) = self.pt_counts.iter_mut().find(|(p, _)| *p == pt) {
-                e.1 += 1;
-                return false;
-            }
-        }
-        let idx = match self.pt_counts.iter().position(|(p, _)| *p == pt) {
-            Some(i) => i,
-            None if self.pt_counts.len() < 8 => {
-                self.pt_counts.push((pt, 0));
-                self.pt_counts.len() - 1
-            }
-            None => return false,
+        let Some(count) = self.pt_counts.bump(pt) else {
+            return false;
         };
-        self.pt_counts[idx].1 += 1;
-        if !audio {
+        // Nearly every packet: the main audio type again, which cannot change the main type.
+        if !audio || (pt == self.payload_type && self.codec.is_some()) {
             return false;
         }
-        let main = self
-            .pt_counts
-            .iter()
-            .find(|(p, _)| *p == self.payload_type)
-            .map(|e| e.1);
-        let changed = self.codec.is_none() || main.is_none_or(|m| self.pt_counts[idx].1 > m);
+        let main = self.pt_counts.get(self.payload_type);
+        let changed = self.codec.is_none() || main.is_none_or(|m| count > m);
         if changed {
             self.payload_type = pt;
         }
@@ -135,5 +118,49 @@ impl Stream {
             self.stats.mean_jitter_ms(),
         );
         mos_from_r(r)
+    }
+}
+
+/// Packets per payload type, for the first [`PtCounts::MAX`] types a stream carries.
+///
+/// Inline rather than a `Vec`: every packet bumps a count, and a heap list was one more cache
+/// miss per packet with thousands of streams.
+#[derive(Clone, Debug, Default)]
+pub struct PtCounts {
+    len: u8,
+    pts: [u8; PtCounts::MAX],
+    counts: [u64; PtCounts::MAX],
+}
+
+impl PtCounts {
+    pub const MAX: usize = 8;
+
+    /// The count of `pt` after adding one; `None` when the table is full of other types.
+    fn bump(&mut self, pt: u8) -> Option<u64> {
+        let len = usize::from(self.len);
+        let i = match self.pts.iter().take(len).position(|&p| p == pt) {
+            Some(i) => i,
+            None if len < Self::MAX => {
+                self.len += 1;
+                self.pts[len] = pt;
+                len
+            }
+            None => return None,
+        };
+        self.counts[i] += 1;
+        Some(self.counts[i])
+    }
+
+    pub fn get(&self, pt: u8) -> Option<u64> {
+        self.iter().find(|&(p, _)| p == pt).map(|(_, n)| n)
+    }
+
+    /// (payload type, packets), in first-seen order.
+    pub fn iter(&self) -> impl Iterator<Item = (u8, u64)> + '_ {
+        self.pts
+            .iter()
+            .zip(&self.counts)
+            .take(usize::from(self.len))
+            .map(|(&p, &n)| (p, n))
     }
 }

@@ -5,9 +5,14 @@
 #[derive(Copy, Clone, Debug)]
 pub struct Rtp<'a> {
     buf: &'a [u8],
-    /// The fixed header, copied once at parse so the accessors need no bounds checks: the
-    /// engine reads every field of every packet, several of them more than once.
-    head: [u8; 12],
+    /// The fixed header's fields, decoded once at parse: the engine reads every field of every
+    /// packet, several of them more than once. Decoded rather than kept as a byte array,
+    /// because reading a `u32` out of a just-copied array made the CPU wait for the copy's
+    /// stores (a failed store-to-load forward, ~5% of a packet's time).
+    second: u8,
+    sequence: u16,
+    timestamp: u32,
+    ssrc: u32,
     payload_start: usize,
     payload_end: usize,
 }
@@ -41,26 +46,29 @@ impl<'a> Rtp<'a> {
         }
         Some(Rtp {
             buf,
-            head,
+            second: head[1],
+            sequence: u16::from_be_bytes([head[2], head[3]]),
+            timestamp: u32::from_be_bytes([head[4], head[5], head[6], head[7]]),
+            ssrc: u32::from_be_bytes([head[8], head[9], head[10], head[11]]),
             payload_start: start,
             payload_end: end,
         })
     }
 
     pub fn marker(&self) -> bool {
-        self.head[1] & 0x80 != 0
+        self.second & 0x80 != 0
     }
     pub fn payload_type(&self) -> u8 {
-        self.head[1] & 0x7f
+        self.second & 0x7f
     }
     pub fn sequence(&self) -> u16 {
-        u16::from_be_bytes([self.head[2], self.head[3]])
+        self.sequence
     }
     pub fn timestamp(&self) -> u32 {
-        u32::from_be_bytes([self.head[4], self.head[5], self.head[6], self.head[7]])
+        self.timestamp
     }
     pub fn ssrc(&self) -> u32 {
-        u32::from_be_bytes([self.head[8], self.head[9], self.head[10], self.head[11]])
+        self.ssrc
     }
     pub fn payload(&self) -> &'a [u8] {
         // `parse` checked start <= end <= len; `get` keeps this panic-free regardless.

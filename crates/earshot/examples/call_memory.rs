@@ -88,10 +88,7 @@ fn call_heap(c: &Call) -> (usize, usize) {
         + c.streams.capacity() * std::mem::size_of::<Stream>()
         + c.streams
             .iter()
-            .map(|s| {
-                s.codec.as_ref().map_or(0, String::capacity)
-                    + s.pt_counts.capacity() * std::mem::size_of::<(u8, u64)>()
-            })
+            .map(|s| s.codec.as_ref().map_or(0, String::capacity))
             .sum::<usize>();
     (strings, vecs)
 }

@@ -3,9 +3,10 @@
 use crate::report;
 use anyhow::{anyhow, Result};
 use earshot_core::{Config, Engine, NullSink};
-use earshot_wire::{CaptureError, CaptureReader};
+use earshot_wire::{CaptureError, CaptureReader, Frame, LinkType, Timestamp};
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, SyncSender};
 
 /// Show every call in capture files, with its RTP streams and their quality.
 ///
@@ -57,23 +58,106 @@ pub fn run(args: Args) -> Result<()> {
 
 /// Runs one file through the engine. A file that cannot be opened is an error; a damaged tail
 /// is reported on stderr and the frames before it are kept.
+///
+/// A second thread reads the file and hands frames over in batches, so the reading (system
+/// calls, decompression, record parsing) overlaps with the analysis instead of adding to it.
+/// The engine still sees every frame, in file order, on this thread.
 pub fn feed_file(engine: &mut Engine, path: &std::path::Path) -> Result<()> {
-    let mut reader = CaptureReader::open(path).map_err(|e| match e {
+    let reader = CaptureReader::open(path).map_err(|e| match e {
         CaptureError::Open { .. } => anyhow!("{e}"),
         other => anyhow!("{}: {other}", path.display()),
     })?;
+    let (full_tx, full_rx) = mpsc::sync_channel::<Batch>(BATCHES_IN_FLIGHT);
+    let (empty_tx, empty_rx) = mpsc::channel::<Batch>();
     let mut sink = NullSink;
-    while let Some(frame) = reader.next_frame() {
-        match frame {
-            Ok(f) => engine.handle_frame(f.ts, f.link, f.data, &mut sink),
-            Err(e) => {
+    std::thread::scope(|scope| {
+        scope.spawn(move || read_batches(reader, &full_tx, &empty_rx));
+        // Ends when the reader thread has sent its last batch and dropped its sender (on
+        // panic too), so this cannot wait forever.
+        while let Ok(batch) = full_rx.recv() {
+            let frames: Vec<Frame<'_>> = batch.frames().collect();
+            engine.handle_frames(&frames, &mut sink);
+            if let Some(e) = &batch.error {
                 eprintln!(
                     "earshot: {}: {e}; analysed the packets before it",
                     path.display()
                 );
-                break;
+            }
+            // The reader may already be gone; the batch is then simply freed.
+            let _ = empty_tx.send(batch);
+        }
+    });
+    Ok(())
+}
+
+/// Batches the reader may have ready ahead of the analysis. With [`BATCH_BYTES`] this keeps
+/// about 1 MB in flight, small enough to stay in the shared cache between the two cores.
+const BATCHES_IN_FLIGHT: usize = 4;
+/// Frame bytes per batch (a batch ends at the first frame that reaches it).
+const BATCH_BYTES: usize = 1024 * 1024;
+
+/// Frames copied out of the reader's buffer, which cannot cross threads: each frame borrows
+/// it only until the next read.
+#[derive(Default)]
+struct Batch {
+    data: Vec<u8>,
+    /// Per frame: capture time, link type and where its bytes end in `data` (each frame
+    /// starts where the previous one ends).
+    index: Vec<(Timestamp, LinkType, usize)>,
+    /// Why reading stopped early, on the last batch of a damaged file.
+    error: Option<CaptureError>,
+}
+
+impl Batch {
+    fn clear(&mut self) {
+        self.data.clear();
+        self.index.clear();
+        self.error = None;
+    }
+
+    fn push(&mut self, f: &Frame<'_>) {
+        self.data.extend_from_slice(f.data);
+        self.index.push((f.ts, f.link, self.data.len()));
+    }
+
+    fn frames(&self) -> impl Iterator<Item = Frame<'_>> {
+        let mut start = 0;
+        self.index.iter().map(move |&(ts, link, end)| {
+            let data = self.data.get(start..end).unwrap_or_default();
+            start = end;
+            Frame {
+                ts,
+                link,
+                data,
+                orig_len: data.len() as u32,
+            }
+        })
+    }
+}
+
+/// The reader thread: fills batches (reusing those the analysis sent back) until the file ends,
+/// fails, or the analysis stops listening.
+fn read_batches(mut reader: CaptureReader, full: &SyncSender<Batch>, empty: &Receiver<Batch>) {
+    loop {
+        let mut batch = empty.try_recv().unwrap_or_default();
+        batch.clear();
+        let mut last = false;
+        while batch.data.len() < BATCH_BYTES {
+            match reader.next_frame() {
+                Some(Ok(f)) => batch.push(&f),
+                Some(Err(e)) => {
+                    batch.error = Some(e);
+                    last = true;
+                    break;
+                }
+                None => {
+                    last = true;
+                    break;
+                }
             }
         }
+        if full.send(batch).is_err() || last {
+            return;
+        }
     }
-    Ok(())
 }
