@@ -1,11 +1,11 @@
 //! The engine: one entry point for captured frames, the call table, and its bookkeeping.
 
 use crate::call::{Call, CallId, CallState, Party, PayloadFormat};
-use crate::flows::{FlowTable, Key4};
+use crate::flows::FlowTable;
 use crate::media::{Binding, Candidate};
 use crate::signalling::SipMeta;
 use crate::stream::{Stream, StreamKey};
-use earshot_wire::{Decapsulator, Frame, LinkType, Packet, Timestamp, Transport, Udp4};
+use earshot_wire::{Decapsulator, LinkType, Packet, Timestamp, Transport, Udp4};
 use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -138,26 +138,12 @@ pub struct TableSizes {
     pub unassociated: usize,
 }
 
-/// How many frames ahead [`Engine::handle_frames`] fetches flow entries, and then calls and
-/// streams (a frame's own headers are fetched at twice `FAR`): far enough apart for a cache miss (~100 ns) to complete while the frames between
-/// are accounted.
-const FAR: usize = 8;
-const NEAR: usize = 4;
-
-/// A frame [`Engine::handle_frames`] has looked at ahead of time: its plain IPv4 UDP datagram
-/// and, if that looks like RTP, its flow key.
-#[derive(Default)]
-struct Ahead<'f> {
-    udp: Option<Udp4<'f>>,
-    key: Option<Key4>,
-}
-
 pub struct Engine {
     pub(crate) cfg: Config,
     /// `None` only while [`Engine::handle_frame`] has it out to decode a frame; boxed so that
     /// lending it out moves a pointer (taking a `Decapsulator` by `mem::take` built a fresh
     /// default one, with its allocations, for every frame).
-    decap: Option<Box<Decapsulator>>,
+    pub(crate) decap: Option<Box<Decapsulator>>,
     streams_in: TcpSip,
     pub(crate) calls: FxHashMap<CallId, Call>,
     pub(crate) by_call_id: FxHashMap<String, Vec<CallId>>,
@@ -212,13 +198,19 @@ impl Engine {
         self.decode_layered(ts, link, frame, sink);
     }
 
-    fn count_frame(&mut self, ts: Timestamp) {
+    pub(crate) fn count_frame(&mut self, ts: Timestamp) {
         self.counters.frames += 1;
         self.counters.first_ts.get_or_insert(ts);
         self.counters.last_ts = Some(self.counters.last_ts.map_or(ts, |l| l.max(ts)));
     }
 
-    fn decode_layered(&mut self, ts: Timestamp, link: LinkType, frame: &[u8], sink: &mut dyn Sink) {
+    pub(crate) fn decode_layered(
+        &mut self,
+        ts: Timestamp,
+        link: LinkType,
+        frame: &[u8],
+        sink: &mut dyn Sink,
+    ) {
         // The decapsulator borrows itself while calling back, so packets are handled through
         // a split borrow of the rest of the engine.
         let Some(mut decap) = self.decap.take() else {
@@ -230,72 +222,11 @@ impl Engine {
         self.decap = Some(decap);
     }
 
-    /// Feeds a run of frames, exactly as [`Engine::handle_frame`] would one by one, but faster
-    /// on busy captures: while a frame is accounted, the flow entry of the frame
-    /// [`FAR`] ahead is fetched, and the call and stream of the one [`NEAR`] ahead (whose flow
-    /// entry is in cache by then; see `flows.rs`), so their cache misses overlap with useful
-    /// work instead of stalling it.
-    pub fn handle_frames(&mut self, frames: &[Frame<'_>], sink: &mut dyn Sink) {
-        // The frames ahead, decoded once: by frame index modulo `FAR`.
-        let mut ahead: [Ahead<'_>; FAR] = Default::default();
-        for (i, f) in frames.iter().take(FAR).enumerate() {
-            ahead[i] = self.look_ahead(f);
-        }
-        for (i, f) in frames.iter().enumerate() {
-            if let Some(f) = frames.get(i + 4 * FAR) {
-                // Its headers, which the look-ahead below will read when it gets there.
-                let at = f.data.as_ptr() as usize;
-                crate::flows::prefetch(at);
-                crate::flows::prefetch(at + 63);
-            }
-            if let Some(key) = ahead[(i + NEAR) % FAR].key {
-                self.flows.prefetch_places(key);
-            }
-            let far = frames
-                .get(i + FAR)
-                .map_or_else(Ahead::default, |f| self.look_ahead(f));
-            if let Some(key) = far.key {
-                self.flows.prefetch_entry(key);
-            }
-            let this = std::mem::replace(&mut ahead[i % FAR], far);
-            self.count_frame(f.ts);
-            match this.udp {
-                Some(u) if self.decap.as_mut().is_some_and(|d| d.accept_peeked()) => {
-                    self.on_udp4(f.ts, &u, sink)
-                }
-                _ => self.decode_layered(f.ts, f.link, f.data, sink),
-            }
-        }
-    }
-
-    #[inline(always)]
-    fn look_ahead<'f>(&self, f: &Frame<'f>) -> Ahead<'f> {
-        let Some(udp) = self
-            .decap
-            .as_ref()
-            .and_then(|d| d.peek_udp4(f.link, f.data))
-        else {
-            return Ahead::default();
-        };
-        let key = match udp.payload.get(..12) {
-            Some(&[0x80..=0xff, _, _, _, _, _, _, _, s0, s1, s2, s3]) => Some(Key4::new(
-                udp.src,
-                udp.dst,
-                u32::from_be_bytes([s0, s1, s2, s3]),
-            )),
-            _ => None,
-        };
-        Ahead {
-            udp: Some(udp),
-            key,
-        }
-    }
-
     /// A plain IPv4 UDP datagram, the bulk of any capture. A first byte of 0x80 or more
     /// (RTP and RTCP version 2) can never start SIP, whose first line begins with an ASCII
     /// letter, so such datagrams go straight to media without building the SIP context or
     /// asking `looks_like_sip`: the same outcome as `handle_packet`, for less work.
-    fn on_udp4(&mut self, ts: Timestamp, u: &Udp4<'_>, sink: &mut dyn Sink) {
+    pub(crate) fn on_udp4(&mut self, ts: Timestamp, u: &Udp4<'_>, sink: &mut dyn Sink) {
         if u.payload.first().is_some_and(|&b| b >= 0x80) {
             self.on_media4(ts, u, sink);
         } else {

@@ -10,6 +10,7 @@
 mod call;
 mod engine;
 mod flows;
+mod lookahead;
 mod media;
 mod signalling;
 mod stream;
@@ -17,4 +18,5 @@ mod tcp_sip;
 
 pub use call::{Call, CallId, CallState, MediaEndpoint, Party, PayloadFormat, SipRecord};
 pub use engine::{CaptureCounters, Config, Engine, Event, NullSink, RtpPacket, Sink, TableSizes};
+pub use lookahead::{Peek, Peeker};
 pub use stream::{Stream, StreamKey};

@@ -352,6 +352,7 @@ fn account_unassociated(stream: &mut Stream, ts: Timestamp, rtp: &Rtp<'_>) {
 }
 
 /// `encoding` is asked for only when the stream's main payload type changes.
+#[inline]
 fn update_stream<'f>(
     stream: &mut Stream,
     ts: Timestamp,

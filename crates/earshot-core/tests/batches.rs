@@ -1,6 +1,7 @@
-//! `Engine::handle_frames` (frames in runs, with look-ahead and prefetching) must give exactly
-//! what `Engine::handle_frame` gives frame by frame: the same calls, streams, statistics,
-//! counters and the same packets to the sink, in the same order, whatever the run lengths.
+//! `Engine::handle_frames` and `Engine::handle_peeked` (frames in runs, with look-ahead and
+//! prefetching) must give exactly what `Engine::handle_frame` gives frame by frame: the same
+//! calls, streams, statistics, counters and the same packets to the sink, in the same order,
+//! whatever the run lengths; and the engine's IPv4 fast paths must agree with its general one.
 
 mod common;
 
@@ -63,6 +64,24 @@ fn in_runs(frames: &[Frame<'_>], run: usize) -> String {
     outcome(&engine, &sink)
 }
 
+/// Runs peeked apart first, as `earshot analyze` does on its reader thread, from copies of
+/// the frames' bytes.
+fn peeked_in_runs(frames: &[Frame<'_>], run: usize) -> String {
+    let (mut engine, mut sink) = (Engine::new(Config::default()), Recorder::default());
+    let peeker = engine.peeker();
+    for chunk in frames.chunks(run.min(frames.len()).max(1)) {
+        let copies: Vec<Vec<u8>> = chunk.iter().map(|f| f.data.to_vec()).collect();
+        let copied: Vec<Frame<'_>> = chunk
+            .iter()
+            .zip(&copies)
+            .map(|(f, data)| Frame { data, ..*f })
+            .collect();
+        let peeks: Vec<_> = chunk.iter().map(|f| peeker.peek(f)).collect();
+        engine.handle_peeked(&copied, &peeks, &mut sink);
+    }
+    outcome(&engine, &sink)
+}
+
 fn assert_same(name: &str, frames: &[Frame<'_>]) {
     let (mut engine, mut sink) = (Engine::new(Config::default()), Recorder::default());
     for f in frames {
@@ -80,6 +99,11 @@ fn assert_same(name: &str, frames: &[Frame<'_>]) {
         assert!(
             got == want,
             "{name}: runs of {run} differ from frame by frame\n--- frame by frame\n{want}\n--- runs\n{got}"
+        );
+        let got = peeked_in_runs(frames, run);
+        assert!(
+            got == want,
+            "{name}: peeked runs of {run} differ from frame by frame\n--- frame by frame\n{want}\n--- runs\n{got}"
         );
     }
 }

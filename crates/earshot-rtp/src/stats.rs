@@ -45,6 +45,7 @@ impl StreamStats {
     /// Accounts one packet. `clock_rate` is the payload's RTP clock rate, `None` where it is
     /// unknown or meaningless (telephone-event), which keeps the packet out of the jitter.
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     pub fn on_packet(
         &mut self,
         arrival_ns: i64,
