@@ -23,6 +23,7 @@ use crate::flows::Key4;
 use crate::stream::{PtInfo, Stream, StreamKey};
 use earshot_rtp::{is_rtcp, Rtp, TelephoneEvent};
 use earshot_wire::{Timestamp, Udp4};
+use rustc_hash::FxHashMap;
 use std::net::SocketAddr;
 
 #[derive(Copy, Clone, Debug)]
@@ -52,6 +53,13 @@ pub(crate) struct Candidate {
 
 const CANDIDATE_PROOF: u8 = 3;
 
+/// Media addresses one call may hold bound (see [`remember_bound`]): far more than any real
+/// call uses (two parties, RTP and RTCP, a few re-INVITEs), few enough to keep a hostile one
+/// cheap.
+pub(crate) const MAX_BOUND: usize = 64;
+/// Streams one call may hold; RTP of further flows is treated as not belonging to it.
+pub(crate) const MAX_STREAMS: usize = 64;
+
 impl Engine {
     /// Installs a call's SDP addresses as bindings; a binding taken from another call makes
     /// every stream location re-check itself (see `StreamLoc::epoch`).
@@ -74,7 +82,7 @@ impl Engine {
                         self.binding_epoch += 1;
                     }
                 }
-                remember_bound(&mut call.bound, addr);
+                remember_bound(&mut self.bindings, id, &mut call.bound, addr);
             }
         }
     }
@@ -163,6 +171,9 @@ impl Engine {
         }
         let (binding, sender) = self.binding_for(key)?;
         let call = self.calls.get_mut(&binding.call)?;
+        if call.streams.len() >= MAX_STREAMS {
+            return None;
+        }
         // Rule 4: remember where this party really sends from. An address learned for an
         // earlier call is taken over: the NAT (or SIPp) reused the port for this call, and
         // leaving it would send this call's replies to the old one.
@@ -180,7 +191,7 @@ impl Engine {
                 // Flows already located through the old owner must look again.
                 self.binding_epoch += 1;
             }
-            remember_bound(&mut call.bound, key.src);
+            remember_bound(&mut self.bindings, binding.call, &mut call.bound, key.src);
         }
         let idx = call.streams.len() as u32;
         // Calls have two streams, rarely more: grow one at a time instead of doubling to four,
@@ -330,10 +341,25 @@ impl Engine {
 }
 
 /// Records an address bound to a call, so removing the call frees exactly its bindings.
-fn remember_bound(bound: &mut Vec<SocketAddr>, addr: SocketAddr) {
-    if !bound.contains(&addr) {
-        bound.push(addr);
+///
+/// A call keeps at most [`MAX_BOUND`], most recently bound last: endless re-INVITEs to new
+/// ports (a broken endpoint, or an attack) then drop the oldest address and its binding,
+/// instead of growing the tables, and the work of every SDP, without limit.
+fn remember_bound(
+    bindings: &mut FxHashMap<SocketAddr, Binding>,
+    id: CallId,
+    bound: &mut Vec<SocketAddr>,
+    addr: SocketAddr,
+) {
+    if let Some(i) = bound.iter().position(|&a| a == addr) {
+        bound.remove(i);
+    } else if bound.len() >= MAX_BOUND {
+        let oldest = bound.remove(0);
+        if bindings.get(&oldest).is_some_and(|b| b.call == id) {
+            bindings.remove(&oldest);
+        }
     }
+    bound.push(addr);
 }
 
 /// Cheap filters against UDP that merely parses as RTP: well-known service ports and payload

@@ -355,6 +355,11 @@ fn sender(call: &Call, msg: &SipMessage<'_>, meta: SipMeta) -> Party {
 }
 
 /// Records the media endpoints and payload formats of an SDP; true if anything changed.
+/// Media endpoints a call keeps (the oldest goes first) and payload formats it records (later
+/// ones are ignored): SDP after SDP must not grow a call without limit.
+const MAX_MEDIA: usize = 16;
+const MAX_FORMATS: usize = 64;
+
 fn apply_sdp(call: &mut Call, party: Party, sdp: &sdp::Sdp<'_>) -> bool {
     let mut endpoints = Vec::new();
     let mut hold = false;
@@ -370,12 +375,12 @@ fn apply_sdp(call: &mut Call, party: Party, sdp: &sdp::Sdp<'_>) -> bool {
                 clock_rate: r.clock_rate,
                 channels: r.channels,
             };
-            if call.format(r.pt) != Some(&fmt) {
+            if call.format(r.pt) != Some(&fmt) && call.formats.len() < MAX_FORMATS {
                 call.formats.push(fmt);
             }
         }
         for &pt in &m.formats {
-            if call.format(pt).is_none() {
+            if call.format(pt).is_none() && call.formats.len() < MAX_FORMATS {
                 if let Some((enc, rate, ch)) = sdp::static_payload(pt) {
                     call.formats.push(PayloadFormat {
                         pt,
@@ -408,6 +413,9 @@ fn apply_sdp(call: &mut Call, party: Party, sdp: &sdp::Sdp<'_>) -> bool {
         if !call.media.contains(&ep) {
             call.media
                 .retain(|e| !(e.party == ep.party && e.addr == ep.addr));
+            if call.media.len() >= MAX_MEDIA {
+                call.media.remove(0);
+            }
             call.media.push(ep);
             changed = true;
         }

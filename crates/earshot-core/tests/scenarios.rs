@@ -926,6 +926,81 @@ fn ten_thousand_unfinished_calls_expire_to_empty_tables() {
     assert_eq!(sizes.flows, 0, "{sizes:?}");
 }
 
+/// A call that re-INVITEs without end, each time to a new port with a new payload mapping (a
+/// broken endpoint, or an attack), or whose sender changes SSRC without end, stays bounded:
+/// endpoints, formats, bindings and streams stop growing, and the newest media still reaches
+/// the call.
+#[test]
+fn endless_reinvites_keep_a_call_bounded() {
+    let mut h = Harness::default();
+    let d = dialog("reinvites", "ft");
+    h.answered_call(&d, 0, 4000, 6000);
+    let reinvites: u16 = 2_000;
+    for n in 1..=reinvites {
+        let t = 2_000 + i64::from(n) * 10;
+        let port = 10_000 + 2 * n;
+        let pt = 96 + (n % 32) as u8;
+        let offer = sdp_with(
+            CALLER_IP,
+            port,
+            &[0, pt],
+            &format!("a=rtpmap:{pt} codec{n}/8000\r\n"),
+        );
+        let inv = request(
+            "INVITE",
+            &d,
+            u32::from(n) + 1,
+            Some("tt"),
+            false,
+            None,
+            Some(("application/sdp", &offer)),
+        );
+        h.c2s(t, &inv);
+        if n % 100 == 0 {
+            let from = format!("{CALLER_IP}:{port}");
+            h.udp(
+                t + 1,
+                &from,
+                &format!("{CALLED_IP}:6000"),
+                &rtp(1, n, 0, 0, &[1; 160]),
+            );
+        }
+    }
+    let c = h.only_call();
+    assert!(c.media.len() <= 16, "{} media endpoints", c.media.len());
+    assert!(c.formats.len() <= 64, "{} formats", c.formats.len());
+    let sizes = h.engine.table_sizes();
+    assert!(sizes.bindings <= 64, "{sizes:?}");
+    // The called party's reply to the endpoint of the last re-INVITE is this call's.
+    let last = format!("{CALLER_IP}:{}", 10_000 + 2 * reinvites);
+    h.udp(
+        30_000,
+        &format!("{CALLED_IP}:6000"),
+        &last,
+        &rtp(2, 1, 0, 0, &[1; 160]),
+    );
+    let c = h.only_call();
+    assert!(
+        c.streams.iter().any(|s| s.key.dst == addr(&last)),
+        "the newest endpoint lost its binding: {:?}",
+        c.streams.iter().map(|s| s.key).collect::<Vec<_>>()
+    );
+    // A sender that changes SSRC on every packet.
+    for n in 0..1_000u32 {
+        let pkt = rtp(1_000 + n, 1, 0, 0, &[1; 160]);
+        h.udp(
+            31_000 + i64::from(n),
+            &last,
+            &format!("{CALLED_IP}:6000"),
+            &pkt,
+        );
+    }
+    let c = h.only_call();
+    assert!(c.streams.len() <= 64, "{} streams", c.streams.len());
+    let sizes = h.engine.table_sizes();
+    assert!(sizes.flows <= 64, "{sizes:?}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // 9. SIP over TCP and WebSocket
 
