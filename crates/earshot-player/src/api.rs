@@ -1,7 +1,7 @@
 //! The HTTP API and the WebSocket relay.
 
 use crate::auth;
-use crate::config::Config;
+use crate::config::{Config, ProxyAuth};
 use crate::db::{now_secs, AuditRow, Db, Role, Sensor, SensorKind, Session};
 use crate::error::{ApiError, ManagerError};
 use crate::manager::{self, ReadAudio, StreamConn};
@@ -324,18 +324,16 @@ async fn me(
 fn proxy_user(st: &AppState, peer: Option<&str>, headers: &HeaderMap) -> Option<String> {
     let config = st.config();
     let proxy = config.proxy_auth.as_ref()?;
-    if !from_trusted_proxy(st, peer) {
+    if !from_trusted_proxy(proxy, peer) {
         return None;
     }
     let name = headers.get(proxy.header.as_str())?.to_str().ok()?.trim();
     (!name.is_empty() && name.len() <= 255).then(|| name.to_string())
 }
 
-fn from_trusted_proxy(st: &AppState, peer: Option<&str>) -> bool {
-    let config = st.config();
-    let Some(proxy) = config.proxy_auth.as_ref() else {
-        return false;
-    };
+/// Takes the proxy settings from the caller, so that a reload between two reads cannot make
+/// one request trust the header under one configuration and the address under another.
+fn from_trusted_proxy(proxy: &ProxyAuth, peer: Option<&str>) -> bool {
     let Some(ip) = peer.and_then(|p| p.parse::<std::net::IpAddr>().ok()) else {
         return false;
     };
@@ -345,7 +343,12 @@ fn from_trusted_proxy(st: &AppState, peer: Option<&str>) -> bool {
 /// The address the audit records: behind a trusted proxy, the client its `X-Forwarded-For`
 /// names (the last hop, the one the proxy itself added); otherwise the connection's peer.
 fn source_ip(st: &AppState, peer: Option<String>, headers: &HeaderMap) -> Option<String> {
-    if from_trusted_proxy(st, peer.as_deref()) {
+    let config = st.config();
+    let trusted = config
+        .proxy_auth
+        .as_ref()
+        .is_some_and(|proxy| from_trusted_proxy(proxy, peer.as_deref()));
+    if trusted {
         let forwarded = headers
             .get_all("x-forwarded-for")
             .iter()

@@ -21,11 +21,22 @@ use tokio::sync::mpsc::Sender;
 /// passes a block's end plus the playout hold, so this adds up to one period to the latency.
 const POLL: Duration = Duration::from_millis(5);
 
+/// A call left without listeners, and the ticket of the last subscription to it the fan-out
+/// had seen: the pipeline stops sending the call's packets only if it has not subscribed
+/// anyone since (that subscription is still on its way here and needs the packets).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CallGone {
+    pub call: CallId,
+    pub ticket: u64,
+}
+
 /// Work for the fan-out thread.
 pub(crate) enum AudioMsg {
     Subscribe {
         call: CallId,
         id: u64,
+        /// Numbers the pipeline's subscriptions, in the order it sent them.
+        ticket: u64,
         format: AudioFormat,
         /// Packets from the rewind buffer to play first; empty for "from now".
         rewind: Vec<KeptPacket>,
@@ -63,7 +74,7 @@ pub(crate) struct Limits {
 
 pub(crate) fn spawn(
     rx: Receiver<AudioMsg>,
-    gone: CbSender<CallId>,
+    gone: CbSender<CallGone>,
     shared: Arc<Shared>,
     limits: Limits,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
@@ -72,6 +83,7 @@ pub(crate) fn spawn(
         .spawn(move || {
             let mut f = Fanout {
                 listeners: HashMap::new(),
+                tickets: HashMap::new(),
                 shared,
                 limits,
                 gone,
@@ -84,10 +96,12 @@ pub(crate) fn spawn(
 
 struct Fanout {
     listeners: HashMap<CallId, Vec<Listener>>,
+    /// Per call the pipeline sends packets of, the ticket of its latest subscription.
+    tickets: HashMap<CallId, u64>,
     shared: Arc<Shared>,
     limits: Limits,
     /// Calls that lost their last listener, so the pipeline stops sending their packets.
-    gone: CbSender<CallId>,
+    gone: CbSender<CallGone>,
     /// The latest capture time and when it was seen: the playout clock between packets.
     clock: Option<(i64, Instant)>,
     count: usize,
@@ -126,10 +140,16 @@ impl Fanout {
             AudioMsg::Subscribe {
                 call,
                 id,
+                ticket,
                 format,
                 rewind,
                 tx,
-            } => self.subscribe(call, id, format, rewind, tx),
+            } => {
+                self.tickets.insert(call, ticket);
+                self.subscribe(call, id, format, rewind, tx);
+                // A refused subscription may leave the call without listeners.
+                self.tidy();
+            }
             AudioMsg::Unsubscribe { id } => {
                 for ls in self.listeners.values_mut() {
                     ls.retain_mut(|l| !l.unsubscribe(id) || l.subscribers() > 0);
@@ -193,7 +213,6 @@ impl Fanout {
                 .and_then(|ls| ls.iter_mut().find(|l| l.can_share(&format)))
             {
                 l.subscribe(id, tx);
-                self.tidy();
                 return;
             }
         }
@@ -214,7 +233,6 @@ impl Fanout {
             }
         }
         self.listeners.entry(call).or_default().push(listener);
-        self.tidy();
     }
 
     fn poll(&mut self) {
@@ -243,11 +261,12 @@ impl Fanout {
 
     /// Forgets calls without listeners (telling the pipeline) and updates the gauge.
     fn tidy(&mut self) {
-        let gone = &self.gone;
-        self.listeners.retain(|call, ls| {
-            let keep = !ls.is_empty();
+        self.listeners.retain(|_, ls| !ls.is_empty());
+        let (listeners, gone) = (&self.listeners, &self.gone);
+        self.tickets.retain(|&call, &mut ticket| {
+            let keep = listeners.contains_key(&call);
             if !keep {
-                let _ = gone.try_send(*call);
+                let _ = gone.try_send(CallGone { call, ticket });
             }
             keep
         });

@@ -6,7 +6,7 @@
 //! copy) instead of the live table. The only waits are on the input queue, with a timeout.
 
 use crate::counters::SensorCounters;
-use crate::fanout::{self, AudioMsg, Limits};
+use crate::fanout::{self, AudioMsg, CallGone, Limits};
 use crate::listener::AudioFormat;
 use crate::rewind::KeptPacket;
 use crate::rewind::Rewind;
@@ -169,9 +169,11 @@ struct Hub {
     rewind: Rewind,
     counters: Arc<SensorCounters>,
     new_calls: Vec<CallId>,
-    /// The fan-out thread, and the calls it has listeners for.
+    /// The fan-out thread, and the calls it has listeners for, each with the ticket of the
+    /// latest subscription sent to it.
     audio: CbSender<AudioMsg>,
-    listened: HashSet<CallId>,
+    listened: HashMap<CallId, u64>,
+    next_ticket: u64,
     /// Calls already counted as ended, so a call is counted once however it goes.
     ended: HashSet<CallId>,
 }
@@ -210,7 +212,8 @@ impl Worker {
                 counters: shared.counters.clone(),
                 new_calls: Vec::new(),
                 audio,
-                listened: HashSet::new(),
+                listened: HashMap::new(),
+                next_ticket: 0,
                 ended: HashSet::new(),
             },
             cfg,
@@ -224,7 +227,7 @@ impl Worker {
         &mut self,
         frames: &Receiver<FrameBatch>,
         control: &Receiver<Control>,
-        gone: &Receiver<CallId>,
+        gone: &Receiver<CallGone>,
     ) {
         let mut last_snapshot = Instant::now();
         let mut last_second = Instant::now();
@@ -245,8 +248,8 @@ impl Worker {
                     return;
                 }
             }
-            while let Ok(call) = gone.try_recv() {
-                self.hub.listened.remove(&call);
+            while let Ok(g) = gone.try_recv() {
+                self.hub.forget_listened(g);
             }
             if last_second.elapsed() >= Duration::from_secs(1) {
                 last_second = Instant::now();
@@ -342,9 +345,12 @@ impl Worker {
             StreamFrom::SecondsAgo(s) => Timestamp(now - i64::from(s) * 1_000_000_000),
         };
         let rewind: Vec<KeptPacket> = self.hub.rewind.since(call_id, since).cloned().collect();
+        let ticket = self.hub.next_ticket;
+        self.hub.next_ticket += 1;
         let msg = AudioMsg::Subscribe {
             call: call_id,
             id,
+            ticket,
             format,
             rewind,
             tx: tx.clone(),
@@ -352,12 +358,12 @@ impl Worker {
         if self.hub.audio.try_send(msg).is_err() {
             return refuse("sensor busy: try again");
         }
-        self.hub.listened.insert(call_id);
+        self.hub.listened.insert(call_id, ticket);
     }
 
     fn send_quality(&mut self) {
         let now = self.clock.now_ns();
-        let listened: Vec<CallId> = self.hub.listened.iter().copied().collect();
+        let listened: Vec<CallId> = self.hub.listened.keys().copied().collect();
         for id in listened {
             let Some(call) = self.engine.call(id) else {
                 continue;
@@ -436,7 +442,7 @@ impl Hub {
     }
 
     fn broadcast(&mut self, call: CallId, frame: Frame) {
-        if self.listened.contains(&call) {
+        if self.listened.contains_key(&call) {
             self.send_audio(AudioMsg::Broadcast { call, frame });
         }
     }
@@ -447,8 +453,16 @@ impl Hub {
         }
     }
 
+    /// The fan-out has no listener left on a call. A subscription sent after the one it had
+    /// seen is still in its queue and needs the call's packets, so the call stays listened.
+    fn forget_listened(&mut self, gone: CallGone) {
+        if self.listened.get(&gone.call) == Some(&gone.ticket) {
+            self.listened.remove(&gone.call);
+        }
+    }
+
     fn finish_call(&mut self, call: CallId, event: CallEvent) {
-        if self.listened.remove(&call) {
+        if self.listened.remove(&call).is_some() {
             self.send_audio(AudioMsg::Ended { call, event });
         }
     }
@@ -457,7 +471,7 @@ impl Hub {
 impl Sink for Hub {
     fn rtp(&mut self, p: &RtpPacket<'_>) {
         self.rewind.push(p);
-        if self.listened.contains(&p.call) {
+        if self.listened.contains_key(&p.call) {
             let packet = KeptPacket::from_rtp(p);
             self.send_audio(AudioMsg::Packet {
                 call: p.call,

@@ -197,7 +197,7 @@ async fn serve(args: Args, dir: &Path) -> Result<()> {
     }
 
     let result = tokio::select! {
-        _ = shutdown_signal() => Ok(()),
+        _ = crate::signals::until_stop_or_hangup() => Ok(()),
         r = player => match r {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(anyhow::Error::new(e)),
@@ -257,19 +257,4 @@ fn open_browser(url: &str) {
     if !spawned {
         eprintln!("earshot demo: no browser to open here; open {url} yourself");
     }
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }

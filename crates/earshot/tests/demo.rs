@@ -4,6 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -57,9 +58,14 @@ fn parse_banner(line: &str) -> Option<Banner> {
     })
 }
 
-fn start_demo() -> (Demo, Banner, Instant) {
+/// Starts the demo on free ports; with `tmp`, its temporary directory goes there.
+fn start_demo(tmp: Option<&Path>) -> (Demo, Banner, Instant) {
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_earshot"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_earshot"));
+    if let Some(dir) = tmp {
+        cmd.env("TMPDIR", dir);
+    }
+    let mut child = cmd
         .args([
             "demo",
             "--listen",
@@ -166,7 +172,7 @@ fn http(
 
 #[test]
 fn demo_shows_calls_in_several_codecs_within_ten_seconds() {
-    let (_demo, banner, started) = start_demo();
+    let (_demo, banner, started) = start_demo(None);
     assert_eq!(banner.user, "demo");
     assert!(banner.password.len() >= 12, "a real password: {banner:?}");
 
@@ -261,4 +267,45 @@ fn demo_refuses_a_non_loopback_address() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("loopback"), "{err}");
+}
+
+/// SIGTERM, SIGINT and SIGHUP each stop the demo cleanly: it exits with success and removes
+/// its temporary directory (a SIGHUP is the terminal going away; the demo has nothing to
+/// reload).
+#[test]
+fn demo_stops_cleanly_on_sigterm_sigint_and_sighup() {
+    for (name, sig) in [
+        ("TERM", libc::SIGTERM),
+        ("INT", libc::SIGINT),
+        ("HUP", libc::SIGHUP),
+    ] {
+        let tmp =
+            std::env::temp_dir().join(format!("earshot-demo-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).expect("create scratch dir");
+        let (mut demo, _, _) = start_demo(Some(&tmp));
+        assert_eq!(
+            std::fs::read_dir(&tmp).unwrap().count(),
+            1,
+            "SIG{name}: the demo made its temporary directory"
+        );
+        let pid = libc::pid_t::try_from(demo.0.id()).expect("pid fits");
+        // SAFETY: kill(2) has no memory-safety preconditions; the pid is our own child.
+        assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let status = loop {
+            if let Some(status) = demo.0.try_wait().expect("wait for the demo") {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "SIG{name}: the demo still runs after 5 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(status.success(), "SIG{name}: the demo exited with {status}");
+        let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+        assert!(left.is_empty(), "SIG{name}: left behind {left:?}");
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
 }

@@ -278,3 +278,54 @@ fn active_call_info_has_the_sip_messages_in_order_and_the_streams() {
         "{stat}"
     );
 }
+
+/// Listening again the moment a listener stopped (a player page reconnecting, or one poller
+/// handing over to the next) must bring the call's audio: the fan-out thread tells the
+/// pipeline asynchronously that the old listener left the call with nobody, and that news
+/// must not stop the call's packets reaching the new listener.
+#[test]
+fn listening_again_right_after_listen_stop_gets_audio() {
+    let Some(dir) = sensor::shared("voipmonitor") else {
+        return;
+    };
+    let pcap = dir.join("call.pcap");
+    let s = Sensor::start(&["--pcap", pcap.to_str().unwrap(), "--speed", "1"]);
+    let row = s.wait_call_with_rtp(Duration::from_secs(10));
+    let r = row[0].as_str().expect("callreference first").to_string();
+    // The call lasts 21 s; a round takes about 0.6 s while audio flows.
+    for round in 0..10 {
+        let id = format!("again{round}");
+        assert_eq!(
+            s.cmd(&format!("listen {r} {id}")),
+            b"success",
+            "round {round}"
+        );
+        // Half a second of audio, not just the few packets already on their way when the
+        // old listener left.
+        let mut audio = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while audio.len() < 8000 {
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: {} bytes of audio in 2 s after listening again",
+                audio.len()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+            let reply = s.cmd(&format!("readaudio {r} {id}"));
+            assert!(
+                !reply.starts_with(b"error: "),
+                "round {round}: {}",
+                String::from_utf8_lossy(&reply)
+            );
+            if reply != b"information: wait for data" {
+                assert_eq!(reply.len() % 800, 0, "round {round}");
+                audio.extend(reply);
+            }
+        }
+        assert!(
+            samples(&audio).iter().any(|&v| v.abs() > 100.0),
+            "round {round}: only silence"
+        );
+        assert!(s.cmd(&format!("listen_stop {r} {id}")).is_empty());
+    }
+}
