@@ -1,7 +1,7 @@
 //! The engine: one entry point for captured frames, the call table, and its bookkeeping.
 
 use crate::call::{Call, CallId, CallState, Party, PayloadFormat};
-use crate::flows::FlowTable;
+use crate::flows::{FlowTable, Key4};
 use crate::media::{Binding, Candidate};
 use crate::signalling::SipMeta;
 use crate::stream::{Stream, StreamKey};
@@ -192,7 +192,7 @@ impl Engine {
     ) {
         self.count_frame(ts);
         if let Some(u) = self.decap.as_mut().and_then(|d| d.decode_udp4(link, frame)) {
-            self.on_udp4(ts, &u, sink);
+            self.on_udp4(ts, &u, None, sink);
             return;
         }
         self.decode_layered(ts, link, frame, sink);
@@ -226,9 +226,18 @@ impl Engine {
     /// (RTP and RTCP version 2) can never start SIP, whose first line begins with an ASCII
     /// letter, so such datagrams go straight to media without building the SIP context or
     /// asking `looks_like_sip`: the same outcome as `handle_packet`, for less work.
-    pub(crate) fn on_udp4(&mut self, ts: Timestamp, u: &Udp4<'_>, sink: &mut dyn Sink) {
+    ///
+    /// `key` is the datagram's flow if a look ahead already worked it out.
+    #[inline]
+    pub(crate) fn on_udp4(
+        &mut self,
+        ts: Timestamp,
+        u: &Udp4<'_>,
+        key: Option<Key4>,
+        sink: &mut dyn Sink,
+    ) {
         if u.payload.first().is_some_and(|&b| b >= 0x80) {
-            self.on_media4(ts, u, sink);
+            self.on_media4(ts, u, key, sink);
         } else {
             self.handle_packet(&u.packet(ts), sink);
         }

@@ -64,11 +64,13 @@ pub struct Peeker {
 }
 
 impl Peeker {
+    #[inline]
     pub fn peek(&self, frame: &Frame<'_>) -> Peek {
         peek_with(&self.decap, frame)
     }
 }
 
+#[inline(always)]
 fn peek_with(decap: &Decapsulator, f: &Frame<'_>) -> Peek {
     let Some(udp) = decap.peek_udp4(f.link, f.data) else {
         return Peek::default();
@@ -175,7 +177,7 @@ impl Engine {
         self.count_frame(f.ts);
         match peek.udp(f) {
             Some(u) if self.decap.as_mut().is_some_and(|d| d.accept_peeked()) => {
-                self.on_udp4(f.ts, &u, sink)
+                self.on_udp4(f.ts, &u, peek.key, sink)
             }
             _ => self.decode_layered(f.ts, f.link, f.data, sink),
         }

@@ -90,10 +90,17 @@ impl Engine {
     /// [`Engine::on_media`] for plain IPv4, where nearly every packet belongs to a flow
     /// already placed in a call: that case is answered from the flow table's front, without
     /// building socket addresses or a full stream key; anything else goes to `on_media`.
-    pub(crate) fn on_media4(&mut self, ts: Timestamp, u: &Udp4<'_>, sink: &mut dyn Sink) {
+    /// `key`, when given, is the flow key a look ahead made from the same bytes.
+    pub(crate) fn on_media4(
+        &mut self,
+        ts: Timestamp,
+        u: &Udp4<'_>,
+        key: Option<Key4>,
+        sink: &mut dyn Sink,
+    ) {
         if !is_rtcp(u.payload) {
             if let Some(rtp) = Rtp::parse(u.payload) {
-                let k4 = Key4::new(u.src, u.dst, rtp.ssrc());
+                let k4 = key.unwrap_or_else(|| Key4::new(u.src, u.dst, rtp.ssrc()));
                 let loc = self.flows.front(k4);
                 if let Some(loc) = loc.filter(|l| l.epoch == self.binding_epoch) {
                     if let Some(call_id) = loc.call {
