@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{dialog, request, response, rtp, sdp, Recorder};
+use common::{dialog, invite, request, response, rtp, sdp, Recorder};
 use earshot_core::{Config, Engine};
 use earshot_wire::{CaptureReader, Decapsulator, Frame, LinkType, Packet, Timestamp};
 use std::path::PathBuf;
@@ -160,17 +160,15 @@ fn scenario() -> Vec<(Timestamp, Vec<u8>)> {
     let sip = |p: u16| ((CALLER, 5060), (CALLED, p));
     for (n, port) in [(0u16, 5060u16), (1, 5061)] {
         let d = dialog(&format!("call-{n}@test"), &format!("tag{n}"));
-        let offer = sdp("10.0.0.1", 4000 + 2 * n, &[0, 8, 101]);
-        let answer = sdp("10.0.0.2", 6000 + 2 * n, &[0, 101]);
-        let inv = request(
-            "INVITE",
-            &d,
+        let inv = invite(
+            &d.call_id,
+            &d.from_tag,
             1,
-            None,
-            false,
-            None,
-            Some(("application/sdp", &offer)),
+            "10.0.0.1",
+            4000 + 2 * n,
+            &[0, 8, 101],
         );
+        let answer = sdp("10.0.0.2", 6000 + 2 * n, &[0, 101]);
         let (a, b) = sip(port);
         let t0 = i64::from(n) * 300;
         if n == 0 {
@@ -275,17 +273,8 @@ fn scenario() -> Vec<(Timestamp, Vec<u8>)> {
     // A third call takes over call 1's media ports and its senders keep their SSRCs, as SIPp
     // does: the known flows must move to the new call.
     let d = dialog("call-2@test", "tag2");
-    let offer = sdp("10.0.0.1", 4002, &[0]);
+    let inv = invite(&d.call_id, &d.from_tag, 1, "10.0.0.1", 4002, &[0]);
     let answer = sdp("10.0.0.2", 6002, &[0]);
-    let inv = request(
-        "INVITE",
-        &d,
-        1,
-        None,
-        false,
-        None,
-        Some(("application/sdp", &offer)),
-    );
     at(4500, datagram((CALLER, 5060), (CALLED, 5062), &inv));
     let ok = response(200, "OK", &d, 1, "INVITE", Some("tt"), Some(&answer));
     at(4510, datagram((CALLED, 5062), (CALLER, 5060), &ok));
