@@ -55,6 +55,17 @@ fn main() -> ExitCode {
         eprintln!("earshot: {e:#}");
         return ExitCode::FAILURE;
     }
+    // Commands whose product is their standard output end quietly when the reader of that
+    // output goes away (`earshot analyze big.pcap | head`), as Unix filters do.
+    let quiet_on_closed_stdout = matches!(
+        cli.command,
+        Command::Analyze(_)
+            | Command::Calls(_)
+            | Command::Audit(_)
+            | Command::Synth(_)
+            | Command::Completions(_)
+            | Command::Man(_)
+    );
     let result = match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Analyze(args) => analyze::run(args),
@@ -73,9 +84,18 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if quiet_on_closed_stdout && is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("earshot: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

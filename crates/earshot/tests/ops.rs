@@ -1,6 +1,7 @@
 //! Operations surface of the binary: `--version` with the git revision, shell completions and
 //! man pages from the CLI definition, `check-config` on the shipped and on broken files, and
-//! the systemd units (through `systemd-analyze verify` when the machine has it).
+//! the systemd units (through `systemd-analyze verify` when the machine has it), and output
+//! piped into a reader that stops early.
 
 mod common;
 
@@ -292,5 +293,40 @@ fn systemd_units_verify() {
     }
     let sensor = std::fs::read_to_string(repo_root().join("dist/earshot-sensor.service")).unwrap();
     assert!(sensor.contains("AmbientCapabilities=CAP_NET_RAW\n"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `earshot analyze big.pcap | head` ends quietly, like any Unix filter: no "Broken pipe" on
+/// stderr, success.
+#[test]
+fn analyze_into_a_closed_pipe_ends_quietly() {
+    let dir = scratch("pipe");
+    let pcap = dir.join("calls.pcap");
+    let made = run(&[
+        "synth",
+        "--calls",
+        "300",
+        "--seconds",
+        "2",
+        "--codec",
+        "pcmu",
+        "--out",
+        pcap.to_str().unwrap(),
+    ]);
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let mut child = earshot()
+        .args(["analyze", pcap.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run earshot");
+    // Read one line, then close the pipe while analyze still has hundreds of lines to write.
+    let mut first = String::new();
+    let stdout = child.stdout.take().expect("stdout");
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut first).unwrap();
+    assert!(!first.is_empty());
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(text(&out.stderr), "", "stderr");
+    assert!(out.status.success(), "{:?}", out.status);
     let _ = std::fs::remove_dir_all(&dir);
 }
