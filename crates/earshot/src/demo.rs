@@ -186,6 +186,8 @@ async fn serve(args: Args, dir: &Path) -> Result<()> {
         reloads,
     ));
     wait_listening(web).await;
+    // Before the banner, so a signal sent on seeing it finds the handlers in place.
+    let stop_signal = crate::signals::until_stop_or_hangup();
     let url = format!("http://{web}/");
     println!(
         "earshot demo: open {url}  user: demo  password: {password}  manager: {}",
@@ -197,7 +199,7 @@ async fn serve(args: Args, dir: &Path) -> Result<()> {
     }
 
     let result = tokio::select! {
-        _ = crate::signals::until_stop_or_hangup() => Ok(()),
+        _ = stop_signal => Ok(()),
         r = player => match r {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(anyhow::Error::new(e)),
