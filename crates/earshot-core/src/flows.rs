@@ -12,8 +12,9 @@
 //!   addresses are only ever used as prefetch hints (a prefetch never faults and reads nothing
 //!   into the program), so a stale one after a table grew costs a wasted prefetch, not safety.
 //!
-//! [`FlowTable::prefetch`] runs a few packets ahead of the packet being accounted
-//! (see `Engine::handle_frames`), and by the time that packet comes its lines are in cache.
+//! [`FlowTable::prefetch_entry`] and then [`FlowTable::prefetch_places`] run a few packets
+//! ahead of the packet being accounted (see `lookahead.rs`), and by the time that packet comes
+//! its lines are in cache.
 
 use crate::media::StreamLoc;
 use crate::stream::StreamKey;
@@ -169,7 +170,7 @@ impl FlowTable {
         }
     }
 
-    /// Remembers where a flow's call and stream are, for [`FlowTable::prefetch`].
+    /// Remembers where a flow's call and stream are, for [`FlowTable::prefetch_places`].
     pub fn remember_place<C, S>(&mut self, key: Key4, call: &C, stream: &S) {
         if let Some(f) = self.entry_mut(key) {
             f.call_at = call as *const C as usize;
