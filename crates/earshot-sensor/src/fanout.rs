@@ -4,8 +4,7 @@
 //! this thread (and counts what does not fit); everything that costs CPU per listener happens
 //! here. So even a crowd of listeners, or one that stalls, can slow listening but never capture.
 
-use crate::counters::SensorCounters;
-use crate::listener::{AudioFormat, Gone, Listener};
+use crate::listener::{AudioFormat, Listener};
 use crate::pipeline::Shared;
 use crate::rewind::KeptPacket;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender as CbSender};
@@ -158,9 +157,8 @@ impl Fanout {
             }
             AudioMsg::Packet { call, packet } => {
                 self.clock = Some((packet.ts.nanos(), Instant::now()));
-                let counters = &self.shared.counters;
                 if let Some(ls) = self.listeners.get_mut(&call) {
-                    ls.retain_mut(|l| keep(l.push(&packet.as_rtp(call)), counters));
+                    ls.retain_mut(|l| l.push(&packet.as_rtp(call)).is_ok());
                 }
                 self.tidy();
             }
@@ -237,17 +235,15 @@ impl Fanout {
 
     fn poll(&mut self) {
         let Some(now) = self.now_ns() else { return };
-        let counters = &self.shared.counters;
         for ls in self.listeners.values_mut() {
-            ls.retain_mut(|l| keep(l.poll(now), counters));
+            ls.retain_mut(|l| l.poll(now).is_ok());
         }
         self.tidy();
     }
 
     fn broadcast(&mut self, call: CallId, frame: &Frame) {
-        let counters = &self.shared.counters;
         if let Some(ls) = self.listeners.get_mut(&call) {
-            ls.retain_mut(|l| keep(l.send(frame.clone()), counters));
+            ls.retain_mut(|l| l.send(frame.clone()).is_ok());
         }
     }
 
@@ -279,17 +275,5 @@ impl Fanout {
         self.shared
             .active_listeners
             .store(self.count as u64, Ordering::Relaxed);
-    }
-}
-
-/// Keeps a listener unless it fell behind or went away; counts the ones that fell behind.
-fn keep(result: Result<(), Gone>, counters: &SensorCounters) -> bool {
-    match result {
-        Ok(()) => true,
-        Err(Gone::Overflow) => {
-            SensorCounters::add(&counters.listener_drops, 1);
-            false
-        }
-        Err(Gone::Closed) => false,
     }
 }

@@ -23,9 +23,13 @@ pub struct AudioFormat {
     pub channels: u8,
 }
 
-/// Why a listener was removed.
+/// Every subscriber of a listener is gone (closed, or dropped for falling behind), so the
+/// listener can be removed. Drops are counted where they happen, in [`Listener::send`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Gone {
+pub struct NoSubscribers;
+
+/// Why one subscriber was removed.
+enum Gone {
     /// Its queue was full: it fell behind.
     Overflow,
     /// Its receiver was dropped: the connection closed.
@@ -100,7 +104,7 @@ impl Listener {
     }
 
     /// Feeds one RTP packet of the call.
-    pub fn push(&mut self, p: &RtpPacket<'_>) -> Result<(), Gone> {
+    pub fn push(&mut self, p: &RtpPacket<'_>) -> Result<(), NoSubscribers> {
         let codec = self.codec(p).cloned();
         let (leg, input) = audio_input(p, codec.as_ref());
         if let Some(c) = codec
@@ -121,7 +125,7 @@ impl Listener {
     }
 
     /// Advances the listener's clock (capture time), releasing audio whose time has come.
-    pub fn poll(&mut self, now_ns: i64) -> Result<(), Gone> {
+    pub fn poll(&mut self, now_ns: i64) -> Result<(), NoSubscribers> {
         let mut out = std::mem::take(&mut self.scratch);
         self.audio.poll(now_ns, &mut out);
         self.count_decode_errors();
@@ -143,7 +147,7 @@ impl Listener {
 
     /// Sends a frame to every subscriber, dropping (and counting) those that fell behind;
     /// `Err` once no subscriber is left.
-    pub fn send(&mut self, frame: Frame) -> Result<(), Gone> {
+    pub fn send(&mut self, frame: Frame) -> Result<(), NoSubscribers> {
         let counters = &self.counters;
         self.subscribers
             .retain(|(_, tx)| match send(tx, frame.clone()) {
@@ -155,7 +159,7 @@ impl Listener {
                 Err(Gone::Closed) => false,
             });
         if self.subscribers.is_empty() {
-            Err(Gone::Closed)
+            Err(NoSubscribers)
         } else {
             Ok(())
         }
@@ -188,7 +192,12 @@ impl Listener {
 
     /// Cuts the output into 20 ms frames stamped with the capture time of their first sample.
     /// `now_ns` is the capture clock, to measure how late live frames leave.
-    fn emit(&mut self, out: &mut Vec<i16>, flush: bool, now_ns: Option<i64>) -> Result<(), Gone> {
+    fn emit(
+        &mut self,
+        out: &mut Vec<i16>,
+        flush: bool,
+        now_ns: Option<i64>,
+    ) -> Result<(), NoSubscribers> {
         self.pending.append(out);
         let ch = usize::from(self.format.channels.max(1));
         let block = (self.format.rate * BLOCK_MS / 1000) as usize * ch;
@@ -218,7 +227,7 @@ impl Listener {
             start = end;
             if self.send(frame).is_err() {
                 self.pending.clear();
-                return Err(Gone::Closed);
+                return Err(NoSubscribers);
             }
         }
         self.pending.drain(..start);
@@ -326,6 +335,38 @@ mod tests {
             "{errors} decode errors counted for 20 bad packets"
         );
         assert_eq!(counters.metrics.decode_errors.get("other"), 0);
+    }
+
+    #[test]
+    fn a_subscriber_that_falls_behind_is_dropped_and_counted_a_closed_one_is_not() {
+        let counters = Arc::new(SensorCounters::default());
+        let (mut l, mut fast) = listener(&counters);
+        let (slow_tx, _slow) = tokio::sync::mpsc::channel(2);
+        l.subscribe(2, slow_tx);
+        let (closed_tx, closed) = tokio::sync::mpsc::channel(10_000);
+        l.subscribe(3, closed_tx);
+        drop(closed);
+        for seq in 0..50 {
+            l.push(&packet(seq, 0, &[0xff; 160]))
+                .expect("the fast subscriber keeps the listener");
+        }
+        assert_eq!(l.subscribers(), 1, "slow and closed subscribers removed");
+        assert_eq!(SensorCounters::get(&counters.listener_drops), 1);
+        let mut frames = 0;
+        while let Ok(f) = fast.try_recv() {
+            frames += u64::from(matches!(f, Frame::Audio(_)));
+        }
+        assert!(frames > 2, "the fast subscriber got {frames} frames");
+        drop(fast);
+        let mut last = Ok(());
+        for seq in 50..100 {
+            last = l.push(&packet(seq, 0, &[0xff; 160]));
+            if last.is_err() {
+                break;
+            }
+        }
+        assert_eq!(last, Err(NoSubscribers), "no subscriber left");
+        assert_eq!(SensorCounters::get(&counters.listener_drops), 1);
     }
 
     #[test]

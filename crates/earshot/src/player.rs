@@ -112,8 +112,11 @@ pub fn player(args: PlayerArgs) -> Result<()> {
         };
         let stopping = std::sync::Arc::new(tokio::sync::Notify::new());
         let stopped = stopping.clone();
+        // Installed now, before `serve` announces its address, so a signal sent on seeing that
+        // announcement is handled rather than killing the process.
+        let signal = crate::signals::until_stop(reload);
         let shutdown = async move {
-            crate::signals::until_stop(reload).await;
+            signal.await;
             tracing::info!("shutting down");
             stopped.notify_one();
         };

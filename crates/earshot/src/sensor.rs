@@ -422,6 +422,9 @@ async fn serve(settings: Settings, args: Args) -> Result<()> {
                 settings.manager.listen
             )
         })?;
+    // Handlers go in before the log line: a supervisor (or a test) that signals the sensor as soon
+    // as it reads "listening" must not kill it with the default action.
+    let stopped = crate::signals::until_stop(|| reload(&args, &manager));
     tracing::info!(addr = %manager.local_addr, "manager API listening");
     if let Some(addr) = settings.metrics {
         let bound = earshot_sensor::metrics::start(addr, shared.clone(), manager.counters.clone())
@@ -429,7 +432,7 @@ async fn serve(settings: Settings, args: Args) -> Result<()> {
             .with_context(|| format!("cannot listen on {addr} for metrics"))?;
         tracing::info!(addr = %bound, "metrics on http://{bound}/metrics");
     }
-    crate::signals::until_stop(|| reload(&args, &manager)).await;
+    stopped.await;
     tracing::info!("shutting down: ending streams");
     stop.stop();
     let _ = control_tx.send(Control::Shutdown);
