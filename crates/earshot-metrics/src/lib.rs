@@ -6,8 +6,10 @@
 //! have meant moving every existing counter behind its types, and its histograms take a lock
 //! per observation; a fixed set of atomic buckets never waits, which the packet path requires.
 
+mod access;
 mod histogram;
 mod text;
 
+pub use access::{refusal_reason, scrape_allowed};
 pub use histogram::Histogram;
 pub use text::{Exposition, CONTENT_TYPE};

@@ -196,7 +196,7 @@ async fn require(
             .get("x-csrf-token")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        if !auth::constant_time_eq(sent.as_bytes(), session.csrf.as_bytes()) {
+        if !earshot_manager::framing::token_matches(session.csrf.as_bytes(), sent.as_bytes()) {
             refuse("csrf");
             return Err(ApiError::Forbidden(
                 "missing or wrong X-CSRF-Token header: reload the page".into(),
@@ -727,12 +727,10 @@ async fn metrics(
     let client = ip.and_then(|i| i.parse().ok());
     let config = st.config();
     let token = config.metrics_token.as_deref();
-    if !crate::metrics::scrape_allowed(token, authorization, client) {
+    if !earshot_metrics::scrape_allowed(token, authorization, client) {
         bump(&st.metrics.metrics_refusals);
-        return Err(ApiError::Forbidden(match token {
-            Some(_) => "send the metrics token as `Authorization: Bearer <token>`".into(),
-            None => "metrics are served to loopback only: scrape from this host, or set a metrics token (--metrics-token or [metrics] token)".into(),
-        }));
+        let reason = earshot_metrics::refusal_reason(token.is_some());
+        return Err(ApiError::Forbidden(reason.into()));
     }
     Ok((
         [(header::CONTENT_TYPE, earshot_metrics::CONTENT_TYPE)],

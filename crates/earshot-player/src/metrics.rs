@@ -7,7 +7,6 @@
 //! answered. (Behind a reverse proxy every client looks like loopback: set a token there.)
 
 use earshot_metrics::{Exposition, Histogram};
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -174,46 +173,9 @@ impl Drop for SessionGuard<'_> {
     }
 }
 
-/// Whether a scrape may read the metrics: with a token, the right bearer token; without one,
-/// a loopback client.
-pub fn scrape_allowed(
-    token: Option<&str>,
-    authorization: Option<&str>,
-    client: Option<IpAddr>,
-) -> bool {
-    match token {
-        Some(t) => authorization
-            .and_then(|a| a.strip_prefix("Bearer "))
-            .is_some_and(|sent| {
-                crate::auth::constant_time_eq(sent.trim().as_bytes(), t.as_bytes())
-            }),
-        None => client.is_some_and(|ip| match ip {
-            IpAddr::V6(v6) => v6
-                .to_ipv4_mapped()
-                .map_or(v6.is_loopback(), |v4| v4.is_loopback()),
-            IpAddr::V4(v4) => v4.is_loopback(),
-        }),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn scrapes_need_the_token_or_loopback() {
-        let lo: IpAddr = "127.0.0.1".parse().unwrap();
-        let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
-        let far: IpAddr = "192.0.2.7".parse().unwrap();
-        assert!(scrape_allowed(None, None, Some(lo)));
-        assert!(scrape_allowed(None, None, Some(mapped)));
-        assert!(!scrape_allowed(None, None, Some(far)));
-        assert!(!scrape_allowed(None, None, None));
-        assert!(scrape_allowed(Some("t0k"), Some("Bearer t0k"), Some(far)));
-        assert!(!scrape_allowed(Some("t0k"), Some("Bearer nope"), Some(lo)));
-        assert!(!scrape_allowed(Some("t0k"), None, Some(lo)));
-        assert!(!scrape_allowed(Some("t0k"), Some("t0k"), Some(lo)));
-    }
 
     #[test]
     fn sessions_are_counted_while_they_last() {

@@ -1,14 +1,17 @@
 //! `/metrics` for Prometheus on a port of its own (`--metrics ADDR:PORT`): plain HTTP, GET only,
 //! one request per connection. Everything it prints is read from counters bumped elsewhere and
 //! from the pipeline's published snapshot, so a scrape never touches the packet path.
+//!
+//! Who may scrape is the player's rule ([`earshot_metrics::scrape_allowed`]): the metrics token
+//! as a bearer token from anywhere, or, without a token, loopback clients only.
 
 use crate::counters::SensorCounters as C;
 use crate::pipeline::Shared;
 use crate::server::ManagerCounters;
 use earshot_metrics::{Exposition, CONTENT_TYPE};
-use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -21,8 +24,43 @@ const MAX_REQUEST: usize = 8192;
 /// Scrapes served at once; more are closed at once rather than queued.
 const MAX_CONNECTIONS: usize = 16;
 
+/// The metrics token, swapped by a configuration reload while scrapes read it.
+#[derive(Debug, Default)]
+pub struct ScrapeToken {
+    token: RwLock<Option<Arc<str>>>,
+    /// Scrapes refused for a missing or wrong token, or for not coming from loopback.
+    refused: AtomicU64,
+}
+
+impl ScrapeToken {
+    pub fn new(token: Option<String>) -> Arc<ScrapeToken> {
+        let t = ScrapeToken::default();
+        t.replace(token);
+        Arc::new(t)
+    }
+
+    pub fn get(&self) -> Option<Arc<str>> {
+        match self.token.read() {
+            Ok(t) => t.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn replace(&self, token: Option<String>) {
+        let token = token.filter(|t| !t.is_empty()).map(Arc::from);
+        match self.token.write() {
+            Ok(mut t) => *t = token,
+            Err(poisoned) => *poisoned.into_inner() = token,
+        }
+    }
+
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+}
+
 /// The text of one scrape.
-pub fn render(shared: &Shared, manager: &ManagerCounters) -> String {
+pub fn render(shared: &Shared, manager: &ManagerCounters, token: &ScrapeToken) -> String {
     let c = &shared.counters;
     let m = &c.metrics;
     let snap = shared.snapshot();
@@ -170,6 +208,11 @@ pub fn render(shared: &Shared, manager: &ManagerCounters) -> String {
         "Manager API requests refused for a missing or wrong token.",
         C::get(&manager.auth_failures),
     );
+    e.counter(
+        "earshot_sensor_metrics_refusals_total",
+        "Scrapes of /metrics refused (wrong or missing token, or not from loopback).",
+        token.refused(),
+    );
     e.gauge(
         "earshot_sensor_rewind_bytes",
         "Bytes of RTP kept for late listeners (the rewind buffer).",
@@ -186,6 +229,7 @@ pub fn render(shared: &Shared, manager: &ManagerCounters) -> String {
 /// Binds `addr` and serves `/metrics` on the current tokio runtime; returns the bound address.
 pub async fn start(
     addr: SocketAddr,
+    token: Arc<ScrapeToken>,
     shared: Arc<Shared>,
     manager: Arc<ManagerCounters>,
 ) -> std::io::Result<SocketAddr> {
@@ -194,8 +238,8 @@ pub async fn start(
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     tokio::spawn(async move {
         loop {
-            let sock = match listener.accept().await {
-                Ok((sock, _)) => sock,
+            let (sock, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
                 Err(e) => {
                     tracing::warn!("metrics accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -205,9 +249,15 @@ pub async fn start(
             let Ok(permit) = slots.clone().try_acquire_owned() else {
                 continue;
             };
-            let (shared, manager) = (shared.clone(), manager.clone());
+            let (shared, manager, token) = (shared.clone(), manager.clone(), token.clone());
             tokio::spawn(async move {
-                let _ = tokio::time::timeout(DEADLINE, answer(sock, &shared, &manager)).await;
+                let scrape = Scrape {
+                    peer: peer.ip(),
+                    token: &token,
+                    shared: &shared,
+                    manager: &manager,
+                };
+                let _ = tokio::time::timeout(DEADLINE, answer(sock, scrape)).await;
                 drop(permit);
             });
         }
@@ -215,12 +265,39 @@ pub async fn start(
     Ok(local)
 }
 
-async fn answer(mut sock: TcpStream, shared: &Shared, manager: &ManagerCounters) {
+/// What one connection needs to be answered.
+struct Scrape<'a> {
+    peer: IpAddr,
+    token: &'a ScrapeToken,
+    shared: &'a Shared,
+    manager: &'a ManagerCounters,
+}
+
+async fn answer(mut sock: TcpStream, scrape: Scrape<'_>) {
     let Some(head) = read_head(&mut sock).await else {
         return;
     };
+    let token = scrape.token.get();
+    let allowed = earshot_metrics::scrape_allowed(
+        token.as_deref(),
+        header(&head, "authorization"),
+        Some(scrape.peer),
+    );
     let (status, content_type, body) = match route(&head) {
-        Route::Metrics => ("200 OK", CONTENT_TYPE, render(shared, manager)),
+        Route::Metrics if !allowed => {
+            C::add(&scrape.token.refused, 1);
+            let reason = earshot_metrics::refusal_reason(token.is_some());
+            (
+                "403 Forbidden",
+                "text/plain; charset=utf-8",
+                format!("{reason}\n"),
+            )
+        }
+        Route::Metrics => (
+            "200 OK",
+            CONTENT_TYPE,
+            render(scrape.shared, scrape.manager, scrape.token),
+        ),
         Route::NotFound => (
             "404 Not Found",
             "text/plain; charset=utf-8",
@@ -253,6 +330,14 @@ async fn read_head(sock: &mut TcpStream) -> Option<String> {
         buf.extend_from_slice(chunk.get(..n)?);
     }
     String::from_utf8(buf).ok()
+}
+
+/// The value of the first header called `name` (case-insensitive) in a request head.
+fn header<'h>(head: &'h str, name: &str) -> Option<&'h str> {
+    head.lines().skip(1).find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
+    })
 }
 
 #[derive(Debug, PartialEq)]
@@ -291,6 +376,18 @@ mod tests {
     }
 
     #[test]
+    fn headers_are_found_by_any_case() {
+        let head = "GET /metrics HTTP/1.1\r\nHost: x\r\nauthorization:  Bearer t0k \r\n\r\n";
+        assert_eq!(header(head, "Authorization"), Some("Bearer t0k"));
+        assert_eq!(header(head, "host"), Some("x"));
+        assert_eq!(header(head, "cookie"), None);
+        assert_eq!(
+            header("GET /authorization: x HTTP/1.1\r\n\r\n", "authorization"),
+            None
+        );
+    }
+
+    #[test]
     fn counters_bumped_elsewhere_show_in_the_scrape() {
         let counters = Arc::new(SensorCounters::default());
         let shared = Shared::new(counters.clone());
@@ -305,7 +402,9 @@ mod tests {
         counters.metrics.frame_latency.observe_ns(50_000_000);
         manager.by_command.add("listcalls", "ok");
         manager.by_command.add("stream", "unauthorized");
-        let text = render(&shared, &manager);
+        let token = ScrapeToken::new(None);
+        token.refused.fetch_add(4, Ordering::Relaxed);
+        let text = render(&shared, &manager, &token);
         for line in [
             "earshot_sensor_frames_total 5",
             "earshot_sensor_kernel_drops_total 2",
@@ -316,6 +415,7 @@ mod tests {
             "earshot_sensor_frame_latency_seconds_bucket{le=\"0.04\"} 0",
             "earshot_sensor_manager_requests_total{command=\"listcalls\",result=\"ok\"} 1",
             "earshot_sensor_manager_requests_total{command=\"stream\",result=\"unauthorized\"} 1",
+            "earshot_sensor_metrics_refusals_total 4",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

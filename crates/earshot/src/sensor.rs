@@ -3,6 +3,7 @@
 use anyhow::{bail, Context, Result};
 use earshot_sensor::hep::HepListener;
 use earshot_sensor::live::{self, LiveConfig};
+use earshot_sensor::metrics::ScrapeToken;
 use earshot_sensor::pipeline::{self, PipelineConfig};
 use earshot_sensor::replay::{self, ReplayConfig, Speed};
 use earshot_sensor::server::{self, ManagerConfig};
@@ -78,6 +79,10 @@ pub struct Args {
     /// 127.0.0.1:PORT). Off unless given. See docs/metrics.md.
     #[arg(long, value_name = "ADDR:PORT")]
     metrics: Option<String>,
+    /// Bearer token /metrics requires (`Authorization: Bearer T`), from any address; without
+    /// one, /metrics answers loopback clients only.
+    #[arg(long, value_name = "T", env = "EARSHOT_METRICS_TOKEN")]
+    metrics_token: Option<String>,
 }
 
 impl Args {
@@ -111,6 +116,8 @@ pub struct FileConfig {
 pub struct MetricsSection {
     /// Where `/metrics` is served: "127.0.0.1:9105", or a bare port for loopback.
     pub listen: Option<String>,
+    /// Bearer token scrapes must send; unset: loopback clients only.
+    pub token: Option<String>,
 }
 
 /// `ADDR:PORT`, or a bare port on loopback: metrics are only counts, but exposing them beyond
@@ -213,6 +220,7 @@ pub struct Settings {
     pub pipeline: PipelineConfig,
     pub manager: ManagerConfig,
     pub metrics: Option<SocketAddr>,
+    pub metrics_token: Option<String>,
 }
 
 const SECOND: i64 = 1_000_000_000;
@@ -330,8 +338,13 @@ pub fn settings(args: Args) -> Result<Settings> {
         .or(file.metrics.listen)
         .map(|m| metrics_addr(&m))
         .transpose()?;
+    let metrics_token = args
+        .metrics_token
+        .or(file.metrics.token)
+        .filter(|t| !t.is_empty());
     Ok(Settings {
         metrics,
+        metrics_token,
         live,
         hep,
         pcaps,
@@ -414,6 +427,7 @@ async fn serve(settings: Settings, args: Args) -> Result<()> {
                 })?,
         );
     }
+    let metrics_token = ScrapeToken::new(settings.metrics_token.clone());
     let manager = server::start(settings.manager.clone(), shared.clone(), control_tx.clone())
         .await
         .with_context(|| {
@@ -424,13 +438,23 @@ async fn serve(settings: Settings, args: Args) -> Result<()> {
         })?;
     // Handlers go in before the log line: a supervisor (or a test) that signals the sensor as soon
     // as it reads "listening" must not kill it with the default action.
-    let stopped = crate::signals::until_stop(|| reload(&args, &manager));
+    let stopped = crate::signals::until_stop(|| reload(&args, &manager, &metrics_token));
     tracing::info!(addr = %manager.local_addr, "manager API listening");
     if let Some(addr) = settings.metrics {
-        let bound = earshot_sensor::metrics::start(addr, shared.clone(), manager.counters.clone())
-            .await
-            .with_context(|| format!("cannot listen on {addr} for metrics"))?;
+        let bound = earshot_sensor::metrics::start(
+            addr,
+            metrics_token.clone(),
+            shared.clone(),
+            manager.counters.clone(),
+        )
+        .await
+        .with_context(|| format!("cannot listen on {addr} for metrics"))?;
         tracing::info!(addr = %bound, "metrics on http://{bound}/metrics");
+        if !bound.ip().is_loopback() && metrics_token.get().is_none() {
+            tracing::warn!(
+                "/metrics answers loopback clients only: set --metrics-token (or [metrics] token) for a Prometheus on another host"
+            );
+        }
     }
     stopped.await;
     tracing::info!("shutting down: ending streams");
@@ -454,8 +478,8 @@ async fn serve(settings: Settings, args: Args) -> Result<()> {
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
 /// SIGHUP: re-reads the configuration and swaps who may connect (allow-list, token, TLS
-/// certificate). Open connections and streams are untouched. A bad file keeps the old settings.
-fn reload(args: &Args, manager: &server::Manager) {
+/// certificate, the metrics token). Open connections and streams are untouched. A bad file keeps the old settings.
+fn reload(args: &Args, manager: &server::Manager, metrics_token: &ScrapeToken) {
     let Some(path) = &args.config else {
         tracing::warn!("SIGHUP: nothing to reload, the sensor was started without --config");
         return;
@@ -477,6 +501,7 @@ fn reload(args: &Args, manager: &server::Manager) {
                 );
             }
             manager.access.replace(access);
+            metrics_token.replace(new.metrics_token);
         }
         Err(e) => tracing::error!(
             config = %path.display(),

@@ -492,3 +492,79 @@ async fn metrics_port_from_the_configuration_file() {
     let (status, _, _) = http(addr, "POST", "/metrics", &[], "").await;
     assert_eq!(status, 405);
 }
+
+/// A non-loopback address of this host, if it has one (to scrape as a client that is not
+/// loopback, without leaving the machine).
+fn own_outside_address() -> Option<std::net::IpAddr> {
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    // Connecting a UDP socket sends nothing; it only picks the route's source address.
+    probe.connect("192.0.2.1:9").ok()?;
+    let ip = probe.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+/// With `[metrics] token`, sensor scrapes need `Authorization: Bearer`; refusals are counted and
+/// say what to send; SIGHUP swaps the token. Without a token, only loopback clients are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sensor_metrics_need_the_token_or_loopback() {
+    let dir = sensor::scratch("metrics-token");
+    let port = free_addr().port();
+    let config = dir.join("sensor.toml");
+    let write = |token: &str| {
+        let text = format!("[metrics]\nlisten = \"0.0.0.0:{port}\"\ntoken = \"{token}\"\n");
+        std::fs::write(&config, text).expect("write config");
+    };
+    write("first-t0ken");
+    let s = sensor::Sensor::start(&["--config", config.to_str().unwrap(), "--hep", "127.0.0.1:0"]);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        assert!(Instant::now() < deadline, "no metrics on {addr}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let get = |bearer: Option<&'static str>| async move {
+        let auth = bearer.map(|b| ("Authorization", b));
+        http(addr, "GET", "/metrics", auth.as_slice(), "").await
+    };
+    let (status, _, body) = get(None).await;
+    assert_eq!(status, 403, "a token is set: even loopback must send it");
+    assert!(body.contains("Authorization: Bearer"), "{body}");
+    assert_eq!(get(Some("Bearer wrong")).await.0, 403);
+    let (status, head, body) = get(Some("Bearer first-t0ken")).await;
+    assert_eq!(status, 200, "{head}\n{body}");
+    let m = Scrape::parse(body);
+    assert_eq!(m.require("earshot_sensor_metrics_refusals_total"), 2.0);
+
+    write("second-t0ken");
+    let pid = libc::pid_t::try_from(s.pid()).expect("pid fits");
+    // SAFETY: kill(2) has no memory-safety preconditions; the pid is our own child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(Some("Bearer second-t0ken")).await.0 != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "the new metrics token was not taken on SIGHUP:\n{}",
+            s.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(get(Some("Bearer first-t0ken")).await.0, 403);
+
+    // No token: loopback is served, another address of this host is not.
+    std::fs::write(&config, format!("[metrics]\nlisten = \"0.0.0.0:{port}\"\n")).unwrap();
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(None).await.0 != 200 {
+        assert!(Instant::now() < deadline, "token not dropped on SIGHUP");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let Some(outside) = own_outside_address() else {
+        eprintln!(
+            "note: this host has no non-loopback address; the loopback-only check is skipped"
+        );
+        return;
+    };
+    let (status, _, body) = http(SocketAddr::new(outside, port), "GET", "/metrics", &[], "").await;
+    assert_eq!(status, 403, "scraped from {outside} without a token");
+    assert!(body.contains("loopback only"), "{body}");
+}
