@@ -472,6 +472,17 @@ async fn sensor_and_player_metrics_move_with_traffic() {
     }
 }
 
+/// The sensor's metrics address on loopback, once it accepts connections.
+async fn metrics_on_loopback(port: u16) -> SocketAddr {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        assert!(Instant::now() < deadline, "no metrics on {addr}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    addr
+}
+
 /// `[metrics] listen` in the configuration file, as a bare port: served on loopback.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_port_from_the_configuration_file() {
@@ -480,12 +491,7 @@ async fn metrics_port_from_the_configuration_file() {
     let config = dir.join("sensor.toml");
     std::fs::write(&config, format!("[metrics]\nlisten = \"{port}\"\n")).expect("write config");
     let _s = sensor::Sensor::start(&["--config", config.to_str().unwrap(), "--hep", "127.0.0.1:0"]);
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(Instant::now() < deadline, "no metrics on {addr}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let addr = metrics_on_loopback(port).await;
     let m = scrape_sensor(addr).await;
     assert_eq!(m.require("earshot_sensor_frames_total"), 0.0);
     assert_eq!(m.require("earshot_sensor_active_calls"), 0.0);
@@ -516,12 +522,7 @@ async fn sensor_metrics_need_the_token_or_loopback() {
     };
     write("first-t0ken");
     let s = sensor::Sensor::start(&["--config", config.to_str().unwrap(), "--hep", "127.0.0.1:0"]);
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(Instant::now() < deadline, "no metrics on {addr}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let addr = metrics_on_loopback(port).await;
     let get = |bearer: Option<&'static str>| async move {
         let auth = bearer.map(|b| ("Authorization", b));
         http(addr, "GET", "/metrics", auth.as_slice(), "").await
