@@ -11,7 +11,7 @@
 //! Like every live source, the socket thread never waits on the pipeline: batches go through
 //! [`FrameSender::send`], and what does not fit is counted as internal drops.
 
-use crate::source::{FrameBatch, FrameSender, OwnedFrame, StopFlag};
+use crate::source::{FrameBatch, FrameSender, StopFlag};
 use earshot_wire::{LinkType, Timestamp};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use std::io::ErrorKind;
@@ -95,18 +95,12 @@ impl HepListener {
             // Wait (up to READ_TIMEOUT) for one datagram, then take whatever else is already
             // queued without waiting: batches fill up under load, and a lone datagram is never
             // held back waiting for company.
-            let Some(first) = self.recv(&mut buf) else {
+            let mut batch = FrameBatch::with_capacity(8);
+            if !self.recv(&mut buf, &mut batch) {
                 continue;
-            };
-            let mut batch: FrameBatch = Vec::with_capacity(8);
-            batch.push(first);
+            }
             if self.socket.set_nonblocking(true).is_ok() {
-                while batch.len() < BATCH {
-                    match self.recv(&mut buf) {
-                        Some(f) => batch.push(f),
-                        None => break,
-                    }
-                }
+                while batch.len() < BATCH && self.recv(&mut buf, &mut batch) {}
                 if let Err(e) = self.socket.set_nonblocking(false) {
                     // Without blocking reads the loop would spin; give up rather than burn a core.
                     tracing::error!(addr = %self.local, "HEP listener: {e}");
@@ -120,14 +114,17 @@ impl HepListener {
         }
     }
 
-    /// One datagram as a frame; `None` on timeout, would-block or a transient error.
-    fn recv(&self, buf: &mut [u8]) -> Option<OwnedFrame> {
+    /// Adds one datagram to `batch` as a frame; false on timeout, would-block or a transient
+    /// error.
+    fn recv(&self, buf: &mut [u8], batch: &mut FrameBatch) -> bool {
         match self.socket.recv_from(buf) {
-            Ok((n, _peer)) => Some(OwnedFrame {
-                ts: now(),
-                link: LinkType::HEP,
-                data: buf.get(..n)?.to_vec(),
-            }),
+            Ok((n, _peer)) => match buf.get(..n) {
+                Some(data) => {
+                    batch.push(now(), LinkType::HEP, data);
+                    true
+                }
+                None => false,
+            },
             Err(e) => {
                 match e.kind() {
                     ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted => {}
@@ -138,7 +135,7 @@ impl HepListener {
                         std::thread::sleep(Duration::from_millis(10));
                     }
                 }
-                None
+                false
             }
         }
     }

@@ -27,7 +27,7 @@
 //! All `unsafe` code of the live source lives in the [`ffi`] module.
 
 use crate::counters::SensorCounters;
-use crate::source::{FrameBatch, FrameSender, OwnedFrame, StopFlag};
+use crate::source::{FrameBatch, FrameSender, StopFlag};
 use earshot_wire::{LinkType, Timestamp};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -145,7 +145,7 @@ impl LiveCapture {
     /// Captures until `stop`, until the pipeline goes away, or until the interface fails (the
     /// error is returned then, e.g. when the interface disappears).
     pub fn run(mut self, out: &FrameSender, stop: &StopFlag) -> Result<(), LiveError> {
-        let mut batch: FrameBatch = Vec::with_capacity(BATCH);
+        let mut batch = FrameBatch::with_capacity(BATCH);
         let mut batch_started = Instant::now();
         let mut drops = DropTracker::default();
         let mut last_stats = Instant::now();
@@ -158,11 +158,7 @@ impl LiveCapture {
                     if batch.is_empty() {
                         batch_started = Instant::now();
                     }
-                    batch.push(OwnedFrame {
-                        ts,
-                        link: self.link,
-                        data: data.to_vec(),
-                    });
+                    batch.push(ts, self.link, data);
                     false
                 }
                 Ok(None) => true,
@@ -173,7 +169,7 @@ impl LiveCapture {
             if !batch.is_empty()
                 && (idle || batch.len() >= BATCH || batch_started.elapsed() >= BATCH_LATENCY)
             {
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                let full = std::mem::replace(&mut batch, FrameBatch::with_capacity(BATCH));
                 if !out.send(full) {
                     break Ok(());
                 }

@@ -268,11 +268,11 @@ impl Worker {
 
     fn process(&mut self, batch: FrameBatch) {
         let n = batch.len() as u64;
-        for f in &batch {
-            self.clock.last_capture = Some((f.ts.nanos(), Instant::now()));
-            self.engine
-                .handle_frame(f.ts, f.link, &f.data, &mut self.hub);
+        let frames: Vec<earshot_wire::Frame<'_>> = batch.frames().collect();
+        if let Some(last) = frames.last() {
+            self.clock.last_capture = Some((last.ts.nanos(), Instant::now()));
         }
+        self.engine.handle_frames(&frames, &mut self.hub);
         for id in std::mem::take(&mut self.hub.new_calls) {
             let r = self.refs_gen.next_ref();
             self.hub.refs.insert(id, r);

@@ -1,7 +1,7 @@
 //! A capture file replayed as if it were live: frames are released at wall-clock pace (or
 //! faster), with their timestamps shifted to now, so calls look current to every consumer.
 
-use crate::source::{FrameBatch, FrameSender, OwnedFrame, StopFlag};
+use crate::source::{FrameBatch, FrameSender, StopFlag};
 use earshot_wire::{CaptureError, CaptureReader, Timestamp};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -73,7 +73,7 @@ fn replay_pass(
 ) -> Option<Timestamp> {
     let started = Instant::now();
     let mut first_ts: Option<i64> = None;
-    let mut batch: FrameBatch = Vec::with_capacity(BATCH);
+    let mut batch = FrameBatch::with_capacity(BATCH);
     let mut batch_started = Instant::now();
     let mut last = None;
     while let Some(item) = reader.next_frame() {
@@ -87,7 +87,8 @@ fn replay_pass(
             let elapsed = started.elapsed();
             if due > elapsed {
                 // Send what we have before sleeping, so nothing waits behind the pause.
-                if !batch.is_empty() && !send(out, speed, std::mem::take(&mut batch)) {
+                let full = std::mem::replace(&mut batch, FrameBatch::with_capacity(BATCH));
+                if !full.is_empty() && !send(out, speed, full) {
                     return last;
                 }
                 sleep_until(started + due, stop);
@@ -95,13 +96,9 @@ fn replay_pass(
         }
         let ts = Timestamp(shift_base + offset);
         last = Some(ts);
-        batch.push(OwnedFrame {
-            ts,
-            link: frame.link,
-            data: frame.data.to_vec(),
-        });
+        batch.push(ts, frame.link, frame.data);
         if batch.len() >= BATCH || batch_started.elapsed() >= BATCH_LATENCY {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            let full = std::mem::replace(&mut batch, FrameBatch::with_capacity(BATCH));
             if !send(out, speed, full) {
                 return last;
             }

@@ -2,7 +2,7 @@
 //! decoder as captured frames.
 
 use earshot_sensor::hep::HepListener;
-use earshot_sensor::{FrameSender, OwnedFrame, SensorCounters, StopFlag};
+use earshot_sensor::{FrameBatch, FrameSender, OwnedFrame, SensorCounters, StopFlag};
 use earshot_wire::{Decapsulator, LinkType, Timestamp, Transport};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -39,7 +39,7 @@ fn hep3(secs: u32, usecs: u32, payload: &[u8]) -> Vec<u8> {
     h
 }
 
-fn recv_frames(rx: &crossbeam_channel::Receiver<Vec<OwnedFrame>>, n: usize) -> Vec<OwnedFrame> {
+fn recv_frames(rx: &crossbeam_channel::Receiver<FrameBatch>, n: usize) -> Vec<OwnedFrame> {
     let mut frames = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(5);
     while frames.len() < n && Instant::now() < deadline {

@@ -16,7 +16,7 @@ use anyhow::{anyhow, Result};
 use earshot_audio::{
     decoder_for, linear_to_alaw, linear_to_ulaw, Codec, G722Encoder, OpusEncoder, Resampler,
 };
-use earshot_sensor::{FrameSender, OwnedFrame, StopFlag};
+use earshot_sensor::{FrameBatch, FrameSender, StopFlag};
 use earshot_wire::{LinkType, Timestamp};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -273,7 +273,7 @@ pub fn run(out: &FrameSender, stop: &StopFlag) -> Result<()> {
                 called_ip: [198, 51, 100, 20 + i as u8],
             });
         }
-        let mut batch = Vec::new();
+        let mut batch = FrameBatch::default();
         let mut frames = Frames {
             batch: &mut batch,
             ip_id: &mut ip_id,
@@ -403,7 +403,7 @@ fn advance(s: SlotRef<'_>, call: &mut LiveCall, now: Instant, f: &mut Frames<'_>
 /// The frames of one tick, stamped with the tick's wall-clock time plus 1 µs each so that
 /// their order survives.
 struct Frames<'a> {
-    batch: &'a mut Vec<OwnedFrame>,
+    batch: &'a mut FrameBatch,
     ip_id: &'a mut u16,
     ts: i64,
 }
@@ -429,11 +429,7 @@ impl Frames<'_> {
         d.extend_from_slice(&[0, 0]);
         d.extend_from_slice(payload);
         self.ts += 1_000;
-        self.batch.push(OwnedFrame {
-            ts: Timestamp(self.ts),
-            link: LinkType::IPV4,
-            data: d,
-        });
+        self.batch.push(Timestamp(self.ts), LinkType::IPV4, &d);
     }
 }
 
@@ -644,7 +640,7 @@ mod tests {
 
     #[test]
     fn ipv4_header_checksum_verifies() {
-        let mut batch = Vec::new();
+        let mut batch = FrameBatch::default();
         let mut id = 0;
         let mut f = Frames {
             batch: &mut batch,
@@ -652,7 +648,8 @@ mod tests {
             ts: 0,
         };
         f.push(([10, 0, 0, 1], 5060), ([10, 0, 0, 2], 5060), b"hello");
-        let d = &batch[0].data;
+        let frame = batch.frames().next().expect("one frame");
+        let d = frame.data;
         assert_eq!(
             ipv4_checksum(&d[..20]),
             0,
