@@ -64,8 +64,8 @@ impl Engine {
 
     fn find_call(&self, call_id: &str, msg: &SipMessage<'_>) -> Option<CallId> {
         let ids = self.by_call_id.get(call_id)?;
-        let from_tag = msg.from().and_then(|f| f.tag.map(str::to_owned));
-        let to_tag = msg.to().and_then(|t| t.tag.map(str::to_owned));
+        let from_tag = msg.from().and_then(|f| f.tag);
+        let to_tag = msg.to().and_then(|t| t.tag);
         let (cseq, _) = msg.cseq()?;
         let initial_invite = to_tag.is_none()
             && msg
@@ -76,7 +76,7 @@ impl Engine {
             let Some(call) = self.calls.get(id) else {
                 return false;
             };
-            tags_match(call, from_tag.as_deref(), to_tag.as_deref())
+            tags_match(call, from_tag, to_tag)
         })?;
         let call = self.calls.get(&found)?;
         if initial_invite && starts_over(call, cseq) {
