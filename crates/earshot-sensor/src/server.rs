@@ -281,7 +281,28 @@ pub async fn start(
     })
 }
 
+/// Lets one log line a second through: a flood of connections from a disallowed address must
+/// not become a flood of log lines (every refusal is counted in the metrics anyway).
+#[derive(Default)]
+struct LogLimit {
+    quiet_until: Option<Instant>,
+    suppressed: u64,
+}
+
+impl LogLimit {
+    /// `Some(n)` when a line may be logged now, `n` being the lines held back since the last.
+    fn allow(&mut self, now: Instant) -> Option<u64> {
+        if self.quiet_until.is_some_and(|t| now < t) {
+            self.suppressed += 1;
+            return None;
+        }
+        self.quiet_until = Some(now + Duration::from_secs(1));
+        Some(std::mem::take(&mut self.suppressed))
+    }
+}
+
 async fn accept_loop(listener: TcpListener, state: Arc<State>) {
+    let mut refusals = LogLimit::default();
     loop {
         let (sock, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -299,7 +320,17 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>) {
             .any(|n| n.contains(&canonical(peer.ip())))
         {
             state.counters.refused_addr.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(%peer, "manager connection refused: address not in manager.allow");
+            if let Some(held_back) = refusals.allow(Instant::now()) {
+                tracing::warn!(
+                    %peer,
+                    "manager connection refused: address not in manager.allow{}",
+                    if held_back > 0 {
+                        format!(" ({held_back} more refusals since the last such line)")
+                    } else {
+                        String::new()
+                    }
+                );
+            }
             drop(sock);
             continue;
         }
@@ -715,5 +746,25 @@ async fn timed_write<S: AsyncWrite + Unpin>(sock: &mut S, bytes: &[u8]) -> std::
     match tokio::time::timeout(WRITE_DEADLINE, sock.write_all(bytes)).await {
         Ok(r) => r,
         Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+    }
+}
+
+#[cfg(test)]
+mod log_limit_tests {
+    use super::LogLimit;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn one_line_a_second_with_the_count_held_back() {
+        let t0 = Instant::now();
+        let mut l = LogLimit::default();
+        assert_eq!(l.allow(t0), Some(0));
+        for ms in [1, 10, 500, 999] {
+            assert_eq!(l.allow(t0 + Duration::from_millis(ms)), None);
+        }
+        assert_eq!(l.allow(t0 + Duration::from_millis(1000)), Some(4));
+        assert_eq!(l.allow(t0 + Duration::from_millis(1500)), None);
+        assert_eq!(l.allow(t0 + Duration::from_millis(5000)), Some(1));
+        assert_eq!(l.allow(t0 + Duration::from_millis(7000)), Some(0));
     }
 }
