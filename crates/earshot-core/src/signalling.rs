@@ -354,12 +354,12 @@ fn sender(call: &Call, msg: &SipMessage<'_>, meta: SipMeta) -> Party {
     }
 }
 
-/// Records the media endpoints and payload formats of an SDP; true if anything changed.
 /// Media endpoints a call keeps (the oldest goes first) and payload formats it records (later
 /// ones are ignored): SDP after SDP must not grow a call without limit.
 const MAX_MEDIA: usize = 16;
 const MAX_FORMATS: usize = 64;
 
+/// Records the media endpoints and payload formats of an SDP; true if anything changed.
 fn apply_sdp(call: &mut Call, party: Party, sdp: &sdp::Sdp<'_>) -> bool {
     let mut endpoints = Vec::new();
     let mut hold = false;

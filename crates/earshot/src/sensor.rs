@@ -338,10 +338,8 @@ pub fn settings(args: Args) -> Result<Settings> {
         .or(file.metrics.listen)
         .map(|m| metrics_addr(&m))
         .transpose()?;
-    let metrics_token = args
-        .metrics_token
-        .or(file.metrics.token)
-        .filter(|t| !t.is_empty());
+    // An empty token means none; `ScrapeToken` treats it so.
+    let metrics_token = args.metrics_token.or(file.metrics.token);
     Ok(Settings {
         metrics,
         metrics_token,
@@ -478,7 +476,8 @@ async fn serve(settings: Settings, args: Args) -> Result<()> {
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
 /// SIGHUP: re-reads the configuration and swaps who may connect (allow-list, token, TLS
-/// certificate, the metrics token). Open connections and streams are untouched. A bad file keeps the old settings.
+/// certificate, the metrics token). Open connections and streams are untouched. A bad file
+/// keeps the old settings.
 fn reload(args: &Args, manager: &server::Manager, metrics_token: &ScrapeToken) {
     let Some(path) = &args.config else {
         tracing::warn!("SIGHUP: nothing to reload, the sensor was started without --config");
