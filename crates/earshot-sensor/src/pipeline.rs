@@ -17,7 +17,7 @@ use earshot_core::{
 };
 use earshot_manager::stream_proto::{CallEvent, EndReason, Frame, QualityReport};
 use earshot_manager::{CallRef, CallRefGenerator, CallSummary, StreamFrom};
-use earshot_wire::Timestamp;
+use earshot_wire::{reuse_frame_list, Timestamp};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -160,6 +160,8 @@ struct Worker {
     shared: Arc<Shared>,
     refs_gen: CallRefGenerator,
     clock: Clock,
+    /// The allocation of the frame list each batch is handed to the engine as.
+    spare_frames: Vec<earshot_wire::Frame<'static>>,
 }
 
 /// Everything the engine's sink touches, kept apart from the engine so both can be borrowed.
@@ -220,6 +222,7 @@ impl Worker {
             shared,
             refs_gen,
             clock: Clock { last_capture: None },
+            spare_frames: Vec::new(),
         }
     }
 
@@ -268,11 +271,13 @@ impl Worker {
 
     fn process(&mut self, batch: FrameBatch) {
         let n = batch.len() as u64;
-        let frames: Vec<earshot_wire::Frame<'_>> = batch.frames().collect();
+        let mut frames = reuse_frame_list(std::mem::take(&mut self.spare_frames));
+        frames.extend(batch.frames());
         if let Some(last) = frames.last() {
             self.clock.last_capture = Some((last.ts.nanos(), Instant::now()));
         }
         self.engine.handle_frames(&frames, &mut self.hub);
+        self.spare_frames = reuse_frame_list(frames);
         for id in std::mem::take(&mut self.hub.new_calls) {
             let r = self.refs_gen.next_ref();
             self.hub.refs.insert(id, r);

@@ -3,11 +3,13 @@
 //! Everything here is sans-IO except [`capture`], which reads files through any `std::io::Read`.
 //! Bytes and timestamps go in; typed transport-layer packets ([`Packet`]) come out.
 
+mod batch;
 pub mod capture;
 pub mod decap;
 mod frag;
 pub mod tcp;
 
+pub use batch::{reuse_frame_list, FrameBatch, OwnedFrame};
 pub use capture::{CaptureError, CaptureFormat, CaptureReader, Frame};
 pub use decap::{DecapConfig, DecapStats, Decapsulator, Packet, Transport, Udp4};
 pub use tcp::{FlowKey, StreamEvent, TcpConfig, TcpFlags, TcpReassembler};

@@ -6,7 +6,7 @@
 
 use anyhow::{Context, Result};
 use earshot_core::{Config, Engine, NullSink};
-use earshot_wire::{CaptureReader, Frame, LinkType, Timestamp};
+use earshot_wire::{CaptureReader, Frame, FrameBatch};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -16,22 +16,12 @@ fn main() -> Result<()> {
         .context("usage: engine_only FILE")?
         .into();
     let mut reader = CaptureReader::open(&path)?;
-    let mut data = Vec::new();
-    let mut index: Vec<(Timestamp, LinkType, usize, usize)> = Vec::new();
+    let mut all = FrameBatch::default();
     while let Some(frame) = reader.next_frame() {
         let f = frame?;
-        index.push((f.ts, f.link, data.len(), f.data.len()));
-        data.extend_from_slice(f.data);
+        all.push(f.ts, f.link, f.data);
     }
-    let frames: Vec<Frame<'_>> = index
-        .iter()
-        .map(|&(ts, link, at, len)| Frame {
-            ts,
-            link,
-            data: data.get(at..at + len).unwrap_or_default(),
-            orig_len: len as u32,
-        })
-        .collect();
+    let frames: Vec<Frame<'_>> = all.frames().collect();
     let mut engine = Engine::new(Config::default());
     let started = Instant::now();
     let (mut run, mut bytes) = (0, 0);

@@ -3,7 +3,7 @@
 use crate::report;
 use anyhow::{anyhow, Result};
 use earshot_core::{Config, Engine, NullSink, Peek, Peeker};
-use earshot_wire::{CaptureError, CaptureReader, Frame, LinkType, Timestamp};
+use earshot_wire::{reuse_frame_list, CaptureError, CaptureReader, Frame, FrameBatch};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, SyncSender};
@@ -77,10 +77,10 @@ pub fn feed_file(engine: &mut Engine, path: &std::path::Path) -> Result<()> {
         // panic too), so this cannot wait forever.
         let mut spare: Vec<Frame<'static>> = Vec::new();
         while let Ok(batch) = full_rx.recv() {
-            let mut frames = recycle(spare);
-            frames.extend(batch.frames());
+            let mut frames = reuse_frame_list(spare);
+            frames.extend(batch.frames.frames());
             engine.handle_peeked(&frames, &batch.peeks, &mut sink);
-            spare = recycle(frames);
+            spare = reuse_frame_list(frames);
             if let Some(e) = &batch.error {
                 eprintln!(
                     "earshot: {}: {e}; analysed the packets before it",
@@ -94,22 +94,6 @@ pub fn feed_file(engine: &mut Engine, path: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-/// An empty vector on the allocation of `v`, for elements of another lifetime: a batch's frame
-/// list is ~200 KB, which a fresh allocation per batch would map and unmap from the kernel each
-/// time. (Collecting an emptied vector in place reuses its buffer.)
-fn recycle<'a, 'b>(mut v: Vec<Frame<'a>>) -> Vec<Frame<'b>> {
-    v.clear();
-    // The closure never runs (the vector is empty); it only changes the lifetime.
-    v.into_iter()
-        .map(|f| Frame {
-            ts: f.ts,
-            link: f.link,
-            data: &[],
-            orig_len: f.orig_len,
-        })
-        .collect()
-}
-
 /// Batches the reader may have ready ahead of the analysis. With [`BATCH_BYTES`] this keeps
 /// about 4 MB in flight, well inside the cache the two cores share; batches this large make
 /// the hand-overs (each may wake the other thread) rare enough not to count.
@@ -121,10 +105,7 @@ const BATCH_BYTES: usize = 1024 * 1024;
 /// it only until the next read.
 #[derive(Default)]
 struct Batch {
-    data: Vec<u8>,
-    /// Per frame: capture time, link type and where its bytes end in `data` (each frame
-    /// starts where the previous one ends).
-    index: Vec<(Timestamp, LinkType, usize)>,
+    frames: FrameBatch,
     /// Per frame, the engine's look ahead at it, done here on the reader thread to take that
     /// work off the analysis thread.
     peeks: Vec<Peek>,
@@ -134,30 +115,14 @@ struct Batch {
 
 impl Batch {
     fn clear(&mut self) {
-        self.data.clear();
-        self.index.clear();
+        self.frames.clear();
         self.peeks.clear();
         self.error = None;
     }
 
     fn push(&mut self, f: &Frame<'_>, peeker: &Peeker) {
-        self.data.extend_from_slice(f.data);
-        self.index.push((f.ts, f.link, self.data.len()));
+        self.frames.push(f.ts, f.link, f.data);
         self.peeks.push(peeker.peek(f));
-    }
-
-    fn frames(&self) -> impl Iterator<Item = Frame<'_>> {
-        let mut start = 0;
-        self.index.iter().map(move |&(ts, link, end)| {
-            let data = self.data.get(start..end).unwrap_or_default();
-            start = end;
-            Frame {
-                ts,
-                link,
-                data,
-                orig_len: data.len() as u32,
-            }
-        })
     }
 }
 
@@ -173,7 +138,7 @@ fn read_batches(
         let mut batch = empty.try_recv().unwrap_or_default();
         batch.clear();
         let mut last = false;
-        while batch.data.len() < BATCH_BYTES {
+        while batch.frames.byte_len() < BATCH_BYTES {
             match reader.next_frame() {
                 Some(Ok(f)) => batch.push(&f, peeker),
                 Some(Err(e)) => {
@@ -190,26 +155,5 @@ fn read_batches(
         if full.send(batch).is_err() || last {
             return;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn recycling_keeps_the_allocation() {
-        let data = [0u8; 4];
-        let frame = Frame {
-            ts: Timestamp::from_nanos(0),
-            link: LinkType(1),
-            data: &data,
-            orig_len: 4,
-        };
-        let v = vec![frame; 1000];
-        let before = v.capacity();
-        let recycled: Vec<Frame<'static>> = recycle(v);
-        assert!(recycled.is_empty());
-        assert_eq!(recycled.capacity(), before);
     }
 }
