@@ -47,11 +47,12 @@ impl Key4 {
         }
     }
 
-    /// Index of the first entry of this key's set.
-    fn set(self) -> usize {
+    /// Where this key's set (its two front entries) lies in the front table.
+    fn set(self) -> std::ops::Range<usize> {
         // Fx-style multiply-and-take-the-top-bits: cheap, and mixes every input bit into them.
         let h = (self.0[0].rotate_left(26) ^ self.0[1]).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-        (h >> (64 - SET_BITS)) as usize * 2
+        let first = (h >> (64 - SET_BITS)) as usize * 2;
+        first..first + 2
     }
 }
 
@@ -143,12 +144,12 @@ impl FlowTable {
     }
 
     fn entry(&self, key: Key4) -> Option<&Front> {
-        let set = self.front.get(key.set()..key.set() + 2)?;
+        let set = self.front.get(key.set())?;
         set.iter().find(|f| f.holds(key))
     }
 
     fn entry_mut(&mut self, key: Key4) -> Option<&mut Front> {
-        let set = self.front.get_mut(key.set()..key.set() + 2)?;
+        let set = self.front.get_mut(key.set())?;
         set.iter_mut().find(|f| f.holds(key))
     }
 
@@ -165,7 +166,7 @@ impl FlowTable {
             *f = fresh;
             return;
         }
-        if let Some([first, second]) = self.front.get_mut(key.set()..key.set() + 2) {
+        if let Some([first, second]) = self.front.get_mut(key.set()) {
             *second = std::mem::replace(first, fresh);
         }
     }
@@ -180,7 +181,7 @@ impl FlowTable {
 
     /// Starts loading the front entries a coming packet of this flow will look at.
     pub fn prefetch_entry(&self, key: Key4) {
-        if let Some(set) = self.front.get(key.set()..key.set() + 2) {
+        if let Some(set) = self.front.get(key.set()) {
             for f in set {
                 prefetch(f as *const Front as usize);
             }

@@ -261,12 +261,8 @@ impl Decapsulator {
     /// changed nothing, and the frame goes to `decode`. While fragments are pending it always
     /// returns `None`, because `decode` first ages them.
     pub fn decode_udp4<'f>(&mut self, link: LinkType, frame: &'f [u8]) -> Option<Udp4<'f>> {
-        if !self.frags.is_empty() {
-            return None;
-        }
-        let u = self.udp4_fast(link, frame)?;
-        self.stats.frames += 1;
-        Some(u)
+        let u = self.peek_udp4(link, frame)?;
+        self.accept_peeked().then_some(u)
     }
 
     /// The datagram [`Self::decode_udp4`] would return for this frame, changing nothing: for
