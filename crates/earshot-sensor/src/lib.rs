@@ -17,6 +17,7 @@ pub mod replay;
 pub mod rewind;
 pub mod server;
 pub mod source;
+mod swap;
 pub mod tls;
 
 pub use counters::SensorCounters;

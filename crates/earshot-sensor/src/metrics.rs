@@ -8,10 +8,11 @@
 use crate::counters::SensorCounters as C;
 use crate::pipeline::Shared;
 use crate::server::ManagerCounters;
+use crate::swap::Swap;
 use earshot_metrics::{Exposition, CONTENT_TYPE};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -27,7 +28,7 @@ const MAX_CONNECTIONS: usize = 16;
 /// The metrics token, swapped by a configuration reload while scrapes read it.
 #[derive(Debug, Default)]
 pub struct ScrapeToken {
-    token: RwLock<Option<Arc<str>>>,
+    token: Swap<Option<Arc<str>>>,
     /// Scrapes refused for a missing or wrong token, or for not coming from loopback.
     refused: AtomicU64,
 }
@@ -40,18 +41,13 @@ impl ScrapeToken {
     }
 
     pub fn get(&self) -> Option<Arc<str>> {
-        match self.token.read() {
-            Ok(t) => t.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.token.get()
     }
 
+    /// An empty token means none.
     pub fn replace(&self, token: Option<String>) {
-        let token = token.filter(|t| !t.is_empty()).map(Arc::from);
-        match self.token.write() {
-            Ok(mut t) => *t = token,
-            Err(poisoned) => *poisoned.into_inner() = token,
-        }
+        self.token
+            .set(token.filter(|t| !t.is_empty()).map(Arc::from));
     }
 
     pub fn refused(&self) -> u64 {

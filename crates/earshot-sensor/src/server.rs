@@ -7,6 +7,7 @@
 use crate::counters::SensorCounters;
 use crate::listener::AudioFormat;
 use crate::pipeline::{Control, Shared};
+use crate::swap::Swap;
 use crossbeam_channel::Sender as ControlSender;
 use earshot_manager::replies;
 use earshot_manager::stream_proto::{self, EndReason, Frame, StreamHeader};
@@ -18,7 +19,7 @@ use ipnet::IpNet;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -94,23 +95,16 @@ impl Access {
 
 /// Swaps the running server's [`Access`]; cheap to clone.
 #[derive(Clone, Debug)]
-pub struct AccessHandle(Arc<RwLock<Arc<Access>>>);
+pub struct AccessHandle(Arc<Swap<Arc<Access>>>);
 
 impl AccessHandle {
     pub fn current(&self) -> Arc<Access> {
-        match self.0.read() {
-            Ok(a) => a.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.0.get()
     }
 
     /// Takes effect for the next connection; open ones keep what they were accepted with.
     pub fn replace(&self, access: Access) {
-        let access = Arc::new(access);
-        match self.0.write() {
-            Ok(mut a) => *a = access,
-            Err(poisoned) => *poisoned.into_inner() = access,
-        }
+        self.0.set(Arc::new(access));
     }
 }
 
@@ -257,7 +251,7 @@ pub async fn start(
     let listener = TcpListener::bind(cfg.listen).await?;
     let local_addr = listener.local_addr()?;
     let counters = Arc::new(ManagerCounters::default());
-    let access = AccessHandle(Arc::new(RwLock::new(Arc::new(Access::of(&cfg)))));
+    let access = AccessHandle(Arc::new(Swap::new(Arc::new(Access::of(&cfg)))));
     let max_connections = cfg.max_connections.max(1);
     let slots = Arc::new(Semaphore::new(max_connections));
     let state = Arc::new(State {
