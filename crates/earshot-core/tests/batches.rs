@@ -26,12 +26,12 @@ fn outcome(engine: &Engine, sink: &Recorder) -> String {
     )
 }
 
-fn one_by_one(frames: &[Frame<'_>]) -> String {
+fn one_by_one(frames: &[Frame<'_>]) -> (Engine, Recorder) {
     let (mut engine, mut sink) = (Engine::new(Config::default()), Recorder::default());
     for f in frames {
         engine.handle_frame(f.ts, f.link, f.data, &mut sink);
     }
-    outcome(&engine, &sink)
+    (engine, sink)
 }
 
 /// The slow, general path: frames decapsulated apart and fed as packets, which skips every
@@ -83,17 +83,14 @@ fn peeked_in_runs(frames: &[Frame<'_>], run: usize) -> String {
 }
 
 fn assert_same(name: &str, frames: &[Frame<'_>]) {
-    let (mut engine, mut sink) = (Engine::new(Config::default()), Recorder::default());
-    for f in frames {
-        engine.handle_frame(f.ts, f.link, f.data, &mut sink);
-    }
+    let (engine, sink) = one_by_one(frames);
     let general = via_packets(frames);
     let fast = calls_and_packets(&engine, &sink);
     assert!(
         fast == general,
         "{name}: the fast paths differ from the general one\n--- general\n{general}\n--- fast\n{fast}"
     );
-    let want = one_by_one(frames);
+    let want = outcome(&engine, &sink);
     for &run in RUNS {
         let got = in_runs(frames, run);
         assert!(
