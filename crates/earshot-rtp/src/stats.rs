@@ -68,7 +68,9 @@ impl StreamStats {
             SeqVerdict::InOrder => {}
         }
         if let Some(rate) = clock_rate.filter(|&r| r > 0) {
-            let now_ms = (arrival_ns - self.first_seen_ns) as f64 / 1e6;
+            // Saturating: arrival times come from the capture (or a HEP agent's envelope) and
+            // may jump anywhere; a difference that does not fit is a clock discontinuity anyway.
+            let now_ms = arrival_ns.saturating_sub(self.first_seen_ns) as f64 / 1e6;
             self.timing
                 .update(now_ms, timestamp, payload_type, marker, rate, self.packets);
         }
@@ -269,6 +271,18 @@ mod tests {
             172,
             Some(8000),
         );
+    }
+
+    /// Found by the `rtp_stats` fuzz target: an arrival time far before the stream's first
+    /// packet overflowed the subtraction (a panic in debug builds, nonsense in release).
+    #[test]
+    fn arrival_times_at_the_ends_of_the_clock_do_not_overflow() {
+        let mut s = StreamStats::default();
+        s.on_packet(1, 0, 0, 0, false, 160, Some(8000));
+        s.on_packet(i64::MIN, 1, 160, 0, false, 160, Some(8000));
+        s.on_packet(i64::MAX, 2, 320, 0, false, 160, Some(8000));
+        assert_eq!(s.packets, 3);
+        assert!(s.jitter_ms().is_finite() && s.max_delta_ms().is_finite());
     }
 
     #[test]
