@@ -8,6 +8,7 @@
 
 mod access;
 mod histogram;
+pub mod request;
 mod text;
 
 pub use access::{refusal_reason, scrape_allowed};

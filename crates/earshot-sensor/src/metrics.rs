@@ -9,6 +9,7 @@ use crate::counters::SensorCounters as C;
 use crate::pipeline::Shared;
 use crate::server::ManagerCounters;
 use crate::swap::Swap;
+use earshot_metrics::request::{head_complete, header, route, Route};
 use earshot_metrics::{Exposition, CONTENT_TYPE};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -318,7 +319,7 @@ async fn answer(mut sock: TcpStream, scrape: Scrape<'_>) {
 async fn read_head(sock: &mut TcpStream) -> Option<String> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && !buf.windows(2).any(|w| w == b"\n\n") {
+    while !head_complete(&buf) {
         let n = sock.read(&mut chunk).await.ok()?;
         if n == 0 || buf.len() + n > MAX_REQUEST {
             return None;
@@ -328,60 +329,10 @@ async fn read_head(sock: &mut TcpStream) -> Option<String> {
     String::from_utf8(buf).ok()
 }
 
-/// The value of the first header called `name` (case-insensitive) in a request head.
-fn header<'h>(head: &'h str, name: &str) -> Option<&'h str> {
-    head.lines().skip(1).find_map(|line| {
-        let (key, value) = line.split_once(':')?;
-        key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
-    })
-}
-
-#[derive(Debug, PartialEq)]
-enum Route {
-    Metrics,
-    NotFound,
-    BadMethod,
-}
-
-fn route(head: &str) -> Route {
-    let mut words = head.lines().next().unwrap_or_default().split_whitespace();
-    let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-    let path = target.split('?').next().unwrap_or("");
-    match (method, path) {
-        ("GET", "/metrics") => Route::Metrics,
-        ("GET", _) => Route::NotFound,
-        _ => Route::BadMethod,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::counters::SensorCounters;
-
-    #[test]
-    fn only_get_metrics_is_served() {
-        assert_eq!(
-            route("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
-            Route::Metrics
-        );
-        assert_eq!(route("GET /metrics?x=1 HTTP/1.0\r\n\r\n"), Route::Metrics);
-        assert_eq!(route("GET / HTTP/1.1\r\n\r\n"), Route::NotFound);
-        assert_eq!(route("POST /metrics HTTP/1.1\r\n\r\n"), Route::BadMethod);
-        assert_eq!(route(""), Route::BadMethod);
-    }
-
-    #[test]
-    fn headers_are_found_by_any_case() {
-        let head = "GET /metrics HTTP/1.1\r\nHost: x\r\nauthorization:  Bearer t0k \r\n\r\n";
-        assert_eq!(header(head, "Authorization"), Some("Bearer t0k"));
-        assert_eq!(header(head, "host"), Some("x"));
-        assert_eq!(header(head, "cookie"), None);
-        assert_eq!(
-            header("GET /authorization: x HTTP/1.1\r\n\r\n", "authorization"),
-            None
-        );
-    }
 
     #[test]
     fn counters_bumped_elsewhere_show_in_the_scrape() {
