@@ -3,7 +3,8 @@
 //! `arbitrary`): each step is a raw frame of some link type, or a SIP message, RTP or RTCP
 //! packet built from a few hosts, ports and Call-IDs (so that dialogs, SDP bindings and
 //! streams actually meet), over UDP, TCP or HEP, or an `expire`; the time step before it is
-//! small, zero, backwards or a jump. The same script runs twice, frame by frame and in runs
+//! small, zero, backwards or a jump. Or (an even first byte) the input is plain records cut
+//! from real captures, see `recorded`. The same script runs twice, frame by frame and in runs
 //! through `handle_frames`, which must agree; the tables must stay within their limits.
 
 use earshot_core::{Call, Config, Engine, Event, RtpPacket, Sink};
@@ -33,6 +34,8 @@ const RTPMAPS: [&str; 6] = [
     "101 telephone-event/8000",
     "111 opus/48000/2",
 ];
+/// Steps per input: enough for a call with media, few enough to run fast.
+const MAX_STEPS: usize = 256;
 const CFG: Config = Config {
     idle_timeout_ns: 30_000_000_000,
     linger_ns: 5_000_000_000,
@@ -351,19 +354,58 @@ fn run(steps: &[Step], batched: bool) -> (Engine, Counting) {
     (engine, sink)
 }
 
-fuzz_target!(|data: &[u8]| {
+/// Steps built by `arbitrary` from the input: crafted SIP, RTP, RTCP, TCP and HEP, raw frames.
+fn scripted(data: &[u8]) -> Vec<Step> {
     let mut u = Unstructured::new(data);
     let mut script = Script {
         now: 1_700_000_000_000_000_000,
         tcp_seq: [1000; 4],
     };
     let mut steps = Vec::new();
-    while !u.is_empty() && steps.len() < 256 {
+    while !u.is_empty() && steps.len() < MAX_STEPS {
         match script.step(&mut u) {
             Ok(s) => steps.push(s),
             Err(_) => break,
         }
     }
+    steps
+}
+
+/// Steps read as plain records, the layout `scripts/fuzz-seeds.py` cuts real captures into:
+/// time step (i32 LE, µs; negative goes back), link type (an index into `LINKS`; 0xff is an
+/// `expire`), frame length (u16 LE), frame.
+fn recorded(mut data: &[u8]) -> Vec<Step> {
+    let mut now = 1_700_000_000_000_000_000i64;
+    let mut steps = Vec::new();
+    while data.len() >= 7 && steps.len() < MAX_STEPS {
+        let step = i32::from_le_bytes([data[0], data[1], data[2], data[3]]);
+        now = now.saturating_add(i64::from(step) * 1000);
+        let link = data[4];
+        let len = usize::from(u16::from_le_bytes([data[5], data[6]])).min(data.len() - 7);
+        let (frame, rest) = data[7..].split_at(len);
+        data = rest;
+        steps.push(if link == 0xff {
+            Step::Expire(now)
+        } else {
+            Step::Frame(
+                now,
+                LinkType(LINKS[usize::from(link) % LINKS.len()]),
+                frame.to_vec(),
+            )
+        });
+    }
+    steps
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let steps = if mode & 1 == 0 {
+        recorded(rest)
+    } else {
+        scripted(rest)
+    };
     let (one, one_sink) = run(&steps, false);
     let (many, many_sink) = run(&steps, true);
     assert_eq!(
