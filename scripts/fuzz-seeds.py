@@ -294,6 +294,10 @@ def main():
                 seed += struct.pack("<iBH", step, 9, len(h)) + h
     s.add(seed)
 
+    # engine_time is the engine target with any capture time: the same seeds.
+    shutil.rmtree(os.path.join(OUT, "engine_time"), ignore_errors=True)
+    shutil.copytree(s.dir, os.path.join(OUT, "engine_time"))
+
     # hep: cut byte 1, then datagrams each prefixed with its length (u16 BE); and single ones.
     s = Seeds("hep")
     for f in ["wireshark/sip-rtp-g711.pcap", "heplify/sip_ipv6_udp.pcap", "heplify/sip_ipv4_tcp.pcap",
