@@ -36,11 +36,7 @@ for t in "${targets[@]}"; do
     }
 done
 
-echo "building ${#targets[@]} target(s)..." >&2
-nice -n 10 cargo +nightly fuzz build >&2
-bin_dir="$root/fuzz/target/$(rustc -vV | sed -n 's/^host: //p')/release"
-
-# One target's run; its log is $work/logs/<target>.log, its verdict $work/logs/<target>.result.
+# One target's run: its log is $work/logs/<target>.log, its exit status <target>.rc.
 run_one() {
     local t=$1
     local seeds="$root/fuzz/corpus-seed/$t"
@@ -51,21 +47,47 @@ run_one() {
         -max_total_time=$((minutes * 60)) -rss_limit_mb="$rss_limit_mb" -timeout="$timeout_s" \
         -print_final_stats=1 -artifact_prefix="$work/artifacts/$t/" \
         >"$work/logs/$t.log" 2>&1 || rc=$?
-    local result=ok
-    if grep -q 'ERROR: libFuzzer: out-of-memory' "$work/logs/$t.log"; then
-        result=OOM
-    elif grep -q 'ERROR: libFuzzer: timeout' "$work/logs/$t.log"; then
-        result=timeout
-    elif [ "$rc" -ne 0 ]; then
-        result=crash
-    fi
-    local execs cov
-    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/logs/$t.log" | tail -1)
-    cov=$(grep -o 'cov: [0-9]*' "$work/logs/$t.log" | tail -1 | sed 's/cov: //')
-    local artifact
-    artifact=$(grep -o "Test unit written to [^ ]*" "$work/logs/$t.log" | tail -1 | sed 's/Test unit written to //')
-    echo "$t|$minutes|${execs:-?}|${cov:-?}|$result${artifact:+ ($artifact)}" >"$work/logs/$t.result"
+    echo "$rc" >"$work/logs/$t.rc"
 }
+
+# One table row from a target's log: minutes, executions, coverage, and what ended the run.
+summarize() {
+    local t=$1 log="$work/logs/$t.log"
+    local rc result execs cov artifact secs
+    rc=$(cat "$work/logs/$t.rc" 2>/dev/null || echo 0)
+    if grep -q 'ERROR: libFuzzer: out-of-memory' "$log"; then
+        result=OOM
+    elif grep -q 'ERROR: libFuzzer: timeout' "$log"; then
+        result=timeout
+    elif [ "$rc" -ne 0 ] || grep -q 'ERROR: libFuzzer\|ERROR: AddressSanitizer' "$log"; then
+        result=crash
+    elif grep -q '^Done [0-9]* runs' "$log"; then
+        result=ok
+    else
+        result="did not finish"
+    fi
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1 || true)
+    cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | sed 's/cov: //' || true)
+    artifact=$(grep -o 'Test unit written to [^ ]*' "$log" | tail -1 | sed 's/Test unit written to //' || true)
+    # The time libFuzzer reports having run, which a crash cuts short.
+    secs=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -1 || true)
+    local mins=${secs:+$(awk "BEGIN { printf \"%.1f\", $secs / 60 }")}
+    echo "| $t | ${mins:-<$minutes} | ${execs:-?} | ${cov:-?} | $result${artifact:+ ($artifact)} |"
+    [ "$result" = ok ]
+}
+
+if [ "${SUMMARY_ONLY:-}" = 1 ]; then
+    # Only the table, from the logs of an earlier run (e.g. one that was interrupted).
+    failed=0
+    echo "| target | minutes | executions | coverage (cov) | result |"
+    echo "|---|---|---|---|---|"
+    for t in "${targets[@]}"; do summarize "$t" || failed=1; done
+    exit "$failed"
+fi
+
+echo "building ${#targets[@]} target(s)..." >&2
+nice -n 10 cargo +nightly fuzz build >&2
+bin_dir="$root/fuzz/target/$(rustc -vV | sed -n 's/^host: //p')/release"
 
 running=0
 for t in "${targets[@]}"; do
@@ -82,11 +104,7 @@ failed=0
 echo
 echo "| target | minutes | executions | coverage (cov) | result |"
 echo "|---|---|---|---|---|"
-for t in "${targets[@]}"; do
-    IFS='|' read -r name mins execs cov result <"$work/logs/$t.result"
-    echo "| $name | $mins | $execs | $cov | $result |"
-    [[ $result == ok ]] || failed=1
-done
+for t in "${targets[@]}"; do summarize "$t" || failed=1; done
 if [ "$failed" -ne 0 ]; then
     echo >&2
     echo "some targets failed: the inputs are under $work/artifacts/; see FUZZING.md" >&2
