@@ -1,5 +1,5 @@
 #![no_main]
-//! The call engine on frame scripts with capture times a pcap or HEP source can produce; see
+//! The call engine on frame scripts with capture times a classic pcap or HEP source can produce; see
 //! `common/engine.rs`.
 
 #[path = "common/engine.rs"]

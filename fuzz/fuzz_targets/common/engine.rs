@@ -7,7 +7,7 @@
 //! through `handle_frames`, which must agree; the tables must stay within their limits.
 //!
 //! Shared by two targets that differ only in the capture times they use: `engine` keeps them
-//! within what a pcap or HEP source can produce (0 to 2^62 ns, past 2106), `engine_time` uses
+//! within what a classic pcap or a HEP source can produce (0 to 2^62 ns, past 2106), `engine_time` uses
 //! all of i64 (see FUZZING.md: it fails until the engine's time arithmetic saturates).
 
 use earshot_core::{Call, Config, Engine, Event, RtpPacket, Sink};
@@ -62,7 +62,8 @@ pub struct Times {
     pub max: i64,
 }
 
-/// Every time a pcap (u32 seconds) or HEP envelope can carry.
+/// Every time a classic pcap (u32 seconds) or HEP envelope can carry; pcapng's `if_tsoffset`
+/// can reach further.
 #[allow(dead_code)] // each target uses one of the two
 pub const CAPTURE_TIMES: Times = Times {
     min: 0,
