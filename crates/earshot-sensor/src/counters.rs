@@ -16,6 +16,14 @@ pub struct SensorCounters {
     pub listener_drops: AtomicU64,
     /// Packets or events for listeners lost because the audio fan-out queue was full.
     pub audio_drops: AtomicU64,
+    /// Of the listener drops, those because all listeners' queues were at the memory budget.
+    pub listener_budget_drops: AtomicU64,
+    /// Listeners refused by a listener limit (in total, per call, per client and call).
+    pub listeners_refused: AtomicU64,
+    /// RTP packets not kept for rewind because their call or the store was at its byte limit.
+    pub rewind_overflow: AtomicU64,
+    /// Audit lines lost: the writer's queue was full or the file could not be written.
+    pub audit_drops: AtomicU64,
     /// Frames the pipeline has processed.
     pub processed: AtomicU64,
     pub metrics: MetricCounters,

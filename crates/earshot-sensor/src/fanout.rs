@@ -6,7 +6,8 @@
 
 use crate::listener::{AudioFormat, Listener};
 use crate::pipeline::Shared;
-use crate::rewind::KeptPacket;
+use crate::queue::FrameTx;
+use crate::rewind::{KeptPacket, RewindSnapshot};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender as CbSender};
 use earshot_core::CallId;
 use earshot_manager::stream_proto::{CallEvent, EndFrame, EndReason, Frame};
@@ -14,7 +15,6 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc::Sender;
 
 /// How often listeners' clocks advance between packets. Output leaves once the capture clock
 /// passes a block's end plus the playout hold, so this adds up to one period to the latency.
@@ -37,9 +37,10 @@ pub(crate) enum AudioMsg {
         /// Numbers the pipeline's subscriptions, in the order it sent them.
         ticket: u64,
         format: AudioFormat,
-        /// Packets from the rewind buffer to play first; empty for "from now".
-        rewind: Vec<KeptPacket>,
-        tx: Sender<Frame>,
+        /// The rewind buffer to play first (decoded here, a batch at a time, never on the
+        /// pipeline thread); None for "from now".
+        rewind: Option<RewindSnapshot>,
+        tx: FrameTx,
     },
     Unsubscribe {
         id: u64,
@@ -82,6 +83,7 @@ pub(crate) fn spawn(
         .spawn(move || {
             let mut f = Fanout {
                 listeners: HashMap::new(),
+                draining: Vec::new(),
                 tickets: HashMap::new(),
                 shared,
                 limits,
@@ -95,6 +97,8 @@ pub(crate) fn spawn(
 
 struct Fanout {
     listeners: HashMap<CallId, Vec<Listener>>,
+    /// Listeners of ended calls still playing their rewind; they end once it has played.
+    draining: Vec<Listener>,
     /// Per call the pipeline sends packets of, the ticket of its latest subscription.
     tickets: HashMap<CallId, u64>,
     shared: Arc<Shared>,
@@ -168,9 +172,12 @@ impl Fanout {
             }
             AudioMsg::Ended { call, event } => {
                 self.broadcast(call, &Frame::Event(event));
-                if let Some(mut ls) = self.listeners.remove(&call) {
-                    ls.iter_mut()
-                        .for_each(|l| l.finish(EndReason::CallEnded, None));
+                if let Some(ls) = self.listeners.remove(&call) {
+                    for mut l in ls {
+                        if !l.finish_after_replay(EndReason::CallEnded, None) {
+                            self.draining.push(l);
+                        }
+                    }
                 }
                 self.tidy();
             }
@@ -187,8 +194,8 @@ impl Fanout {
         call: CallId,
         id: u64,
         format: AudioFormat,
-        rewind: Vec<KeptPacket>,
-        tx: Sender<Frame>,
+        rewind: Option<RewindSnapshot>,
+        tx: FrameTx,
     ) {
         let per_call: usize = self
             .listeners
@@ -203,8 +210,8 @@ impl Fanout {
             let _ = tx.try_send(Frame::End(end));
             return;
         }
-        let live = rewind.is_empty();
-        if live {
+        let rewind = rewind.filter(|r| !r.is_empty());
+        if rewind.is_none() {
             if let Some(l) = self
                 .listeners
                 .get_mut(&call)
@@ -215,7 +222,7 @@ impl Fanout {
             }
         }
         let counters = self.shared.counters.clone();
-        let mut listener = match Listener::new(id, format, tx.clone(), live, counters) {
+        let listener = match Listener::new(id, format, tx.clone(), rewind, counters) {
             Ok(l) => l,
             Err(e) => {
                 let _ = tx.try_send(Frame::End(EndFrame {
@@ -225,19 +232,16 @@ impl Fanout {
                 return;
             }
         };
-        for p in &rewind {
-            if listener.push(&p.as_rtp(call)).is_err() {
-                return;
-            }
-        }
         self.listeners.entry(call).or_default().push(listener);
     }
 
     fn poll(&mut self) {
-        let Some(now) = self.now_ns() else { return };
+        // Before any packet there is no clock, but a rewind can still be played.
+        let now = self.now_ns();
         for ls in self.listeners.values_mut() {
-            ls.retain_mut(|l| l.poll(now).is_ok());
+            ls.retain_mut(|l| l.advance(now).is_ok());
         }
+        self.draining.retain_mut(|l| l.advance(now).is_ok());
         self.tidy();
     }
 
@@ -248,9 +252,9 @@ impl Fanout {
     }
 
     fn end_all(&mut self, reason: EndReason, detail: &str) {
-        for (_, mut ls) in self.listeners.drain() {
-            ls.iter_mut()
-                .for_each(|l| l.finish(reason.clone(), Some(detail.to_string())));
+        let draining = std::mem::take(&mut self.draining);
+        for mut l in self.listeners.drain().flat_map(|(_, ls)| ls).chain(draining) {
+            l.finish(reason.clone(), Some(detail.to_string()));
         }
         self.tidy();
     }
@@ -270,6 +274,7 @@ impl Fanout {
             .listeners
             .values()
             .flatten()
+            .chain(&self.draining)
             .map(Listener::subscribers)
             .sum();
         self.shared

@@ -6,6 +6,8 @@
 //! kept apart from the kernel's drops); the pipeline hands audio to listeners through bounded
 //! queues and drops a listener that falls behind.
 
+pub mod admission;
+pub mod audit;
 pub mod counters;
 mod fanout;
 pub mod hep;
@@ -13,6 +15,7 @@ pub mod listener;
 pub mod live;
 pub mod metrics;
 pub mod pipeline;
+pub mod queue;
 pub mod replay;
 pub mod rewind;
 pub mod server;

@@ -5,13 +5,17 @@
 //! listener: 500 people listening to one call cost one decode.
 
 use crate::counters::SensorCounters;
+use crate::queue::{FrameTx, SendError};
+use crate::rewind::{KeptPacket, RewindSnapshot};
 use earshot_audio::{CallAudio, Codec, Leg, MixConfig, MixMode, PlayoutConfig, RtpIn};
 use earshot_core::{Party, RtpPacket};
 use earshot_manager::stream_proto::{AudioFrame, EndFrame, EndReason, Frame};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::mpsc::Sender;
+
+/// Rewound packets decoded per listener per poll: enough to catch up many times faster than
+/// real time, few enough that one rewind never holds up the fan-out's other listeners.
+const REPLAY_BATCH: usize = 256;
 
 /// Output block length: 20 ms, the usual RTP packet time, keeps frames small and latency low.
 const BLOCK_MS: u32 = 20;
@@ -32,12 +36,26 @@ pub struct NoSubscribers;
 enum Gone {
     /// Its queue was full: it fell behind.
     Overflow,
+    /// All listeners' queues together were at the memory budget.
+    OverBudget,
     /// Its receiver was dropped: the connection closed.
     Closed,
 }
 
+/// A listener that started in the past catching up: the call's rewind, read a batch at a time
+/// as its queue drains (never all at once: 60 s of 48 kHz stereo is 11 MB of frames), and the
+/// live packets that arrive meanwhile, to play after it.
+struct Replay {
+    rewind: RewindSnapshot,
+    live: VecDeque<KeptPacket>,
+    live_bytes: usize,
+}
+
 pub struct Listener {
-    subscribers: Vec<(u64, Sender<Frame>)>,
+    subscribers: Vec<(u64, FrameTx)>,
+    replay: Option<Replay>,
+    /// The call ended while this listener was catching up: how to end it once it has.
+    ending: Option<(EndReason, Option<String>)>,
     /// False for a listener started from the rewind buffer: its output lags the live one.
     shareable: bool,
     counters: Arc<SensorCounters>,
@@ -54,13 +72,16 @@ pub struct Listener {
 }
 
 impl Listener {
+    /// A listener from now on (`rewind` None: others asking for the same format may share it)
+    /// or from the rewind buffer.
     pub fn new(
         id: u64,
         format: AudioFormat,
-        tx: Sender<Frame>,
-        shareable: bool,
+        tx: FrameTx,
+        rewind: Option<RewindSnapshot>,
         counters: Arc<SensorCounters>,
     ) -> Result<Self, String> {
+        let shareable = rewind.is_none();
         let mode = if format.channels == 2 {
             MixMode::Stereo
         } else {
@@ -70,6 +91,12 @@ impl Listener {
             MixConfig::new(format.rate, mode, PlayoutConfig::live()).map_err(|e| e.to_string())?;
         Ok(Listener {
             subscribers: vec![(id, tx)],
+            replay: rewind.map(|rewind| Replay {
+                rewind,
+                live: VecDeque::new(),
+                live_bytes: 0,
+            }),
+            ending: None,
             shareable,
             counters,
             audio: CallAudio::new(cfg),
@@ -88,7 +115,7 @@ impl Listener {
         self.shareable && self.format.rate == format.rate && self.format.channels == format.channels
     }
 
-    pub fn subscribe(&mut self, id: u64, tx: Sender<Frame>) {
+    pub fn subscribe(&mut self, id: u64, tx: FrameTx) {
         self.subscribers.push((id, tx));
     }
 
@@ -103,8 +130,31 @@ impl Listener {
         self.subscribers.len()
     }
 
-    /// Feeds one RTP packet of the call.
+    /// Feeds one live RTP packet of the call; a listener still catching up keeps it for later,
+    /// within its queue's byte bound (past it, it is not catching up: dropped and counted).
     pub fn push(&mut self, p: &RtpPacket<'_>) -> Result<(), NoSubscribers> {
+        let limit = self.subscribers.first().map_or(0, |(_, tx)| tx.limit());
+        if let Some(r) = &mut self.replay {
+            let size = p.payload.len() + std::mem::size_of::<KeptPacket>();
+            if r.live_bytes + size > limit {
+                SensorCounters::add(&self.counters.listener_drops, 1);
+                self.subscribers.clear();
+                self.replay = None;
+                return Err(NoSubscribers);
+            }
+            r.live_bytes += size;
+            r.live.push_back(KeptPacket::from_rtp(p));
+            return Ok(());
+        }
+        self.decode(p)
+    }
+
+    /// True while the listener is still playing its rewind.
+    pub fn replaying(&self) -> bool {
+        self.replay.is_some()
+    }
+
+    fn decode(&mut self, p: &RtpPacket<'_>) -> Result<(), NoSubscribers> {
         let codec = self.codec(p).cloned();
         let (leg, input) = audio_input(p, codec.as_ref());
         if let Some(c) = codec
@@ -124,6 +174,25 @@ impl Listener {
         r
     }
 
+    /// One tick of the fan-out: a listener catching up decodes its next batch of rewound
+    /// packets; a live one advances to the capture clock `now_ns`, when there is one yet.
+    pub fn advance(&mut self, now_ns: Option<i64>) -> Result<(), NoSubscribers> {
+        if let Some(mut r) = self.replay.take() {
+            let done = self.catch_up(&mut r)?;
+            if !done {
+                self.replay = Some(r);
+            } else if let Some((reason, detail)) = self.ending.take() {
+                self.finish(reason, detail);
+                return Err(NoSubscribers);
+            }
+            return Ok(());
+        }
+        match now_ns {
+            Some(now) => self.poll(now),
+            None => Ok(()),
+        }
+    }
+
     /// Advances the listener's clock (capture time), releasing audio whose time has come.
     pub fn poll(&mut self, now_ns: i64) -> Result<(), NoSubscribers> {
         let mut out = std::mem::take(&mut self.scratch);
@@ -132,6 +201,42 @@ impl Listener {
         let r = self.emit(&mut out, false, Some(now_ns));
         self.scratch = out;
         r
+    }
+
+    /// Decodes up to a batch of rewound (then held live) packets while the queue is less than
+    /// half full, so a reader that keeps up gets the rewind fast and one that does not holds
+    /// at most its queue. True once nothing is left to catch up on.
+    fn catch_up(&mut self, r: &mut Replay) -> Result<bool, NoSubscribers> {
+        for _ in 0..REPLAY_BATCH {
+            let Some((_, tx)) = self.subscribers.first() else {
+                return Err(NoSubscribers);
+            };
+            if tx.queued() >= tx.limit() / 2 {
+                return Ok(false);
+            }
+            let mut result = Ok(());
+            if r.rewind.next_packet(|p| result = self.decode(p)) {
+                result?;
+                continue;
+            }
+            let Some(k) = r.live.pop_front() else {
+                return Ok(true);
+            };
+            r.live_bytes -= k.payload.len() + std::mem::size_of::<KeptPacket>();
+            self.decode(&k.as_rtp(r.rewind.call))?;
+        }
+        Ok(r.rewind.is_empty() && r.live.is_empty())
+    }
+
+    /// Ends the listener when its call ended: at once, or, for one still catching up, once its
+    /// rewind has played (the fan-out keeps polling it). True when it is finished now.
+    pub fn finish_after_replay(&mut self, reason: EndReason, detail: Option<String>) -> bool {
+        if self.replay.is_some() {
+            self.ending = Some((reason, detail));
+            return false;
+        }
+        self.finish(reason, detail);
+        true
     }
 
     /// Plays out the rest and sends the end frame.
@@ -154,6 +259,11 @@ impl Listener {
                 Ok(()) => true,
                 Err(Gone::Overflow) => {
                     SensorCounters::add(&counters.listener_drops, 1);
+                    false
+                }
+                Err(Gone::OverBudget) => {
+                    SensorCounters::add(&counters.listener_drops, 1);
+                    SensorCounters::add(&counters.listener_budget_drops, 1);
                     false
                 }
                 Err(Gone::Closed) => false,
@@ -278,17 +388,19 @@ pub fn audio_input<'a>(p: &RtpPacket<'a>, codec: Option<&'a Codec>) -> (Leg, Rtp
     (leg, input)
 }
 
-fn send(tx: &Sender<Frame>, frame: Frame) -> Result<(), Gone> {
+fn send(tx: &FrameTx, frame: Frame) -> Result<(), Gone> {
     match tx.try_send(frame) {
         Ok(()) => Ok(()),
-        Err(TrySendError::Full(_)) => Err(Gone::Overflow),
-        Err(TrySendError::Closed(_)) => Err(Gone::Closed),
+        Err(SendError::Full) => Err(Gone::Overflow),
+        Err(SendError::OverBudget) => Err(Gone::OverBudget),
+        Err(SendError::Closed) => Err(Gone::Closed),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::queue::{FrameRx, MemoryBudget};
     use earshot_wire::Timestamp;
 
     const START_NS: i64 = 1_700_000_000_000_000_000;
@@ -309,13 +421,17 @@ mod tests {
         }
     }
 
-    fn listener(counters: &Arc<SensorCounters>) -> (Listener, tokio::sync::mpsc::Receiver<Frame>) {
-        let (tx, rx) = tokio::sync::mpsc::channel(10_000);
+    fn queue(bytes: usize) -> (FrameTx, FrameRx) {
+        crate::queue::channel(bytes, MemoryBudget::new(1 << 30))
+    }
+
+    fn listener(counters: &Arc<SensorCounters>) -> (Listener, FrameRx) {
+        let (tx, rx) = queue(1 << 24);
         let format = AudioFormat {
             rate: 8000,
             channels: 1,
         };
-        let l = Listener::new(1, format, tx, true, counters.clone()).expect("listener");
+        let l = Listener::new(1, format, tx, None, counters.clone()).expect("listener");
         (l, rx)
     }
 
@@ -341,9 +457,9 @@ mod tests {
     fn a_subscriber_that_falls_behind_is_dropped_and_counted_a_closed_one_is_not() {
         let counters = Arc::new(SensorCounters::default());
         let (mut l, mut fast) = listener(&counters);
-        let (slow_tx, _slow) = tokio::sync::mpsc::channel(2);
+        let (slow_tx, _slow) = queue(1000);
         l.subscribe(2, slow_tx);
-        let (closed_tx, closed) = tokio::sync::mpsc::channel(10_000);
+        let (closed_tx, closed) = queue(1 << 24);
         l.subscribe(3, closed_tx);
         drop(closed);
         for seq in 0..50 {
@@ -353,7 +469,7 @@ mod tests {
         assert_eq!(l.subscribers(), 1, "slow and closed subscribers removed");
         assert_eq!(SensorCounters::get(&counters.listener_drops), 1);
         let mut frames = 0;
-        while let Ok(f) = fast.try_recv() {
+        while let Some(f) = fast.try_recv() {
             frames += u64::from(matches!(f, Frame::Audio(_)));
         }
         assert!(frames > 2, "the fast subscriber got {frames} frames");
@@ -378,7 +494,7 @@ mod tests {
                 .expect("listener stays");
         }
         let mut frames = 0;
-        while let Ok(f) = rx.try_recv() {
+        while let Some(f) = rx.try_recv() {
             frames += u64::from(matches!(f, Frame::Audio(_)));
         }
         let h = counters.metrics.frame_latency.snapshot();

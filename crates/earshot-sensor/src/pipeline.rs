@@ -5,11 +5,14 @@
 //! when full, and the manager reads snapshots (an `Arc` swapped under a lock held for a pointer
 //! copy) instead of the live table. The only waits are on the input queue, with a timeout.
 
+use crate::admission::{Gate, ListenLimits};
+use crate::audit::AuditLog;
 use crate::counters::SensorCounters;
 use crate::fanout::{self, AudioMsg, CallGone, Limits};
 use crate::listener::AudioFormat;
+use crate::queue::{FrameTx, MemoryBudget};
 use crate::rewind::KeptPacket;
-use crate::rewind::Rewind;
+use crate::rewind::{Rewind, RewindLimits};
 use crate::source::FrameBatch;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender as CbSender};
 use earshot_core::{
@@ -23,7 +26,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::mpsc::Sender;
 
 /// Messages queued for the audio fan-out thread: about 10 s of packets of 100 listened calls.
 const AUDIO_QUEUE: usize = 100_000;
@@ -35,6 +37,8 @@ pub struct PipelineConfig {
     /// How much of each call is kept for late listeners.
     pub rewind_ns: i64,
     pub rewind_budget_bytes: usize,
+    /// How much rewind one call may hold, so one call cannot take the whole budget.
+    pub rewind_call_bytes: usize,
     pub max_listeners: usize,
     pub max_listeners_per_call: usize,
     pub snapshot_interval: Duration,
@@ -51,6 +55,7 @@ impl Default for PipelineConfig {
             sensor_id: None,
             rewind_ns: 60 * 1_000_000_000,
             rewind_budget_bytes: 256 << 20,
+            rewind_call_bytes: 16 << 20,
             max_listeners: 1000,
             max_listeners_per_call: 50,
             snapshot_interval: Duration::from_millis(100),
@@ -83,15 +88,30 @@ pub struct Shared {
     snapshot: Mutex<Arc<Snapshot>>,
     pub started: Instant,
     pub active_listeners: AtomicU64,
+    /// The listener limits and the counts they are checked against.
+    pub listen: ListenLimits,
+    pub gate: Gate,
+    /// Bytes of frames queued for all listeners.
+    pub listener_memory: Arc<MemoryBudget>,
+    pub audit: AuditLog,
 }
 
 impl Shared {
+    /// Default listener limits, no audit log.
     pub fn new(counters: Arc<SensorCounters>) -> Arc<Self> {
+        Shared::with(counters, ListenLimits::default(), AuditLog::disabled())
+    }
+
+    pub fn with(counters: Arc<SensorCounters>, listen: ListenLimits, audit: AuditLog) -> Arc<Self> {
         Arc::new(Shared {
             counters,
             snapshot: Mutex::new(Arc::new(Snapshot::default())),
             started: Instant::now(),
             active_listeners: AtomicU64::new(0),
+            listen,
+            gate: Gate::new(listen),
+            listener_memory: MemoryBudget::new(listen.memory_bytes),
+            audit,
         })
     }
     pub fn snapshot(&self) -> Arc<Snapshot> {
@@ -116,7 +136,7 @@ pub enum Control {
         callref: CallRef,
         format: AudioFormat,
         from: StreamFrom,
-        tx: Sender<Frame>,
+        tx: FrameTx,
     },
     Unsubscribe {
         id: u64,
@@ -210,7 +230,11 @@ impl Worker {
             hub: Hub {
                 refs: HashMap::new(),
                 by_ref: HashMap::new(),
-                rewind: Rewind::new(cfg.rewind_ns, cfg.rewind_budget_bytes),
+                rewind: Rewind::new(RewindLimits {
+                    keep_ns: cfg.rewind_ns,
+                    budget_bytes: cfg.rewind_budget_bytes,
+                    per_call_bytes: cfg.rewind_call_bytes,
+                }),
                 counters: shared.counters.clone(),
                 new_calls: Vec::new(),
                 audio,
@@ -317,7 +341,7 @@ impl Worker {
         callref: CallRef,
         format: AudioFormat,
         from: StreamFrom,
-        tx: Sender<Frame>,
+        tx: FrameTx,
     ) {
         let refuse = |detail: &str| {
             let end = earshot_manager::stream_proto::EndFrame {
@@ -343,13 +367,17 @@ impl Worker {
             let _ = tx.try_send(Frame::End(end));
             return;
         }
-        let now = self.clock.now_ns();
-        let since = match from {
-            StreamFrom::Now => Timestamp(i64::MAX),
-            StreamFrom::Start => Timestamp(i64::MIN),
-            StreamFrom::SecondsAgo(s) => Timestamp(now - i64::from(s) * 1_000_000_000),
+        // The listener limits were checked by the connection before it asked; here the work
+        // per subscription is a pointer copy per rewind chunk, never a copy per packet.
+        let rewind = match from {
+            StreamFrom::Now => None,
+            StreamFrom::Start => Some(self.hub.rewind.snapshot(call_id, Timestamp(i64::MIN))),
+            StreamFrom::SecondsAgo(s) => {
+                let back = i64::from(s).saturating_mul(1_000_000_000);
+                let since = Timestamp(self.clock.now_ns().saturating_sub(back));
+                Some(self.hub.rewind.snapshot(call_id, since))
+            }
         };
-        let rewind: Vec<KeptPacket> = self.hub.rewind.since(call_id, since).cloned().collect();
         let ticket = self.hub.next_ticket;
         self.hub.next_ticket += 1;
         let msg = AudioMsg::Subscribe {
@@ -394,6 +422,10 @@ impl Worker {
 
     fn publish(&mut self) {
         let now = self.clock.now_ns();
+        self.shared
+            .counters
+            .rewind_overflow
+            .store(self.hub.rewind.overflow(), Ordering::Relaxed);
         let mut calls = Vec::new();
         let mut index = HashMap::new();
         for call in self.engine.calls() {

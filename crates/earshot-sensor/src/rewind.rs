@@ -1,10 +1,16 @@
 //! Per-call rewind: the last seconds of each call's RTP, kept as packets (not audio), so a
 //! listener who joins late can start from the beginning of the call or N seconds ago. Packets
 //! are far smaller than decoded audio and only the listeners who ask pay for decoding.
+//!
+//! The pipeline thread owns the store, so handing a listener its rewind must cost it O(1)-ish
+//! work, not a copy per packet: packets are packed into byte chunks, and a chunk once full is
+//! sealed behind an `Arc`. A subscription takes the sealed chunks by pointer and copies only
+//! the open one (at most 16 KiB); the fan-out thread reads the packets back and decodes them.
 
 use earshot_core::{CallId, Party, PayloadFormat, RtpPacket};
 use earshot_wire::Timestamp;
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 /// A packet kept for rewind, owning its payload.
 #[derive(Clone, Debug)]
@@ -54,69 +60,387 @@ impl KeptPacket {
     }
 }
 
-/// Rewind buffers of all calls, bounded by age per call and by bytes overall.
+/// The record header of a packet in a rewind chunk: capture time (8), SSRC (4), RTP timestamp
+/// (4), sequence (2), payload length (2), payload type, flags, format index (1 each), padding.
+const RECORD_HEADER: usize = 24;
+/// A chunk is sealed (and shared, never copied again) once it holds this many bytes; the open
+/// chunk is the only part a subscription copies, so this bounds the copy per subscription.
+const CHUNK_BYTES: usize = 16 * 1024;
+/// Distinct payload formats remembered per chunk; more (a hostile SDP churn) are kept unnamed.
+const CHUNK_FORMATS: usize = 16;
+const NO_FORMAT: u8 = u8::MAX;
+const FLAG_CALLED: u8 = 1;
+const FLAG_MARKER: u8 = 2;
+const FLAG_EVENT: u8 = 4;
+
+/// Packets of one call, packed into one byte buffer: records are read back as [`RtpPacket`]s
+/// borrowing from it. One allocation per chunk instead of two per packet.
+#[derive(Clone, Debug, Default)]
+pub struct Chunk {
+    bytes: Vec<u8>,
+    formats: Vec<PayloadFormat>,
+    last_ts: i64,
+}
+
+impl Chunk {
+    /// The capacity of a buffer holding `len` bytes that needs `need` more: doubling up to
+    /// the chunk size, so a short call holds little and a long one is not reallocated often.
+    fn capacity_for(len: usize, capacity: usize, need: usize) -> usize {
+        if capacity - len >= need {
+            return capacity;
+        }
+        (capacity * 2).clamp(512, CHUNK_BYTES).max(len + need)
+    }
+
+    /// Bytes the buffer will grow by to take a record of `need` bytes.
+    fn growth_for(&self, need: usize) -> usize {
+        let (len, cap) = (self.bytes.len(), self.bytes.capacity());
+        Self::capacity_for(len, cap, need) - cap
+    }
+
+    fn push(&mut self, p: &RtpPacket<'_>) {
+        let Ok(len) = u16::try_from(p.payload.len()) else {
+            return;
+        };
+        let need = RECORD_HEADER + p.payload.len();
+        let (used, cap) = (self.bytes.len(), self.bytes.capacity());
+        let target = Self::capacity_for(used, cap, need);
+        if target > cap {
+            self.bytes.reserve_exact(target - used);
+        }
+        let format = match p.format {
+            Some(f) => match self.formats.iter().position(|k| k == f) {
+                Some(i) => i as u8,
+                None if self.formats.len() < CHUNK_FORMATS => {
+                    self.formats.push(f.clone());
+                    (self.formats.len() - 1) as u8
+                }
+                None => NO_FORMAT,
+            },
+            None => NO_FORMAT,
+        };
+        let mut flags = 0;
+        if p.party == Party::Called {
+            flags |= FLAG_CALLED;
+        }
+        if p.marker {
+            flags |= FLAG_MARKER;
+        }
+        if p.event {
+            flags |= FLAG_EVENT;
+        }
+        let b = &mut self.bytes;
+        b.extend_from_slice(&p.ts.nanos().to_le_bytes());
+        b.extend_from_slice(&p.ssrc.to_le_bytes());
+        b.extend_from_slice(&p.timestamp.to_le_bytes());
+        b.extend_from_slice(&p.seq.to_le_bytes());
+        b.extend_from_slice(&len.to_le_bytes());
+        b.extend_from_slice(&[p.payload_type, flags, format, 0]);
+        b.extend_from_slice(p.payload);
+        self.last_ts = p.ts.nanos();
+    }
+
+    /// Bytes of memory this chunk holds.
+    fn size(&self) -> usize {
+        self.bytes.capacity() + self.formats.capacity() * std::mem::size_of::<PayloadFormat>()
+    }
+
+    /// The packet whose record starts at `pos`, and where the next one starts.
+    pub fn read(&self, call: CallId, pos: usize) -> Option<(RtpPacket<'_>, usize)> {
+        let h = self.bytes.get(pos..pos + RECORD_HEADER)?;
+        let le = |r: std::ops::Range<usize>| h.get(r).unwrap_or_default();
+        let ts = i64::from_le_bytes(le(0..8).try_into().ok()?);
+        let ssrc = u32::from_le_bytes(le(8..12).try_into().ok()?);
+        let timestamp = u32::from_le_bytes(le(12..16).try_into().ok()?);
+        let seq = u16::from_le_bytes(le(16..18).try_into().ok()?);
+        let len = usize::from(u16::from_le_bytes(le(18..20).try_into().ok()?));
+        let (payload_type, flags, format) = (h[20], h[21], h[22]);
+        let start = pos + RECORD_HEADER;
+        let payload = self.bytes.get(start..start + len)?;
+        let packet = RtpPacket {
+            call,
+            party: if flags & FLAG_CALLED != 0 {
+                Party::Called
+            } else {
+                Party::Caller
+            },
+            ts: Timestamp(ts),
+            ssrc,
+            seq,
+            timestamp,
+            payload_type,
+            marker: flags & FLAG_MARKER != 0,
+            payload,
+            format: self.formats.get(usize::from(format)),
+            event: flags & FLAG_EVENT != 0,
+        };
+        Some((packet, start + len))
+    }
+}
+
+/// What a late listener replays: the call's chunks as they were when it subscribed, shared
+/// with the store (sealed chunks) or copied (the open chunk, at most [`CHUNK_BYTES`]), and the
+/// capture time it starts from. Taking one costs the pipeline one pointer copy per chunk.
+#[derive(Clone, Debug)]
+pub struct RewindSnapshot {
+    pub call: CallId,
+    pub since: Timestamp,
+    chunks: VecDeque<Arc<Chunk>>,
+    pos: usize,
+}
+
+impl RewindSnapshot {
+    /// The next kept packet at or after `since`, handed to `f`; false once none is left.
+    pub fn next_packet(&mut self, f: impl FnOnce(&RtpPacket<'_>)) -> bool {
+        loop {
+            let Some(chunk) = self.chunks.front() else {
+                return false;
+            };
+            if chunk.last_ts < self.since.nanos() {
+                self.chunks.pop_front();
+                self.pos = 0;
+                continue;
+            }
+            match chunk.read(self.call, self.pos) {
+                Some((p, next)) => {
+                    self.pos = next;
+                    if p.ts >= self.since {
+                        f(&p);
+                        return true;
+                    }
+                }
+                None => {
+                    self.chunks.pop_front();
+                    self.pos = 0;
+                }
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+}
+
+/// One call's rewind: sealed chunks, oldest first, and the chunk being filled.
+#[derive(Default)]
+struct CallRewind {
+    sealed: VecDeque<Arc<Chunk>>,
+    open: Chunk,
+    bytes: usize,
+}
+
+/// Limits of the rewind store.
+#[derive(Clone, Copy, Debug)]
+pub struct RewindLimits {
+    /// How far back each call is kept (capture time).
+    pub keep_ns: i64,
+    /// Bytes for all calls together.
+    pub budget_bytes: usize,
+    /// Bytes for one call: a single call with huge or frequent packets cannot take the budget.
+    pub per_call_bytes: usize,
+}
+
+/// Rewind buffers of all calls, bounded by age per call, by bytes per call and by bytes
+/// overall. Packets that do not fit are counted (`overflow`), never waited for.
 pub struct Rewind {
-    keep_ns: i64,
-    budget: usize,
+    limits: RewindLimits,
     used: usize,
-    calls: HashMap<CallId, VecDeque<KeptPacket>>,
+    overflow: u64,
+    calls: HashMap<CallId, CallRewind>,
 }
 
 impl Rewind {
-    pub fn new(keep_ns: i64, budget_bytes: usize) -> Self {
+    pub fn new(limits: RewindLimits) -> Self {
         Rewind {
-            keep_ns,
-            budget: budget_bytes,
+            limits,
             used: 0,
+            overflow: 0,
             calls: HashMap::new(),
         }
     }
 
     pub fn push(&mut self, p: &RtpPacket<'_>) {
-        if self.keep_ns <= 0 {
+        if self.limits.keep_ns <= 0 {
             return;
         }
-        let size = p.payload.len() + std::mem::size_of::<KeptPacket>();
-        let keep_ns = self.keep_ns;
-        let buf = self.calls.entry(p.call).or_default();
-        // Age out this call's old packets; over budget, the call gives up its oldest packet
-        // for each new one, so a full budget stops growth without starving new calls.
-        let mut freed = 0;
-        while let Some(front) = buf.front() {
-            let too_old = p.ts.nanos() - front.ts.nanos() > keep_ns;
-            if !too_old && self.used - freed + size <= self.budget {
+        let need = RECORD_HEADER + p.payload.len();
+        let limits = self.limits;
+        let c = self.calls.entry(p.call).or_default();
+        // Age out whole chunks, then give up the oldest ones while over a limit: a full
+        // budget stops a call's growth without starving the calls that still have room.
+        while let Some(front) = c.sealed.front() {
+            let too_old = p.ts.nanos().saturating_sub(front.last_ts) > limits.keep_ns;
+            let over_call = c.bytes + need > limits.per_call_bytes;
+            let over_all = self.used + need > limits.budget_bytes;
+            if !(too_old || over_call || over_all) {
                 break;
             }
-            freed += front.payload.len() + std::mem::size_of::<KeptPacket>();
-            buf.pop_front();
+            let size = front.size();
+            c.sealed.pop_front();
+            c.bytes -= size;
+            self.used -= size;
         }
-        self.used -= freed;
-        if self.used + size > self.budget {
+        if c.open.bytes.len() + need > CHUNK_BYTES && !c.open.bytes.is_empty() {
+            let sealed = std::mem::take(&mut c.open);
+            c.sealed.push_back(Arc::new(sealed));
+        }
+        let before = c.open.size();
+        let grow = c.open.growth_for(need);
+        if c.bytes + grow > limits.per_call_bytes || self.used + grow > limits.budget_bytes {
+            self.overflow += 1;
             return;
         }
-        self.used += size;
-        buf.push_back(KeptPacket::from_rtp(p));
+        c.open.push(p);
+        let after = c.open.size();
+        c.bytes = c.bytes + after - before;
+        self.used = self.used + after - before;
     }
 
-    /// The kept packets of a call captured at or after `since`.
-    pub fn since(&self, call: CallId, since: Timestamp) -> impl Iterator<Item = &KeptPacket> {
-        self.calls
-            .get(&call)
-            .into_iter()
-            .flatten()
-            .filter(move |p| p.ts >= since)
+    /// What a listener starting at `since` replays: O(chunks) pointer copies and one copy of
+    /// the open chunk (bounded by its size), however many packets the call has.
+    pub fn snapshot(&self, call: CallId, since: Timestamp) -> RewindSnapshot {
+        let mut chunks = VecDeque::new();
+        if let Some(c) = self.calls.get(&call) {
+            chunks.extend(c.sealed.iter().filter(|k| k.last_ts >= since.nanos()).cloned());
+            if !c.open.bytes.is_empty() && c.open.last_ts >= since.nanos() {
+                chunks.push_back(Arc::new(c.open.clone()));
+            }
+        }
+        RewindSnapshot {
+            call,
+            since,
+            chunks,
+            pos: 0,
+        }
     }
 
     pub fn forget(&mut self, call: CallId) {
-        if let Some(buf) = self.calls.remove(&call) {
-            self.used -= buf
-                .iter()
-                .map(|p| p.payload.len() + std::mem::size_of::<KeptPacket>())
-                .sum::<usize>();
+        if let Some(c) = self.calls.remove(&call) {
+            self.used -= c.bytes;
         }
     }
 
     pub fn bytes(&self) -> usize {
         self.used
+    }
+
+    /// Packets not kept because a call or the whole store was at its byte limit.
+    pub fn overflow(&self) -> u64 {
+        self.overflow
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packet(call: CallId, i: u32, payload: &[u8]) -> RtpPacket<'_> {
+        RtpPacket {
+            call,
+            party: if i % 2 == 0 {
+                Party::Caller
+            } else {
+                Party::Called
+            },
+            ts: Timestamp(i64::from(i) * 10_000_000),
+            ssrc: 7,
+            seq: i as u16,
+            timestamp: i * 80,
+            payload_type: 8,
+            marker: i == 0,
+            payload,
+            format: None,
+            event: false,
+        }
+    }
+
+    fn limits(budget: usize, per_call: usize) -> RewindLimits {
+        RewindLimits {
+            keep_ns: 60_000_000_000,
+            budget_bytes: budget,
+            per_call_bytes: per_call,
+        }
+    }
+
+    fn replay(s: &mut RewindSnapshot) -> Vec<u16> {
+        let mut seqs = Vec::new();
+        while s.next_packet(|p| seqs.push(p.seq)) {}
+        seqs
+    }
+
+    #[test]
+    fn packets_come_back_as_they_went_in_from_where_asked() {
+        let mut r = Rewind::new(limits(1 << 30, 1 << 30));
+        let payload = [0xd5u8; 160];
+        for i in 0..1000 {
+            r.push(&packet(1, i, &payload));
+        }
+        let mut all = r.snapshot(1, Timestamp(i64::MIN));
+        let mut first = None;
+        all.next_packet(|p| first = Some((p.seq, p.party, p.marker, p.payload.to_vec())));
+        assert_eq!(first, Some((0, Party::Caller, true, payload.to_vec())));
+        assert_eq!(replay(&mut all), (1..1000).collect::<Vec<u16>>());
+        let mut late = r.snapshot(1, Timestamp(500 * 10_000_000));
+        assert_eq!(replay(&mut late), (500..1000).collect::<Vec<u16>>());
+        assert!(replay(&mut r.snapshot(2, Timestamp(i64::MIN))).is_empty());
+    }
+
+    #[test]
+    fn a_snapshot_shares_sealed_chunks_and_copies_at_most_one() {
+        let mut r = Rewind::new(limits(1 << 30, 1 << 30));
+        for i in 0..10_000 {
+            r.push(&packet(1, i, &[0; 160]));
+        }
+        let s = r.snapshot(1, Timestamp(i64::MIN));
+        let c = r.calls.get(&1).expect("call kept");
+        let shared = s
+            .chunks
+            .iter()
+            .filter(|k| c.sealed.iter().any(|m| Arc::ptr_eq(k, m)))
+            .count();
+        assert_eq!(shared, c.sealed.len(), "sealed chunks are shared");
+        assert!(s.chunks.len() <= c.sealed.len() + 1, "at most the open chunk is copied");
+        assert!(c.sealed.len() < 200, "{} chunks for 10,000 packets", c.sealed.len());
+    }
+
+    #[test]
+    fn one_call_stays_within_its_bytes_and_the_store_within_its_budget() {
+        let mut r = Rewind::new(limits(1 << 20, 256 << 10));
+        let big = [0u8; 1400];
+        for i in 0..5000 {
+            r.push(&packet(1, i, &big));
+        }
+        let one = r.calls.get(&1).map_or(0, |c| c.bytes);
+        assert!(one <= 256 << 10, "one call holds {one} bytes");
+        for call in 2..20 {
+            for i in 0..5000 {
+                r.push(&packet(call, i, &big));
+            }
+        }
+        assert!(r.bytes() <= 1 << 20, "the store holds {} bytes", r.bytes());
+        let newest = replay(&mut r.snapshot(1, Timestamp(i64::MIN)));
+        assert_eq!(newest.last(), Some(&4999), "a call keeps its newest packets");
+        r.forget(1);
+        assert!(r.bytes() <= 1 << 20);
+        for call in 2..20 {
+            r.forget(call);
+        }
+        assert_eq!(r.bytes(), 0, "forgetting every call frees every byte");
+    }
+
+    #[test]
+    fn old_chunks_age_out() {
+        let mut r = Rewind::new(RewindLimits {
+            keep_ns: 1_000_000_000,
+            ..limits(1 << 30, 1 << 30)
+        });
+        for i in 0..1000 {
+            r.push(&packet(1, i, &[0; 160]));
+        }
+        let seqs = replay(&mut r.snapshot(1, Timestamp(i64::MIN)));
+        // 10 s of packets, 1 s kept: whole chunks go, so a little more than 1 s may remain.
+        assert!(seqs.len() < 300, "{} packets kept", seqs.len());
+        assert_eq!(seqs.last(), Some(&999));
     }
 }

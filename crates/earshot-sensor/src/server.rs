@@ -4,9 +4,12 @@
 //! Every wait has a deadline: reading a request (500 ms idle, 10 s overall), writing a reply,
 //! and writing stream frames to a client that stopped reading.
 
+use crate::admission::{Admitted, Client, Refusal};
+use crate::audit::{CallInfo, Mode, Session};
 use crate::counters::SensorCounters;
 use crate::listener::AudioFormat;
 use crate::pipeline::{Control, Shared};
+use crate::queue::FrameRx;
 use crate::swap::Swap;
 use crossbeam_channel::Sender as ControlSender;
 use earshot_manager::replies;
@@ -23,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, Mutex, Semaphore};
+use tokio::sync::{Mutex, Semaphore};
 
 /// Longest a client may take to send its request.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
@@ -31,15 +34,10 @@ const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
 const WRITE_DEADLINE: Duration = Duration::from_secs(10);
 /// A `listen` listener that is not read for this long is dropped (VoIPmonitor's rule).
 const READAUDIO_IDLE: Duration = Duration::from_secs(10);
-/// Frames buffered per listener: 12 s of 20 ms frames, enough for a readaudio poller that
-/// pauses and for a `from=-10` burst; past it the listener is too slow and is dropped.
-const LISTENER_QUEUE: usize = 600;
 /// A stream client that accepts no bytes for this long has stopped listening.
 const STREAM_STALL: Duration = Duration::from_secs(3);
 /// Kernel send buffer per connection (Linux doubles it for bookkeeping).
 const SEND_BUFFER: usize = 32 * 1024;
-/// Rewind bursts (`from=start`) may need more room than live listening.
-const REWIND_QUEUE: usize = 3600 + LISTENER_QUEUE;
 
 #[derive(Clone, Debug)]
 pub struct ManagerConfig {
@@ -207,7 +205,10 @@ fn result_label(reply: &[u8]) -> &'static str {
 
 /// One `listen` registration, drained by `readaudio`.
 struct Polled {
-    rx: mpsc::Receiver<Frame>,
+    rx: FrameRx,
+    /// Its place in the listener counts, and its audit session, both ended with it.
+    _admitted: Admitted,
+    session: Session,
     pcm: Vec<u8>,
     last_read: Instant,
     ended: bool,
@@ -412,13 +413,20 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
     };
     let label = command_label(&command);
     tracing::debug!(%peer, command = %request.command_line, "manager request");
+    let who = Who {
+        client: Client {
+            addr: canonical(peer.ip()),
+            identity: if token.is_some() { "token" } else { "none" },
+        },
+        peer: peer.to_string(),
+    };
     if let Command::Stream(req) = command {
-        let found = stream(&mut sock, state, req).await;
+        let found = stream(&mut sock, state, req, &who).await;
         let result = if found { "ok" } else { "not_found" };
         state.counters.by_command.add(label, result);
         return;
     }
-    let reply = answer(state, command).await;
+    let reply = answer(state, command, &who).await;
     state.counters.by_command.add(label, result_label(&reply));
     let _ = write_reply(&mut sock, &reply).await;
 }
@@ -477,7 +485,13 @@ async fn write_reply<S: AsyncWrite + Unpin>(sock: &mut S, bytes: &[u8]) -> std::
     }
 }
 
-async fn answer(state: &State, command: Command) -> Vec<u8> {
+/// Who sent a request: what the listener limits and the audit log know a client by.
+struct Who {
+    client: Client,
+    peer: String,
+}
+
+async fn answer(state: &State, command: Command, who: &Who) -> Vec<u8> {
     let snap = state.shared.snapshot();
     match command {
         Command::ListCalls(ListCallsFormat::Text) => {
@@ -497,10 +511,13 @@ async fn answer(state: &State, command: Command) -> Vec<u8> {
         Command::GetVersion => replies::version().to_vec(),
         Command::Help => replies::help(),
         Command::SnifferStat => sniffer_stat(state, &snap),
-        Command::Listen { callref, listen_id } => listen(state, callref, listen_id).await,
-        Command::ReadAudio { callref, listen_id } => read_audio(state, callref, listen_id).await,
+        Command::Listen { callref, listen_id } => listen(state, callref, listen_id, who).await,
+        Command::ReadAudio { callref, listen_id } => {
+            read_audio(state, callref, listen_id, who).await
+        }
         Command::ListenStop { callref, listen_id } => {
-            if let Some(p) = state.polled.lock().await.remove(&(callref, listen_id)) {
+            if let Some(mut p) = state.polled.lock().await.remove(&(callref, listen_id)) {
+                p.session.end_reason("listen_stop");
                 let _ = state.control.try_send(Control::Unsubscribe { id: p.id });
             }
             replies::LISTEN_STOP.to_vec()
@@ -563,15 +580,25 @@ pub(crate) fn resident_bytes() -> u64 {
         .unwrap_or(0)
 }
 
+/// Admits a listener (the limits are checked here, before the pipeline is asked for anything,
+/// so a refusal costs the packet path nothing) and asks the pipeline to feed it.
 fn subscribe(
     state: &State,
     callref: CallRef,
     format: AudioFormat,
     from: StreamFrom,
-    queue: usize,
-) -> (u64, mpsc::Receiver<Frame>) {
+    client: &Client,
+) -> Result<(u64, FrameRx, Admitted), Refusal> {
+    let admitted = match state.shared.gate.admit(callref, client.clone()) {
+        Ok(a) => a,
+        Err(r) => {
+            SensorCounters::add(&state.shared.counters.listeners_refused, 1);
+            return Err(r);
+        }
+    };
     let id = state.next_id.fetch_add(1, Ordering::Relaxed);
-    let (tx, rx) = mpsc::channel(queue);
+    let limits = &state.shared.listen;
+    let (tx, rx) = crate::queue::channel(limits.queue_bytes, state.shared.listener_memory.clone());
     let _ = state.control.try_send(Control::Subscribe {
         id,
         callref,
@@ -579,13 +606,22 @@ fn subscribe(
         from,
         tx,
     });
-    (id, rx)
+    Ok((id, rx, admitted))
 }
 
-async fn listen(state: &State, callref: CallRef, listen_id: String) -> Vec<u8> {
-    if state.shared.snapshot().find(callref).is_none() {
-        return replies::CALL_NOT_FOUND.to_vec();
+fn call_info(callref: CallRef, call_id: &str, from: &str) -> CallInfo {
+    CallInfo {
+        callref: callref.to_string(),
+        call_id: call_id.to_string(),
+        from: from.to_string(),
     }
+}
+
+async fn listen(state: &State, callref: CallRef, listen_id: String, who: &Who) -> Vec<u8> {
+    let snap = state.shared.snapshot();
+    let Some(call) = snap.find(callref) else {
+        return replies::CALL_NOT_FOUND.to_vec();
+    };
     let mut polled = state.polled.lock().await;
     let already = polled.keys().any(|(r, _)| *r == callref);
     if !polled.contains_key(&(callref, listen_id.clone())) {
@@ -593,9 +629,20 @@ async fn listen(state: &State, callref: CallRef, listen_id: String) -> Vec<u8> {
             rate: 8000,
             channels: 1,
         };
-        let (id, rx) = subscribe(state, callref, format, StreamFrom::Now, LISTENER_QUEUE);
+        let info = call_info(callref, &call.call_id, "");
+        let audit = &state.shared.audit;
+        let (id, rx, admitted) =
+            match subscribe(state, callref, format, StreamFrom::Now, &who.client) {
+                Ok(x) => x,
+                Err(r) => {
+                    audit.refused(&who.client, &who.peer, &info, Mode::Listen, r.message());
+                    return format!("error: {}\n", r.message()).into_bytes();
+                }
+            };
         let entry = Polled {
             rx,
+            _admitted: admitted,
+            session: audit.start(&who.client, &who.peer, &info, Mode::Listen),
             pcm: Vec::new(),
             last_read: Instant::now(),
             ended: false,
@@ -613,11 +660,21 @@ async fn listen(state: &State, callref: CallRef, listen_id: String) -> Vec<u8> {
 /// VoIPmonitor's block size: 50 ms of 8 kHz 16-bit mono.
 const READAUDIO_BLOCK: usize = 800;
 
-async fn read_audio(state: &State, callref: CallRef, listen_id: String) -> Vec<u8> {
+async fn read_audio(state: &State, callref: CallRef, listen_id: String, who: &Who) -> Vec<u8> {
     let mut polled = state.polled.lock().await;
     let key = (callref, listen_id);
     let Some(p) = polled.get_mut(&key) else {
         let call_listened = polled.keys().any(|(r, _)| *r == callref);
+        let call_id = state
+            .shared
+            .snapshot()
+            .find(callref)
+            .map(|c| c.call_id.clone())
+            .unwrap_or_default();
+        let info = call_info(callref, &call_id, "");
+        let reason = "no listen registration with this id: send listen first";
+        let audit = &state.shared.audit;
+        audit.refused(&who.client, &who.peer, &info, Mode::ReadAudio, reason);
         return if state.shared.snapshot().find(callref).is_none() && !call_listened {
             replies::ERROR_CALL_NOT_FOUND.to_vec()
         } else if call_listened {
@@ -627,24 +684,33 @@ async fn read_audio(state: &State, callref: CallRef, listen_id: String) -> Vec<u
         };
     };
     p.last_read = Instant::now();
-    while let Ok(frame) = p.rx.try_recv() {
+    while let Some(frame) = p.rx.try_recv() {
         match frame {
-            Frame::Audio(a) => a
-                .samples
-                .iter()
-                .for_each(|s| p.pcm.extend_from_slice(&s.to_le_bytes())),
-            Frame::End(_) => p.ended = true,
+            Frame::Audio(a) => {
+                p.session.sent(1, 0);
+                a.samples
+                    .iter()
+                    .for_each(|s| p.pcm.extend_from_slice(&s.to_le_bytes()))
+            }
+            Frame::End(e) => {
+                p.session.end_reason(end_reason(&e.reason));
+                p.ended = true;
+            }
             _ => {}
         }
     }
     let whole = p.pcm.len() / READAUDIO_BLOCK * READAUDIO_BLOCK;
     if whole == 0 {
         if p.ended || p.rx.is_closed() {
+            if !p.ended {
+                p.session.end_reason("overflow");
+            }
             polled.remove(&key);
             return replies::ERROR_CALL_NOT_FOUND.to_vec();
         }
         return replies::WAIT_FOR_DATA.to_vec();
     }
+    p.session.sent(0, whole as u64);
     p.pcm.drain(..whole).collect()
 }
 
@@ -656,6 +722,7 @@ async fn sweep_idle_listeners(state: Arc<State>) {
         polled.retain(|_, p| {
             let keep = p.last_read.elapsed() < READAUDIO_IDLE;
             if !keep {
+                p.session.end_reason("idle");
                 let _ = state.control.try_send(Control::Unsubscribe { id: p.id });
             }
             keep
@@ -664,7 +731,12 @@ async fn sweep_idle_listeners(state: Arc<State>) {
 }
 
 /// Streams one call to the client; false when the call was not there.
-async fn stream<S: AsyncWrite + Unpin>(sock: &mut S, state: &State, req: StreamRequest) -> bool {
+async fn stream<S: AsyncWrite + Unpin>(
+    sock: &mut S,
+    state: &State,
+    req: StreamRequest,
+    who: &Who,
+) -> bool {
     let snap = state.shared.snapshot();
     let Some(call) = snap.find(req.callref) else {
         let _ = write_reply(sock, &stream_proto::encode_refusal("call not found")).await;
@@ -685,18 +757,25 @@ async fn stream<S: AsyncWrite + Unpin>(sock: &mut S, state: &State, req: StreamR
             StreamFrom::SecondsAgo(s) => format!("-{s}"),
         },
     };
-    let queue = if req.from == StreamFrom::Now {
-        LISTENER_QUEUE
-    } else {
-        REWIND_QUEUE
-    };
     let format = AudioFormat {
         rate: req.rate,
         channels: req.channels,
     };
-    let (id, mut rx) = subscribe(state, req.callref, format, req.from, queue);
+    let info = call_info(req.callref, &call.call_id, &header.from);
+    let audit = &state.shared.audit;
+    let (id, mut rx, _admitted) = match subscribe(state, req.callref, format, req.from, &who.client)
+    {
+        Ok(x) => x,
+        Err(r) => {
+            audit.refused(&who.client, &who.peer, &info, Mode::Stream, r.message());
+            let _ = write_reply(sock, &stream_proto::encode_refusal(r.message())).await;
+            return true;
+        }
+    };
+    let mut session = audit.start(&who.client, &who.peer, &info, Mode::Stream);
     let mut out = stream_proto::encode_header(&header);
     if timed_write(sock, &out).await.is_err() {
+        session.end_reason("client_gone");
         let _ = state.control.try_send(Control::Unsubscribe { id });
         return true;
     }
@@ -709,15 +788,25 @@ async fn stream<S: AsyncWrite + Unpin>(sock: &mut S, state: &State, req: StreamR
                 detail: None,
             }),
         };
-        let end = matches!(frame, Frame::End(_));
+        let end = match &frame {
+            Frame::End(e) => {
+                session.end_reason(end_reason(&e.reason));
+                true
+            }
+            _ => false,
+        };
         out.clear();
         if stream_proto::encode_frame(&frame, &mut out).is_err() {
             break;
         }
         match tokio::time::timeout(STREAM_STALL, sock.write_all(&out)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => break,
+            Ok(Ok(())) => session.sent(u64::from(matches!(frame, Frame::Audio(_))), out.len() as u64),
+            Ok(Err(_)) => {
+                session.end_reason("client_gone");
+                break;
+            }
             Err(_) => {
+                session.end_reason("stalled");
                 // The client stopped reading: a slow listener, dropped and counted, unless the
                 // fan-out already dropped (and counted) it when its queue filled.
                 if !rx.is_closed() {
@@ -734,6 +823,16 @@ async fn stream<S: AsyncWrite + Unpin>(sock: &mut S, state: &State, req: StreamR
     let _ = state.control.try_send(Control::Unsubscribe { id });
     let _ = tokio::time::timeout(WRITE_DEADLINE, sock.shutdown()).await;
     true
+}
+
+/// An end frame's reason as the audit log writes it.
+fn end_reason(r: &EndReason) -> &'static str {
+    match r {
+        EndReason::CallEnded => "call_ended",
+        EndReason::Overflow => "overflow",
+        EndReason::ServerShutdown => "server_shutdown",
+        EndReason::Error | EndReason::Unknown => "error",
+    }
 }
 
 async fn timed_write<S: AsyncWrite + Unpin>(sock: &mut S, bytes: &[u8]) -> std::io::Result<()> {

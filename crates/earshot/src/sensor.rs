@@ -1,6 +1,8 @@
 //! `earshot sensor`: capture, track calls, and serve the Manager API.
 
 use anyhow::{bail, Context, Result};
+use earshot_sensor::admission::ListenLimits;
+use earshot_sensor::audit::AuditLog;
 use earshot_sensor::hep::HepListener;
 use earshot_sensor::live::{self, LiveConfig};
 use earshot_sensor::metrics::ScrapeToken;
@@ -83,6 +85,10 @@ pub struct Args {
     /// one, /metrics answers loopback clients only.
     #[arg(long, value_name = "T", env = "EARSHOT_METRICS_TOKEN")]
     metrics_token: Option<String>,
+    /// Append a JSON line to FILE for every listener of the Manager API (who, from where,
+    /// which call, start, stop, bytes) and every refused one. See docs/security.md.
+    #[arg(long, value_name = "FILE")]
+    audit_log: Option<PathBuf>,
 }
 
 impl Args {
@@ -109,6 +115,29 @@ pub struct FileConfig {
     pub manager: ManagerSection,
     #[serde(default)]
     pub metrics: MetricsSection,
+    #[serde(default)]
+    pub listen: ListenSection,
+    #[serde(default)]
+    pub audit: AuditSection,
+}
+
+/// Limits on listeners (docs/security.md, "Listeners").
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ListenSection {
+    /// Listeners of one call from one client address (and token identity); 0: no limit.
+    pub max_per_client_per_call: Option<usize>,
+    /// Audio queued for one listener, in KiB.
+    pub queue_kb: Option<usize>,
+    /// Audio queued for all listeners together, in MiB.
+    pub memory_mb: Option<usize>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    /// The sensor's audit log of Manager API listeners (JSON lines, appended).
+    pub file: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -186,6 +215,8 @@ pub struct CallsSection {
     pub linger_s: Option<u64>,
     pub rewind_s: Option<u64>,
     pub rewind_budget_mb: Option<usize>,
+    /// Rewind one call may hold, in MiB.
+    pub rewind_call_mb: Option<usize>,
     pub max_calls: Option<usize>,
 }
 
@@ -221,6 +252,8 @@ pub struct Settings {
     pub manager: ManagerConfig,
     pub metrics: Option<SocketAddr>,
     pub metrics_token: Option<String>,
+    pub listen: ListenLimits,
+    pub audit_log: Option<PathBuf>,
 }
 
 const SECOND: i64 = 1_000_000_000;
@@ -253,6 +286,9 @@ pub fn settings(args: Args) -> Result<Settings> {
     if let Some(mb) = c.rewind_budget_mb {
         pipeline.rewind_budget_bytes = mb.saturating_mul(1 << 20);
     }
+    if let Some(mb) = c.rewind_call_mb {
+        pipeline.rewind_call_bytes = mb.saturating_mul(1 << 20);
+    }
     if let Some(n) = c.max_calls {
         pipeline.engine.max_calls = n;
     }
@@ -263,6 +299,7 @@ pub fn settings(args: Args) -> Result<Settings> {
     if let Some(n) = m.max_listeners_per_call {
         pipeline.max_listeners_per_call = n;
     }
+    let listen = listen_limits(&file.listen, &pipeline)?;
     let allow = if !args.allow.is_empty() {
         args.allow
     } else {
@@ -341,6 +378,8 @@ pub fn settings(args: Args) -> Result<Settings> {
     // An empty token means none; `ScrapeToken` treats it so.
     let metrics_token = args.metrics_token.or(file.metrics.token);
     Ok(Settings {
+        listen,
+        audit_log: args.audit_log.or(file.audit.file),
         metrics,
         metrics_token,
         live,
@@ -352,6 +391,25 @@ pub fn settings(args: Args) -> Result<Settings> {
         pipeline,
         manager,
     })
+}
+
+/// The listener limits: totals from [manager], the rest from [listen].
+fn listen_limits(l: &ListenSection, pipeline: &PipelineConfig) -> Result<ListenLimits> {
+    let d = ListenLimits::default();
+    let limits = ListenLimits {
+        max_listeners: pipeline.max_listeners,
+        max_per_call: pipeline.max_listeners_per_call,
+        max_per_client_per_call: l.max_per_client_per_call.unwrap_or(d.max_per_client_per_call),
+        queue_bytes: l.queue_kb.map_or(d.queue_bytes, |kb| kb.saturating_mul(1024)),
+        memory_bytes: l.memory_mb.map_or(d.memory_bytes, |mb| mb.saturating_mul(1 << 20)),
+    };
+    if limits.queue_bytes < 64 * 1024 {
+        bail!("[listen] queue_kb must be at least 64 (one second of 48 kHz stereo is 188 KiB)");
+    }
+    if limits.memory_bytes < limits.queue_bytes {
+        bail!("[listen] memory_mb must hold at least one listener's queue_kb");
+    }
+    Ok(limits)
 }
 
 fn secs(s: u64) -> i64 {
@@ -378,7 +436,11 @@ pub fn run(args: Args) -> Result<()> {
 
 async fn serve(settings: Settings, args: Args) -> Result<()> {
     let counters = Arc::new(SensorCounters::default());
-    let shared = Shared::new(counters.clone());
+    let audit = match &settings.audit_log {
+        Some(path) => AuditLog::open(path, counters.clone())?,
+        None => AuditLog::disabled(),
+    };
+    let shared = Shared::with(counters.clone(), settings.listen, audit);
     let (frame_tx, frame_rx) = crossbeam_channel::bounded(settings.queue_batches);
     let (control_tx, control_rx) = crossbeam_channel::bounded(1024);
     let pipeline = pipeline::spawn(
