@@ -165,6 +165,26 @@ pub fn render(shared: &Shared, manager: &ManagerCounters, token: &ScrapeToken) -
         C::get(&c.listener_drops),
     );
     e.counter(
+        "earshot_sensor_listener_budget_drops_total",
+        "Of the dropped listeners, those dropped because all listeners' queues were at [listen] memory_mb.",
+        C::get(&c.listener_budget_drops),
+    );
+    e.counter(
+        "earshot_sensor_listeners_refused_total",
+        "Listeners refused by a listener limit (per sensor, per call, per client and call).",
+        C::get(&c.listeners_refused),
+    );
+    e.counter(
+        "earshot_sensor_rewind_overflow_total",
+        "RTP packets not kept for rewind because their call or all calls were at the rewind byte limit.",
+        C::get(&c.rewind_overflow),
+    );
+    e.counter(
+        "earshot_sensor_audit_drops_total",
+        "Audit log lines lost (queue full or file not writable).",
+        C::get(&c.audit_drops),
+    );
+    e.counter(
         "earshot_sensor_audio_queue_drops_total",
         "Packets or events for listeners lost because the audio fan-out queue was full.",
         C::get(&c.audio_drops),
