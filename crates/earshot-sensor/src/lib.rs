@@ -10,6 +10,7 @@ mod admission;
 pub mod counters;
 mod fanout;
 pub mod hep;
+pub mod hep_policy;
 pub mod listener;
 pub mod live;
 pub mod metrics;

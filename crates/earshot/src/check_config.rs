@@ -205,6 +205,7 @@ mod tests {
         let t = |s: &str| toml::from_str::<toml::Table>(s).unwrap();
         assert_eq!(guess_kind(&t("[capture]\nloop = true")), Some(Kind::Sensor));
         assert_eq!(guess_kind(&t("[manager]\nallow = []")), Some(Kind::Sensor));
+        assert_eq!(guess_kind(&t("[hep]\nallow = []")), Some(Kind::Sensor));
         assert_eq!(
             guess_kind(&t("listen = \"127.0.0.1:8080\"")),
             Some(Kind::Player)

@@ -1,7 +1,8 @@
 //! `earshot sensor`: capture, track calls, and serve the Manager API.
 
 use anyhow::{bail, Context, Result};
-use earshot_sensor::hep::{HepListener, HepPolicy};
+use earshot_sensor::hep::HepListener;
+use earshot_sensor::hep_policy::HepPolicy;
 use earshot_sensor::live::{self, LiveConfig};
 use earshot_sensor::metrics::ScrapeToken;
 use earshot_sensor::pipeline::{self, PipelineConfig};
