@@ -26,6 +26,9 @@ pub struct SensorCounters {
     pub audit_drops: AtomicU64,
     /// Frames the pipeline has processed.
     pub processed: AtomicU64,
+    /// HEP datagrams dropped on receipt: source not in the allow-list, or no (or a wrong) auth key.
+    pub hep_refused_address: AtomicU64,
+    pub hep_refused_auth_key: AtomicU64,
     pub metrics: MetricCounters,
 }
 

@@ -10,7 +10,11 @@
 //!
 //! Like every live source, the socket thread never waits on the pipeline: batches go through
 //! [`FrameSender::send`], and what does not fit is counted as internal drops.
+//!
+//! Before a datagram is handed on, the [`HepPolicy`] decides whether it may be (source address,
+//! auth key); see `hep_policy.rs`.
 
+use crate::hep_policy::{Gate, HepPolicy};
 use crate::source::{FrameBatch, FrameSender, StopFlag};
 use earshot_wire::{LinkType, Timestamp};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
@@ -51,6 +55,7 @@ pub enum HepError {
 pub struct HepListener {
     socket: UdpSocket,
     local: SocketAddr,
+    policy: HepPolicy,
 }
 
 impl HepListener {
@@ -80,7 +85,25 @@ impl HepListener {
                 RECV_BUFFER >> 10
             );
         }
-        Ok(HepListener { socket, local })
+        Ok(HepListener {
+            socket,
+            local,
+            policy: HepPolicy::default(),
+        })
+    }
+
+    /// Replaces the default policy (loopback only, no key).
+    pub fn with_policy(mut self, policy: HepPolicy) -> Self {
+        if policy.refuses_remote_agents_on(self.local) {
+            tracing::warn!(
+                addr = %self.local,
+                "HEP is received on {} but only loopback may send it: allow your proxies with \
+                 --hep-allow CIDR (or [hep] allow)",
+                self.local
+            );
+        }
+        self.policy = policy;
+        self
     }
 
     /// The bound address (with the real port when bound to port 0).
@@ -91,16 +114,17 @@ impl HepListener {
     /// Receives until `stop` or until the pipeline goes away.
     pub fn run(self, out: &FrameSender, stop: &StopFlag) {
         let mut buf = vec![0u8; MAX_DATAGRAM];
+        let mut gate = Gate::new(&self.policy, out.counters());
         while !stop.is_stopped() {
             // Wait (up to READ_TIMEOUT) for one datagram, then take whatever else is already
             // queued without waiting: batches fill up under load, and a lone datagram is never
             // held back waiting for company.
             let mut batch = FrameBatch::with_capacity(8);
-            if !self.recv(&mut buf, &mut batch) {
+            if !self.recv(&mut buf, &mut batch, &mut gate) {
                 continue;
             }
             if self.socket.set_nonblocking(true).is_ok() {
-                while batch.len() < BATCH && self.recv(&mut buf, &mut batch) {}
+                while batch.len() < BATCH && self.recv(&mut buf, &mut batch, &mut gate) {}
                 if let Err(e) = self.socket.set_nonblocking(false) {
                     // Without blocking reads the loop would spin; give up rather than burn a core.
                     tracing::error!(addr = %self.local, "HEP listener: {e}");
@@ -114,13 +138,15 @@ impl HepListener {
         }
     }
 
-    /// Adds one datagram to `batch` as a frame; false on timeout, would-block or a transient
-    /// error.
-    fn recv(&self, buf: &mut [u8], batch: &mut FrameBatch) -> bool {
+    /// Adds one datagram to `batch` as a frame, if the policy lets it through; false on
+    /// timeout, would-block or a transient error (a refused datagram is true: keep reading).
+    fn recv(&self, buf: &mut [u8], batch: &mut FrameBatch, gate: &mut Gate<'_>) -> bool {
         match self.socket.recv_from(buf) {
-            Ok((n, _peer)) => match buf.get(..n) {
+            Ok((n, peer)) => match buf.get(..n) {
                 Some(data) => {
-                    batch.push(now(), LinkType::HEP, data);
+                    if gate.admit(peer, data) {
+                        batch.push(now(), LinkType::HEP, data);
+                    }
                     true
                 }
                 None => false,

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod counters;
 mod fanout;
 pub mod hep;
+pub mod hep_policy;
 pub mod listener;
 pub mod live;
 pub mod metrics;
@@ -22,6 +23,7 @@ pub mod server;
 pub mod source;
 mod swap;
 pub mod tls;
+mod waiting_room;
 
 pub use counters::SensorCounters;
 pub use pipeline::{Control, PipelineConfig, Shared, Snapshot};

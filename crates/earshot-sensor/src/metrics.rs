@@ -4,11 +4,16 @@
 //!
 //! Who may scrape is the player's rule ([`earshot_metrics::scrape_allowed`]): the metrics token
 //! as a bearer token from anywhere, or, without a token, loopback clients only.
+//!
+//! Connections that send nothing cannot starve Prometheus: a connection still sending its
+//! request sits in a [`WaitingRoom`] where the newest pushes out the one waiting longest, and it
+//! has [`HEAD_DEADLINE`] to finish; only then does it compete for one of the answering slots.
 
 use crate::counters::SensorCounters as C;
 use crate::pipeline::Shared;
 use crate::server::ManagerCounters;
 use crate::swap::Swap;
+use crate::waiting_room::{Seat, WaitingRoom};
 use earshot_metrics::request::{head_complete, header, route, Route};
 use earshot_metrics::{Exposition, CONTENT_TYPE};
 use std::net::{IpAddr, SocketAddr};
@@ -19,19 +24,29 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-/// A scraper gets this long to send its request and read the answer.
-const DEADLINE: Duration = Duration::from_secs(5);
+/// A scraper gets this long to send its request head: Prometheus sends it at once.
+const HEAD_DEADLINE: Duration = Duration::from_secs(2);
+/// And this long to read the answer.
+const ANSWER_DEADLINE: Duration = Duration::from_secs(5);
 /// Request head size limit: a scrape is one short GET.
 const MAX_REQUEST: usize = 8192;
-/// Scrapes served at once; more are closed at once rather than queued.
-const MAX_CONNECTIONS: usize = 16;
+/// Connections still sending their request; the newest pushes out the longest waiting.
+const MAX_WAITING: usize = 64;
+/// Answers being rendered and written at once; a request beyond them is closed unanswered.
+const MAX_ANSWERING: usize = 16;
 
-/// The metrics token, swapped by a configuration reload while scrapes read it.
+/// The metrics token, swapped by a configuration reload while scrapes read it, and the counts of
+/// what the endpoint refused.
 #[derive(Debug, Default)]
 pub struct ScrapeToken {
     token: Swap<Option<Arc<str>>>,
     /// Scrapes refused for a missing or wrong token, or for not coming from loopback.
     refused: AtomicU64,
+    /// Connections closed unanswered: pushed out while idle, too slow to send their request,
+    /// or over the answering limit.
+    evicted: AtomicU64,
+    timeouts: AtomicU64,
+    busy: AtomicU64,
 }
 
 impl ScrapeToken {
@@ -45,10 +60,11 @@ impl ScrapeToken {
         self.token.get()
     }
 
-    /// An empty token means none.
+    /// Surrounding whitespace is not part of a token (the bearer value is trimmed too); an empty
+    /// token means none.
     pub fn replace(&self, token: Option<String>) {
-        self.token
-            .set(token.filter(|t| !t.is_empty()).map(Arc::from));
+        let token = crate::server::normalise_token(token);
+        self.token.set(token.map(Arc::from));
     }
 
     pub fn refused(&self) -> u64 {
@@ -84,6 +100,7 @@ pub fn render(shared: &Shared, manager: &ManagerCounters, token: &ScrapeToken) -
         C::get(&c.processed),
     );
     let kind = |k: &str| vec![("kind", k.to_string())];
+    let reason = |r: &str| vec![("reason", r.to_string())];
     e.counters(
         "earshot_sensor_packets_total",
         "Packets the pipeline recognised, by kind (sip: SIP messages; malformed: undecodable frames or SIP).",
@@ -107,6 +124,14 @@ pub fn render(shared: &Shared, manager: &ManagerCounters, token: &ScrapeToken) -
         "earshot_sensor_kernel_drops_total",
         "Frames the kernel dropped before libpcap read them (raise [capture] buffer_mb).",
         C::get(&c.kernel_drops),
+    );
+    e.counters(
+        "earshot_sensor_hep_refused_total",
+        "HEP datagrams dropped before decoding, by reason (address: source not in hep.allow; auth_key: missing or wrong HEP3 auth key).",
+        [
+            (reason("address"), C::get(&c.hep_refused_address)),
+            (reason("auth_key"), C::get(&c.hep_refused_auth_key)),
+        ],
     );
     e.counter(
         "earshot_sensor_internal_drops_total",
@@ -199,13 +224,24 @@ pub fn render(shared: &Shared, manager: &ManagerCounters, token: &ScrapeToken) -
         "Connections accepted on the Manager API port.",
         C::get(&manager.connections),
     );
-    let reason = |r: &str| vec![("reason", r.to_string())];
     e.counters(
         "earshot_sensor_manager_refused_connections_total",
-        "Manager API connections closed unanswered, by reason (address: not in manager.allow; busy: max_connections reached).",
+        "Manager API connections closed unanswered, by reason (address: not in manager.allow; evicted: not yet authorised, pushed out by a newer connection; timeout: no complete request within 3 s; tls: failed TLS handshake; busy: every authorised slot taken).",
         [
             (reason("address"), C::get(&manager.refused_addr)),
+            (reason("evicted"), C::get(&manager.evicted)),
+            (reason("timeout"), C::get(&manager.timeouts)),
+            (reason("tls"), C::get(&manager.tls_failures)),
             (reason("busy"), C::get(&manager.busy)),
+        ],
+    );
+    let state = |s: &str| vec![("state", s.to_string())];
+    e.gauges(
+        "earshot_sensor_manager_open_connections",
+        "Manager API connections open now, by state (unauthenticated: request not yet read and authorised).",
+        [
+            (state("unauthenticated"), C::get(&manager.open_unauthenticated) as f64),
+            (state("authenticated"), C::get(&manager.open_authenticated) as f64),
         ],
     );
     e.counters(
@@ -230,6 +266,15 @@ pub fn render(shared: &Shared, manager: &ManagerCounters, token: &ScrapeToken) -
         "Scrapes of /metrics refused (wrong or missing token, or not from loopback).",
         token.refused(),
     );
+    e.counters(
+        "earshot_sensor_metrics_dropped_connections_total",
+        "Connections to /metrics closed unanswered, by reason (evicted: idle, pushed out by a newer one; timeout: no request within 2 s; busy: too many answers being written).",
+        [
+            (reason("evicted"), C::get(&token.evicted)),
+            (reason("timeout"), C::get(&token.timeouts)),
+            (reason("busy"), C::get(&token.busy)),
+        ],
+    );
     e.gauge(
         "earshot_sensor_rewind_bytes",
         "Bytes of RTP kept for late listeners (the rewind buffer).",
@@ -252,7 +297,8 @@ pub async fn start(
 ) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let waiting = WaitingRoom::new(MAX_WAITING);
+    let answering = Arc::new(Semaphore::new(MAX_ANSWERING));
     tokio::spawn(async move {
         loop {
             let (sock, peer) = match listener.accept().await {
@@ -263,44 +309,61 @@ pub async fn start(
                     continue;
                 }
             };
-            let Ok(permit) = slots.clone().try_acquire_owned() else {
-                continue;
+            let (seat, evicted) = waiting.enter();
+            C::add(&token.evicted, evicted);
+            let scrape = Scrape {
+                peer: peer.ip(),
+                token: token.clone(),
+                shared: shared.clone(),
+                manager: manager.clone(),
+                answering: answering.clone(),
             };
-            let (shared, manager, token) = (shared.clone(), manager.clone(), token.clone());
-            tokio::spawn(async move {
-                let scrape = Scrape {
-                    peer: peer.ip(),
-                    token: &token,
-                    shared: &shared,
-                    manager: &manager,
-                };
-                let _ = tokio::time::timeout(DEADLINE, answer(sock, scrape)).await;
-                drop(permit);
-            });
+            tokio::spawn(serve(sock, seat, scrape));
         }
     });
     Ok(local)
 }
 
-/// What one connection needs to be answered.
-struct Scrape<'a> {
-    peer: IpAddr,
-    token: &'a ScrapeToken,
-    shared: &'a Shared,
-    manager: &'a ManagerCounters,
-}
-
-async fn answer(mut sock: TcpStream, scrape: Scrape<'_>) {
-    let Some(head) = read_head(&mut sock).await else {
+/// One connection: its request head within [`HEAD_DEADLINE`] (unless pushed out first), then,
+/// with an answering slot, the answer within [`ANSWER_DEADLINE`].
+async fn serve(mut sock: TcpStream, mut seat: Seat, scrape: Scrape) {
+    let head = tokio::select! {
+        head = tokio::time::timeout(HEAD_DEADLINE, read_head(&mut sock)) => head,
+        () = seat.told_to_leave() => return,
+    };
+    drop(seat);
+    let head = match head {
+        Ok(Some(head)) => head,
+        Ok(None) => return,
+        Err(_) => {
+            C::add(&scrape.token.timeouts, 1);
+            return;
+        }
+    };
+    let Ok(_slot) = scrape.answering.clone().try_acquire_owned() else {
+        C::add(&scrape.token.busy, 1);
         return;
     };
+    let _ = tokio::time::timeout(ANSWER_DEADLINE, answer(sock, &head, &scrape)).await;
+}
+
+/// What one connection needs to be answered.
+struct Scrape {
+    peer: IpAddr,
+    token: Arc<ScrapeToken>,
+    shared: Arc<Shared>,
+    manager: Arc<ManagerCounters>,
+    answering: Arc<Semaphore>,
+}
+
+async fn answer(mut sock: TcpStream, head: &str, scrape: &Scrape) {
     let token = scrape.token.get();
     let allowed = earshot_metrics::scrape_allowed(
         token.as_deref(),
-        header(&head, "authorization"),
+        header(head, "authorization"),
         Some(scrape.peer),
     );
-    let (status, content_type, body) = match route(&head) {
+    let (status, content_type, body) = match route(head) {
         Route::Metrics if !allowed => {
             C::add(&scrape.token.refused, 1);
             let reason = earshot_metrics::refusal_reason(token.is_some());
@@ -313,7 +376,7 @@ async fn answer(mut sock: TcpStream, scrape: Scrape<'_>) {
         Route::Metrics => (
             "200 OK",
             CONTENT_TYPE,
-            render(scrape.shared, scrape.manager, scrape.token),
+            render(&scrape.shared, &scrape.manager, &scrape.token),
         ),
         Route::NotFound => (
             "404 Not Found",

@@ -1,8 +1,14 @@
 //! The Manager API server: TCP, one command per connection, VoIPmonitor's framing. Protocol
 //! parsing and formatting live in `earshot-manager`; this is the I/O shell around them.
 //!
-//! Every wait has a deadline: reading a request (500 ms idle, 10 s overall), writing a reply,
-//! and writing stream frames to a client that stopped reading.
+//! Every wait has a deadline: reading a request (500 ms idle, 3 s from accept, TLS handshake
+//! included), writing a reply, and writing stream frames to a client that stopped reading.
+//!
+//! Connections are admitted in two stages, so that clients who have not shown a token cannot
+//! hold the door shut: until its request is read and authorised, a connection sits in a small
+//! [`WaitingRoom`] (an eighth of `max_connections`) where the newest arrival pushes out the one
+//! that has waited longest; once authorised it takes one of the remaining slots, which
+//! unauthenticated clients never touch. docs/security.md has the numbers.
 
 use crate::admission::{Admitted, Client, Refusal};
 use crate::audit::{CallInfo, Mode, Session};
@@ -11,6 +17,7 @@ use crate::listener::AudioFormat;
 use crate::pipeline::{Control, Shared};
 use crate::queue::FrameRx;
 use crate::swap::Swap;
+use crate::waiting_room::{Seat, WaitingRoom};
 use crossbeam_channel::Sender as ControlSender;
 use earshot_manager::replies;
 use earshot_manager::stream_proto::{self, EndReason, Frame, StreamHeader};
@@ -25,11 +32,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Mutex, Semaphore};
 
-/// Longest a client may take to send its request.
-const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+/// Longest a client may take from being accepted to a complete request, TLS handshake
+/// included. Until then it has shown no token, so it may not hold a connection for long; a real
+/// client sends its request at once.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(3);
+/// Longest the answer to a client that was not authorised (a refusal, an error) may take to
+/// write: such a client gets no patience.
+const REFUSAL_WRITE_DEADLINE: Duration = Duration::from_secs(1);
+/// One in this many of `max_connections` is for connections not yet authorised.
+const UNAUTHENTICATED_SHARE: usize = 8;
 /// Longest one reply write (or one stream frame) may wait for the client.
 const WRITE_DEADLINE: Duration = Duration::from_secs(10);
 /// A `listen` listener that is not read for this long is dropped (VoIPmonitor's rule).
@@ -45,6 +59,7 @@ pub struct ManagerConfig {
     /// Source ranges allowed to connect; others are closed without a reply.
     pub allow: Vec<IpNet>,
     pub token: Option<String>,
+    /// Connections at once, in total; an eighth of them for connections not yet authorised.
     pub max_connections: usize,
     pub sensor_id: Option<i64>,
     /// When set, every connection must speak TLS.
@@ -61,15 +76,37 @@ impl ManagerConfig {
 
     /// Refuses a configuration that would expose the API to the network without a token.
     pub fn check(&self) -> Result<(), String> {
-        if !self.listen.ip().is_loopback() && self.token.as_deref().is_none_or(str::is_empty) {
-            return Err(format!(
-                "the manager would listen on {} without a token: anyone who can reach it could list \
-                 calls and listen to them. Set a token (--token or [manager] token) or bind to 127.0.0.1",
-                self.listen
-            ));
-        }
-        Ok(())
+        check_token_rule(self.listen, self.token.as_deref())
     }
+
+    /// How `max_connections` is split: (not yet authorised, authorised).
+    pub fn shares(&self) -> (usize, usize) {
+        let total = self.max_connections.max(2);
+        let unauthenticated = (total / UNAUTHENTICATED_SHARE).max(1);
+        (unauthenticated, total - unauthenticated)
+    }
+}
+
+/// The rule that keeps the API off the network without a token, for an address and a token
+/// (before [`normalise_token`]: a blank token is none).
+pub fn check_token_rule(listen: SocketAddr, token: Option<&str>) -> Result<(), String> {
+    if !listen.ip().is_loopback() && token.is_none_or(|t| t.trim().is_empty()) {
+        return Err(format!(
+            "the manager would listen on {listen} without a token: anyone who can reach it could list \
+             calls and listen to them. Set a token (--token, EARSHOT_TOKEN, --token-file or [manager] \
+             token) or bind to 127.0.0.1"
+        ));
+    }
+    Ok(())
+}
+
+/// A token as configured (command line, environment, file): surrounding whitespace is not part
+/// of it (a client's `auth` line is trimmed too, so an untrimmed token could never match), and
+/// an empty one means none.
+pub fn normalise_token(token: Option<String>) -> Option<String> {
+    let token = token?;
+    let trimmed = token.trim();
+    (!trimmed.is_empty()).then(|| trimmed.to_string())
 }
 
 /// What a reload (SIGHUP) may change while connections and streams carry on: who may connect
@@ -85,7 +122,7 @@ impl Access {
     pub fn of(cfg: &ManagerConfig) -> Access {
         Access {
             allow: cfg.allow.clone(),
-            token: cfg.token.clone().filter(|t| !t.is_empty()),
+            token: normalise_token(cfg.token.clone()),
             tls: cfg.tls.clone(),
         }
     }
@@ -112,7 +149,18 @@ pub struct ManagerCounters {
     pub connections: AtomicU64,
     pub refused_addr: AtomicU64,
     pub auth_failures: AtomicU64,
+    /// Authorised requests turned away because every authorised slot was taken.
     pub busy: AtomicU64,
+    /// Connections not yet authorised, pushed out to make room for a newer one.
+    pub evicted: AtomicU64,
+    /// Connections that sent no complete request within [`REQUEST_DEADLINE`].
+    pub timeouts: AtomicU64,
+    /// TLS handshakes that failed.
+    pub tls_failures: AtomicU64,
+    /// Connections open now that have not been authorised yet (gauge).
+    pub open_unauthenticated: AtomicU64,
+    /// Connections open now that have been authorised (gauge).
+    pub open_authenticated: AtomicU64,
     pub requests: AtomicU64,
     pub by_command: RequestCounts,
 }
@@ -217,6 +265,9 @@ struct Polled {
 
 struct State {
     cfg: ManagerConfig,
+    waiting: Arc<WaitingRoom>,
+    /// Log lines about failed TLS handshakes, at most one a second.
+    tls_log: std::sync::Mutex<LogLimit>,
     shared: Arc<Shared>,
     control: ControlSender<Control>,
     polled: Mutex<HashMap<(CallRef, String), Polled>>,
@@ -232,14 +283,32 @@ pub struct Manager {
     pub counters: Arc<ManagerCounters>,
     pub access: AccessHandle,
     slots: Arc<Semaphore>,
-    max_connections: usize,
+    max_authenticated: usize,
+    waiting: Arc<WaitingRoom>,
 }
 
 impl Manager {
-    /// Connections being served right now (stream listeners included).
+    /// Connections open right now (stream listeners and clients still sending included).
     pub fn open_connections(&self) -> usize {
-        self.max_connections
+        self.max_authenticated
             .saturating_sub(self.slots.available_permits())
+            + self.waiting.len()
+    }
+}
+
+/// Counts one open connection in a gauge for as long as it lives.
+struct Open<'a>(&'a AtomicU64);
+
+impl<'a> Open<'a> {
+    fn new(gauge: &'a AtomicU64) -> Open<'a> {
+        gauge.fetch_add(1, Ordering::Relaxed);
+        Open(gauge)
+    }
+}
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -253,9 +322,12 @@ pub async fn start(
     let local_addr = listener.local_addr()?;
     let counters = Arc::new(ManagerCounters::default());
     let access = AccessHandle(Arc::new(Swap::new(Arc::new(Access::of(&cfg)))));
-    let max_connections = cfg.max_connections.max(1);
-    let slots = Arc::new(Semaphore::new(max_connections));
+    let (max_unauthenticated, max_authenticated) = cfg.shares();
+    let slots = Arc::new(Semaphore::new(max_authenticated));
+    let waiting = WaitingRoom::new(max_unauthenticated);
     let state = Arc::new(State {
+        waiting: waiting.clone(),
+        tls_log: std::sync::Mutex::new(LogLimit::default()),
         slots: slots.clone(),
         access: access.clone(),
         cfg,
@@ -272,7 +344,8 @@ pub async fn start(
         counters,
         access,
         slots,
-        max_connections,
+        max_authenticated,
+        waiting,
     })
 }
 
@@ -296,8 +369,18 @@ impl LogLimit {
     }
 }
 
+/// `" (N more … since the last such line)"` when lines were held back.
+fn held_back_note(held_back: u64, what: &str) -> String {
+    if held_back > 0 {
+        format!(" ({held_back} more {what} since the last such line)")
+    } else {
+        String::new()
+    }
+}
+
 async fn accept_loop(listener: TcpListener, state: Arc<State>) {
     let mut refusals = LogLimit::default();
+    let mut evictions = LogLimit::default();
     loop {
         let (sock, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -319,46 +402,102 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>) {
                 tracing::warn!(
                     %peer,
                     "manager connection refused: address not in manager.allow{}",
-                    if held_back > 0 {
-                        format!(" ({held_back} more refusals since the last such line)")
-                    } else {
-                        String::new()
-                    }
+                    held_back_note(held_back, "refusals")
                 );
             }
             drop(sock);
             continue;
         }
-        let Ok(permit) = state.slots.clone().try_acquire_owned() else {
-            state.counters.busy.fetch_add(1, Ordering::Relaxed);
-            tokio::spawn(async move {
-                let mut sock = sock;
-                let _ = write_reply(&mut sock, b"error: too many connections\n").await;
-                drain_before_close(&mut sock).await;
-            });
-            continue;
-        };
+        let (seat, evicted) = state.waiting.enter();
+        if evicted > 0 {
+            state.counters.evicted.fetch_add(evicted, Ordering::Relaxed);
+            if let Some(held_back) = evictions.allow(Instant::now()) {
+                tracing::warn!(
+                    "manager: {} connections that sent no request yet: the longest waiting was \
+                     closed to make room (a client holding connections open?){}",
+                    state.waiting.len(),
+                    held_back_note(held_back, "closed")
+                );
+            }
+        }
         let _ = sock.set_nodelay(true);
         // A small kernel send buffer: otherwise megabytes of a stalled stream client's audio
         // would sit in socket buffers, hiding that it stopped reading, instead of filling its
         // bounded queue so the pipeline drops it.
         let _ = socket2::SockRef::from(&sock).set_send_buffer_size(SEND_BUFFER);
-        let st = state.clone();
-        tokio::spawn(async move {
-            match access.tls.clone() {
-                None => handle(sock, peer, &st, &access).await,
-                Some(tls) => {
-                    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-                    match tokio::time::timeout(REQUEST_DEADLINE, acceptor.accept(sock)).await {
-                        Ok(Ok(stream)) => handle(stream, peer, &st, &access).await,
-                        Ok(Err(e)) => tracing::warn!(%peer, "manager TLS handshake failed: {e}"),
-                        Err(_) => tracing::warn!(%peer, "manager TLS handshake timed out"),
-                    }
-                }
-            }
-            drop(permit);
-        });
+        tokio::spawn(serve(sock, peer, state.clone(), access, seat));
     }
+}
+
+/// One connection, from accept to close: the TLS handshake if the port has TLS, then the
+/// request. Both must be done within [`REQUEST_DEADLINE`], and the connection leaves at once
+/// when its seat in the waiting room is needed.
+async fn serve(
+    sock: TcpStream,
+    peer: SocketAddr,
+    state: Arc<State>,
+    access: Arc<Access>,
+    mut seat: Seat,
+) {
+    let open = Open::new(&state.counters.open_unauthenticated);
+    let deadline = tokio::time::Instant::now() + REQUEST_DEADLINE;
+    let Some(tls) = access.tls.clone() else {
+        return handle(
+            sock,
+            peer,
+            &state,
+            &access,
+            Waiting {
+                seat,
+                _open: open,
+                deadline,
+            },
+        )
+        .await;
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let handshake = tokio::select! {
+        done = tokio::time::timeout_at(deadline, acceptor.accept(sock)) => done,
+        // Pushed out before TLS was up: nothing may be said in plain text on a TLS port.
+        () = seat.told_to_leave() => return,
+    };
+    match handshake {
+        Ok(Ok(stream)) => {
+            handle(
+                stream,
+                peer,
+                &state,
+                &access,
+                Waiting {
+                    seat,
+                    _open: open,
+                    deadline,
+                },
+            )
+            .await
+        }
+        Ok(Err(e)) => {
+            state.counters.tls_failures.fetch_add(1, Ordering::Relaxed);
+            let allowed = state.tls_log.lock().map(|mut l| l.allow(Instant::now()));
+            if let Ok(Some(held_back)) = allowed {
+                tracing::warn!(
+                    %peer,
+                    "manager TLS handshake failed: {e}{}",
+                    held_back_note(held_back, "failures")
+                );
+            }
+        }
+        Err(_) => {
+            state.counters.timeouts.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A connection not yet authorised: its seat, its place in the gauge, and its deadline.
+struct Waiting<'a> {
+    seat: Seat,
+    _open: Open<'a>,
+    deadline: tokio::time::Instant,
 }
 
 /// IPv4-mapped IPv6 peers (dual-stack sockets) are matched as IPv4.
@@ -374,19 +513,30 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
     peer: SocketAddr,
     state: &State,
     access: &Access,
+    mut waiting: Waiting<'_>,
 ) {
-    let request = match tokio::time::timeout(REQUEST_DEADLINE, read_request(&mut sock)).await {
-        Ok(Some(Ok(r))) => r,
-        Ok(Some(Err(e))) => {
+    let read = tokio::select! {
+        r = tokio::time::timeout_at(waiting.deadline, read_request(&mut sock)) => Some(r),
+        () = waiting.seat.told_to_leave() => None,
+    };
+    let request = match read {
+        Some(Ok(Some(Ok(r)))) => r,
+        Some(Ok(Some(Err(e)))) => {
             state.counters.by_command.add("unknown", "invalid");
-            let _ = write_reply(&mut sock, e.reply()).await;
+            let _ = write_refusal(&mut sock, e.reply()).await;
             drain_before_close(&mut sock).await;
             return;
         }
-        Ok(None) => return,
-        Err(_) => {
+        Some(Ok(None)) => return,
+        Some(Err(_)) => {
+            state.counters.timeouts.fetch_add(1, Ordering::Relaxed);
             state.counters.by_command.add("unknown", "invalid");
-            let _ = write_reply(&mut sock, b"error: request timed out\n").await;
+            let _ = write_refusal(&mut sock, b"error: request timed out\n").await;
+            return;
+        }
+        // Pushed out (and counted) to make room for a newer connection.
+        None => {
+            let _ = write_refusal(&mut sock, BUSY).await;
             return;
         }
     };
@@ -399,9 +549,18 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
             .map_or("unknown", |c| command_label(&c));
         state.counters.by_command.add(label, "unauthorized");
         tracing::warn!(%peer, "manager request refused: missing or wrong token");
-        let _ = write_reply(&mut sock, replies::UNAUTHORIZED).await;
+        let _ = write_refusal(&mut sock, replies::UNAUTHORIZED).await;
         return;
     }
+    // Authorised: from here on the connection uses the slots unauthenticated clients never
+    // touch, and it leaves the waiting room.
+    drop(waiting);
+    let Ok(_slot) = state.slots.clone().try_acquire_owned() else {
+        state.counters.busy.fetch_add(1, Ordering::Relaxed);
+        let _ = write_refusal(&mut sock, BUSY).await;
+        return;
+    };
+    let _open = Open::new(&state.counters.open_authenticated);
     let command = match parse_command(&request.command_line) {
         Ok(c) => c,
         Err(e) => {
@@ -473,8 +632,24 @@ async fn drain_before_close<S: AsyncRead + Unpin>(sock: &mut S) {
     .await;
 }
 
+/// What a client turned away for want of room is told (inside TLS on a TLS port).
+const BUSY: &[u8] = b"error: too many connections\n";
+
 async fn write_reply<S: AsyncWrite + Unpin>(sock: &mut S, bytes: &[u8]) -> std::io::Result<()> {
-    match tokio::time::timeout(WRITE_DEADLINE, async {
+    write_within(sock, bytes, WRITE_DEADLINE).await
+}
+
+/// A reply to a client that was not served, with little patience.
+async fn write_refusal<S: AsyncWrite + Unpin>(sock: &mut S, bytes: &[u8]) -> std::io::Result<()> {
+    write_within(sock, bytes, REFUSAL_WRITE_DEADLINE).await
+}
+
+async fn write_within<S: AsyncWrite + Unpin>(
+    sock: &mut S,
+    bytes: &[u8],
+    limit: Duration,
+) -> std::io::Result<()> {
+    match tokio::time::timeout(limit, async {
         sock.write_all(bytes).await?;
         sock.shutdown().await
     })
@@ -800,7 +975,10 @@ async fn stream<S: AsyncWrite + Unpin>(
             break;
         }
         match tokio::time::timeout(STREAM_STALL, sock.write_all(&out)).await {
-            Ok(Ok(())) => session.sent(u64::from(matches!(frame, Frame::Audio(_))), out.len() as u64),
+            Ok(Ok(())) => session.sent(
+                u64::from(matches!(frame, Frame::Audio(_))),
+                out.len() as u64,
+            ),
             Ok(Err(_)) => {
                 session.end_reason("client_gone");
                 break;
@@ -859,5 +1037,55 @@ mod log_limit_tests {
         assert_eq!(l.allow(t0 + Duration::from_millis(1500)), None);
         assert_eq!(l.allow(t0 + Duration::from_millis(5000)), Some(1));
         assert_eq!(l.allow(t0 + Duration::from_millis(7000)), Some(0));
+    }
+}
+
+#[cfg(test)]
+mod access_tests {
+    use super::*;
+
+    fn config(listen: &str, max_connections: usize) -> ManagerConfig {
+        ManagerConfig {
+            listen: listen.parse().unwrap(),
+            allow: ManagerConfig::loopback_only(),
+            token: None,
+            max_connections,
+            sensor_id: None,
+            tls: None,
+        }
+    }
+
+    #[test]
+    fn an_eighth_of_the_connections_may_wait_unauthenticated() {
+        assert_eq!(config("127.0.0.1:1", 2048).shares(), (256, 1792));
+        assert_eq!(config("127.0.0.1:1", 64).shares(), (8, 56));
+        assert_eq!(config("127.0.0.1:1", 2).shares(), (1, 1));
+        assert_eq!(config("127.0.0.1:1", 0).shares(), (1, 1));
+    }
+
+    #[test]
+    fn tokens_are_trimmed_and_blank_is_none() {
+        assert_eq!(
+            normalise_token(Some(" s3cret \n".into())),
+            Some("s3cret".into())
+        );
+        assert_eq!(normalise_token(Some("a b".into())), Some("a b".into()));
+        assert_eq!(normalise_token(Some(" \t".into())), None);
+        assert_eq!(normalise_token(None), None);
+    }
+
+    #[test]
+    fn no_token_beyond_loopback() {
+        let public: SocketAddr = "0.0.0.0:5029".parse().unwrap();
+        let local: SocketAddr = "127.0.0.1:5029".parse().unwrap();
+        assert!(check_token_rule(public, None).is_err());
+        assert!(check_token_rule(public, Some("  ")).is_err());
+        assert!(check_token_rule(public, Some("t")).is_ok());
+        assert!(check_token_rule(local, None).is_ok());
+        let err = check_token_rule(public, None).unwrap_err();
+        assert!(
+            err.contains("EARSHOT_TOKEN") && err.contains("127.0.0.1"),
+            "{err}"
+        );
     }
 }

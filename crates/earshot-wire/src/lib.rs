@@ -7,6 +7,7 @@ mod batch;
 pub mod capture;
 pub mod decap;
 mod frag;
+pub mod hep;
 pub mod tcp;
 
 pub use batch::{reuse_frame_list, FrameBatch, OwnedFrame};

@@ -65,7 +65,7 @@ fn guess_kind(t: &toml::Table) -> Option<Kind> {
             .and_then(toml::Value::as_table)
             .is_some_and(|m| m.contains_key(k))
     };
-    if has("sensor") || has("capture") || has("calls") || manager_has("allow") {
+    if has("sensor") || has("capture") || has("calls") || has("hep") || manager_has("allow") {
         Some(Kind::Sensor)
     } else if has("database") || has("auth") || has("listen") || manager_has("host") {
         Some(Kind::Player)
@@ -205,6 +205,7 @@ mod tests {
         let t = |s: &str| toml::from_str::<toml::Table>(s).unwrap();
         assert_eq!(guess_kind(&t("[capture]\nloop = true")), Some(Kind::Sensor));
         assert_eq!(guess_kind(&t("[manager]\nallow = []")), Some(Kind::Sensor));
+        assert_eq!(guess_kind(&t("[hep]\nallow = []")), Some(Kind::Sensor));
         assert_eq!(
             guess_kind(&t("listen = \"127.0.0.1:8080\"")),
             Some(Kind::Player)

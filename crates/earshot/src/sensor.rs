@@ -4,6 +4,7 @@ use anyhow::{bail, Context, Result};
 use earshot_sensor::admission::ListenLimits;
 use earshot_sensor::audit::AuditLog;
 use earshot_sensor::hep::HepListener;
+use earshot_sensor::hep_policy::HepPolicy;
 use earshot_sensor::live::{self, LiveConfig};
 use earshot_sensor::metrics::ScrapeToken;
 use earshot_sensor::pipeline::{self, PipelineConfig};
@@ -25,13 +26,14 @@ use std::time::Duration;
 ///                   or `setcap cap_net_raw+ep $(which earshot)`); --filter applies a BPF
 ///                   filter (tcpdump syntax) to every interface
 ///   --hep ADDR      HEP v1/v2/v3 over UDP from heplify, Kamailio, OpenSIPS, FreeSWITCH...
+///                   (from loopback only unless --hep-allow lists the agents' addresses)
 ///   --pcap FILE     a capture file replayed as if live (at --speed, optionally --loop)
 /// Every setting can come from a TOML file (--config; see dist/sensor.toml for every key,
 /// commented); command-line options override it.
 ///
 /// Examples:
 ///   earshot sensor --interface eth0 --filter 'udp or tcp port 5060'
-///   earshot sensor --interface eth1 --interface eth2 --hep 0.0.0.0:9060
+///   earshot sensor --interface eth1 --interface eth2 --hep 0.0.0.0:9060 --hep-allow 10.0.0.0/24
 ///   earshot sensor --pcap call.pcap --loop
 ///   earshot sensor --pcap call.pcap --speed max --manager 127.0.0.1:15029
 ///   echo listcalls | nc 127.0.0.1 5029
@@ -50,6 +52,17 @@ pub struct Args {
     /// UDP address to receive HEP on, e.g. 0.0.0.0:9060 (repeatable).
     #[arg(long, value_name = "ADDR:PORT")]
     hep: Vec<SocketAddr>,
+    /// Source range allowed to send HEP (repeatable; default: loopback only).
+    #[arg(long, value_name = "CIDR")]
+    hep_allow: Vec<IpNet>,
+    /// Accept only HEP3 datagrams carrying this auth key (chunk 14; HEP v1/v2 have none).
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "EARSHOT_HEP_AUTH_KEY",
+        hide_env_values = true
+    )]
+    hep_auth_key: Option<String>,
     /// Capture file to replay as live traffic (repeatable).
     #[arg(long, value_name = "FILE")]
     pcap: Vec<PathBuf>,
@@ -65,9 +78,13 @@ pub struct Args {
     /// Sensor id reported in listcalls (id_sensor) and everywhere a sensor id appears.
     #[arg(long, value_name = "N")]
     sensor_id: Option<i64>,
-    /// Shared secret clients must send as a first line `auth <token>`.
-    #[arg(long, value_name = "T")]
+    /// Shared secret clients must send as a first line `auth <token>` (surrounding whitespace
+    /// is not part of it). Prefer EARSHOT_TOKEN or --token-file: a command line is visible in ps.
+    #[arg(long, value_name = "T", env = "EARSHOT_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// File holding the token (its first line; re-read on SIGHUP). --token wins over it.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
     /// Source range allowed to use the Manager API (repeatable; default: loopback only).
     #[arg(long, value_name = "CIDR")]
     allow: Vec<IpNet>,
@@ -83,7 +100,12 @@ pub struct Args {
     metrics: Option<String>,
     /// Bearer token /metrics requires (`Authorization: Bearer T`), from any address; without
     /// one, /metrics answers loopback clients only.
-    #[arg(long, value_name = "T", env = "EARSHOT_METRICS_TOKEN")]
+    #[arg(
+        long,
+        value_name = "T",
+        env = "EARSHOT_METRICS_TOKEN",
+        hide_env_values = true
+    )]
     metrics_token: Option<String>,
     /// Append a JSON line to FILE for every listener of the Manager API (who, from where,
     /// which call, start, stop, bytes) and every refused one. See docs/security.md.
@@ -119,6 +141,8 @@ pub struct FileConfig {
     pub listen: ListenSection,
     #[serde(default)]
     pub audit: AuditSection,
+    #[serde(default)]
+    pub hep: HepSection,
 }
 
 /// Limits on listeners (docs/security.md, "Listeners").
@@ -138,6 +162,16 @@ pub struct ListenSection {
 pub struct AuditSection {
     /// The sensor's audit log of Manager API listeners (JSON lines, appended).
     pub file: Option<PathBuf>,
+}
+
+/// Who may send HEP to the `[capture] hep` sockets.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HepSection {
+    /// Source ranges allowed; unset: loopback only.
+    pub allow: Option<Vec<IpNet>>,
+    /// HEP3 auth key every datagram must carry; unset: none needed.
+    pub auth_key: Option<String>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -225,6 +259,8 @@ pub struct CallsSection {
 pub struct ManagerSection {
     pub listen: Option<SocketAddr>,
     pub token: Option<String>,
+    /// A file holding the token, for a token kept out of this file.
+    pub token_file: Option<PathBuf>,
     pub allow: Option<Vec<IpNet>>,
     pub max_connections: Option<usize>,
     pub max_listeners: Option<usize>,
@@ -244,6 +280,7 @@ pub struct Settings {
     /// One entry per interface, all with the same filter and buffer settings.
     pub live: Vec<LiveConfig>,
     pub hep: Vec<SocketAddr>,
+    pub hep_policy: HepPolicy,
     pub pcaps: Vec<PathBuf>,
     pub speed: Speed,
     pub repeat: bool,
@@ -310,6 +347,10 @@ pub fn settings(args: Args) -> Result<Settings> {
         (None, None) => None,
         _ => bail!("TLS needs both a certificate and a key: set tls_cert and tls_key"),
     };
+    let token = manager_token(
+        [args.token, m.token],
+        [args.token_file.as_deref(), m.token_file.as_deref()],
+    )?;
     let manager = ManagerConfig {
         tls,
         listen: args
@@ -317,10 +358,16 @@ pub fn settings(args: Args) -> Result<Settings> {
             .or(m.listen)
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5029))),
         allow,
-        token: args.token.or(m.token).filter(|t| !t.is_empty()),
+        token,
         max_connections: m.max_connections.unwrap_or(2048),
         sensor_id,
     };
+    if manager.max_connections < 2 {
+        bail!(
+            "[manager] max_connections must be at least 2, not {}",
+            manager.max_connections
+        );
+    }
     manager.check().map_err(anyhow::Error::msg)?;
     // A list given on the command line replaces the file's list rather than adding to it, as
     // for --pcap: the command line is what the operator means right now.
@@ -366,6 +413,15 @@ pub fn settings(args: Args) -> Result<Settings> {
     } else {
         args.hep
     };
+    let hep_policy = HepPolicy {
+        allow: if args.hep_allow.is_empty() {
+            file.hep.allow.unwrap_or_else(|| HepPolicy::default().allow)
+        } else {
+            args.hep_allow
+        },
+        auth_key: server::normalise_token(args.hep_auth_key.or(file.hep.auth_key))
+            .map(String::into_bytes),
+    };
     let mut pcaps = args.pcap;
     if pcaps.is_empty() {
         pcaps = file.capture.pcap;
@@ -384,6 +440,7 @@ pub fn settings(args: Args) -> Result<Settings> {
         metrics_token,
         live,
         hep,
+        hep_policy,
         pcaps,
         speed,
         repeat: args.repeat || file.capture.repeat,
@@ -399,9 +456,15 @@ fn listen_limits(l: &ListenSection, pipeline: &PipelineConfig) -> Result<ListenL
     let limits = ListenLimits {
         max_listeners: pipeline.max_listeners,
         max_per_call: pipeline.max_listeners_per_call,
-        max_per_client_per_call: l.max_per_client_per_call.unwrap_or(d.max_per_client_per_call),
-        queue_bytes: l.queue_kb.map_or(d.queue_bytes, |kb| kb.saturating_mul(1024)),
-        memory_bytes: l.memory_mb.map_or(d.memory_bytes, |mb| mb.saturating_mul(1 << 20)),
+        max_per_client_per_call: l
+            .max_per_client_per_call
+            .unwrap_or(d.max_per_client_per_call),
+        queue_bytes: l
+            .queue_kb
+            .map_or(d.queue_bytes, |kb| kb.saturating_mul(1024)),
+        memory_bytes: l
+            .memory_mb
+            .map_or(d.memory_bytes, |mb| mb.saturating_mul(1 << 20)),
     };
     if limits.queue_bytes < 64 * 1024 {
         bail!("[listen] queue_kb must be at least 64 (one second of 48 kHz stereo is 188 KiB)");
@@ -410,6 +473,39 @@ fn listen_limits(l: &ListenSection, pipeline: &PipelineConfig) -> Result<ListenL
         bail!("[listen] memory_mb must hold at least one listener's queue_kb");
     }
     Ok(limits)
+}
+
+/// The Manager API token: the first given of the command line's (or EARSHOT_TOKEN's) and the
+/// file's, each a token or a token file; trimmed, empty meaning none.
+fn manager_token(
+    tokens: [Option<String>; 2],
+    files: [Option<&std::path::Path>; 2],
+) -> Result<Option<String>> {
+    let [cli, file] = tokens;
+    let [cli_file, file_file] = files;
+    let from_file = |path: &std::path::Path| -> Result<Option<String>> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the token file {}", path.display()))?;
+        let first = text.lines().next().map(str::to_string);
+        let token = server::normalise_token(first);
+        if token.is_none() {
+            bail!(
+                "the token file {} is empty: write the token on its first line",
+                path.display()
+            );
+        }
+        Ok(token)
+    };
+    if let Some(t) = cli {
+        return Ok(server::normalise_token(Some(t)));
+    }
+    if let Some(path) = cli_file {
+        return from_file(path);
+    }
+    if let Some(t) = file {
+        return Ok(server::normalise_token(Some(t)));
+    }
+    file_file.map(from_file).transpose().map(Option::flatten)
 }
 
 fn secs(s: u64) -> i64 {
@@ -461,7 +557,7 @@ async fn serve(settings: Settings, args: Args) -> Result<()> {
     }
     let mut heps = Vec::new();
     for addr in &settings.hep {
-        heps.push(HepListener::bind(*addr)?);
+        heps.push(HepListener::bind(*addr)?.with_policy(settings.hep_policy.clone()));
     }
     for listener in heps {
         let addr = listener.local_addr();
@@ -539,13 +635,20 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
 /// SIGHUP: re-reads the configuration and swaps who may connect (allow-list, token, TLS
 /// certificate, the metrics token). Open connections and streams are untouched. A bad file
-/// keeps the old settings.
+/// keeps the old settings, and so does one that would leave the address actually bound (a
+/// reload cannot move the socket) beyond loopback without a token.
 fn reload(args: &Args, manager: &server::Manager, metrics_token: &ScrapeToken) {
     let Some(path) = &args.config else {
         tracing::warn!("SIGHUP: nothing to reload, the sensor was started without --config");
         return;
     };
-    match settings(args.clone()) {
+    let checked = settings(args.clone()).and_then(|new| {
+        server::check_token_rule(manager.local_addr, new.manager.token.as_deref()).map_err(
+            |e| anyhow::anyhow!("reload refused, the Manager API stays bound where it is: {e}"),
+        )?;
+        Ok(new)
+    });
+    match checked {
         Ok(new) => {
             let access = server::Access::of(&new.manager);
             tracing::info!(

@@ -569,3 +569,35 @@ async fn sensor_metrics_need_the_token_or_loopback() {
     assert_eq!(status, 403, "scraped from {outside} without a token");
     assert!(body.contains("loopback only"), "{body}");
 }
+
+/// Connections that send nothing cannot starve Prometheus: with far more of them open than
+/// `/metrics` serves at once, a scrape is still answered at once, and the idle ones pushed out
+/// are counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_do_not_block_a_scrape() {
+    let port = free_addr().port();
+    let _s = sensor::Sensor::start(&["--hep", "127.0.0.1:0", "--metrics", &port.to_string()]);
+    let addr = metrics_on_loopback(port).await;
+    let mut idle = Vec::new();
+    for i in 0..200 {
+        let c = tokio::net::TcpStream::connect(addr)
+            .await
+            .unwrap_or_else(|e| panic!("idle connection {i}: {e}"));
+        idle.push(c);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let t = Instant::now();
+    let m = scrape_sensor(addr).await;
+    let took = t.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "scrape answered after {took:?}"
+    );
+    let evicted = m.get("earshot_sensor_metrics_dropped_connections_total{reason=\"evicted\"}");
+    assert!(
+        evicted >= 100.0,
+        "idle scrapers pushed out: {evicted}\n{}",
+        m.text
+    );
+    drop(idle);
+}

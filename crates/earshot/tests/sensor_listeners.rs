@@ -24,7 +24,11 @@ fn synth(dir: &Path, calls: u32, seconds: u32) -> PathBuf {
         .arg(&pcap)
         .output()
         .expect("run earshot synth");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     pcap
 }
 
@@ -174,7 +178,11 @@ fn one_client_cannot_take_a_calls_listener_slots() {
             refused += 1;
         }
     }
-    assert_eq!(refused, 50 - 8, "8 listeners per call and client by default");
+    assert_eq!(
+        refused,
+        50 - 8,
+        "8 listeners per call and client by default"
+    );
     // The fan-out takes the subscriptions in a moment.
     let deadline = Instant::now() + Duration::from_secs(10);
     while counter(&s, "listeners") != 8 {
@@ -269,7 +277,9 @@ fn the_audit_log_records_listeners_and_refusals() {
     ]);
     let refs = calls_with_rewind(&s, 2, Duration::from_secs(2));
     let (a, b) = (&refs[0], &refs[1]);
-    assert!(s.cmd_text(&format!("listen {a} mine")).starts_with("success"));
+    assert!(s
+        .cmd_text(&format!("listen {a} mine"))
+        .starts_with("success"));
     let refused = s.cmd_text(&format!("listen {a} second"));
     assert!(refused.starts_with("error"), "{refused}");
     std::thread::sleep(Duration::from_millis(500));
@@ -324,7 +334,10 @@ fn the_audit_log_records_listeners_and_refusals() {
     };
     assert_eq!(stop["bytes"].as_u64(), Some(pcm as u64));
     let refusal = find("refused", "listen");
-    assert!(refusal["reason"].as_str().unwrap().contains("from your address"));
+    assert!(refusal["reason"]
+        .as_str()
+        .unwrap()
+        .contains("from your address"));
     let stream_stop = find("stop", "stream");
     assert_eq!(stream_stop["callref"], b.as_str());
     assert_eq!(stream_stop["from"], "-2");
