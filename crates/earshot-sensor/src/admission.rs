@@ -201,16 +201,28 @@ mod tests {
             Err(Refusal::Client)
         );
         // The same client on another call, other clients on this one: still admitted.
-        held.push(gate.admit(other_call, client(1, "none")).expect("other call"));
+        held.push(
+            gate.admit(other_call, client(1, "none"))
+                .expect("other call"),
+        );
         held.push(gate.admit(call, client(2, "none")).expect("other address"));
-        held.push(gate.admit(call, client(1, "token")).expect("other identity"));
+        held.push(
+            gate.admit(call, client(1, "token"))
+                .expect("other identity"),
+        );
         held.remove(0);
-        held.push(gate.admit(call, client(1, "none")).expect("a place was freed"));
+        held.push(
+            gate.admit(call, client(1, "none"))
+                .expect("a place was freed"),
+        );
         assert_eq!(gate.total(), 7);
         drop(held);
         assert_eq!(gate.total(), 0);
         let a = gate.0.lock().expect("lock");
-        assert!(a.per_call.is_empty() && a.per_client.is_empty(), "nothing left behind");
+        assert!(
+            a.per_call.is_empty() && a.per_client.is_empty(),
+            "nothing left behind"
+        );
     }
 
     #[test]
@@ -221,14 +233,24 @@ mod tests {
         });
         let mut held = Vec::new();
         for i in 0..50u8 {
-            held.push(gate.admit(CallRef::from_u64(1), client(i, "none")).expect("under 50"));
+            held.push(
+                gate.admit(CallRef::from_u64(1), client(i, "none"))
+                    .expect("under 50"),
+            );
         }
-        let refused = gate.admit(CallRef::from_u64(1), client(200, "none")).map(|_| ());
+        let refused = gate
+            .admit(CallRef::from_u64(1), client(200, "none"))
+            .map(|_| ());
         assert_eq!(refused, Err(Refusal::Call));
         for i in 0..10u8 {
-            held.push(gate.admit(CallRef::from_u64(2), client(i, "none")).expect("under 60"));
+            held.push(
+                gate.admit(CallRef::from_u64(2), client(i, "none"))
+                    .expect("under 60"),
+            );
         }
-        let refused = gate.admit(CallRef::from_u64(3), client(201, "none")).map(|_| ());
+        let refused = gate
+            .admit(CallRef::from_u64(3), client(201, "none"))
+            .map(|_| ());
         assert_eq!(refused, Err(Refusal::Sensor));
     }
 
@@ -239,7 +261,10 @@ mod tests {
             ..limits()
         });
         let held: Vec<_> = (0..50)
-            .map(|_| gate.admit(CallRef::from_u64(1), client(1, "none")).expect("no client cap"))
+            .map(|_| {
+                gate.admit(CallRef::from_u64(1), client(1, "none"))
+                    .expect("no client cap")
+            })
             .collect();
         assert_eq!(held.len(), 50);
     }

@@ -253,7 +253,12 @@ impl Fanout {
 
     fn end_all(&mut self, reason: EndReason, detail: &str) {
         let draining = std::mem::take(&mut self.draining);
-        for mut l in self.listeners.drain().flat_map(|(_, ls)| ls).chain(draining) {
+        for mut l in self
+            .listeners
+            .drain()
+            .flat_map(|(_, ls)| ls)
+            .chain(draining)
+        {
             l.finish(reason.clone(), Some(detail.to_string()));
         }
         self.tidy();

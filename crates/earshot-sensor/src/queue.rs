@@ -216,7 +216,10 @@ mod tests {
             sent += 1;
         }
         assert_eq!(tx.try_send(audio(1920)), Err(SendError::Full));
-        assert!((15..=16).contains(&sent), "{sent} frames of 3.8 kB in 64 kB");
+        assert!(
+            (15..=16).contains(&sent),
+            "{sent} frames of 3.8 kB in 64 kB"
+        );
         assert!(tx.queued() <= 64 * 1024);
         assert!(tx.try_send(end()).is_ok(), "the end frame always fits");
         while rx.try_recv().is_some() {}
@@ -237,7 +240,11 @@ mod tests {
         assert_eq!(err, Err(SendError::OverBudget));
         assert!(budget.used() <= 100 * 1024);
         drop(rx_a);
-        assert!(budget.used() < 40 * 1024, "{} bytes still held", budget.used());
+        assert!(
+            budget.used() < 40 * 1024,
+            "{} bytes still held",
+            budget.used()
+        );
         assert_eq!(a.try_send(audio(1920)), Err(SendError::Closed));
     }
 }

@@ -302,7 +302,12 @@ impl Rewind {
     pub fn snapshot(&self, call: CallId, since: Timestamp) -> RewindSnapshot {
         let mut chunks = VecDeque::new();
         if let Some(c) = self.calls.get(&call) {
-            chunks.extend(c.sealed.iter().filter(|k| k.last_ts >= since.nanos()).cloned());
+            chunks.extend(
+                c.sealed
+                    .iter()
+                    .filter(|k| k.last_ts >= since.nanos())
+                    .cloned(),
+            );
             if !c.open.bytes.is_empty() && c.open.last_ts >= since.nanos() {
                 chunks.push_back(Arc::new(c.open.clone()));
             }
@@ -400,8 +405,15 @@ mod tests {
             .filter(|k| c.sealed.iter().any(|m| Arc::ptr_eq(k, m)))
             .count();
         assert_eq!(shared, c.sealed.len(), "sealed chunks are shared");
-        assert!(s.chunks.len() <= c.sealed.len() + 1, "at most the open chunk is copied");
-        assert!(c.sealed.len() < 200, "{} chunks for 10,000 packets", c.sealed.len());
+        assert!(
+            s.chunks.len() <= c.sealed.len() + 1,
+            "at most the open chunk is copied"
+        );
+        assert!(
+            c.sealed.len() < 200,
+            "{} chunks for 10,000 packets",
+            c.sealed.len()
+        );
     }
 
     #[test]
@@ -420,7 +432,11 @@ mod tests {
         }
         assert!(r.bytes() <= 1 << 20, "the store holds {} bytes", r.bytes());
         let newest = replay(&mut r.snapshot(1, Timestamp(i64::MIN)));
-        assert_eq!(newest.last(), Some(&4999), "a call keeps its newest packets");
+        assert_eq!(
+            newest.last(),
+            Some(&4999),
+            "a call keeps its newest packets"
+        );
         r.forget(1);
         assert!(r.bytes() <= 1 << 20);
         for call in 2..20 {

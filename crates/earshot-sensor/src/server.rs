@@ -800,7 +800,10 @@ async fn stream<S: AsyncWrite + Unpin>(
             break;
         }
         match tokio::time::timeout(STREAM_STALL, sock.write_all(&out)).await {
-            Ok(Ok(())) => session.sent(u64::from(matches!(frame, Frame::Audio(_))), out.len() as u64),
+            Ok(Ok(())) => session.sent(
+                u64::from(matches!(frame, Frame::Audio(_))),
+                out.len() as u64,
+            ),
             Ok(Err(_)) => {
                 session.end_reason("client_gone");
                 break;

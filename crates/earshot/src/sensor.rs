@@ -399,9 +399,15 @@ fn listen_limits(l: &ListenSection, pipeline: &PipelineConfig) -> Result<ListenL
     let limits = ListenLimits {
         max_listeners: pipeline.max_listeners,
         max_per_call: pipeline.max_listeners_per_call,
-        max_per_client_per_call: l.max_per_client_per_call.unwrap_or(d.max_per_client_per_call),
-        queue_bytes: l.queue_kb.map_or(d.queue_bytes, |kb| kb.saturating_mul(1024)),
-        memory_bytes: l.memory_mb.map_or(d.memory_bytes, |mb| mb.saturating_mul(1 << 20)),
+        max_per_client_per_call: l
+            .max_per_client_per_call
+            .unwrap_or(d.max_per_client_per_call),
+        queue_bytes: l
+            .queue_kb
+            .map_or(d.queue_bytes, |kb| kb.saturating_mul(1024)),
+        memory_bytes: l
+            .memory_mb
+            .map_or(d.memory_bytes, |mb| mb.saturating_mul(1 << 20)),
     };
     if limits.queue_bytes < 64 * 1024 {
         bail!("[listen] queue_kb must be at least 64 (one second of 48 kHz stereo is 188 KiB)");
