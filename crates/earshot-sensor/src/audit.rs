@@ -13,7 +13,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -244,7 +244,7 @@ fn unix_ms() -> u64 {
 
 /// The writer thread: appends each line; a failed write is counted and warned about once per
 /// run of failures (a full disk must not become a flood of warnings).
-fn write_lines(mut file: File, path: &PathBuf, rx: &Receiver<String>, counters: &SensorCounters) {
+fn write_lines(mut file: File, path: &Path, rx: &Receiver<String>, counters: &SensorCounters) {
     let mut failing = false;
     while let Ok(line) = rx.recv() {
         match file.write_all(line.as_bytes()) {
