@@ -14,8 +14,8 @@
 //! the rest. Silence is only ever kept for `max_gap_ms` of capture time
 //! beyond the furthest audio laid out (the frontier); audio further ahead,
 //! or further behind what was already sent, re-anchors the timeline
-//! (a resync, counted) instead of being reached by allocating or emitting
-//! the time in between.
+//! (a resync, counted) so that it continues at the frontier, instead of
+//! the time in between being allocated or emitted.
 
 use crate::playout::{Chunk, Playout, PlayoutConfig, PlayoutStats, RtpIn};
 use crate::resample::Resampler;
@@ -292,12 +292,12 @@ impl CallAudio {
         self.legs[idx].playout.push(p, &mut chunks);
         self.place(idx, &mut chunks);
         self.legs[idx].scratch = chunks;
+        self.poll(p.arrival_ns, out);
         if !p.event {
-            // Taken after placing, so on the timeline as re-anchored by this packet's audio.
+            // Taken last, so on the timeline as re-anchored by this packet and its time.
             let at = self.index(p.arrival_ns);
             self.last_arrival = Some(self.last_arrival.map_or(at, |t| t.max(at)));
         }
-        self.poll(p.arrival_ns, out);
     }
 
     /// Advances the clock to `now_ns` (capture time) and appends every
@@ -313,11 +313,9 @@ impl CallAudio {
         if let (Some(limit), Some(frontier)) = (self.silence_limit(), self.frontier()) {
             if ready > limit {
                 // The clock ran further ahead of all audio than a gap may last: re-anchor so
-                // that it stands a resync gap past the audio, instead of emitting the silence
-                // up to it.
-                let to = frontier.saturating_add(self.resync_gap());
-                self.resync(ready, to);
-                ready = to;
+                // that it stands where the audio does, instead of emitting the silence up to it.
+                self.resync(ready, frontier);
+                ready = frontier;
             }
         }
         self.emit_until(ready, false, out);
@@ -423,17 +421,6 @@ impl CallAudio {
         self.frontier().map(|f| f.saturating_add(self.max_gap()))
     }
 
-    /// How much silence a resync leaves before the audio it re-anchors on. Offline, a gap of
-    /// the longest kept length, so a long pause still sounds like one. Live, none: there the
-    /// clock itself plays silence as it passes, so a gap too long for one step is a jump, and
-    /// a hostile sender alternating jumps must not turn each packet into seconds of output.
-    fn resync_gap(&self) -> i64 {
-        if self.cfg.playout.adaptive {
-            0
-        } else {
-            self.max_gap()
-        }
-    }
 
     /// Re-anchors the timeline so that what would have been at `from` is at `to`.
     fn resync(&mut self, from: i64, to: i64) {
@@ -442,10 +429,10 @@ impl CallAudio {
         self.resyncs += 1;
     }
 
-    /// Where a chunk placed at `ideal` goes: there, unless that is more than a gap ahead of
-    /// the frontier (then a resync gap ahead of it) or more than a gap behind what was already sent
-    /// or will start from (then at the frontier, so the audio continues rather than being
-    /// lost as late).
+    /// Where a chunk starting at capture time `start_ns` goes: where the clock puts it, unless
+    /// that is more than a gap ahead of the frontier or more than a gap behind where output
+    /// stands (then at the frontier: the audio continues, neither after a stretch of silence
+    /// nor lost as late).
     fn gap_checked(&mut self, start_ns: i64) -> i64 {
         let ideal = self.index(start_ns);
         let Some(frontier) = self.frontier() else {
@@ -463,13 +450,10 @@ impl CallAudio {
                 return old;
             }
         }
-        let target = if ahead(ideal) {
-            frontier.saturating_add(self.resync_gap())
-        } else {
-            frontier
-        };
-        self.resync(ideal, target);
-        target
+        // The audio continues where the output stands, with no silence for the jump: a
+        // hostile sender alternating jumps must not turn each packet into seconds of output.
+        self.resync(ideal, frontier);
+        frontier
     }
 
     fn place(&mut self, idx: usize, chunks: &mut Vec<Chunk>) {

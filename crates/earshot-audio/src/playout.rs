@@ -67,9 +67,9 @@ pub struct PlayoutConfig {
     /// Longest silence-suppressed period filled with comfort noise.
     pub max_cn_ms: u32,
     /// Longest stretch of capture time without audio that the mixer keeps as silence; a
-    /// longer one (a hold without RTP, or a time jump in the capture or the RTP clock) is cut
-    /// out of the output and the timeline re-anchored, so no time jump, forward or back, makes
-    /// the mixer allocate or emit in proportion to its size.
+    /// longer one (a hold without RTP, or a time jump in the capture or the RTP clock, either
+    /// way) is cut out of the output and the timeline re-anchored, so no time jump makes the
+    /// mixer allocate or emit in proportion to its size.
     pub max_gap_ms: u32,
 }
 

@@ -237,19 +237,30 @@ fn a_comfort_noise_packet_far_behind_then_audio_far_ahead() {
 }
 
 #[test]
-fn a_hold_without_rtp_is_kept_up_to_the_gap_limit() {
-    // A real pause: both legs stop for 30 s. The output keeps at most `max_gap_ms` of it.
+fn a_pause_within_the_gap_limit_is_kept_and_a_longer_one_cut_out() {
     for (name, cfg) in configs() {
+        // Both legs stop for 90 % of the longest gap kept: that silence stays.
+        let pause_ns = i64::from(cfg.max_gap_ms) * 900_000;
+        let mut pkts = call(100);
+        shift_arrivals(&mut pkts, 100, pause_ns);
+        let r = run(&pkts, cfg.clone());
+        let pause = (pause_ns / 1_000_000) as usize * RATE as usize / 1000;
+        assert!(
+            r.frames >= 100 * 160 + pause - 1600,
+            "{name}: the pause was cut: {} samples",
+            r.frames
+        );
+        assert_eq!(r.resyncs, 0, "{name}");
+        // For 30 s: cut out, the output is the audio.
         let mut pkts = call(100);
         shift_arrivals(&mut pkts, 100, 30_000_000_000);
         let r = run(&pkts, cfg.clone());
-        assert_bounded(name, &r, 100, 1, &cfg);
-        let pause = cfg.max_gap_ms as usize * RATE as usize / 1000;
         assert!(
-            r.frames >= 100 * 160 + pause / 2,
-            "{name}: the pause was cut to nothing: {} samples",
+            r.frames <= 100 * 160 + 8000,
+            "{name}: {} samples for 2 s of audio and a pause of 30 s",
             r.frames
         );
+        assert!(r.resyncs >= 1, "{name}");
     }
 }
 
