@@ -398,7 +398,12 @@ impl CallAudio {
     /// How far audio has been laid out: the furthest of what was sent and what any leg
     /// wrote. `None` before anything was.
     fn frontier(&self) -> Option<i64> {
-        let written = self.legs.iter().map(|l| l.end).max().filter(|&e| e > i64::MIN);
+        let written = self
+            .legs
+            .iter()
+            .map(|l| l.end)
+            .max()
+            .filter(|&e| e > i64::MIN);
         match (self.emitted, written) {
             (Some(e), Some(w)) => Some(e.max(w)),
             (e, w) => e.or(w),
@@ -420,7 +425,6 @@ impl CallAudio {
     fn silence_limit(&self) -> Option<i64> {
         self.frontier().map(|f| f.saturating_add(self.max_gap()))
     }
-
 
     /// Re-anchors the timeline so that what would have been at `from` is at `to`.
     fn resync(&mut self, from: i64, to: i64) {
@@ -466,10 +470,10 @@ impl CallAudio {
         let ideal = self.gap_checked(chunk.start_ns);
         let rate = self.cfg.rate;
         let slip = i64::from(self.cfg.slip_ms) * i64::from(rate) / 1000;
-        let continues = self.legs[idx]
-            .run
-            .as_ref()
-            .is_some_and(|r| r.rate == chunk.rate && r.expected_next(rate).saturating_sub(ideal).saturating_abs() <= slip);
+        let continues = self.legs[idx].run.as_ref().is_some_and(|r| {
+            r.rate == chunk.rate
+                && r.expected_next(rate).saturating_sub(ideal).saturating_abs() <= slip
+        });
         if !continues {
             self.end_run(idx);
             self.legs[idx].run = Some(Run {

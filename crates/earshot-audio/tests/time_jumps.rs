@@ -155,7 +155,12 @@ fn a_capture_time_jump_of_an_hour_back_keeps_the_audio() {
 fn one_packet_from_the_far_future_or_past_costs_nothing() {
     // A single packet of one leg stamped at the ends of the clock (year 2106 as HEP carries
     // it, 2^62 ns, and back), amid a normal call.
-    for far in [4_354_000_000_000_000_000i64, i64::MAX / 2, -T0, i64::MIN / 2] {
+    for far in [
+        4_354_000_000_000_000_000i64,
+        i64::MAX / 2,
+        -T0,
+        i64::MIN / 2,
+    ] {
         for (name, cfg) in configs() {
             let mut pkts = call(100);
             pkts[101].arrival = far;
@@ -183,7 +188,12 @@ fn capture_time_at_the_ends_of_its_range_does_not_overflow() {
 fn rtp_timestamp_jumps_do_not_fill_the_claimed_gap() {
     // The sender's clock leaps by up to 2^31 samples (three days at 8 kHz) each way while
     // capture time moves on normally: comfort noise and concealment must not fill the claim.
-    for jump in [i32::MAX as u32, 0x8000_0000, 8000 * 3600, 0u32.wrapping_sub(8000 * 3600)] {
+    for jump in [
+        i32::MAX as u32,
+        0x8000_0000,
+        8000 * 3600,
+        0u32.wrapping_sub(8000 * 3600),
+    ] {
         for cn_first in [false, true] {
             for (name, cfg) in configs() {
                 let mut pkts = call(100);

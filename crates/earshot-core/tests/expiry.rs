@@ -24,7 +24,10 @@ fn live() -> Config {
 fn a_call_stamped_in_the_future_expires_on_the_callers_clock() {
     let mut h = Harness::new(live());
     let now_ms = 1_700_000_000 * SECOND_MS;
-    h.c2s(YEAR_2106_MS, &invite("future", "ft", 1, CALLER_IP, 4000, &[0]));
+    h.c2s(
+        YEAR_2106_MS,
+        &invite("future", "ft", 1, CALLER_IP, 4000, &[0]),
+    );
     assert_eq!(h.engine.calls().len(), 1);
     // The caller's clock moves on past the idle timeout and the linger; the call's own times
     // are 136 years ahead of it.
@@ -44,14 +47,20 @@ fn a_future_call_is_listed_no_later_than_now_and_keeps_aging() {
         ..live()
     });
     let now_ms = 1_700_000_000 * SECOND_MS;
-    h.c2s(YEAR_2106_MS, &invite("future", "ft", 1, CALLER_IP, 4000, &[0]));
+    h.c2s(
+        YEAR_2106_MS,
+        &invite("future", "ft", 1, CALLER_IP, 4000, &[0]),
+    );
     h.engine.expire(ms(now_ms), &mut h.sink);
     let c = h.only_call();
     assert!(c.start <= ms(now_ms), "start {:?} is after now", c.start);
     assert!(c.last_packet <= ms(now_ms));
     assert_eq!(c.state, CallState::Trying);
     h.engine.expire(ms(now_ms + 301 * SECOND_MS), &mut h.sink);
-    assert!(h.only_call().timed_out, "idle for 301 s on the clock, not timed out");
+    assert!(
+        h.only_call().timed_out,
+        "idle for 301 s on the clock, not timed out"
+    );
 }
 
 #[test]

@@ -6,6 +6,7 @@
 //! kept apart from the kernel's drops); the pipeline hands audio to listeners through bounded
 //! queues and drops a listener that falls behind.
 
+pub mod clock;
 pub mod counters;
 mod fanout;
 pub mod hep;

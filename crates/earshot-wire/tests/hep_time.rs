@@ -33,9 +33,12 @@ const SKEW: i64 = 10_000_000_000;
 
 fn decoded_ts(d: &mut Decapsulator, secs: u32, usecs: u32) -> Timestamp {
     let mut got = Vec::new();
-    d.decode(Timestamp(RECEIVED), LinkType::HEP, &hep3(secs, usecs), &mut |p| {
-        got.push(p.ts)
-    });
+    d.decode(
+        Timestamp(RECEIVED),
+        LinkType::HEP,
+        &hep3(secs, usecs),
+        &mut |p| got.push(p.ts),
+    );
     assert_eq!(got.len(), 1);
     got[0]
 }
