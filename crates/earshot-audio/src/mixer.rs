@@ -9,6 +9,13 @@
 //! clock drift and re-anchoring are absorbed. Output leaves in fixed blocks
 //! once the capture clock minus the buffer depth has passed them, so a live
 //! caller gets audio continuously and both legs can never drift apart.
+//!
+//! Time is input: a capture file or a packet can put a chunk days away from
+//! the rest. Silence is only ever kept for `max_gap_ms` of capture time
+//! beyond the furthest audio laid out (the frontier); audio further ahead,
+//! or further behind what was already sent, re-anchors the timeline
+//! (a resync, counted) so that it continues at the frontier, instead of
+//! the time in between being allocated or emitted.
 
 use crate::playout::{Chunk, Playout, PlayoutConfig, PlayoutStats, RtpIn};
 use crate::resample::Resampler;
@@ -229,9 +236,18 @@ pub struct CallAudio {
     scratch: [Vec<i16>; 2],
     /// Resampler output, reused chunk after chunk.
     resampled: Vec<i16>,
-    /// Latest capture time of an audio packet: the call's audio lasts at least until then,
-    /// even when a sender's clock runs slow and its packets carry less audio than time passes.
-    last_arrival_ns: Option<i64>,
+    /// Output index of the latest audio packet's arrival: the call's audio lasts at least until
+    /// then, even when a sender's clock runs slow and its packets carry less audio than time
+    /// passes.
+    last_arrival: Option<i64>,
+    /// Output samples of capture time cut out of the timeline (or, negative, put back) by
+    /// resyncs: [`CallAudio::index`] subtracts it from the capture-clock position.
+    skipped: i64,
+    /// `skipped` before the latest resync: audio of the old timeline still coming out of a
+    /// jitter buffer (the other leg's, or this one's) is placed with it, rather than taken
+    /// for a jump of its own.
+    prev_skipped: Option<i64>,
+    resyncs: u64,
 }
 
 impl CallAudio {
@@ -247,7 +263,10 @@ impl CallAudio {
             emitted: None,
             scratch: [Vec::new(), Vec::new()],
             resampled: Vec::new(),
-            last_arrival_ns: None,
+            last_arrival: None,
+            skipped: 0,
+            prev_skipped: None,
+            resyncs: 0,
         }
     }
 
@@ -259,21 +278,26 @@ impl CallAudio {
         self.legs[leg_index(leg)].playout.stats()
     }
 
+    /// Times the timeline was re-anchored because audio or the clock came further than
+    /// `max_gap_ms` from the audio around it (a capture or RTP time jump, or a long pause).
+    pub fn resyncs(&self) -> u64 {
+        self.resyncs
+    }
+
     /// Feeds one packet of `leg` and appends the output that became final.
     pub fn push(&mut self, leg: Leg, p: &RtpIn<'_>, out: &mut Vec<i16>) {
         self.origin_ns.get_or_insert(p.arrival_ns);
-        if !p.event {
-            self.last_arrival_ns = Some(
-                self.last_arrival_ns
-                    .map_or(p.arrival_ns, |t| t.max(p.arrival_ns)),
-            );
-        }
         let idx = leg_index(leg);
         let mut chunks = std::mem::take(&mut self.legs[idx].scratch);
         self.legs[idx].playout.push(p, &mut chunks);
         self.place(idx, &mut chunks);
         self.legs[idx].scratch = chunks;
         self.poll(p.arrival_ns, out);
+        if !p.event {
+            // Taken last, so on the timeline as re-anchored by this packet and its time.
+            let at = self.index(p.arrival_ns);
+            self.last_arrival = Some(self.last_arrival.map_or(at, |t| t.max(at)));
+        }
     }
 
     /// Advances the clock to `now_ns` (capture time) and appends every
@@ -285,7 +309,15 @@ impl CallAudio {
             self.place(idx, &mut chunks);
             self.legs[idx].scratch = chunks;
         }
-        let ready = self.index(now_ns.saturating_sub(self.hold_ns()));
+        let mut ready = self.index(now_ns.saturating_sub(self.hold_ns()));
+        if let (Some(limit), Some(frontier)) = (self.silence_limit(), self.frontier()) {
+            if ready > limit {
+                // The clock ran further ahead of all audio than a gap may last: re-anchor so
+                // that it stands where the audio does, instead of emitting the silence up to it.
+                self.resync(ready, frontier);
+                ready = frontier;
+            }
+        }
         self.emit_until(ready, false, out);
     }
 
@@ -300,11 +332,11 @@ impl CallAudio {
             self.end_run(idx);
         }
         let mut end = self.legs.iter().map(|l| l.end).max().unwrap_or(i64::MIN);
-        if let Some(t) = self.last_arrival_ns.filter(|_| end > i64::MIN) {
+        if let Some(t) = self.last_arrival.filter(|_| end > i64::MIN) {
             // One packet time past the last arrival, as the packet's audio starts there. A
             // shortfall within the deepest jitter buffer is network delay of the last packets,
             // not missing audio, and is left alone.
-            let tail = self.index(t) + i64::from(self.cfg.rate) / 50;
+            let tail = t + i64::from(self.cfg.rate) / 50;
             let jitter_room =
                 i64::from(self.cfg.playout.max_depth_ms) * i64::from(self.cfg.rate) / 1000;
             if tail - end > jitter_room {
@@ -350,10 +382,82 @@ impl CallAudio {
         i64::try_from(ns).ok().map(|ns| origin.saturating_add(ns))
     }
 
+    /// Output index of capture time `ns`, on the timeline as re-anchored so far.
     fn index(&self, ns: i64) -> i64 {
+        self.index_with(ns, self.skipped)
+    }
+
+    fn index_with(&self, ns: i64, skipped: i64) -> i64 {
         let origin = self.origin_ns.unwrap_or(ns);
-        let at = (i128::from(ns) - i128::from(origin)) * i128::from(self.cfg.rate) / NS_PER_S;
-        i64::try_from(at).unwrap_or(0)
+        let at = (i128::from(ns) - i128::from(origin)) * i128::from(self.cfg.rate) / NS_PER_S
+            - i128::from(skipped);
+        // Far beyond any frontier either way; the gap checks re-anchor from there.
+        at.clamp(i128::from(i64::MIN / 4), i128::from(i64::MAX / 4)) as i64
+    }
+
+    /// How far audio has been laid out: the furthest of what was sent and what any leg
+    /// wrote. `None` before anything was.
+    fn frontier(&self) -> Option<i64> {
+        let written = self
+            .legs
+            .iter()
+            .map(|l| l.end)
+            .max()
+            .filter(|&e| e > i64::MIN);
+        match (self.emitted, written) {
+            (Some(e), Some(w)) => Some(e.max(w)),
+            (e, w) => e.or(w),
+        }
+    }
+
+    /// Where output stands: what was sent, or before anything was, where it will start.
+    fn sent_from(&self) -> i64 {
+        let first = self.legs.iter().filter_map(|l| l.first).min();
+        self.emitted.or(first).unwrap_or(i64::MIN)
+    }
+
+    /// The longest silence kept, in output samples.
+    fn max_gap(&self) -> i64 {
+        i64::from(self.cfg.playout.max_gap_ms) * i64::from(self.cfg.rate) / 1000
+    }
+
+    /// The furthest output index silence may be laid out to now.
+    fn silence_limit(&self) -> Option<i64> {
+        self.frontier().map(|f| f.saturating_add(self.max_gap()))
+    }
+
+    /// Re-anchors the timeline so that what would have been at `from` is at `to`.
+    fn resync(&mut self, from: i64, to: i64) {
+        self.prev_skipped = Some(self.skipped);
+        self.skipped = self.skipped.saturating_add(from.saturating_sub(to));
+        self.resyncs += 1;
+    }
+
+    /// Where a chunk starting at capture time `start_ns` goes: where the clock puts it, unless
+    /// that is more than a gap ahead of the frontier or more than a gap behind where output
+    /// stands (then at the frontier: the audio continues, neither after a stretch of silence
+    /// nor lost as late).
+    fn gap_checked(&mut self, start_ns: i64) -> i64 {
+        let ideal = self.index(start_ns);
+        let Some(frontier) = self.frontier() else {
+            return ideal;
+        };
+        let max_gap = self.max_gap();
+        let ahead = |at: i64| at > frontier.saturating_add(max_gap);
+        let behind = |at: i64| at < self.sent_from().saturating_sub(max_gap);
+        if !ahead(ideal) && !behind(ideal) {
+            return ideal;
+        }
+        if let Some(prev) = self.prev_skipped {
+            let old = self.index_with(start_ns, prev);
+            if !ahead(old) && !behind(old) {
+                return old;
+            }
+        }
+        // The audio continues where the output stands, with no silence for the jump: a
+        // hostile sender alternating jumps must not turn each packet into seconds of output.
+        self.resync(ideal, frontier);
+        frontier
     }
 
     fn place(&mut self, idx: usize, chunks: &mut Vec<Chunk>) {
@@ -363,13 +467,13 @@ impl CallAudio {
     }
 
     fn place_chunk(&mut self, idx: usize, chunk: &Chunk) {
-        let ideal = self.index(chunk.start_ns);
+        let ideal = self.gap_checked(chunk.start_ns);
         let rate = self.cfg.rate;
         let slip = i64::from(self.cfg.slip_ms) * i64::from(rate) / 1000;
-        let continues = self.legs[idx]
-            .run
-            .as_ref()
-            .is_some_and(|r| r.rate == chunk.rate && (r.expected_next(rate) - ideal).abs() <= slip);
+        let continues = self.legs[idx].run.as_ref().is_some_and(|r| {
+            r.rate == chunk.rate
+                && r.expected_next(rate).saturating_sub(ideal).saturating_abs() <= slip
+        });
         if !continues {
             self.end_run(idx);
             self.legs[idx].run = Some(Run {
@@ -425,6 +529,8 @@ impl CallAudio {
             },
         };
         let block = i64::from(self.cfg.block_ms.max(1)) * i64::from(self.cfg.rate) / 1000;
+        // Whoever asks, output never runs more than a gap past the audio laid out.
+        let limit = self.silence_limit().map_or(limit, |l| limit.min(l));
         let mut pos = start;
         while pos < limit {
             let n = if pos + block <= limit {

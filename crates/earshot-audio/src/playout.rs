@@ -66,6 +66,11 @@ pub struct PlayoutConfig {
     pub max_conceal_ms: u32,
     /// Longest silence-suppressed period filled with comfort noise.
     pub max_cn_ms: u32,
+    /// Longest stretch of capture time without audio that the mixer keeps as silence; a
+    /// longer one (a hold without RTP, or a time jump in the capture or the RTP clock, either
+    /// way) is cut out of the output and the timeline re-anchored, so no time jump makes the
+    /// mixer allocate or emit in proportion to its size.
+    pub max_gap_ms: u32,
 }
 
 impl PlayoutConfig {
@@ -80,6 +85,7 @@ impl PlayoutConfig {
             drift_ms: 40,
             max_conceal_ms: 1000,
             max_cn_ms: 10_000,
+            max_gap_ms: 5_000,
         }
     }
 
@@ -92,6 +98,8 @@ impl PlayoutConfig {
             depth_ms: 20,
             adaptive: true,
             max_depth_ms: 300,
+            // A listener's queue holds 12 s of audio: one jump must never come near it.
+            max_gap_ms: 1_000,
             ..Self::offline()
         }
     }
@@ -214,7 +222,7 @@ impl Source {
     fn place(&mut self, arrival_ns: i64, ext_ts: i64, marker: bool, drift_ns: i64) -> i64 {
         let offset = arrival_ns.saturating_sub(self.nominal_ns(ext_ts));
         self.last_offset = offset;
-        if offset.abs() > JUMP_NS || (marker && offset > drift_ns) {
+        if offset.saturating_abs() > JUMP_NS || (marker && offset > drift_ns) {
             self.reanchor(arrival_ns, ext_ts);
         } else if offset < 0 {
             // Earlier than the envelope: this packet saw less delay.
@@ -259,6 +267,7 @@ pub struct Playout {
     played: Option<(u32, i64)>,
     /// RTP time and capture time where the last released audio ended.
     next_ts: Option<i64>,
+    next_ns: i64,
     frame_ts: i64,
     active: Option<Active>,
     /// Set by a CN packet; fills the silence until the next audio.
@@ -278,6 +287,7 @@ impl Playout {
             jitter_ns: 0.0,
             played: None,
             next_ts: None,
+            next_ns: 0,
             frame_ts: 0,
             active: None,
             cn: None,
@@ -327,9 +337,16 @@ impl Playout {
         let source = self.source_for(p, clock);
         let epoch = source.epoch;
         let (ext_seq, ext_ts) = source.extend(p.seq, p.timestamp);
+        let gen_before = source.anchor_gen;
         let pos_ns = source.place(p.arrival_ns, ext_ts, p.marker, drift_ns);
         let offset = source.last_offset;
         let anchor_gen = source.anchor_gen;
+        if anchor_gen != gen_before && offset.saturating_abs() > JUMP_NS {
+            // Capture time jumped (either way): what is held was placed on the old clock and
+            // its release time may now never come (or come at once). Its timeline is over, so
+            // it plays out now rather than blocking the packets of the new one behind it.
+            self.release_before(epoch, anchor_gen, out);
+        }
         self.adapt_depth(offset);
         if self.is_late_or_duplicate(epoch, ext_seq) {
             self.poll(p.arrival_ns, out);
@@ -362,6 +379,18 @@ impl Playout {
             .buffer
             .first_key_value()
             .is_some_and(|(_, p)| p.release_ns <= now_ns)
+        {
+            self.release_first(out);
+        }
+    }
+
+    /// Releases the held packets placed with an older anchor of `epoch`'s source (or of an
+    /// older source), in order.
+    fn release_before(&mut self, epoch: u32, anchor_gen: u32, out: &mut Vec<Chunk>) {
+        while self
+            .buffer
+            .first_key_value()
+            .is_some_and(|(_, p)| p.epoch != epoch || p.anchor_gen != anchor_gen)
         {
             self.release_first(out);
         }
@@ -465,7 +494,17 @@ impl Playout {
         let Some(next_ts) = self.next_ts else {
             return;
         };
-        let gap = p.ext_ts - next_ts;
+        // The RTP clock says how long the gap is, but it is the sender's word: after a
+        // timestamp jump (re-anchored on arrival) it can claim days. When it claims more than
+        // a jump beyond the capture time that passed since the previous audio ended, the
+        // capture clock is believed, so the fill stays inside the time that really passed.
+        let rtp_gap = p.ext_ts - next_ts;
+        let since_ns = p.pos_ns.saturating_sub(self.next_ns);
+        let gap = if ts_to_ns(rtp_gap, p.clock) > since_ns.saturating_add(JUMP_NS) {
+            ns_to_ts(since_ns, p.clock)
+        } else {
+            rtp_gap
+        };
         if gap <= 0 {
             return;
         }
@@ -499,6 +538,7 @@ impl Playout {
             self.stats.malformed += 1;
         }
         self.next_ts = Some(p.ext_ts);
+        self.next_ns = p.pos_ns;
     }
 
     fn play(&mut self, p: &Pending, codec: &Codec, out: &mut Vec<Chunk>) {
@@ -533,6 +573,7 @@ impl Playout {
             self.frame_ts = dur_ts;
         }
         self.next_ts = Some(p.ext_ts + dur_ts);
+        self.next_ns = p.pos_ns.saturating_add(ts_to_ns(dur_ts, p.clock));
         if !pcm.is_empty() {
             out.push(mono_chunk(p.pos_ns, rate, channels, pcm));
         }
@@ -548,6 +589,7 @@ impl Playout {
         let dur_ts = self.frame_or_default(p.clock);
         let n = usize::try_from(dur_ts).unwrap_or(0);
         self.next_ts = Some(p.ext_ts + dur_ts);
+        self.next_ns = p.pos_ns.saturating_add(ts_to_ns(dur_ts, p.clock));
         out.push(Chunk {
             start_ns: p.pos_ns,
             rate: p.clock,
@@ -609,6 +651,11 @@ fn mono_chunk(start_ns: i64, rate: u32, channels: u8, pcm: Vec<i16>) -> Chunk {
 fn ts_to_ns(ts: i64, clock: u32) -> i64 {
     let ns = i128::from(ts) * i128::from(NS_PER_S) / i128::from(clock.max(1));
     i64::try_from(ns).unwrap_or(i64::MAX / 2)
+}
+
+fn ns_to_ts(ns: i64, clock: u32) -> i64 {
+    let ts = i128::from(ns) * i128::from(clock) / i128::from(NS_PER_S);
+    i64::try_from(ts).unwrap_or(if ts < 0 { i64::MIN / 2 } else { i64::MAX / 2 })
 }
 
 fn ms_to_ts(ms: u32, clock: u32) -> i64 {

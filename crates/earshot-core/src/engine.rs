@@ -5,7 +5,7 @@ use crate::flows::{FlowTable, Key4};
 use crate::media::{Binding, Candidate};
 use crate::signalling::SipMeta;
 use crate::stream::{Stream, StreamKey};
-use earshot_wire::{Decapsulator, LinkType, Packet, Timestamp, Transport, Udp4};
+use earshot_wire::{DecapConfig, Decapsulator, LinkType, Packet, Timestamp, Transport, Udp4};
 use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -27,6 +27,9 @@ pub struct Config {
     /// cut at `sip_log_bytes`, so a call's log never exceeds their product.
     pub sip_log_messages: usize,
     pub sip_log_bytes: usize,
+    /// HEP envelope times further than this from the time of receipt are replaced by it
+    /// (`DecapConfig::hep_max_skew_ns`); `None` trusts them (offline analysis).
+    pub hep_max_skew_ns: Option<i64>,
 }
 
 impl Default for Config {
@@ -40,6 +43,7 @@ impl Default for Config {
             retain_ended: true,
             sip_log_messages: 0,
             sip_log_bytes: 4096,
+            hep_max_skew_ns: None,
         }
     }
 }
@@ -104,6 +108,8 @@ pub struct CaptureCounters {
     pub other_sip: BTreeMap<String, u64>,
     pub first_ts: Option<Timestamp>,
     pub last_ts: Option<Timestamp>,
+    /// HEP packets whose envelope time was replaced by the time of receipt (too far off).
+    pub hep_time_replaced: u64,
 }
 
 impl CaptureCounters {
@@ -166,9 +172,13 @@ impl Default for Engine {
 
 impl Engine {
     pub fn new(cfg: Config) -> Self {
+        let decap = Decapsulator::with_config(DecapConfig {
+            hep_max_skew_ns: cfg.hep_max_skew_ns,
+            ..DecapConfig::default()
+        });
         Engine {
             cfg,
-            decap: Some(Box::new(Decapsulator::new())),
+            decap: Some(Box::new(decap)),
             streams_in: TcpSip::default(),
             calls: FxHashMap::default(),
             by_call_id: FxHashMap::default(),
@@ -283,7 +293,8 @@ impl Engine {
         let idle = self.cfg.idle_timeout_ns;
         let mut changed = Vec::new();
         for call in self.calls.values_mut() {
-            let silent = now.nanos() - call.last_packet.nanos();
+            clamp_to_now(call, now);
+            let silent = now.nanos().saturating_sub(call.last_packet.nanos());
             if call.end.is_none() && silent > idle {
                 call.end = Some(call.last_packet);
                 call.timed_out = true;
@@ -300,7 +311,10 @@ impl Engine {
             let old: Vec<CallId> = self
                 .calls
                 .values()
-                .filter(|c| c.end.is_some_and(|e| now.nanos() - e.nanos() > linger))
+                .filter(|c| {
+                    c.end
+                        .is_some_and(|e| now.nanos().saturating_sub(e.nanos()) > linger)
+                })
                 .map(|c| c.id)
                 .collect();
             for id in old {
@@ -381,7 +395,24 @@ impl Engine {
         let mut c = self.counters.clone();
         if let Some(decap) = &self.decap {
             c.malformed += decap.stats().malformed;
+            c.hep_time_replaced = decap.stats().hep_time_replaced;
         }
         c
+    }
+}
+
+/// A call's times are packet times, which a packet can put anywhere (a capture file's record, a
+/// HEP envelope). Idleness is measured on the caller's clock: a time beyond it is taken as
+/// `now`, so a call stamped in the future still ages from the moment it was seen, and always
+/// expires once it falls silent.
+fn clamp_to_now(call: &mut Call, now: Timestamp) {
+    call.last_packet = call.last_packet.min(now);
+    call.start = call.start.min(now);
+    call.last_sip = call.last_sip.min(now);
+    for t in [&mut call.ring, &mut call.answer, &mut call.end]
+        .into_iter()
+        .flatten()
+    {
+        *t = (*t).min(now);
     }
 }

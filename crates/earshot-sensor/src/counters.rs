@@ -29,6 +29,12 @@ pub struct SensorCounters {
     /// HEP datagrams dropped on receipt: source not in the allow-list, or no (or a wrong) auth key.
     pub hep_refused_address: AtomicU64,
     pub hep_refused_auth_key: AtomicU64,
+    /// Capture times more than a step ahead of the sensor's clock (pipeline or audio fan-out),
+    /// which moved it by one step only.
+    pub clock_clamped: AtomicU64,
+    /// Times a listener's audio timeline was re-anchored after a jump in capture or RTP time
+    /// (or a pause longer than the longest gap kept).
+    pub audio_resyncs: AtomicU64,
     pub metrics: MetricCounters,
 }
 

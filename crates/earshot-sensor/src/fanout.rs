@@ -4,6 +4,8 @@
 //! this thread (and counts what does not fit); everything that costs CPU per listener happens
 //! here. So even a crowd of listeners, or one that stalls, can slow listening but never capture.
 
+use crate::clock::BoundedClock;
+use crate::counters::SensorCounters;
 use crate::listener::{AudioFormat, Listener};
 use crate::pipeline::Shared;
 use crate::queue::FrameTx;
@@ -19,6 +21,12 @@ use std::time::{Duration, Instant};
 /// How often listeners' clocks advance between packets. Output leaves once the capture clock
 /// passes a block's end plus the playout hold, so this adds up to one period to the latency.
 const POLL: Duration = Duration::from_millis(5);
+
+/// Farthest one packet moves the fan-out's clock forward. Between packets the clock runs with
+/// the wall, so in-order live traffic never needs a step; a replay at full speed advances a
+/// packet time (tens of ms) per packet. A packet from the far future (a forged HEP envelope,
+/// a corrupt capture) moves its listeners' clock by this much, not to its time.
+const CLOCK_STEP_NS: i64 = 100_000_000;
 
 /// A call left without listeners, and the ticket of the last subscription to it the fan-out
 /// had seen: the pipeline stops sending the call's packets only if it has not subscribed
@@ -88,7 +96,8 @@ pub(crate) fn spawn(
                 shared,
                 limits,
                 gone,
-                clock: None,
+                clock: BoundedClock::following(CLOCK_STEP_NS),
+                started: Instant::now(),
                 count: 0,
             };
             f.run(&rx);
@@ -105,8 +114,12 @@ struct Fanout {
     limits: Limits,
     /// Calls that lost their last listener, so the pipeline stops sending their packets.
     gone: CbSender<CallGone>,
-    /// The latest capture time and when it was seen: the playout clock between packets.
-    clock: Option<(i64, Instant)>,
+    /// The listeners' playout clock: the latest packet's capture time (a step ahead at most)
+    /// plus the wall time since it was seen. It follows packets back, as the listeners' audio
+    /// is placed by their times: a clock that stayed ahead would make all of it late.
+    clock: BoundedClock,
+    /// Origin of the monotonic wall time the clock runs on.
+    started: Instant,
     count: usize,
 }
 
@@ -133,9 +146,25 @@ impl Fanout {
         }
     }
 
+    fn mono_ns(&self) -> i64 {
+        i64::try_from(self.started.elapsed().as_nanos()).unwrap_or(i64::MAX)
+    }
+
     fn now_ns(&self) -> Option<i64> {
-        self.clock
-            .map(|(ts, at)| ts + at.elapsed().as_nanos() as i64)
+        self.clock.now(self.mono_ns())
+    }
+
+    /// Puts a packet on the fan-out's clock: its capture time, unless that is more than a step
+    /// ahead of the clock; then a step ahead (counted). The listeners see the same time, so no
+    /// single packet moves their audio further than the clock.
+    fn clocked(&mut self, mut packet: KeptPacket) -> KeptPacket {
+        let before = self.clock.clamped();
+        let at = self.clock.observe(packet.ts.nanos(), self.mono_ns());
+        if self.clock.clamped() != before {
+            SensorCounters::add(&self.shared.counters.clock_clamped, 1);
+        }
+        packet.ts = earshot_wire::Timestamp(at);
+        packet
     }
 
     fn handle(&mut self, msg: AudioMsg) -> bool {
@@ -160,7 +189,7 @@ impl Fanout {
                 self.tidy();
             }
             AudioMsg::Packet { call, packet } => {
-                self.clock = Some((packet.ts.nanos(), Instant::now()));
+                let packet = self.clocked(packet);
                 if let Some(ls) = self.listeners.get_mut(&call) {
                     ls.retain_mut(|l| l.push(&packet.as_rtp(call)).is_ok());
                 }

@@ -8,6 +8,7 @@
 
 pub mod admission;
 pub mod audit;
+pub mod clock;
 pub mod counters;
 mod fanout;
 pub mod hep;

@@ -69,6 +69,8 @@ pub struct Listener {
     /// audio engine counts errors per leg; they are put down to the leg's current codec).
     decode_errors_seen: [u64; 2],
     leg_codec: [Option<Codec>; 2],
+    /// Timeline resyncs of `audio` already counted.
+    resyncs_seen: u64,
 }
 
 impl Listener {
@@ -106,6 +108,7 @@ impl Listener {
             scratch: Vec::new(),
             codecs: HashMap::new(),
             decode_errors_seen: [0; 2],
+            resyncs_seen: 0,
             leg_codec: [None, None],
         })
     }
@@ -168,7 +171,7 @@ impl Listener {
         }
         let mut out = std::mem::take(&mut self.scratch);
         self.audio.push(leg, &input, &mut out);
-        self.count_decode_errors();
+        self.count_audio_stats();
         let r = self.emit(&mut out, false, Some(p.ts.nanos()));
         self.scratch = out;
         r
@@ -197,7 +200,7 @@ impl Listener {
     pub fn poll(&mut self, now_ns: i64) -> Result<(), NoSubscribers> {
         let mut out = std::mem::take(&mut self.scratch);
         self.audio.poll(now_ns, &mut out);
-        self.count_decode_errors();
+        self.count_audio_stats();
         let r = self.emit(&mut out, false, Some(now_ns));
         self.scratch = out;
         r
@@ -286,6 +289,16 @@ impl Listener {
     }
 
     /// Adds the decoder errors the audio engine met since the last look to the metrics.
+    /// Adds what the audio engine counted since the last call to the sensor's counters.
+    fn count_audio_stats(&mut self) {
+        let resyncs = self.audio.resyncs();
+        if resyncs > self.resyncs_seen {
+            SensorCounters::add(&self.counters.audio_resyncs, resyncs - self.resyncs_seen);
+            self.resyncs_seen = resyncs;
+        }
+        self.count_decode_errors();
+    }
+
     fn count_decode_errors(&mut self) {
         for leg in [Leg::Caller, Leg::Called] {
             let i = leg_slot(leg);

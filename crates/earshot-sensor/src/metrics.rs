@@ -138,6 +138,28 @@ pub fn render(shared: &Shared, manager: &ManagerCounters, token: &ScrapeToken) -
         "Frames dropped because the pipeline queue was full: the sensor's own loss.",
         C::get(&c.internal_drops),
     );
+    e.counters(
+        "earshot_sensor_time_corrected_total",
+        "Capture times not believed (docs/security.md): hep_envelope: a HEP envelope time too far \
+         from the time of receipt, replaced by it ([calls] hep_max_clock_skew_s); clock_step: a \
+         time more than a step ahead of the sensor's clock, which moved by the step only.",
+        [
+            (
+                vec![("kind", "hep_envelope".to_string())],
+                cap.hep_time_replaced,
+            ),
+            (
+                vec![("kind", "clock_step".to_string())],
+                C::get(&c.clock_clamped),
+            ),
+        ],
+    );
+    e.counter(
+        "earshot_sensor_audio_resyncs_total",
+        "Times a listener's audio timeline was re-anchored instead of filling a jump in capture \
+         or RTP time (or a pause longer than the longest kept) with silence.",
+        C::get(&c.audio_resyncs),
+    );
     e.gauge(
         "earshot_sensor_active_calls",
         "Calls in the call table now (including ended calls lingering briefly).",

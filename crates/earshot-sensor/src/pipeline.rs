@@ -7,6 +7,7 @@
 
 use crate::admission::{Gate, ListenLimits};
 use crate::audit::AuditLog;
+use crate::clock::BoundedClock;
 use crate::counters::SensorCounters;
 use crate::fanout::{self, AudioMsg, CallGone, Limits};
 use crate::listener::AudioFormat;
@@ -26,6 +27,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// HEP envelope times further than this from the time of receipt are replaced by it (and
+/// counted): agents keep their clocks within milliseconds by NTP, and a time far off is a
+/// broken clock or a forgery that would put calls in the future or the past.
+pub const HEP_MAX_SKEW_NS: i64 = 10 * 1_000_000_000;
 
 /// Messages queued for the audio fan-out thread: about 10 s of packets of 100 listened calls.
 const AUDIO_QUEUE: usize = 100_000;
@@ -50,6 +56,7 @@ impl Default for PipelineConfig {
             engine: Config {
                 retain_ended: false,
                 sip_log_messages: 32,
+                hep_max_skew_ns: Some(HEP_MAX_SKEW_NS),
                 ..Config::default()
             },
             sensor_id: None,
@@ -200,17 +207,45 @@ struct Hub {
     ended: HashSet<CallId>,
 }
 
-/// Capture-time clock that keeps moving between packets: the last capture time plus the wall
-/// time since it arrived, so audio is released during silences too.
+/// Farthest one frame moves the pipeline's clock forward: a replay at full speed stays within
+/// it frame by frame, a forged or corrupt capture time does not get further.
+const CLOCK_STEP_NS: i64 = 1_000_000_000;
+
+/// The pipeline's "now" (expiry, listings, rewind): capture time that keeps moving between
+/// packets, monotonic, and moved by at most [`CLOCK_STEP_NS`] per frame (see
+/// [`crate::clock`]). Before the first frame, the wall clock.
 struct Clock {
-    last_capture: Option<(i64, Instant)>,
+    bounded: BoundedClock,
+    started: Instant,
+    counters: Arc<SensorCounters>,
 }
 
 impl Clock {
+    fn new(counters: Arc<SensorCounters>) -> Self {
+        Clock {
+            bounded: BoundedClock::monotonic(CLOCK_STEP_NS),
+            started: Instant::now(),
+            counters,
+        }
+    }
+
+    fn mono_ns(&self) -> i64 {
+        i64::try_from(self.started.elapsed().as_nanos()).unwrap_or(i64::MAX)
+    }
+
     fn now_ns(&self) -> i64 {
-        match self.last_capture {
-            Some((ts, at)) => ts + at.elapsed().as_nanos() as i64,
-            None => wall_ns(),
+        self.bounded.now(self.mono_ns()).unwrap_or_else(wall_ns)
+    }
+
+    fn observe(&mut self, frames: &[earshot_wire::Frame<'_>]) {
+        let mono = self.mono_ns();
+        let before = self.bounded.clamped();
+        for f in frames {
+            self.bounded.observe(f.ts.nanos(), mono);
+        }
+        let clamped = self.bounded.clamped() - before;
+        if clamped > 0 {
+            SensorCounters::add(&self.counters.clock_clamped, clamped);
         }
     }
 }
@@ -225,6 +260,7 @@ impl Worker {
     fn new(cfg: PipelineConfig, shared: Arc<Shared>, audio: CbSender<AudioMsg>) -> Self {
         let refs_gen = CallRefGenerator::new()
             .unwrap_or_else(|_| CallRefGenerator::from_seed(wall_ns() as u64));
+        let clock = Clock::new(shared.counters.clone());
         Worker {
             engine: Engine::new(cfg.engine.clone()),
             hub: Hub {
@@ -245,7 +281,7 @@ impl Worker {
             cfg,
             shared,
             refs_gen,
-            clock: Clock { last_capture: None },
+            clock,
             spare_frames: Vec::new(),
         }
     }
@@ -297,9 +333,7 @@ impl Worker {
         let n = batch.len() as u64;
         let mut frames = reuse_frame_list(std::mem::take(&mut self.spare_frames));
         frames.extend(batch.frames());
-        if let Some(last) = frames.last() {
-            self.clock.last_capture = Some((last.ts.nanos(), Instant::now()));
-        }
+        self.clock.observe(&frames);
         self.engine.handle_frames(&frames, &mut self.hub);
         self.spare_frames = reuse_frame_list(frames);
         for id in std::mem::take(&mut self.hub.new_calls) {

@@ -73,6 +73,8 @@ pub struct DecapStats {
     pub reassembled: u64,
     pub fragment_timeouts: u64,
     pub hep: u64,
+    /// HEP packets whose envelope time was too far from the frame's and was replaced by it.
+    pub hep_time_replaced: u64,
 }
 
 /// Tunables. Defaults suit a sensor: HEP on 9060, VXLAN on 4789, 30 s fragment timeout.
@@ -90,6 +92,12 @@ pub struct DecapConfig {
     pub max_frag_bytes: usize,
     /// Encapsulation layers (tunnels, HEP, reassembly) followed before giving up.
     pub max_depth: u8,
+    /// A HEP envelope's capture time is the agent's word. When it is further than this from
+    /// the time of the frame that carried it (for a HEP listener, the time of receipt), the
+    /// frame's time is used instead and the packet counted in `hep_time_replaced`: one forged
+    /// datagram must not put a call or a listener's clock in 2106. `None` trusts every
+    /// envelope (offline analysis of a capture, where the envelopes are the record).
+    pub hep_max_skew_ns: Option<i64>,
 }
 
 impl Default for DecapConfig {
@@ -101,6 +109,7 @@ impl Default for DecapConfig {
             max_frag_datagrams: 1024,
             max_frag_bytes: 65_535,
             max_depth: 8,
+            hep_max_skew_ns: None,
         }
     }
 }
@@ -851,7 +860,10 @@ impl Decapsulator {
         let ts = match h.secs {
             Some(s) => {
                 let us = i64::from(h.usecs.unwrap_or(0));
-                Timestamp(i64::from(s) * 1_000_000_000 + us.min(999_999) * 1_000)
+                self.envelope_time(
+                    Timestamp(i64::from(s) * 1_000_000_000 + us.min(999_999) * 1_000),
+                    ctx.ts,
+                )
             }
             None => ctx.ts,
         };
@@ -866,6 +878,21 @@ impl Decapsulator {
             from_hep: true,
         });
         Ok(())
+    }
+}
+
+impl Decapsulator {
+    /// The HEP envelope's time, or the carrying frame's when the two are further apart than
+    /// `hep_max_skew_ns` (counted).
+    fn envelope_time(&mut self, envelope: Timestamp, frame: Timestamp) -> Timestamp {
+        let Some(max) = self.cfg.hep_max_skew_ns else {
+            return envelope;
+        };
+        if envelope.nanos().abs_diff(frame.nanos()) > max.unsigned_abs() {
+            self.stats.hep_time_replaced += 1;
+            return frame;
+        }
+        envelope
     }
 }
 

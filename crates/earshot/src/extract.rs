@@ -132,7 +132,7 @@ fn feed_files(files: &[PathBuf], sink: &mut dyn Sink) -> Result<()> {
     Ok(())
 }
 
-/// The codec a packet's payload type stands for in its call.
+/// Which calls to extract.
 enum Wanted {
     Call(String),
     All,

@@ -252,6 +252,7 @@ pub struct CallsSection {
     /// Rewind one call may hold, in MiB.
     pub rewind_call_mb: Option<usize>,
     pub max_calls: Option<usize>,
+    pub hep_max_clock_skew_s: Option<u64>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -328,6 +329,9 @@ pub fn settings(args: Args) -> Result<Settings> {
     }
     if let Some(n) = c.max_calls {
         pipeline.engine.max_calls = n;
+    }
+    if let Some(s) = c.hep_max_clock_skew_s {
+        pipeline.engine.hep_max_skew_ns = Some(secs(s));
     }
     let m = file.manager;
     if let Some(n) = m.max_listeners {
