@@ -31,6 +31,8 @@ struct Cli {
     log_level: Option<String>,
 }
 
+// Parsed once at start-up and matched once: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     Demo(demo::Args),
