@@ -498,6 +498,94 @@ mod tests {
         assert_eq!(SensorCounters::get(&counters.listener_drops), 1);
     }
 
+    /// A listener from the rewind decodes it a batch at a time as its queue drains: it never
+    /// holds more than its byte bound, plays every rewound packet, then the live ones held
+    /// back meanwhile, in order.
+    #[test]
+    fn a_rewind_is_played_as_fast_as_it_is_read_within_the_queue_bound() {
+        use crate::rewind::{Rewind, RewindLimits};
+        let counters = Arc::new(SensorCounters::default());
+        let mut store = Rewind::new(RewindLimits {
+            keep_ns: 120_000_000_000,
+            budget_bytes: 1 << 30,
+            per_call_bytes: 1 << 30,
+        });
+        let payload = [0xd5u8; 160];
+        // 60 s of one party's G.711 at 20 ms.
+        for seq in 0..3000 {
+            store.push(&packet(seq, 8, &payload));
+        }
+        let limit = 256 * 1024;
+        let (tx, mut rx) = queue(limit);
+        let format = AudioFormat {
+            rate: 48000,
+            channels: 2,
+        };
+        let rewind = store.snapshot(1, Timestamp(i64::MIN));
+        let mut l =
+            Listener::new(1, format, tx.clone(), Some(rewind), counters.clone()).expect("listener");
+        // Live packets arriving while it catches up are held, not decoded yet.
+        for seq in 3000..3050 {
+            l.push(&packet(seq, 8, &payload)).expect("held");
+        }
+        let mut samples = 0usize;
+        let mut ticks = 0;
+        while l.replaying() {
+            l.advance(None).expect("the listener stays");
+            assert!(tx.queued() <= limit, "{} bytes queued", tx.queued());
+            while let Some(f) = rx.try_recv() {
+                if let Frame::Audio(a) = f {
+                    samples += a.samples.len() / 2;
+                }
+            }
+            ticks += 1;
+            assert!(ticks < 10_000, "the rewind never finished");
+        }
+        // 61 s went in; the playout holds back a little at the end until the clock moves.
+        let seconds = samples as f64 / 48000.0;
+        assert!((59.0..=61.1).contains(&seconds), "{seconds} s played");
+        assert_eq!(SensorCounters::get(&counters.listener_drops), 0);
+    }
+
+    #[test]
+    fn a_rewind_listener_that_is_not_read_holds_its_bound_then_is_dropped() {
+        use crate::rewind::{Rewind, RewindLimits};
+        let counters = Arc::new(SensorCounters::default());
+        let mut store = Rewind::new(RewindLimits {
+            keep_ns: 120_000_000_000,
+            budget_bytes: 1 << 30,
+            per_call_bytes: 1 << 30,
+        });
+        let payload = [0xd5u8; 160];
+        for seq in 0..3000 {
+            store.push(&packet(seq, 8, &payload));
+        }
+        let limit = 64 * 1024;
+        let (tx, _rx) = queue(limit);
+        let format = AudioFormat {
+            rate: 48000,
+            channels: 2,
+        };
+        let rewind = store.snapshot(1, Timestamp(i64::MIN));
+        let mut l =
+            Listener::new(1, format, tx.clone(), Some(rewind), counters.clone()).expect("listener");
+        for _ in 0..100 {
+            l.advance(None).expect("waiting for its reader");
+        }
+        assert!(tx.queued() <= limit, "{} bytes queued", tx.queued());
+        assert!(l.replaying());
+        // Live packets keep coming; past the bound the listener is dropped and counted.
+        let mut result = Ok(());
+        for seq in 3000..10_000 {
+            result = l.push(&packet(seq as u16, 8, &payload));
+            if result.is_err() {
+                break;
+            }
+        }
+        assert_eq!(result, Err(NoSubscribers));
+        assert_eq!(SensorCounters::get(&counters.listener_drops), 1);
+    }
+
     #[test]
     fn live_frames_are_timed_from_capture_to_departure() {
         let counters = Arc::new(SensorCounters::default());

@@ -78,7 +78,19 @@ fn stalled_listeners_do_not_slow_capture() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let s = Sensor::start(&["--pcap", pcap.to_str().unwrap(), "--loop", "--speed", "max"]);
+    // All 500 listeners come from this one address: lift the per-client cap so they are all
+    // listeners, not refusals (sensor_listeners tests the cap).
+    let config = dir.join("sensor.toml");
+    std::fs::write(&config, "[listen]\nmax_per_client_per_call = 0\n").expect("write config");
+    let s = Sensor::start(&[
+        "--pcap",
+        pcap.to_str().unwrap(),
+        "--loop",
+        "--speed",
+        "max",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
     s.wait_call_with_rtp(Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(500));
 
