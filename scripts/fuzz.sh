@@ -54,6 +54,10 @@ run_one() {
 summarize() {
     local t=$1 log="$work/logs/$t.log"
     local rc result execs cov artifact secs
+    if [ ! -f "$log" ]; then
+        echo "| $t | 0 | 0 | - | not run |"
+        return 1
+    fi
     rc=$(cat "$work/logs/$t.rc" 2>/dev/null || echo 0)
     if grep -q 'ERROR: libFuzzer: out-of-memory' "$log"; then
         result=OOM
