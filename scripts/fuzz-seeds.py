@@ -3,6 +3,10 @@
 
     python3 scripts/fuzz-seeds.py [PCAPS_DIR]     # default ../shared/pcaps
 
+The seeds are not committed: they are pieces of captures whose licences (CATALOGUE.md) do not
+all allow copying them into the project, so scripts/fuzz.sh runs this script before fuzzing.
+SEEDS_OUT moves the output directory.
+
 Each target gets at most MAX_FILES small inputs in the layout its fuzz_targets/<target>.rs
 reads, so the fuzzer starts from real SIP, SDP, RTP, HEP and TCP rather than from nothing.
 Rerunning rewrites the directories; the output depends only on the captures (no randomness).
@@ -17,7 +21,7 @@ import struct
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OUT = os.path.join(ROOT, "fuzz", "corpus-seed")
+OUT = os.environ.get("SEEDS_OUT") or os.path.join(ROOT, "fuzz", "corpus-seed")
 MAX_FILES = 20
 # Largest seed file: big enough for a short call, small enough to keep the corpus tiny.
 MAX_BYTES = 8192

@@ -6,7 +6,9 @@
 #   MINUTES=1 scripts/fuzz.sh engine hep # the named targets only
 #   PARALLEL=2 scripts/fuzz.sh           # two targets at once (each uses one core)
 #
-# Each target starts from the committed seeds (fuzz/corpus-seed/<target>/) and writes what it
+# Each target starts from seeds cut from ../shared/pcaps by scripts/fuzz-seeds.py (made here
+# before the run, never committed: the captures' licences do not all allow copying them into the
+# project; without ../shared the targets start from an empty corpus) and writes what it
 # finds into a scratch corpus ($FUZZ_WORK/corpus/<target>/, default /tmp/earshot-fuzz), which a
 # later run reuses. Crashes, OOMs and timeouts are saved under $FUZZ_WORK/artifacts/<target>/;
 # FUZZING.md says what to do with one. Exits 1 if any target failed, and prints a table
@@ -25,6 +27,11 @@ command -v cargo-fuzz >/dev/null || {
     echo "cargo-fuzz is missing: install it with 'cargo install cargo-fuzz' (needs a nightly toolchain)" >&2
     exit 2
 }
+if [ -d "$root/../shared/pcaps" ]; then
+    python3 "$root/scripts/fuzz-seeds.py" "$root/../shared/pcaps" >&2
+else
+    echo "note: ../shared/pcaps is missing, so the targets start without seeds" >&2
+fi
 cd "$root/fuzz"
 mapfile -t all < <(cargo +nightly fuzz list)
 targets=("$@")
