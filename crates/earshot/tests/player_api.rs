@@ -37,6 +37,7 @@ fn config(db_url: &str, default_sensor: Option<Sensor>) -> Config {
         tls: None,
         proxy_auth: None,
         metrics_token: None,
+        limits: Default::default(),
     }
 }
 
