@@ -172,10 +172,14 @@ const SCHEMA: [&str; 4] = [
         caller VARCHAR(255),
         called VARCHAR(255),
         started BIGINT NOT NULL,
-        stopped BIGINT)",
+        stopped BIGINT,
+        via VARCHAR(16),
+        outcome VARCHAR(16),
+        reason VARCHAR(255))",
 ];
 
-/// Audit columns added after the first release, created on databases made before them. Plain
+/// Audit columns added after the first release (also in the CREATE TABLE above), created on
+/// databases made before them. Plain
 /// `ALTER TABLE … ADD COLUMN` with a nullable type is understood alike by SQLite, PostgreSQL
 /// and MySQL, and old rows read as NULL.
 const AUDIT_ADDED: [(&str, &str); 3] = [
