@@ -1,10 +1,12 @@
 //! The HTTP API and the WebSocket relay.
 
 use crate::auth::{self, HashPool};
-use crate::limiter::{retry_seconds, LoginLimiter};
 use crate::config::{Config, ProxyAuth};
-use crate::db::{now_secs, AuditRow, Db, Role, Sensor, SensorKind, Session, FAILED, LISTENED, REFUSED};
+use crate::db::{
+    now_secs, AuditRow, Db, Role, Sensor, SensorKind, Session, FAILED, LISTENED, REFUSED,
+};
 use crate::error::{ApiError, ManagerError};
+use crate::limiter::{retry_seconds, LoginLimiter};
 use crate::manager::{self, ReadAudio, StreamConn};
 use crate::metrics::{bump, PlayerMetrics};
 use crate::web;
@@ -114,7 +116,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl AppState {
     pub fn new(config: Config, db: Db) -> Arc<AppState> {
         let l = &config.limits;
-        let limiter = LoginLimiter::new(l.max_failures_per_user, l.max_failures_per_address, l.lockout);
+        let limiter = LoginLimiter::new(
+            l.max_failures_per_user,
+            l.max_failures_per_address,
+            l.lockout,
+        );
         let hashes = HashPool::new(l.concurrent_hashes);
         Arc::new(AppState {
             db,
@@ -129,7 +135,12 @@ impl AppState {
 
     /// A slot for one more listening session of `user` on this call, unless they hold the
     /// configured maximum already.
-    fn listen_slot(&self, user_id: i64, sensor: i64, callref: &str) -> Result<ListenSlot, ApiError> {
+    fn listen_slot(
+        &self,
+        user_id: i64,
+        sensor: i64,
+        callref: &str,
+    ) -> Result<ListenSlot, ApiError> {
         let max = self.config().limits.max_per_user_per_call;
         let key = (user_id, sensor, manager::normalize_ref(callref));
         let mut table = lock(&self.listening);
@@ -820,7 +831,8 @@ async fn listen(
         Ok(c) => c,
         Err((session, e)) => {
             if let Some(session) = &session {
-                st.audit_attempt(attempt(session), REFUSED, &e.to_string()).await;
+                st.audit_attempt(attempt(session), REFUSED, &e.to_string())
+                    .await;
             }
             let Ok(ws) = ws else { return Err(e) };
             // A browser cannot read the body of a refused upgrade: accept it, say why in the
@@ -1233,7 +1245,18 @@ async fn chunk(
     });
     let sensor_listen_id = match known {
         Some(id) => id,
-        None => start_chunk(&st, &session, row, key.clone(), &sensor, &callref, &listen_id).await?,
+        None => {
+            start_chunk(
+                &st,
+                &session,
+                row,
+                key.clone(),
+                &sensor,
+                &callref,
+                &listen_id,
+            )
+            .await?
+        }
     };
     let pcm = match manager::read_audio(&sensor, &callref, &sensor_listen_id).await {
         Ok(ReadAudio::Pcm(p)) => p,

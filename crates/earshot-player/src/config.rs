@@ -138,7 +138,11 @@ impl Default for Limits {
 }
 
 impl Limits {
-    fn resolve(http: HttpSection, login: LoginSection, listening: ListeningSection) -> Result<Limits, ConfigError> {
+    fn resolve(
+        http: HttpSection,
+        login: LoginSection,
+        listening: ListeningSection,
+    ) -> Result<Limits, ConfigError> {
         let d = Limits::default();
         let positive = |key: &str, v: Option<u64>, default: Duration| match v {
             None => Ok(default),
@@ -164,16 +168,46 @@ impl Limits {
             }
         };
         Ok(Limits {
-            max_connections: at_least_one("[http] max_connections", http.max_connections, d.max_connections)?,
-            header_timeout: positive("[http] header_timeout_seconds", http.header_timeout_seconds, d.header_timeout)?,
-            request_timeout: positive("[http] request_timeout_seconds", http.request_timeout_seconds, d.request_timeout)?,
+            max_connections: at_least_one(
+                "[http] max_connections",
+                http.max_connections,
+                d.max_connections,
+            )?,
+            header_timeout: positive(
+                "[http] header_timeout_seconds",
+                http.header_timeout_seconds,
+                d.header_timeout,
+            )?,
+            request_timeout: positive(
+                "[http] request_timeout_seconds",
+                http.request_timeout_seconds,
+                d.request_timeout,
+            )?,
             frame_ancestors,
-            max_failures_per_user: login.max_failures_per_user.unwrap_or(d.max_failures_per_user).max(1),
-            max_failures_per_address: login.max_failures_per_address.unwrap_or(d.max_failures_per_address).max(1),
+            max_failures_per_user: login
+                .max_failures_per_user
+                .unwrap_or(d.max_failures_per_user)
+                .max(1),
+            max_failures_per_address: login
+                .max_failures_per_address
+                .unwrap_or(d.max_failures_per_address)
+                .max(1),
             lockout: positive("[login] lockout_seconds", login.lockout_seconds, d.lockout)?,
-            concurrent_hashes: at_least_one("[login] concurrent_hashes", login.concurrent_hashes, d.concurrent_hashes)?,
-            max_per_user_per_call: at_least_one("[listening] max_per_user_per_call", listening.max_per_user_per_call, d.max_per_user_per_call)?,
-            chunk_idle: positive("[listening] chunk_idle_seconds", listening.chunk_idle_seconds, d.chunk_idle)?,
+            concurrent_hashes: at_least_one(
+                "[login] concurrent_hashes",
+                login.concurrent_hashes,
+                d.concurrent_hashes,
+            )?,
+            max_per_user_per_call: at_least_one(
+                "[listening] max_per_user_per_call",
+                listening.max_per_user_per_call,
+                d.max_per_user_per_call,
+            )?,
+            chunk_idle: positive(
+                "[listening] chunk_idle_seconds",
+                listening.chunk_idle_seconds,
+                d.chunk_idle,
+            )?,
         })
     }
 }

@@ -269,15 +269,16 @@ impl Conn {
         };
         let served = AtomicBool::new(false);
         let app = self.app.clone();
-        let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-            if !served.swap(true, Ordering::Relaxed) {
-                table.fresh().remove(&id);
-            }
-            let mut req = req.map(Body::new);
-            req.extensions_mut().insert(ConnectInfo(PeerAddr(peer)));
-            let mut app = app.clone();
-            tower_service::Service::call(&mut app, req)
-        });
+        let service =
+            hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                if !served.swap(true, Ordering::Relaxed) {
+                    table.fresh().remove(&id);
+                }
+                let mut req = req.map(Body::new);
+                req.extensions_mut().insert(ConnectInfo(PeerAddr(peer)));
+                let mut app = app.clone();
+                tower_service::Service::call(&mut app, req)
+            });
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(self.header_timeout)

@@ -57,7 +57,8 @@ impl ManagerError {
                 self.to_string()
             }
             ManagerError::Timeout(_) => {
-                "the sensor did not answer in time: try again later; an admin sees the details".into()
+                "the sensor did not answer in time: try again later; an admin sees the details"
+                    .into()
             }
             ManagerError::Unreachable { .. }
             | ManagerError::Refused(_)

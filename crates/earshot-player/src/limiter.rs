@@ -63,8 +63,13 @@ impl<K: Hash + Eq + Clone> Counter<K> {
         if self.entries.len() >= self.capacity {
             self.make_room(now, lockout);
         }
-        self.entries
-            .insert(key.clone(), Failures { count: 1, last: now });
+        self.entries.insert(
+            key.clone(),
+            Failures {
+                count: 1,
+                last: now,
+            },
+        );
     }
 
     fn clear(&mut self, key: &K) {
@@ -160,7 +165,10 @@ mod tests {
         let t0 = Instant::now();
         let mut l = LoginLimiter::new(3, 100, LOCKOUT);
         for i in 0..3 {
-            assert!(l.check("alice", Some("10.0.0.1"), t0).is_ok(), "attempt {i}");
+            assert!(
+                l.check("alice", Some("10.0.0.1"), t0).is_ok(),
+                "attempt {i}"
+            );
             l.failed("alice", Some("10.0.0.1"), t0);
         }
         let locked = l.check("alice", Some("10.0.0.9"), t0 + Duration::from_secs(10));
@@ -197,8 +205,14 @@ mod tests {
         l.failed("alice", Some("a"), t0);
         l.succeeded("alice");
         l.failed("alice", Some("a"), t0);
-        assert!(l.check("alice", None, t0).is_ok(), "one failure since the success");
-        assert!(l.check("bob", Some("a"), t0).is_err(), "the address has two");
+        assert!(
+            l.check("alice", None, t0).is_ok(),
+            "one failure since the success"
+        );
+        assert!(
+            l.check("bob", Some("a"), t0).is_err(),
+            "the address has two"
+        );
     }
 
     #[test]
@@ -207,7 +221,9 @@ mod tests {
         let mut l = LoginLimiter::new(2, 100, LOCKOUT);
         l.failed("alice", None, t0);
         l.failed("alice", None, t0 + LOCKOUT + Duration::from_secs(1));
-        assert!(l.check("alice", None, t0 + LOCKOUT + Duration::from_secs(1)).is_ok());
+        assert!(l
+            .check("alice", None, t0 + LOCKOUT + Duration::from_secs(1))
+            .is_ok());
     }
 
     #[test]
