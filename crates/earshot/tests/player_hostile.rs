@@ -189,14 +189,15 @@ impl Child {
     fn start(name: &str, toml: &str, file_limit: Option<u64>) -> Child {
         let dir = sensor::scratch(name);
         let db = format!("sqlite://{}?mode=rwc", dir.join("p.db").display());
-        for (user, role) in [("alice", "listener")] {
+        {
+            // One listener, alice, made the way an admin would.
             let mut c = sensor::earshot()
                 .args([
                     "users",
                     "add",
-                    user,
+                    "alice",
                     "--role",
-                    role,
+                    "listener",
                     "--password-stdin",
                     "--database",
                     &db,
