@@ -987,7 +987,11 @@ async fn relay(st: Arc<AppState>, mut socket: WebSocket, session: RelaySession) 
     let (mut tx, mut rx) = socket.split();
     // A browser that vanished without a close (a dead link) is found by its silence: it
     // answers pings by itself, so nothing heard for WS_IDLE_TIMEOUT means nobody is there.
-    let mut ping = tokio::time::interval(WS_PING_INTERVAL);
+    // The first ping one interval from now, not at once: a healthy session sees few.
+    let mut ping = tokio::time::interval_at(
+        tokio::time::Instant::now() + WS_PING_INTERVAL,
+        WS_PING_INTERVAL,
+    );
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut heard = std::time::Instant::now();
     if tx
