@@ -1,9 +1,12 @@
 //! The HTTP API and the WebSocket relay.
 
-use crate::auth;
+use crate::auth::{self, HashPool};
 use crate::config::{Config, ProxyAuth};
-use crate::db::{now_secs, AuditRow, Db, Role, Sensor, SensorKind, Session};
+use crate::db::{
+    now_secs, AuditRow, Db, Role, Sensor, SensorKind, Session, FAILED, LISTENED, REFUSED,
+};
 use crate::error::{ApiError, ManagerError};
+use crate::limiter::{retry_seconds, LoginLimiter};
 use crate::manager::{self, ReadAudio, StreamConn};
 use crate::metrics::{bump, PlayerMetrics};
 use crate::web;
@@ -19,7 +22,7 @@ use earshot_manager::stream_proto::{encode_frame, AudioFrame, EndFrame, EndReaso
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -35,24 +38,168 @@ pub const BROWSER_SEND_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often VoIPmonitor sensors are polled with `readaudio`.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
 
+/// How long a login waits for a free password-hashing thread before it is told to retry.
+pub const HASH_WAIT: Duration = Duration::from_secs(10);
+/// The longest user name and password a login may send (bytes); longer is refused unread.
+pub const MAX_NAME: usize = 255;
+pub const MAX_PASSWORD: usize = 1024;
+/// `/api/chunk` sessions open at once, all users together.
+pub const MAX_CHUNK_SESSIONS: usize = 1024;
+/// Request bodies larger than this are refused (the API only takes small JSON).
+pub const MAX_BODY: usize = 64 * 1024;
+/// A listening WebSocket is pinged this often; the browser answers by itself.
+pub const WS_PING_INTERVAL: Duration = Duration::from_secs(20);
+/// A listening WebSocket from which nothing (not even a pong) came for this long is closed.
+pub const WS_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
 pub struct AppState {
     pub db: Db,
     /// Replaced as a whole on reload (SIGHUP); requests read it once.
     config: std::sync::RwLock<Arc<Config>>,
-    /// (sensor, callref, listen id) registered by `/api/chunk`, so only the first request sends
-    /// `listen`.
-    chunk_listeners: Mutex<HashSet<(i64, String, String)>>,
+    /// `/api/chunk` sessions, one per user, sensor, call and listen id: the first request
+    /// sends `listen` and opens the audit row, the last (or the idle sweep) closes both.
+    chunks: Mutex<HashMap<ChunkKey, ChunkSession>>,
+    /// Listening sessions per (user, sensor, call), for `[listening] max_per_user_per_call`.
+    listening: Arc<Mutex<HashMap<ListenKey, usize>>>,
+    /// Failed logins per user and address (sized at start: `[login]` needs a restart).
+    limiter: Mutex<LoginLimiter>,
+    /// The threads that check passwords.
+    hashes: HashPool,
     pub metrics: PlayerMetrics,
+}
+
+/// (user id, sensor id, normalised call reference).
+type ListenKey = (i64, i64, String);
+/// (user id, sensor id, normalised call reference, the client's listen id).
+type ChunkKey = (i64, i64, String, String);
+
+struct ChunkSession {
+    sensor: Sensor,
+    callref: String,
+    /// The id the sensor knows this session by: per user, so two users polling with the
+    /// same listen id neither share audio nor an audit row.
+    sensor_listen_id: String,
+    audit_id: i64,
+    last_poll: std::time::Instant,
+    _slot: ListenSlot,
+}
+
+/// One listening session counted against its user's cap on its call, until dropped.
+pub struct ListenSlot {
+    key: ListenKey,
+    table: Arc<Mutex<HashMap<ListenKey, usize>>>,
+}
+
+impl Drop for ListenSlot {
+    fn drop(&mut self) {
+        let mut table = match self.table.lock() {
+            Ok(t) => t,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(n) = table.get_mut(&self.key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                table.remove(&self.key);
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Nothing held under these locks can be left half-updated by a panic worth refusing for.
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
 }
 
 impl AppState {
     pub fn new(config: Config, db: Db) -> Arc<AppState> {
+        let l = &config.limits;
+        let limiter = LoginLimiter::new(
+            l.max_failures_per_user,
+            l.max_failures_per_address,
+            l.lockout,
+        );
+        let hashes = HashPool::new(l.concurrent_hashes);
         Arc::new(AppState {
             db,
             config: std::sync::RwLock::new(Arc::new(config)),
-            chunk_listeners: Mutex::new(HashSet::new()),
+            chunks: Mutex::new(HashMap::new()),
+            listening: Arc::new(Mutex::new(HashMap::new())),
+            limiter: Mutex::new(limiter),
+            hashes,
             metrics: PlayerMetrics::default(),
         })
+    }
+
+    /// A slot for one more listening session of `user` on this call, unless they hold the
+    /// configured maximum already.
+    fn listen_slot(
+        &self,
+        user_id: i64,
+        sensor: i64,
+        callref: &str,
+    ) -> Result<ListenSlot, ApiError> {
+        let max = self.config().limits.max_per_user_per_call;
+        let key = (user_id, sensor, manager::normalize_ref(callref));
+        let mut table = lock(&self.listening);
+        let n = table.entry(key.clone()).or_insert(0);
+        if *n >= max {
+            bump(&self.metrics.listen_cap_refusals);
+            return Err(ApiError::TooMany {
+                message: format!(
+                    "you are already listening to this call {max} times (the limit per user, [listening] max_per_user_per_call): close another player window or tab first"
+                ),
+                retry_after: 5,
+            });
+        }
+        *n += 1;
+        Ok(ListenSlot {
+            key,
+            table: self.listening.clone(),
+        })
+    }
+
+    /// Ends the `/api/chunk` sessions nobody polled within `[listening] chunk_idle_seconds`:
+    /// their audit rows get their stop time and the sensor its `listen_stop`.
+    pub async fn sweep_chunks(&self) {
+        let idle = self.config().limits.chunk_idle;
+        let now = std::time::Instant::now();
+        let ended: Vec<ChunkSession> = {
+            let mut chunks = lock(&self.chunks);
+            let stale: Vec<ChunkKey> = chunks
+                .iter()
+                .filter(|(_, c)| now.saturating_duration_since(c.last_poll) >= idle)
+                .map(|(k, _)| k.clone())
+                .collect();
+            stale.iter().filter_map(|k| chunks.remove(k)).collect()
+        };
+        for c in ended {
+            bump(&self.metrics.chunk_idle_ends);
+            self.end_chunk(c).await;
+        }
+    }
+
+    async fn end_chunk(&self, c: ChunkSession) {
+        if let Err(e) = self.db.audit_stop(c.audit_id, now_secs()).await {
+            tracing::error!("audit stop failed: {e}");
+        }
+        let _ = manager::listen_stop(&c.sensor, &c.callref, &c.sensor_listen_id).await;
+    }
+
+    /// Records a listening attempt that did not happen, with why. Only for users who are
+    /// logged in: an anonymous flood must not be able to fill the database.
+    async fn audit_attempt(&self, mut row: AuditRow, outcome: &str, reason: &str) {
+        row.outcome = Some(outcome.into());
+        row.reason = Some(reason.into());
+        row.started = now_secs();
+        row.stopped = Some(row.started);
+        // The column is 64 wide; a refused reference may be anything the client sent.
+        row.callreference = row.callreference.chars().take(64).collect();
+        if let Err(e) = self.db.audit_start(&row).await {
+            tracing::error!("audit insert failed: {e}");
+        }
     }
 
     pub fn config(&self) -> Arc<Config> {
@@ -134,6 +281,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/earshot-player.js", get(web::player_js))
         .route("/style.css", get(web::style_css))
         .route("/embed-example.html", get(web::embed_example))
+        .route("/embed-example.js", get(web::embed_example_js))
         .route("/api/login", post(login))
         .route("/api/logout", post(logout))
         .route("/api/me", get(me))
@@ -145,7 +293,67 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/audit", get(audit))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::NotFound("no such page or API endpoint".into()) })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard_response,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
+}
+
+/// Every response: answered within the request time limit, and with the security headers.
+async fn guard_response(
+    State(st): State<Arc<AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = req.uri().path();
+    let api = path.starts_with("/api/") || path == "/metrics";
+    let config = st.config();
+    let limit = config.limits.request_timeout;
+    // Bounds a body trickled in byte by byte too: the handler is still reading it.
+    let mut resp = match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => {
+            bump(&st.metrics.request_timeouts);
+            ApiError::Timeout(format!(
+                "the request was not completed within {} s: send it again",
+                limit.as_secs()
+            ))
+            .into_response()
+        }
+    };
+    security_headers(resp.headers_mut(), &config.limits.frame_ancestors, api);
+    resp
+}
+
+/// The page's content security policy, with `frame_ancestors` (`[http] frame_ancestors`,
+/// checked when the configuration is read) as the pages allowed to embed the player. Styles
+/// may be inline: the `<earshot-player>` component styles its shadow DOM with a `<style>`.
+pub fn content_security_policy(frame_ancestors: &str) -> String {
+    format!(
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+         connect-src 'self'; media-src 'self' blob:; worker-src 'self' blob:; object-src 'none'; \
+         base-uri 'none'; form-action 'self'; frame-ancestors {frame_ancestors}"
+    )
+}
+
+fn security_headers(h: &mut HeaderMap, frame_ancestors: &str, api: bool) {
+    if let Ok(v) = HeaderValue::from_str(&content_security_policy(frame_ancestors)) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if api {
+        // Calls, audit rows and audio are nobody's to keep: not the browser's, not a proxy's.
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
 }
 
 /// The client's address, when the server was started with connect info (tests in-process may not).
@@ -222,29 +430,66 @@ struct LoginBody {
 
 async fn login(
     State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    ClientIp(peer): ClientIp,
     body: Result<Json<LoginBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) =
         body.map_err(|_| ApiError::BadRequest("send JSON {\"name\": …, \"password\": …}".into()))?;
-    let user = st.db.user(&body.name).await?;
+    // Names never have surrounding spaces (the CLI and the proxy header trim them too);
+    // passwords are taken exactly as typed.
+    let name = body.name.trim();
+    if name.is_empty() || name.len() > MAX_NAME || body.password.len() > MAX_PASSWORD {
+        return Err(ApiError::BadRequest(format!(
+            "the user name must be 1-{MAX_NAME} bytes and the password at most {MAX_PASSWORD}"
+        )));
+    }
+    let address = source_ip(&st, peer, &headers);
+    st.login_allowed(name, address.as_deref())?;
+    let user = st.db.user(name).await?;
     let hash = user
         .as_ref()
         .map(|u| u.password_hash.clone())
         .unwrap_or_else(|| auth::DUMMY_HASH.to_string());
-    let password = body.password;
-    // argon2 takes tens of milliseconds of CPU: keep it off the async workers.
-    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
-        .await
-        .unwrap_or(false);
+    // argon2 takes 19 MiB and tens of milliseconds of CPU: only on the pool's few threads.
+    let slot = st.hashes.slot(HASH_WAIT).await.map_err(|_| {
+        bump(&st.metrics.login_busy);
+        ApiError::Unavailable {
+            message: "the player is busy checking other logins: try again in a few seconds".into(),
+            retry_after: 2,
+        }
+    })?;
+    // Again: failures may have locked this user out while the login waited for a thread.
+    st.login_allowed(name, address.as_deref())?;
+    let ok = slot.verify(body.password, hash).await.unwrap_or(false);
     let user = match (ok, user) {
         (true, Some(u)) => u,
         _ => {
             bump(&st.metrics.login_failures);
+            lock(&st.limiter).failed(name, address.as_deref(), std::time::Instant::now());
             return Err(ApiError::Unauthorized("wrong user name or password".into()));
         }
     };
+    lock(&st.limiter).succeeded(name);
     bump(&st.metrics.logins);
     start_session(&st, &user).await
+}
+
+impl AppState {
+    /// Refuses a login for a name or address that failed too often lately (HTTP 429).
+    fn login_allowed(&self, name: &str, address: Option<&str>) -> Result<(), ApiError> {
+        let checked = lock(&self.limiter).check(name, address, std::time::Instant::now());
+        checked.map_err(|locked| {
+            bump(&self.metrics.login_locked);
+            let secs = retry_seconds(locked.retry_after);
+            ApiError::TooMany {
+                message: format!(
+                    "too many failed logins for this user or from this address: try again in {secs} s"
+                ),
+                retry_after: secs,
+            }
+        })
+    }
 }
 
 /// A new session for `user`: the cookie, and the CSRF token in the body.
@@ -444,7 +689,7 @@ async fn add_sensor(
         name: b.name,
         host: b.host,
         port: b.port,
-        token: b.token.filter(|t| !t.is_empty()),
+        token: crate::config::normalize_token(b.token),
         tls: b.tls,
         kind,
     };
@@ -472,7 +717,8 @@ async fn calls(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    require(&st, &headers, Role::Viewer, false).await?;
+    let (session, _) = require(&st, &headers, Role::Viewer, false).await?;
+    let admin = session.role >= Role::Admin;
     bump(&st.metrics.call_list_requests);
     let sensors = st.all_sensors().await?;
     // Concurrently, each with its own time limit: one dead sensor must not hold up the page.
@@ -487,7 +733,7 @@ async fn calls(
             Ok(list) => calls.extend(list),
             Err(e) => {
                 bump(&st.metrics.sensor_errors);
-                errors.push(json!({"sensor_id": s.id_sensor, "error": e.to_string()}));
+                errors.push(json!({"sensor_id": s.id_sensor, "error": sensor_message(&e, admin)}));
             }
         }
     }
@@ -566,42 +812,79 @@ async fn listen(
     Query(q): Query<ListenQuery>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let checked = check_listen(&st, &headers, &q).await;
-    let Ok(ws) = ws else {
-        checked?;
-        return Err(ApiError::BadRequest(
-            "/api/listen needs a WebSocket connection".into(),
-        ));
+    let checked = match require(&st, &headers, Role::Viewer, false).await {
+        Err(e) => Err((None, e)),
+        Ok((session, _)) => match check_listen(&st, &headers, &q, &session).await {
+            Ok(c) => Ok((session, c)),
+            Err(e) => Err((Some(session), e)),
+        },
     };
-    let (session, sensor, callref, options) = match checked {
+    let attempt = |session: &Session| AuditRow {
+        user_name: session.user_name.clone(),
+        source_ip: source_ip(&st, ip.clone(), &headers),
+        id_sensor: q.sensor_id,
+        callreference: q.callref.clone().unwrap_or_default(),
+        via: Some("websocket".into()),
+        ..AuditRow::default()
+    };
+    let (session, (sensor, callref, options, slot)) = match checked {
         Ok(c) => c,
-        // A browser cannot read the body of a refused upgrade: accept it, say why in the
-        // page's own terms, and close, so the page shows the reason instead of retrying.
-        Err(e) => {
+        Err((session, e)) => {
+            if let Some(session) = &session {
+                st.audit_attempt(attempt(session), REFUSED, &e.to_string())
+                    .await;
+            }
+            let Ok(ws) = ws else { return Err(e) };
+            // A browser cannot read the body of a refused upgrade: accept it, say why in the
+            // page's own terms, and close, so the page shows the reason instead of retrying.
             let text = e.to_string();
             return Ok(ws.on_upgrade(move |mut socket| async move {
                 send_error(&mut socket, &text, false).await
             }));
         }
     };
-    let audit = AuditRow {
-        user_name: session.user_name,
-        source_ip: source_ip(&st, ip, &headers),
-        id_sensor: Some(sensor.id_sensor),
-        callreference: callref.clone(),
-        ..AuditRow::default()
+    let Ok(ws) = ws else {
+        return Err(ApiError::BadRequest(
+            "/api/listen needs a WebSocket connection".into(),
+        ));
     };
-    Ok(ws.on_upgrade(move |socket| relay(st, socket, sensor, callref, options, audit)))
+    let mut audit = attempt(&session);
+    audit.id_sensor = Some(sensor.id_sensor);
+    audit.callreference = callref.clone();
+    let session = RelaySession {
+        sensor,
+        callref,
+        options,
+        audit,
+        admin: session.role >= Role::Admin,
+        _slot: slot,
+    };
+    Ok(ws.on_upgrade(move |socket| relay(st, socket, session)))
 }
 
-/// Everything a listening session needs before it may start: a listener's session, the
-/// player's own origin, a known sensor, a valid call reference and stream options.
+/// The refusal a role too low for `min` gets (the same words as [`require`]'s).
+fn role_refusal(st: &AppState, session: &Session, min: Role) -> Result<(), ApiError> {
+    if session.role >= min {
+        return Ok(());
+    }
+    st.metrics.refused("role");
+    Err(ApiError::Forbidden(format!(
+        "your role ({}) does not allow this; it needs {} or higher: ask an admin",
+        session.role.as_str(),
+        min.as_str()
+    )))
+}
+
+/// Everything a listening session needs before it may start: a listener's role, the
+/// player's own origin, a known sensor, a valid call reference and stream options, and room
+/// under the user's cap on the call.
 async fn check_listen(
     st: &AppState,
     headers: &HeaderMap,
     q: &ListenQuery,
-) -> Result<(Session, Sensor, String, String), ApiError> {
-    let (session, _) = require(st, headers, Role::Listener, false).await?;
+    session: &Session,
+) -> Result<(Sensor, String, String, ListenSlot), ApiError> {
+    role_refusal(st, session, Role::Listener)?;
     if !same_origin(headers) {
         return Err(ApiError::Forbidden(
             "this page's origin may not open listening sessions: open the player from its own address".into(),
@@ -610,7 +893,8 @@ async fn check_listen(
     let sensor = st.sensor(q.sensor_id).await?;
     let callref = callref_of(q)?;
     let options = stream_options(q)?;
-    Ok((session, sensor, callref, options))
+    let slot = st.listen_slot(session.user_id, sensor.id_sensor, &callref)?;
+    Ok((sensor, callref, options, slot))
 }
 
 /// Tells the page why the session ends; `retry` says whether reconnecting may help, so the
@@ -621,15 +905,45 @@ async fn send_error(socket: &mut WebSocket, message: &str, retry: bool) {
     let _ = socket.send(Message::Close(None)).await;
 }
 
-/// One listening session: sensor frames to the browser until either side ends.
-async fn relay(
-    st: Arc<AppState>,
-    mut socket: WebSocket,
+/// What a sensor error says to this user: everything to admins, no addresses or far-end
+/// bytes to anyone else.
+fn sensor_message(e: &ManagerError, admin: bool) -> String {
+    if admin {
+        e.to_string()
+    } else {
+        e.public_message()
+    }
+}
+
+/// A sensor error as an API error for this user (see [`sensor_message`]).
+fn sensor_error(e: ManagerError, admin: bool) -> ApiError {
+    match e {
+        ManagerError::CallNotFound => ApiError::NotFound(e.to_string()),
+        other => ApiError::Upstream(sensor_message(&other, admin)),
+    }
+}
+
+/// A listening session accepted by [`listen`], waiting for its WebSocket.
+struct RelaySession {
     sensor: Sensor,
     callref: String,
     options: String,
-    mut audit: AuditRow,
-) {
+    audit: AuditRow,
+    admin: bool,
+    /// Held for as long as the session lasts.
+    _slot: ListenSlot,
+}
+
+/// One listening session: sensor frames to the browser until either side ends.
+async fn relay(st: Arc<AppState>, mut socket: WebSocket, session: RelaySession) {
+    let RelaySession {
+        sensor,
+        callref,
+        options,
+        mut audit,
+        admin,
+        _slot,
+    } = session;
     let source = match sensor.kind {
         SensorKind::Earshot => StreamConn::open(&sensor, &callref, &options)
             .await
@@ -640,7 +954,8 @@ async fn relay(
         Ok(s) => s,
         Err(e) => {
             bump(&st.metrics.listen_failures);
-            return send_error(&mut socket, &e.to_string(), e.retryable()).await;
+            st.audit_attempt(audit, FAILED, &e.to_string()).await;
+            return send_error(&mut socket, &sensor_message(&e, admin), e.retryable()).await;
         }
     };
     let header = source.header();
@@ -649,12 +964,14 @@ async fn relay(
     audit.caller = text_of("caller");
     audit.called = text_of("called");
     audit.started = now_secs();
+    audit.outcome = Some(LISTENED.into());
     let audit_id = match st.db.audit_start(&audit).await {
         Ok(id) => id,
         Err(e) => {
             // No audit, no listening: the log is the point of the audit.
             tracing::error!("audit insert failed: {e}");
             bump(&st.metrics.listen_failures);
+            source.stop().await;
             return send_error(
                 &mut socket,
                 "the player cannot write its audit log; see its log",
@@ -666,8 +983,17 @@ async fn relay(
     let mut first = serde_json::Map::new();
     first.insert("type".into(), json!("header"));
     first.extend(header);
-    let session = st.metrics.session();
+    let counted = st.metrics.session();
     let (mut tx, mut rx) = socket.split();
+    // A browser that vanished without a close (a dead link) is found by its silence: it
+    // answers pings by itself, so nothing heard for WS_IDLE_TIMEOUT means nobody is there.
+    // The first ping one interval from now, not at once: a healthy session sees few.
+    let mut ping = tokio::time::interval_at(
+        tokio::time::Instant::now() + WS_PING_INTERVAL,
+        WS_PING_INTERVAL,
+    );
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut heard = std::time::Instant::now();
     if tx
         .send(Message::Text(Value::Object(first).to_string().into()))
         .await
@@ -694,22 +1020,31 @@ async fn relay(
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        let text = json!({"type": "error", "error": e.to_string(), "retry": e.retryable()}).to_string();
-                        let _ = tx.send(Message::Text(text.into())).await;
+                        let text = json!({"type": "error", "error": sensor_message(&e, admin), "retry": e.retryable()}).to_string();
+                        let _ = tokio::time::timeout(BROWSER_SEND_TIMEOUT, tx.send(Message::Text(text.into()))).await;
                         break;
                     }
                 },
                 msg = rx.next() => match msg {
                     // The page has nothing to say; anything but a close is ignored.
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                    Some(Ok(_)) => {}
+                    Some(Ok(_)) => heard = std::time::Instant::now(),
                 },
+                _ = ping.tick() => {
+                    if heard.elapsed() >= WS_IDLE_TIMEOUT {
+                        break;
+                    }
+                    let sent = tokio::time::timeout(BROWSER_SEND_TIMEOUT, tx.send(Message::Ping(Vec::new().into()))).await;
+                    if !matches!(sent, Ok(Ok(()))) {
+                        break;
+                    }
+                }
             }
         }
     }
-    let _ = tx.send(Message::Close(None)).await;
+    let _ = tokio::time::timeout(BROWSER_SEND_TIMEOUT, tx.send(Message::Close(None))).await;
     source.stop().await;
-    drop(session);
+    drop(counted);
     if let Err(e) = st.db.audit_stop(audit_id, now_secs()).await {
         tracing::error!("audit stop failed: {e}");
     }
@@ -881,10 +1216,79 @@ async fn chunk(
     ClientIp(ip): ClientIp,
     Query(q): Query<ListenQuery>,
 ) -> Result<Response, ApiError> {
-    let (session, _) = require(&st, &headers, Role::Listener, false).await?;
+    let (session, _) = require(&st, &headers, Role::Viewer, false).await?;
     bump(&st.metrics.chunk_requests);
+    st.sweep_chunks().await;
+    let admin = session.role >= Role::Admin;
+    let mut row = AuditRow {
+        user_name: session.user_name.clone(),
+        source_ip: source_ip(&st, ip, &headers),
+        id_sensor: q.sensor_id,
+        callreference: q.callref.clone().unwrap_or_default(),
+        via: Some("chunk".into()),
+        ..AuditRow::default()
+    };
+    let (sensor, callref, listen_id) = match check_chunk(&st, &session, &q).await {
+        Ok(c) => c,
+        Err(e) => {
+            st.audit_attempt(row, REFUSED, &e.to_string()).await;
+            return Err(e);
+        }
+    };
+    row.id_sensor = Some(sensor.id_sensor);
+    row.callreference = callref.clone();
+    let key = (
+        session.user_id,
+        sensor.id_sensor,
+        manager::normalize_ref(&callref),
+        listen_id.clone(),
+    );
+    let known = lock(&st.chunks).get_mut(&key).map(|c| {
+        c.last_poll = std::time::Instant::now();
+        c.sensor_listen_id.clone()
+    });
+    let sensor_listen_id = match known {
+        Some(id) => id,
+        None => {
+            start_chunk(
+                &st,
+                &session,
+                row,
+                key.clone(),
+                &sensor,
+                &callref,
+                &listen_id,
+            )
+            .await?
+        }
+    };
+    let pcm = match manager::read_audio(&sensor, &callref, &sensor_listen_id).await {
+        Ok(ReadAudio::Pcm(p)) => p,
+        Ok(ReadAudio::Wait) => Vec::new(),
+        Ok(ReadAudio::Gone(why)) => {
+            let ended = lock(&st.chunks).remove(&key);
+            if let Some(c) = ended {
+                st.end_chunk(c).await;
+            }
+            return Err(ApiError::NotFound(format!(
+                "no more audio: {why} (the call ended or the listener timed out; start again)"
+            )));
+        }
+        Err(e) => return Err(sensor_error(e, admin)),
+    };
+    let wav = wav_8k_mono(&pcm).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(([(header::CONTENT_TYPE, "audio/wav")], wav).into_response())
+}
+
+/// The role, sensor, call reference and listen id of an `/api/chunk` request.
+async fn check_chunk(
+    st: &AppState,
+    session: &Session,
+    q: &ListenQuery,
+) -> Result<(Sensor, String, String), ApiError> {
+    role_refusal(st, session, Role::Listener)?;
     let sensor = st.sensor(q.sensor_id).await?;
-    let callref = callref_of(&q)?;
+    let callref = callref_of(q)?;
     let listen_id = q
         .listen_id
         .clone()
@@ -894,45 +1298,74 @@ async fn chunk(
             "listen_id must be 1-64 letters, digits, '-', '_' or '.'".into(),
         ));
     }
-    let key = (
-        sensor.id_sensor,
-        manager::normalize_ref(&callref),
-        listen_id.clone(),
-    );
-    let known = st
-        .chunk_listeners
-        .lock()
-        .map(|set| set.contains(&key))
-        .unwrap_or(false);
-    if !known {
-        manager::listen(&sensor, &callref, &listen_id).await?;
-        let row = AuditRow {
-            user_name: session.user_name,
-            source_ip: source_ip(&st, ip, &headers),
-            id_sensor: Some(sensor.id_sensor),
-            callreference: callref.clone(),
-            started: now_secs(),
-            ..AuditRow::default()
-        };
-        st.db.audit_start(&row).await?;
-        if let Ok(mut set) = st.chunk_listeners.lock() {
-            set.insert(key.clone());
-        }
-    }
-    let pcm = match manager::read_audio(&sensor, &callref, &listen_id).await? {
-        ReadAudio::Pcm(p) => p,
-        ReadAudio::Wait => Vec::new(),
-        ReadAudio::Gone(why) => {
-            if let Ok(mut set) = st.chunk_listeners.lock() {
-                set.remove(&key);
-            }
-            return Err(ApiError::NotFound(format!(
-                "no more audio: {why} (the call ended or the listener timed out; start again)"
-            )));
+    Ok((sensor, callref, listen_id))
+}
+
+/// The first poll of a chunk session: room under the caps, `listen` on the sensor, the audit
+/// row. Returns the id the sensor knows the session by.
+async fn start_chunk(
+    st: &AppState,
+    session: &Session,
+    mut row: AuditRow,
+    key: ChunkKey,
+    sensor: &Sensor,
+    callref: &str,
+    listen_id: &str,
+) -> Result<String, ApiError> {
+    let full = lock(&st.chunks).len() >= MAX_CHUNK_SESSIONS;
+    let slot = if full {
+        bump(&st.metrics.listen_cap_refusals);
+        Err(ApiError::Unavailable {
+            message: format!(
+                "the player holds {MAX_CHUNK_SESSIONS} /api/chunk sessions already: try again once some have ended"
+            ),
+            retry_after: 10,
+        })
+    } else {
+        st.listen_slot(session.user_id, sensor.id_sensor, callref)
+    };
+    let slot = match slot {
+        Ok(s) => s,
+        Err(e) => {
+            st.audit_attempt(row, REFUSED, &e.to_string()).await;
+            return Err(e);
         }
     };
-    let wav = wav_8k_mono(&pcm).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(([(header::CONTENT_TYPE, "audio/wav")], wav).into_response())
+    let sensor_listen_id = format!(
+        "chunk-{}",
+        &auth::token_hash(&format!("{}/{listen_id}", session.user_id))[..32]
+    );
+    if let Err(e) = manager::listen(sensor, callref, &sensor_listen_id).await {
+        bump(&st.metrics.listen_failures);
+        st.audit_attempt(row, FAILED, &e.to_string()).await;
+        return Err(sensor_error(e, session.role >= Role::Admin));
+    }
+    row.started = now_secs();
+    row.outcome = Some(LISTENED.into());
+    let audit_id = match st.db.audit_start(&row).await {
+        Ok(id) => id,
+        Err(e) => {
+            // No audit, no listening.
+            let _ = manager::listen_stop(sensor, callref, &sensor_listen_id).await;
+            return Err(e.into());
+        }
+    };
+    let c = ChunkSession {
+        sensor: sensor.clone(),
+        callref: callref.to_string(),
+        sensor_listen_id: sensor_listen_id.clone(),
+        audit_id,
+        last_poll: std::time::Instant::now(),
+        _slot: slot,
+    };
+    // Two first polls at once: the later one wins the table, the earlier row is closed.
+    let replaced = lock(&st.chunks).insert(key, c);
+    if let Some(old) = replaced {
+        if let Err(e) = st.db.audit_stop(old.audit_id, now_secs()).await {
+            tracing::error!("audit stop failed: {e}");
+        }
+    }
+    Ok(sensor_listen_id)
 }
 
 /// 8 kHz mono 16-bit WAV of little-endian PCM bytes (an odd last byte is dropped).

@@ -21,12 +21,26 @@
 //! trusted_proxies = ["127.0.0.1/32"]   # ...only on requests from these addresses
 //! [metrics]
 //! token = "scrape-s3cret" # /metrics then needs `Authorization: Bearer …`; unset: loopback only
+//! [http]               # limits of the web server (docs/security.md, "## The player")
+//! max_connections = 4096
+//! header_timeout_seconds = 10
+//! request_timeout_seconds = 30
+//! frame_ancestors = "'self'"
+//! [login]
+//! max_failures_per_user = 5
+//! max_failures_per_address = 20
+//! lockout_seconds = 300
+//! concurrent_hashes = 2
+//! [listening]
+//! max_per_user_per_call = 4
+//! chunk_idle_seconds = 30
 //! ```
 
 use crate::db::{Sensor, SensorKind};
 use ipnet::IpNet;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE: &str = "sqlite://earshot.db?mode=rwc";
@@ -46,6 +60,156 @@ pub struct FileConfig {
     pub tls: Option<TlsSection>,
     #[serde(default)]
     pub metrics: MetricsSection,
+    #[serde(default)]
+    pub http: HttpSection,
+    #[serde(default)]
+    pub login: LoginSection,
+    #[serde(default)]
+    pub listening: ListeningSection,
+}
+
+/// `[http]`: limits of the web server itself. Every connection costs a file descriptor and
+/// some memory, so none may stay open unboundedly long or in unbounded number.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    pub max_connections: Option<usize>,
+    pub header_timeout_seconds: Option<u64>,
+    pub request_timeout_seconds: Option<u64>,
+    pub frame_ancestors: Option<String>,
+}
+
+/// `[login]`: how many wrong passwords are tolerated, and how many are checked at once.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginSection {
+    pub max_failures_per_user: Option<u32>,
+    pub max_failures_per_address: Option<u32>,
+    pub lockout_seconds: Option<u64>,
+    pub concurrent_hashes: Option<usize>,
+}
+
+/// `[listening]`: limits of listening sessions.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListeningSection {
+    pub max_per_user_per_call: Option<usize>,
+    pub chunk_idle_seconds: Option<u64>,
+}
+
+/// The limits the player runs with; [`Limits::default`] are the documented defaults
+/// (docs/security.md, "## The player").
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Open connections (HTTP and WebSocket) at most; also kept below the file limit.
+    pub max_connections: usize,
+    /// A connection must send a complete request head within this, also between requests.
+    pub header_timeout: Duration,
+    /// A request (body read and handler) must be answered within this; WebSockets excepted.
+    pub request_timeout: Duration,
+    /// The CSP `frame-ancestors` value: which pages may embed the player.
+    pub frame_ancestors: String,
+    pub max_failures_per_user: u32,
+    pub max_failures_per_address: u32,
+    pub lockout: Duration,
+    /// Password hashes (argon2, 19 MiB each) computed at once, on threads of their own.
+    pub concurrent_hashes: usize,
+    /// Listening sessions one user may hold on one call (WebSocket and /api/chunk together).
+    pub max_per_user_per_call: usize,
+    /// An /api/chunk session nobody polled for this long is ended (and its audit row closed).
+    pub chunk_idle: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 4096,
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            frame_ancestors: "'self'".into(),
+            max_failures_per_user: 5,
+            max_failures_per_address: 20,
+            lockout: Duration::from_secs(300),
+            concurrent_hashes: 2,
+            max_per_user_per_call: 4,
+            chunk_idle: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Limits {
+    fn resolve(
+        http: HttpSection,
+        login: LoginSection,
+        listening: ListeningSection,
+    ) -> Result<Limits, ConfigError> {
+        let d = Limits::default();
+        let positive = |key: &str, v: Option<u64>, default: Duration| match v {
+            None => Ok(default),
+            Some(0) => Err(ConfigError::Invalid(format!("{key} must be at least 1"))),
+            Some(s) => Ok(Duration::from_secs(s)),
+        };
+        let at_least_one = |key: &str, v: Option<usize>, default: usize| match v {
+            None => Ok(default),
+            Some(0) => Err(ConfigError::Invalid(format!("{key} must be at least 1"))),
+            Some(n) => Ok(n),
+        };
+        let frame_ancestors = match http.frame_ancestors {
+            None => d.frame_ancestors,
+            Some(v) => {
+                let v = v.trim().to_string();
+                // It goes into a header: one source list, nothing that could end the directive.
+                if v.is_empty() || v.contains([';', ',', '\r', '\n']) || !v.is_ascii() {
+                    return Err(ConfigError::Invalid(format!(
+                        "[http] frame_ancestors {v:?}: give a CSP source list such as \"'self'\", \"'none'\" or \"'self' https://intranet.example\""
+                    )));
+                }
+                v
+            }
+        };
+        Ok(Limits {
+            max_connections: at_least_one(
+                "[http] max_connections",
+                http.max_connections,
+                d.max_connections,
+            )?,
+            header_timeout: positive(
+                "[http] header_timeout_seconds",
+                http.header_timeout_seconds,
+                d.header_timeout,
+            )?,
+            request_timeout: positive(
+                "[http] request_timeout_seconds",
+                http.request_timeout_seconds,
+                d.request_timeout,
+            )?,
+            frame_ancestors,
+            max_failures_per_user: login
+                .max_failures_per_user
+                .unwrap_or(d.max_failures_per_user)
+                .max(1),
+            max_failures_per_address: login
+                .max_failures_per_address
+                .unwrap_or(d.max_failures_per_address)
+                .max(1),
+            lockout: positive("[login] lockout_seconds", login.lockout_seconds, d.lockout)?,
+            concurrent_hashes: at_least_one(
+                "[login] concurrent_hashes",
+                login.concurrent_hashes,
+                d.concurrent_hashes,
+            )?,
+            max_per_user_per_call: at_least_one(
+                "[listening] max_per_user_per_call",
+                listening.max_per_user_per_call,
+                d.max_per_user_per_call,
+            )?,
+            chunk_idle: positive(
+                "[listening] chunk_idle_seconds",
+                listening.chunk_idle_seconds,
+                d.chunk_idle,
+            )?,
+        })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -134,6 +298,8 @@ pub struct Config {
     pub proxy_auth: Option<ProxyAuth>,
     /// Bearer token `/metrics` requires; `None`: loopback clients only.
     pub metrics_token: Option<String>,
+    /// Connection, login and listening limits.
+    pub limits: Limits,
 }
 
 /// Single sign-on through a reverse proxy: the proxy authenticates the user and names them in
@@ -191,7 +357,7 @@ impl Config {
             name: "default".into(),
             host,
             port: port.unwrap_or(5029),
-            token: o.token.or(section.token).filter(|t| !t.is_empty()),
+            token: normalize_token(o.token.or(section.token)),
             tls: section.tls,
             kind,
         });
@@ -205,6 +371,7 @@ impl Config {
                 ))
             }
         };
+        let limits = Limits::resolve(file.http, file.login, file.listening)?;
         let proxy_auth = match file.auth.proxy_user_header {
             None => None,
             Some(header) => {
@@ -233,10 +400,18 @@ impl Config {
             sensor_ca: o.sensor_ca.or(file.sensors.tls_ca),
             tls,
             proxy_auth,
-            metrics_token: o
-                .metrics_token
-                .or(file.metrics.token)
-                .filter(|t| !t.is_empty()),
+            metrics_token: normalize_token(o.metrics_token.or(file.metrics.token)),
+            limits,
         })
     }
+}
+
+/// Tokens are one-line secrets: surrounding spaces (a copy-paste, a quoted value) are never
+/// part of them, and an empty one means none. Every token the player is given, from the file,
+/// the command line, the API or the CLI, goes through here. Passwords are never trimmed: a
+/// space is a legitimate character of a passphrase.
+pub fn normalize_token(token: Option<String>) -> Option<String> {
+    token
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
 }

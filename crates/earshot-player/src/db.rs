@@ -123,7 +123,19 @@ pub struct AuditRow {
     pub started: i64,
     /// Unix seconds; `None` while listening (or when the player stopped without closing it).
     pub stopped: Option<i64>,
+    /// How: `websocket` (/api/listen) or `chunk` (/api/chunk). `None` on rows of older players.
+    pub via: Option<String>,
+    /// `listened`, `refused` (the player said no) or `failed` (the sensor or the player could
+    /// not start it). `None` on rows of older players, which only recorded listening.
+    pub outcome: Option<String>,
+    /// Why it was refused or failed, in the words the user was given.
+    pub reason: Option<String>,
 }
+
+/// Values of [`AuditRow::outcome`].
+pub const LISTENED: &str = "listened";
+pub const REFUSED: &str = "refused";
+pub const FAILED: &str = "failed";
 
 #[derive(Clone, Debug)]
 pub struct Db {
@@ -160,8 +172,24 @@ const SCHEMA: [&str; 4] = [
         caller VARCHAR(255),
         called VARCHAR(255),
         started BIGINT NOT NULL,
-        stopped BIGINT)",
+        stopped BIGINT,
+        via VARCHAR(16),
+        outcome VARCHAR(16),
+        reason VARCHAR(255))",
 ];
+
+/// Audit columns added after the first release (also in the CREATE TABLE above), created on
+/// databases made before them. Plain
+/// `ALTER TABLE … ADD COLUMN` with a nullable type is understood alike by SQLite, PostgreSQL
+/// and MySQL, and old rows read as NULL.
+const AUDIT_ADDED: [(&str, &str); 3] = [
+    ("via", "VARCHAR(16)"),
+    ("outcome", "VARCHAR(16)"),
+    ("reason", "VARCHAR(255)"),
+];
+
+/// The longest reason stored (the column's width, in characters).
+pub const MAX_REASON: usize = 255;
 
 /// A random positive 63-bit id.
 pub fn random_id() -> i64 {
@@ -179,6 +207,11 @@ fn now_nanos() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0)
+}
+
+/// A reason cut to the column's width, at a character boundary.
+fn clip_reason(reason: &str) -> String {
+    reason.chars().take(MAX_REASON).collect()
 }
 
 pub fn now_secs() -> i64 {
@@ -210,7 +243,27 @@ impl Db {
         for stmt in SCHEMA {
             sqlx::query(stmt).execute(&db.pool).await?;
         }
+        db.add_missing_audit_columns().await?;
         Ok(db)
+    }
+
+    /// Engines disagree on how to ask whether a column exists; selecting it works everywhere.
+    async fn add_missing_audit_columns(&self) -> Result<(), DbError> {
+        for (col, ty) in AUDIT_ADDED {
+            let probe = format!("SELECT {col} FROM audit WHERE 1 = 0");
+            if sqlx::query(&probe).fetch_all(&self.pool).await.is_ok() {
+                continue;
+            }
+            let add = format!("ALTER TABLE audit ADD COLUMN {col} {ty}");
+            if let Err(e) = sqlx::query(&add).execute(&self.pool).await {
+                // Another player sharing the database may have added it meanwhile.
+                if sqlx::query(&probe).fetch_all(&self.pool).await.is_err() {
+                    return Err(e.into());
+                }
+            }
+            tracing::info!("audit table: added column {col}");
+        }
+        Ok(())
     }
 
     /// `?` placeholders as the connected engine wants them.
@@ -443,8 +496,8 @@ impl Db {
     pub async fn audit_start(&self, row: &AuditRow) -> Result<i64, DbError> {
         let id = random_id();
         let sql = self.q(
-            "INSERT INTO audit (id, user_name, source_ip, id_sensor, callreference, callid, caller, called, started, stopped) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO audit (id, user_name, source_ip, id_sensor, callreference, callid, caller, called, started, stopped, via, outcome, reason) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         );
         sqlx::query(&sql)
             .bind(id)
@@ -457,6 +510,9 @@ impl Db {
             .bind(row.called.clone())
             .bind(row.started)
             .bind(row.stopped)
+            .bind(row.via.clone())
+            .bind(row.outcome.clone())
+            .bind(row.reason.as_deref().map(clip_reason))
             .execute(&self.pool)
             .await?;
         Ok(id)
@@ -475,7 +531,7 @@ impl Db {
     /// The most recent rows first.
     pub async fn audit(&self, limit: i64) -> Result<Vec<AuditRow>, DbError> {
         let sql = self.q(
-            "SELECT id, user_name, source_ip, id_sensor, callreference, callid, caller, called, started, stopped \
+            "SELECT id, user_name, source_ip, id_sensor, callreference, callid, caller, called, started, stopped, via, outcome, reason \
              FROM audit ORDER BY started DESC, id DESC LIMIT ?",
         );
         let rows = sqlx::query(&sql)
@@ -495,6 +551,9 @@ impl Db {
                     called: opt_text(r, "called")?,
                     started: int_col(r, "started")?,
                     stopped: r.try_get::<Option<i64>, _>("stopped")?,
+                    via: opt_text(r, "via")?,
+                    outcome: opt_text(r, "outcome")?,
+                    reason: opt_text(r, "reason")?,
                 })
             })
             .collect()

@@ -47,6 +47,27 @@ impl ManagerError {
             ManagerError::Unreachable { .. } | ManagerError::Timeout(_)
         )
     }
+
+    /// The message for users who may not see where sensors live (everyone but admins): no
+    /// address, and nothing of what the far end sent (a banner, a stranger's reply). Errors
+    /// that carry neither keep their own words, since they tell the user what to do.
+    pub fn public_message(&self) -> String {
+        match self {
+            ManagerError::TokenRefused | ManagerError::CallNotFound | ManagerError::TlsNoTrust => {
+                self.to_string()
+            }
+            ManagerError::Timeout(_) => {
+                "the sensor did not answer in time: try again later; an admin sees the details"
+                    .into()
+            }
+            ManagerError::Unreachable { .. }
+            | ManagerError::Refused(_)
+            | ManagerError::Protocol(_)
+            | ManagerError::Tls(_) => {
+                "sensor unreachable: try again later; an admin sees the details".into()
+            }
+        }
+    }
 }
 
 /// An HTTP API error, rendered as `{"error": "…"}` with a status code.
@@ -64,6 +85,14 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     Upstream(String),
+    /// Too many attempts: the client must wait `retry_after` seconds.
+    #[error("{message}")]
+    TooMany { message: String, retry_after: u64 },
+    /// The player is busy; trying again after `retry_after` seconds may succeed.
+    #[error("{message}")]
+    Unavailable { message: String, retry_after: u64 },
+    #[error("{0}")]
+    Timeout(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -77,6 +106,9 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            ApiError::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -106,7 +138,24 @@ impl From<ManagerError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": self.to_string() });
-        (self.status(), Json(body)).into_response()
+        let retry_after = match &self {
+            ApiError::TooMany { retry_after, .. } | ApiError::Unavailable { retry_after, .. } => {
+                Some(*retry_after)
+            }
+            _ => None,
+        };
+        let mut body = serde_json::json!({ "error": self.to_string() });
+        let mut resp = match retry_after {
+            Some(secs) => {
+                body["retry_after"] = secs.into();
+                (self.status(), Json(body)).into_response()
+            }
+            None => (self.status(), Json(body)).into_response(),
+        };
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        resp
     }
 }

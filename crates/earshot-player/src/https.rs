@@ -43,10 +43,17 @@ pub struct TlsListener {
 
 impl TlsListener {
     /// Starts accepting on `tcp`; the accept loop ends when the listener is dropped.
-    pub fn new(tcp: TcpListener, config: Arc<rustls::ServerConfig>) -> std::io::Result<Self> {
+    /// At most `max_handshakes` handshakes run at once; connections beyond are closed at
+    /// once (each handshake ends within [`HANDSHAKE_TIMEOUT`], so room comes back quickly).
+    pub fn new(
+        tcp: TcpListener,
+        config: Arc<rustls::ServerConfig>,
+        max_handshakes: usize,
+    ) -> std::io::Result<Self> {
         let local = tcp.local_addr()?;
         let (tx, ready) = mpsc::channel(READY_QUEUE);
         let acceptor = TlsAcceptor::from(config);
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(max_handshakes.max(1)));
         tokio::spawn(async move {
             loop {
                 let (sock, peer) = match tcp.accept().await {
@@ -61,8 +68,13 @@ impl TlsListener {
                 if tx.is_closed() {
                     return;
                 }
+                let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+                    tracing::debug!("TLS handshake with {peer} refused: too many at once");
+                    continue;
+                };
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
+                    let _permit = permit;
                     let _ = sock.set_nodelay(true);
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(sock)).await {
                         Ok(Ok(tls)) => {

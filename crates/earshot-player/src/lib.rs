@@ -13,9 +13,11 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod connections;
 pub mod db;
 pub mod error;
 pub mod https;
+pub mod limiter;
 pub mod manager;
 pub mod metrics;
 mod web;
@@ -75,22 +77,26 @@ pub async fn serve(
             reloading.replace_config(config);
         }
     });
-    let service = router(state).into_make_service_with_connect_info::<https::PeerAddr>();
-    let served = match tls {
+    let sweeping = state.clone();
+    // /api/chunk sessions nobody polls any more are ended even if no other poll comes.
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            sweeping.sweep_chunks().await;
+        }
+    });
+    let app = router(state.clone());
+    match tls {
         Some(tls) => {
-            let listener = https::TlsListener::new(listener, tls)
+            let max = state.config().limits.max_connections;
+            let listener = https::TlsListener::new(listener, tls, max)
                 .map_err(|e| ServeError::Serve(e.to_string()))?;
-            axum::serve(listener, service)
-                .with_graceful_shutdown(shutdown)
-                .await
+            connections::serve(listener, app, state, shutdown).await
         }
-        None => {
-            axum::serve(listener, service)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-    };
-    served.map_err(|e| ServeError::Serve(e.to_string()))
+        None => connections::serve(listener, app, state, shutdown).await,
+    }
+    Ok(())
 }
 
 #[derive(Debug, thiserror::Error)]

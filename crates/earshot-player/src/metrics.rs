@@ -37,6 +37,24 @@ pub struct PlayerMetrics {
     pub call_list_requests: AtomicU64,
     /// `listcalls` answers that failed (sensor down, wrong token, timeout).
     pub sensor_errors: AtomicU64,
+    /// Logins refused unchecked: the user or address was locked out after too many failures.
+    pub login_locked: AtomicU64,
+    /// Logins refused because no password-hashing thread became free in time.
+    pub login_busy: AtomicU64,
+    /// HTTP and WebSocket connections open now.
+    pub connections_open: AtomicU64,
+    /// Connections closed at once: the connection cap was reached and none could give way.
+    pub connections_refused: AtomicU64,
+    /// Connections that had sent no request yet, closed to make room for a new one at the cap.
+    pub connections_evicted: AtomicU64,
+    /// Connections closed for not sending a request head in time (also idle keep-alives).
+    pub header_timeouts: AtomicU64,
+    /// Requests not answered within the request time limit.
+    pub request_timeouts: AtomicU64,
+    /// Listening attempts refused for the per-user, per-call cap (or the chunk session cap).
+    pub listen_cap_refusals: AtomicU64,
+    /// /api/chunk sessions ended because nobody polled them.
+    pub chunk_idle_ends: AtomicU64,
 }
 
 impl Default for PlayerMetrics {
@@ -56,6 +74,15 @@ impl Default for PlayerMetrics {
             chunk_requests: AtomicU64::new(0),
             call_list_requests: AtomicU64::new(0),
             sensor_errors: AtomicU64::new(0),
+            login_locked: AtomicU64::new(0),
+            login_busy: AtomicU64::new(0),
+            connections_open: AtomicU64::new(0),
+            connections_refused: AtomicU64::new(0),
+            connections_evicted: AtomicU64::new(0),
+            header_timeouts: AtomicU64::new(0),
+            request_timeouts: AtomicU64::new(0),
+            listen_cap_refusals: AtomicU64::new(0),
+            chunk_idle_ends: AtomicU64::new(0),
         }
     }
 }
@@ -156,6 +183,48 @@ impl PlayerMetrics {
             "earshot_player_sensor_errors_total",
             "Sensors that failed to list their calls for /api/calls (down, wrong token, timeout).",
             get(&self.sensor_errors),
+        );
+        e.counters(
+            "earshot_player_login_refusals_total",
+            "Logins refused without checking the password, by reason (locked: too many failures for the user or address, see [login]; busy: no password-hashing thread free in time).",
+            [("locked", &self.login_locked), ("busy", &self.login_busy)]
+                .into_iter()
+                .map(|(l, c)| (vec![("reason", l.to_string())], get(c))),
+        );
+        e.gauge(
+            "earshot_player_connections_open",
+            "HTTP and WebSocket connections open now.",
+            get(&self.connections_open) as f64,
+        );
+        e.counter(
+            "earshot_player_connections_refused_total",
+            "Connections closed unserved at the connection cap ([http] max_connections).",
+            get(&self.connections_refused),
+        );
+        e.counter(
+            "earshot_player_connections_evicted_total",
+            "Connections that had sent no request yet, closed to make room at the connection cap.",
+            get(&self.connections_evicted),
+        );
+        e.counter(
+            "earshot_player_header_timeouts_total",
+            "Connections closed for sending no complete request head in time, idle keep-alives included ([http] header_timeout_seconds).",
+            get(&self.header_timeouts),
+        );
+        e.counter(
+            "earshot_player_request_timeouts_total",
+            "Requests not answered within [http] request_timeout_seconds.",
+            get(&self.request_timeouts),
+        );
+        e.counter(
+            "earshot_player_listen_cap_refusals_total",
+            "Listening attempts refused for [listening] max_per_user_per_call or the chunk session cap.",
+            get(&self.listen_cap_refusals),
+        );
+        e.counter(
+            "earshot_player_chunk_idle_ends_total",
+            "/api/chunk listening sessions ended because nobody polled them ([listening] chunk_idle_seconds).",
+            get(&self.chunk_idle_ends),
         );
         e.finish()
     }

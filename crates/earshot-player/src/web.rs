@@ -9,6 +9,7 @@ const WORKLET_JS: &str = include_str!("../web/player-worklet.js");
 const PLAYER_JS: &str = include_str!("../web/earshot-player.js");
 const STYLE: &str = include_str!("../web/style.css");
 const EMBED_EXAMPLE: &str = include_str!("../web/embed-example.html");
+const EMBED_EXAMPLE_JS: &str = include_str!("../web/embed-example.js");
 
 const JS: &str = "text/javascript; charset=utf-8";
 
@@ -33,4 +34,7 @@ pub async fn embed_example() -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
         EMBED_EXAMPLE,
     )
+}
+pub async fn embed_example_js() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, JS)], EMBED_EXAMPLE_JS)
 }

@@ -202,7 +202,7 @@ pub fn sensors(args: SensorsArgs) -> Result<()> {
                     name,
                     host,
                     port,
-                    token: token.filter(|t| !t.is_empty()),
+                    token: earshot_player::config::normalize_token(token),
                     tls,
                     kind,
                 };

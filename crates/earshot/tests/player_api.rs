@@ -37,6 +37,7 @@ fn config(db_url: &str, default_sensor: Option<Sensor>) -> Config {
         tls: None,
         proxy_auth: None,
         metrics_token: None,
+        limits: Default::default(),
     }
 }
 
@@ -1334,6 +1335,77 @@ async fn a_recorded_voipmonitor_sensor() {
     assert_eq!(
         seen.iter().find(|l| l.starts_with("listen_stop ")),
         Some(&format!("listen_stop {callref} {id}"))
+    );
+}
+
+/// A second user polling /api/chunk with the default listen id used to get audio and no audit
+/// row, and chunk rows never got a stop time. Now each user has a session (and a row) of their
+/// own, closed once nobody polls it for `[listening] chunk_idle_seconds`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunk_sessions_are_audited_per_user_and_closed_when_idle() {
+    let Some(dir) = sensor::shared("voipmonitor") else {
+        return;
+    };
+    let (vm, seen) = voipmonitor_stand_in(dir).await;
+    let db_url = sqlite_url("player-chunk-audit");
+    let db = Db::open(&db_url).await.unwrap();
+    let hash = auth::hash_password(PASSWORD).unwrap();
+    db.add_user("listener", &hash, Role::Listener)
+        .await
+        .unwrap();
+    db.add_user("admin", &hash, Role::Admin).await.unwrap();
+    let mut cfg = config(&db_url, None);
+    cfg.limits.chunk_idle = Duration::from_secs(1);
+    let state = AppState::new(cfg, db);
+    let app = earshot_player::router(state.clone());
+    state
+        .db
+        .add_sensor(&Sensor {
+            id_sensor: 9,
+            name: "legacy".into(),
+            host: vm.ip().to_string(),
+            port: vm.port(),
+            token: None,
+            tls: false,
+            kind: SensorKind::Voipmonitor,
+        })
+        .await
+        .unwrap();
+    let q = "/api/chunk?sensor_id=9&callref=0x1a2b";
+    for user in ["listener", "admin"] {
+        let who = login(&app, user).await;
+        for _ in 0..2 {
+            let r = call(&app, "GET", q, &who, &[], None).await;
+            assert!(
+                r.status == StatusCode::OK || r.status == StatusCode::NOT_FOUND,
+                "{}",
+                r.status
+            );
+        }
+    }
+    let rows = state.db.audit(50).await.unwrap();
+    for user in ["listener", "admin"] {
+        let mine: Vec<_> = rows.iter().filter(|r| r.user_name == user).collect();
+        assert_eq!(mine.len(), 1, "{user}: {rows:?}");
+        assert_eq!(mine[0].via.as_deref(), Some("chunk"));
+        assert_eq!(mine[0].outcome.as_deref(), Some("listened"));
+    }
+    // Each user under an id of their own on the sensor.
+    let ids: std::collections::HashSet<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.starts_with("listen "))
+        .filter_map(|l| l.split(' ').nth(2).map(str::to_string))
+        .collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    state.sweep_chunks().await;
+    let rows = state.db.audit(50).await.unwrap();
+    assert!(
+        rows.iter()
+            .all(|r| r.stopped.is_some_and(|s| s >= r.started)),
+        "{rows:?}"
     );
 }
 
