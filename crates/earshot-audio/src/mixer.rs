@@ -34,6 +34,10 @@ const LIVE_HOLD_MS: i64 = 5;
 /// How far before the first written sample a late-placed chunk may still
 /// extend the call, before output has started.
 const MAX_PREPEND_S: i64 = 10;
+/// How far past the end of a leg's timeline a write may start (seconds at
+/// 48 kHz). Placement keeps writes within `max_gap_ms` of the audio; this is
+/// the backstop that keeps a mistake there from becoming an allocation.
+const MAX_WRITE_AHEAD_S: i64 = 60;
 
 /// Which party sent the audio.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -165,6 +169,10 @@ impl LegTimeline {
             }
             self.base = pos;
             self.first = Some(pos);
+        }
+        let ahead = pos.saturating_sub(self.base.saturating_add(self.buf.len() as i64));
+        if ahead > MAX_WRITE_AHEAD_S * 48_000 {
+            return;
         }
         let offset = usize::try_from(pos - self.base).unwrap_or(0);
         let needed = offset + samples.len();
@@ -467,7 +475,7 @@ impl CallAudio {
     }
 
     fn place_chunk(&mut self, idx: usize, chunk: &Chunk) {
-        let ideal = self.gap_checked(chunk.start_ns);
+        let mut ideal = self.gap_checked(chunk.start_ns);
         let rate = self.cfg.rate;
         let slip = i64::from(self.cfg.slip_ms) * i64::from(rate) / 1000;
         let continues = self.legs[idx].run.as_ref().is_some_and(|r| {
@@ -476,6 +484,8 @@ impl CallAudio {
         });
         if !continues {
             self.end_run(idx);
+            // The run's tail just written may be the first audio laid out: check against it.
+            ideal = self.gap_checked(chunk.start_ns);
             self.legs[idx].run = Some(Run {
                 rate: chunk.rate,
                 resampler: (chunk.rate != rate)
