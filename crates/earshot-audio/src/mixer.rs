@@ -543,6 +543,16 @@ impl CallAudio {
         let limit = self.silence_limit().map_or(limit, |l| limit.min(l));
         let mut pos = start;
         while pos < limit {
+            if let Some(next) = self.next_audio(pos) {
+                if next.saturating_sub(pos) > self.max_gap() {
+                    // Nothing laid out for longer than a gap: output skips to the audio (a
+                    // resync) rather than walking the silence, whatever put the audio there.
+                    self.resyncs += 1;
+                    pos = next.min(limit);
+                    self.emitted = Some(pos);
+                    continue;
+                }
+            }
             let n = if pos + block <= limit {
                 block
             } else if partial {
@@ -554,6 +564,15 @@ impl CallAudio {
             pos += n;
             self.emitted = Some(pos);
         }
+    }
+
+    /// Where the earliest audio written at or after `pos` starts, in either leg.
+    fn next_audio(&self, pos: i64) -> Option<i64> {
+        self.legs
+            .iter()
+            .filter(|l| l.first.is_some() && !l.buf.is_empty())
+            .map(|l| l.base.max(pos))
+            .min()
     }
 
     fn emit_block(&mut self, pos: i64, n: usize, out: &mut Vec<i16>) {
