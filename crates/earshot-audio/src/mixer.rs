@@ -34,6 +34,10 @@ const LIVE_HOLD_MS: i64 = 5;
 /// How far before the first written sample a late-placed chunk may still
 /// extend the call, before output has started.
 const MAX_PREPEND_S: i64 = 10;
+/// How far past the end of a leg's timeline a write may start (seconds at
+/// 48 kHz). Placement keeps writes within `max_gap_ms` of the audio; this is
+/// the backstop that keeps a mistake there from becoming an allocation.
+const MAX_WRITE_AHEAD_S: i64 = 60;
 
 /// Which party sent the audio.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -165,6 +169,10 @@ impl LegTimeline {
             }
             self.base = pos;
             self.first = Some(pos);
+        }
+        let ahead = pos.saturating_sub(self.base.saturating_add(self.buf.len() as i64));
+        if ahead > MAX_WRITE_AHEAD_S * 48_000 {
+            return;
         }
         let offset = usize::try_from(pos - self.base).unwrap_or(0);
         let needed = offset + samples.len();
@@ -467,7 +475,7 @@ impl CallAudio {
     }
 
     fn place_chunk(&mut self, idx: usize, chunk: &Chunk) {
-        let ideal = self.gap_checked(chunk.start_ns);
+        let mut ideal = self.gap_checked(chunk.start_ns);
         let rate = self.cfg.rate;
         let slip = i64::from(self.cfg.slip_ms) * i64::from(rate) / 1000;
         let continues = self.legs[idx].run.as_ref().is_some_and(|r| {
@@ -476,6 +484,8 @@ impl CallAudio {
         });
         if !continues {
             self.end_run(idx);
+            // The run's tail just written may be the first audio laid out: check against it.
+            ideal = self.gap_checked(chunk.start_ns);
             self.legs[idx].run = Some(Run {
                 rate: chunk.rate,
                 resampler: (chunk.rate != rate)
@@ -533,6 +543,16 @@ impl CallAudio {
         let limit = self.silence_limit().map_or(limit, |l| limit.min(l));
         let mut pos = start;
         while pos < limit {
+            if let Some(next) = self.next_audio(pos) {
+                if next.saturating_sub(pos) > self.max_gap() {
+                    // Nothing laid out for longer than a gap: output skips to the audio (a
+                    // resync) rather than walking the silence, whatever put the audio there.
+                    self.resyncs += 1;
+                    pos = next.min(limit);
+                    self.emitted = Some(pos);
+                    continue;
+                }
+            }
             let n = if pos + block <= limit {
                 block
             } else if partial {
@@ -544,6 +564,15 @@ impl CallAudio {
             pos += n;
             self.emitted = Some(pos);
         }
+    }
+
+    /// Where the earliest audio written at or after `pos` starts, in either leg.
+    fn next_audio(&self, pos: i64) -> Option<i64> {
+        self.legs
+            .iter()
+            .filter(|l| l.first.is_some() && !l.buf.is_empty())
+            .map(|l| l.base.max(pos))
+            .min()
     }
 
     fn emit_block(&mut self, pos: i64, n: usize, out: &mut Vec<i16>) {

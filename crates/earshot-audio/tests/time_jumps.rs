@@ -293,3 +293,129 @@ fn alternating_jumps_every_packet_stay_bounded() {
         assert!(r.largest_step <= step, "{name}: {}", r.largest_step);
     }
 }
+
+/// The playout fuzz target's finding (29 bytes, offline settings): a one-sample chunk whose
+/// resampled audio was still all in the resampler, then a packet of a new source 3.5 h later.
+/// The timeline saw no audio yet when the far chunk came, and allocated the 3.5 h up to it.
+#[test]
+fn a_far_chunk_before_any_audio_was_laid_out_is_not_reached_by_allocating() {
+    let data: &[u8] = &[
+        0x88, 0xdf, 0xfe, 0x00, 0x76, 0x1c, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x00, 0x0c, 0x65, 0x0c,
+        0x0c, 0x0c, 0xef, 0xe0, 0xca, 0xc2, 0x00, 0xc2, 0xc2, 0xc4,
+    ];
+    let (&mode, data) = data.split_first().unwrap();
+    let mut playout = if mode & 1 == 0 {
+        PlayoutConfig::offline()
+    } else {
+        PlayoutConfig::live()
+    };
+    playout.max_packets = 32;
+    let cfg = MixConfig::new(16000, MixMode::Stereo, playout).unwrap();
+    let mut audio = CallAudio::new(cfg);
+    let mut out = Vec::new();
+    let mut now = 0i64;
+    let mut rest = data;
+    while rest.len() >= 13 {
+        let (head, tail) = rest.split_at(12);
+        let len = usize::from(tail[0]).min(tail.len() - 1);
+        let (payload, tail) = tail[1..].split_at(len);
+        rest = tail;
+        if head[11] & 2 == 2 {
+            now = now.saturating_add(
+                i64::from(i32::from_le_bytes([head[6], head[7], head[8], head[9]])) * 1_000_000,
+            );
+        } else {
+            now = now.saturating_add(i64::from(u16::from_le_bytes([head[0], head[1]])) * 10_000);
+        }
+        let pt = head[2] % 20;
+        let codec = Codec::from_static_pt(pt);
+        let leg = if head[3] & 1 == 0 {
+            Leg::Caller
+        } else {
+            Leg::Called
+        };
+        let rtp = RtpIn {
+            arrival_ns: now,
+            ssrc: u32::from(head[3] >> 6),
+            seq: u16::from_le_bytes([head[4], head[5]]),
+            timestamp: u32::from_le_bytes([head[6], head[7], head[8], head[9]]),
+            payload_type: pt,
+            marker: head[10] & 1 == 1,
+            payload,
+            codec: codec.as_ref(),
+            event: head[11] & 1 == 1,
+        };
+        audio.push(leg, &rtp, &mut out);
+        assert!(out.len() < 16000 * 2 * 10, "one push emitted {}", out.len());
+        out.clear();
+    }
+    audio.finish(&mut out);
+    assert!(
+        out.len() <= 16000 * 2 * 6,
+        "finish emitted {} samples",
+        out.len()
+    );
+}
+
+/// The fuzz target's second finding: one leg's first audio laid out (unchecked, as nothing was
+/// yet) two days after the other's; output then walked the two days between them at finish.
+#[test]
+fn output_never_walks_a_long_stretch_where_neither_leg_has_audio() {
+    let data: &[u8] = &[
+        0x1b, 0, 0, 0, 0xff, 0xff, 0xff, 0x9a, 0x05, 0x03, 0x00, 0x0c, 0x0c, 0x0a, 0xf4, 0xf3,
+        0x10, 0x10, 0x10, 0x10, 0x10, 0x0b, 0x00, 0xef, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a,
+        0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0xff, 0xff,
+    ];
+    let (&mode, data) = data.split_first().unwrap();
+    let mut playout = if mode & 1 == 0 {
+        PlayoutConfig::offline()
+    } else {
+        PlayoutConfig::live()
+    };
+    playout.max_packets = 32;
+    let cfg = MixConfig::new(16000, MixMode::Stereo, playout).unwrap();
+    let mut audio = CallAudio::new(cfg);
+    let mut out = Vec::new();
+    let mut now = 0i64;
+    let mut rest = data;
+    while rest.len() >= 13 {
+        let (head, tail) = rest.split_at(12);
+        let len = usize::from(tail[0]).min(tail.len() - 1);
+        let (payload, tail) = tail[1..].split_at(len);
+        rest = tail;
+        if head[11] & 2 == 2 {
+            now = now.saturating_add(
+                i64::from(i32::from_le_bytes([head[6], head[7], head[8], head[9]])) * 1_000_000,
+            );
+        } else {
+            now = now.saturating_add(i64::from(u16::from_le_bytes([head[0], head[1]])) * 10_000);
+        }
+        let pt = head[2] % 20;
+        let codec = Codec::from_static_pt(pt);
+        let leg = if head[3] & 1 == 0 {
+            Leg::Caller
+        } else {
+            Leg::Called
+        };
+        let rtp = RtpIn {
+            arrival_ns: now,
+            ssrc: u32::from(head[3] >> 6),
+            seq: u16::from_le_bytes([head[4], head[5]]),
+            timestamp: u32::from_le_bytes([head[6], head[7], head[8], head[9]]),
+            payload_type: pt,
+            marker: head[10] & 1 == 1,
+            payload,
+            codec: codec.as_ref(),
+            event: head[11] & 1 == 1,
+        };
+        audio.push(leg, &rtp, &mut out);
+        assert!(out.len() < 16000 * 2 * 10, "one push emitted {}", out.len());
+        out.clear();
+    }
+    audio.finish(&mut out);
+    assert!(
+        out.len() <= 16000 * 2 * 6,
+        "finish emitted {} samples",
+        out.len()
+    );
+}
