@@ -47,6 +47,8 @@ const CFG: Config = Config {
     retain_ended: false,
     sip_log_messages: 4,
     sip_log_bytes: 512,
+    // As the live sensor runs it, so HEP envelope times are checked against the carrying frame's.
+    hep_max_skew_ns: Some(10_000_000_000),
 };
 
 /// One step of the script, its time already applied.
