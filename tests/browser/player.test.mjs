@@ -183,7 +183,10 @@ test("earshot player in headless Chromium", { timeout: 180000 }, async (t) => {
     // ---- the audit log has both listening sessions, with who, what and when ----
     const audit = JSON.parse(run(["audit", "--json", "--database", db]).stdout);
     for (const ref of [firstRef, next.ref]) {
-      const row = audit.find((r) => r.callreference.toLowerCase() === String(ref).toLowerCase());
+      // The listened session, not the failed attempt on sensor 2 (the wrong token) below.
+      const row = audit.find(
+        (r) => r.callreference.toLowerCase() === String(ref).toLowerCase() && r.outcome === "listened",
+      );
       assert.ok(row, `audit row for ${ref}: ${JSON.stringify(audit)}`);
       assert.equal(row.user_name, "tester");
       assert.equal(row.id_sensor, 1);
@@ -191,6 +194,9 @@ test("earshot player in headless Chromium", { timeout: 180000 }, async (t) => {
       assert.ok(row.callid && row.caller && row.called, `audit row names the call: ${JSON.stringify(row)}`);
       assert.ok(row.stopped >= row.started, `audit row has a stop time: ${JSON.stringify(row)}`);
     }
+    // The attempt the sensor refused is in the audit log too, with why.
+    const failed = audit.find((r) => r.id_sensor === 2 && r.outcome === "failed");
+    assert.ok(failed && /token/i.test(failed.reason || ""), `a failed row for sensor 2: ${JSON.stringify(audit)}`);
     // A listener sees no administration; an admin sees the sensors and the audit log.
     assert.equal(await page.locator("#admin-section").isVisible(), false, "no admin section for a listener");
     await page.locator("#logout").click();
