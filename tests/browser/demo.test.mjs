@@ -124,6 +124,7 @@ test("earshot demo: login, live calls, speech on both channels", { timeout: 1200
       });
 
     const samples = [];
+    const playedBefore = await page.evaluate(() => earshotTest.samplesPlayed);
     const end = Date.now() + LISTEN_MS;
     while (Date.now() < end) {
       samples.push(await measure());
@@ -133,7 +134,13 @@ test("earshot demo: login, live calls, speech on both channels", { timeout: 1200
     // The first screenful, as a newcomer sees it (the README's picture is made from this one).
     await page.screenshot({ path: join(SHOTS, "demo-03-first-screen.png") });
     logs.push(`[test] samples: ${JSON.stringify(samples.map((s) => [s.l.rms.toFixed(4), s.l.bandShare.toFixed(2), s.l.spread.toFixed(3), s.r.rms.toFixed(4), s.r.bandShare.toFixed(2), s.r.spread.toFixed(3)]))}`);
-    assert.ok(samples.every((s) => s.state === "playing"), "played throughout");
+    // Judged by what was played, not by wall-clock smoothness: on a loaded machine the worklet
+    // may underrun and buffer for a moment, which is not a failure; leaving the call is.
+    const states = [...new Set(samples.map((s) => s.state))];
+    assert.ok(states.every((st) => st === "playing" || st === "buffering"), `stayed on the call (states: ${states})`);
+    const played = (await page.evaluate(() => earshotTest.samplesPlayed)) - playedBefore;
+    const rate = await page.evaluate(() => earshotTest.sampleRate);
+    assert.ok(played >= (rate * LISTEN_MS) / 2000, `played ≥ half of the ${LISTEN_MS / 1000} s listened (${(played / rate).toFixed(1)} s)`);
 
     for (const side of ["l", "r"]) {
       const name = side === "l" ? "left (caller)" : "right (called)";
