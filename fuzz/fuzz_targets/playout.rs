@@ -6,8 +6,11 @@
 //! the longest gap kept plus the packet's own audio (nothing in proportion to a
 //! jump).
 
-use earshot_audio::{CallAudio, Codec, Leg, MixConfig, MixMode, PlayoutConfig, RtpIn};
+use earshot_audio::{CallAudio, MixConfig, MixMode, PlayoutConfig};
 use libfuzzer_sys::fuzz_target;
+
+#[path = "common/rtp_records.rs"]
+mod rtp_records;
 
 const MAX_PACKETS: usize = 32;
 
@@ -30,47 +33,29 @@ fuzz_target!(|data: &[u8]| {
     let mut audio = CallAudio::new(cfg);
     let mut out = Vec::new();
     let mut now = 0i64;
-    // Each packet: 12 header bytes, then a length-prefixed payload.
-    let mut rest = data;
-    while rest.len() >= 13 {
-        let (head, tail) = rest.split_at(12);
-        let len = usize::from(tail[0]).min(tail.len() - 1);
-        let (payload, tail) = tail[1..].split_at(len);
-        rest = tail;
-        if head[11] & 2 == 2 {
-            // A jump of the capture clock, either way.
-            now = now.saturating_add(
-                i64::from(i32::from_le_bytes([head[6], head[7], head[8], head[9]])) * 1_000_000,
+    rtp_records::for_each(
+        data,
+        |head| {
+            now = if head[11] & 2 == 2 {
+                // A jump of the capture clock, either way.
+                now.saturating_add(
+                    i64::from(i32::from_le_bytes([head[6], head[7], head[8], head[9]])) * 1_000_000,
+                )
+            } else {
+                now.saturating_add(i64::from(u16::from_le_bytes([head[0], head[1]])) * 10_000)
+            };
+            now
+        },
+        |leg, rtp| {
+            audio.push(leg, rtp, &mut out);
+            assert!(
+                out.len() <= step_limit,
+                "one packet emitted {} samples",
+                out.len()
             );
-        } else {
-            now = now.saturating_add(i64::from(u16::from_le_bytes([head[0], head[1]])) * 10_000);
-        }
-        let pt = head[2] % 20;
-        let codec = Codec::from_static_pt(pt);
-        let leg = if head[3] & 1 == 0 {
-            Leg::Caller
-        } else {
-            Leg::Called
-        };
-        let rtp = RtpIn {
-            arrival_ns: now,
-            ssrc: u32::from(head[3] >> 6),
-            seq: u16::from_le_bytes([head[4], head[5]]),
-            timestamp: u32::from_le_bytes([head[6], head[7], head[8], head[9]]),
-            payload_type: pt,
-            marker: head[10] & 1 == 1,
-            payload,
-            codec: codec.as_ref(),
-            event: head[11] & 1 == 1,
-        };
-        audio.push(leg, &rtp, &mut out);
-        assert!(
-            out.len() <= step_limit,
-            "one packet emitted {} samples",
-            out.len()
-        );
-        out.clear();
-    }
+            out.clear();
+        },
+    );
     audio.finish(&mut out);
     assert!(
         out.len() <= step_limit,

@@ -498,32 +498,45 @@ mod tests {
         assert_eq!(SensorCounters::get(&counters.listener_drops), 1);
     }
 
-    /// A listener from the rewind decodes it a batch at a time as its queue drains: it never
-    /// holds more than its byte bound, plays every rewound packet, then the live ones held
-    /// back meanwhile, in order.
-    #[test]
-    fn a_rewind_is_played_as_fast_as_it_is_read_within_the_queue_bound() {
+    /// A rewind store holding 60 s of one party's G.711 at 20 ms, and the payload it repeats.
+    fn sixty_seconds_kept() -> (crate::rewind::Rewind, [u8; 160]) {
         use crate::rewind::{Rewind, RewindLimits};
-        let counters = Arc::new(SensorCounters::default());
         let mut store = Rewind::new(RewindLimits {
             keep_ns: 120_000_000_000,
             budget_bytes: 1 << 30,
             per_call_bytes: 1 << 30,
         });
         let payload = [0xd5u8; 160];
-        // 60 s of one party's G.711 at 20 ms.
         for seq in 0..3000 {
             store.push(&packet(seq, 8, &payload));
         }
-        let limit = 256 * 1024;
-        let (tx, mut rx) = queue(limit);
+        (store, payload)
+    }
+
+    /// A 48 kHz stereo listener of call 1 from the start of what `store` keeps.
+    fn rewind_listener(
+        store: &crate::rewind::Rewind,
+        tx: &FrameTx,
+        counters: &Arc<SensorCounters>,
+    ) -> Listener {
         let format = AudioFormat {
             rate: 48000,
             channels: 2,
         };
         let rewind = store.snapshot(1, Timestamp(i64::MIN));
-        let mut l =
-            Listener::new(1, format, tx.clone(), Some(rewind), counters.clone()).expect("listener");
+        Listener::new(1, format, tx.clone(), Some(rewind), counters.clone()).expect("listener")
+    }
+
+    /// A listener from the rewind decodes it a batch at a time as its queue drains: it never
+    /// holds more than its byte bound, plays every rewound packet, then the live ones held
+    /// back meanwhile, in order.
+    #[test]
+    fn a_rewind_is_played_as_fast_as_it_is_read_within_the_queue_bound() {
+        let counters = Arc::new(SensorCounters::default());
+        let (store, payload) = sixty_seconds_kept();
+        let limit = 256 * 1024;
+        let (tx, mut rx) = queue(limit);
+        let mut l = rewind_listener(&store, &tx, &counters);
         // Live packets arriving while it catches up are held, not decoded yet.
         for seq in 3000..3050 {
             l.push(&packet(seq, 8, &payload)).expect("held");
@@ -549,26 +562,11 @@ mod tests {
 
     #[test]
     fn a_rewind_listener_that_is_not_read_holds_its_bound_then_is_dropped() {
-        use crate::rewind::{Rewind, RewindLimits};
         let counters = Arc::new(SensorCounters::default());
-        let mut store = Rewind::new(RewindLimits {
-            keep_ns: 120_000_000_000,
-            budget_bytes: 1 << 30,
-            per_call_bytes: 1 << 30,
-        });
-        let payload = [0xd5u8; 160];
-        for seq in 0..3000 {
-            store.push(&packet(seq, 8, &payload));
-        }
+        let (store, payload) = sixty_seconds_kept();
         let limit = 64 * 1024;
         let (tx, _rx) = queue(limit);
-        let format = AudioFormat {
-            rate: 48000,
-            channels: 2,
-        };
-        let rewind = store.snapshot(1, Timestamp(i64::MIN));
-        let mut l =
-            Listener::new(1, format, tx.clone(), Some(rewind), counters.clone()).expect("listener");
+        let mut l = rewind_listener(&store, &tx, &counters);
         for _ in 0..100 {
             l.advance(None).expect("waiting for its reader");
         }
