@@ -2,11 +2,15 @@
 //! port for WebSockets), against a real `earshot sensor` replaying `call.pcap` where a sensor
 //! is needed; and the `sensors` / `users` / `audit` commands of the real binary.
 
+#[path = "common/router.rs"]
+mod router;
 #[path = "common/sensor.rs"]
 mod sensor;
 
+use router::Reply;
+
 use axum::body::Body;
-use axum::http::{HeaderMap, Request, StatusCode};
+use axum::http::{Request, StatusCode};
 use axum::Router;
 use earshot_player::{auth, AppState, AuditRow, Config, Db, Role, Sensor, SensorKind};
 use futures_util::StreamExt;
@@ -56,12 +60,6 @@ async fn player(db_url: &str, default_sensor: Option<Sensor>) -> (Router, Arc<Ap
     (earshot_player::router(state.clone()), state)
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    json: Value,
-}
-
 #[derive(Clone, Default)]
 struct Auth {
     cookie: Option<String>,
@@ -76,35 +74,15 @@ async fn call(
     extra: &[(&str, &str)],
     body: Option<Value>,
 ) -> Reply {
-    let mut b = Request::builder().method(method).uri(uri);
+    let mut headers: Vec<(&str, &str)> = Vec::new();
     if let Some(c) = &auth.cookie {
-        b = b.header("cookie", c);
+        headers.push(("cookie", c));
     }
     if let Some(t) = &auth.csrf {
-        b = b.header("x-csrf-token", t);
+        headers.push(("x-csrf-token", t));
     }
-    for (k, v) in extra {
-        b = b.header(*k, *v);
-    }
-    let req = match body {
-        Some(v) => b
-            .header("content-type", "application/json")
-            .body(Body::from(v.to_string())),
-        None => b.body(Body::empty()),
-    }
-    .expect("request");
-    let resp = app.clone().oneshot(req).await.expect("router answers");
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .expect("body");
-    let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Reply {
-        status,
-        headers,
-        json,
-    }
+    headers.extend_from_slice(extra);
+    router::send(app, method, uri, &headers, body).await
 }
 
 async fn login(app: &Router, name: &str) -> Auth {

@@ -3,11 +3,14 @@
 //! the security headers. In process where that suffices; the real binary where memory or
 //! file descriptors are judged.
 
+#[path = "common/router.rs"]
+mod router;
 #[path = "common/sensor.rs"]
 mod sensor;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use router::Reply;
+
+use axum::http::StatusCode;
 use axum::Router;
 use earshot_player::config::Limits;
 use earshot_player::{auth, AppState, Config, Db, Role, Sensor, SensorKind};
@@ -20,7 +23,6 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
-use tower::ServiceExt;
 
 const PASSWORD: &str = "correct horse";
 
@@ -57,12 +59,6 @@ async fn player(db_url: &str, default: Option<Sensor>, limits: Limits) -> (Route
     (earshot_player::router(state.clone()), state)
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    json: Value,
-}
-
 async fn call(
     app: &Router,
     method: &str,
@@ -70,28 +66,8 @@ async fn call(
     cookie: Option<&str>,
     body: Option<Value>,
 ) -> Reply {
-    let mut b = Request::builder().method(method).uri(uri);
-    if let Some(c) = cookie {
-        b = b.header("cookie", c);
-    }
-    let req = match body {
-        Some(v) => b
-            .header("content-type", "application/json")
-            .body(Body::from(v.to_string())),
-        None => b.body(Body::empty()),
-    }
-    .expect("request");
-    let resp = app.clone().oneshot(req).await.expect("router answers");
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .expect("body");
-    Reply {
-        status,
-        headers,
-        json: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    }
+    let headers: Vec<(&str, &str)> = cookie.map(|c| ("cookie", c)).into_iter().collect();
+    router::send(app, method, uri, &headers, body).await
 }
 
 async fn try_login(app: &Router, name: &str, password: &str) -> Reply {
