@@ -155,6 +155,9 @@ pub struct Engine {
     pub(crate) by_call_id: FxHashMap<String, Vec<CallId>>,
     pub(crate) next_call_id: CallId,
     pub(crate) bindings: FxHashMap<SocketAddr, Binding>,
+    /// Addresses announced by more than one live call, with those calls oldest first (see
+    /// `media.rs`, rule 1); only shared addresses have an entry.
+    pub(crate) sharers: FxHashMap<SocketAddr, Vec<CallId>>,
     pub(crate) binding_epoch: u64,
     pub(crate) flows: FlowTable,
     pub(crate) unassociated: Vec<Stream>,
@@ -184,6 +187,7 @@ impl Engine {
             by_call_id: FxHashMap::default(),
             next_call_id: 1,
             bindings: FxHashMap::default(),
+            sharers: FxHashMap::default(),
             binding_epoch: 0,
             flows: FlowTable::default(),
             unassociated: Vec::new(),
@@ -349,6 +353,12 @@ impl Engine {
         for addr in &call.bound {
             if self.bindings.get(addr).is_some_and(|b| b.call == id) {
                 self.bindings.remove(addr);
+            }
+            if let Some(ids) = self.sharers.get_mut(addr) {
+                ids.retain(|&i| i != id);
+                if ids.len() < 2 {
+                    self.sharers.remove(addr);
+                }
             }
         }
     }

@@ -1,18 +1,32 @@
 //! RTP meets calls: which call and which party a media packet belongs to.
 //!
 //! Association rule, in order:
-//! 1. A packet whose (source, destination, SSRC) already belongs to a stream stays with it,
-//!    unless a newer SDP has since handed its address to another call (SIPp and PBXes reuse
-//!    ports): then it starts a new stream in that call.
-//! 2. Destination = an address a party announced in SDP (`c=`/`m=`): the *other* party sent it.
+//! 1. A packet whose (source, destination, SSRC) already belongs to a stream stays with it
+//!    while its call is up, still has one of those addresses bound and the packet continues
+//!    the stream's sequence numbers: an SSRC, once bound to a call, stays with it, even when a
+//!    newer call announces the same addresses (a media server, SBC or SIPp `-rtp_echo`
+//!    answering every call on one port, or calls told apart only by SSRC). Otherwise (the call
+//!    ended, or a sender started over: SIPp and PBXes reuse ports and even SSRCs call after
+//!    call) a newer SDP that handed its address to another call makes it start a new stream in
+//!    that call. A new SSRC between addresses several live calls announced goes to the oldest
+//!    of them that has no stream between those addresses yet (calls start sending in order).
+//! 2. Source = an address call A announced, destination = an address A announced for the
+//!    other party but that a newer call B announced too: A's party sent it. Both ends of the
+//!    5-tuple are weighed against both parties' SDPs, so caller X → shared 26000 goes to the
+//!    call whose caller announced X, not to the newest call that announced 26000.
+//! 3. Destination = an address a party announced in SDP (`c=`/`m=`): the *other* party sent it.
 //!    This works whatever the source address is, so media from behind a NAT is still found.
-//! 3. Source = an address a party announced: that party sent it (symmetric RTP).
-//! 4. The source of a packet associated by rule 2 is learned as the sender's address, so the
-//!    reply sent to a NATed public address (never in any SDP) is associated by rule 2 too.
+//! 4. Source = an address a party announced: that party sent it (symmetric RTP).
+//! 5. The source of a packet associated by rule 3 is learned as the sender's address, so the
+//!    reply sent to a NATed public address (never in any SDP) is associated by rule 3 too.
 //!    A learned address is weaker evidence than an announced one: it is re-learned by a later
 //!    call whose media comes from it (NATs and SIPp reuse the same public port call after
 //!    call), and when a packet's destination is only learned but its source is announced by
 //!    another call, the announced source wins.
+//!
+//! `bindings` holds one call per address (the newest to announce it); rules 1 and 2 look at
+//! the owning calls' own SDPs only when a flow is first seen or the bindings changed, never on
+//! the per-packet fast path.
 //!
 //! Packets matching none of these are kept as unassociated streams once three of them carry
 //! consecutive sequence numbers, which rules out most non-RTP UDP.
@@ -30,7 +44,7 @@ use std::net::SocketAddr;
 pub(crate) struct Binding {
     pub call: CallId,
     pub party: Party,
-    /// Learned from where media came from (rule 4) rather than announced in an SDP.
+    /// Learned from where media came from (rule 5) rather than announced in an SDP.
     pub learned: bool,
 }
 
@@ -80,6 +94,9 @@ impl Engine {
                 if let Some(old) = self.bindings.insert(addr, new) {
                     if old.call != id {
                         self.binding_epoch += 1;
+                        if !old.learned {
+                            note_sharer(&mut self.sharers, addr, old.call, id);
+                        }
                     }
                 }
                 remember_bound(&mut self.bindings, id, &mut call.bound, addr);
@@ -136,7 +153,7 @@ impl Engine {
             dst,
             ssrc: rtp.ssrc(),
         };
-        let loc = match self.locate(key) {
+        let loc = match self.locate(key, rtp.sequence()) {
             Some(loc) => loc,
             None => return self.on_unassociated(ts, key, &rtp),
         };
@@ -156,7 +173,7 @@ impl Engine {
         true
     }
 
-    fn locate(&mut self, key: StreamKey) -> Option<StreamLoc> {
+    fn locate(&mut self, key: StreamKey, seq: u16) -> Option<StreamLoc> {
         if let Some(loc) = self.flows.find(&key) {
             // An unassociated flow looks for a binding on every packet: an SDP seen after its
             // media began binds a fresh address without bumping the epoch. Such flows are
@@ -165,7 +182,14 @@ impl Engine {
                 return Some(loc);
             }
             let current = self.binding_for(key).map(|(b, _)| b.call);
-            if current.is_none() || current == loc.call {
+            // Rule 1: a call keeps its flows (each an SSRC) while it lives, still holds one
+            // of their addresses and the packet continues the stream, so a newer call
+            // announcing the same ones (a media server answering every call on one port)
+            // takes only the SSRCs it brings.
+            let sticky = loc
+                .call
+                .is_some_and(|c| self.still_holds(c, loc.idx, key, seq));
+            if current.is_none() || current == loc.call || sticky {
                 let fresh = StreamLoc {
                     epoch: self.binding_epoch,
                     ..loc
@@ -177,11 +201,12 @@ impl Engine {
             }
         }
         let (binding, sender) = self.binding_for(key)?;
+        let binding = self.first_free_sharer(key, binding, sender);
         let call = self.calls.get_mut(&binding.call)?;
         if call.streams.len() >= MAX_STREAMS {
             return None;
         }
-        // Rule 4: remember where this party really sends from. An address learned for an
+        // Rule 5: remember where this party really sends from. An address learned for an
         // earlier call is taken over: the NAT (or SIPp) reused the port for this call, and
         // leaving it would send this call's replies to the old one.
         let learn = match self.bindings.get(&key.src) {
@@ -215,12 +240,76 @@ impl Engine {
         Some(loc)
     }
 
+    /// True while call `id` is up, still has the source or destination of `key` bound, and
+    /// `seq` continues its stream `idx`. A sequence number far from the stream's is a sender
+    /// that started over: SIPp replaying the same RTP, SSRC and all, for the next call on the
+    /// same ports while the old call's BYE is not seen (or not sent yet).
+    fn still_holds(&self, id: CallId, idx: u32, key: StreamKey, seq: u16) -> bool {
+        let Some(c) = self.calls.get(&id) else {
+            return false;
+        };
+        let continues = c
+            .streams
+            .get(idx as usize)
+            .and_then(|s| s.stats.highest_seq())
+            .is_some_and(|max| {
+                let ahead = seq.wrapping_sub(max);
+                ahead <= SEQ_CONTINUES_AHEAD || max.wrapping_sub(seq) <= SEQ_CONTINUES_BEHIND
+            });
+        continues && c.end.is_none() && c.bound.iter().any(|&a| a == key.src || a == key.dst)
+    }
+
+    /// True when live call `id` announced `addr` in an SDP as where `party` receives media.
+    fn announced(&self, id: CallId, party: Party, addr: SocketAddr) -> bool {
+        self.calls.get(&id).is_some_and(|c| {
+            c.end.is_none()
+                && c.media
+                    .iter()
+                    .any(|ep| ep.party == party && (ep.addr == addr || ep.rtcp == addr))
+        })
+    }
+
+    /// Rule 1 for a new SSRC between addresses several live calls announced: `bindings` names
+    /// the newest, but the SSRC is the first media of the oldest such call that has no stream
+    /// of this address pair yet (calls start, and start sending, in order). A call with a
+    /// stream there already gets a further SSRC only if no call is without one.
+    fn first_free_sharer(&self, key: StreamKey, found: Binding, sender: Party) -> Binding {
+        let Some(ids) = self.sharers.get(&key.dst) else {
+            return found;
+        };
+        let src_owner = self.bindings.get(&key.src).filter(|b| !b.learned);
+        let free = ids.iter().copied().find(|&id| {
+            self.announced(id, sender.other(), key.dst)
+                && src_owner.is_none_or(|_| self.announced(id, sender, key.src))
+                && self.calls.get(&id).is_some_and(|c| {
+                    !c.streams
+                        .iter()
+                        .any(|s| s.key.src == key.src && s.key.dst == key.dst)
+                })
+        });
+        match free {
+            Some(call) => Binding {
+                call,
+                party: sender.other(),
+                learned: false,
+            },
+            None => found,
+        }
+    }
+
     /// The binding that claims a packet, and the party that sent it.
     fn binding_for(&self, key: StreamKey) -> Option<(Binding, Party)> {
         match (self.bindings.get(&key.dst), self.bindings.get(&key.src)) {
-            // An SDP is the call's own word; a learned address may be a stale NAT mapping
-            // of an earlier call whose new owner has not sent yet.
-            (Some(d), Some(s)) if d.learned && !s.learned && d.call != s.call => {
+            // The source is announced by one call and the destination bound to another: the
+            // source's call wins if the destination is only learned (maybe a stale NAT
+            // mapping of an earlier call whose new owner has not sent yet), or if the source's
+            // call announced the destination too (a media server or SBC answering many calls
+            // on one address, which the newest of them holds in `bindings`).
+            (Some(d), Some(s))
+                if !s.learned
+                    && d.call != s.call
+                    && (d.learned || self.announced(s.call, s.party.other(), key.dst)) =>
+            {
                 Some((*s, s.party))
             }
             (Some(d), _) => Some((*d, d.party.other())),
@@ -231,11 +320,8 @@ impl Engine {
 
     fn on_rtcp(&mut self, src: SocketAddr, dst: SocketAddr) -> bool {
         self.counters.rtcp_packets += 1;
-        let owner = self
-            .bindings
-            .get(&dst)
-            .or_else(|| self.bindings.get(&src))
-            .map(|b| b.call);
+        let key = StreamKey { src, dst, ssrc: 0 };
+        let owner = self.binding_for(key).map(|(b, _)| b.call);
         if let Some(call) = owner.and_then(|id| self.calls.get_mut(&id)) {
             call.rtcp_packets += 1;
         }
@@ -367,6 +453,32 @@ fn remember_bound(
         }
     }
     bound.push(addr);
+}
+
+/// How far ahead of (about 5 s at 20 ms packets) or behind a stream's highest sequence
+/// number a packet still continues it (see [`Engine::still_holds`]).
+const SEQ_CONTINUES_AHEAD: u16 = 256;
+const SEQ_CONTINUES_BEHIND: u16 = 64;
+
+/// Calls one shared address remembers (see [`Engine::first_free_sharer`]); the oldest go first.
+const MAX_SHARERS: usize = 32;
+
+/// Records that call `new` announced `addr`, which live call `old` announced before it.
+fn note_sharer(
+    sharers: &mut FxHashMap<SocketAddr, Vec<CallId>>,
+    addr: SocketAddr,
+    old: CallId,
+    new: CallId,
+) {
+    let ids = sharers.entry(addr).or_default();
+    for id in [old, new] {
+        if !ids.contains(&id) {
+            if ids.len() >= MAX_SHARERS {
+                ids.remove(0);
+            }
+            ids.push(id);
+        }
+    }
 }
 
 /// Cheap filters against UDP that merely parses as RTP: well-known service ports and payload

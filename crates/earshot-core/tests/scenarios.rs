@@ -550,6 +550,123 @@ fn nat_port_reuse_reply_goes_to_the_second_call() {
     }
 }
 
+/// Sends one 20 ms PCMU packet of every (src, dst, SSRC) flow in turn, `n` rounds, as
+/// concurrent calls' media interleaves on the wire.
+fn interleaved(h: &mut Harness, t0: i64, flows: &[(&str, &str, u32)], seq0: u16, n: u16) {
+    for i in 0..n {
+        for &(src, dst, ssrc) in flows {
+            let pkt = rtp(ssrc, seq0 + i, u32::from(seq0 + i) * 160, 0, &[0xff; 160]);
+            h.udp(t0 + i64::from(i) * 20, src, dst, &pkt);
+        }
+    }
+}
+
+/// Each call named must hold exactly the two streams `want` gives it (caller's SSRC, called's
+/// SSRC), each with every one of its packets.
+fn assert_own_streams(h: &Harness, want: &[(&str, u32, u32)], packets: u64) {
+    let calls = h.engine.calls();
+    for &(cid, caller_ssrc, called_ssrc) in want {
+        let c = calls.iter().find(|c| c.call_id == cid).expect("call");
+        let got: Vec<_> = c
+            .streams
+            .iter()
+            .map(|s| (s.key.ssrc, s.party, s.stats.packets))
+            .collect();
+        let mut expect = vec![
+            (caller_ssrc, Some(Party::Caller), packets),
+            (called_ssrc, Some(Party::Called), packets),
+        ];
+        let mut sorted = got.clone();
+        sorted.sort_by_key(|g| g.0);
+        expect.sort_by_key(|g| g.0);
+        assert_eq!(sorted, expect, "call {cid}: {got:x?}");
+    }
+    assert!(h.engine.unassociated_streams().is_empty());
+}
+
+#[test]
+fn callers_sharing_a_callee_address_keep_their_own_streams() {
+    // A media server answers every call on 10.0.0.2:6000; each caller has its own port. The
+    // caller's packets must go to the call whose caller announced their source, not to the
+    // newest call that announced 6000.
+    let mut h = Harness::default();
+    for (i, cid) in ["s1", "s2", "s3"].into_iter().enumerate() {
+        h.answered_call(
+            &dialog(cid, cid),
+            i as i64 * 100,
+            4000 + 100 * i as u16,
+            6000,
+        );
+    }
+    let flows = [
+        ("10.0.0.1:4000", "10.0.0.2:6000", 0xA1),
+        ("10.0.0.2:6000", "10.0.0.1:4000", 0xB1),
+        ("10.0.0.1:4100", "10.0.0.2:6000", 0xA2),
+        ("10.0.0.2:6000", "10.0.0.1:4100", 0xB2),
+        ("10.0.0.1:4200", "10.0.0.2:6000", 0xA3),
+        ("10.0.0.2:6000", "10.0.0.1:4200", 0xB3),
+    ];
+    interleaved(&mut h, 1500, &flows, 1, 30);
+    // A fourth call announcing 6000 again while the others still talk changes nothing.
+    h.answered_call(&dialog("s4", "s4"), 2200, 4300, 6000);
+    interleaved(&mut h, 3300, &flows, 31, 20);
+    let want = [("s1", 0xA1, 0xB1), ("s2", 0xA2, 0xB2), ("s3", 0xA3, 0xB3)];
+    assert_own_streams(&h, &want, 50);
+    let s4 = h.engine.calls().into_iter().find(|c| c.call_id == "s4");
+    assert!(s4.expect("call s4").streams.is_empty());
+}
+
+#[test]
+fn calls_on_one_port_pair_are_told_apart_by_ssrc() {
+    // Every call announces the same two addresses; only the SSRC tells them apart. Call 2 is
+    // answered before call 1 sends anything: call 1's SSRC is still call 1's, the first
+    // media of the oldest call without any.
+    let mut h = Harness::default();
+    let (a, b) = ("10.0.0.1:4000", "10.0.0.2:6000");
+    h.answered_call(&dialog("p1", "p1"), 0, 4000, 6000);
+    h.answered_call(&dialog("p2", "p2"), 100, 4000, 6000);
+    interleaved(&mut h, 1200, &[(a, b, 0xA1), (b, a, 0xB1)], 1, 10);
+    interleaved(
+        &mut h,
+        1400,
+        &[(a, b, 0xA1), (b, a, 0xB1), (a, b, 0xA2), (b, a, 0xB2)],
+        11,
+        10,
+    );
+    // A third call on the same ports: the first two keep their SSRCs.
+    h.answered_call(&dialog("p3", "p3"), 1600, 4000, 6000);
+    let all = [
+        (a, b, 0xA1),
+        (b, a, 0xB1),
+        (a, b, 0xA2),
+        (b, a, 0xB2),
+        (a, b, 0xA3),
+        (b, a, 0xB3),
+    ];
+    interleaved(&mut h, 2700, &all, 21, 30);
+    // Call 2's streams began ten packets after call 1's and call 3's twenty.
+    let calls = h.engine.calls();
+    let count = |cid: &str, ssrc: u32| {
+        calls
+            .iter()
+            .find(|c| c.call_id == cid)
+            .and_then(|c| c.streams.iter().find(|s| s.key.ssrc == ssrc))
+            .map(|s| s.stats.packets)
+    };
+    for (cid, ssrcs, n) in [
+        ("p1", [0xA1, 0xB1], 50),
+        ("p2", [0xA2, 0xB2], 40),
+        ("p3", [0xA3, 0xB3], 30),
+    ] {
+        let c = calls.iter().find(|c| c.call_id == cid).expect("call");
+        assert_eq!(c.streams.len(), 2, "call {cid}: {:#?}", c.streams);
+        for ssrc in ssrcs {
+            assert_eq!(count(cid, ssrc), Some(n), "call {cid} SSRC {ssrc:x}");
+        }
+    }
+    assert!(h.engine.unassociated_streams().is_empty());
+}
+
 #[test]
 fn ssrc_change_is_a_new_stream_in_the_same_call_and_party() {
     let d = dialog("c1", "ft");

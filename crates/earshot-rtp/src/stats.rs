@@ -76,6 +76,11 @@ impl StreamStats {
         }
     }
 
+    /// The highest sequence number seen (modulo 2^16), `None` before the first packet.
+    pub fn highest_seq(&self) -> Option<u16> {
+        self.seq.started.then_some(self.seq.max)
+    }
+
     /// Packets expected from the sequence numbers (RFC 3550 A.3: extended max − base + 1).
     pub fn expected(&self) -> u64 {
         self.seq.expected()
