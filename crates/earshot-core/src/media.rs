@@ -29,7 +29,8 @@
 //! the per-packet fast path.
 //!
 //! Packets matching none of these are kept as unassociated streams once three of them carry
-//! consecutive sequence numbers, which rules out most non-RTP UDP.
+//! consecutive sequence numbers, which rules out most non-RTP UDP; duplicates and slightly late
+//! packets in between neither count nor break the run.
 
 use crate::call::{CallId, Party, PayloadFormat};
 use crate::engine::{Engine, RtpPacket, Sink};
@@ -66,6 +67,9 @@ pub(crate) struct Candidate {
 }
 
 const CANDIDATE_PROOF: u8 = 3;
+/// A candidate's packet at most this many sequence numbers behind its last one (0: the same
+/// number again) is a duplicate or a late packet, not a break in the proof.
+const CANDIDATE_BEHIND: u16 = 8;
 
 /// Media addresses one call may hold bound (see [`remember_bound`]): far more than any real
 /// call uses (two parties, RTP and RTCP, a few re-INVITEs), few enough to keep a hostile one
@@ -400,12 +404,17 @@ impl Engine {
             last_seq: rtp.sequence().wrapping_sub(1),
             consecutive: 0,
         });
-        cand.consecutive = if rtp.sequence() == cand.last_seq.wrapping_add(1) {
-            cand.consecutive + 1
-        } else {
-            0
-        };
-        cand.last_seq = rtp.sequence();
+        // The proof is three packets in sequence. A packet seen again (RFC 3550: a duplicate,
+        // as a mirror capturing each packet at two points gives) or a little late neither
+        // advances nor breaks it; the stream's statistics count it.
+        let seq = rtp.sequence();
+        if seq == cand.last_seq.wrapping_add(1) {
+            cand.consecutive += 1;
+            cand.last_seq = seq;
+        } else if cand.last_seq.wrapping_sub(seq) >= CANDIDATE_BEHIND {
+            cand.consecutive = 0;
+            cand.last_seq = seq;
+        }
         account_unassociated(&mut cand.stream, ts, rtp);
         if cand.consecutive < CANDIDATE_PROOF {
             return false;

@@ -715,6 +715,28 @@ fn unannounced_rtp_needs_three_consecutive_packets() {
 }
 
 #[test]
+fn unannounced_rtp_with_every_packet_twice_is_a_stream_with_duplicates() {
+    // A mirror that captures each packet at two points (VoLTE uplinks): the copy must not
+    // restart the three-packet proof.
+    let mut h = Harness::default();
+    let (src, dst) = ("192.0.2.1:20000", "192.0.2.2:30000");
+    for i in 0..10u16 {
+        let pkt = rtp(7, 100 + i, u32::from(i) * 160, 0, &[1; 160]);
+        h.udp(i64::from(i) * 20, src, dst, &pkt);
+        h.udp(i64::from(i) * 20, src, dst, &pkt);
+    }
+    let u = h.engine.unassociated_streams();
+    assert_eq!(u.len(), 1, "the doubled stream is listed");
+    assert_eq!(
+        u[0].stats.packets, 20,
+        "duplicates are received packets (RFC 3550)"
+    );
+    assert_eq!(u[0].stats.duplicates, 10);
+    assert_eq!(u[0].stats.lost(), -10);
+    assert_eq!(h.engine.counters().rtp_packets, 20);
+}
+
+#[test]
 fn media_seen_before_its_sdp_joins_the_call_once_announced() {
     // The capture starts with media whose INVITE comes later (a re-INVITE seen first, a
     // capture started mid-setup): once an SDP announces the address, the flow belongs to it.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes the shared-media-address captures of this folder with SIPp on loopback (see README.md).
-#   bash make.sh            writes shared_callee.pcap.gz, shared_ports.pcap.gz and the tshark figures
+#   bash make.sh   writes shared_callee.pcap.gz, shared_ports.pcap.gz, doubled_rtp.pcap.gz and
+#                  the tshark figures
 # Needs sipp (sip-tester), tcpdump (run as root or with cap_net_raw), sox, tshark, python3.
 # Ports: SIP 31000-31099, media 32000-33999.
 set -euo pipefail
@@ -56,8 +57,14 @@ run shared_ports_src 20 300 6.5
 python3 "$here/same_ports.py" "$work/shared_ports_src.pcap" "$work/shared_ports.pcap"
 gzip -9 -c "$work/shared_ports.pcap" > "$here/shared_ports.pcap.gz"
 
-# tshark's per-stream figures, the reference the tests compare with.
-for n in shared_callee shared_ports; do
-  tshark -r "$work/$n.pcap" -q -o rtp.heuristic_rtp:TRUE -z rtp,streams > "$here/$n.tshark-rtp-streams.txt"
+# RTP only (no SIP) of the first two calls of shared_callee, every packet captured twice.
+python3 "$here/doubled.py" "$work/shared_callee.pcap" "$work/doubled_rtp.pcap"
+gzip -9 -c "$work/doubled_rtp.pcap" > "$here/doubled_rtp.pcap.gz"
+
+# tshark's per-stream figures, the reference the tests compare with (RTP found from the SDP, or
+# by tshark's RTP heuristic where there is none).
+for n in shared_callee shared_ports doubled_rtp; do
+  tshark -r "$work/$n.pcap" -q --disable-protocol uaudp --enable-heuristic rtp_udp \
+    -z rtp,streams > "$here/$n.tshark-rtp-streams.txt"
 done
 ls -l "$here"
