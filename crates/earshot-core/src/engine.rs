@@ -139,6 +139,8 @@ pub struct TableSizes {
     pub bindings: usize,
     /// Known RTP flows (address pair and SSRC) and where their stream lives.
     pub flows: usize,
+    /// Media addresses announced by more than one call still in the table.
+    pub sharers: usize,
     /// Flows still proving they are RTP.
     pub candidates: usize,
     pub unassociated: usize,
@@ -354,12 +356,7 @@ impl Engine {
             if self.bindings.get(addr).is_some_and(|b| b.call == id) {
                 self.bindings.remove(addr);
             }
-            if let Some(ids) = self.sharers.get_mut(addr) {
-                ids.retain(|&i| i != id);
-                if ids.len() < 2 {
-                    self.sharers.remove(addr);
-                }
-            }
+            crate::media::forget_sharer(&mut self.sharers, *addr, id);
         }
     }
 
@@ -396,6 +393,7 @@ impl Engine {
             by_call_id: self.by_call_id.len(),
             bindings: self.bindings.len(),
             flows: self.flows.len(),
+            sharers: self.sharers.len(),
             candidates: self.candidates.len(),
             unassociated: self.unassociated.len(),
         }

@@ -103,7 +103,13 @@ impl Engine {
                         }
                     }
                 }
-                remember_bound(&mut self.bindings, id, &mut call.bound, addr);
+                remember_bound(
+                    &mut self.bindings,
+                    &mut self.sharers,
+                    id,
+                    &mut call.bound,
+                    addr,
+                );
             }
         }
     }
@@ -227,7 +233,13 @@ impl Engine {
                 // Flows already located through the old owner must look again.
                 self.binding_epoch += 1;
             }
-            remember_bound(&mut self.bindings, binding.call, &mut call.bound, key.src);
+            remember_bound(
+                &mut self.bindings,
+                &mut self.sharers,
+                binding.call,
+                &mut call.bound,
+                key.src,
+            );
         }
         let idx = call.streams.len() as u32;
         // Calls have two streams, rarely more: grow one at a time instead of doubling to four,
@@ -449,6 +461,7 @@ impl Engine {
 /// instead of growing the tables, and the work of every SDP, without limit.
 fn remember_bound(
     bindings: &mut FxHashMap<SocketAddr, Binding>,
+    sharers: &mut FxHashMap<SocketAddr, Vec<CallId>>,
     id: CallId,
     bound: &mut Vec<SocketAddr>,
     addr: SocketAddr,
@@ -460,6 +473,7 @@ fn remember_bound(
         if bindings.get(&oldest).is_some_and(|b| b.call == id) {
             bindings.remove(&oldest);
         }
+        forget_sharer(sharers, oldest, id);
     }
     bound.push(addr);
 }
@@ -486,6 +500,20 @@ fn note_sharer(
                 ids.remove(0);
             }
             ids.push(id);
+        }
+    }
+}
+
+/// Takes call `id` off the calls sharing `addr`; an address left to one call is not shared.
+pub(crate) fn forget_sharer(
+    sharers: &mut FxHashMap<SocketAddr, Vec<CallId>>,
+    addr: SocketAddr,
+    id: CallId,
+) {
+    if let Some(ids) = sharers.get_mut(&addr) {
+        ids.retain(|&i| i != id);
+        if ids.len() < 2 {
+            sharers.remove(&addr);
         }
     }
 }

@@ -1010,6 +1010,32 @@ fn removing_an_old_call_keeps_the_new_call_of_the_same_ports() {
 }
 
 #[test]
+fn calls_sharing_addresses_are_forgotten_when_removed() {
+    let cfg = Config {
+        retain_ended: false,
+        linger_ns: 1_000_000_000,
+        ..Config::default()
+    };
+    let mut h = Harness::new(cfg);
+    for (i, cid) in ["r1", "r2", "r3"].into_iter().enumerate() {
+        let d = dialog(cid, cid);
+        h.answered_call(&d, i as i64 * 100, 4000, 6000);
+        let src = "10.0.0.1:4000";
+        h.stream(1200, src, "10.0.0.2:6000", 0xA0 + i as u32, 1, 5, 0);
+    }
+    assert!(h.engine.table_sizes().sharers > 0);
+    for (i, cid) in ["r1", "r2", "r3"].into_iter().enumerate() {
+        let d = dialog(cid, cid);
+        let bye = request("BYE", &d, 2, Some("tt"), false, None, None);
+        h.c2s(2000 + i as i64, &bye);
+    }
+    h.engine.expire(ms(4000), &mut h.sink);
+    let sizes = h.engine.table_sizes();
+    assert_eq!((sizes.calls, sizes.bindings, sizes.sharers), (0, 0, 0));
+    assert_eq!(sizes.flows, 0);
+}
+
+#[test]
 fn ten_thousand_unfinished_calls_expire_to_empty_tables() {
     let cfg = Config {
         retain_ended: false,
