@@ -12,6 +12,7 @@ mod engine;
 mod flows;
 mod lookahead;
 mod media;
+mod orphan_sdp;
 mod signalling;
 mod stream;
 mod tcp_sip;

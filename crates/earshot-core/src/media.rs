@@ -148,8 +148,10 @@ impl Engine {
                 self.account_call_rtp(call_id, k4, loc.idx, ts, &rtp, sink)
             }
             None => {
+                let ttl = self.cfg.idle_timeout_ns;
+                let formats = self.orphan_sdp.formats(src, dst, ts.nanos(), ttl);
                 if let Some(s) = self.unassociated.get_mut(loc.idx as usize) {
-                    account_unassociated(s, ts, &rtp);
+                    account_unassociated(s, ts, &rtp, formats);
                 }
             }
         }
@@ -320,7 +322,9 @@ impl Engine {
             0
         };
         cand.last_seq = rtp.sequence();
-        account_unassociated(&mut cand.stream, ts, rtp);
+        let ttl = self.cfg.idle_timeout_ns;
+        let formats = self.orphan_sdp.formats(key.src, key.dst, ts.nanos(), ttl);
+        account_unassociated(&mut cand.stream, ts, rtp, formats);
         if cand.consecutive < CANDIDATE_PROOF {
             return false;
         }
@@ -377,11 +381,26 @@ fn plausible_unannounced(key: StreamKey, rtp: &Rtp<'_>) -> bool {
     pt_ok && key.src.port() >= 1024 && key.dst.port() >= 1024 && !rtp.payload().is_empty()
 }
 
-fn account_unassociated(stream: &mut Stream, ts: Timestamp, rtp: &Rtp<'_>) {
+/// `formats`: what an SDP of a dialog whose INVITE was not seen announced for the stream's
+/// addresses (see `orphan_sdp`), usually nothing.
+fn account_unassociated(
+    stream: &mut Stream,
+    ts: Timestamp,
+    rtp: &Rtp<'_>,
+    formats: &[PayloadFormat],
+) {
     let pt = rtp.payload_type();
-    let (encoding, clock) = payload_format(&[], pt);
-    let is_cn = pt == 13;
-    update_stream(stream, ts, rtp, || encoding, clock, false, is_cn);
+    let info = resolve_pt(formats, pt);
+    let (encoding, _) = payload_format(formats, pt);
+    update_stream(
+        stream,
+        ts,
+        rtp,
+        || encoding,
+        info.clock,
+        info.is_event,
+        info.is_cn,
+    );
 }
 
 /// `encoding` is asked for only when the stream's main payload type changes.

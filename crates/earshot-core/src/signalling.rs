@@ -53,13 +53,23 @@ impl Engine {
                     }
                 }
                 // A dialog whose INVITE was not captured: nothing to attach it to.
+                // Its SDP still tells what the streams to and from its media carry.
                 _ => {
                     self.counters.orphan_sip += 1;
+                    self.learn_orphan_sdp(meta, &msg);
                     return;
                 }
             },
         };
         self.update_call(id, meta, cseq, cseq_method, &msg, bytes, sink);
+    }
+
+    fn learn_orphan_sdp(&mut self, meta: SipMeta, msg: &SipMessage<'_>) {
+        let Some(parsed) = msg.sdp().and_then(|b| sdp::parse(b).ok()) else {
+            return;
+        };
+        let ttl = self.cfg.idle_timeout_ns;
+        self.counters.orphan_sdp_dropped += self.orphan_sdp.learn(meta.ts.nanos(), ttl, &parsed);
     }
 
     fn find_call(&self, call_id: &str, msg: &SipMessage<'_>) -> Option<CallId> {

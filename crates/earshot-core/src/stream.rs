@@ -109,6 +109,32 @@ impl Stream {
         changed
     }
 
+    /// The payload type to show for the stream: its main audio type, or, for a stream that
+    /// carried no audio (telephone-events alone), the first type it carried.
+    pub fn shown_payload_type(&self) -> u8 {
+        if self.pt_counts.get(self.payload_type).is_some() {
+            return self.payload_type;
+        }
+        self.pt_counts
+            .iter()
+            .next()
+            .map_or(self.payload_type, |(pt, _)| pt)
+    }
+
+    /// True when the stream's jitter was measured: some audio packet had a known clock rate.
+    /// A dynamic payload type no SDP described, or a stream of telephone-events alone, has
+    /// no clock to measure arrival against, and its jitter is unknown rather than zero.
+    pub fn jitter_known(&self) -> bool {
+        self.stats.clock_rate() > 0
+    }
+
+    /// [`Stream::mos`] where it means something: `None` when the jitter is unknown (see
+    /// [`Stream::jitter_known`]), since an E-model score without it would claim a perfect
+    /// network it never measured.
+    pub fn mos_if_known(&self) -> Option<f64> {
+        self.jitter_known().then(|| self.mos())
+    }
+
     /// E-model MOS from the stream's loss and mean jitter (see `earshot_rtp::mos`).
     pub fn mos(&self) -> f64 {
         let codec = self.codec.as_deref().unwrap_or("");
