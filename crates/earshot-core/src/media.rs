@@ -20,7 +20,7 @@
 use crate::call::{CallId, Party, PayloadFormat};
 use crate::engine::{Engine, RtpPacket, Sink};
 use crate::flows::Key4;
-use crate::stream::{PtInfo, Stream, StreamKey};
+use crate::stream::{is_video_format, PtInfo, Stream, StreamKey};
 use earshot_rtp::{is_rtcp, Rtp, TelephoneEvent};
 use earshot_wire::{Timestamp, Udp4};
 use rustc_hash::FxHashMap;
@@ -287,6 +287,10 @@ impl Engine {
             info.is_event,
             info.is_cn,
         );
+        // Video is measured above, but no sink may get it: sinks decode audio.
+        if info.is_video {
+            return;
+        }
         let party = stream.party.unwrap_or(Party::Caller);
         sink.rtp(&RtpPacket {
             call: call_id,
@@ -466,6 +470,7 @@ fn resolve_pt(formats: &[PayloadFormat], pt: u8) -> PtInfo {
         pt,
         is_event: encoding.is_some_and(|e| e.eq_ignore_ascii_case("telephone-event")),
         is_cn: pt == 13 || encoding.is_some_and(|e| e.eq_ignore_ascii_case("CN")),
+        is_video: encoding.is_some_and(|e| is_video_format(e, clock)),
         formats_len: formats.len() as u32,
         fmt: formats.iter().rposition(|f| f.pt == pt).map(|i| i as u32),
         clock,

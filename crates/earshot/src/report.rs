@@ -29,6 +29,7 @@ pub fn stream_json(s: &Stream) -> Value {
         "src": s.key.src.to_string(),
         "dst": s.key.dst.to_string(),
         "direction": s.party.map(|p| p.as_str()),
+        "media": if s.is_video() { "video" } else { "audio" },
         "payload_type": s.shown_payload_type(),
         "codec": s.codec,
         "clock_rate": s.clock_rate,
@@ -161,7 +162,7 @@ fn write_stream(out: &mut dyn Write, s: &Stream) -> io::Result<()> {
         .unwrap_or_else(|| "-".into());
     writeln!(
         out,
-        "    0x{:08X}  {} -> {}  {:<6} {:<8} {:>6} pkts  lost {} ({:.1}%)  jitter {} ms  MOS {}",
+        "    0x{:08X}  {} -> {}  {:<6} {:<8} {:>6} pkts  lost {} ({:.1}%)  jitter {} ms  MOS {}{}",
         s.key.ssrc,
         s.key.src,
         s.key.dst,
@@ -175,6 +176,7 @@ fn write_stream(out: &mut dyn Write, s: &Stream) -> io::Result<()> {
         st.loss_percent(),
         jitter,
         mos,
+        if s.is_video() { "  video" } else { "" },
     )
 }
 

@@ -10,9 +10,9 @@ fn capture_dir() -> std::path::PathBuf {
     common::repo_root().join("tests/captures/streams")
 }
 
-/// tshark's `-z rtp,streams` rows: SSRC → (packets, mean jitter, max jitter).
-fn tshark_rows() -> Vec<(String, u64, f64, f64)> {
-    let text = std::fs::read_to_string(capture_dir().join("tshark-rtp-streams.txt")).unwrap();
+/// tshark's `-z rtp,streams` rows in `file`: SSRC → (packets, mean jitter, max jitter).
+fn tshark_rows_of(file: &str) -> Vec<(String, u64, f64, f64)> {
+    let text = std::fs::read_to_string(capture_dir().join(file)).unwrap();
     text.lines()
         .filter_map(|l| {
             let cols: Vec<&str> = l.split_whitespace().collect();
@@ -25,6 +25,10 @@ fn tshark_rows() -> Vec<(String, u64, f64, f64)> {
             Some((ssrc, packets, mean, max))
         })
         .collect()
+}
+
+fn tshark_rows() -> Vec<(String, u64, f64, f64)> {
+    tshark_rows_of("tshark-rtp-streams.txt")
 }
 
 fn stream<'a>(doc: &'a Value, ssrc: &str) -> &'a Value {
@@ -86,4 +90,110 @@ fn unknown_clock_and_events_alone_have_no_jitter_or_mos() {
         line.contains("jitter - ms") && line.contains("MOS -"),
         "{line}"
     );
+}
+
+/// Video m-lines (issue 12, item 8): ffmpeg's H.264 and H.263 RTP is tied to its call as a
+/// video stream, measured with the 90 kHz clock as tshark measures it, and kept out of the
+/// call's codecs and MOS; the call lasts until its media ends.
+#[test]
+fn video_streams_belong_to_their_call_and_are_measured_at_90_khz() {
+    let doc = common::analyze_json(&[&capture_dir().join("video-call.pcap")]);
+    let un = doc["unassociated_streams"].as_array().unwrap();
+    assert!(un.is_empty(), "nothing unassociated: {un:#?}");
+    let calls = doc["calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 2);
+    let rows = tshark_rows_of("tshark-video-streams.txt");
+    assert_eq!(rows.len(), 4, "tshark's rows: {rows:?}");
+    let mut videos = Vec::new();
+    for call in calls {
+        assert_eq!(
+            call["codecs"],
+            serde_json::json!(["PCMU"]),
+            "{}",
+            call["call_id"]
+        );
+        let streams = call["streams"].as_array().unwrap();
+        assert_eq!(streams.len(), 2, "{}: audio and video", call["call_id"]);
+        for s in streams {
+            let ssrc = s["ssrc"].as_str().unwrap();
+            let (_, packets, mean, max) = rows
+                .iter()
+                .find(|r| r.0.eq_ignore_ascii_case(ssrc))
+                .unwrap_or_else(|| panic!("{ssrc} in tshark's rows"));
+            assert_eq!(s["packets"], *packets, "{ssrc}");
+            let ours = s["jitter_ms"].as_f64().expect("jitter known");
+            let ours_max = s["max_jitter_ms"].as_f64().expect("max jitter known");
+            let close = |a: f64, b: f64| (a - b).abs() <= 0.1 || (a - b).abs() <= 0.05 * b;
+            assert!(
+                close(ours, *mean),
+                "{ssrc}: mean jitter {ours} vs tshark {mean}"
+            );
+            assert!(
+                close(ours_max, *max),
+                "{ssrc}: max jitter {ours_max} vs tshark {max}"
+            );
+            if s["media"] == "video" {
+                assert_eq!(s["clock_rate"], 90000, "{ssrc}");
+                assert!(s["mos"].is_null(), "{ssrc}: video has no MOS");
+                assert_eq!(s["direction"], "caller", "{ssrc}");
+                // The call does not end before its video does.
+                assert!(call["end"].as_str().unwrap() >= s["end"].as_str().unwrap());
+                videos.push(s["codec"].as_str().unwrap().to_string());
+            } else {
+                assert_eq!(s["media"], "audio");
+                assert_eq!(s["codec"], "PCMU");
+            }
+        }
+    }
+    videos.sort();
+    assert_eq!(videos, ["H263", "H264"]);
+}
+
+/// Counts what the engine hands a sink, as the live sensor's fan-out and `extract` get it.
+#[derive(Default)]
+struct Counting {
+    audio: u64,
+    video: u64,
+}
+
+impl earshot_core::Sink for Counting {
+    fn rtp(&mut self, p: &earshot_core::RtpPacket<'_>) {
+        let video = p
+            .format
+            .is_some_and(|f| earshot_core::is_video_format(&f.encoding, f.clock_rate))
+            || matches!(p.payload_type, 26 | 31 | 32 | 34 | 96);
+        if video {
+            self.video += 1;
+        } else {
+            self.audio += 1;
+        }
+    }
+}
+
+/// No video packet may reach an audio decoder or listener: the engine gives sinks only the
+/// audio of a call with video.
+#[test]
+fn video_rtp_reaches_no_sink() {
+    let mut engine = earshot_core::Engine::new(earshot_core::Config::default());
+    let mut sink = Counting::default();
+    let mut reader =
+        earshot_wire::CaptureReader::open(&capture_dir().join("video-call.pcap")).unwrap();
+    while let Some(frame) = reader.next_frame() {
+        let f = frame.unwrap();
+        engine.handle_frame(f.ts, f.link, f.data, &mut sink);
+    }
+    assert_eq!(sink.video, 0);
+    assert_eq!(sink.audio, 400, "both calls' PCMU");
+    // And extract turns the calls into audio without an unsupported-codec complaint.
+    let out_dir = std::env::temp_dir().join(format!("earshot-video-{}", std::process::id()));
+    let out = common::earshot()
+        .args(["extract", "--all", "--out"])
+        .arg(&out_dir)
+        .arg(capture_dir().join("video-call.pcap"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("unsupported"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&out_dir);
 }
