@@ -125,7 +125,7 @@ fn parse_ssrc(s: &str) -> Result<u32> {
     u32::from_str_radix(hex, 16).with_context(|| format!("--stream {s}: not a hex SSRC"))
 }
 
-fn feed_files(files: &[PathBuf], sink: &mut dyn Sink) -> Result<()> {
+fn feed_files(files: &[PathBuf], sink: &mut dyn Sink) -> Result<Engine> {
     let mut engine = Engine::new(Config::default());
     for path in files {
         let mut reader = CaptureReader::open(path).map_err(|e| match e {
@@ -145,7 +145,7 @@ fn feed_files(files: &[PathBuf], sink: &mut dyn Sink) -> Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(engine)
 }
 
 /// Which calls to extract.
@@ -257,15 +257,15 @@ fn write_wav(path: &Path, rate: u32, channels: u16, pcm: &[i16]) -> Result<()> {
 type StreamPacket = (u8, Option<Codec>, bool, Vec<u8>);
 
 /// One stream's packets, kept for decoding in sequence order at the end.
-struct StreamSink<'a> {
+struct StreamSink {
     ssrc: u32,
     /// Payload types the user described (--codec, --sdp): they win over the capture's SDP.
-    formats: &'a HashMap<u8, Codec>,
+    formats: HashMap<u8, Codec>,
     packets: HashMap<i64, StreamPacket>,
     highest: Option<(u16, i64)>,
 }
 
-impl StreamSink<'_> {
+impl StreamSink {
     fn push(&mut self, seq: u16, pt: u8, codec: Option<Codec>, event: bool, payload: &[u8]) {
         let ext = match self.highest {
             None => i64::from(seq),
@@ -282,7 +282,7 @@ impl StreamSink<'_> {
     }
 }
 
-impl Sink for StreamSink<'_> {
+impl Sink for StreamSink {
     fn rtp(&mut self, p: &RtpPacket<'_>) {
         if p.ssrc != self.ssrc {
             return;
@@ -355,7 +355,7 @@ fn parse_codec_spec(spec: &str) -> Result<(u8, Codec)> {
 
 /// A stream outside any call: every RTP packet of `ssrc` on the first flow that carried it,
 /// read straight from the capture (the engine hands its sink only packets of calls).
-fn collect_raw(files: &[PathBuf], sink: &mut StreamSink<'_>) -> Result<()> {
+fn collect_raw(files: &[PathBuf], sink: &mut StreamSink) -> Result<()> {
     let mut decap = earshot_wire::Decapsulator::new();
     let mut flow: Option<(std::net::SocketAddr, std::net::SocketAddr)> = None;
     for path in files {
@@ -407,12 +407,25 @@ fn extract_stream(
 ) -> Result<()> {
     let mut sink = StreamSink {
         ssrc,
-        formats,
+        formats: formats.clone(),
         packets: HashMap::new(),
         highest: None,
     };
-    feed_files(files, &mut sink)?;
+    let engine = feed_files(files, &mut sink)?;
     if sink.packets.is_empty() {
+        // Outside calls, what the capture itself said about the stream (the SDP of a dialog
+        // whose INVITE is missing) comes after the user's word.
+        if let Some(s) = engine
+            .unassociated_streams()
+            .iter()
+            .find(|s| s.key.ssrc == ssrc)
+        {
+            if let Some(name) = s.codec.as_deref() {
+                sink.formats
+                    .entry(s.payload_type)
+                    .or_insert_with(|| Codec::from_sdp(name, s.clock_rate, 0, None));
+            }
+        }
         collect_raw(files, &mut sink)?;
     }
     let mut packets: Vec<_> = sink.packets.into_iter().collect();

@@ -197,3 +197,23 @@ fn video_rtp_reaches_no_sink() {
     assert!(!stderr.contains("unsupported"), "{stderr}");
     let _ = std::fs::remove_dir_all(&out_dir);
 }
+
+/// `extract --stream` outside a call uses what the orphan 183's SDP said: AMR-WB is named
+/// (and, not being decodable, written as silence), not refused as an unknown dynamic type.
+#[test]
+fn extract_takes_the_codec_of_a_stream_from_an_orphan_sdp() {
+    let out_file = std::env::temp_dir().join(format!("earshot-amr-{}.wav", std::process::id()));
+    let out = common::earshot()
+        .args(["extract", "--stream", "0x11110001", "--out"])
+        .arg(&out_file)
+        .arg(capture_dir().join("orphan-sdp.pcap"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("AMR-WB") && stderr.contains("unsupported codec"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_file(&out_file);
+}
