@@ -166,7 +166,8 @@ impl Call {
     /// falls back to the negotiated formats when no RTP was seen.
     pub fn codecs(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
-        for s in &self.streams {
+        // Audio codecs only: video streams are listed as such, not as the call's codec.
+        for s in self.streams.iter().filter(|s| !s.is_video()) {
             if let Some(c) = s.codec.as_deref() {
                 if !out.iter().any(|o| o.eq_ignore_ascii_case(c)) {
                     out.push(c.to_string());
@@ -176,8 +177,9 @@ impl Call {
         if out.is_empty() {
             for f in &self.formats {
                 let e = &f.encoding;
-                let audio =
-                    !e.eq_ignore_ascii_case("telephone-event") && !e.eq_ignore_ascii_case("CN");
+                let audio = !e.eq_ignore_ascii_case("telephone-event")
+                    && !e.eq_ignore_ascii_case("CN")
+                    && !crate::stream::is_video_format(e, f.clock_rate);
                 if audio && !out.iter().any(|o| o.eq_ignore_ascii_case(e)) {
                     out.push(e.clone());
                 }

@@ -104,6 +104,8 @@ pub struct CaptureCounters {
     pub streams: u64,
     /// In-dialog SIP whose INVITE was never seen.
     pub orphan_sip: u64,
+    /// Media addresses from such orphan SIP's SDP not remembered because the table was full.
+    pub orphan_sdp_dropped: u64,
     /// SIP outside INVITE dialogs, by method (requests only).
     pub other_sip: BTreeMap<String, u64>,
     pub first_ts: Option<Timestamp>,
@@ -164,6 +166,8 @@ pub struct Engine {
     pub(crate) flows: FlowTable,
     pub(crate) unassociated: Vec<Stream>,
     pub(crate) candidates: FxHashMap<StreamKey, Candidate>,
+    /// Formats from SDP of dialogs whose INVITE was not seen, for streams outside calls.
+    pub(crate) orphan_sdp: crate::orphan_sdp::OrphanSdp,
     pub(crate) counters: CaptureCounters,
 }
 
@@ -194,6 +198,7 @@ impl Engine {
             flows: FlowTable::default(),
             unassociated: Vec::new(),
             candidates: FxHashMap::default(),
+            orphan_sdp: Default::default(),
             counters: CaptureCounters::default(),
         }
     }
@@ -328,6 +333,8 @@ impl Engine {
             }
         }
         self.streams_in.expire(now);
+        self.orphan_sdp
+            .expire(now.nanos(), self.cfg.idle_timeout_ns);
     }
 
     fn remove_call(&mut self, id: CallId, sink: &mut dyn Sink) {

@@ -35,7 +35,7 @@
 use crate::call::{CallId, Party, PayloadFormat};
 use crate::engine::{Engine, RtpPacket, Sink};
 use crate::flows::Key4;
-use crate::stream::{PtInfo, Stream, StreamKey};
+use crate::stream::{is_video_format, PtInfo, Stream, StreamKey};
 use earshot_rtp::{is_rtcp, Rtp, TelephoneEvent};
 use earshot_wire::{Timestamp, Udp4};
 use rustc_hash::FxHashMap;
@@ -175,8 +175,10 @@ impl Engine {
                 self.account_call_rtp(call_id, k4, loc.idx, ts, &rtp, sink)
             }
             None => {
+                let ttl = self.cfg.idle_timeout_ns;
+                let formats = self.orphan_sdp.formats(src, dst, ts.nanos(), ttl);
                 if let Some(s) = self.unassociated.get_mut(loc.idx as usize) {
-                    account_unassociated(s, ts, &rtp);
+                    account_unassociated(s, ts, &rtp, formats);
                 }
             }
         }
@@ -387,6 +389,10 @@ impl Engine {
             info.is_event,
             info.is_cn,
         );
+        // Video is measured above, but no sink may get it: sinks decode audio.
+        if info.is_video {
+            return;
+        }
         let party = stream.party.unwrap_or(Party::Caller);
         sink.rtp(&RtpPacket {
             call: call_id,
@@ -427,7 +433,9 @@ impl Engine {
             cand.consecutive = 0;
             cand.last_seq = seq;
         }
-        account_unassociated(&mut cand.stream, ts, rtp);
+        let ttl = self.cfg.idle_timeout_ns;
+        let formats = self.orphan_sdp.formats(key.src, key.dst, ts.nanos(), ttl);
+        account_unassociated(&mut cand.stream, ts, rtp, formats);
         if cand.consecutive < CANDIDATE_PROOF {
             return false;
         }
@@ -526,11 +534,26 @@ fn plausible_unannounced(key: StreamKey, rtp: &Rtp<'_>) -> bool {
     pt_ok && key.src.port() >= 1024 && key.dst.port() >= 1024 && !rtp.payload().is_empty()
 }
 
-fn account_unassociated(stream: &mut Stream, ts: Timestamp, rtp: &Rtp<'_>) {
+/// `formats`: what an SDP of a dialog whose INVITE was not seen announced for the stream's
+/// addresses (see `orphan_sdp`), usually nothing.
+fn account_unassociated(
+    stream: &mut Stream,
+    ts: Timestamp,
+    rtp: &Rtp<'_>,
+    formats: &[PayloadFormat],
+) {
     let pt = rtp.payload_type();
-    let (encoding, clock) = payload_format(&[], pt);
-    let is_cn = pt == 13;
-    update_stream(stream, ts, rtp, || encoding, clock, false, is_cn);
+    let info = resolve_pt(formats, pt);
+    let (encoding, _) = payload_format(formats, pt);
+    update_stream(
+        stream,
+        ts,
+        rtp,
+        || encoding,
+        info.clock,
+        info.is_event,
+        info.is_cn,
+    );
 }
 
 /// `encoding` is asked for only when the stream's main payload type changes.
@@ -596,6 +619,7 @@ fn resolve_pt(formats: &[PayloadFormat], pt: u8) -> PtInfo {
         pt,
         is_event: encoding.is_some_and(|e| e.eq_ignore_ascii_case("telephone-event")),
         is_cn: pt == 13 || encoding.is_some_and(|e| e.eq_ignore_ascii_case("CN")),
+        is_video: encoding.is_some_and(|e| is_video_format(e, clock)),
         formats_len: formats.len() as u32,
         fmt: formats.iter().rposition(|f| f.pt == pt).map(|i| i as u32),
         clock,

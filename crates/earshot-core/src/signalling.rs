@@ -53,13 +53,23 @@ impl Engine {
                     }
                 }
                 // A dialog whose INVITE was not captured: nothing to attach it to.
+                // Its SDP still tells what the streams to and from its media carry.
                 _ => {
                     self.counters.orphan_sip += 1;
+                    self.learn_orphan_sdp(meta, &msg);
                     return;
                 }
             },
         };
         self.update_call(id, meta, cseq, cseq_method, &msg, bytes, sink);
+    }
+
+    fn learn_orphan_sdp(&mut self, meta: SipMeta, msg: &SipMessage<'_>) {
+        let Some(parsed) = msg.sdp().and_then(|b| sdp::parse(b).ok()) else {
+            return;
+        };
+        let ttl = self.cfg.idle_timeout_ns;
+        self.counters.orphan_sdp_dropped += self.orphan_sdp.learn(meta.ts.nanos(), ttl, &parsed);
     }
 
     fn find_call(&self, call_id: &str, msg: &SipMessage<'_>) -> Option<CallId> {
@@ -208,6 +218,7 @@ impl Engine {
             if let Ok(sdp) = sdp::parse(body) {
                 let party = sender(call, msg, meta);
                 media_changed = apply_sdp(call, party, &sdp);
+                media_changed |= apply_video_sdp(call, party, &sdp);
             }
         }
         let after = call.state;
@@ -421,6 +432,67 @@ fn apply_sdp(call: &mut Call, party: Party, sdp: &sdp::Sdp<'_>) -> bool {
         }
     }
     // Formats alone never move media, but a new endpoint does.
+    changed
+}
+
+/// Records the video m-lines of an SDP: their formats (a 90 kHz clock, see
+/// [`crate::stream::is_video_format`]) and their media addresses, so that video RTP is tied to
+/// its call and measured, instead of listed as unassociated. Never decoded: the engine hands
+/// video packets to no sink. Kept apart from [`apply_sdp`], whose audio rules (hold
+/// direction, connection defaults) are not video's business. True if an endpoint is new.
+fn apply_video_sdp(call: &mut Call, party: Party, sdp: &sdp::Sdp<'_>) -> bool {
+    let mut changed = false;
+    for m in sdp
+        .media
+        .iter()
+        .filter(|m| m.kind.eq_ignore_ascii_case("video"))
+    {
+        for r in &m.rtpmap {
+            let fmt = PayloadFormat {
+                pt: r.pt,
+                encoding: r.encoding.to_owned(),
+                clock_rate: r.clock_rate,
+                channels: r.channels,
+            };
+            if call.format(r.pt) != Some(&fmt) && call.formats.len() < MAX_FORMATS {
+                call.formats.push(fmt);
+            }
+        }
+        for &pt in &m.formats {
+            if call.format(pt).is_none() && call.formats.len() < MAX_FORMATS {
+                if let Some((enc, rate, ch)) = sdp::static_payload(pt) {
+                    call.formats.push(PayloadFormat {
+                        pt,
+                        encoding: enc.to_owned(),
+                        clock_rate: rate,
+                        channels: ch,
+                    });
+                }
+            }
+        }
+        let Some(ip) = m.connection.or(sdp.connection) else {
+            continue;
+        };
+        if m.port == 0 || ip.is_unspecified() {
+            continue;
+        }
+        let addr = SocketAddr::new(ip, m.port);
+        let rtcp = match m.rtcp {
+            _ if m.rtcp_mux => addr,
+            Some((port, rip)) => SocketAddr::new(rip.unwrap_or(ip), port),
+            None => SocketAddr::new(ip, m.port.wrapping_add(1)),
+        };
+        let ep = MediaEndpoint { party, addr, rtcp };
+        if !call.media.contains(&ep) {
+            call.media
+                .retain(|e| !(e.party == ep.party && e.addr == ep.addr));
+            if call.media.len() >= MAX_MEDIA {
+                call.media.remove(0);
+            }
+            call.media.push(ep);
+            changed = true;
+        }
+    }
     changed
 }
 

@@ -36,12 +36,20 @@ impl Hash for StreamKey {
     }
 }
 
+/// Whether a payload format is video: every RTP video format runs a 90 kHz clock (RFC 3551
+/// §5, and each video payload RFC since), and of the audio ones only MPEG audio (MPA) does.
+pub fn is_video_format(encoding: &str, clock_rate: u32) -> bool {
+    clock_rate == 90_000 && !encoding.eq_ignore_ascii_case("MPA")
+}
+
 /// How a payload type resolves in a call, cached per stream (see [`Stream::pt_info`]).
 #[derive(Copy, Clone, Debug)]
 pub(crate) struct PtInfo {
     pub pt: u8,
     pub is_event: bool,
     pub is_cn: bool,
+    /// A video format: measured, never handed to a sink (no audio decoder may see it).
+    pub is_video: bool,
     /// Length of the call's format list when this was resolved: the list only grows, so an
     /// unchanged length means an unchanged answer.
     pub formats_len: u32,
@@ -107,6 +115,40 @@ impl Stream {
             self.payload_type = pt;
         }
         changed
+    }
+
+    /// The payload type to show for the stream: its main audio type, or, for a stream that
+    /// carried no audio (telephone-events alone), the first type it carried.
+    pub fn shown_payload_type(&self) -> u8 {
+        if self.pt_counts.get(self.payload_type).is_some() {
+            return self.payload_type;
+        }
+        self.pt_counts
+            .iter()
+            .next()
+            .map_or(self.payload_type, |(pt, _)| pt)
+    }
+
+    /// A video stream (H.264, H.263, VP8...): counted and measured, never decoded.
+    pub fn is_video(&self) -> bool {
+        self.codec
+            .as_deref()
+            .is_some_and(|c| is_video_format(c, self.clock_rate))
+    }
+
+    /// True when the stream's jitter was measured: some audio packet had a known clock rate.
+    /// A dynamic payload type no SDP described, or a stream of telephone-events alone, has
+    /// no clock to measure arrival against, and its jitter is unknown rather than zero.
+    pub fn jitter_known(&self) -> bool {
+        self.stats.clock_rate() > 0
+    }
+
+    /// [`Stream::mos`] where it means something: `None` when the jitter is unknown (see
+    /// [`Stream::jitter_known`]), since an E-model score without it would claim a perfect
+    /// network it never measured.
+    /// Video has no E-model score either.
+    pub fn mos_if_known(&self) -> Option<f64> {
+        (self.jitter_known() && !self.is_video()).then(|| self.mos())
     }
 
     /// E-model MOS from the stream's loss and mean jitter (see `earshot_rtp::mos`).

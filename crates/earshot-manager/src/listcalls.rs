@@ -101,6 +101,8 @@ pub struct LegSummary {
     pub jitter_avg_ms: f64,
     pub jitter_max_ms: f64,
     pub mos: f64,
+    /// A video stream: listed, never a party's main (audio) leg.
+    pub video: bool,
 }
 
 impl LegSummary {
@@ -156,6 +158,7 @@ impl LegSummary {
             jitter_avg_ms: s.stats.mean_jitter_ms(),
             jitter_max_ms: s.stats.max_jitter_ms(),
             mos: s.mos(),
+            video: s.is_video(),
         }
     }
 }
@@ -240,9 +243,11 @@ fn secs_between(from_ns: i64, to_ns: i64) -> i64 {
     (to_ns.saturating_sub(from_ns) / 1_000_000_000).max(0)
 }
 
+/// The party's audio stream with the most packets: a video stream may carry more, but its
+/// codec, quality and addresses are not what the call's audio columns mean.
 fn main_leg(legs: &[LegSummary], party: Party) -> Option<LegSummary> {
     legs.iter()
-        .filter(|l| l.party == Some(party))
+        .filter(|l| l.party == Some(party) && !l.video)
         .max_by_key(|l| l.packets)
         .cloned()
 }
@@ -534,6 +539,7 @@ pub fn active_call_info(c: &CallSummary, sip: &[earshot_core::SipRecord]) -> Vec
                 "jitter_avg": float6(l.jitter_avg_ms),
                 "jitter_max": float6(l.jitter_max_ms),
                 "party": l.party.map(Party::as_str),
+                "media": if l.video { "video" } else { "audio" },
             })
         })
         .collect();
@@ -574,7 +580,21 @@ mod tests {
             jitter_avg_ms: 0.0,
             jitter_max_ms: 0.0,
             mos: 0.0,
+            video: false,
         }
+    }
+
+    #[test]
+    fn a_video_stream_is_never_a_partys_main_leg() {
+        let mut audio = leg(0, Some("PCMU"));
+        audio.party = Some(Party::Caller);
+        audio.packets = 100;
+        let mut video = leg(96, Some("H264"));
+        video.party = Some(Party::Caller);
+        video.packets = 500;
+        video.video = true;
+        let main = main_leg(&[video, audio], Party::Caller).expect("a main leg");
+        assert_eq!(main.codec.as_deref(), Some("PCMU"));
     }
 
     #[test]

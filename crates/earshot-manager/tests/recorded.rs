@@ -41,6 +41,7 @@ fn leg(party: Party, pt: u8) -> LegSummary {
         jitter_avg_ms: 0.151687,
         jitter_max_ms: 0.353945,
         mos: 4.5,
+        video: false,
     }
 }
 

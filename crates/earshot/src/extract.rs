@@ -18,6 +18,13 @@ use std::path::{Path, PathBuf};
 ///   earshot extract call.pcap --call 1-1966@10.0.2.20 --out call.wav
 ///   earshot extract call.pcap --all --out calls/ --mix mono --rate 16000
 ///   earshot extract call.pcap --stream 0x343DA99B --out stream.wav
+///
+/// Streams outside any SIP call (those `earshot analyze` lists under "unassociated RTP") are
+/// extracted by SSRC too. A static payload type (0 PCMU, 8 PCMA, 9 G722, 3 GSM, 11 L16...)
+/// needs nothing more; for a dynamic one (96-127) say what it carries, with an rtpmap:
+///   earshot extract rtp.pcap --stream 0x043EEE04 --codec 99=opus/48000/2 --out opus.wav
+///   earshot extract rtp.pcap --stream 0x043EEE04 --sdp offer.sdp --out opus.wav
+/// (offer.sdp holds lines such as `a=rtpmap:99 opus/48000/2`, as a SIP body would.)
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 #[command(group(clap::ArgGroup::new("what").required(true).args(["call", "all", "stream"])))]
@@ -31,10 +38,18 @@ pub struct Args {
     /// Every call, one file each in the directory given by --out.
     #[arg(long)]
     all: bool,
-    /// One RTP stream by SSRC (hex), decoded in sequence order without alignment, at the
-    /// codec's own rate.
+    /// One RTP stream by SSRC (hex, as `earshot analyze` prints it), in a call or not,
+    /// decoded in sequence order without alignment, at the codec's own rate.
     #[arg(long, value_name = "SSRC")]
     stream: Option<String>,
+    /// With --stream: what a payload type carries, as an SDP rtpmap says it, e.g.
+    /// `99=opus/48000/2`, `96=L16/16000`, `97=speex/16000`. Repeatable; wins over the
+    /// capture's SDP and --sdp.
+    #[arg(long, value_name = "PT=NAME/RATE[/CH]", requires = "stream")]
+    codec: Vec<String>,
+    /// With --stream: an SDP file whose `a=rtpmap` lines say what the payload types carry.
+    #[arg(long, value_name = "FILE", requires = "stream")]
+    sdp: Option<PathBuf>,
     /// Output file (a directory with --all).
     #[arg(long, value_name = "PATH")]
     out: PathBuf,
@@ -67,7 +82,8 @@ impl From<Mix> for MixMode {
 
 pub fn run(args: Args) -> Result<()> {
     if let Some(ssrc) = &args.stream {
-        return extract_stream(&args.files, parse_ssrc(ssrc)?, &args.out);
+        let formats = user_formats(args.sdp.as_deref(), &args.codec)?;
+        return extract_stream(&args.files, parse_ssrc(ssrc)?, &formats, &args.out);
     }
     let cfg = MixConfig::new(args.rate, args.mix.into(), PlayoutConfig::offline())?;
     let wanted = match &args.call {
@@ -109,7 +125,7 @@ fn parse_ssrc(s: &str) -> Result<u32> {
     u32::from_str_radix(hex, 16).with_context(|| format!("--stream {s}: not a hex SSRC"))
 }
 
-fn feed_files(files: &[PathBuf], sink: &mut dyn Sink) -> Result<()> {
+fn feed_files(files: &[PathBuf], sink: &mut dyn Sink) -> Result<Engine> {
     let mut engine = Engine::new(Config::default());
     for path in files {
         let mut reader = CaptureReader::open(path).map_err(|e| match e {
@@ -129,7 +145,7 @@ fn feed_files(files: &[PathBuf], sink: &mut dyn Sink) -> Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(engine)
 }
 
 /// Which calls to extract.
@@ -237,11 +253,33 @@ fn write_wav(path: &Path, rate: u32, channels: u16, pcm: &[i16]) -> Result<()> {
     Ok(())
 }
 
+/// One decoded-later packet of a stream: payload type, codec, telephone-event, payload.
+type StreamPacket = (u8, Option<Codec>, bool, Vec<u8>);
+
 /// One stream's packets, kept for decoding in sequence order at the end.
 struct StreamSink {
     ssrc: u32,
-    packets: HashMap<i64, (u8, Option<Codec>, bool, Vec<u8>)>,
+    /// Payload types the user described (--codec, --sdp): they win over the capture's SDP.
+    formats: HashMap<u8, Codec>,
+    packets: HashMap<i64, StreamPacket>,
     highest: Option<(u16, i64)>,
+}
+
+impl StreamSink {
+    fn push(&mut self, seq: u16, pt: u8, codec: Option<Codec>, event: bool, payload: &[u8]) {
+        let ext = match self.highest {
+            None => i64::from(seq),
+            Some((last, ext)) => ext + i64::from(seq.wrapping_sub(last) as i16),
+        };
+        if self.highest.is_none_or(|(_, h)| ext > h) {
+            self.highest = Some((seq, ext));
+        }
+        let codec = self.formats.get(&pt).cloned().or(codec);
+        let event = event || matches!(codec, Some(Codec::TelephoneEvent));
+        self.packets
+            .entry(ext)
+            .or_insert_with(|| (pt, codec, event, payload.to_vec()));
+    }
 }
 
 impl Sink for StreamSink {
@@ -249,29 +287,152 @@ impl Sink for StreamSink {
         if p.ssrc != self.ssrc {
             return;
         }
-        let ext = match self.highest {
-            None => i64::from(p.seq),
-            Some((seq, ext)) => ext + i64::from(p.seq.wrapping_sub(seq) as i16),
-        };
-        if self.highest.is_none_or(|(_, h)| ext > h) {
-            self.highest = Some((p.seq, ext));
-        }
-        self.packets
-            .entry(ext)
-            .or_insert_with(|| (p.payload_type, codec_of(p), p.event, p.payload.to_vec()));
+        self.push(p.seq, p.payload_type, codec_of(p), p.event, p.payload);
     }
 }
 
-fn extract_stream(files: &[PathBuf], ssrc: u32, out: &Path) -> Result<()> {
+/// The payload types given on the command line: --sdp's rtpmaps, then --codec over them.
+fn user_formats(sdp: Option<&Path>, codecs: &[String]) -> Result<HashMap<u8, Codec>> {
+    let mut formats = HashMap::new();
+    if let Some(path) = sdp {
+        let text =
+            std::fs::read(path).with_context(|| format!("reading --sdp {}", path.display()))?;
+        let parsed = earshot_sip::sdp::parse(&text).map_err(|e| {
+            anyhow::anyhow!(
+                "--sdp {}: {e}; give a session description with `m=` and `a=rtpmap:` lines",
+                path.display()
+            )
+        })?;
+        for map in parsed.media.iter().flat_map(|m| &m.rtpmap) {
+            let codec = Codec::from_sdp(map.encoding, map.clock_rate, map.channels, None);
+            formats.insert(map.pt, codec);
+        }
+        if formats.is_empty() {
+            bail!(
+                "--sdp {}: no `a=rtpmap:` line found; add one per payload type, e.g. `a=rtpmap:99 opus/48000/2`",
+                path.display()
+            );
+        }
+    }
+    for spec in codecs {
+        let (pt, codec) = parse_codec_spec(spec)?;
+        formats.insert(pt, codec);
+    }
+    Ok(formats)
+}
+
+/// `PT=NAME/RATE[/CHANNELS]`, the rtpmap syntax with `=` after the payload type.
+fn parse_codec_spec(spec: &str) -> Result<(u8, Codec)> {
+    let usage = || {
+        anyhow::anyhow!(
+            "--codec {spec}: expected PT=NAME/RATE[/CHANNELS] as in an SDP rtpmap, e.g. 99=opus/48000/2 or 96=L16/16000"
+        )
+    };
+    let (pt, map) = spec.split_once('=').ok_or_else(usage)?;
+    let pt: u8 = pt.trim().parse().map_err(|_| usage())?;
+    if pt > 127 {
+        return Err(usage());
+    }
+    let mut parts = map.split('/');
+    let name = parts
+        .next()
+        .filter(|n| !n.trim().is_empty())
+        .ok_or_else(usage)?;
+    let rate: u32 = parts
+        .next()
+        .and_then(|r| r.trim().parse().ok())
+        .filter(|&r| r > 0)
+        .ok_or_else(usage)?;
+    let channels: u8 = match parts.next() {
+        Some(c) => c.trim().parse().ok().filter(|&c| c > 0).ok_or_else(usage)?,
+        None => 0,
+    };
+    if parts.next().is_some() {
+        return Err(usage());
+    }
+    Ok((pt, Codec::from_sdp(name, rate, channels, None)))
+}
+
+/// A stream outside any call: every RTP packet of `ssrc` on the first flow that carried it,
+/// read straight from the capture (the engine hands its sink only packets of calls).
+fn collect_raw(files: &[PathBuf], sink: &mut StreamSink) -> Result<()> {
+    let mut decap = earshot_wire::Decapsulator::new();
+    let mut flow: Option<(std::net::SocketAddr, std::net::SocketAddr)> = None;
+    for path in files {
+        let mut reader = CaptureReader::open(path).map_err(|e| match e {
+            CaptureError::Open { .. } => anyhow::anyhow!("{e}"),
+            other => anyhow::anyhow!("{}: {other}", path.display()),
+        })?;
+        while let Some(frame) = reader.next_frame() {
+            let f = match frame {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!(
+                        "earshot: {}: {e}; used the packets before it",
+                        path.display()
+                    );
+                    break;
+                }
+            };
+            decap.decode(f.ts, f.link, f.data, &mut |p| {
+                if p.transport != earshot_wire::Transport::Udp || earshot_rtp::is_rtcp(p.payload) {
+                    return;
+                }
+                let Some(rtp) = earshot_rtp::Rtp::parse(p.payload) else {
+                    return;
+                };
+                if rtp.ssrc() != sink.ssrc || *flow.get_or_insert((p.src, p.dst)) != (p.src, p.dst)
+                {
+                    return;
+                }
+                let pt = rtp.payload_type();
+                sink.push(
+                    rtp.sequence(),
+                    pt,
+                    Codec::from_static_pt(pt),
+                    false,
+                    rtp.payload(),
+                );
+            });
+        }
+    }
+    Ok(())
+}
+
+fn extract_stream(
+    files: &[PathBuf],
+    ssrc: u32,
+    formats: &HashMap<u8, Codec>,
+    out: &Path,
+) -> Result<()> {
     let mut sink = StreamSink {
         ssrc,
+        formats: formats.clone(),
         packets: HashMap::new(),
         highest: None,
     };
-    feed_files(files, &mut sink)?;
+    let engine = feed_files(files, &mut sink)?;
+    if sink.packets.is_empty() {
+        // Outside calls, what the capture itself said about the stream (the SDP of a dialog
+        // whose INVITE is missing) comes after the user's word.
+        if let Some(s) = engine
+            .unassociated_streams()
+            .iter()
+            .find(|s| s.key.ssrc == ssrc)
+        {
+            if let Some(name) = s.codec.as_deref() {
+                sink.formats
+                    .entry(s.payload_type)
+                    .or_insert_with(|| Codec::from_sdp(name, s.clock_rate, 0, None));
+            }
+        }
+        collect_raw(files, &mut sink)?;
+    }
     let mut packets: Vec<_> = sink.packets.into_iter().collect();
     if packets.is_empty() {
-        bail!("no RTP stream with SSRC 0x{ssrc:08X} in a call of the capture");
+        bail!(
+            "no RTP stream with SSRC 0x{ssrc:08X} in the capture; `earshot analyze FILE` lists every stream's SSRC"
+        );
     }
     packets.sort_by_key(|(ext, _)| *ext);
     let audio: Vec<_> = packets
@@ -281,15 +442,31 @@ fn extract_stream(files: &[PathBuf], ssrc: u32, out: &Path) -> Result<()> {
             !*event && !matches!(codec, Some(Codec::Cn { .. } | Codec::TelephoneEvent))
         })
         .collect();
+    if let Some(pt) = main_unknown_pt(&audio) {
+        bail!(
+            "stream 0x{ssrc:08X}: payload type {pt} is dynamic and no SDP in the capture says what it carries; \
+             name it with --codec {pt}=NAME/RATE[/CHANNELS] (e.g. --codec {pt}=opus/48000/2) or --sdp FILE"
+        );
+    }
     let (rate, channels, pcm) = decode_in_order(ssrc, &audio);
     write_wav(out, rate, channels, &pcm)
 }
 
+/// The stream's most frequent payload type, when nothing says what it carries.
+fn main_unknown_pt(packets: &[StreamPacket]) -> Option<u8> {
+    let mut counts = [0u32; 128];
+    for (pt, _, _, _) in packets {
+        counts[usize::from(*pt & 0x7f)] += 1;
+    }
+    let main = (0u8..128).max_by_key(|&pt| counts[usize::from(pt)])?;
+    let unknown = packets
+        .iter()
+        .any(|(pt, codec, _, _)| *pt == main && codec.is_none());
+    unknown.then_some(main)
+}
+
 /// The decoder over the packets in order, switching decoder when the payload type changes.
-fn decode_in_order(
-    ssrc: u32,
-    packets: &[(u8, Option<Codec>, bool, Vec<u8>)],
-) -> (u32, u16, Vec<i16>) {
+fn decode_in_order(ssrc: u32, packets: &[StreamPacket]) -> (u32, u16, Vec<i16>) {
     let mut pcm = Vec::new();
     let mut current: Option<(u8, Box<dyn earshot_audio::Decoder>)> = None;
     let mut format = (8000u32, 1u16);

@@ -23,22 +23,25 @@ fn round(v: f64, digits: i32) -> f64 {
 }
 
 pub fn stream_json(s: &Stream) -> Value {
+    let known = s.jitter_known();
     json!({
         "ssrc": format!("0x{:08X}", s.key.ssrc),
         "src": s.key.src.to_string(),
         "dst": s.key.dst.to_string(),
         "direction": s.party.map(|p| p.as_str()),
-        "payload_type": s.payload_type,
+        "media": if s.is_video() { "video" } else { "audio" },
+        "payload_type": s.shown_payload_type(),
         "codec": s.codec,
         "clock_rate": s.clock_rate,
         "packets": s.stats.packets,
         "lost": s.stats.lost(),
         "duplicates": s.stats.duplicates,
         "out_of_order": s.stats.out_of_order,
-        "jitter_ms": round(s.stats.mean_jitter_ms(), 3),
-        "max_jitter_ms": round(s.stats.max_jitter_ms(), 3),
+        // null when no clock rate is known (see `Stream::jitter_known`).
+        "jitter_ms": known.then(|| round(s.stats.mean_jitter_ms(), 3)),
+        "max_jitter_ms": known.then(|| round(s.stats.max_jitter_ms(), 3)),
         "max_delta_ms": round(s.stats.max_delta_ms(), 3),
-        "mos": round(s.mos(), 2),
+        "mos": s.mos_if_known().map(|m| round(m, 2)),
         "start": rfc3339(Timestamp(s.stats.first_seen_ns)),
         "end": rfc3339(Timestamp(s.stats.last_seen_ns)),
     })
@@ -103,7 +106,7 @@ pub fn write_table(out: &mut dyn Write, engine: &Engine) -> io::Result<()> {
         let mos = c
             .streams
             .iter()
-            .map(|s| s.mos())
+            .filter_map(|s| s.mos_if_known())
             .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.min(v))));
         writeln!(
             out,
@@ -147,20 +150,33 @@ pub fn write_table(out: &mut dyn Write, engine: &Engine) -> io::Result<()> {
 
 fn write_stream(out: &mut dyn Write, s: &Stream) -> io::Result<()> {
     let st = &s.stats;
+    // "-" where no clock rate is known (see `Stream::jitter_known`).
+    let jitter = if s.jitter_known() {
+        format!("{:.2}/{:.2}", st.mean_jitter_ms(), st.max_jitter_ms())
+    } else {
+        "-".to_string()
+    };
+    let mos = s
+        .mos_if_known()
+        .map(|m| format!("{m:.1}"))
+        .unwrap_or_else(|| "-".into());
     writeln!(
         out,
-        "    0x{:08X}  {} -> {}  {:<6} {:<8} {:>6} pkts  lost {} ({:.1}%)  jitter {:.2}/{:.2} ms  MOS {:.1}",
+        "    0x{:08X}  {} -> {}  {:<6} {:<8} {:>6} pkts  lost {} ({:.1}%)  jitter {} ms  MOS {}{}",
         s.key.ssrc,
         s.key.src,
         s.key.dst,
         s.party.map(|p| p.as_str()).unwrap_or("-"),
-        s.codec.as_deref().map(str::to_owned).unwrap_or_else(|| format!("PT{}", s.payload_type)),
+        s.codec
+            .as_deref()
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("PT{}", s.shown_payload_type())),
         st.packets,
         st.lost(),
         st.loss_percent(),
-        st.mean_jitter_ms(),
-        st.max_jitter_ms(),
-        s.mos(),
+        jitter,
+        mos,
+        if s.is_video() { "  video" } else { "" },
     )
 }
 

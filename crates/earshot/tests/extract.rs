@@ -173,3 +173,155 @@ fn unknown_call_and_bad_rate_are_errors() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("44100"));
 }
+
+fn wav_samples(path: &Path) -> (u16, u32, Vec<i16>) {
+    let mut r = hound::WavReader::open(path).expect("read wav");
+    let spec = r.spec();
+    let samples = r.samples::<i16>().map(Result::unwrap).collect();
+    (spec.channels, spec.sample_rate, samples)
+}
+
+fn streams_dir() -> std::path::PathBuf {
+    common::repo_root().join("tests/captures/streams")
+}
+
+/// A stream with no SIP at all (issue 12, item 6): a dynamic payload type is refused with
+/// advice, then extracted once --codec or --sdp says what it is, bit-exact with GStreamer's
+/// libopus decode of the same stream.
+#[test]
+fn stream_without_sip_extracts_with_a_codec_from_the_command_line() {
+    let Some(pcaps) = common::shared_pcaps() else {
+        return;
+    };
+    let capture = pcaps.join("wireshark/rtp-opus-only.pcap");
+    let reference = pcaps
+        .join("reference/sip-rtp-opus/10.0.2.15_24196_10.0.2.20_6000_0x043EEE04.gstreamer.wav");
+    let out_file = std::env::temp_dir().join(format!("earshot-opus-{}.wav", std::process::id()));
+    let out = common::earshot()
+        .args(["extract", "--stream", "0x043EEE04", "--out"])
+        .arg(&out_file)
+        .arg(&capture)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a dynamic PT with no rtpmap must be refused"
+    );
+    assert!(
+        stderr.contains("--codec 99="),
+        "the error teaches --codec: {stderr}"
+    );
+    assert!(
+        stderr.contains("--sdp"),
+        "the error teaches --sdp: {stderr}"
+    );
+
+    let (_, _, theirs) = wav_samples(&reference);
+    // The reference is the mono decode written to both channels.
+    let left: Vec<i16> = theirs.iter().step_by(2).copied().collect();
+    let sdp = streams_dir().join("opus.sdp");
+    let ways: [&[&std::ffi::OsStr]; 2] = [
+        &["--codec".as_ref(), "99=opus/48000/2".as_ref()],
+        &["--sdp".as_ref(), sdp.as_os_str()],
+    ];
+    for way in ways {
+        let out = common::earshot()
+            .args(["extract", "--stream", "0x043EEE04"])
+            .args(way)
+            .arg("--out")
+            .arg(&out_file)
+            .arg(&capture)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{way:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (channels, rate, ours) = wav_samples(&out_file);
+        assert_eq!((channels, rate), (1, 48000), "{way:?}");
+        assert_eq!(ours.len(), left.len(), "{way:?}: length");
+        let (mut sig, mut noise) = (0f64, 0f64);
+        for (r, t) in left.iter().zip(&ours) {
+            sig += f64::from(*r).powi(2);
+            noise += (f64::from(*r) - f64::from(*t)).powi(2);
+        }
+        let snr = if noise == 0.0 {
+            f64::INFINITY
+        } else {
+            10.0 * (sig / noise).log10()
+        };
+        assert!(snr >= 40.0, "{way:?}: SNR {snr:.1} dB against GStreamer");
+    }
+    let _ = std::fs::remove_file(&out_file);
+}
+
+/// A static payload type needs nothing more: L16/44100 (PT 11) with no SIP, against the
+/// figures tests/captures/streams/l16_reference.py took from tshark's dissection.
+#[test]
+fn stream_without_sip_with_a_static_pt_matches_tshark_payloads() {
+    let Some(pcaps) = common::shared_pcaps() else {
+        return;
+    };
+    let capture = pcaps.join("wireshark/RTP_L16_monaural_sample.pcapng");
+    let out_file = std::env::temp_dir().join(format!("earshot-l16-{}.wav", std::process::id()));
+    let out = common::earshot()
+        .args(["extract", "--stream", "6CF6A0E4", "--out"])
+        .arg(&out_file)
+        .arg(&capture)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (channels, rate, ours) = wav_samples(&out_file);
+    let _ = std::fs::remove_file(&out_file);
+    assert_eq!((channels, rate), (1, 44100));
+    let text = std::fs::read_to_string(streams_dir().join("l16-reference.txt")).unwrap();
+    let figure = |name: &str| -> i128 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in l16-reference.txt"))
+    };
+    const M: i128 = (1 << 61) - 1;
+    let weighted = ours.iter().enumerate().fold(0i128, |acc, (i, &v)| {
+        (acc + (i as i128 + 1) * i128::from(v as u16)) % M
+    });
+    assert_eq!(ours.len() as i128, figure("samples"));
+    assert_eq!(
+        ours.iter().map(|&v| i128::from(v)).sum::<i128>(),
+        figure("sum")
+    );
+    assert_eq!(weighted, figure("weighted"));
+}
+
+#[test]
+fn codec_option_rejects_what_is_not_an_rtpmap() {
+    for bad in [
+        "99",
+        "99=opus",
+        "x=opus/48000",
+        "200=PCMU/8000",
+        "99=opus/0",
+    ] {
+        let out = common::earshot()
+            .args([
+                "extract",
+                "--stream",
+                "1",
+                "--codec",
+                bad,
+                "--out",
+                "/dev/null",
+                "none.pcap",
+            ])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{bad}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("PT=NAME/RATE"), "{bad}: {stderr}");
+    }
+}
