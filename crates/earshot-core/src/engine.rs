@@ -57,6 +57,22 @@ pub enum Event {
     MediaChanged(CallId),
     /// The call is about to leave the table.
     CallRemoved(CallId),
+    /// A completed offer/answer put the answered call on hold (`Call::held_by` says who).
+    Hold(CallId),
+    /// A completed offer/answer took it off hold.
+    Resume(CallId),
+    /// A 2xx answered a re-INVITE; `codec` is the answer's first audio codec when it differs
+    /// from the previous answer's.
+    Reinvite {
+        call: CallId,
+        codec: Option<String>,
+    },
+    /// A party's stream changed its audio payload type (`Call::codec_name` names it).
+    CodecChange {
+        call: CallId,
+        party: Party,
+        payload_type: u8,
+    },
 }
 
 /// One RTP packet of a call, borrowed from the frame being processed.
