@@ -324,10 +324,18 @@ fn on_response(
         return;
     }
     call.last_sip_code = Some(code);
-    if call.called_agent.is_none() {
-        call.called_agent = msg.user_agent().map(str::to_owned);
-    }
     let initial = cseq == call.invite_cseq && call.answer.is_none();
+    // A proxy answers 100 Trying itself: the called party's agent is in its 18x or 2xx, and
+    // the 2xx (from the phone that took the call, when several rang) wins.
+    let from_called = sender(call, msg, meta) == Party::Called;
+    if code > 100 && from_called {
+        let answer = initial && (200..300).contains(&code);
+        if let Some(ua) = msg.user_agent() {
+            if call.called_agent.is_none() || answer {
+                call.called_agent = Some(ua.to_owned());
+            }
+        }
+    }
     if !initial || call.state.is_final() {
         return;
     }

@@ -229,3 +229,11 @@ fn a_stream_flipping_payload_types_reports_a_bounded_number_of_changes() {
     assert_eq!(changes, 64);
     assert_eq!(h.only_call().streams[0].codec_changes, 999);
 }
+
+#[test]
+fn called_agent_comes_from_the_callee_not_the_proxys_100_trying() {
+    let (engine, _) = run("hold_reinvite.pcap");
+    let c = engine.calls()[0];
+    assert_eq!(c.called_agent.as_deref(), Some("baresip callee"));
+    assert_eq!(c.caller_agent.as_deref(), Some("baresip caller"));
+}
