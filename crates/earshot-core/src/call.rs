@@ -47,6 +47,8 @@ pub enum CallState {
     Failed,
     /// The caller cancelled before an answer.
     Cancelled,
+    /// Nothing but 100 Trying answered the INVITE within `Config::unanswered_timeout_ns`.
+    Unanswered,
 }
 
 impl CallState {
@@ -59,13 +61,14 @@ impl CallState {
             CallState::Ended => "ended",
             CallState::Failed => "failed",
             CallState::Cancelled => "cancelled",
+            CallState::Unanswered => "unanswered",
         }
     }
     /// True once nothing more can happen to the call but retransmissions.
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            CallState::Ended | CallState::Failed | CallState::Cancelled
+            CallState::Ended | CallState::Failed | CallState::Cancelled | CallState::Unanswered
         )
     }
 }

@@ -261,7 +261,7 @@ fn is_dialog_method(m: &str) -> bool {
 /// A looped capture or a phone with a poor Call-ID generator produces these; each is a new call.
 fn starts_over(call: &Call, cseq: u32) -> bool {
     match call.state {
-        CallState::Ended | CallState::Cancelled => true,
+        CallState::Ended | CallState::Cancelled | CallState::Unanswered => true,
         CallState::Failed => cseq <= call.invite_cseq,
         _ => false,
     }

@@ -237,3 +237,48 @@ fn called_agent_comes_from_the_callee_not_the_proxys_100_trying() {
     assert_eq!(c.called_agent.as_deref(), Some("baresip callee"));
     assert_eq!(c.caller_agent.as_deref(), Some("baresip caller"));
 }
+
+#[test]
+fn an_invite_answered_only_by_100_trying_ends_after_timer_b() {
+    let cfg = Config {
+        unanswered_timeout_ns: Some(32_000_000_000),
+        ..Config::default()
+    };
+    let mut engine = Engine::new(cfg);
+    let mut sink = Recorder::default();
+    let mut reader = CaptureReader::open(&capture("unanswered.pcap")).expect("capture opens");
+    let mut at_31 = None;
+    while let Some(Ok(f)) = reader.next_frame() {
+        engine.handle_frame(f.ts, f.link, f.data, &mut sink);
+        let start = engine.calls()[0].start.nanos();
+        // As a sensor does: age calls as time goes by.
+        engine.expire(f.ts, &mut sink);
+        if at_31.is_none() && f.ts.nanos() - start > 31_000_000_000 {
+            at_31 = Some(engine.calls()[0].state);
+        }
+    }
+    let calls = engine.calls();
+    assert_eq!(
+        at_31,
+        Some(CallState::Unanswered),
+        "the second call's INVITE is at 40 s"
+    );
+    assert_eq!(calls.len(), 2);
+    let dead = calls[0];
+    assert_eq!(dead.state, CallState::Unanswered);
+    assert!(dead.timed_out);
+    assert_eq!(
+        dead.end,
+        Some(dead.last_sip),
+        "ended at its last SIP message (the 100)"
+    );
+    assert!(sink
+        .events
+        .contains(&Event::CallState(dead.id, CallState::Unanswered)));
+    assert_eq!(calls[1].state, CallState::Answered, "{:?}", calls[1]);
+    assert_eq!(calls[1].end, None);
+
+    // Offline analysis (no such timeout) keeps it trying.
+    let (engine, _) = run("unanswered.pcap");
+    assert_eq!(engine.calls()[0].state, CallState::Trying);
+}

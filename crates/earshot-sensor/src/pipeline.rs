@@ -57,6 +57,8 @@ impl Default for PipelineConfig {
                 retain_ended: false,
                 sip_log_messages: 32,
                 hep_max_skew_ns: Some(HEP_MAX_SKEW_NS),
+                // A live listing must not show dead INVITEs as "calling" for the idle timeout.
+                unanswered_timeout_ns: Some(32 * 1_000_000_000),
                 ..Config::default()
             },
             sensor_id: None,
