@@ -61,6 +61,10 @@ pub struct Stream {
     pub(crate) pt_cache: Option<PtInfo>,
     /// The payload type carrying most packets, telephone-event and comfort noise aside.
     pub payload_type: u8,
+    /// The payload type of the latest audio packet (telephone-event and comfort noise aside):
+    /// what the stream carries now, after any re-INVITE, where `payload_type` is the type of
+    /// most packets. Every packet reads it, so it sits with the fields up here.
+    pub current_pt: Option<u8>,
     /// The party that sent it; `None` for a stream no SDP announced.
     pub party: Option<Party>,
     pub codec: Option<String>,
@@ -72,10 +76,6 @@ pub struct Stream {
     pub comfort_noise: u64,
     /// RTP timestamp of the last telephone-event seen, so each event gives one digit.
     pub(crate) last_event: Option<u32>,
-    /// The payload type of the latest audio packet (telephone-event and comfort noise aside):
-    /// what the stream carries now, after any re-INVITE, where `payload_type` is the type of
-    /// most packets.
-    pub current_pt: Option<u8>,
     /// The encoding name of `current_pt`; empty when unknown. Rewritten in place when the type
     /// changes, so a stream that flips between types never allocates per packet.
     pub(crate) current_name: String,
