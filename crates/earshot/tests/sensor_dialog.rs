@@ -170,3 +170,42 @@ fn stream_and_listcalls_follow_hold_resume_and_codec_changes() {
         assert!(text.contains(line), "{line:?} in {text}");
     }
 }
+
+/// An INVITE that only a proxy's 100 Trying answered leaves the live listing's "trying" once
+/// `[calls] unanswered_timeout_s` (32 s by default, SIP's Timer B; 20 here) passed, instead of
+/// staying there for the 5-minute idle timeout; the call answered meanwhile stays answered.
+#[test]
+fn an_unanswered_invite_is_over_after_its_timeout() {
+    let dir = sensor::scratch("dialog-unanswered");
+    let config = dir.join("sensor.toml");
+    std::fs::write(
+        &config,
+        "[calls]\nunanswered_timeout_s = 20\nlinger_s = 60\n",
+    )
+    .unwrap();
+    let pcap = capture("unanswered.pcap");
+    let s = Sensor::start(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--pcap",
+        pcap.to_str().unwrap(),
+        "--speed",
+        "4",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let list = rows(&s);
+        let state = |caller: &str| {
+            list.iter()
+                .find(|c| c["caller"] == caller)
+                .map(|c| c["callstate"].clone())
+        };
+        // The replay restamps packets to the sensor's clock, so the timeout runs on it.
+        if state("alice") == Some(Value::from("unanswered")) {
+            assert_eq!(state("carol"), Some(Value::from("answered")), "{list:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "still not unanswered: {list:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
