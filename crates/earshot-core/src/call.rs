@@ -47,6 +47,8 @@ pub enum CallState {
     Failed,
     /// The caller cancelled before an answer.
     Cancelled,
+    /// Nothing but 100 Trying answered the INVITE within `Config::unanswered_timeout_ns`.
+    Unanswered,
 }
 
 impl CallState {
@@ -59,13 +61,14 @@ impl CallState {
             CallState::Ended => "ended",
             CallState::Failed => "failed",
             CallState::Cancelled => "cancelled",
+            CallState::Unanswered => "unanswered",
         }
     }
     /// True once nothing more can happen to the call but retransmissions.
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            CallState::Ended | CallState::Failed | CallState::Cancelled
+            CallState::Ended | CallState::Failed | CallState::Cancelled | CallState::Unanswered
         )
     }
 }
@@ -148,7 +151,13 @@ pub struct Call {
     /// Ended by silence rather than by signalling.
     pub timed_out: bool,
     pub cancel_seen: bool,
+    /// True while either party's latest SDP holds the call (RFC 3264: `sendonly` or
+    /// `inactive` audio, or the RFC 2543 `c=0.0.0.0`), as of the last completed offer/answer.
     pub on_hold: bool,
+    /// The party whose SDP put the call on hold; `None` when it is not on hold.
+    pub held_by: Option<Party>,
+    /// Re-INVITEs answered with a 2xx.
+    pub reinvites: u32,
     /// DTMF digits from RFC 4733 events and SIP INFO, in order.
     pub dtmf: String,
     pub media: Vec<MediaEndpoint>,
@@ -157,19 +166,30 @@ pub struct Call {
     pub sip_log: Vec<SipRecord>,
     pub rtcp_packets: u64,
     pub(crate) invite_cseq: u32,
+    /// Whether each party's latest SDP (caller, called) holds the call: kept per party so an
+    /// answer's `recvonly` does not clear the offer's `sendonly`.
+    pub(crate) holding: [bool; 2],
+    /// The first audio codec of the latest answer to an INVITE, to tell a re-INVITE that
+    /// changed the codec from one that did not.
+    pub(crate) answer_codec: Option<String>,
+    /// CSeq of each party's last re-INVITE whose 2xx was reported (retransmissions are not
+    /// new); each party numbers its own requests.
+    pub(crate) reinvite_cseq: [Option<u32>; 2],
     /// Every media address ever bound to this call (see `media.rs`), for removal.
     pub(crate) bound: Vec<std::net::SocketAddr>,
 }
 
 impl Call {
-    /// Encoding names of the audio actually seen on the call's streams, in first-seen order;
-    /// falls back to the negotiated formats when no RTP was seen.
+    /// Encoding names of the audio actually seen on the call's streams, in first-seen order
+    /// (a re-INVITE from PCMU to PCMA lists both); falls back to the negotiated formats when
+    /// no RTP was seen.
     pub fn codecs(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         // Audio codecs only: video streams are listed as such, not as the call's codec.
         for s in self.streams.iter().filter(|s| !s.is_video()) {
-            if let Some(c) = s.codec.as_deref() {
-                if !out.iter().any(|o| o.eq_ignore_ascii_case(c)) {
+            let seen = s.pt_counts.iter().filter_map(|(pt, _)| self.codec_name(pt));
+            for c in s.codec.as_deref().into_iter().chain(seen) {
+                if is_audio_codec(c) && !out.iter().any(|o| o.eq_ignore_ascii_case(c)) {
                     out.push(c.to_string());
                 }
             }
@@ -177,16 +197,30 @@ impl Call {
         if out.is_empty() {
             for f in &self.formats {
                 let e = &f.encoding;
-                let audio = !e.eq_ignore_ascii_case("telephone-event")
-                    && !e.eq_ignore_ascii_case("CN")
-                    && !crate::stream::is_video_format(e, f.clock_rate);
-                if audio && !out.iter().any(|o| o.eq_ignore_ascii_case(e)) {
+                if is_audio_codec(e)
+                    && !crate::stream::is_video_format(e, f.clock_rate)
+                    && !out.iter().any(|o| o.eq_ignore_ascii_case(e)) {
                     out.push(e.clone());
                 }
             }
             out.truncate(1);
         }
         out
+    }
+
+    /// The encoding name of a payload type in this call: its SDP first, then RFC 3551.
+    pub fn codec_name(&self, pt: u8) -> Option<&str> {
+        match self.format(pt) {
+            Some(f) => Some(f.encoding.as_str()),
+            None => earshot_sip::sdp::static_payload(pt).map(|(e, _, _)| e),
+        }
+    }
+
+    /// The codec a party sends now: the current codec of its most recently active stream.
+    pub fn current_codec(&self, party: Party) -> Option<&str> {
+        self.party_streams(party)
+            .max_by_key(|s| s.stats.last_seen_ns)
+            .and_then(Stream::current_codec)
     }
 
     pub fn format(&self, pt: u8) -> Option<&PayloadFormat> {
@@ -202,4 +236,9 @@ impl Call {
     pub fn party_streams(&self, party: Party) -> impl Iterator<Item = &Stream> {
         self.streams.iter().filter(move |s| s.party == Some(party))
     }
+}
+
+/// Not telephone-event or comfort noise: a codec that carries the call's audio.
+fn is_audio_codec(e: &str) -> bool {
+    !e.eq_ignore_ascii_case("telephone-event") && !e.eq_ignore_ascii_case("CN")
 }

@@ -30,6 +30,10 @@ pub struct Config {
     /// HEP envelope times further than this from the time of receipt are replaced by it
     /// (`DecapConfig::hep_max_skew_ns`); `None` trusts them (offline analysis).
     pub hep_max_skew_ns: Option<i64>,
+    /// An INVITE that got no response beyond 100 Trying for this long is over: state
+    /// `Unanswered`, `timed_out` set. 32 s is SIP's Timer B, after which the caller's own
+    /// transaction gives up. `None` (offline analysis) leaves such calls to the idle timeout.
+    pub unanswered_timeout_ns: Option<i64>,
 }
 
 impl Default for Config {
@@ -44,6 +48,7 @@ impl Default for Config {
             sip_log_messages: 0,
             sip_log_bytes: 4096,
             hep_max_skew_ns: None,
+            unanswered_timeout_ns: None,
         }
     }
 }
@@ -57,6 +62,22 @@ pub enum Event {
     MediaChanged(CallId),
     /// The call is about to leave the table.
     CallRemoved(CallId),
+    /// A completed offer/answer put the answered call on hold (`Call::held_by` says who).
+    Hold(CallId),
+    /// A completed offer/answer took it off hold.
+    Resume(CallId),
+    /// A 2xx answered a re-INVITE; `codec` is the answer's first audio codec when it differs
+    /// from the previous answer's.
+    Reinvite {
+        call: CallId,
+        codec: Option<String>,
+    },
+    /// A party's stream changed its audio payload type (`Call::codec_name` names it).
+    CodecChange {
+        call: CallId,
+        party: Party,
+        payload_type: u8,
+    },
 }
 
 /// One RTP packet of a call, borrowed from the frame being processed.
@@ -310,6 +331,11 @@ impl Engine {
                 call.end = Some(call.last_packet);
                 call.timed_out = true;
                 changed.push(call.id);
+            } else if call.end.is_none() && unanswered(call, now, self.cfg.unanswered_timeout_ns) {
+                call.state = CallState::Unanswered;
+                call.end = Some(call.last_sip);
+                call.timed_out = true;
+                changed.push(call.id);
             }
         }
         for id in changed {
@@ -414,6 +440,15 @@ impl Engine {
         }
         c
     }
+}
+
+/// Still trying (nothing but 100 Trying came back) `timeout` after the INVITE.
+fn unanswered(call: &Call, now: Timestamp, timeout: Option<i64>) -> bool {
+    timeout.is_some_and(|t| {
+        call.state == CallState::Trying
+            && call.answer.is_none()
+            && now.nanos().saturating_sub(call.start.nanos()) > t
+    })
 }
 
 /// A call's times are packet times, which a packet can put anywhere (a capture file's record, a

@@ -33,7 +33,7 @@
 //! packets in between neither count nor break the run.
 
 use crate::call::{CallId, Party, PayloadFormat};
-use crate::engine::{Engine, RtpPacket, Sink};
+use crate::engine::{Engine, Event, RtpPacket, Sink};
 use crate::flows::Key4;
 use crate::stream::{is_video_format, PtInfo, Stream, StreamKey};
 use earshot_rtp::{is_rtcp, Rtp, TelephoneEvent};
@@ -77,6 +77,8 @@ const CANDIDATE_BEHIND: u16 = 8;
 pub(crate) const MAX_BOUND: usize = 64;
 /// Streams one call may hold; RTP of further flows is treated as not belonging to it.
 pub(crate) const MAX_STREAMS: usize = 64;
+/// Codec-change events one stream may emit.
+const MAX_CODEC_EVENTS: u32 = 64;
 
 impl Engine {
     /// Installs a call's SDP addresses as bindings; a binding taken from another call makes
@@ -380,7 +382,7 @@ impl Engine {
         if info.is_event {
             record_dtmf(&mut call.dtmf, &mut stream.last_event, rtp);
         }
-        update_stream(
+        let switched = update_stream(
             stream,
             ts,
             rtp,
@@ -394,6 +396,17 @@ impl Engine {
             return;
         }
         let party = stream.party.unwrap_or(Party::Caller);
+        // A stream flipping its payload type on every packet (broken or hostile) is reported
+        // a bounded number of times; `Stream::codec_changes` still counts every change.
+        if switched && stream.codec_changes <= MAX_CODEC_EVENTS {
+            let event = Event::CodecChange {
+                call: call_id,
+                party,
+                payload_type: pt,
+            };
+            sink.event(&event, call);
+        }
+        let formats = &call.formats;
         sink.rtp(&RtpPacket {
             call: call_id,
             party,
@@ -556,7 +569,8 @@ fn account_unassociated(
     );
 }
 
-/// `encoding` is asked for only when the stream's main payload type changes.
+/// `encoding` is asked for only when the stream's main or current payload type changes.
+/// True when the packet changed the stream's audio payload type (a codec change).
 #[inline]
 fn update_stream<'f>(
     stream: &mut Stream,
@@ -566,7 +580,7 @@ fn update_stream<'f>(
     clock: u32,
     is_event: bool,
     is_cn: bool,
-) {
+) -> bool {
     let pt = rtp.payload_type();
     let audio = !is_event && !is_cn;
     if is_event {
@@ -575,10 +589,24 @@ fn update_stream<'f>(
     if is_cn {
         stream.comfort_noise += 1;
     }
-    if stream.count_pt(pt, audio) {
-        if let Some(e) = encoding() {
+    let switched = audio && stream.current_pt != Some(pt);
+    let main = stream.count_pt(pt, audio);
+    let mut changed = false;
+    if main || switched {
+        let e = encoding();
+        if let (true, Some(e)) = (main, e) {
             stream.codec = Some(e.to_owned());
             stream.clock_rate = clock;
+        }
+        if switched {
+            changed = stream.current_pt.is_some();
+            stream.current_pt = Some(pt);
+            // In place: the buffer grows to the longest name once, then never again.
+            stream.current_name.clear();
+            stream.current_name.push_str(e.unwrap_or(""));
+            if changed {
+                stream.codec_changes = stream.codec_changes.saturating_add(1);
+            }
         }
     }
     let clock = (!is_event && clock > 0).then_some(clock);
@@ -591,6 +619,7 @@ fn update_stream<'f>(
         rtp.len(),
         clock,
     );
+    changed
 }
 
 /// One digit per event: an event is identified by its RTP timestamp, repeated in every packet

@@ -2,7 +2,7 @@
 
 use crate::call::{Call, CallId, CallState, MediaEndpoint, Party, PayloadFormat, SipRecord};
 use crate::engine::{Engine, Event, Sink};
-use earshot_sip::sdp::{self, Direction};
+use earshot_sip::sdp;
 use earshot_sip::{SipMessage, StartLine};
 use earshot_wire::Timestamp;
 use std::net::SocketAddr;
@@ -153,6 +153,8 @@ impl Engine {
             timed_out: false,
             cancel_seen: false,
             on_hold: false,
+            held_by: None,
+            reinvites: 0,
             dtmf: String::new(),
             media: Vec::new(),
             formats: Vec::new(),
@@ -161,6 +163,9 @@ impl Engine {
             sip_log: Vec::new(),
             rtcp_packets: 0,
             invite_cseq: cseq,
+            holding: [false; 2],
+            answer_codec: None,
+            reinvite_cseq: [None; 2],
             bound: Vec::new(),
         };
         self.calls.insert(id, call);
@@ -214,20 +219,40 @@ impl Engine {
                 on_response(call, meta, *code, reason, cseq, cseq_method, msg)
             }
         }
-        if let Some(body) = msg.sdp() {
-            if let Ok(sdp) = sdp::parse(body) {
-                let party = sender(call, msg, meta);
-                media_changed = apply_sdp(call, party, &sdp);
-                media_changed |= apply_video_sdp(call, party, &sdp);
-            }
+        let mut hold = None;
+        let sdp = msg.sdp().and_then(|body| sdp::parse(body).ok());
+        if let Some(sdp) = &sdp {
+            let party = sender(call, msg, meta);
+            media_changed = apply_sdp(call, party, sdp);
+            media_changed |= apply_video_sdp(call, party, sdp);
+            hold = note_hold(call, party, sdp, msg);
         }
+        let responder = sender(call, msg, meta);
+        let reinvite = answered_reinvite(
+            call,
+            responder.other(),
+            cseq,
+            cseq_method,
+            msg,
+            sdp.as_ref(),
+        );
         let after = call.state;
+        let answered = call.answer.is_some();
         if media_changed {
             self.rebind_media(id, meta.ts);
             self.emit(sink, Event::MediaChanged(id), id);
         }
         if after != before {
             self.emit(sink, Event::CallState(id, after), id);
+        }
+        if let Some(codec) = reinvite {
+            self.emit(sink, Event::Reinvite { call: id, codec }, id);
+        }
+        // Hold before the answer (an announcement's `sendonly` early media) is state, not news.
+        match hold {
+            Some(true) if answered => self.emit(sink, Event::Hold(id), id),
+            Some(false) if answered => self.emit(sink, Event::Resume(id), id),
+            _ => {}
         }
     }
 }
@@ -247,7 +272,7 @@ fn is_dialog_method(m: &str) -> bool {
 /// A looped capture or a phone with a poor Call-ID generator produces these; each is a new call.
 fn starts_over(call: &Call, cseq: u32) -> bool {
     match call.state {
-        CallState::Ended | CallState::Cancelled => true,
+        CallState::Ended | CallState::Cancelled | CallState::Unanswered => true,
         CallState::Failed => cseq <= call.invite_cseq,
         _ => false,
     }
@@ -310,10 +335,18 @@ fn on_response(
         return;
     }
     call.last_sip_code = Some(code);
-    if call.called_agent.is_none() {
-        call.called_agent = msg.user_agent().map(str::to_owned);
-    }
     let initial = cseq == call.invite_cseq && call.answer.is_none();
+    // A proxy answers 100 Trying itself: the called party's agent is in its 18x or 2xx, and
+    // the 2xx (from the phone that took the call, when several rang) wins.
+    let from_called = sender(call, msg, meta) == Party::Called;
+    if code > 100 && from_called {
+        let answer = initial && (200..300).contains(&code);
+        if let Some(ua) = msg.user_agent() {
+            if call.called_agent.is_none() || answer {
+                call.called_agent = Some(ua.to_owned());
+            }
+        }
+    }
     if !initial || call.state.is_final() {
         return;
     }
@@ -373,7 +406,6 @@ const MAX_FORMATS: usize = 64;
 /// Records the media endpoints and payload formats of an SDP; true if anything changed.
 fn apply_sdp(call: &mut Call, party: Party, sdp: &sdp::Sdp<'_>) -> bool {
     let mut endpoints = Vec::new();
-    let mut hold = false;
     for m in sdp
         .media
         .iter()
@@ -405,8 +437,6 @@ fn apply_sdp(call: &mut Call, party: Party, sdp: &sdp::Sdp<'_>) -> bool {
         let Some(ip) = m.connection.or(sdp.connection) else {
             continue;
         };
-        hold |=
-            ip.is_unspecified() || matches!(m.direction, Direction::Inactive | Direction::SendOnly);
         if m.port == 0 || ip.is_unspecified() {
             continue;
         }
@@ -418,7 +448,6 @@ fn apply_sdp(call: &mut Call, party: Party, sdp: &sdp::Sdp<'_>) -> bool {
         };
         endpoints.push(MediaEndpoint { party, addr, rtcp });
     }
-    call.on_hold = hold;
     let mut changed = false;
     for ep in endpoints {
         if !call.media.contains(&ep) {
@@ -494,6 +523,119 @@ fn apply_video_sdp(call: &mut Call, party: Party, sdp: &sdp::Sdp<'_>) -> bool {
         }
     }
     changed
+}
+
+/// Records whether `party`'s SDP holds the call, and when the message completes an offer/answer
+/// (a response, ACK or PRACK: the offer alone may still be refused) works out the call's hold
+/// state. `Some(on_hold)` when that state changed.
+///
+/// Each party's latest word counts, so baresip's hold (`sendonly` offer, `recvonly` answer, RFC
+/// 3264 §8.4) holds, and the call resumes only once neither side holds any more.
+fn note_hold(
+    call: &mut Call,
+    party: Party,
+    sdp: &sdp::Sdp<'_>,
+    msg: &SipMessage<'_>,
+) -> Option<bool> {
+    call.holding[party_index(party)] = sdp_holds(sdp);
+    let completes = match &msg.start {
+        StartLine::Response { .. } => true,
+        StartLine::Request { method, .. } => {
+            method.eq_ignore_ascii_case("ACK") || method.eq_ignore_ascii_case("PRACK")
+        }
+    };
+    if !completes {
+        return None;
+    }
+    let held_by = [Party::Caller, Party::Called]
+        .into_iter()
+        .find(|p| call.holding[party_index(*p)]);
+    call.held_by = held_by;
+    let on_hold = held_by.is_some();
+    if on_hold == call.on_hold {
+        return None;
+    }
+    call.on_hold = on_hold;
+    Some(on_hold)
+}
+
+fn party_index(p: Party) -> usize {
+    match p {
+        Party::Caller => 0,
+        Party::Called => 1,
+    }
+}
+
+/// Every active audio stream of the SDP is `sendonly`, `inactive` or sent to 0.0.0.0.
+fn sdp_holds(sdp: &sdp::Sdp<'_>) -> bool {
+    let session_unspecified = sdp.connection.is_some_and(|ip| ip.is_unspecified());
+    let mut active = sdp
+        .media
+        .iter()
+        .filter(|m| m.kind.eq_ignore_ascii_case("audio") && m.port != 0)
+        .peekable();
+    active.peek().is_some()
+        && active.all(|m| m.is_hold() || (m.connection.is_none() && session_unspecified))
+}
+
+/// For a 2xx to an INVITE: remembers the answer's codec and, for a re-INVITE not reported
+/// before, says so — `Some(Some(codec))` when the codec differs from the previous answer's.
+fn answered_reinvite(
+    call: &mut Call,
+    offerer: Party,
+    cseq: u32,
+    cseq_method: &str,
+    msg: &SipMessage<'_>,
+    sdp: Option<&sdp::Sdp<'_>>,
+) -> Option<Option<String>> {
+    let StartLine::Response { code, .. } = msg.start else {
+        return None;
+    };
+    if !(200..300).contains(&code) || !cseq_method.eq_ignore_ascii_case("INVITE") {
+        return None;
+    }
+    let codec = sdp.and_then(first_audio_codec);
+    if offerer == Party::Caller && cseq <= call.invite_cseq {
+        if call.answer_codec.is_none() {
+            call.answer_codec = codec.map(str::to_owned);
+        }
+        return None;
+    }
+    // Each party numbers its own requests: their CSeqs are compared separately.
+    let last = &mut call.reinvite_cseq[party_index(offerer)];
+    if last.is_some_and(|l| cseq <= l) || call.answer.is_none() {
+        return None;
+    }
+    *last = Some(cseq);
+    call.reinvites = call.reinvites.saturating_add(1);
+    let changed = codec.filter(|c| {
+        !call
+            .answer_codec
+            .as_deref()
+            .is_some_and(|old| old.eq_ignore_ascii_case(c))
+    });
+    if let Some(c) = changed {
+        call.answer_codec = Some(c.to_owned());
+    }
+    Some(changed.map(str::to_owned))
+}
+
+/// The first audio codec of an SDP's first active audio stream: the one an answer chose.
+fn first_audio_codec<'a>(sdp: &'a sdp::Sdp<'a>) -> Option<&'a str> {
+    let m = sdp
+        .media
+        .iter()
+        .find(|m| m.kind.eq_ignore_ascii_case("audio") && m.port != 0)?;
+    m.formats.iter().find_map(|&pt| {
+        let name = m
+            .rtpmap
+            .iter()
+            .find(|r| r.pt == pt)
+            .map(|r| r.encoding)
+            .or_else(|| sdp::static_payload(pt).map(|(e, _, _)| e))?;
+        let aux = name.eq_ignore_ascii_case("telephone-event") || name.eq_ignore_ascii_case("CN");
+        (!aux).then_some(name)
+    })
 }
 
 /// A digit from SIP INFO: `application/dtmf-relay` (`Signal=5`) or `application/dtmf` (`5`).

@@ -69,6 +69,10 @@ pub struct Stream {
     pub(crate) pt_cache: Option<PtInfo>,
     /// The payload type carrying most packets, telephone-event and comfort noise aside.
     pub payload_type: u8,
+    /// The payload type of the latest audio packet (telephone-event and comfort noise aside):
+    /// what the stream carries now, after any re-INVITE, where `payload_type` is the type of
+    /// most packets. Every packet reads it, so it sits with the fields up here.
+    pub current_pt: Option<u8>,
     /// The party that sent it; `None` for a stream no SDP announced.
     pub party: Option<Party>,
     pub codec: Option<String>,
@@ -80,6 +84,11 @@ pub struct Stream {
     pub comfort_noise: u64,
     /// RTP timestamp of the last telephone-event seen, so each event gives one digit.
     pub(crate) last_event: Option<u32>,
+    /// The encoding name of `current_pt`; empty when unknown. Rewritten in place when the type
+    /// changes, so a stream that flips between types never allocates per packet.
+    pub(crate) current_name: String,
+    /// Times the audio payload type changed after the first packet.
+    pub codec_changes: u32,
     pub key: StreamKey,
 }
 
@@ -97,6 +106,18 @@ impl Stream {
             comfort_noise: 0,
             last_event: None,
             pt_cache: None,
+            current_pt: None,
+            current_name: String::new(),
+            codec_changes: 0,
+        }
+    }
+
+    /// The codec the stream carries now (see [`Stream::current_pt`]), else its main one.
+    pub fn current_codec(&self) -> Option<&str> {
+        if self.current_name.is_empty() {
+            self.codec.as_deref()
+        } else {
+            Some(&self.current_name)
         }
     }
 
@@ -151,9 +172,10 @@ impl Stream {
         (self.jitter_known() && !self.is_video()).then(|| self.mos())
     }
 
-    /// E-model MOS from the stream's loss and mean jitter (see `earshot_rtp::mos`).
+    /// E-model MOS from the stream's loss and mean jitter (see `earshot_rtp::mos`), for the
+    /// codec it carries now: after a re-INVITE from G.711 to G.729 the impairment is G.729's.
     pub fn mos(&self) -> f64 {
-        let codec = self.codec.as_deref().unwrap_or("");
+        let codec = self.current_codec().unwrap_or("");
         let r = r_factor(
             codec_impairment(codec),
             self.stats.loss_percent(),

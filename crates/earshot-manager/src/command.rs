@@ -58,6 +58,8 @@ pub struct ListParams {
     /// One of the listcalls field names; unknown names leave the order unchanged.
     pub sort_field: Option<String>,
     pub sort_desc: bool,
+    /// `"earshot":true`: append earshot's own columns (`EARSHOT_FIELDS`) after VoIPmonitor's.
+    pub earshot: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -213,10 +215,12 @@ fn parse_listcalls(rest: &str) -> Result<ListCallsFormat, CommandError> {
         .get("sort_dir")
         .and_then(Value::as_str)
         .is_some_and(|d| d.eq_ignore_ascii_case("desc"));
+    let earshot = obj.get("earshot").and_then(Value::as_bool) == Some(true);
     Ok(ListCallsFormat::JsonWithParams(ListParams {
         limit,
         sort_field,
         sort_desc,
+        earshot,
     }))
 }
 
@@ -335,6 +339,7 @@ mod tests {
                     limit: Some(10),
                     sort_field: Some("calldate".into()),
                     sort_desc: true,
+                    earshot: false,
                 }
             )))
         );

@@ -83,6 +83,17 @@ pub const FIELDS: [&str; 68] = [
     "vlan",
 ];
 
+/// earshot's own columns, appended after [`FIELDS`] when `listcalls {"earshot":true}` asks:
+/// VoIPmonitor's 68 stay exactly as its clients expect them.
+pub const EARSHOT_FIELDS: [&str; 6] = [
+    "callstate",
+    "on_hold",
+    "held_by",
+    "callercodec_name",
+    "calledcodec_name",
+    "reinvites",
+];
+
 /// One RTP stream, reduced to what the replies show.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LegSummary {
@@ -147,8 +158,9 @@ impl LegSummary {
             src: s.key.src,
             dst: s.key.dst,
             ssrc: s.key.ssrc,
-            payload_type: s.payload_type,
-            codec: s.codec.clone(),
+            // What the stream carries now: after a re-INVITE from PCMU to G.722, G.722.
+            payload_type: s.current_pt.unwrap_or(s.payload_type),
+            codec: s.current_codec().map(str::to_string),
             first_ns: s.stats.first_seen_ns,
             last_ns: s.stats.last_seen_ns,
             packets: s.stats.packets,
@@ -161,6 +173,35 @@ impl LegSummary {
             video: s.is_video(),
         }
     }
+}
+
+/// The codec name for a VoIPmonitor codec number (`callercodec`/`calledcodec`, see
+/// [`LegSummary::codec_id`]); `None` for numbers it does not define (an unknown dynamic type).
+pub fn codec_id_name(id: i64) -> Option<&'static str> {
+    Some(match id {
+        0 => "PCMU",
+        3 => "GSM",
+        4 => "G723",
+        8 => "PCMA",
+        9 => "G722",
+        18 => "G729",
+        97 => "iLBC",
+        98 => "speex",
+        100 => "CLEARMODE",
+        301..=305 => "SILK",
+        306..=308 => "iSAC",
+        311..=316 => "opus",
+        320 => "AMR",
+        321 => "AMR-WB",
+        331..=336 => "G7221",
+        351 | 355 => "G726-16",
+        352 | 356 => "G726-24",
+        353 | 357 => "G726-32",
+        354 | 358 => "G726-40",
+        359 => "EVS",
+        400 => "telephone-event",
+        _ => return None,
+    })
 }
 
 /// A call as `listcalls` and `active_call_info` show it: a cheap, owned snapshot.
@@ -188,6 +229,8 @@ pub struct CallSummary {
     /// Seconds from answer until the end (or `now`); 0 before an answer.
     pub connect_secs: i64,
     pub on_hold: bool,
+    pub held_by: Option<Party>,
+    pub reinvites: u32,
     pub codecs: Vec<String>,
     pub vlan: Option<u16>,
     pub sensor_id: Option<i64>,
@@ -229,6 +272,8 @@ impl CallSummary {
             duration_secs: secs_between(start, end),
             connect_secs: answer.map_or(0, |a| secs_between(a, end)),
             on_hold: call.on_hold,
+            held_by: call.held_by,
+            reinvites: call.reinvites,
             codecs: call.codecs(),
             vlan: call.vlan,
             sensor_id,
@@ -243,13 +288,27 @@ fn secs_between(from_ns: i64, to_ns: i64) -> i64 {
     (to_ns.saturating_sub(from_ns) / 1_000_000_000).max(0)
 }
 
-/// The party's audio stream with the most packets: a video stream may carry more, but its
-/// codec, quality and addresses are not what the call's audio columns mean.
+/// A party's stream now: the one that carried its latest packet (a re-INVITE to a new port
+/// makes a new stream, which is the one to show), the larger on a tie. Audio only: a video
+/// stream's codec, quality and addresses are not what the call's audio columns mean.
 fn main_leg(legs: &[LegSummary], party: Party) -> Option<LegSummary> {
     legs.iter()
         .filter(|l| l.party == Some(party) && !l.video)
-        .max_by_key(|l| l.packets)
+        .max_by_key(|l| (l.last_ns, l.packets))
         .cloned()
+}
+
+/// The values of [`EARSHOT_FIELDS`] for one call.
+pub fn earshot_row(c: &CallSummary) -> Vec<Value> {
+    let name = |l: &Option<LegSummary>| text(l.as_ref().and_then(|l| l.codec.as_deref()));
+    vec![
+        Value::from(c.state.as_str()),
+        Value::from(c.on_hold),
+        c.held_by.map_or(Value::Null, |p| Value::from(p.as_str())),
+        name(&c.caller_leg),
+        name(&c.called_leg),
+        Value::from(c.reinvites),
+    ]
 }
 
 /// Unix seconds to VoIPmonitor's `YYYY-MM-DD HH:MM:SS` (UTC).
@@ -393,9 +452,23 @@ pub fn listcalls_json(
     params: Option<&ListParams>,
     ctx: ListContext,
 ) -> Vec<u8> {
-    let mut rows: Vec<Vec<Value>> = calls.iter().map(json_row).collect();
+    let extra = params.is_some_and(|p| p.earshot);
+    let mut rows: Vec<Vec<Value>> = calls
+        .iter()
+        .map(|c| {
+            let mut row = json_row(c);
+            if extra {
+                row.extend(earshot_row(c));
+            }
+            row
+        })
+        .collect();
+    let mut names = FIELDS.to_vec();
+    if extra {
+        names.extend(EARSHOT_FIELDS);
+    }
     let mut out = String::from("[");
-    out.push_str(&Value::from(FIELDS.to_vec()).to_string());
+    out.push_str(&Value::from(names).to_string());
     if let Some(p) = params {
         sort_rows(&mut rows, p);
         // Written by hand to keep VoIPmonitor's key order (serde_json's map sorts keys).
@@ -494,6 +567,17 @@ fn text_block(out: &mut String, c: &CallSummary) {
     kv("connect_duration", &c.connect_secs);
     kv("codecs", &codecs);
     kv("on_hold", &c.on_hold);
+    kv("held_by", &c.held_by.map_or("-", Party::as_str));
+    kv("reinvites", &c.reinvites);
+    for (k, leg) in [
+        ("caller_codec", &c.caller_leg),
+        ("called_codec", &c.called_leg),
+    ] {
+        kv(
+            k,
+            &leg.as_ref().and_then(|l| l.codec.as_deref()).unwrap_or("-"),
+        );
+    }
     kv("caller_ip", &c.caller_ip);
     kv("called_ip", &c.called_ip);
     kv("caller_agent", &dash(&c.caller_agent));
@@ -553,6 +637,8 @@ pub fn active_call_info(c: &CallSummary, sip: &[earshot_core::SipRecord]) -> Vec
             "truncated": m.truncated,
         })).collect::<Vec<_>>(),
         "rtp_streams": streams,
+        // earshot's additions, apart from VoIPmonitor's 68 fields.
+        "earshot": EARSHOT_FIELDS.iter().map(|f| f.to_string()).zip(earshot_row(c)).collect::<Map<String, Value>>(),
     })
     .to_string()
     .into_bytes()
@@ -595,6 +681,21 @@ mod tests {
         video.video = true;
         let main = main_leg(&[video, audio], Party::Caller).expect("a main leg");
         assert_eq!(main.codec.as_deref(), Some("PCMU"));
+    }
+
+    #[test]
+    fn codec_id_names_invert_codec_ids() {
+        for (pt, name) in [
+            (0, "PCMU"),
+            (8, "PCMA"),
+            (9, "G722"),
+            (111, "opus"),
+            (96, "G726-32"),
+        ] {
+            let id = leg(pt, Some(name)).codec_id();
+            assert_eq!(codec_id_name(id), Some(name), "{id}");
+        }
+        assert_eq!(codec_id_name(120), None);
     }
 
     #[test]

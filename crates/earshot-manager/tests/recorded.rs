@@ -70,6 +70,8 @@ fn summary(id: u64, start_s: i64) -> CallSummary {
         duration_secs: 2,
         connect_secs: 2,
         on_hold: false,
+        held_by: None,
+        reinvites: 0,
         codecs: vec!["PCMA".into()],
         vlan: None,
         sensor_id: Some(1),

@@ -188,7 +188,8 @@ pub async fn list_calls(s: &Sensor, limit: Duration) -> Result<Vec<Value>, Manag
     // VoIPmonitor answers JSON to `listcalls` with a parameter object (its GUI sends one);
     // earshot answers both forms, the object form with a totals element that is skipped below.
     let command = match s.kind {
-        SensorKind::Earshot => "listcalls json",
+        // `"earshot":true` adds the call state, hold and codec names after VoIPmonitor's columns.
+        SensorKind::Earshot => r#"listcalls {"earshot":true}"#,
         SensorKind::Voipmonitor => r#"listcalls {"sort_field":"calldate","sort_dir":"desc"}"#,
     };
     let reply = request(s, command, limit).await?;
@@ -220,10 +221,17 @@ pub async fn list_calls(s: &Sensor, limit: Duration) -> Result<Vec<Value>, Manag
                 .unwrap_or(Value::Null)
         };
         let mos = |name: &str| get(name).as_f64().map(|m| m / 10.0);
-        let codecs: Vec<String> = [get("callercodec"), get("calledcodec")]
-            .iter()
-            .filter_map(payload_type_name)
-            .collect();
+        // earshot names the codecs; VoIPmonitor numbers them.
+        let codecs: Vec<String> = [
+            ("callercodec_name", "callercodec"),
+            ("calledcodec_name", "calledcodec"),
+        ]
+        .iter()
+        .filter_map(|(name, id)| match get(name) {
+            Value::String(n) => Some(n),
+            _ => payload_type_name(&get(id)),
+        })
+        .collect();
         let mut call = Map::new();
         call.insert("sensor_id".into(), json!(s.id_sensor));
         call.insert("callreference".into(), get("callreference"));
@@ -240,6 +248,11 @@ pub async fn list_calls(s: &Sensor, limit: Duration) -> Result<Vec<Value>, Manag
         call.insert("jitter_caller".into(), get("src_jitter"));
         call.insert("jitter_called".into(), get("dst_jitter"));
         call.insert("start".into(), get("calldate"));
+        // earshot sensors only (null from VoIPmonitor): the call's state, not guessed from
+        // the last response code, and its hold.
+        call.insert("state".into(), get("callstate"));
+        call.insert("on_hold".into(), get("on_hold"));
+        call.insert("held_by".into(), get("held_by"));
         calls.push(Value::Object(call));
     }
     Ok(calls)

@@ -217,8 +217,25 @@ function sensorLabel(id) {
   return name ? `${name} (${id})` : String(id);
 }
 
+// earshot sensors send the call's state and hold; VoIPmonitor's only the last response code.
+const STATE_TEXT = {
+  trying: "calling",
+  ringing: "ringing",
+  early: "early media",
+  answered: "answered",
+  ended: "ended",
+  failed: "failed",
+  cancelled: "cancelled",
+  unanswered: "no answer",
+};
+
 function callState(c) {
-  if (c.state) return String(c.state);
+  if (c.on_hold === true) return c.held_by ? `on hold (by ${c.held_by})` : "on hold";
+  if (c.state) {
+    const s = STATE_TEXT[String(c.state)] ?? String(c.state);
+    const code = Number(c.last_sip_code);
+    return c.state === "failed" && code ? `${s} (${code})` : s;
+  }
   const code = Number(c.last_sip_code);
   if (!code) return "calling";
   if (code < 200) return `ringing (${code})`;
@@ -260,7 +277,13 @@ function matches(c, filter) {
     .every((w) => hay.includes(w));
 }
 
-function renderCalls(calls) {
+// Calls still going, before those that are over (ended, failed, unanswered: they linger a few
+// seconds); otherwise the sensors' order.
+const OVER = new Set(["ended", "failed", "cancelled", "unanswered"]);
+const isOver = (c) => OVER.has(String(c.state));
+
+function renderCalls(unsorted) {
+  const calls = [...unsorted.filter((c) => !isOver(c)), ...unsorted.filter(isOver)];
   const tbody = document.querySelector("#calls tbody");
   const filter = $("filter").value.trim();
   const seen = new Set();
@@ -280,6 +303,8 @@ function renderCalls(calls) {
       if (tr.cells[i].textContent !== text) tr.cells[i].textContent = text;
     });
     tr.title = `Call-ID ${c.callid ?? "?"} · ref ${c.callreference}`;
+    tr.classList.toggle("on-hold", c.on_hold === true);
+    tr.classList.toggle("over", isOver(c));
     tr.hidden = !matches(c, filter);
     if (!tr.hidden) shown++;
     // Keep the sensors' order, without moving rows that are already in place.

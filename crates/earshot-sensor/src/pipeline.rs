@@ -57,6 +57,8 @@ impl Default for PipelineConfig {
                 retain_ended: false,
                 sip_log_messages: 32,
                 hep_max_skew_ns: Some(HEP_MAX_SKEW_NS),
+                // A live listing must not show dead INVITEs as "calling" for the idle timeout.
+                unanswered_timeout_ns: Some(32 * 1_000_000_000),
                 ..Config::default()
             },
             sensor_id: None,
@@ -576,14 +578,39 @@ impl Sink for Hub {
                     _ => {}
                 }
             }
-            Event::MediaChanged(id) => {
-                let ts_ns = call.last_packet.nanos();
-                let ev = if call.on_hold {
-                    CallEvent::Hold { ts_ns }
-                } else {
-                    CallEvent::Reinvite { ts_ns, codec: None }
-                };
-                self.broadcast(*id, Frame::Event(ev));
+            // Moved media is the engine's business; listeners hear of re-INVITEs and holds.
+            Event::MediaChanged(_) => {}
+            Event::Hold(id) => {
+                let ts_ns = call.last_sip.nanos();
+                self.broadcast(*id, Frame::Event(CallEvent::Hold { ts_ns }));
+            }
+            Event::Resume(id) => {
+                let ts_ns = call.last_sip.nanos();
+                self.broadcast(*id, Frame::Event(CallEvent::Resume { ts_ns }));
+            }
+            Event::Reinvite { call: id, codec } => {
+                let ts_ns = call.last_sip.nanos();
+                let codec = codec.clone();
+                self.broadcast(*id, Frame::Event(CallEvent::Reinvite { ts_ns, codec }));
+            }
+            Event::CodecChange {
+                call: id,
+                party,
+                payload_type,
+            } => {
+                // Only listened calls build the event (and its codec name).
+                if self.listened.contains_key(id) {
+                    let codec = call
+                        .codec_name(*payload_type)
+                        .map_or_else(|| format!("PT{payload_type}"), str::to_string);
+                    let ev = CallEvent::CodecChange {
+                        ts_ns: call.last_packet.nanos(),
+                        party: party.as_str().to_string(),
+                        codec,
+                        payload_type: *payload_type,
+                    };
+                    self.broadcast(*id, Frame::Event(ev));
+                }
             }
             Event::CallRemoved(id) => {
                 self.count_ended(call);

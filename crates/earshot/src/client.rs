@@ -178,7 +178,16 @@ pub fn calls(args: CallsArgs) -> Result<()> {
             (Some(a), None) | (None, Some(a)) => format!("{a:.1}"),
             _ => "-".into(),
         };
-        let codecs = format!("{}/{}", get(5), get(6));
+        // VoIPmonitor numbers codecs (316 is Opus): print their names.
+        let codec = |i: usize| {
+            let v = idx[i].and_then(|p| row.get(p));
+            match v.and_then(Value::as_i64) {
+                Some(id) => earshot_manager::listcalls::codec_id_name(id)
+                    .map_or_else(|| format!("PT{id}"), str::to_string),
+                None => v.map(text).unwrap_or_else(|| "-".into()),
+            }
+        };
+        let codecs = format!("{}/{}", codec(5), codec(6));
         writeln!(
             out,
             "{:<14} {:<18} {:<18} {:>7} {:>4} {:>9} {:>7}",

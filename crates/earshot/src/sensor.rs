@@ -246,6 +246,8 @@ impl<T> OneOrMany<T> {
 #[serde(deny_unknown_fields)]
 pub struct CallsSection {
     pub idle_timeout_s: Option<u64>,
+    /// An INVITE answered by nothing but 100 Trying is over after this long; 0 never.
+    pub unanswered_timeout_s: Option<u64>,
     pub linger_s: Option<u64>,
     pub rewind_s: Option<u64>,
     pub rewind_budget_mb: Option<usize>,
@@ -314,6 +316,9 @@ pub fn settings(args: Args) -> Result<Settings> {
     let c = &file.calls;
     if let Some(s) = c.idle_timeout_s {
         pipeline.engine.idle_timeout_ns = secs(s);
+    }
+    if let Some(s) = c.unanswered_timeout_s {
+        pipeline.engine.unanswered_timeout_ns = (s > 0).then(|| secs(s));
     }
     if let Some(s) = c.linger_s {
         pipeline.engine.linger_ns = secs(s);

@@ -1426,3 +1426,51 @@ async fn replaced_config_changes_the_default_sensor() {
         "the default sensor was removed"
     );
 }
+
+/// The call list shows an earshot sensor's call state (not one guessed from the last response
+/// code: an ended call is "ended" while it lingers), its hold, and the codecs in use now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_list_shows_state_hold_and_current_codecs() {
+    let pcap = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/captures/dialog/hold_reinvite.pcap");
+    let s = sensor::Sensor::start(&["--pcap", pcap.to_str().unwrap(), "--speed", "1"]);
+    let default = Sensor {
+        id_sensor: 1,
+        name: "default".into(),
+        host: s.addr.ip().to_string(),
+        port: s.addr.port(),
+        token: None,
+        tls: false,
+        kind: SensorKind::Earshot,
+    };
+    let (app, _state) = player(&sqlite_url("dialog-state"), Some(default)).await;
+    let viewer = login(&app, "viewer").await;
+    let mut seen: Vec<(Value, Value, Value)> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = call(&app, "GET", "/api/calls", &viewer, &[], None).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+        if let Some(c) = r.json["calls"].as_array().and_then(|c| c.first()) {
+            let obs = (
+                c["state"].clone(),
+                c["on_hold"].clone(),
+                c["codecs"].clone(),
+            );
+            if seen.last() != Some(&obs) {
+                seen.push(obs);
+            }
+            if c["state"] == "ended" {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "the call never ended: {seen:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let held = (json!("answered"), json!(true), json!(["PCMU", "PCMU"]));
+    assert!(seen.contains(&held), "{seen:?}");
+    let last = seen.last().unwrap();
+    assert_eq!(
+        last,
+        &(json!("ended"), json!(false), json!(["G722", "G722"]))
+    );
+}

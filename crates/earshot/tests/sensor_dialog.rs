@@ -1,0 +1,211 @@
+//! Hold, resume, re-INVITEs and codec changes as a `stream` listener and `listcalls` see them,
+//! from `tests/captures/dialog/hold_reinvite.pcap` replayed as live traffic.
+
+#[path = "common/sensor.rs"]
+mod sensor;
+
+use earshot_manager::stream_proto::{CallEvent, Frame, StreamDecoder, StreamItem};
+use sensor::Sensor;
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+fn capture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/captures/dialog")
+        .join(name)
+}
+
+fn stream_events(addr: std::net::SocketAddr, command: String) -> Vec<CallEvent> {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    s.write_all(format!("{command}\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut dec = StreamDecoder::new();
+    let mut events = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let n = s.read(&mut buf).expect("stream read");
+        if n == 0 {
+            break;
+        }
+        dec.push(&buf[..n]);
+        while let Some(item) = dec.next_item().expect("valid stream") {
+            if let StreamItem::Frame(Frame::Event(e)) = item {
+                events.push(e);
+            }
+        }
+    }
+    events
+}
+
+/// `listcalls {"earshot":true}` rows as name → value maps.
+fn rows(s: &Sensor) -> Vec<serde_json::Map<String, Value>> {
+    let v: Value = serde_json::from_slice(&s.cmd(r#"listcalls {"earshot":true}"#)).unwrap();
+    let list = v.as_array().unwrap();
+    let names: Vec<String> = list[0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap().to_string())
+        .collect();
+    list.iter()
+        .skip(1)
+        .filter_map(Value::as_array)
+        .filter(|r| r.len() == names.len())
+        .map(|r| names.iter().cloned().zip(r.iter().cloned()).collect())
+        .collect()
+}
+
+#[test]
+fn stream_and_listcalls_follow_hold_resume_and_codec_changes() {
+    let pcap = capture("hold_reinvite.pcap");
+    let s = Sensor::start(&["--pcap", pcap.to_str().unwrap(), "--speed", "1"]);
+    let row = s.wait_call_with_rtp(Duration::from_secs(20));
+    let r = row[0].as_str().unwrap().to_string();
+    let addr = s.addr;
+    let cmd = format!("stream {r} rate=8000 channels=2 from=start");
+    let listener = std::thread::spawn(move || stream_events(addr, cmd));
+
+    // Poll the listing while the call runs: (on_hold, held_by, callercodec, name) as seen.
+    let mut seen: Vec<(bool, Value, Value, Value)> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let last = loop {
+        let list = rows(&s);
+        let Some(c) = list.first() else {
+            panic!("the call left the listing early");
+        };
+        let obs = (
+            c["on_hold"].as_bool().unwrap(),
+            c["held_by"].clone(),
+            c["callercodec"].clone(),
+            c["callercodec_name"].clone(),
+        );
+        if seen.last() != Some(&obs) {
+            seen.push(obs);
+        }
+        if c["callstate"] == "ended" {
+            break c.clone();
+        }
+        assert!(Instant::now() < deadline, "the call never ended: {seen:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let events = listener.join().expect("listener thread");
+
+    let kinds: Vec<String> = events
+        .iter()
+        .map(|e| match e {
+            CallEvent::Reinvite { codec, .. } => format!("reinvite {codec:?}"),
+            CallEvent::Hold { .. } => "hold".into(),
+            CallEvent::Resume { .. } => "resume".into(),
+            CallEvent::CodecChange {
+                party,
+                codec,
+                payload_type,
+                ..
+            } => format!("codec_change {party} {codec} {payload_type}"),
+            CallEvent::Answered { .. } => "answered".into(),
+            CallEvent::Ended { state, .. } => format!("ended {state}"),
+            CallEvent::Other => "other".into(),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "reinvite None",
+            "hold",
+            "reinvite None",
+            "resume",
+            "reinvite Some(\"PCMA\")",
+            "codec_change caller PCMA 8",
+            "codec_change called PCMA 8",
+            "reinvite Some(\"G722\")",
+            "codec_change caller G722 9",
+            "codec_change called G722 9",
+            "ended ended",
+        ],
+        "{events:#?}"
+    );
+
+    let hold = (
+        true,
+        Value::from("caller"),
+        Value::from(0),
+        Value::from("PCMU"),
+    );
+    assert!(
+        seen.contains(&hold),
+        "listcalls never showed the hold: {seen:?}"
+    );
+    let pcma = (false, Value::Null, Value::from(8), Value::from("PCMA"));
+    assert!(
+        seen.contains(&pcma),
+        "listcalls never showed PCMA: {seen:?}"
+    );
+    assert_eq!(last["callercodec"], 9);
+    assert_eq!(last["calledcodec"], 9);
+    assert_eq!(last["calledcodec_name"], "G722");
+    assert_eq!(last["reinvites"], 4);
+    // The callee's 180/200 named it, not the proxy's 100 Trying.
+    assert_eq!(last["calledagent"], "baresip callee");
+
+    let info: Value = serde_json::from_slice(&s.cmd(&format!("active_call_info {r}"))).unwrap();
+    assert_eq!(info["earshot"]["callercodec_name"], "G722");
+    assert_eq!(info["earshot"]["callstate"], "ended");
+    // `earshot calls` names the codecs rather than printing VoIPmonitor's numbers (9/9).
+    let out = sensor::earshot()
+        .args(["calls", "--manager", &s.addr.to_string()])
+        .output()
+        .expect("run earshot calls");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains(" G722/G722 "), "{table}");
+    let text = s.cmd_text("listcalls");
+    for line in [
+        "codecs: PCMU,PCMA,G722\n",
+        "caller_codec: G722\n",
+        "on_hold: false\n",
+    ] {
+        assert!(text.contains(line), "{line:?} in {text}");
+    }
+}
+
+/// An INVITE that only a proxy's 100 Trying answered leaves the live listing's "trying" once
+/// `[calls] unanswered_timeout_s` (32 s by default, SIP's Timer B; 20 here) passed, instead of
+/// staying there for the 5-minute idle timeout; the call answered meanwhile stays answered.
+#[test]
+fn an_unanswered_invite_is_over_after_its_timeout() {
+    let dir = sensor::scratch("dialog-unanswered");
+    let config = dir.join("sensor.toml");
+    std::fs::write(
+        &config,
+        "[calls]\nunanswered_timeout_s = 20\nlinger_s = 60\n",
+    )
+    .unwrap();
+    let pcap = capture("unanswered.pcap");
+    let s = Sensor::start(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--pcap",
+        pcap.to_str().unwrap(),
+        "--speed",
+        "4",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let list = rows(&s);
+        let state = |caller: &str| {
+            list.iter()
+                .find(|c| c["caller"] == caller)
+                .map(|c| c["callstate"].clone())
+        };
+        // The replay restamps packets to the sensor's clock, so the timeout runs on it.
+        if state("alice") == Some(Value::from("unanswered")) {
+            assert_eq!(state("carol"), Some(Value::from("answered")), "{list:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "still not unanswered: {list:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
