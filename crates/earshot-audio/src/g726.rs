@@ -342,15 +342,198 @@ fn reconstruct(negative: bool, dqln: i16, y: i32) -> i16 {
     }
 }
 
-pub(crate) struct G726Decoder {
+/// Which bit order G.726 payloads are read in.
+///
+/// Many devices (baresip among them) send AAL2-ordered payloads under the RFC 3551 name
+/// "G726-32"; Asterisk calls that `g726aal2`, Wireshark has a preference for it. `Auto` finds
+/// out per stream (see [`Detector`]); the other two trust the configuration over the SDP name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum G726Order {
+    /// Decode the first packets both ways and keep the order whose audio is plausible.
+    #[default]
+    Auto,
+    /// The order the SDP name says: RFC 3551 for "G726-xx", AAL2 for "AAL2-G726-xx".
+    Rfc3551,
+    /// AAL2 (ITU-T I.366.2) order whatever the name says.
+    Aal2,
+}
+
+impl G726Order {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            G726Order::Auto => "auto",
+            G726Order::Rfc3551 => "rfc3551",
+            G726Order::Aal2 => "aal2",
+        }
+    }
+}
+
+impl std::fmt::Display for G726Order {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for G726Order {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(G726Order::Auto),
+            "rfc3551" | "rfc" => Ok(G726Order::Rfc3551),
+            "aal2" | "i366" => Ok(G726Order::Aal2),
+            other => Err(format!(
+                "unknown G.726 bit order {other:?}: use auto, rfc3551 or aal2"
+            )),
+        }
+    }
+}
+
+/// Calls `f` with each code word of `payload` in transmission order. RTP frames always end
+/// on an octet boundary, so no bits carry over between packets.
+fn for_each_code(payload: &[u8], bits: u8, aal2: bool, mut f: impl FnMut(usize)) {
+    let bits = u32::from(bits);
+    let mask = (1u32 << bits) - 1;
+    let mut acc = 0u32;
+    let mut have = 0u32;
+    for &byte in payload {
+        if aal2 {
+            acc = (acc << 8) | u32::from(byte);
+        } else {
+            acc |= u32::from(byte) << have;
+        }
+        have += 8;
+        while have >= bits {
+            let code = if aal2 {
+                (acc >> (have - bits)) & mask
+            } else {
+                let c = acc & mask;
+                acc >>= bits;
+                c
+            };
+            have -= bits;
+            if aal2 {
+                acc &= (1u32 << have) - 1;
+            }
+            f(code as usize);
+        }
+    }
+}
+
+/// One bit order's decoder state.
+struct Lane {
     state: State,
-    tables: &'static Tables,
     aal2: bool,
+}
+
+impl Lane {
+    fn decode(&mut self, payload: &[u8], t: &'static Tables, out: &mut Vec<i16>) -> usize {
+        let start = out.len();
+        let bits = self.state.bits;
+        let state = &mut self.state;
+        for_each_code(payload, bits, self.aal2, |code| {
+            out.push(state.decode(code, t).wrapping_shl(2));
+        });
+        out.len() - start
+    }
+}
+
+/// Samples of audible (not near-silent) output after which the order is decided.
+const DECIDE_AFTER: u64 = 4000;
+/// Packets after which the order is decided whatever was heard: bounds the doubled work.
+const DECIDE_WITHIN_PACKETS: u32 = 500;
+/// How much less predictable the named order's audio must be for the other to be chosen.
+const MARGIN: f64 = 2.0;
+/// Below this mean square a packet is near silence and says little about the order.
+const QUIET: f64 = 100.0 * 100.0;
+/// Linear-prediction order of the plausibility measure.
+const ORDER: usize = 8;
+
+/// Decides a stream's bit order from its first packets, decoded both ways at once.
+///
+/// Speech and tones are predictable: a short linear predictor (the autocorrelation method,
+/// order 8) removes most of their energy. Code words read in the wrong order drive the ADPCM
+/// decoder with scrambled steps, and its output is nearer white noise, whose energy no
+/// predictor removes. The other lane wins when its prediction error, relative to its energy
+/// and summed over audible packets, is [`MARGIN`] times lower than the named lane's. Both lanes
+/// keep decoding until then, so switching to the winner costs no restart; otherwise the named
+/// order stays. Deterministic, and bounded: at most [`DECIDE_WITHIN_PACKETS`] packets are
+/// decoded twice, at ORDER + 1 multiply-adds a sample each.
+struct Detector {
+    other: Lane,
+    scratch: Vec<i16>,
+    /// Autocorrelation sums of audible packets: [named lane, other lane].
+    acf: [[f64; ORDER + 1]; 2],
+    audible: u64,
+    packets: u32,
+    /// The other lane leads.
+    other_leads: bool,
+}
+
+fn add_acf(acf: &mut [f64; ORDER + 1], pcm: &[i16]) {
+    for (lag, sum) in acf.iter_mut().enumerate() {
+        let a = pcm.iter().skip(lag);
+        *sum += a
+            .zip(pcm)
+            .map(|(&x, &y)| f64::from(x) * f64::from(y))
+            .sum::<f64>();
+    }
+}
+
+/// The prediction error left by the best order-[`ORDER`] linear predictor, relative to the
+/// energy (Levinson-Durbin): near 0 for tones and voiced speech, near 1 for white noise.
+fn unpredictability(r: &[f64; ORDER + 1]) -> f64 {
+    if r[0] <= 0.0 {
+        return 1.0;
+    }
+    let mut a = [0.0f64; ORDER + 1];
+    let mut err = r[0];
+    for i in 1..=ORDER {
+        let acc: f64 = (1..i).map(|j| a[j] * r[i - j]).sum();
+        let k = (r[i] - acc) / err;
+        if !k.is_finite() || k.abs() >= 1.0 {
+            break;
+        }
+        let prev = a;
+        a[i] = k;
+        for j in 1..i {
+            a[j] = prev[j] - k * prev[i - j];
+        }
+        err *= 1.0 - k * k;
+    }
+    err / r[0]
+}
+
+impl Detector {
+    /// Adds one packet's output of both lanes; true once the order is decided.
+    fn observe(&mut self, named: &[i16], other: &[i16]) -> bool {
+        self.packets += 1;
+        let n = named.len().max(1) as f64;
+        let loud = |pcm: &[i16]| pcm.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / n;
+        if loud(named).max(loud(other)) >= QUIET {
+            add_acf(&mut self.acf[0], named);
+            add_acf(&mut self.acf[1], other);
+            self.audible += named.len() as u64;
+        }
+        let (u_named, u_other) = (
+            unpredictability(&self.acf[0]),
+            unpredictability(&self.acf[1]),
+        );
+        self.other_leads = self.audible > 0 && u_named > MARGIN * u_other;
+        self.audible >= DECIDE_AFTER || self.packets >= DECIDE_WITHIN_PACKETS
+    }
+}
+
+pub(crate) struct G726Decoder {
+    lane: Lane,
+    tables: &'static Tables,
+    /// While the order of an `Auto` stream is undecided.
+    detector: Option<Box<Detector>>,
     fade: Fade,
 }
 
 impl G726Decoder {
-    pub(crate) fn new(bits: u8, aal2: bool) -> Option<Self> {
+    /// `aal2`: the order the name says; `order`: what to do with it.
+    pub(crate) fn new(bits: u8, aal2: bool, order: G726Order) -> Option<Self> {
         let tables = match bits {
             2 => &T16,
             3 => &T24,
@@ -358,58 +541,88 @@ impl G726Decoder {
             5 => &T40,
             _ => return None,
         };
+        let named = match order {
+            G726Order::Aal2 => true,
+            G726Order::Auto | G726Order::Rfc3551 => aal2,
+        };
+        // At 32 kbit/s the wrong order only swaps the two code words of each octet: on speech
+        // the wrong decode can look as predictable as the right one (1.4 times more, on
+        // Wireshark's sample), so guessing could break correctly labelled streams. Those keep
+        // the named order; `g726_order = "aal2"` is the way to read such devices.
+        let detect = order == G726Order::Auto && bits != 4;
+        let detector = detect.then(|| {
+            Box::new(Detector {
+                other: Lane {
+                    state: State::new(bits),
+                    aal2: !named,
+                },
+                scratch: Vec::new(),
+                acf: [[0.0; ORDER + 1]; 2],
+                audible: 0,
+                packets: 0,
+                other_leads: false,
+            })
+        });
         Some(Self {
-            state: State::new(bits),
+            lane: Lane {
+                state: State::new(bits),
+                aal2: named,
+            },
             tables,
-            aal2,
+            detector,
             fade: Fade::new(8000, 1),
         })
     }
 
-    /// Splits the payload into code words in transmission order. RTP frames
-    /// always end on an octet boundary, so no bits carry over.
-    fn codes(&self, payload: &[u8]) -> Vec<usize> {
-        let bits = u32::from(self.state.bits);
-        let mask = (1u32 << bits) - 1;
-        let mut codes = Vec::with_capacity(payload.len() * 8 / bits as usize);
-        let mut acc = 0u32;
-        let mut have = 0u32;
-        for &byte in payload {
-            if self.aal2 {
-                acc = (acc << 8) | u32::from(byte);
-            } else {
-                acc |= u32::from(byte) << have;
-            }
-            have += 8;
-            while have >= bits {
-                let code = if self.aal2 {
-                    (acc >> (have - bits)) & mask
-                } else {
-                    let c = acc & mask;
-                    acc >>= bits;
-                    c
-                };
-                have -= bits;
-                if self.aal2 {
-                    acc &= (1u32 << have) - 1;
+    /// The order in use now (for an undecided `Auto` stream, the leading one).
+    #[cfg(test)]
+    pub(crate) fn is_aal2(&self) -> bool {
+        match &self.detector {
+            Some(d) if d.other_leads => d.other.aal2,
+            _ => self.lane.aal2,
+        }
+    }
+
+    /// Whether an `Auto` stream's order is still being decided.
+    #[cfg(test)]
+    pub(crate) fn deciding(&self) -> bool {
+        self.detector.is_some()
+    }
+
+    /// Decodes with both lanes; the leading lane's output goes to `out`.
+    fn decode_both(&mut self, payload: &[u8], out: &mut Vec<i16>) -> usize {
+        let start = out.len();
+        let n = self.lane.decode(payload, self.tables, out);
+        let Some(d) = self.detector.as_mut() else {
+            return n;
+        };
+        // Lent out of the detector while it looks at it; reused, so no allocation per packet.
+        let mut other = std::mem::take(&mut d.scratch);
+        other.clear();
+        d.other.decode(payload, self.tables, &mut other);
+        let decided = d.observe(&out[start..], &other);
+        if d.other_leads {
+            out.truncate(start);
+            out.extend_from_slice(&other);
+        }
+        d.scratch = other;
+        if decided {
+            if let Some(d) = self.detector.take() {
+                if d.other_leads {
+                    self.lane = d.other;
                 }
-                codes.push(code as usize);
             }
         }
-        codes
+        n
     }
 }
 
 impl Decoder for G726Decoder {
     fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) -> Result<usize, DecodeError> {
-        let codes = self.codes(payload);
         let start = out.len();
-        for code in &codes {
-            let sr = self.state.decode(*code, self.tables);
-            out.push(sr.wrapping_shl(2));
-        }
+        let n = self.decode_both(payload, out);
         self.fade.remember(&out[start..]);
-        Ok(codes.len())
+        Ok(n)
     }
 
     fn conceal(&mut self, samples: usize, out: &mut Vec<i16>) {
@@ -422,5 +635,45 @@ impl Decoder for G726Decoder {
 
     fn sample_rate(&self) -> u32 {
         8000
+    }
+}
+
+#[cfg(test)]
+mod order_tests {
+    use super::*;
+
+    #[test]
+    fn silence_decides_within_the_packet_bound_and_keeps_the_named_order() {
+        let mut d = G726Decoder::new(3, false, G726Order::Auto).unwrap();
+        let mut out = Vec::new();
+        for _ in 0..DECIDE_WITHIN_PACKETS - 1 {
+            out.clear();
+            d.decode(&[0xff; 60], &mut out).unwrap();
+            assert!(d.deciding());
+        }
+        d.decode(&[0xff; 60], &mut out).unwrap();
+        assert!(
+            !d.deciding(),
+            "decided after {DECIDE_WITHIN_PACKETS} packets"
+        );
+        assert!(!d.is_aal2());
+    }
+
+    #[test]
+    fn forced_orders_and_32_kbits_do_not_detect() {
+        assert!(!G726Decoder::new(4, false, G726Order::Auto)
+            .unwrap()
+            .deciding());
+        assert!(!G726Decoder::new(2, false, G726Order::Rfc3551)
+            .unwrap()
+            .deciding());
+        assert!(G726Decoder::new(2, false, G726Order::Aal2)
+            .unwrap()
+            .is_aal2());
+        assert!(G726Decoder::new(5, true, G726Order::Rfc3551)
+            .unwrap()
+            .is_aal2());
+        assert_eq!("AAL2".parse::<G726Order>(), Ok(G726Order::Aal2));
+        assert!("lsb".parse::<G726Order>().is_err());
     }
 }

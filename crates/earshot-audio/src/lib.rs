@@ -41,6 +41,7 @@ pub use codec::Codec;
 pub use error::{DecodeError, EncodeError, Unsupported};
 pub use g711::{linear_to_alaw, linear_to_ulaw};
 pub use g722::G722Encoder;
+pub use g726::G726Order;
 pub use mixer::{CallAudio, Leg, MixConfig, MixError, MixMode};
 #[cfg(feature = "libopus")]
 pub use opus::OpusEncoder;
@@ -74,11 +75,27 @@ pub trait Decoder: Send {
 /// (telephone-event), return [`Unsupported`] so that callers never play
 /// undecoded bytes as noise.
 pub fn decoder_for(codec: &Codec) -> Result<Box<dyn Decoder>, Unsupported> {
+    decoder_with(codec, &DecoderOptions::default())
+}
+
+/// Settings that choose how a codec's payloads are read, where devices disagree with the
+/// specifications (a sensor's `[codecs]` section).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DecoderOptions {
+    /// The bit order of G.726 payloads (default: detected per stream).
+    pub g726_order: G726Order,
+}
+
+/// [`decoder_for`] with explicit [`DecoderOptions`].
+pub fn decoder_with(
+    codec: &Codec,
+    options: &DecoderOptions,
+) -> Result<Box<dyn Decoder>, Unsupported> {
     match *codec {
         Codec::Pcmu => Ok(Box::new(g711::G711Decoder::ulaw())),
         Codec::Pcma => Ok(Box::new(g711::G711Decoder::alaw())),
         Codec::G722 => Ok(Box::new(g722::G722Decoder::new())),
-        Codec::G726 { bits, aal2 } => g726::G726Decoder::new(bits, aal2)
+        Codec::G726 { bits, aal2 } => g726::G726Decoder::new(bits, aal2, options.g726_order)
             .map(|d| Box::new(d) as Box<dyn Decoder>)
             .ok_or_else(|| Unsupported::Codec(codec.to_string())),
         Codec::G729 => g729_decoder(codec),

@@ -17,7 +17,7 @@
 //! (live). The buffer never holds more than `max_packets`: beyond that the
 //! oldest packet is released early.
 
-use crate::{decoder_for, Codec, Decoder, Unsupported};
+use crate::{decoder_for, decoder_with, Codec, Decoder, DecoderOptions, Unsupported};
 use std::collections::BTreeMap;
 
 const NS_PER_S: i64 = 1_000_000_000;
@@ -71,9 +71,17 @@ pub struct PlayoutConfig {
     /// way) is cut out of the output and the timeline re-anchored, so no time jump makes the
     /// mixer allocate or emit in proportion to its size.
     pub max_gap_ms: u32,
+    /// How payloads are read where devices disagree with the specifications (G.726 bit order).
+    pub decoder: DecoderOptions,
 }
 
 impl PlayoutConfig {
+    /// The same with these decoder options.
+    pub fn with_decoder(mut self, decoder: DecoderOptions) -> Self {
+        self.decoder = decoder;
+        self
+    }
+
     /// Small fixed depth: offline the whole capture is known, so depth only
     /// decides how much reordering and jitter is absorbed.
     pub fn offline() -> Self {
@@ -86,6 +94,7 @@ impl PlayoutConfig {
             max_conceal_ms: 1000,
             max_cn_ms: 10_000,
             max_gap_ms: 5_000,
+            decoder: DecoderOptions::default(),
         }
     }
 
@@ -543,7 +552,7 @@ impl Playout {
 
     fn play(&mut self, p: &Pending, codec: &Codec, out: &mut Vec<Chunk>) {
         if self.active.as_ref().is_none_or(|a| a.pt != p.pt) {
-            match decoder_for(codec) {
+            match decoder_with(codec, &self.cfg.decoder) {
                 Ok(dec) => self.active = Some(Active { pt: p.pt, dec }),
                 Err(Unsupported::Codec(name) | Unsupported::NotAudio(name)) => {
                     self.active = None;

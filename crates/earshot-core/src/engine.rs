@@ -133,6 +133,8 @@ pub struct CaptureCounters {
     pub last_ts: Option<Timestamp>,
     /// HEP packets whose envelope time was replaced by the time of receipt (too far off).
     pub hep_time_replaced: u64,
+    /// HEP packets not passed on, by reason (compressed payloads that do not inflate...).
+    pub hep_skipped: earshot_wire::HepSkipped,
 }
 
 impl CaptureCounters {
@@ -437,6 +439,7 @@ impl Engine {
         if let Some(decap) = &self.decap {
             c.malformed += decap.stats().malformed;
             c.hep_time_replaced = decap.stats().hep_time_replaced;
+            c.hep_skipped = decap.stats().hep_skipped.clone();
         }
         c
     }

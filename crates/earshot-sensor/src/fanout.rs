@@ -78,6 +78,7 @@ pub(crate) enum AudioMsg {
 pub(crate) struct Limits {
     pub max_listeners: usize,
     pub max_listeners_per_call: usize,
+    pub decoder: earshot_audio::DecoderOptions,
 }
 
 pub(crate) fn spawn(
@@ -251,16 +252,18 @@ impl Fanout {
             }
         }
         let counters = self.shared.counters.clone();
-        let listener = match Listener::new(id, format, tx.clone(), rewind, counters) {
-            Ok(l) => l,
-            Err(e) => {
-                let _ = tx.try_send(Frame::End(EndFrame {
-                    reason: EndReason::Error,
-                    detail: Some(e),
-                }));
-                return;
-            }
-        };
+        let decoder = self.limits.decoder;
+        let listener =
+            match Listener::with_decoder(id, format, tx.clone(), rewind, counters, decoder) {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = tx.try_send(Frame::End(EndFrame {
+                        reason: EndReason::Error,
+                        detail: Some(e),
+                    }));
+                    return;
+                }
+            };
         self.listeners.entry(call).or_default().push(listener);
     }
 

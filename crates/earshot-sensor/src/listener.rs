@@ -7,7 +7,9 @@
 use crate::counters::SensorCounters;
 use crate::queue::{FrameTx, SendError};
 use crate::rewind::{KeptPacket, RewindSnapshot};
-use earshot_audio::{CallAudio, Codec, Leg, MixConfig, MixMode, PlayoutConfig, RtpIn};
+use earshot_audio::{
+    CallAudio, Codec, DecoderOptions, Leg, MixConfig, MixMode, PlayoutConfig, RtpIn,
+};
 use earshot_core::{Party, RtpPacket};
 use earshot_manager::stream_proto::{AudioFrame, EndFrame, EndReason, Frame};
 use std::collections::{HashMap, VecDeque};
@@ -83,14 +85,27 @@ impl Listener {
         rewind: Option<RewindSnapshot>,
         counters: Arc<SensorCounters>,
     ) -> Result<Self, String> {
+        let options = DecoderOptions::default();
+        Self::with_decoder(id, format, tx, rewind, counters, options)
+    }
+
+    /// [`Self::new`] with the sensor's decoder options (`[codecs]`: the G.726 bit order).
+    pub fn with_decoder(
+        id: u64,
+        format: AudioFormat,
+        tx: FrameTx,
+        rewind: Option<RewindSnapshot>,
+        counters: Arc<SensorCounters>,
+        decoder: DecoderOptions,
+    ) -> Result<Self, String> {
         let shareable = rewind.is_none();
         let mode = if format.channels == 2 {
             MixMode::Stereo
         } else {
             MixMode::Mono
         };
-        let cfg =
-            MixConfig::new(format.rate, mode, PlayoutConfig::live()).map_err(|e| e.to_string())?;
+        let playout = PlayoutConfig::live().with_decoder(decoder);
+        let cfg = MixConfig::new(format.rate, mode, playout).map_err(|e| e.to_string())?;
         Ok(Listener {
             subscribers: vec![(id, tx)],
             replay: rewind.map(|rewind| Replay {

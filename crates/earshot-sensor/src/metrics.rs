@@ -133,6 +133,20 @@ pub fn render(shared: &Shared, manager: &ManagerCounters, token: &ScrapeToken) -
             (reason("auth_key"), C::get(&c.hep_refused_auth_key)),
         ],
     );
+    let skipped = &cap.hep_skipped;
+    e.counters(
+        "earshot_sensor_hep_skipped_total",
+        "HEP packets decoded but not passed on, by reason (malformed: envelope cut short or \
+         without addresses; unsupported: no payload chunk or an unknown transport; \
+         inflate_failed: a compressed payload that is not zlib/deflate; too_big: a compressed \
+         payload inflating beyond 64 KiB).",
+        [
+            (reason("malformed"), skipped.malformed),
+            (reason("unsupported"), skipped.unsupported),
+            (reason("inflate_failed"), skipped.inflate_failed),
+            (reason("too_big"), skipped.too_big),
+        ],
+    );
     e.counter(
         "earshot_sensor_internal_drops_total",
         "Frames dropped because the pipeline queue was full: the sensor's own loss.",

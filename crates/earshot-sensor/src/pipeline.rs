@@ -48,6 +48,8 @@ pub struct PipelineConfig {
     pub max_listeners: usize,
     pub max_listeners_per_call: usize,
     pub snapshot_interval: Duration,
+    /// How listeners' decoders read payloads (`[codecs]`: the G.726 bit order).
+    pub decoder: earshot_audio::DecoderOptions,
 }
 
 impl Default for PipelineConfig {
@@ -68,6 +70,7 @@ impl Default for PipelineConfig {
             max_listeners: 1000,
             max_listeners_per_call: 50,
             snapshot_interval: Duration::from_millis(100),
+            decoder: earshot_audio::DecoderOptions::default(),
         }
     }
 }
@@ -172,6 +175,7 @@ pub fn spawn(
     let limits = Limits {
         max_listeners: cfg.max_listeners,
         max_listeners_per_call: cfg.max_listeners_per_call,
+        decoder: cfg.decoder,
     };
     fanout::spawn(audio_rx, gone_tx, shared.clone(), limits)?;
     std::thread::Builder::new()

@@ -75,7 +75,33 @@ pub struct DecapStats {
     pub hep: u64,
     /// HEP packets whose envelope time was too far from the frame's and was replaced by it.
     pub hep_time_replaced: u64,
+    /// HEP packets not passed on, by reason (also counted in `malformed`/`unsupported`).
+    pub hep_skipped: HepSkipped,
 }
+
+/// Why HEP packets were not passed on. Each skipped HEP packet is counted once, under the
+/// first reason met.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct HepSkipped {
+    /// The envelope is cut short, a chunk overruns it, or addresses are missing.
+    pub malformed: u64,
+    /// No payload chunk (15 or 16), or a transport protocol other than UDP, TCP or SCTP.
+    pub unsupported: u64,
+    /// A compressed payload (chunk 16) that is not a valid zlib or deflate stream.
+    pub inflate_failed: u64,
+    /// A compressed payload that inflates to more than [`MAX_HEP_INFLATED`] bytes.
+    pub too_big: u64,
+}
+
+impl HepSkipped {
+    pub fn total(&self) -> u64 {
+        self.malformed + self.unsupported + self.inflate_failed + self.too_big
+    }
+}
+
+/// The most a compressed HEP payload may inflate to: a UDP datagram's largest payload, so no
+/// SIP message that could have been captured is refused, and a zip bomb costs at most this.
+pub const MAX_HEP_INFLATED: usize = 65_535;
 
 /// Tunables. Defaults suit a sensor: HEP on 9060, VXLAN on 4789, 30 s fragment timeout.
 #[derive(Debug, Clone)]
@@ -119,6 +145,56 @@ pub struct Decapsulator {
     cfg: DecapConfig,
     stats: DecapStats,
     frags: FragTable,
+    /// Made on the first compressed HEP payload, then reused: no allocation per packet.
+    inflater: Option<Box<Inflater>>,
+}
+
+/// The state and the output buffer for inflating HEP3 compressed payloads (chunk 16).
+struct Inflater {
+    state: flate2::Decompress,
+    out: Box<[u8]>,
+}
+
+impl std::fmt::Debug for Inflater {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inflater").finish_non_exhaustive()
+    }
+}
+
+impl Inflater {
+    fn new() -> Box<Self> {
+        Box::new(Inflater {
+            state: flate2::Decompress::new(true),
+            out: vec![0; MAX_HEP_INFLATED].into_boxed_slice(),
+        })
+    }
+
+    /// Inflates `input` (zlib, as Kamailio and OpenSIPS write it, or raw deflate) into the
+    /// buffer and returns its length. One call on a bounded input and output: the work is
+    /// bounded whatever the stream claims.
+    fn inflate(&mut self, input: &[u8]) -> Result<usize, Skip> {
+        self.state.reset(is_zlib(input));
+        let status = self
+            .state
+            .decompress(input, &mut self.out, flate2::FlushDecompress::Finish)
+            .map_err(|_| Skip::InflateFailed)?;
+        let n = usize::try_from(self.state.total_out()).map_err(|_| Skip::TooBig)?;
+        match status {
+            flate2::Status::StreamEnd => Ok(n),
+            _ if n >= self.out.len() => Err(Skip::TooBig),
+            // The input ended before the stream did.
+            _ => Err(Skip::InflateFailed),
+        }
+    }
+}
+
+/// A zlib header (RFC 1950): deflate method, and the check bits that make the first two bytes
+/// a multiple of 31.
+fn is_zlib(d: &[u8]) -> bool {
+    match d {
+        [cmf, flg, ..] => cmf & 0x0f == 8 && u16::from_be_bytes([*cmf, *flg]) % 31 == 0,
+        _ => false,
+    }
 }
 
 impl Default for Decapsulator {
@@ -132,6 +208,10 @@ impl Default for Decapsulator {
 enum Skip {
     Malformed,
     Unsupported,
+    /// A HEP compressed payload that does not inflate (counted as malformed).
+    InflateFailed,
+    /// A HEP compressed payload that inflates beyond the cap (counted as unsupported).
+    TooBig,
 }
 
 type Res = Result<(), Skip>;
@@ -227,6 +307,7 @@ impl Decapsulator {
             cfg,
             stats: DecapStats::default(),
             frags,
+            inflater: None,
         }
     }
 
@@ -258,8 +339,8 @@ impl Decapsulator {
         };
         if let Err(skip) = self.link(ctx, link, frame, out) {
             match skip {
-                Skip::Malformed => self.stats.malformed += 1,
-                Skip::Unsupported => self.stats.unsupported += 1,
+                Skip::Malformed | Skip::InflateFailed => self.stats.malformed += 1,
+                Skip::Unsupported | Skip::TooBig => self.stats.unsupported += 1,
             }
         }
     }
@@ -789,7 +870,31 @@ impl Decapsulator {
         self.ethernet(ctx, tail(d, 8)?, out)
     }
 
+    /// Counts a HEP packet that was not passed on, by reason, and passes the reason up.
+    fn count_hep(&mut self, r: Res) -> Res {
+        if let Err(skip) = r {
+            let k = &mut self.stats.hep_skipped;
+            match skip {
+                Skip::Malformed => k.malformed += 1,
+                Skip::Unsupported => k.unsupported += 1,
+                Skip::InflateFailed => k.inflate_failed += 1,
+                Skip::TooBig => k.too_big += 1,
+            }
+        }
+        r
+    }
+
     fn hep3(&mut self, ctx: Ctx, d: &[u8], out: &mut Out<'_>) -> Res {
+        let r = self.hep3_envelope(ctx, d, out);
+        self.count_hep(r)
+    }
+
+    fn hep2(&mut self, ctx: Ctx, d: &[u8], out: &mut Out<'_>) -> Res {
+        let r = self.hep2_envelope(ctx, d, out);
+        self.count_hep(r)
+    }
+
+    fn hep3_envelope(&mut self, ctx: Ctx, d: &[u8], out: &mut Out<'_>) -> Res {
         let total = usize::from(be16(d, 4)?);
         let d = d.get(..total).ok_or(Skip::Malformed)?;
         let mut h = Hep::default();
@@ -812,7 +917,7 @@ impl Decapsulator {
 
     /// HEP v1/v2: a fixed header in network order, then (v2 only) a time header that agents
     /// write in host order, which is little-endian on every platform that runs them.
-    fn hep2(&mut self, ctx: Ctx, d: &[u8], out: &mut Out<'_>) -> Res {
+    fn hep2_envelope(&mut self, ctx: Ctx, d: &[u8], out: &mut Out<'_>) -> Res {
         let version = byte(d, 0)?;
         let family = byte(d, 2)?;
         let mut h = Hep {
@@ -843,9 +948,34 @@ impl Decapsulator {
     }
 
     fn emit_hep(&mut self, ctx: Ctx, h: &Hep<'_>, out: &mut Out<'_>) -> Res {
-        let (Some(src), Some(dst), Some(payload)) = (h.src, h.dst, h.payload) else {
+        let (Some(src), Some(dst)) = (h.src, h.dst) else {
             return Err(Skip::Malformed);
         };
+        if let Some(payload) = h.payload {
+            return self.emit_hep_payload(ctx, h, src, dst, payload, out);
+        }
+        let Some(compressed) = h.compressed else {
+            return Err(Skip::Unsupported);
+        };
+        // The buffer is lent out of `self` while the packet borrows it (moving a Box).
+        let mut inflater = self.inflater.take().unwrap_or_else(Inflater::new);
+        let r = inflater.inflate(compressed).and_then(|n| {
+            let payload = inflater.out.get(..n).ok_or(Skip::TooBig)?;
+            self.emit_hep_payload(ctx, h, src, dst, payload, out)
+        });
+        self.inflater = Some(inflater);
+        r
+    }
+
+    fn emit_hep_payload(
+        &mut self,
+        ctx: Ctx,
+        h: &Hep<'_>,
+        src: IpAddr,
+        dst: IpAddr,
+        payload: &[u8],
+        out: &mut Out<'_>,
+    ) -> Res {
         let transport = match h.proto {
             Some(IP_UDP) | None => Transport::Udp,
             Some(IP_TCP) => Transport::Tcp {
@@ -907,6 +1037,8 @@ struct Hep<'a> {
     secs: Option<u32>,
     usecs: Option<u32>,
     payload: Option<&'a [u8]>,
+    /// Chunk 16: the payload, zlib-compressed (used when there is no plain chunk 15).
+    compressed: Option<&'a [u8]>,
 }
 
 impl<'a> Hep<'a> {
@@ -922,8 +1054,7 @@ impl<'a> Hep<'a> {
             9 => self.secs = Some(be32(v, 0)?),
             10 => self.usecs = Some(be32(v, 0)?),
             15 => self.payload = Some(v),
-            // Compressed payloads would need inflating into memory we don't own here.
-            16 => return Err(Skip::Unsupported),
+            16 => self.compressed = Some(v),
             _ => {}
         }
         Ok(())
@@ -982,6 +1113,81 @@ mod tests {
             got.push((Packet { payload: &[], ..*p }, owned));
         });
         got
+    }
+
+    fn hep3_compressed(z: &[u8]) -> Vec<u8> {
+        let mut body = Vec::new();
+        body.extend(chunk(2, &[17]));
+        body.extend(chunk(3, &[10, 0, 0, 1]));
+        body.extend(chunk(4, &[10, 0, 0, 2]));
+        body.extend(chunk(16, z));
+        let mut h = b"HEP3".to_vec();
+        h.extend_from_slice(&((6 + body.len()) as u16).to_be_bytes());
+        h.extend(body);
+        h
+    }
+
+    fn compress(zlib: bool, data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let level = flate2::Compression::best();
+        if zlib {
+            let mut e = flate2::write::ZlibEncoder::new(Vec::new(), level);
+            e.write_all(data).unwrap();
+            e.finish().unwrap()
+        } else {
+            let mut e = flate2::write::DeflateEncoder::new(Vec::new(), level);
+            e.write_all(data).unwrap();
+            e.finish().unwrap()
+        }
+    }
+
+    #[test]
+    fn hep3_compressed_payload_zlib_or_raw_deflate_is_inflated() {
+        let sip = b"INVITE sip:b@x SIP/2.0\r\nCall-ID: z\r\n\r\n";
+        let mut d = Decapsulator::new();
+        // The same decapsulator twice each: its inflater is reset between packets.
+        for zlib in [true, false, true, false] {
+            let got = collect(
+                &mut d,
+                LinkType::HEP,
+                &hep3_compressed(&compress(zlib, sip)),
+            );
+            assert_eq!(got.len(), 1, "zlib header: {zlib}");
+            assert_eq!(got[0].1.as_slice(), sip);
+            assert!(got[0].0.from_hep);
+        }
+        assert_eq!(d.stats().hep, 4);
+        assert_eq!(d.stats().hep_skipped, HepSkipped::default());
+    }
+
+    #[test]
+    fn hep3_compressed_payload_is_capped() {
+        let mut d = Decapsulator::new();
+        let exactly = vec![b'x'; MAX_HEP_INFLATED];
+        let got = collect(
+            &mut d,
+            LinkType::HEP,
+            &hep3_compressed(&compress(true, &exactly)),
+        );
+        assert_eq!(got.len(), 1, "the largest allowed payload passes");
+        assert_eq!(got[0].1.len(), MAX_HEP_INFLATED);
+        for bomb in [MAX_HEP_INFLATED + 1, 16 << 20] {
+            let z = compress(true, &vec![b'x'; bomb]);
+            assert!(z.len() < 20_000);
+            assert!(collect(&mut d, LinkType::HEP, &hep3_compressed(&z)).is_empty());
+        }
+        assert!(collect(
+            &mut d,
+            LinkType::HEP,
+            &hep3_compressed(b"\x78\x9cnot deflate")
+        )
+        .is_empty());
+        let s = d.stats();
+        assert_eq!(
+            (s.hep_skipped.too_big, s.hep_skipped.inflate_failed),
+            (2, 1)
+        );
+        assert_eq!((s.unsupported, s.malformed), (2, 1));
     }
 
     #[test]

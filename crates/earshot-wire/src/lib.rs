@@ -12,7 +12,9 @@ pub mod tcp;
 
 pub use batch::{reuse_frame_list, FrameBatch, OwnedFrame};
 pub use capture::{CaptureError, CaptureFormat, CaptureReader, Frame};
-pub use decap::{DecapConfig, DecapStats, Decapsulator, Packet, Transport, Udp4};
+pub use decap::{
+    DecapConfig, DecapStats, Decapsulator, HepSkipped, Packet, Transport, Udp4, MAX_HEP_INFLATED,
+};
 pub use tcp::{FlowKey, StreamEvent, TcpConfig, TcpFlags, TcpReassembler};
 
 /// Capture time in nanoseconds since the Unix epoch.

@@ -65,7 +65,8 @@ fn guess_kind(t: &toml::Table) -> Option<Kind> {
             .and_then(toml::Value::as_table)
             .is_some_and(|m| m.contains_key(k))
     };
-    if has("sensor") || has("capture") || has("calls") || has("hep") || manager_has("allow") {
+    let sensor_only = ["sensor", "capture", "calls", "hep", "codecs"];
+    if sensor_only.iter().any(|k| has(k)) || manager_has("allow") {
         Some(Kind::Sensor)
     } else if has("database") || has("auth") || has("listen") || manager_has("host") {
         Some(Kind::Player)

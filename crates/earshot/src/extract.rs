@@ -2,7 +2,10 @@
 
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
-use earshot_audio::{decoder_for, CallAudio, Codec, Leg, MixConfig, MixMode, PlayoutConfig};
+use earshot_audio::{
+    decoder_with, CallAudio, Codec, DecoderOptions, G726Order, Leg, MixConfig, MixMode,
+    PlayoutConfig,
+};
 use earshot_core::{Call, CallId, Config, Engine, Event, RtpPacket, Sink};
 use earshot_sensor::listener::{audio_input, codec_of};
 use earshot_wire::{CaptureError, CaptureReader};
@@ -59,6 +62,11 @@ pub struct Args {
     /// Output sample rate in Hz: 8000, 16000 or 48000.
     #[arg(long, value_name = "HZ", default_value_t = 8000)]
     rate: u32,
+    /// Bit order of G.726 sent under its RFC 3551 name (G726-32...): auto (detected per stream
+    /// at 16, 24 and 40 kbit/s; 32 kbit/s keeps the named order), rfc3551, or aal2 (devices
+    /// that pack it like AAL2-G726, e.g. baresip).
+    #[arg(long, value_name = "ORDER", default_value_t = G726Order::Auto)]
+    g726_order: G726Order,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -81,11 +89,15 @@ impl From<Mix> for MixMode {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    let decoder = DecoderOptions {
+        g726_order: args.g726_order,
+    };
     if let Some(ssrc) = &args.stream {
         let formats = user_formats(args.sdp.as_deref(), &args.codec)?;
-        return extract_stream(&args.files, parse_ssrc(ssrc)?, &formats, &args.out);
+        return extract_stream(&args.files, parse_ssrc(ssrc)?, &formats, &args.out, &decoder);
     }
-    let cfg = MixConfig::new(args.rate, args.mix.into(), PlayoutConfig::offline())?;
+    let playout = PlayoutConfig::offline().with_decoder(decoder);
+    let cfg = MixConfig::new(args.rate, args.mix.into(), playout)?;
     let wanted = match &args.call {
         Some(id) => Wanted::Call(id.clone()),
         None => Wanted::All,
@@ -404,6 +416,7 @@ fn extract_stream(
     ssrc: u32,
     formats: &HashMap<u8, Codec>,
     out: &Path,
+    decoder: &DecoderOptions,
 ) -> Result<()> {
     let mut sink = StreamSink {
         ssrc,
@@ -448,7 +461,7 @@ fn extract_stream(
              name it with --codec {pt}=NAME/RATE[/CHANNELS] (e.g. --codec {pt}=opus/48000/2) or --sdp FILE"
         );
     }
-    let (rate, channels, pcm) = decode_in_order(ssrc, &audio);
+    let (rate, channels, pcm) = decode_in_order(ssrc, &audio, decoder);
     write_wav(out, rate, channels, &pcm)
 }
 
@@ -466,7 +479,11 @@ fn main_unknown_pt(packets: &[StreamPacket]) -> Option<u8> {
 }
 
 /// The decoder over the packets in order, switching decoder when the payload type changes.
-fn decode_in_order(ssrc: u32, packets: &[StreamPacket]) -> (u32, u16, Vec<i16>) {
+fn decode_in_order(
+    ssrc: u32,
+    packets: &[StreamPacket],
+    decoder: &DecoderOptions,
+) -> (u32, u16, Vec<i16>) {
     let mut pcm = Vec::new();
     let mut current: Option<(u8, Box<dyn earshot_audio::Decoder>)> = None;
     let mut format = (8000u32, 1u16);
@@ -476,7 +493,7 @@ fn decode_in_order(ssrc: u32, packets: &[StreamPacket]) -> (u32, u16, Vec<i16>) 
             let codec = codec
                 .clone()
                 .unwrap_or(Codec::Unsupported(format!("payload type {pt}")));
-            match decoder_for(&codec) {
+            match decoder_with(&codec, decoder) {
                 Ok(dec) => {
                     format = (dec.sample_rate(), u16::from(dec.channels()));
                     current = Some((*pt, dec));

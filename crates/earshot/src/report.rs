@@ -87,6 +87,12 @@ pub fn document(engine: &Engine) -> Value {
             "rtp_packets": counters.rtp_packets,
             "rtcp_packets": counters.rtcp_packets,
             "malformed": counters.malformed,
+            "hep_skipped": {
+                "malformed": counters.hep_skipped.malformed,
+                "unsupported": counters.hep_skipped.unsupported,
+                "inflate_failed": counters.hep_skipped.inflate_failed,
+                "too_big": counters.hep_skipped.too_big,
+            },
             "duration_s": round(counters.duration_s(), 6),
             "other_sip_requests": counters.other_sip,
         },

@@ -1,6 +1,7 @@
 //! `earshot sensor`: capture, track calls, and serve the Manager API.
 
 use anyhow::{bail, Context, Result};
+use earshot_audio::{DecoderOptions, G726Order};
 use earshot_sensor::admission::ListenLimits;
 use earshot_sensor::audit::AuditLog;
 use earshot_sensor::hep::HepListener;
@@ -111,6 +112,11 @@ pub struct Args {
     /// which call, start, stop, bytes) and every refused one. See docs/security.md.
     #[arg(long, value_name = "FILE")]
     audit_log: Option<PathBuf>,
+    /// Bit order of G.726 sent under its RFC 3551 name (G726-32...): auto (detected per stream
+    /// at 16, 24 and 40 kbit/s; 32 kbit/s keeps the named order), rfc3551, or aal2 (devices
+    /// that pack it like AAL2-G726, e.g. baresip). Default: [codecs] g726_order, else auto.
+    #[arg(long, value_name = "ORDER")]
+    g726_order: Option<G726Order>,
 }
 
 impl Args {
@@ -143,6 +149,16 @@ pub struct FileConfig {
     pub audit: AuditSection,
     #[serde(default)]
     pub hep: HepSection,
+    #[serde(default)]
+    pub codecs: CodecsSection,
+}
+
+/// How payloads are read where devices disagree with the specifications.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CodecsSection {
+    /// "auto", "rfc3551" or "aal2" (docs/codecs.md, "G.726 bit order").
+    pub g726_order: Option<String>,
 }
 
 /// Limits on listeners (docs/security.md, "Listeners").
@@ -313,6 +329,14 @@ pub fn settings(args: Args) -> Result<Settings> {
         sensor_id,
         ..PipelineConfig::default()
     };
+    let g726_order = match (args.g726_order, &file.codecs.g726_order) {
+        (Some(o), _) => o,
+        (None, Some(text)) => text
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("[codecs] g726_order: {e}"))?,
+        (None, None) => G726Order::Auto,
+    };
+    pipeline.decoder = DecoderOptions { g726_order };
     let c = &file.calls;
     if let Some(s) = c.idle_timeout_s {
         pipeline.engine.idle_timeout_ns = secs(s);
