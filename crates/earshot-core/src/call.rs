@@ -199,7 +199,8 @@ impl Call {
                 let e = &f.encoding;
                 if is_audio_codec(e)
                     && !crate::stream::is_video_format(e, f.clock_rate)
-                    && !out.iter().any(|o| o.eq_ignore_ascii_case(e)) {
+                    && !out.iter().any(|o| o.eq_ignore_ascii_case(e))
+                {
                     out.push(e.clone());
                 }
             }

@@ -94,7 +94,13 @@ pub fn run(args: Args) -> Result<()> {
     };
     if let Some(ssrc) = &args.stream {
         let formats = user_formats(args.sdp.as_deref(), &args.codec)?;
-        return extract_stream(&args.files, parse_ssrc(ssrc)?, &formats, &args.out, &decoder);
+        return extract_stream(
+            &args.files,
+            parse_ssrc(ssrc)?,
+            &formats,
+            &args.out,
+            &decoder,
+        );
     }
     let playout = PlayoutConfig::offline().with_decoder(decoder);
     let cfg = MixConfig::new(args.rate, args.mix.into(), playout)?;
