@@ -46,8 +46,12 @@ pub(crate) enum AudioMsg {
         ticket: u64,
         format: AudioFormat,
         /// The rewind buffer to play first (decoded here, a batch at a time, never on the
-        /// pipeline thread); None for "from now".
+        /// pipeline thread). For "from now" (`from_now`), the call's recent past, decoded only
+        /// to warm the decoders; None when nothing is kept.
         rewind: Option<RewindSnapshot>,
+        /// The subscriber asked for audio from now on: it may share a listener of the same
+        /// format that already plays live.
+        from_now: bool,
         tx: FrameTx,
     },
     Unsubscribe {
@@ -175,10 +179,11 @@ impl Fanout {
                 ticket,
                 format,
                 rewind,
+                from_now,
                 tx,
             } => {
                 self.tickets.insert(call, ticket);
-                self.subscribe(call, id, format, rewind, tx);
+                self.subscribe(call, id, format, rewind, from_now, tx);
                 // A refused subscription may leave the call without listeners.
                 self.tidy();
             }
@@ -224,6 +229,7 @@ impl Fanout {
         id: u64,
         format: AudioFormat,
         rewind: Option<RewindSnapshot>,
+        from_now: bool,
         tx: FrameTx,
     ) {
         let per_call: usize = self
@@ -240,7 +246,8 @@ impl Fanout {
             return;
         }
         let rewind = rewind.filter(|r| !r.is_empty());
-        if rewind.is_none() {
+        if from_now || rewind.is_none() {
+            // A listener from now on already running has warm decoders: join it.
             if let Some(l) = self
                 .listeners
                 .get_mut(&call)
@@ -251,7 +258,11 @@ impl Fanout {
             }
         }
         let counters = self.shared.counters.clone();
-        let listener = match Listener::new(id, format, tx.clone(), rewind, counters) {
+        let made = match rewind {
+            Some(prime) if from_now => Listener::from_now(id, format, tx.clone(), prime, counters),
+            rewind => Listener::new(id, format, tx.clone(), rewind, counters),
+        };
+        let listener = match made {
             Ok(l) => l,
             Err(e) => {
                 let _ = tx.try_send(Frame::End(EndFrame {

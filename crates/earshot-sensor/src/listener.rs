@@ -58,6 +58,12 @@ pub struct Listener {
     ending: Option<(EndReason, Option<String>)>,
     /// False for a listener started from the rewind buffer: its output lags the live one.
     shareable: bool,
+    /// Output before this capture time is decoded (warming the decoders) but not sent: the
+    /// rewind before where the subscriber asked to start.
+    mute_before: Option<i64>,
+    /// True once the listener plays live packets as they come (not catching up on a rewind):
+    /// only then is how late its frames leave worth measuring.
+    live: bool,
     counters: Arc<SensorCounters>,
     audio: CallAudio,
     format: AudioFormat,
@@ -84,6 +90,35 @@ impl Listener {
         counters: Arc<SensorCounters>,
     ) -> Result<Self, String> {
         let shareable = rewind.is_none();
+        Self::build(id, format, tx, rewind, shareable, counters)
+    }
+
+    /// A listener from now on whose decoders are first warmed on `prime`, the call's recent
+    /// past (decoded, not sent), so a stateful codec sounds as it would have from the start.
+    /// Others asking for the same format from now on may share it, even while it primes.
+    pub fn from_now(
+        id: u64,
+        format: AudioFormat,
+        tx: FrameTx,
+        prime: RewindSnapshot,
+        counters: Arc<SensorCounters>,
+    ) -> Result<Self, String> {
+        Self::build(id, format, tx, Some(prime), true, counters)
+    }
+
+    fn build(
+        id: u64,
+        format: AudioFormat,
+        tx: FrameTx,
+        rewind: Option<RewindSnapshot>,
+        shareable: bool,
+        counters: Arc<SensorCounters>,
+    ) -> Result<Self, String> {
+        let mute_before = rewind
+            .as_ref()
+            .filter(|r| r.play_from > r.since)
+            .map(|r| r.play_from.nanos());
+        let live = rewind.is_none();
         let mode = if format.channels == 2 {
             MixMode::Stereo
         } else {
@@ -100,6 +135,8 @@ impl Listener {
             }),
             ending: None,
             shareable,
+            mute_before,
+            live,
             counters,
             audio: CallAudio::new(cfg),
             format,
@@ -184,7 +221,10 @@ impl Listener {
             let done = self.catch_up(&mut r)?;
             if !done {
                 self.replay = Some(r);
-            } else if let Some((reason, detail)) = self.ending.take() {
+                return Ok(());
+            }
+            self.live = true;
+            if let Some((reason, detail)) = self.ending.take() {
                 self.finish(reason, detail);
                 return Err(NoSubscribers);
             }
@@ -332,6 +372,14 @@ impl Listener {
         let mut start = 0;
         while self.pending.len() - start >= block || (flush && start < self.pending.len()) {
             let end = (start + block).min(self.pending.len());
+            if let Some(mute) = self.mute_before {
+                // Priming output: it warmed the decoders, the subscriber did not ask for it.
+                if self.capture_ts(first + end as u64 / ch64) <= mute {
+                    start = end;
+                    continue;
+                }
+                self.mute_before = None;
+            }
             let samples = self.pending[start..end].to_vec();
             let frame = Frame::Audio(AudioFrame {
                 seq: self.seq,
@@ -341,7 +389,7 @@ impl Listener {
                 samples,
             });
             self.seq = self.seq.wrapping_add(1);
-            let timed = self.shareable && self.audio.start_ns().is_some();
+            let timed = self.shareable && self.live && self.audio.start_ns().is_some();
             if let (true, Some(now)) = (timed, now_ns) {
                 let last = self.capture_ts(first + end as u64 / ch64);
                 let late = u64::try_from(now.saturating_sub(last)).unwrap_or(0);

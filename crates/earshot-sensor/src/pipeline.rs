@@ -13,7 +13,7 @@ use crate::fanout::{self, AudioMsg, CallGone, Limits};
 use crate::listener::AudioFormat;
 use crate::queue::{FrameTx, MemoryBudget};
 use crate::rewind::KeptPacket;
-use crate::rewind::{Rewind, RewindLimits};
+use crate::rewind::{Rewind, RewindLimits, PRIME_NS};
 use crate::source::FrameBatch;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender as CbSender};
 use earshot_core::{
@@ -403,13 +403,16 @@ impl Worker {
         }
         // The listener limits were checked by the connection before it asked; here the work
         // per subscription is a pointer copy per rewind chunk, never a copy per packet.
+        // A listener joining mid-call first decodes up to PRIME_NS of the call's past (in the
+        // fan-out thread, output discarded), so stateful decoders are warm when it starts.
+        let now = Timestamp(self.clock.now_ns());
         let rewind = match from {
-            StreamFrom::Now => None,
+            StreamFrom::Now => Some(self.hub.rewind.primed_snapshot(call_id, now, PRIME_NS)),
             StreamFrom::Start => Some(self.hub.rewind.snapshot(call_id, Timestamp(i64::MIN))),
             StreamFrom::SecondsAgo(s) => {
                 let back = i64::from(s).saturating_mul(1_000_000_000);
-                let since = Timestamp(self.clock.now_ns().saturating_sub(back));
-                Some(self.hub.rewind.snapshot(call_id, since))
+                let since = Timestamp(now.nanos().saturating_sub(back));
+                Some(self.hub.rewind.primed_snapshot(call_id, since, PRIME_NS))
             }
         };
         let ticket = self.hub.next_ticket;
@@ -420,6 +423,7 @@ impl Worker {
             ticket,
             format,
             rewind,
+            from_now: matches!(from, StreamFrom::Now),
             tx: tx.clone(),
         };
         if self.hub.audio.try_send(msg).is_err() {
