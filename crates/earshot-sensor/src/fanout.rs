@@ -52,6 +52,8 @@ pub(crate) enum AudioMsg {
         /// The subscriber asked for audio from now on: it may share a listener of the same
         /// format that already plays live.
         from_now: bool,
+        /// The call is on hold as the subscription is made (later changes come as events).
+        on_hold: bool,
         tx: FrameTx,
     },
     Unsubscribe {
@@ -180,10 +182,12 @@ impl Fanout {
                 format,
                 rewind,
                 from_now,
+                on_hold,
                 tx,
             } => {
                 self.tickets.insert(call, ticket);
                 self.subscribe(call, id, format, rewind, from_now, tx);
+                self.set_on_hold(call, on_hold);
                 // A refused subscription may leave the call without listeners.
                 self.tidy();
             }
@@ -285,7 +289,18 @@ impl Fanout {
         self.tidy();
     }
 
+    fn set_on_hold(&mut self, call: CallId, on_hold: bool) {
+        for l in self.listeners.get_mut(&call).into_iter().flatten() {
+            l.set_on_hold(on_hold);
+        }
+    }
+
     fn broadcast(&mut self, call: CallId, frame: &Frame) {
+        match frame {
+            Frame::Event(CallEvent::Hold { .. }) => self.set_on_hold(call, true),
+            Frame::Event(CallEvent::Resume { .. }) => self.set_on_hold(call, false),
+            _ => {}
+        }
         if let Some(ls) = self.listeners.get_mut(&call) {
             ls.retain_mut(|l| l.send(frame.clone()).is_ok());
         }

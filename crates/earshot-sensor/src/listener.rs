@@ -9,9 +9,18 @@ use crate::queue::{FrameTx, SendError};
 use crate::rewind::{KeptPacket, RewindSnapshot};
 use earshot_audio::{CallAudio, Codec, Leg, MixConfig, MixMode, PlayoutConfig, RtpIn};
 use earshot_core::{Party, RtpPacket};
-use earshot_manager::stream_proto::{AudioFrame, EndFrame, EndReason, Frame};
+use earshot_manager::stream_proto::{
+    AudioFrame, CallEvent, EndFrame, EndReason, Frame, ListenState,
+};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A party whose last packet is older than this no longer counts as sending media.
+const MEDIA_QUIET: Duration = Duration::from_secs(2);
+/// How often a status other than `playing` is repeated: the keep-alive that tells a relay
+/// (the player gives up on a stream silent for 10 s) that the sensor and the call are there.
+const STATUS_REPEAT: Duration = Duration::from_secs(3);
 
 /// Rewound packets decoded per listener per poll: enough to catch up many times faster than
 /// real time, few enough that one rewind never holds up the fan-out's other listeners.
@@ -77,6 +86,24 @@ pub struct Listener {
     leg_codec: [Option<Codec>; 2],
     /// Timeline resyncs of `audio` already counted.
     resyncs_seen: u64,
+    /// Per payload type: whether the sensor can decode its codec (looked up once per type).
+    decodable: HashMap<u8, bool>,
+    /// Per leg: when its last packet was decoded, and the codec it carries if that cannot be
+    /// decoded.
+    leg_seen: [Option<Instant>; 2],
+    leg_undecodable: [Option<String>; 2],
+    /// The call is on hold (told by the fan-out from the call's state and hold/resume events).
+    on_hold: bool,
+    /// The status last sent and when.
+    status: Option<(Status, Instant)>,
+}
+
+/// What a `status` event says, less its time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Status {
+    state: ListenState,
+    codec: Option<String>,
+    party: Option<&'static str>,
 }
 
 impl Listener {
@@ -147,6 +174,11 @@ impl Listener {
             decode_errors_seen: [0; 2],
             resyncs_seen: 0,
             leg_codec: [None, None],
+            decodable: HashMap::new(),
+            leg_seen: [None, None],
+            leg_undecodable: [None, None],
+            on_hold: false,
+            status: None,
         })
     }
 
@@ -157,6 +189,8 @@ impl Listener {
 
     pub fn subscribe(&mut self, id: u64, tx: FrameTx) {
         self.subscribers.push((id, tx));
+        // Tell everyone (the newcomer included) the status again at the next tick.
+        self.status = None;
     }
 
     /// Removes a subscriber; true if it was here.
@@ -201,9 +235,13 @@ impl Listener {
             .as_ref()
             .filter(|c| !matches!(c, Codec::TelephoneEvent))
         {
-            let slot = &mut self.leg_codec[leg_slot(leg)];
+            let i = leg_slot(leg);
+            self.leg_seen[i] = Some(Instant::now());
+            let slot = &mut self.leg_codec[i];
             if slot.as_ref() != Some(c) {
                 *slot = Some(c.clone());
+                let ok = self.decodable.get(&p.payload_type).copied().unwrap_or(true);
+                self.leg_undecodable[i] = (!ok).then(|| c.to_string());
             }
         }
         let mut out = std::mem::take(&mut self.scratch);
@@ -230,10 +268,70 @@ impl Listener {
             }
             return Ok(());
         }
+        self.report_status(now_ns)?;
         match now_ns {
             Some(now) => self.poll(now),
             None => Ok(()),
         }
+    }
+
+    /// The call went on hold or was resumed.
+    pub fn set_on_hold(&mut self, on_hold: bool) {
+        self.on_hold = on_hold;
+    }
+
+    /// What the listener hears now, from what it was fed.
+    fn current_status(&self) -> Status {
+        let recent = self
+            .leg_seen
+            .map(|t| t.is_some_and(|t| t.elapsed() < MEDIA_QUIET));
+        let state = |state| Status {
+            state,
+            codec: None,
+            party: None,
+        };
+        if self.on_hold {
+            return state(ListenState::OnHold);
+        }
+        if recent == [false, false] {
+            return state(ListenState::WaitingForMedia);
+        }
+        let bad = [0, 1].map(|i| recent[i] && self.leg_undecodable[i].is_some());
+        let Some(first) = (0..2).find(|&i| bad[i]) else {
+            return state(ListenState::Playing);
+        };
+        // One party named when only its audio is lost (or only it sends); none when both are.
+        let one_party = bad != [true, true];
+        Status {
+            state: ListenState::Undecodable,
+            codec: self.leg_undecodable[first].clone(),
+            party: one_party.then_some(if first == 0 { "caller" } else { "called" }),
+        }
+    }
+
+    /// Sends a `status` event when the status changes, and again every few seconds while it
+    /// is not `playing`: the stream's keep-alive while no audio flows.
+    fn report_status(&mut self, now_ns: Option<i64>) -> Result<(), NoSubscribers> {
+        let status = self.current_status();
+        let due = match &self.status {
+            None => true,
+            Some((last, at)) => {
+                *last != status
+                    || (status.state != ListenState::Playing && at.elapsed() >= STATUS_REPEAT)
+            }
+        };
+        if !due {
+            return Ok(());
+        }
+        let ts_ns = now_ns.unwrap_or_else(wall_ns);
+        let frame = Frame::Event(CallEvent::Status {
+            ts_ns,
+            state: status.state,
+            codec: status.codec.clone(),
+            party: status.party.map(str::to_string),
+        });
+        self.status = Some((status, Instant::now()));
+        self.send(frame)
     }
 
     /// Advances the listener's clock (capture time), releasing audio whose time has come.
@@ -322,6 +420,8 @@ impl Listener {
         if !self.codecs.contains_key(&p.payload_type) {
             let codec = codec_of(p)?;
             if self.codecs.len() < 32 {
+                let ok = earshot_audio::decoder_for(&codec).is_ok();
+                self.decodable.insert(p.payload_type, ok);
                 self.codecs.insert(p.payload_type, codec);
             }
         }
@@ -412,6 +512,12 @@ impl Listener {
         };
         origin + (i128::from(index) * 1_000_000_000 / i128::from(self.format.rate)) as i64
     }
+}
+
+fn wall_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 fn leg_slot(leg: Leg) -> usize {

@@ -424,6 +424,7 @@ impl Worker {
             format,
             rewind,
             from_now: matches!(from, StreamFrom::Now),
+            on_hold: self.engine.call(call_id).is_some_and(|c| c.on_hold),
             tx: tx.clone(),
         };
         if self.hub.audio.try_send(msg).is_err() {

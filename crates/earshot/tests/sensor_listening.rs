@@ -9,7 +9,9 @@
 #[path = "common/sensor.rs"]
 mod sensor;
 
-use earshot_manager::stream_proto::{Frame, StreamDecoder, StreamItem};
+use earshot_manager::stream_proto::{
+    CallEvent, EndReason, Frame, ListenState, StreamDecoder, StreamItem,
+};
 use sensor::Sensor;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -119,5 +121,96 @@ fn a_gsm_listener_joining_mid_call_hears_the_right_level() {
     assert!(
         (heard - reference).abs() <= 1.0,
         "the joining listener hears the caller at {heard:.2} dBFS, extract at {reference:.2}"
+    );
+}
+
+/// The `status` events of a stream, in order, with when they arrived.
+fn statuses(items: &[(Instant, StreamItem)]) -> Vec<(Instant, ListenState, Option<String>)> {
+    items
+        .iter()
+        .filter_map(|(at, item)| match item {
+            StreamItem::Frame(Frame::Event(CallEvent::Status { state, codec, .. })) => {
+                Some((*at, *state, codec.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// ringing_then_answered.pcap: 12 s of ringing with no RTP, then 4 s of G.711. A listener
+/// joined while it rings is told it waits for media, hears from the sensor every few seconds
+/// (the player's relay gives up after 10 s of nothing), then gets the audio after the answer.
+#[test]
+fn a_listener_of_a_ringing_call_waits_is_kept_alive_and_hears_the_answer() {
+    let pcap = capture("ringing_then_answered.pcap");
+    let s = Sensor::start(&["--pcap", pcap.to_str().unwrap(), "--speed", "1"]);
+    let r = only_call(&s, Duration::from_secs(10));
+    let started = Instant::now();
+    let items = read_stream(
+        s.addr,
+        &format!("stream {r} channels=2 rate=8000 from=now"),
+        Duration::from_secs(40),
+    );
+    let st = statuses(&items);
+    assert!(
+        matches!(st.first(), Some((_, ListenState::WaitingForMedia, None))),
+        "first status: {st:?}"
+    );
+    // While it rings, something arrives at least every 5 s (the status keep-alive).
+    let first_audio = items
+        .iter()
+        .find(|(_, i)| matches!(i, StreamItem::Frame(Frame::Audio(_))))
+        .map(|(at, _)| *at)
+        .expect("audio after the answer");
+    let waited = first_audio.duration_since(started);
+    assert!(
+        waited > Duration::from_secs(9),
+        "the first audio came {waited:?} after joining: the call should still have rung"
+    );
+    let mut last = started;
+    for (at, _) in items.iter().filter(|(at, _)| *at <= first_audio) {
+        let gap = at.duration_since(last);
+        assert!(
+            gap < Duration::from_secs(5),
+            "{gap:?} without a frame while ringing"
+        );
+        last = *at;
+    }
+    assert!(
+        st.iter().any(|(_, s, _)| *s == ListenState::Playing),
+        "no playing status after the answer: {st:?}"
+    );
+    let left = left_channel(&items);
+    let share = sensor::tone_share(&left, 8000.0, 1000.0);
+    assert!(left.len() > 8000 * 2, "{} samples", left.len());
+    assert!(share > 0.8, "the caller's 1000 Hz tone: share {share:.3}");
+    match items.last() {
+        Some((_, StreamItem::Frame(Frame::End(e)))) => assert_eq!(e.reason, EndReason::CallEnded),
+        other => panic!("last item is not an end frame: {other:?}"),
+    }
+}
+
+/// amr_call.pcap: both parties send AMR (RFC 4867 octet-aligned), which earshot cannot
+/// decode. The listener is told so, with the codec's name, not left with silence and no word.
+#[test]
+fn a_listener_of_an_amr_call_is_told_it_cannot_be_decoded() {
+    let pcap = capture("amr_call.pcap");
+    let s = Sensor::start(&["--pcap", pcap.to_str().unwrap(), "--speed", "1"]);
+    let r = only_call(&s, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(1));
+    let items = read_stream(
+        s.addr,
+        &format!("stream {r} channels=2 rate=8000 from=now"),
+        Duration::from_secs(30),
+    );
+    let st = statuses(&items);
+    assert!(
+        st.iter()
+            .any(|(_, s, c)| *s == ListenState::Undecodable && c.as_deref() == Some("AMR")),
+        "no undecodable AMR status: {st:?}"
+    );
+    assert!(
+        !st.iter().any(|(_, s, _)| *s == ListenState::Playing),
+        "an AMR call reported as playing: {st:?}"
     );
 }
