@@ -138,7 +138,9 @@ pub struct QualityReport {
     pub lost: u64,
     pub loss_pct: f64,
     pub jitter_ms: f64,
-    pub mos: f64,
+    /// E-model MOS; None (JSON null) when the leg's codec cannot be decoded: its codec
+    /// impairment is unknown, and a listener hearing silence must not read "4.4".
+    pub mos: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -459,7 +461,7 @@ mod tests {
                 lost: 1,
                 loss_pct: 0.9,
                 jitter_ms: 0.14,
-                mos: 4.4,
+                mos: Some(4.4),
             }),
             Frame::Unknown {
                 kind: 99,

@@ -502,7 +502,7 @@ fn quality(call: &Call, now: i64) -> Vec<QualityReport> {
                 lost: s.stats.lost().max(0) as u64,
                 loss_pct: s.stats.loss_percent(),
                 jitter_ms: s.stats.jitter_ms(),
-                mos: s.mos(),
+                mos: crate::listener::decodable_name(s.codec.as_deref()).then(|| s.mos()),
             })
         })
         .collect()

@@ -184,6 +184,10 @@ fn a_listener_of_a_ringing_call_waits_is_kept_alive_and_hears_the_answer() {
     let share = sensor::tone_share(&left, 8000.0, 1000.0);
     assert!(left.len() > 8000 * 2, "{} samples", left.len());
     assert!(share > 0.8, "the caller's 1000 Hz tone: share {share:.3}");
+    let decodable_mos = items.iter().any(|(_, i)| {
+        matches!(i, StreamItem::Frame(Frame::Quality(q)) if q.mos.is_some_and(|m| m > 4.0))
+    });
+    assert!(decodable_mos, "G.711 legs keep their MOS");
     match items.last() {
         Some((_, StreamItem::Frame(Frame::End(e)))) => assert_eq!(e.reason, EndReason::CallEnded),
         other => panic!("last item is not an end frame: {other:?}"),
@@ -212,5 +216,18 @@ fn a_listener_of_an_amr_call_is_told_it_cannot_be_decoded() {
     assert!(
         !st.iter().any(|(_, s, _)| *s == ListenState::Playing),
         "an AMR call reported as playing: {st:?}"
+    );
+    // Its quality frames carry no MOS: the E-model's 4.4 assumed a codec it knows.
+    let mos: Vec<Option<f64>> = items
+        .iter()
+        .filter_map(|(_, i)| match i {
+            StreamItem::Frame(Frame::Quality(q)) => Some(q.mos),
+            _ => None,
+        })
+        .collect();
+    assert!(!mos.is_empty(), "no quality frames");
+    assert!(
+        mos.iter().all(Option::is_none),
+        "MOS of an AMR leg: {mos:?}"
     );
 }
