@@ -68,6 +68,11 @@ pub(crate) enum AudioMsg {
         call: CallId,
         frame: Frame,
     },
+    /// Whether the call is on hold, for the listeners' status (sent once a second).
+    OnHold {
+        call: CallId,
+        on_hold: bool,
+    },
     /// The call ended: play out what is left, then the end frame.
     Ended {
         call: CallId,
@@ -208,6 +213,7 @@ impl Fanout {
                 self.broadcast(call, &frame);
                 self.tidy();
             }
+            AudioMsg::OnHold { call, on_hold } => self.set_on_hold(call, on_hold),
             AudioMsg::Ended { call, event } => {
                 self.broadcast(call, &Frame::Event(event));
                 if let Some(ls) = self.listeners.remove(&call) {

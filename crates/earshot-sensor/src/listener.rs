@@ -585,6 +585,7 @@ fn send(tx: &FrameTx, frame: Frame) -> Result<(), Gone> {
 mod tests {
     use super::*;
     use crate::queue::{FrameRx, MemoryBudget};
+    use earshot_core::PayloadFormat;
     use earshot_wire::Timestamp;
 
     const START_NS: i64 = 1_700_000_000_000_000_000;
@@ -753,6 +754,69 @@ mod tests {
         }
         assert_eq!(result, Err(NoSubscribers));
         assert_eq!(SensorCounters::get(&counters.listener_drops), 1);
+    }
+
+    fn statuses(rx: &mut FrameRx) -> Vec<(ListenState, Option<String>, Option<String>)> {
+        let mut out = Vec::new();
+        while let Some(f) = rx.try_recv() {
+            if let Frame::Event(CallEvent::Status {
+                state,
+                codec,
+                party,
+                ..
+            }) = f
+            {
+                out.push((state, codec, party));
+            }
+        }
+        out
+    }
+
+    /// The status follows what the listener is fed: nothing (waiting), G.711 (playing), hold,
+    /// and a caller switching to AMR while the called party stays on G.711.
+    #[test]
+    fn the_status_says_waiting_playing_on_hold_and_which_party_cannot_be_decoded() {
+        let counters = Arc::new(SensorCounters::default());
+        let (mut l, mut rx) = listener(&counters);
+        l.advance(None).expect("listener stays");
+        let waiting = (ListenState::WaitingForMedia, None, None);
+        assert_eq!(statuses(&mut rx), vec![waiting]);
+        l.advance(None).expect("listener stays");
+        assert!(
+            statuses(&mut rx).is_empty(),
+            "sent again only on change or after 3 s"
+        );
+
+        l.push(&packet(0, 0, &[0xff; 160])).expect("listener stays");
+        l.advance(Some(START_NS)).expect("listener stays");
+        assert_eq!(statuses(&mut rx), vec![(ListenState::Playing, None, None)]);
+
+        l.set_on_hold(true);
+        l.advance(Some(START_NS)).expect("listener stays");
+        assert_eq!(statuses(&mut rx), vec![(ListenState::OnHold, None, None)]);
+        l.set_on_hold(false);
+
+        let amr = PayloadFormat {
+            pt: 96,
+            encoding: "AMR".into(),
+            clock_rate: 8000,
+            channels: 1,
+        };
+        let payload = [0xf0, 0x3c, 0, 0];
+        let mut p = packet(1, 96, &payload);
+        p.format = Some(&amr);
+        l.push(&p).expect("listener stays");
+        let mut called = packet(2, 0, &[0xff; 160]);
+        called.party = Party::Called;
+        called.ssrc = 9;
+        l.push(&called).expect("listener stays");
+        l.advance(Some(START_NS)).expect("listener stays");
+        let undecodable = (
+            ListenState::Undecodable,
+            Some("AMR".to_string()),
+            Some("caller".to_string()),
+        );
+        assert_eq!(statuses(&mut rx), vec![undecodable]);
     }
 
     #[test]

@@ -440,6 +440,12 @@ impl Worker {
             let Some(call) = self.engine.call(id) else {
                 continue;
             };
+            // The hold state once a second too: a listener's status follows the call even if
+            // a hold or resume event was lost to a full queue.
+            self.hub.send_audio(AudioMsg::OnHold {
+                call: id,
+                on_hold: call.on_hold,
+            });
             for report in quality(call, now) {
                 self.hub.send_audio(AudioMsg::Broadcast {
                     call: id,
