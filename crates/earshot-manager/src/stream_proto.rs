@@ -84,8 +84,47 @@ pub enum CallEvent {
         state: String,
         code: Option<u16>,
     },
+    /// What the listener hears and why: sent when it changes, and repeated every few seconds
+    /// while it is not `playing`, so a relay never mistakes a ringing or held call for a dead
+    /// sensor. `codec` names the codec that cannot be decoded; `party` the one party it
+    /// concerns (None: both, or the call as a whole).
+    Status {
+        ts_ns: i64,
+        state: ListenState,
+        codec: Option<String>,
+        party: Option<String>,
+    },
     #[serde(other)]
     Other,
+}
+
+/// The state a `status` event reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ListenState {
+    /// No RTP yet (the call is ringing) or none for a while.
+    WaitingForMedia,
+    /// Audio is decoded and sent.
+    Playing,
+    /// The call is on hold.
+    OnHold,
+    /// RTP arrives in a codec the sensor cannot decode: the audio sent is silence.
+    Undecodable,
+    /// A state from a newer server.
+    #[serde(other)]
+    Unknown,
+}
+
+impl ListenState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListenState::WaitingForMedia => "waiting_for_media",
+            ListenState::Playing => "playing",
+            ListenState::OnHold => "on_hold",
+            ListenState::Undecodable => "undecodable",
+            ListenState::Unknown => "unknown",
+        }
+    }
 }
 
 /// Once per second per leg.
@@ -99,7 +138,9 @@ pub struct QualityReport {
     pub lost: u64,
     pub loss_pct: f64,
     pub jitter_ms: f64,
-    pub mos: f64,
+    /// E-model MOS; None (JSON null) when the leg's codec cannot be decoded: its codec
+    /// impairment is unknown, and a listener hearing silence must not read "4.4".
+    pub mos: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -420,7 +461,7 @@ mod tests {
                 lost: 1,
                 loss_pct: 0.9,
                 jitter_ms: 0.14,
-                mos: 4.4,
+                mos: Some(4.4),
             }),
             Frame::Unknown {
                 kind: 99,
@@ -547,6 +588,31 @@ mod tests {
         assert_eq!(e, CallEvent::Other);
         let end: EndFrame = serde_json::from_str(r#"{"reason":"moon_phase"}"#).unwrap();
         assert_eq!(end.reason, EndReason::Unknown);
+    }
+
+    #[test]
+    fn a_status_event_has_the_documented_shape_and_unknown_states_are_tolerated() {
+        let e = CallEvent::Status {
+            ts_ns: 5,
+            state: ListenState::Undecodable,
+            codec: Some("AMR".into()),
+            party: Some("caller".into()),
+        };
+        let text = serde_json::to_string(&e).unwrap();
+        assert_eq!(
+            text,
+            r#"{"event":"status","ts_ns":5,"state":"undecodable","codec":"AMR","party":"caller"}"#
+        );
+        assert_eq!(serde_json::from_str::<CallEvent>(&text).unwrap(), e);
+        let newer = r#"{"event":"status","ts_ns":1,"state":"muted","codec":null,"party":null}"#;
+        let e: CallEvent = serde_json::from_str(newer).unwrap();
+        assert!(matches!(
+            e,
+            CallEvent::Status {
+                state: ListenState::Unknown,
+                ..
+            }
+        ));
     }
 
     proptest::proptest! {

@@ -124,6 +124,7 @@ const RETRY_DELAYS_MS = [500, 1000, 2000, 4000, 8000];
  *   header   {header}           the stream header (callreference, callid, caller, called, rate, channels, from)
  *   quality  {leg, report}      kind-3 frame: one party's per-second quality
  *   event    {event}            kind-2 frame: answered, hold, resume, codec_change, ended, …
+ *   listening {status}          kind-2 status event: {state: waiting_for_media|playing|on_hold|undecodable, codec, party}
  *   stats    {…}                ~10×/s: samplesPlayed, secondsPlayed, depthMs, targetMs, latencyMs, underruns, catchUps (jumps ahead after falling ≥ 0.5 s behind), droppedFrames
  *   message  {text, level}      something to tell the user (errors, reconnection, call ended)
  */
@@ -334,6 +335,11 @@ export class ListenSession extends EventTarget {
       this.dispatchEvent(new CustomEvent("quality", { detail: { leg, report: f.json } }));
     } else if (f.kind === KIND_EVENT) {
       this.dispatchEvent(new CustomEvent("event", { detail: { event: f.json } }));
+      if (f.json.event === "status") {
+        // The sensor's word on what is heard; it keeps coming while no audio flows.
+        this.listening = f.json;
+        this.dispatchEvent(new CustomEvent("listening", { detail: { status: f.json } }));
+      }
       if (f.json.event === "hold") this.message("call on hold");
       if (f.json.event === "resume") this.message("call resumed");
     } else if (f.kind === KIND_END) {
@@ -515,6 +521,8 @@ const TEMPLATE = `
   .stats dt { color: #555; }
   .stats dd { margin: 0; }
   .msg { margin: 0.4em 0 0; min-height: 1.2em; }
+  .why { font-size: 0.85em; color: #8a5300; min-height: 1.2em; margin-top: 0.2em; }
+  .listening { margin: 0.3em 0 0; color: #8a5300; font-weight: 600; min-height: 1.2em; }
   .msg[data-level="error"] { color: #b02a37; }
   .msg[data-level="warn"] { color: #8a5300; }
 </style>
@@ -530,6 +538,7 @@ const TEMPLATE = `
       <button type="button" class="mute" aria-pressed="false" aria-label="Mute caller">Mute</button>
       <button type="button" class="solo" aria-pressed="false" aria-label="Solo caller">Solo</button>
       <div class="q">quality: –</div>
+      <div class="why" role="status"></div>
     </div>
     <div class="party" data-party="called">
       <h3><span class="side">right · called</span> <span class="name">–</span></h3>
@@ -537,8 +546,10 @@ const TEMPLATE = `
       <button type="button" class="mute" aria-pressed="false" aria-label="Mute called">Mute</button>
       <button type="button" class="solo" aria-pressed="false" aria-label="Solo called">Solo</button>
       <div class="q">quality: –</div>
+      <div class="why" role="status"></div>
     </div>
   </div>
+  <p class="listening" role="status" aria-live="polite"></p>
   <div class="controls">
     <button type="button" class="play">Play</button>
     <button type="button" class="stop" disabled>Stop</button>
@@ -661,6 +672,7 @@ export class EarshotPlayerElement extends HTMLElement {
     s.addEventListener("header", (e) => this.renderTitle(e.detail.header));
     s.addEventListener("message", (e) => this.setMessage(e.detail.text, e.detail.level));
     s.addEventListener("quality", (e) => this.renderQuality(e.detail.leg, e.detail.report));
+    s.addEventListener("listening", (e) => this.renderListening(e.detail.status));
     s.addEventListener("stats", (e) => this.renderStats(e.detail));
     this.$(".stop").disabled = false;
     this.$(".download").disabled = true;
@@ -702,6 +714,22 @@ export class EarshotPlayerElement extends HTMLElement {
     el.textContent = text;
     el.dataset.level = level;
     if (text) this.dispatchEvent(new CustomEvent("earshot-message", { detail: { text, level }, bubbles: true, composed: true }));
+  }
+
+  /** Shows why the call is silent: for the call as a whole, or in one party's box. */
+  renderListening(st) {
+    const codec = st.codec ? String(st.codec) : "its codec";
+    const text = {
+      waiting_for_media: "waiting for media",
+      on_hold: "on hold",
+      undecodable: `cannot decode ${codec}`,
+    }[st.state] || "";
+    const one = st.state === "undecodable" && (st.party === "caller" || st.party === "called");
+    this.$(".listening").textContent = one ? "" : text;
+    this.$(".listening").dataset.state = st.state || "";
+    for (const party of ["caller", "called"]) {
+      this.$(`.party[data-party="${party}"] .why`).textContent = one && st.party === party ? text : "";
+    }
   }
 
   renderQuality(leg, q) {

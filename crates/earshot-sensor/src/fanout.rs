@@ -46,8 +46,14 @@ pub(crate) enum AudioMsg {
         ticket: u64,
         format: AudioFormat,
         /// The rewind buffer to play first (decoded here, a batch at a time, never on the
-        /// pipeline thread); None for "from now".
+        /// pipeline thread). For "from now" (`from_now`), the call's recent past, decoded only
+        /// to warm the decoders; None when nothing is kept.
         rewind: Option<RewindSnapshot>,
+        /// The subscriber asked for audio from now on: it may share a listener of the same
+        /// format that already plays live.
+        from_now: bool,
+        /// The call is on hold as the subscription is made (later changes come as events).
+        on_hold: bool,
         tx: FrameTx,
     },
     Unsubscribe {
@@ -61,6 +67,11 @@ pub(crate) enum AudioMsg {
     Broadcast {
         call: CallId,
         frame: Frame,
+    },
+    /// Whether the call is on hold, for the listeners' status (sent once a second).
+    OnHold {
+        call: CallId,
+        on_hold: bool,
     },
     /// The call ended: play out what is left, then the end frame.
     Ended {
@@ -176,10 +187,13 @@ impl Fanout {
                 ticket,
                 format,
                 rewind,
+                from_now,
+                on_hold,
                 tx,
             } => {
                 self.tickets.insert(call, ticket);
-                self.subscribe(call, id, format, rewind, tx);
+                self.subscribe(call, id, format, rewind, from_now, tx);
+                self.set_on_hold(call, on_hold);
                 // A refused subscription may leave the call without listeners.
                 self.tidy();
             }
@@ -200,6 +214,7 @@ impl Fanout {
                 self.broadcast(call, &frame);
                 self.tidy();
             }
+            AudioMsg::OnHold { call, on_hold } => self.set_on_hold(call, on_hold),
             AudioMsg::Ended { call, event } => {
                 self.broadcast(call, &Frame::Event(event));
                 if let Some(ls) = self.listeners.remove(&call) {
@@ -225,6 +240,7 @@ impl Fanout {
         id: u64,
         format: AudioFormat,
         rewind: Option<RewindSnapshot>,
+        from_now: bool,
         tx: FrameTx,
     ) {
         let per_call: usize = self
@@ -241,7 +257,8 @@ impl Fanout {
             return;
         }
         let rewind = rewind.filter(|r| !r.is_empty());
-        if rewind.is_none() {
+        if from_now || rewind.is_none() {
+            // A listener from now on already running has warm decoders: join it.
             if let Some(l) = self
                 .listeners
                 .get_mut(&call)
@@ -253,17 +270,22 @@ impl Fanout {
         }
         let counters = self.shared.counters.clone();
         let decoder = self.limits.decoder;
-        let listener =
-            match Listener::with_decoder(id, format, tx.clone(), rewind, counters, decoder) {
-                Ok(l) => l,
-                Err(e) => {
-                    let _ = tx.try_send(Frame::End(EndFrame {
-                        reason: EndReason::Error,
-                        detail: Some(e),
-                    }));
-                    return;
-                }
-            };
+        let made = match rewind {
+            Some(prime) if from_now => {
+                Listener::from_now(id, format, tx.clone(), prime, counters, decoder)
+            }
+            rewind => Listener::with_decoder(id, format, tx.clone(), rewind, counters, decoder),
+        };
+        let listener = match made {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = tx.try_send(Frame::End(EndFrame {
+                    reason: EndReason::Error,
+                    detail: Some(e),
+                }));
+                return;
+            }
+        };
         self.listeners.entry(call).or_default().push(listener);
     }
 
@@ -277,7 +299,18 @@ impl Fanout {
         self.tidy();
     }
 
+    fn set_on_hold(&mut self, call: CallId, on_hold: bool) {
+        for l in self.listeners.get_mut(&call).into_iter().flatten() {
+            l.set_on_hold(on_hold);
+        }
+    }
+
     fn broadcast(&mut self, call: CallId, frame: &Frame) {
+        match frame {
+            Frame::Event(CallEvent::Hold { .. }) => self.set_on_hold(call, true),
+            Frame::Event(CallEvent::Resume { .. }) => self.set_on_hold(call, false),
+            _ => {}
+        }
         if let Some(ls) = self.listeners.get_mut(&call) {
             ls.retain_mut(|l| l.send(frame.clone()).is_ok());
         }

@@ -11,9 +11,18 @@ use earshot_audio::{
     CallAudio, Codec, DecoderOptions, Leg, MixConfig, MixMode, PlayoutConfig, RtpIn,
 };
 use earshot_core::{Party, RtpPacket};
-use earshot_manager::stream_proto::{AudioFrame, EndFrame, EndReason, Frame};
+use earshot_manager::stream_proto::{
+    AudioFrame, CallEvent, EndFrame, EndReason, Frame, ListenState,
+};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A party whose last packet is older than this no longer counts as sending media.
+const MEDIA_QUIET: Duration = Duration::from_secs(2);
+/// How often a status other than `playing` is repeated: the keep-alive that tells a relay
+/// (the player gives up on a stream silent for 10 s) that the sensor and the call are there.
+const STATUS_REPEAT: Duration = Duration::from_secs(3);
 
 /// Rewound packets decoded per listener per poll: enough to catch up many times faster than
 /// real time, few enough that one rewind never holds up the fan-out's other listeners.
@@ -60,6 +69,12 @@ pub struct Listener {
     ending: Option<(EndReason, Option<String>)>,
     /// False for a listener started from the rewind buffer: its output lags the live one.
     shareable: bool,
+    /// Output before this capture time is decoded (warming the decoders) but not sent: the
+    /// rewind before where the subscriber asked to start.
+    mute_before: Option<i64>,
+    /// True once the listener plays live packets as they come (not catching up on a rewind):
+    /// only then is how late its frames leave worth measuring.
+    live: bool,
     counters: Arc<SensorCounters>,
     audio: CallAudio,
     format: AudioFormat,
@@ -73,6 +88,24 @@ pub struct Listener {
     leg_codec: [Option<Codec>; 2],
     /// Timeline resyncs of `audio` already counted.
     resyncs_seen: u64,
+    /// Per payload type: whether the sensor can decode its codec (looked up once per type).
+    decodable: HashMap<u8, bool>,
+    /// Per leg: when its last packet was decoded, and the codec it carries if that cannot be
+    /// decoded.
+    leg_seen: [Option<Instant>; 2],
+    leg_undecodable: [Option<String>; 2],
+    /// The call is on hold (told by the fan-out from the call's state and hold/resume events).
+    on_hold: bool,
+    /// The status last sent and when.
+    status: Option<(Status, Instant)>,
+}
+
+/// What a `status` event says, less its time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Status {
+    state: ListenState,
+    codec: Option<String>,
+    party: Option<&'static str>,
 }
 
 impl Listener {
@@ -99,6 +132,37 @@ impl Listener {
         decoder: DecoderOptions,
     ) -> Result<Self, String> {
         let shareable = rewind.is_none();
+        Self::build(id, format, tx, rewind, shareable, counters, decoder)
+    }
+
+    /// A listener from now on whose decoders are first warmed on `prime`, the call's recent
+    /// past (decoded, not sent), so a stateful codec sounds as it would have from the start.
+    /// Others asking for the same format from now on may share it, even while it primes.
+    pub fn from_now(
+        id: u64,
+        format: AudioFormat,
+        tx: FrameTx,
+        prime: RewindSnapshot,
+        counters: Arc<SensorCounters>,
+        decoder: DecoderOptions,
+    ) -> Result<Self, String> {
+        Self::build(id, format, tx, Some(prime), true, counters, decoder)
+    }
+
+    fn build(
+        id: u64,
+        format: AudioFormat,
+        tx: FrameTx,
+        rewind: Option<RewindSnapshot>,
+        shareable: bool,
+        counters: Arc<SensorCounters>,
+        decoder: DecoderOptions,
+    ) -> Result<Self, String> {
+        let mute_before = rewind
+            .as_ref()
+            .filter(|r| r.play_from > r.since)
+            .map(|r| r.play_from.nanos());
+        let live = rewind.is_none();
         let mode = if format.channels == 2 {
             MixMode::Stereo
         } else {
@@ -115,6 +179,8 @@ impl Listener {
             }),
             ending: None,
             shareable,
+            mute_before,
+            live,
             counters,
             audio: CallAudio::new(cfg),
             format,
@@ -125,6 +191,11 @@ impl Listener {
             decode_errors_seen: [0; 2],
             resyncs_seen: 0,
             leg_codec: [None, None],
+            decodable: HashMap::new(),
+            leg_seen: [None, None],
+            leg_undecodable: [None, None],
+            on_hold: false,
+            status: None,
         })
     }
 
@@ -135,6 +206,8 @@ impl Listener {
 
     pub fn subscribe(&mut self, id: u64, tx: FrameTx) {
         self.subscribers.push((id, tx));
+        // Tell everyone (the newcomer included) the status again at the next tick.
+        self.status = None;
     }
 
     /// Removes a subscriber; true if it was here.
@@ -179,9 +252,13 @@ impl Listener {
             .as_ref()
             .filter(|c| !matches!(c, Codec::TelephoneEvent))
         {
-            let slot = &mut self.leg_codec[leg_slot(leg)];
+            let i = leg_slot(leg);
+            self.leg_seen[i] = Some(Instant::now());
+            let slot = &mut self.leg_codec[i];
             if slot.as_ref() != Some(c) {
                 *slot = Some(c.clone());
+                let ok = self.decodable.get(&p.payload_type).copied().unwrap_or(true);
+                self.leg_undecodable[i] = (!ok).then(|| c.to_string());
             }
         }
         let mut out = std::mem::take(&mut self.scratch);
@@ -199,16 +276,79 @@ impl Listener {
             let done = self.catch_up(&mut r)?;
             if !done {
                 self.replay = Some(r);
-            } else if let Some((reason, detail)) = self.ending.take() {
+                return Ok(());
+            }
+            self.live = true;
+            if let Some((reason, detail)) = self.ending.take() {
                 self.finish(reason, detail);
                 return Err(NoSubscribers);
             }
             return Ok(());
         }
+        self.report_status(now_ns)?;
         match now_ns {
             Some(now) => self.poll(now),
             None => Ok(()),
         }
+    }
+
+    /// The call went on hold or was resumed.
+    pub fn set_on_hold(&mut self, on_hold: bool) {
+        self.on_hold = on_hold;
+    }
+
+    /// What the listener hears now, from what it was fed.
+    fn current_status(&self) -> Status {
+        let recent = self
+            .leg_seen
+            .map(|t| t.is_some_and(|t| t.elapsed() < MEDIA_QUIET));
+        let state = |state| Status {
+            state,
+            codec: None,
+            party: None,
+        };
+        if self.on_hold {
+            return state(ListenState::OnHold);
+        }
+        if recent == [false, false] {
+            return state(ListenState::WaitingForMedia);
+        }
+        let bad = [0, 1].map(|i| recent[i] && self.leg_undecodable[i].is_some());
+        let Some(first) = (0..2).find(|&i| bad[i]) else {
+            return state(ListenState::Playing);
+        };
+        // One party named when only its audio is lost (or only it sends); none when both are.
+        let one_party = bad != [true, true];
+        Status {
+            state: ListenState::Undecodable,
+            codec: self.leg_undecodable[first].clone(),
+            party: one_party.then_some(if first == 0 { "caller" } else { "called" }),
+        }
+    }
+
+    /// Sends a `status` event when the status changes, and again every few seconds while it
+    /// is not `playing`: the stream's keep-alive while no audio flows.
+    fn report_status(&mut self, now_ns: Option<i64>) -> Result<(), NoSubscribers> {
+        let status = self.current_status();
+        let due = match &self.status {
+            None => true,
+            Some((last, at)) => {
+                *last != status
+                    || (status.state != ListenState::Playing && at.elapsed() >= STATUS_REPEAT)
+            }
+        };
+        if !due {
+            return Ok(());
+        }
+        let ts_ns = now_ns.unwrap_or_else(wall_ns);
+        let frame = Frame::Event(CallEvent::Status {
+            ts_ns,
+            state: status.state,
+            codec: status.codec.clone(),
+            party: status.party.map(str::to_string),
+        });
+        self.status = Some((status, Instant::now()));
+        self.send(frame)
     }
 
     /// Advances the listener's clock (capture time), releasing audio whose time has come.
@@ -297,6 +437,8 @@ impl Listener {
         if !self.codecs.contains_key(&p.payload_type) {
             let codec = codec_of(p)?;
             if self.codecs.len() < 32 {
+                let ok = earshot_audio::decoder_for(&codec).is_ok();
+                self.decodable.insert(p.payload_type, ok);
                 self.codecs.insert(p.payload_type, codec);
             }
         }
@@ -347,6 +489,14 @@ impl Listener {
         let mut start = 0;
         while self.pending.len() - start >= block || (flush && start < self.pending.len()) {
             let end = (start + block).min(self.pending.len());
+            if let Some(mute) = self.mute_before {
+                // Priming output: it warmed the decoders, the subscriber did not ask for it.
+                if self.capture_ts(first + end as u64 / ch64) <= mute {
+                    start = end;
+                    continue;
+                }
+                self.mute_before = None;
+            }
             let samples = self.pending[start..end].to_vec();
             let frame = Frame::Audio(AudioFrame {
                 seq: self.seq,
@@ -356,7 +506,7 @@ impl Listener {
                 samples,
             });
             self.seq = self.seq.wrapping_add(1);
-            let timed = self.shareable && self.audio.start_ns().is_some();
+            let timed = self.shareable && self.live && self.audio.start_ns().is_some();
             if let (true, Some(now)) = (timed, now_ns) {
                 let last = self.capture_ts(first + end as u64 / ch64);
                 let late = u64::try_from(now.saturating_sub(last)).unwrap_or(0);
@@ -379,6 +529,29 @@ impl Listener {
         };
         origin + (i128::from(index) * 1_000_000_000 / i128::from(self.format.rate)) as i64
     }
+}
+
+/// False when a stream's codec (its SDP encoding name) is one the sensor cannot decode (AMR,
+/// AMR-WB, Codec2, iLBC…); true when it can, or when no name is known (static payload types).
+pub fn decodable_name(name: Option<&str>) -> bool {
+    let Some(name) = name else {
+        return true;
+    };
+    let rate = if name.eq_ignore_ascii_case("opus") {
+        48000
+    } else {
+        8000
+    };
+    !matches!(
+        Codec::from_sdp(name, rate, 1, None),
+        Codec::Unsupported(_) | Codec::Ilbc { .. }
+    )
+}
+
+fn wall_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 fn leg_slot(leg: Leg) -> usize {
@@ -429,6 +602,7 @@ fn send(tx: &FrameTx, frame: Frame) -> Result<(), Gone> {
 mod tests {
     use super::*;
     use crate::queue::{FrameRx, MemoryBudget};
+    use earshot_core::PayloadFormat;
     use earshot_wire::Timestamp;
 
     const START_NS: i64 = 1_700_000_000_000_000_000;
@@ -597,6 +771,69 @@ mod tests {
         }
         assert_eq!(result, Err(NoSubscribers));
         assert_eq!(SensorCounters::get(&counters.listener_drops), 1);
+    }
+
+    fn statuses(rx: &mut FrameRx) -> Vec<(ListenState, Option<String>, Option<String>)> {
+        let mut out = Vec::new();
+        while let Some(f) = rx.try_recv() {
+            if let Frame::Event(CallEvent::Status {
+                state,
+                codec,
+                party,
+                ..
+            }) = f
+            {
+                out.push((state, codec, party));
+            }
+        }
+        out
+    }
+
+    /// The status follows what the listener is fed: nothing (waiting), G.711 (playing), hold,
+    /// and a caller switching to AMR while the called party stays on G.711.
+    #[test]
+    fn the_status_says_waiting_playing_on_hold_and_which_party_cannot_be_decoded() {
+        let counters = Arc::new(SensorCounters::default());
+        let (mut l, mut rx) = listener(&counters);
+        l.advance(None).expect("listener stays");
+        let waiting = (ListenState::WaitingForMedia, None, None);
+        assert_eq!(statuses(&mut rx), vec![waiting]);
+        l.advance(None).expect("listener stays");
+        assert!(
+            statuses(&mut rx).is_empty(),
+            "sent again only on change or after 3 s"
+        );
+
+        l.push(&packet(0, 0, &[0xff; 160])).expect("listener stays");
+        l.advance(Some(START_NS)).expect("listener stays");
+        assert_eq!(statuses(&mut rx), vec![(ListenState::Playing, None, None)]);
+
+        l.set_on_hold(true);
+        l.advance(Some(START_NS)).expect("listener stays");
+        assert_eq!(statuses(&mut rx), vec![(ListenState::OnHold, None, None)]);
+        l.set_on_hold(false);
+
+        let amr = PayloadFormat {
+            pt: 96,
+            encoding: "AMR".into(),
+            clock_rate: 8000,
+            channels: 1,
+        };
+        let payload = [0xf0, 0x3c, 0, 0];
+        let mut p = packet(1, 96, &payload);
+        p.format = Some(&amr);
+        l.push(&p).expect("listener stays");
+        let mut called = packet(2, 0, &[0xff; 160]);
+        called.party = Party::Called;
+        called.ssrc = 9;
+        l.push(&called).expect("listener stays");
+        l.advance(Some(START_NS)).expect("listener stays");
+        let undecodable = (
+            ListenState::Undecodable,
+            Some("AMR".to_string()),
+            Some("caller".to_string()),
+        );
+        assert_eq!(statuses(&mut rx), vec![undecodable]);
     }
 
     #[test]

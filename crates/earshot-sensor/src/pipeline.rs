@@ -13,7 +13,7 @@ use crate::fanout::{self, AudioMsg, CallGone, Limits};
 use crate::listener::AudioFormat;
 use crate::queue::{FrameTx, MemoryBudget};
 use crate::rewind::KeptPacket;
-use crate::rewind::{Rewind, RewindLimits};
+use crate::rewind::{Rewind, RewindLimits, PRIME_NS};
 use crate::source::FrameBatch;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender as CbSender};
 use earshot_core::{
@@ -409,13 +409,16 @@ impl Worker {
         }
         // The listener limits were checked by the connection before it asked; here the work
         // per subscription is a pointer copy per rewind chunk, never a copy per packet.
+        // A listener joining mid-call first decodes up to PRIME_NS of the call's past (in the
+        // fan-out thread, output discarded), so stateful decoders are warm when it starts.
+        let now = Timestamp(self.clock.now_ns());
         let rewind = match from {
-            StreamFrom::Now => None,
+            StreamFrom::Now => Some(self.hub.rewind.primed_snapshot(call_id, now, PRIME_NS)),
             StreamFrom::Start => Some(self.hub.rewind.snapshot(call_id, Timestamp(i64::MIN))),
             StreamFrom::SecondsAgo(s) => {
                 let back = i64::from(s).saturating_mul(1_000_000_000);
-                let since = Timestamp(self.clock.now_ns().saturating_sub(back));
-                Some(self.hub.rewind.snapshot(call_id, since))
+                let since = Timestamp(now.nanos().saturating_sub(back));
+                Some(self.hub.rewind.primed_snapshot(call_id, since, PRIME_NS))
             }
         };
         let ticket = self.hub.next_ticket;
@@ -426,6 +429,8 @@ impl Worker {
             ticket,
             format,
             rewind,
+            from_now: matches!(from, StreamFrom::Now),
+            on_hold: self.engine.call(call_id).is_some_and(|c| c.on_hold),
             tx: tx.clone(),
         };
         if self.hub.audio.try_send(msg).is_err() {
@@ -441,6 +446,12 @@ impl Worker {
             let Some(call) = self.engine.call(id) else {
                 continue;
             };
+            // The hold state once a second too: a listener's status follows the call even if
+            // a hold or resume event was lost to a full queue.
+            self.hub.send_audio(AudioMsg::OnHold {
+                call: id,
+                on_hold: call.on_hold,
+            });
             for report in quality(call, now) {
                 self.hub.send_audio(AudioMsg::Broadcast {
                     call: id,
@@ -503,7 +514,7 @@ fn quality(call: &Call, now: i64) -> Vec<QualityReport> {
                 lost: s.stats.lost().max(0) as u64,
                 loss_pct: s.stats.loss_percent(),
                 jitter_ms: s.stats.jitter_ms(),
-                mos: s.mos(),
+                mos: crate::listener::decodable_name(s.codec.as_deref()).then(|| s.mos()),
             })
         })
         .collect()

@@ -60,6 +60,13 @@ impl KeptPacket {
     }
 }
 
+/// How much of a call's past a listener joining mid-call decodes (and discards) to warm its
+/// decoders. A cold GSM decoder on a steady tone never converges, so a few hundred
+/// milliseconds are not enough: the decoders must start where the encoder's state was near its
+/// own start (speech pauses, the call's start). 30 s covers that for most calls and bounds the
+/// work per new listener (decoded in batches in the fan-out thread, never on the packet path).
+pub const PRIME_NS: i64 = 30 * 1_000_000_000;
+
 /// The record header of a packet in a rewind chunk: capture time (8), SSRC (4), RTP timestamp
 /// (4), sequence (2), payload length (2), payload type, flags, format index (1 each), padding.
 const RECORD_HEADER: usize = 24;
@@ -185,6 +192,10 @@ impl Chunk {
 pub struct RewindSnapshot {
     pub call: CallId,
     pub since: Timestamp,
+    /// Where the listener's audio starts: packets before it are decoded only to warm the
+    /// decoders (GSM, G.722, G.726, Opus, Speex… carry state from packet to packet), and what
+    /// they decode to is not sent. Equal to `since` for a plain rewind.
+    pub play_from: Timestamp,
     chunks: VecDeque<Arc<Chunk>>,
     pos: usize,
 }
@@ -315,8 +326,27 @@ impl Rewind {
         RewindSnapshot {
             call,
             since,
+            play_from: since,
             chunks,
             pos: 0,
+        }
+    }
+
+    /// What a listener whose audio starts at `play_from` replays: the packets from up to
+    /// `prime_ns` before it, to warm its decoders (their output is discarded), then the rest.
+    /// A listener "from now" gets this with `play_from` now: a cold decoder on a stationary
+    /// signal (libgsm on a steady tone) never converges to what the encoder meant, so joining
+    /// mid-call must decode the call's recent past first.
+    pub fn primed_snapshot(
+        &self,
+        call: CallId,
+        play_from: Timestamp,
+        prime_ns: i64,
+    ) -> RewindSnapshot {
+        let since = Timestamp(play_from.nanos().saturating_sub(prime_ns.max(0)));
+        RewindSnapshot {
+            play_from,
+            ..self.snapshot(call, since)
         }
     }
 
