@@ -195,7 +195,7 @@ impl Engine {
             if loc.epoch == self.binding_epoch && loc.call.is_some() {
                 return Some(loc);
             }
-            let current = self.binding_for(key).map(|(b, _)| b.call);
+            let current = self.binding_for(key, false).map(|(b, _)| b.call);
             // Rule 1: a call keeps its flows (each an SSRC) while it lives, still holds one
             // of their addresses and the packet continues the stream, so a newer call
             // announcing the same ones (a media server answering every call on one port)
@@ -214,7 +214,7 @@ impl Engine {
                 return Some(fresh);
             }
         }
-        let (binding, sender) = self.binding_for(key)?;
+        let (binding, sender) = self.binding_for(key, false)?;
         let binding = self.first_free_sharer(key, binding, sender);
         let call = self.calls.get_mut(&binding.call)?;
         if call.streams.len() >= MAX_STREAMS {
@@ -280,12 +280,16 @@ impl Engine {
     }
 
     /// True when live call `id` announced `addr` in an SDP as where `party` receives media.
-    fn announced(&self, id: CallId, party: Party, addr: SocketAddr) -> bool {
+    ///
+    /// `rtcp` says which of the endpoint's addresses count: an RTP packet is only ever sent to
+    /// an RTP address. Counting the RTCP one too would give call A (RTP on port P, RTCP on
+    /// P+1) the RTP of call B announced on P+1 (a PBX handing out consecutive ports).
+    fn announced(&self, id: CallId, party: Party, addr: SocketAddr, rtcp: bool) -> bool {
         self.calls.get(&id).is_some_and(|c| {
             c.end.is_none()
                 && c.media
                     .iter()
-                    .any(|ep| ep.party == party && (ep.addr == addr || ep.rtcp == addr))
+                    .any(|ep| ep.party == party && (ep.addr == addr || (rtcp && ep.rtcp == addr)))
         })
     }
 
@@ -299,8 +303,8 @@ impl Engine {
         };
         let src_owner = self.bindings.get(&key.src).filter(|b| !b.learned);
         let free = ids.iter().copied().find(|&id| {
-            self.announced(id, sender.other(), key.dst)
-                && src_owner.is_none_or(|_| self.announced(id, sender, key.src))
+            self.announced(id, sender.other(), key.dst, false)
+                && src_owner.is_none_or(|_| self.announced(id, sender, key.src, false))
                 && self.calls.get(&id).is_some_and(|c| {
                     !c.streams
                         .iter()
@@ -318,7 +322,7 @@ impl Engine {
     }
 
     /// The binding that claims a packet, and the party that sent it.
-    fn binding_for(&self, key: StreamKey) -> Option<(Binding, Party)> {
+    fn binding_for(&self, key: StreamKey, rtcp: bool) -> Option<(Binding, Party)> {
         match (self.bindings.get(&key.dst), self.bindings.get(&key.src)) {
             // The source is announced by one call and the destination bound to another: the
             // source's call wins if the destination is only learned (maybe a stale NAT
@@ -328,7 +332,7 @@ impl Engine {
             (Some(d), Some(s))
                 if !s.learned
                     && d.call != s.call
-                    && (d.learned || self.announced(s.call, s.party.other(), key.dst)) =>
+                    && (d.learned || self.announced(s.call, s.party.other(), key.dst, rtcp)) =>
             {
                 Some((*s, s.party))
             }
@@ -341,7 +345,7 @@ impl Engine {
     fn on_rtcp(&mut self, src: SocketAddr, dst: SocketAddr) -> bool {
         self.counters.rtcp_packets += 1;
         let key = StreamKey { src, dst, ssrc: 0 };
-        let owner = self.binding_for(key).map(|(b, _)| b.call);
+        let owner = self.binding_for(key, true).map(|(b, _)| b.call);
         if let Some(call) = owner.and_then(|id| self.calls.get_mut(&id)) {
             call.rtcp_packets += 1;
         }

@@ -617,6 +617,24 @@ fn callers_sharing_a_callee_address_keep_their_own_streams() {
 }
 
 #[test]
+fn a_call_on_the_rtcp_ports_of_another_keeps_its_own_rtp() {
+    // Call 1 takes RTP ports 4000/6000 (RTCP 4001/6001); call 2 is given the next ports, 4001
+    // and 6001, as its RTP (PBXes and test tools hand out consecutive ports). Call 2's RTP is
+    // call 2's: an RTCP address of call 1 is no claim on RTP.
+    let mut h = Harness::default();
+    h.answered_call(&dialog("r1", "r1"), 0, 4000, 6000);
+    h.answered_call(&dialog("r2", "r2"), 100, 4001, 6001);
+    let flows = [
+        ("10.0.0.1:4000", "10.0.0.2:6000", 0xA1),
+        ("10.0.0.2:6000", "10.0.0.1:4000", 0xB1),
+        ("10.0.0.1:4001", "10.0.0.2:6001", 0xA2),
+        ("10.0.0.2:6001", "10.0.0.1:4001", 0xB2),
+    ];
+    interleaved(&mut h, 1000, &flows, 1, 20);
+    assert_own_streams(&h, &[("r1", 0xA1, 0xB1), ("r2", 0xA2, 0xB2)], 20);
+}
+
+#[test]
 fn calls_on_one_port_pair_are_told_apart_by_ssrc() {
     // Every call announces the same two addresses; only the SSRC tells them apart. Call 2 is
     // answered before call 1 sends anything: call 1's SSRC is still call 1's, the first
