@@ -224,7 +224,6 @@ impl Engine {
         if let Some(sdp) = &sdp {
             let party = sender(call, msg, meta);
             media_changed = apply_sdp(call, party, sdp);
-            media_changed |= apply_video_sdp(call, party, sdp);
             hold = note_hold(call, party, sdp, msg);
         }
         let responder = sender(call, msg, meta);
@@ -403,126 +402,82 @@ fn sender(call: &Call, msg: &SipMessage<'_>, meta: SipMeta) -> Party {
 const MAX_MEDIA: usize = 16;
 const MAX_FORMATS: usize = 64;
 
-/// Records the media endpoints and payload formats of an SDP; true if anything changed.
+/// Records the media endpoints and payload formats of an SDP's audio and video m-lines; true
+/// if an endpoint is new (formats alone never move media). Video is recorded so that its RTP is
+/// tied to its call and measured (a 90 kHz clock, see [`crate::stream::is_video_format`])
+/// instead of listed as unassociated; it is never decoded: the engine hands video packets to no
+/// sink. Hold is judged from audio alone, apart (see `note_hold`).
 fn apply_sdp(call: &mut Call, party: Party, sdp: &sdp::Sdp<'_>) -> bool {
-    let mut endpoints = Vec::new();
+    let mut changed = false;
     for m in sdp
         .media
         .iter()
-        .filter(|m| m.kind.eq_ignore_ascii_case("audio"))
+        .filter(|m| m.kind.eq_ignore_ascii_case("audio") || m.kind.eq_ignore_ascii_case("video"))
     {
-        for r in &m.rtpmap {
-            let fmt = PayloadFormat {
-                pt: r.pt,
-                encoding: r.encoding.to_owned(),
-                clock_rate: r.clock_rate,
-                channels: r.channels,
-            };
-            if call.format(r.pt) != Some(&fmt) && call.formats.len() < MAX_FORMATS {
-                call.formats.push(fmt);
-            }
-        }
-        for &pt in &m.formats {
-            if call.format(pt).is_none() && call.formats.len() < MAX_FORMATS {
-                if let Some((enc, rate, ch)) = sdp::static_payload(pt) {
-                    call.formats.push(PayloadFormat {
-                        pt,
-                        encoding: enc.to_owned(),
-                        clock_rate: rate,
-                        channels: ch,
-                    });
-                }
-            }
-        }
-        let Some(ip) = m.connection.or(sdp.connection) else {
-            continue;
-        };
-        if m.port == 0 || ip.is_unspecified() {
-            continue;
-        }
-        let addr = SocketAddr::new(ip, m.port);
-        let rtcp = match m.rtcp {
-            _ if m.rtcp_mux => addr,
-            Some((port, rip)) => SocketAddr::new(rip.unwrap_or(ip), port),
-            None => SocketAddr::new(ip, m.port.wrapping_add(1)),
-        };
-        endpoints.push(MediaEndpoint { party, addr, rtcp });
-    }
-    let mut changed = false;
-    for ep in endpoints {
-        if !call.media.contains(&ep) {
-            call.media
-                .retain(|e| !(e.party == ep.party && e.addr == ep.addr));
-            if call.media.len() >= MAX_MEDIA {
-                call.media.remove(0);
-            }
-            call.media.push(ep);
-            changed = true;
+        record_formats(call, m);
+        if let Some(ep) = endpoint(party, sdp, m) {
+            changed |= add_endpoint(call, ep);
         }
     }
-    // Formats alone never move media, but a new endpoint does.
     changed
 }
 
-/// Records the video m-lines of an SDP: their formats (a 90 kHz clock, see
-/// [`crate::stream::is_video_format`]) and their media addresses, so that video RTP is tied to
-/// its call and measured, instead of listed as unassociated. Never decoded: the engine hands
-/// video packets to no sink. Kept apart from [`apply_sdp`], whose audio rules (hold
-/// direction, connection defaults) are not video's business. True if an endpoint is new.
-fn apply_video_sdp(call: &mut Call, party: Party, sdp: &sdp::Sdp<'_>) -> bool {
-    let mut changed = false;
-    for m in sdp
-        .media
-        .iter()
-        .filter(|m| m.kind.eq_ignore_ascii_case("video"))
-    {
-        for r in &m.rtpmap {
-            let fmt = PayloadFormat {
-                pt: r.pt,
-                encoding: r.encoding.to_owned(),
-                clock_rate: r.clock_rate,
-                channels: r.channels,
-            };
-            if call.format(r.pt) != Some(&fmt) && call.formats.len() < MAX_FORMATS {
-                call.formats.push(fmt);
-            }
-        }
-        for &pt in &m.formats {
-            if call.format(pt).is_none() && call.formats.len() < MAX_FORMATS {
-                if let Some((enc, rate, ch)) = sdp::static_payload(pt) {
-                    call.formats.push(PayloadFormat {
-                        pt,
-                        encoding: enc.to_owned(),
-                        clock_rate: rate,
-                        channels: ch,
-                    });
-                }
-            }
-        }
-        let Some(ip) = m.connection.or(sdp.connection) else {
-            continue;
+/// The payload formats of one m-line: its rtpmaps, and the static types it lists without one.
+fn record_formats(call: &mut Call, m: &sdp::Media<'_>) {
+    for r in &m.rtpmap {
+        let fmt = PayloadFormat {
+            pt: r.pt,
+            encoding: r.encoding.to_owned(),
+            clock_rate: r.clock_rate,
+            channels: r.channels,
         };
-        if m.port == 0 || ip.is_unspecified() {
-            continue;
-        }
-        let addr = SocketAddr::new(ip, m.port);
-        let rtcp = match m.rtcp {
-            _ if m.rtcp_mux => addr,
-            Some((port, rip)) => SocketAddr::new(rip.unwrap_or(ip), port),
-            None => SocketAddr::new(ip, m.port.wrapping_add(1)),
-        };
-        let ep = MediaEndpoint { party, addr, rtcp };
-        if !call.media.contains(&ep) {
-            call.media
-                .retain(|e| !(e.party == ep.party && e.addr == ep.addr));
-            if call.media.len() >= MAX_MEDIA {
-                call.media.remove(0);
-            }
-            call.media.push(ep);
-            changed = true;
+        if call.format(r.pt) != Some(&fmt) && call.formats.len() < MAX_FORMATS {
+            call.formats.push(fmt);
         }
     }
-    changed
+    for &pt in &m.formats {
+        if call.format(pt).is_none() && call.formats.len() < MAX_FORMATS {
+            if let Some((enc, rate, ch)) = sdp::static_payload(pt) {
+                call.formats.push(PayloadFormat {
+                    pt,
+                    encoding: enc.to_owned(),
+                    clock_rate: rate,
+                    channels: ch,
+                });
+            }
+        }
+    }
+}
+
+/// Where `party` receives the m-line's RTP and RTCP; none for a refused (port 0) or held
+/// (0.0.0.0) stream, or one without a connection address.
+fn endpoint(party: Party, sdp: &sdp::Sdp<'_>, m: &sdp::Media<'_>) -> Option<MediaEndpoint> {
+    let ip = m.connection.or(sdp.connection)?;
+    if m.port == 0 || ip.is_unspecified() {
+        return None;
+    }
+    let addr = SocketAddr::new(ip, m.port);
+    let rtcp = match m.rtcp {
+        _ if m.rtcp_mux => addr,
+        Some((port, rip)) => SocketAddr::new(rip.unwrap_or(ip), port),
+        None => SocketAddr::new(ip, m.port.wrapping_add(1)),
+    };
+    Some(MediaEndpoint { party, addr, rtcp })
+}
+
+/// Adds an endpoint (replacing the party's old one on the same address, dropping the oldest
+/// beyond `MAX_MEDIA`); true if it is new.
+fn add_endpoint(call: &mut Call, ep: MediaEndpoint) -> bool {
+    if call.media.contains(&ep) {
+        return false;
+    }
+    call.media
+        .retain(|e| !(e.party == ep.party && e.addr == ep.addr));
+    if call.media.len() >= MAX_MEDIA {
+        call.media.remove(0);
+    }
+    call.media.push(ep);
+    true
 }
 
 /// Records whether `party`'s SDP holds the call, and when the message completes an offer/answer
