@@ -72,11 +72,11 @@ test("the listening panel shows waiting for media and cannot decode", { timeout:
     await page.locator("#player button.stop").click();
 
     // ---- an AMR call: "cannot decode AMR" ----
-    // The AMR call repeats every 7 s and an ended one lingers in the list: a click may pick
-    // one that just ended, so try the listed calls until one is heard.
+    // The AMR call repeats every 7 s and an ended one lingers in the list (faded, class
+    // "over", below live calls): pick a live one, and try again if it ends under the click.
     const amrNotice = panel.filter({ hasText: "cannot decode AMR" });
     await until("an AMR call listened to", 60000, async () => {
-      const amr = page.locator('#calls tbody tr[data-sensor="2"] button.listen').last();
+      const amr = page.locator('#calls tbody tr[data-sensor="2"]:not(.over) button.listen').first();
       await amr.waitFor({ state: "visible", timeout: 20000 });
       await amr.click();
       return amrNotice.waitFor({ state: "visible", timeout: 5000 }).then(() => true, () => false);
