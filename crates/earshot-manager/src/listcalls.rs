@@ -137,7 +137,8 @@ impl LegSummary {
             "OPUS" => 316,
             "AMR" => 320,
             "AMR-WB" => 321,
-            "G7221" => 331,
+            // The rtpmap name, and the name `codec_id_name` shows.
+            "G7221" | "G.722.1" => 331,
             "G726-16" => 351,
             "G726-24" => 352,
             "G726-32" => 353,
@@ -176,7 +177,9 @@ impl LegSummary {
 }
 
 /// The codec name for a VoIPmonitor codec number (`callercodec`/`calledcodec`, see
-/// [`LegSummary::codec_id`]); `None` for numbers it does not define (an unknown dynamic type).
+/// [`LegSummary::codec_id`]: payload types below 96, its own ids above 300 for dynamic codecs),
+/// as `earshot calls` and the player show it, for earshot and VoIPmonitor sensors alike; `None`
+/// for numbers it does not define (an unknown dynamic type).
 pub fn codec_id_name(id: i64) -> Option<&'static str> {
     Some(match id {
         0 => "PCMU",
@@ -186,14 +189,14 @@ pub fn codec_id_name(id: i64) -> Option<&'static str> {
         9 => "G722",
         18 => "G729",
         97 => "iLBC",
-        98 => "speex",
+        98 => "Speex",
         100 => "CLEARMODE",
         301..=305 => "SILK",
         306..=308 => "iSAC",
-        311..=316 => "opus",
+        311..=316 | 337..=348 => "opus",
         320 => "AMR",
         321 => "AMR-WB",
-        331..=336 => "G7221",
+        331..=336 => "G.722.1",
         351 | 355 => "G726-16",
         352 | 356 => "G726-24",
         353 | 357 => "G726-32",

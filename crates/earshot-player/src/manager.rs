@@ -6,6 +6,7 @@
 
 use crate::db::{Sensor, SensorKind};
 use crate::error::ManagerError;
+use earshot_manager::listcalls::codec_id_name;
 use earshot_manager::stream_proto::{MAX_FRAME_PAYLOAD, MAX_HEADER_LINE};
 use serde_json::{json, Map, Value};
 use std::sync::{Arc, RwLock};
@@ -152,34 +153,11 @@ pub fn valid_listen_id(r: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
-/// A codec name for VoIPmonitor's codec numbers (`callercodec`: payload types below 96, its own
-/// ids above 300 for dynamic codecs), as both kinds of sensor send them.
+/// A codec name for VoIPmonitor's codec numbers (`callercodec`), as both kinds of sensor send
+/// them: the manager protocol's one table, `PT<n>` for a dynamic type it does not name.
 fn payload_type_name(pt: &Value) -> Option<String> {
-    let n = pt.as_i64()?;
-    let name = match n {
-        0 => "PCMU",
-        3 => "GSM",
-        4 => "G723",
-        8 => "PCMA",
-        9 => "G722",
-        18 => "G729",
-        97 => "iLBC",
-        98 => "Speex",
-        301..=305 => "SILK",
-        306..=308 => "iSAC",
-        311..=316 | 337..=348 => "opus",
-        320 => "AMR",
-        321 => "AMR-WB",
-        331..=336 => "G.722.1",
-        351 | 355 => "G726-16",
-        352 | 356 => "G726-24",
-        353 | 357 => "G726-32",
-        354 | 358 => "G726-40",
-        359 => "EVS",
-        n if n < 0 => return None,
-        _ => return Some(format!("PT{n}")),
-    };
-    Some(name.to_string())
+    let n = pt.as_i64().filter(|&n| n >= 0)?;
+    Some(codec_id_name(n).map_or_else(|| format!("PT{n}"), str::to_owned))
 }
 
 /// `listcalls json` (earshot) or `listcalls` (VoIPmonitor prints JSON for it), as the player's
