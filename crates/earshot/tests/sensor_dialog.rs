@@ -4,11 +4,9 @@
 #[path = "common/sensor.rs"]
 mod sensor;
 
-use earshot_manager::stream_proto::{CallEvent, Frame, StreamDecoder, StreamItem};
+use earshot_manager::stream_proto::{CallEvent, Frame, StreamItem};
 use sensor::Sensor;
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -18,27 +16,15 @@ fn capture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// The call events a `stream` connection sends until it ends.
 fn stream_events(addr: std::net::SocketAddr, command: String) -> Vec<CallEvent> {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    s.write_all(format!("{command}\r\n\r\n").as_bytes())
-        .unwrap();
-    let mut dec = StreamDecoder::new();
-    let mut events = Vec::new();
-    let mut buf = vec![0u8; 65536];
-    loop {
-        let n = s.read(&mut buf).expect("stream read");
-        if n == 0 {
-            break;
-        }
-        dec.push(&buf[..n]);
-        while let Some(item) = dec.next_item().expect("valid stream") {
-            if let StreamItem::Frame(Frame::Event(e)) = item {
-                events.push(e);
-            }
-        }
-    }
-    events
+    sensor::read_stream(addr, &command, Duration::from_secs(60))
+        .into_iter()
+        .filter_map(|item| match item {
+            StreamItem::Frame(Frame::Event(e)) => Some(e),
+            _ => None,
+        })
+        .collect()
 }
 
 /// `listcalls {"earshot":true}` rows as name → value maps.

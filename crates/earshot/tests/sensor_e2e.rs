@@ -5,36 +5,10 @@
 #[path = "common/sensor.rs"]
 mod sensor;
 
-use earshot_manager::stream_proto::{EndReason, Frame, StreamDecoder, StreamItem};
+use earshot_manager::stream_proto::{EndReason, Frame, StreamItem};
 use sensor::{best_alignment, read_wav, samples, Sensor};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// Everything a `stream` connection sends, decoded, until EOF.
-fn read_stream(addr: std::net::SocketAddr, command: &str, limit: Duration) -> Vec<StreamItem> {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(limit)).unwrap();
-    s.write_all(format!("{command}\r\n\r\n").as_bytes())
-        .unwrap();
-    let mut dec = StreamDecoder::new();
-    let mut items = Vec::new();
-    let mut buf = vec![0u8; 65536];
-    loop {
-        let n = s.read(&mut buf).expect("stream read (timed out?)");
-        if n == 0 {
-            break;
-        }
-        dec.push(&buf[..n]);
-        while let Some(item) = dec.next_item().expect("valid stream") {
-            items.push(item);
-        }
-    }
-    dec.finish()
-        .expect("stream ends cleanly after its end frame");
-    items
-}
 
 fn extract(pcap: &Path, call_id: &str, mix: &str, out: &Path) -> (Vec<f32>, u16) {
     let status = sensor::earshot()
@@ -97,7 +71,7 @@ fn wall_clock_replay_listings_readaudio_and_stream_end() {
     let addr = s.addr;
     let stream_cmd = format!("stream {r}");
     let streamer =
-        std::thread::spawn(move || read_stream(addr, &stream_cmd, Duration::from_secs(30)));
+        std::thread::spawn(move || sensor::read_stream(addr, &stream_cmd, Duration::from_secs(30)));
 
     // listen + readaudio every 200 ms until the call is gone.
     assert_eq!(s.cmd(&format!("listen {r} e2e")), b"success");
@@ -168,7 +142,7 @@ fn stereo_stream_puts_the_caller_left() {
     let s = Sensor::start(&["--pcap", pcap.to_str().unwrap(), "--speed", "2"]);
     let row = s.wait_call_with_rtp(Duration::from_secs(10));
     let r = row[0].as_str().unwrap().to_string();
-    let items = read_stream(
+    let items = sensor::read_stream(
         s.addr,
         &format!("stream {r} channels=2 rate=8000 from=start"),
         Duration::from_secs(30),

@@ -9,12 +9,8 @@
 #[path = "common/sensor.rs"]
 mod sensor;
 
-use earshot_manager::stream_proto::{
-    CallEvent, EndReason, Frame, ListenState, StreamDecoder, StreamItem,
-};
+use earshot_manager::stream_proto::{CallEvent, EndReason, Frame, ListenState, StreamItem};
 use sensor::Sensor;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -22,30 +18,6 @@ fn capture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/captures/listening")
         .join(name)
-}
-
-/// Everything a `stream` connection sends until EOF, each item with when it arrived.
-fn read_stream(addr: SocketAddr, command: &str, limit: Duration) -> Vec<(Instant, StreamItem)> {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(limit)).unwrap();
-    s.write_all(format!("{command}\r\n\r\n").as_bytes())
-        .unwrap();
-    let mut dec = StreamDecoder::new();
-    let mut items = Vec::new();
-    let mut buf = vec![0u8; 65536];
-    loop {
-        let n = s.read(&mut buf).expect("stream read (timed out?)");
-        if n == 0 {
-            break;
-        }
-        dec.push(&buf[..n]);
-        while let Some(item) = dec.next_item().expect("valid stream") {
-            items.push((Instant::now(), item));
-        }
-    }
-    dec.finish()
-        .expect("stream ends cleanly after its end frame");
-    items
 }
 
 /// The callreference of the only call, once it is listed.
@@ -90,7 +62,7 @@ fn a_gsm_listener_joining_mid_call_hears_the_right_level() {
     let r = only_call(&s, Duration::from_secs(10));
     // The media starts 0.6 s into the capture and lasts 10 s: join about 4 s into it.
     std::thread::sleep(Duration::from_secs(4));
-    let items = read_stream(
+    let items = sensor::read_stream_timed(
         s.addr,
         &format!("stream {r} channels=2 rate=8000 from=now"),
         Duration::from_secs(30),
@@ -146,7 +118,7 @@ fn a_listener_of_a_ringing_call_waits_is_kept_alive_and_hears_the_answer() {
     let s = Sensor::start(&["--pcap", pcap.to_str().unwrap(), "--speed", "1"]);
     let r = only_call(&s, Duration::from_secs(10));
     let started = Instant::now();
-    let items = read_stream(
+    let items = sensor::read_stream_timed(
         s.addr,
         &format!("stream {r} channels=2 rate=8000 from=now"),
         Duration::from_secs(40),
@@ -202,7 +174,7 @@ fn a_listener_of_an_amr_call_is_told_it_cannot_be_decoded() {
     let s = Sensor::start(&["--pcap", pcap.to_str().unwrap(), "--speed", "1"]);
     let r = only_call(&s, Duration::from_secs(10));
     std::thread::sleep(Duration::from_secs(1));
-    let items = read_stream(
+    let items = sensor::read_stream_timed(
         s.addr,
         &format!("stream {r} channels=2 rate=8000 from=now"),
         Duration::from_secs(30),

@@ -2,6 +2,7 @@
 //! to its Manager API, and compare audio. Included with `#[path = "common/sensor.rs"] mod sensor;`.
 #![allow(dead_code)]
 
+use earshot_manager::stream_proto::{StreamDecoder, StreamItem};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -319,4 +320,41 @@ pub fn tone_share(x: &[f32], rate: f64, freq: f64) -> f64 {
     } else {
         tone / total
     }
+}
+
+/// Everything a `stream` connection (`command`) sends until EOF, decoded, each item with when it
+/// arrived; each read may wait `limit`. The stream must end cleanly after its end frame.
+pub fn read_stream_timed(
+    addr: SocketAddr,
+    command: &str,
+    limit: Duration,
+) -> Vec<(Instant, StreamItem)> {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(limit)).unwrap();
+    s.write_all(format!("{command}\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut dec = StreamDecoder::new();
+    let mut items = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let n = s.read(&mut buf).expect("stream read (timed out?)");
+        if n == 0 {
+            break;
+        }
+        dec.push(&buf[..n]);
+        while let Some(item) = dec.next_item().expect("valid stream") {
+            items.push((Instant::now(), item));
+        }
+    }
+    dec.finish()
+        .expect("stream ends cleanly after its end frame");
+    items
+}
+
+/// [`read_stream_timed`] without the arrival times.
+pub fn read_stream(addr: SocketAddr, command: &str, limit: Duration) -> Vec<StreamItem> {
+    read_stream_timed(addr, command, limit)
+        .into_iter()
+        .map(|(_, item)| item)
+        .collect()
 }
