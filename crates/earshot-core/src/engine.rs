@@ -34,6 +34,15 @@ pub struct Config {
     /// `Unanswered`, `timed_out` set. 32 s is SIP's Timer B, after which the caller's own
     /// transaction gives up. `None` (offline analysis) leaves such calls to the idle timeout.
     pub unanswered_timeout_ns: Option<i64>,
+    /// Streams no SDP claims become calls of their own (see `rtp_only.rs`), so a live sensor
+    /// can play media whose SIP it does not see. Off for offline analysis, which lists them
+    /// as unassociated streams.
+    pub rtp_only_calls: bool,
+    /// A call made of RTP alone ends after this long without media (it has no BYE).
+    pub rtp_only_idle_ns: i64,
+    /// What dynamic payload types carry in calls made of RTP alone (the operator's word,
+    /// `PT=NAME/RATE`), when no SDP on the wire says.
+    pub rtp_only_formats: Vec<PayloadFormat>,
 }
 
 impl Default for Config {
@@ -49,6 +58,9 @@ impl Default for Config {
             sip_log_bytes: 4096,
             hep_max_skew_ns: None,
             unanswered_timeout_ns: None,
+            rtp_only_calls: false,
+            rtp_only_idle_ns: 10 * 1_000_000_000,
+            rtp_only_formats: Vec::new(),
         }
     }
 }
@@ -192,6 +204,10 @@ pub struct Engine {
     /// Formats from SDP of dialogs whose INVITE was not seen, for streams outside calls.
     pub(crate) orphan_sdp: crate::orphan_sdp::OrphanSdp,
     pub(crate) counters: CaptureCounters,
+    /// Calls made of RTP alone by their two addresses, and the addresses they use (see
+    /// `rtp_only.rs`); empty unless `Config::rtp_only_calls`.
+    pub(crate) rtp_only: FxHashMap<(SocketAddr, SocketAddr), CallId>,
+    pub(crate) rtp_only_addrs: FxHashMap<SocketAddr, CallId>,
 }
 
 pub(crate) use crate::tcp_sip::TcpSip;
@@ -223,6 +239,8 @@ impl Engine {
             candidates: FxHashMap::default(),
             orphan_sdp: Default::default(),
             counters: CaptureCounters::default(),
+            rtp_only: FxHashMap::default(),
+            rtp_only_addrs: FxHashMap::default(),
         }
     }
 
@@ -324,11 +342,16 @@ impl Engine {
     /// retained, removes those that ended more than the linger time ago. Call it now and then
     /// with the current capture time.
     pub fn expire(&mut self, now: Timestamp, sink: &mut dyn Sink) {
-        let idle = self.cfg.idle_timeout_ns;
+        let (sip_idle, rtp_idle) = (self.cfg.idle_timeout_ns, self.cfg.rtp_only_idle_ns);
         let mut changed = Vec::new();
         for call in self.calls.values_mut() {
             clamp_to_now(call, now);
             let silent = now.nanos().saturating_sub(call.last_packet.nanos());
+            let idle = if crate::rtp_only::is_rtp_only(call) {
+                rtp_idle
+            } else {
+                sip_idle
+            };
             if call.end.is_none() && silent > idle {
                 call.end = Some(call.last_packet);
                 call.timed_out = true;
@@ -373,6 +396,7 @@ impl Engine {
         let Some(call) = self.calls.remove(&id) else {
             return;
         };
+        self.forget_rtp_only(&call);
         if let Some(ids) = self.by_call_id.get_mut(&call.call_id) {
             ids.retain(|&i| i != id);
             if ids.is_empty() {

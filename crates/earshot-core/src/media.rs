@@ -97,6 +97,11 @@ impl Engine {
                     party: ep.party,
                     learned: false,
                 };
+                if self.rtp_only_addrs.contains_key(&addr) {
+                    // A call made of RTP alone holds this address's flows: they must look
+                    // again, and find this SDP's call (see `rtp_only.rs`).
+                    self.binding_epoch += 1;
+                }
                 if let Some(old) = self.bindings.insert(addr, new) {
                     if old.call != id {
                         self.binding_epoch += 1;
@@ -167,7 +172,7 @@ impl Engine {
         };
         let loc = match self.locate(key, rtp.sequence()) {
             Some(loc) => loc,
-            None => return self.on_unassociated(ts, key, &rtp),
+            None => return self.on_unassociated(ts, key, &rtp, sink),
         };
         self.counters.rtp_packets += 1;
         self.counters.rtp_bytes += payload.len() as u64;
@@ -427,7 +432,13 @@ impl Engine {
         });
     }
 
-    fn on_unassociated(&mut self, ts: Timestamp, key: StreamKey, rtp: &Rtp<'_>) -> bool {
+    fn on_unassociated(
+        &mut self,
+        ts: Timestamp,
+        key: StreamKey,
+        rtp: &Rtp<'_>,
+        sink: &mut dyn Sink,
+    ) -> bool {
         if !plausible_unannounced(key, rtp) {
             return false;
         }
@@ -459,6 +470,9 @@ impl Engine {
         let Some(cand) = self.candidates.remove(&key) else {
             return false;
         };
+        if self.cfg.rtp_only_calls {
+            return self.place_rtp_only(cand.stream, sink);
+        }
         if self.unassociated.len() >= self.cfg.max_unassociated {
             return false;
         }

@@ -339,36 +339,11 @@ fn user_formats(sdp: Option<&Path>, codecs: &[String]) -> Result<HashMap<u8, Cod
     Ok(formats)
 }
 
-/// `PT=NAME/RATE[/CHANNELS]`, the rtpmap syntax with `=` after the payload type.
+/// `PT=NAME/RATE[/CHANNELS]` as the codec it names (see `codec_spec`).
 fn parse_codec_spec(spec: &str) -> Result<(u8, Codec)> {
-    let usage = || {
-        anyhow::anyhow!(
-            "--codec {spec}: expected PT=NAME/RATE[/CHANNELS] as in an SDP rtpmap, e.g. 99=opus/48000/2 or 96=L16/16000"
-        )
-    };
-    let (pt, map) = spec.split_once('=').ok_or_else(usage)?;
-    let pt: u8 = pt.trim().parse().map_err(|_| usage())?;
-    if pt > 127 {
-        return Err(usage());
-    }
-    let mut parts = map.split('/');
-    let name = parts
-        .next()
-        .filter(|n| !n.trim().is_empty())
-        .ok_or_else(usage)?;
-    let rate: u32 = parts
-        .next()
-        .and_then(|r| r.trim().parse().ok())
-        .filter(|&r| r > 0)
-        .ok_or_else(usage)?;
-    let channels: u8 = match parts.next() {
-        Some(c) => c.trim().parse().ok().filter(|&c| c > 0).ok_or_else(usage)?,
-        None => 0,
-    };
-    if parts.next().is_some() {
-        return Err(usage());
-    }
-    Ok((pt, Codec::from_sdp(name, rate, channels, None)))
+    let f = crate::codec_spec::parse("--codec", spec)?;
+    let codec = Codec::from_sdp(&f.encoding, f.clock_rate, f.channels, None);
+    Ok((f.pt, codec))
 }
 
 /// A stream outside any call: every RTP packet of `ssrc` on the first flow that carried it,

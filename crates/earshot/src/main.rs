@@ -3,6 +3,7 @@
 mod analyze;
 mod check_config;
 mod client;
+mod codec_spec;
 mod demo;
 mod demo_traffic;
 mod extract;

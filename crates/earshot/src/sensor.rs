@@ -117,6 +117,17 @@ pub struct Args {
     /// that pack it like AAL2-G726, e.g. baresip). Default: [codecs] g726_order, else auto.
     #[arg(long, value_name = "ORDER")]
     g726_order: Option<G726Order>,
+    /// Make a call of every RTP stream no SIP describes (signalling on another interface,
+    /// SIP over TLS, a mirror of media ports only), so it is listed and can be heard. Its
+    /// callid starts with "rtp-only "; it ends 10 s after its last packet. Default:
+    /// [calls] rtp_without_sip, else off (VoIPmonitor lists SIP calls only).
+    #[arg(long)]
+    rtp_without_sip: bool,
+    /// What a dynamic payload type carries in streams without SIP, as in an SDP rtpmap:
+    /// PT=NAME/RATE[/CHANNELS], e.g. 111=opus/48000/2 (repeatable; with [codecs]
+    /// payload_types). Static types (0 PCMU, 8 PCMA, 9 G722, 18 G729...) need none.
+    #[arg(long = "codec", value_name = "PT=NAME/RATE[/CH]")]
+    codecs: Vec<String>,
 }
 
 impl Args {
@@ -159,6 +170,8 @@ pub struct FileConfig {
 pub struct CodecsSection {
     /// "auto", "rfc3551" or "aal2" (docs/codecs.md, "G.726 bit order").
     pub g726_order: Option<String>,
+    /// `PT=NAME/RATE[/CHANNELS]` for dynamic payload types of streams without SIP.
+    pub payload_types: Option<Vec<String>>,
 }
 
 /// Limits on listeners (docs/security.md, "Listeners").
@@ -271,6 +284,8 @@ pub struct CallsSection {
     pub rewind_call_mb: Option<usize>,
     pub max_calls: Option<usize>,
     pub hep_max_clock_skew_s: Option<u64>,
+    /// Streams no SIP describes become calls of their own (`--rtp-without-sip`).
+    pub rtp_without_sip: Option<bool>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -337,6 +352,18 @@ pub fn settings(args: Args) -> Result<Settings> {
         (None, None) => G726Order::Auto,
     };
     pipeline.decoder = DecoderOptions { g726_order };
+    pipeline.engine.rtp_only_calls =
+        args.rtp_without_sip || file.calls.rtp_without_sip == Some(true);
+    let from_file = file.codecs.payload_types.iter().flatten();
+    for spec in from_file {
+        let f = crate::codec_spec::parse("[codecs] payload_types", spec)?;
+        pipeline.engine.rtp_only_formats.push(f);
+    }
+    for spec in &args.codecs {
+        let f = crate::codec_spec::parse("--codec", spec)?;
+        pipeline.engine.rtp_only_formats.retain(|k| k.pt != f.pt);
+        pipeline.engine.rtp_only_formats.push(f);
+    }
     let c = &file.calls;
     if let Some(s) = c.idle_timeout_s {
         pipeline.engine.idle_timeout_ns = secs(s);

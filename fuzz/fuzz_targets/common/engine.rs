@@ -49,6 +49,10 @@ const CFG: Config = Config {
     sip_log_bytes: 512,
     // As the live sensor runs it, so HEP envelope times are checked against the carrying frame's.
     hep_max_skew_ns: Some(10_000_000_000),
+    unanswered_timeout_ns: Some(32_000_000_000),
+    rtp_only_calls: false,
+    rtp_only_idle_ns: 10_000_000_000,
+    rtp_only_formats: Vec::new(),
 };
 
 /// One step of the script, its time already applied.
@@ -352,8 +356,12 @@ fn check_limits(engine: &Engine) {
     assert!(t.candidates <= CFG.max_candidates, "{t:?}");
 }
 
-fn run(steps: &[Step], batched: bool) -> (Engine, Counting) {
-    let mut engine = Engine::new(CFG);
+/// `rtp_only`: streams without SIP become calls (the sensor's `--rtp-without-sip`).
+fn run(steps: &[Step], batched: bool, rtp_only: bool) -> (Engine, Counting) {
+    let mut engine = Engine::new(Config {
+        rtp_only_calls: rtp_only,
+        ..CFG
+    });
     let mut sink = Counting::default();
     let mut run: Vec<Frame<'_>> = Vec::new();
     for step in steps {
@@ -437,8 +445,10 @@ pub fn run_input(data: &[u8], times: Times) {
     } else {
         scripted(rest, times)
     };
-    let (one, one_sink) = run(&steps, false);
-    let (many, many_sink) = run(&steps, true);
+    // Bit 1 of the mode byte turns streams without SIP into calls, so both paths are fuzzed.
+    let rtp_only = mode & 2 != 0;
+    let (one, one_sink) = run(&steps, false, rtp_only);
+    let (many, many_sink) = run(&steps, true, rtp_only);
     assert_eq!(
         format!("{:?}", one.counters()),
         format!("{:?}", many.counters())
