@@ -20,4 +20,4 @@ mod tcp_sip;
 pub use call::{Call, CallId, CallState, MediaEndpoint, Party, PayloadFormat, SipRecord};
 pub use engine::{CaptureCounters, Config, Engine, Event, NullSink, RtpPacket, Sink, TableSizes};
 pub use lookahead::{Peek, Peeker};
-pub use stream::{is_video_format, Stream, StreamKey};
+pub use stream::{is_video_format, QualityUnknown, Stream, StreamKey};
