@@ -106,6 +106,18 @@ fn an_amr_call_has_jitter_but_no_mos_everywhere() {
         assert!(l.contains(" ms MOS"), "its jitter is measured: {l}");
     }
 
+    // `earshot calls` prints "-", not VoIPmonitor's 4.5 nor the 4.4 it printed before.
+    let out = sensor::earshot()
+        .args(["calls", "--manager", &s.addr.to_string()])
+        .output()
+        .expect("run earshot calls");
+    let table = String::from_utf8_lossy(&out.stdout);
+    let line = table
+        .lines()
+        .find(|l| l.contains(" AMR/AMR "))
+        .unwrap_or_else(|| panic!("no AMR call in {table}"));
+    assert!(line.ends_with(" -"), "{table}");
+
     let info: Value =
         serde_json::from_slice(&s.cmd(&format!("active_call_info {r}"))).expect("JSON");
     assert_eq!(info["call"]["src_mosf1"], Value::from(45), "{info}");
