@@ -159,6 +159,62 @@ fn a_real_baresip_call_holds_resumes_and_reinvites() {
     assert!(c.streams.iter().all(|s| s.stats.lost() == 0));
 }
 
+/// sipp_codec_change.pcap (make-sipp.sh): a SIPp call in PCMU moved to PCMA by a re-INVITE,
+/// the callee (-rtp_echo) echoing the caller's packets, so both parties change codec. Both
+/// streams carry the same SSRC (the echo), told apart by their addresses.
+#[test]
+fn a_sipp_reinvite_to_pcma_is_a_codec_change_of_both_parties() {
+    let (engine, events) = run("sipp_codec_change.pcap");
+    let calls = engine.calls();
+    assert_eq!(calls.len(), 1);
+    let c = calls[0];
+    let id = c.id;
+    let news: Vec<&Event> = events
+        .iter()
+        .map(|(e, _)| e)
+        .filter(|e| {
+            matches!(
+                e,
+                Event::Hold(_)
+                    | Event::Resume(_)
+                    | Event::Reinvite { .. }
+                    | Event::CodecChange { .. }
+            )
+        })
+        .collect();
+    let cc = |party| Event::CodecChange {
+        call: id,
+        party,
+        payload_type: 8,
+    };
+    let reinvite = Event::Reinvite {
+        call: id,
+        codec: Some("PCMA".into()),
+    };
+    assert_eq!(
+        news,
+        vec![&reinvite, &cc(Party::Caller), &cc(Party::Called)],
+        "{events:#?}"
+    );
+    assert_eq!(c.state, CallState::Ended);
+    assert_eq!(c.reinvites, 1);
+    assert_eq!(c.codecs(), vec!["PCMU", "PCMA"]);
+    // sipp_codec_change.tshark-rtp-streams.txt: 202 packets each way, no loss, mean jitter
+    // 0.306 and 0.313 ms.
+    assert_eq!(c.streams.len(), 2);
+    for s in &c.streams {
+        assert_eq!(s.stats.packets, 202);
+        assert_eq!(s.stats.lost(), 0);
+        assert_eq!(s.current_pt, Some(8));
+        assert_eq!(s.codec_changes, 1);
+        let j = s.stats.mean_jitter_ms();
+        assert!((0.30..0.32).contains(&j), "{j}");
+    }
+    for party in [Party::Caller, Party::Called] {
+        assert_eq!(c.current_codec(party), Some("PCMA"), "{party:?}");
+    }
+}
+
 #[test]
 fn hold_state_follows_the_offer_answer_pair() {
     let (_, events) = run("hold_reinvite.pcap");

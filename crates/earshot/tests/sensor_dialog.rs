@@ -148,6 +148,32 @@ fn a_real_baresip_hold_and_resume_are_events_and_listed() {
     );
 }
 
+/// sipp_codec_change.pcap (make-sipp.sh): SIPp moves the call from PCMU to PCMA by a
+/// re-INVITE; the callee echoes the caller, so both parties change codec.
+#[test]
+fn a_sipp_codec_change_is_an_event_and_listed() {
+    let (s, r, seen, last, kinds) = follow("sipp_codec_change.pcap");
+    assert_eq!(
+        kinds,
+        [
+            "reinvite Some(\"PCMA\")",
+            "codec_change caller PCMA 8",
+            "codec_change called PCMA 8",
+            "ended ended"
+        ],
+        "{seen:?}"
+    );
+    let codec = |pt: u8, name: &str| (false, Value::Null, Value::from(pt), Value::from(name));
+    assert!(seen.contains(&codec(0, "PCMU")), "{seen:?}");
+    assert_eq!(seen.last(), Some(&codec(8, "PCMA")), "{seen:?}");
+    assert_eq!(last["calledcodec"], 8);
+    assert_eq!(last["reinvites"], 1);
+    let info: Value = serde_json::from_slice(&s.cmd(&format!("active_call_info {r}"))).unwrap();
+    assert_eq!(info["earshot"]["calledcodec_name"], "PCMA");
+    let text = s.cmd_text("listcalls");
+    assert!(text.contains("codecs: PCMU,PCMA\n"), "{text}");
+}
+
 #[test]
 fn stream_and_listcalls_follow_hold_resume_and_codec_changes() {
     let (s, r, seen, last, kinds) = follow("hold_reinvite.pcap");
