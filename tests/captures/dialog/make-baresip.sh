@@ -10,7 +10,7 @@
 #
 # baresip 1.0.0 (this machine's) has no command to change the codec of a call in progress
 # (no /set_audio_codec; /reinvite re-offers the same codecs), so the codec change by re-INVITE
-# is not in this capture; hold_reinvite.pcap (make.py) has it.
+# is not in this capture; make-sipp.sh makes that part with SIPp.
 set -euo pipefail
 cd "$(dirname "$0")"
 out=${1:-baresip_hold.pcap}
