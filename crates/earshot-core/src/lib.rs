@@ -22,4 +22,4 @@ pub use call::{Call, CallId, CallState, MediaEndpoint, Party, PayloadFormat, Sip
 pub use engine::{CaptureCounters, Config, Engine, Event, NullSink, RtpPacket, Sink, TableSizes};
 pub use lookahead::{Peek, Peeker};
 pub use rtp_only::{is_rtp_only, static_format, RTP_ONLY_PREFIX};
-pub use stream::{is_video_format, Stream, StreamKey};
+pub use stream::{is_video_format, QualityUnknown, Stream, StreamKey};

@@ -1,7 +1,7 @@
 //! One RTP stream: packets of one SSRC from one address to another.
 
 use crate::call::Party;
-use earshot_rtp::{codec_impairment, mos_from_r, r_factor, StreamStats};
+use earshot_rtp::{codec_impairment, known_impairment, mos_from_r, r_factor, StreamStats};
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 
@@ -40,6 +40,42 @@ impl Hash for StreamKey {
 /// §5, and each video payload RFC since), and of the audio ones only MPEG audio (MPA) does.
 pub fn is_video_format(encoding: &str, clock_rate: u32) -> bool {
     clock_rate == 90_000 && !encoding.eq_ignore_ascii_case("MPA")
+}
+
+/// Why a stream (or a party without one) has no quality score: each is shown as "unknown",
+/// never as a perfect score.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum QualityUnknown {
+    /// The party has sent no RTP yet (a ringing call, or one-way media).
+    NoMedia,
+    /// Telephone-events or comfort noise alone: no voice to score, no clock to time.
+    EventsOnly,
+    /// A payload type with no known clock rate (dynamic, and no SDP described it): the jitter
+    /// cannot be measured.
+    ClockUnknown,
+    /// A codec earshot cannot decode (AMR, AMR-WB, EVS, iLBC...): its E-model impairment is not
+    /// known. The jitter is measured (its clock rate is known).
+    Undecodable,
+    /// Video: measured, never scored with the (speech) E-model.
+    Video,
+}
+
+impl QualityUnknown {
+    /// The word the Manager API and the player send.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QualityUnknown::NoMedia => "no_media",
+            QualityUnknown::EventsOnly => "events_only",
+            QualityUnknown::ClockUnknown => "clock_unknown",
+            QualityUnknown::Undecodable => "undecodable",
+            QualityUnknown::Video => "video",
+        }
+    }
+
+    /// Whether the stream's jitter was measured all the same.
+    pub fn jitter_known(self) -> bool {
+        matches!(self, QualityUnknown::Undecodable | QualityUnknown::Video)
+    }
 }
 
 /// How a payload type resolves in a call, cached per stream (see [`Stream::pt_info`]).
@@ -164,12 +200,32 @@ impl Stream {
         self.stats.clock_rate() > 0
     }
 
-    /// [`Stream::mos`] where it means something: `None` when the jitter is unknown (see
-    /// [`Stream::jitter_known`]), since an E-model score without it would claim a perfect
-    /// network it never measured.
-    /// Video has no E-model score either.
+    /// [`Stream::mos`] where it means something: `None` when [`Stream::quality_unknown`] has
+    /// a reason, since a score there would claim a quality never measured.
     pub fn mos_if_known(&self) -> Option<f64> {
-        (self.jitter_known() && !self.is_video()).then(|| self.mos())
+        self.quality_unknown().is_none().then(|| self.mos())
+    }
+
+    /// Why the stream has no MOS, or `None` when it has one. In the order a person would want
+    /// to be told: video is never scored; a stream of telephone-events (or comfort noise)
+    /// alone has no voice to score; without a clock rate (a dynamic payload type no SDP
+    /// described) jitter cannot be measured; and a codec earshot cannot decode has no
+    /// E-model impairment it knows (see `earshot_rtp::known_impairment`).
+    pub fn quality_unknown(&self) -> Option<QualityUnknown> {
+        if self.is_video() {
+            return Some(QualityUnknown::Video);
+        }
+        if self.pt_counts.get(self.payload_type).is_none() {
+            return Some(QualityUnknown::EventsOnly);
+        }
+        if !self.jitter_known() {
+            return Some(QualityUnknown::ClockUnknown);
+        }
+        let codec = self.current_codec().unwrap_or("");
+        if known_impairment(codec).is_none() {
+            return Some(QualityUnknown::Undecodable);
+        }
+        None
     }
 
     /// E-model MOS from the stream's loss and mean jitter (see `earshot_rtp::mos`), for the

@@ -99,6 +99,122 @@ fn baresip_style_hold_resume_and_codec_changes_are_events() {
     }
 }
 
+/// baresip_hold.pcap: two real baresip 1.0.0 instances (make-baresip.sh): the caller holds
+/// with `a=sendonly` (answered `a=recvonly`), resumes, then sends a plain re-INVITE (the same
+/// SDP again), then BYE. baresip cannot change the codec of a call in progress, so no
+/// codec_change; hold_reinvite.pcap has those.
+#[test]
+fn a_real_baresip_call_holds_resumes_and_reinvites() {
+    let (engine, events) = run("baresip_hold.pcap");
+    let calls = engine.calls();
+    assert_eq!(calls.len(), 1);
+    let c = calls[0];
+    let id = c.id;
+    let news: Vec<(&Event, bool)> = events
+        .iter()
+        .filter(|(e, _)| {
+            matches!(
+                e,
+                Event::Hold(_)
+                    | Event::Resume(_)
+                    | Event::Reinvite { .. }
+                    | Event::CodecChange { .. }
+            )
+        })
+        .map(|(e, on_hold)| (e, *on_hold))
+        .collect();
+    let reinvite = Event::Reinvite {
+        call: id,
+        codec: None,
+    };
+    assert_eq!(
+        news,
+        // Each re-INVITE's event comes once its answer is applied: the first one holds.
+        vec![
+            (&reinvite, true),
+            (&Event::Hold(id), true),
+            (&reinvite, false),
+            (&Event::Resume(id), false),
+            (&reinvite, false),
+        ],
+        "{events:#?}"
+    );
+    assert_eq!(c.state, CallState::Ended);
+    assert!(!c.on_hold);
+    assert_eq!(c.reinvites, 3);
+    assert_eq!(c.codecs(), vec!["PCMU"]);
+    // baresip_hold.tshark-rtp-streams.txt: 527 caller and 528 callee packets, no loss, mean
+    // jitter 1.123 and 1.379 ms.
+    let mut streams: Vec<(Option<Party>, u64, f64)> = c
+        .streams
+        .iter()
+        .map(|s| (s.party, s.stats.packets, s.stats.mean_jitter_ms()))
+        .collect();
+    streams.sort_by_key(|s| s.1);
+    assert_eq!(streams.len(), 2, "{streams:?}");
+    assert_eq!((streams[0].0, streams[0].1), (Some(Party::Caller), 527));
+    assert_eq!((streams[1].0, streams[1].1), (Some(Party::Called), 528));
+    assert!((streams[0].2 - 1.123).abs() < 0.01, "{streams:?}");
+    assert!((streams[1].2 - 1.379).abs() < 0.01, "{streams:?}");
+    assert!(c.streams.iter().all(|s| s.stats.lost() == 0));
+}
+
+/// sipp_codec_change.pcap (make-sipp.sh): a SIPp call in PCMU moved to PCMA by a re-INVITE,
+/// the callee (-rtp_echo) echoing the caller's packets, so both parties change codec. Both
+/// streams carry the same SSRC (the echo), told apart by their addresses.
+#[test]
+fn a_sipp_reinvite_to_pcma_is_a_codec_change_of_both_parties() {
+    let (engine, events) = run("sipp_codec_change.pcap");
+    let calls = engine.calls();
+    assert_eq!(calls.len(), 1);
+    let c = calls[0];
+    let id = c.id;
+    let news: Vec<&Event> = events
+        .iter()
+        .map(|(e, _)| e)
+        .filter(|e| {
+            matches!(
+                e,
+                Event::Hold(_)
+                    | Event::Resume(_)
+                    | Event::Reinvite { .. }
+                    | Event::CodecChange { .. }
+            )
+        })
+        .collect();
+    let cc = |party| Event::CodecChange {
+        call: id,
+        party,
+        payload_type: 8,
+    };
+    let reinvite = Event::Reinvite {
+        call: id,
+        codec: Some("PCMA".into()),
+    };
+    assert_eq!(
+        news,
+        vec![&reinvite, &cc(Party::Caller), &cc(Party::Called)],
+        "{events:#?}"
+    );
+    assert_eq!(c.state, CallState::Ended);
+    assert_eq!(c.reinvites, 1);
+    assert_eq!(c.codecs(), vec!["PCMU", "PCMA"]);
+    // sipp_codec_change.tshark-rtp-streams.txt: 202 packets each way, no loss, mean jitter
+    // 0.306 and 0.313 ms.
+    assert_eq!(c.streams.len(), 2);
+    for s in &c.streams {
+        assert_eq!(s.stats.packets, 202);
+        assert_eq!(s.stats.lost(), 0);
+        assert_eq!(s.current_pt, Some(8));
+        assert_eq!(s.codec_changes, 1);
+        let j = s.stats.mean_jitter_ms();
+        assert!((0.30..0.32).contains(&j), "{j}");
+    }
+    for party in [Party::Caller, Party::Called] {
+        assert_eq!(c.current_codec(party), Some("PCMA"), "{party:?}");
+    }
+}
+
 #[test]
 fn hold_state_follows_the_offer_answer_pair() {
     let (_, events) = run("hold_reinvite.pcap");

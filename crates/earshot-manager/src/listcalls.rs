@@ -5,7 +5,7 @@
 
 use crate::callref::CallRef;
 use crate::command::ListParams;
-use earshot_core::{Call, CallState, Party, Stream};
+use earshot_core::{Call, CallState, Party, QualityUnknown, Stream};
 use serde_json::{json, Map, Value};
 use std::cmp::Ordering;
 use std::fmt::Write as _;
@@ -85,14 +85,25 @@ pub const FIELDS: [&str; 68] = [
 
 /// earshot's own columns, appended after [`FIELDS`] when `listcalls {"earshot":true}` asks:
 /// VoIPmonitor's 68 stay exactly as its clients expect them.
-pub const EARSHOT_FIELDS: [&str; 6] = [
+pub const EARSHOT_FIELDS: [&str; 12] = [
     "callstate",
     "on_hold",
     "held_by",
     "callercodec_name",
     "calledcodec_name",
     "reinvites",
+    "caller_mos",
+    "called_mos",
+    "caller_jitter_ms",
+    "called_jitter_ms",
+    "caller_quality_unknown",
+    "called_quality_unknown",
 ];
+
+/// What VoIPmonitor itself puts in its MOS columns (×10) when it has no score: its
+/// `record_array` defaults, so its clients read an unknown score from earshot as they read one
+/// from VoIPmonitor. earshot's own columns carry the honest null.
+pub const VOIPMONITOR_NO_MOS: i64 = 45;
 
 /// One RTP stream, reduced to what the replies show.
 #[derive(Clone, Debug, PartialEq)]
@@ -111,12 +122,26 @@ pub struct LegSummary {
     pub jitter_ms: f64,
     pub jitter_avg_ms: f64,
     pub jitter_max_ms: f64,
-    pub mos: f64,
+    /// E-model MOS; `None` when `unknown` says why there is none.
+    pub mos: Option<f64>,
+    /// Why the stream has no MOS (and, for some reasons, no jitter): see [`QualityUnknown`].
+    pub unknown: Option<QualityUnknown>,
     /// A video stream: listed, never a party's main (audio) leg.
     pub video: bool,
 }
 
 impl LegSummary {
+    /// False where no clock rate was known (a dynamic payload type without rtpmap, events
+    /// alone): the jitter fields are zero then, not a measurement.
+    pub fn jitter_known(&self) -> bool {
+        self.unknown.is_none_or(QualityUnknown::jitter_known)
+    }
+
+    /// The current jitter in ms, `None` where it was not measured.
+    pub fn jitter_if_known(&self) -> Option<f64> {
+        self.jitter_known().then_some(self.jitter_ms)
+    }
+
     /// The codec as VoIPmonitor numbers it in `callercodec`/`calledcodec` (its `codecs.h`):
     /// static payload types as they are, dynamic ones by their rtpmap name, so a client can
     /// tell Opus from iLBC whatever number the SDP gave them. Unknown dynamic codecs keep
@@ -170,7 +195,8 @@ impl LegSummary {
             jitter_ms: s.stats.jitter_ms(),
             jitter_avg_ms: s.stats.mean_jitter_ms(),
             jitter_max_ms: s.stats.max_jitter_ms(),
-            mos: s.mos(),
+            mos: s.mos_if_known(),
+            unknown: s.quality_unknown(),
             video: s.is_video(),
         }
     }
@@ -311,7 +337,50 @@ pub fn earshot_row(c: &CallSummary) -> Vec<Value> {
         name(&c.caller_leg),
         name(&c.called_leg),
         Value::from(c.reinvites),
+        leg_mos(&c.caller_leg),
+        leg_mos(&c.called_leg),
+        leg_jitter(&c.caller_leg),
+        leg_jitter(&c.called_leg),
+        leg_unknown(&c.caller_leg),
+        leg_unknown(&c.called_leg),
     ]
+}
+
+/// A party's MOS, null where there is none (no stream, or [`QualityUnknown`]).
+fn leg_mos(l: &Option<LegSummary>) -> Value {
+    l.as_ref()
+        .and_then(|l| l.mos)
+        .map_or(Value::Null, |m| float6((m * 100.0).round() / 100.0))
+}
+
+fn leg_jitter(l: &Option<LegSummary>) -> Value {
+    l.as_ref()
+        .and_then(LegSummary::jitter_if_known)
+        .map_or(Value::Null, float6)
+}
+
+/// Why a party has no MOS: `"no_media"` without a stream, else the stream's reason; null when
+/// it has one.
+fn leg_unknown(l: &Option<LegSummary>) -> Value {
+    match l {
+        None => Value::from(QualityUnknown::NoMedia.as_str()),
+        Some(l) => l.unknown.map_or(Value::Null, |u| Value::from(u.as_str())),
+    }
+}
+
+/// Why a party has no MOS, in words for the text listing (`None`: it has one).
+pub fn unknown_text(l: Option<&LegSummary>) -> Option<String> {
+    let (why, codec) = match l {
+        None => (QualityUnknown::NoMedia, None),
+        Some(l) => (l.unknown?, l.codec.as_deref()),
+    };
+    Some(match why {
+        QualityUnknown::NoMedia => "no media".into(),
+        QualityUnknown::EventsOnly => "telephone-events only".into(),
+        QualityUnknown::ClockUnknown => "clock rate unknown".into(),
+        QualityUnknown::Undecodable => format!("cannot decode {}", codec.unwrap_or("its codec")),
+        QualityUnknown::Video => "video".into(),
+    })
 }
 
 /// Unix seconds to VoIPmonitor's `YYYY-MM-DD HH:MM:SS` (UTC).
@@ -348,8 +417,15 @@ fn float6(v: f64) -> Value {
     Value::from((v * 1e6).round() / 1e6)
 }
 
+/// VoIPmonitor's MOS column: ×10, and its own no-data value where there is no score.
 fn mos10(leg: Option<&LegSummary>) -> Value {
-    leg.map_or(Value::Null, |l| Value::from((l.mos * 10.0).round() as i64))
+    let mos = leg.and_then(|l| l.mos);
+    Value::from(mos.map_or(VOIPMONITOR_NO_MOS, |m| (m * 10.0).round() as i64))
+}
+
+/// VoIPmonitor's jitter columns: a float always, 0 (its no-data value) where not measured.
+fn jitter6(leg: Option<&LegSummary>, f: fn(&LegSummary) -> f64) -> Value {
+    float6(leg.filter(|l| l.jitter_known()).map_or(0.0, f))
 }
 
 /// The 68 positional values of one call, in [`FIELDS`] order.
@@ -413,12 +489,12 @@ pub fn json_row(c: &CallSummary) -> Vec<Value> {
         n.clone(),
         n.clone(),
         n.clone(), // dst_mosAD_min
-        leg(src, |l| float6(l.jitter_ms)),
-        leg(src, |l| float6(l.jitter_avg_ms)),
-        leg(src, |l| float6(l.jitter_max_ms)),
-        leg(dst, |l| float6(l.jitter_ms)),
-        leg(dst, |l| float6(l.jitter_avg_ms)),
-        leg(dst, |l| float6(l.jitter_max_ms)),
+        jitter6(src, |l| l.jitter_ms),
+        jitter6(src, |l| l.jitter_avg_ms),
+        jitter6(src, |l| l.jitter_max_ms),
+        jitter6(dst, |l| l.jitter_ms),
+        jitter6(dst, |l| l.jitter_avg_ms),
+        jitter6(dst, |l| l.jitter_max_ms),
         leg(src, |l| Value::from(l.packets)),
         leg(dst, |l| Value::from(l.packets)),
         leg(src, |l| Value::from(l.lost)),
@@ -587,14 +663,26 @@ fn text_block(out: &mut String, c: &CallSummary) {
     kv("called_agent", &dash(&c.called_agent));
     kv("sensor_id", &sensor);
     for (name, leg) in [("caller_rtp", &c.caller_leg), ("called_rtp", &c.called_leg)] {
-        if let Some(l) = leg {
-            let v = format!(
-                "{} -> {} pt {} packets {} lost {} ({:.1}%) jitter {:.2} ms MOS {:.1}",
-                l.src, l.dst, l.payload_type, l.packets, l.lost, l.loss_percent, l.jitter_ms, l.mos
-            );
-            kv(name, &v);
-        }
+        kv(name, &rtp_line(leg.as_ref()));
     }
+}
+
+/// A party's `*_rtp` line: "-" for what was not measured, and why.
+fn rtp_line(leg: Option<&LegSummary>) -> String {
+    let why = unknown_text(leg)
+        .map(|w| format!(" ({w})"))
+        .unwrap_or_default();
+    let Some(l) = leg else {
+        return format!("-{why}");
+    };
+    let jitter = l
+        .jitter_if_known()
+        .map_or("-".to_string(), |j| format!("{j:.2} ms"));
+    let mos = l.mos.map_or("-".to_string(), |m| format!("{m:.1}"));
+    format!(
+        "{} -> {} pt {} packets {} lost {} ({:.1}%) jitter {jitter} MOS {mos}{why}",
+        l.src, l.dst, l.payload_type, l.packets, l.lost, l.loss_percent
+    )
 }
 
 /// `active_call_info`: VoIPmonitor's `{"call":{…},"sip_packets":…,"rtp_streams":[…]}`, with the
@@ -623,8 +711,12 @@ pub fn active_call_info(c: &CallSummary, sip: &[earshot_core::SipRecord]) -> Vec
                 "codec": l.payload_type,
                 "received": l.packets,
                 "lost": l.lost,
-                "jitter_avg": float6(l.jitter_avg_ms),
-                "jitter_max": float6(l.jitter_max_ms),
+                "jitter_avg": jitter6(Some(l), |l| l.jitter_avg_ms),
+                "jitter_max": jitter6(Some(l), |l| l.jitter_max_ms),
+                // earshot's: the honest values, null where not measured.
+                "mos": l.mos.map_or(Value::Null, float6),
+                "jitter_ms": l.jitter_if_known().map_or(Value::Null, float6),
+                "quality_unknown": l.unknown.map(QualityUnknown::as_str),
                 "party": l.party.map(Party::as_str),
                 "media": if l.video { "video" } else { "audio" },
             })
@@ -668,9 +760,162 @@ mod tests {
             jitter_ms: 0.0,
             jitter_avg_ms: 0.0,
             jitter_max_ms: 0.0,
-            mos: 0.0,
+            mos: None,
+            unknown: None,
             video: false,
         }
+    }
+
+    /// A call answered at t=0, caller leg first, called leg second (either may be absent).
+    fn call(caller: Option<LegSummary>, called: Option<LegSummary>) -> CallSummary {
+        let ip: IpAddr = "192.0.2.1".parse().expect("address");
+        CallSummary {
+            callref: CallRef::from_u64(0x1234),
+            id: 1,
+            call_id: "c1".into(),
+            caller: "1001".into(),
+            called: "1002".into(),
+            caller_name: None,
+            caller_domain: None,
+            called_domain: None,
+            caller_agent: None,
+            called_agent: None,
+            caller_ip: ip,
+            called_ip: ip,
+            state: CallState::Answered,
+            last_sip_code: Some(200),
+            start_ns: 0,
+            answer_ns: Some(0),
+            last_packet_ns: 0,
+            duration_secs: 1,
+            connect_secs: 1,
+            on_hold: false,
+            held_by: None,
+            reinvites: 0,
+            codecs: vec![],
+            vlan: None,
+            sensor_id: None,
+            legs: caller.iter().chain(called.iter()).cloned().collect(),
+            caller_leg: caller,
+            called_leg: called,
+        }
+    }
+
+    fn measured(pt: u8, codec: &str, jitter: f64, mos: Option<f64>) -> LegSummary {
+        let mut l = leg(pt, Some(codec));
+        l.packets = 100;
+        l.jitter_ms = jitter;
+        l.jitter_avg_ms = jitter;
+        l.jitter_max_ms = jitter;
+        l.mos = mos;
+        l
+    }
+
+    /// The value of a named column in `listcalls {"earshot":true}`'s row.
+    fn column(c: &CallSummary, name: &str) -> Value {
+        let mut row = json_row(c);
+        row.extend(earshot_row(c));
+        let names: Vec<&str> = FIELDS
+            .iter()
+            .chain(EARSHOT_FIELDS.iter())
+            .copied()
+            .collect();
+        let i = names.iter().position(|n| *n == name).expect(name);
+        row[i].clone()
+    }
+
+    #[test]
+    fn an_undecodable_leg_has_no_mos_but_its_jitter() {
+        let mut amr = measured(96, "AMR", 1.5, None);
+        amr.unknown = Some(QualityUnknown::Undecodable);
+        let pcma = measured(8, "PCMA", 0.25, Some(4.41));
+        let c = call(Some(amr), Some(pcma));
+        // VoIPmonitor's columns keep its types and its no-data MOS, 45.
+        assert_eq!(column(&c, "src_mosf1"), Value::from(45));
+        assert_eq!(column(&c, "dst_mosf1"), Value::from(44));
+        assert_eq!(column(&c, "src_jitter"), Value::from(1.5));
+        // earshot's say what is known.
+        assert_eq!(column(&c, "caller_mos"), Value::Null);
+        assert_eq!(column(&c, "called_mos"), Value::from(4.41));
+        assert_eq!(column(&c, "caller_jitter_ms"), Value::from(1.5));
+        assert_eq!(
+            column(&c, "caller_quality_unknown"),
+            Value::from("undecodable")
+        );
+        assert_eq!(column(&c, "called_quality_unknown"), Value::Null);
+        let text = String::from_utf8(listcalls_text(&[c])).expect("utf-8");
+        assert!(
+            text.contains("jitter 1.50 ms MOS - (cannot decode AMR)\n"),
+            "{text}"
+        );
+        assert!(text.contains("jitter 0.25 ms MOS 4.4\n"), "{text}");
+    }
+
+    #[test]
+    fn an_unknown_clock_has_no_jitter_and_no_mos() {
+        let mut dynamic = measured(101, "", 0.0, None);
+        dynamic.codec = None;
+        dynamic.unknown = Some(QualityUnknown::ClockUnknown);
+        let mut events = measured(101, "telephone-event", 0.0, None);
+        events.unknown = Some(QualityUnknown::EventsOnly);
+        let c = call(Some(dynamic), Some(events));
+        for (side, why) in [("caller", "clock_unknown"), ("called", "events_only")] {
+            assert_eq!(column(&c, &format!("{side}_mos")), Value::Null);
+            assert_eq!(column(&c, &format!("{side}_jitter_ms")), Value::Null);
+            assert_eq!(
+                column(&c, &format!("{side}_quality_unknown")),
+                Value::from(why)
+            );
+        }
+        assert_eq!(column(&c, "src_jitter"), Value::from(0.0));
+        assert_eq!(column(&c, "dst_mosf1"), Value::from(45));
+        let text = String::from_utf8(listcalls_text(&[c])).expect("utf-8");
+        assert!(
+            text.contains("jitter - MOS - (clock rate unknown)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("jitter - MOS - (telephone-events only)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_call_without_media_says_so() {
+        let c = call(None, None);
+        assert_eq!(column(&c, "src_mosf1"), Value::from(45));
+        assert_eq!(column(&c, "dst_jitter_max"), Value::from(0.0));
+        for side in ["caller", "called"] {
+            assert_eq!(column(&c, &format!("{side}_mos")), Value::Null);
+            assert_eq!(column(&c, &format!("{side}_jitter_ms")), Value::Null);
+            assert_eq!(
+                column(&c, &format!("{side}_quality_unknown")),
+                Value::from("no_media")
+            );
+        }
+        let text = String::from_utf8(listcalls_text(std::slice::from_ref(&c))).expect("utf-8");
+        assert!(text.contains("caller_rtp: - (no media)\n"), "{text}");
+        let info: Value = serde_json::from_slice(&active_call_info(&c, &[])).expect("JSON");
+        assert_eq!(info["earshot"]["caller_mos"], Value::Null);
+        assert_eq!(info["earshot"]["called_quality_unknown"], "no_media");
+    }
+
+    #[test]
+    fn active_call_info_streams_carry_null_where_unknown() {
+        let mut amr = measured(96, "AMR", 1.5, None);
+        amr.unknown = Some(QualityUnknown::Undecodable);
+        let mut dynamic = measured(101, "", 0.0, None);
+        dynamic.unknown = Some(QualityUnknown::ClockUnknown);
+        let c = call(Some(amr), Some(dynamic));
+        let info: Value = serde_json::from_slice(&active_call_info(&c, &[])).expect("JSON");
+        let s = &info["rtp_streams"];
+        assert_eq!(s[0]["mos"], Value::Null);
+        assert_eq!(s[0]["jitter_ms"], Value::from(1.5));
+        assert_eq!(s[0]["quality_unknown"], "undecodable");
+        assert_eq!(s[1]["jitter_ms"], Value::Null);
+        assert_eq!(s[1]["jitter_avg"], Value::from(0.0));
+        assert_eq!(info["call"]["src_mosf1"], Value::from(45));
+        assert_eq!(info["earshot"]["caller_mos"], Value::Null);
     }
 
     #[test]

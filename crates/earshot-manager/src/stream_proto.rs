@@ -137,10 +137,17 @@ pub struct QualityReport {
     pub packets: u64,
     pub lost: u64,
     pub loss_pct: f64,
-    pub jitter_ms: f64,
-    /// E-model MOS; None (JSON null) when the leg's codec cannot be decoded: its codec
-    /// impairment is unknown, and a listener hearing silence must not read "4.4".
+    /// RFC 3550 jitter; None (JSON null) where no clock rate is known (a dynamic payload type
+    /// no SDP described, telephone-events alone).
+    pub jitter_ms: Option<f64>,
+    /// E-model MOS; None (JSON null) where `quality_unknown` says why there is none (a codec
+    /// the sensor cannot decode, an unknown clock, events alone): a listener hearing silence
+    /// must not read "4.4".
     pub mos: Option<f64>,
+    /// `earshot_core::QualityUnknown::as_str`: `"undecodable"`, `"clock_unknown"`,
+    /// `"events_only"`, `"video"`; null when the MOS is known. Absent from older sensors.
+    #[serde(default)]
+    pub quality_unknown: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -460,8 +467,9 @@ mod tests {
                 packets: 111,
                 lost: 1,
                 loss_pct: 0.9,
-                jitter_ms: 0.14,
+                jitter_ms: Some(0.14),
                 mos: Some(4.4),
+                quality_unknown: None,
             }),
             Frame::Unknown {
                 kind: 99,

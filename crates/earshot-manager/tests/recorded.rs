@@ -40,7 +40,8 @@ fn leg(party: Party, pt: u8) -> LegSummary {
         jitter_ms: 0.138047,
         jitter_avg_ms: 0.151687,
         jitter_max_ms: 0.353945,
-        mos: 4.5,
+        mos: Some(4.5),
+        unknown: None,
         video: false,
     }
 }

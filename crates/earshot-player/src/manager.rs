@@ -200,16 +200,15 @@ pub async fn list_calls(s: &Sensor, limit: Duration) -> Result<Vec<Value>, Manag
         };
         let mos = |name: &str| get(name).as_f64().map(|m| m / 10.0);
         // earshot names the codecs; VoIPmonitor numbers them.
-        let codecs: Vec<String> = [
+        let [codec_caller, codec_called] = [
             ("callercodec_name", "callercodec"),
             ("calledcodec_name", "calledcodec"),
         ]
-        .iter()
-        .filter_map(|(name, id)| match get(name) {
+        .map(|(name, id)| match get(name) {
             Value::String(n) => Some(n),
             _ => payload_type_name(&get(id)),
-        })
-        .collect();
+        });
+        let codecs: Vec<&String> = codec_caller.iter().chain(codec_called.iter()).collect();
         let mut call = Map::new();
         call.insert("sensor_id".into(), json!(s.id_sensor));
         call.insert("callreference".into(), get("callreference"));
@@ -219,12 +218,47 @@ pub async fn list_calls(s: &Sensor, limit: Duration) -> Result<Vec<Value>, Manag
         call.insert("last_sip_code".into(), get("lastSIPresponseNum"));
         call.insert("duration".into(), get("duration"));
         call.insert("codecs".into(), json!(codecs));
-        call.insert("mos_caller".into(), json!(mos("src_mosf1")));
-        call.insert("mos_called".into(), json!(mos("dst_mosf1")));
+        // Each party's codec now, so the page can say which one it cannot decode.
+        call.insert("codec_caller".into(), json!(codec_caller));
+        call.insert("codec_called".into(), json!(codec_called));
+        // An earshot sensor's own columns say where MOS and jitter are unknown (null) and why;
+        // VoIPmonitor's columns hold its no-data values there (MOS 45, jitter 0).
+        let earshot = names.contains(&"caller_quality_unknown");
+        let quality = |own: &str, voipmonitor: &str, is_mos: bool| -> Value {
+            match (earshot, is_mos) {
+                (true, _) => get(own),
+                (false, true) => json!(mos(voipmonitor)),
+                (false, false) => get(voipmonitor),
+            }
+        };
+        call.insert(
+            "mos_caller".into(),
+            quality("caller_mos", "src_mosf1", true),
+        );
+        call.insert(
+            "mos_called".into(),
+            quality("called_mos", "dst_mosf1", true),
+        );
         call.insert("loss_caller".into(), get("src_loss"));
         call.insert("loss_called".into(), get("dst_loss"));
-        call.insert("jitter_caller".into(), get("src_jitter"));
-        call.insert("jitter_called".into(), get("dst_jitter"));
+        call.insert(
+            "jitter_caller".into(),
+            quality("caller_jitter_ms", "src_jitter", false),
+        );
+        call.insert(
+            "jitter_called".into(),
+            quality("called_jitter_ms", "dst_jitter", false),
+        );
+        // Why a party's MOS is null: "no_media", "undecodable" (with the party's codec in
+        // `codecs`), "clock_unknown", "events_only", "video"; null when known or from VoIPmonitor.
+        call.insert(
+            "quality_unknown_caller".into(),
+            get("caller_quality_unknown"),
+        );
+        call.insert(
+            "quality_unknown_called".into(),
+            get("called_quality_unknown"),
+        );
         call.insert("start".into(), get("calldate"));
         // earshot sensors only (null from VoIPmonitor): the call's state, not guessed from
         // the last response code, and its hold.

@@ -243,20 +243,64 @@ function callState(c) {
   return `failed (${code})`;
 }
 
+// Why a party's MOS (and maybe jitter) is unknown, from an earshot sensor's
+// quality_unknown_caller/_called; shown as "–" with this as the cell's tooltip.
+function unknownWhy(c, party) {
+  const why = c[`quality_unknown_${party}`];
+  const codec = c[`codec_${party}`];
+  switch (why) {
+    case null:
+    case undefined:
+      return "";
+    case "no_media":
+      return isOver(c) ? "no media" : "no media yet";
+    case "undecodable":
+      return `${codec || "its codec"} cannot be decoded`;
+    case "clock_unknown":
+      return "clock rate unknown (no rtpmap for its payload type)";
+    case "events_only":
+      return "telephone-events only";
+    case "video":
+      return "video";
+    default:
+      return String(why);
+  }
+}
+
+// The tooltip of the MOS or jitter cell: why each party's value that is missing is missing.
+function unknownTitle(c, field) {
+  const missing = (v) => v === null || v === undefined;
+  const parts = ["caller", "called"]
+    .filter((p) => missing(c[`${field}_${p}`]))
+    .map((p) => [p, unknownWhy(c, p)])
+    .filter(([, w]) => w);
+  return parts.map(([p, w]) => `${p}: ${w}`).join("; ");
+}
+
+// "cannot decode AMR" beside the state when a party sends a codec the sensor cannot decode.
+function undecodable(c) {
+  const codecs = ["caller", "called"]
+    .filter((p) => c[`quality_unknown_${p}`] === "undecodable")
+    .map((p) => c[`codec_${p}`] || "its codec");
+  return codecs.length ? `cannot decode ${[...new Set(codecs)].join(", ")}` : "";
+}
+
 const num = (v, d) => (v === null || v === undefined || v === "" || !Number.isFinite(Number(v)) ? "–" : Number(v).toFixed(d));
 const pair = (a, b, d) => `${num(a, d)} / ${num(b, d)}`;
 
+// [label, text, tooltip]
 function cellsOf(c) {
+  const state = [callState(c), undecodable(c)].filter(Boolean).join(" · ");
   return [
     ["Caller", c.caller ?? "–"],
     ["Called", c.called ?? "–"],
     ["Sensor", sensorLabel(c.sensor_id)],
     ["Duration", fmtDuration(c.duration)],
-    ["State", callState(c)],
+    ["State", state],
     ["Codecs", Array.isArray(c.codecs) && c.codecs.length ? [...new Set(c.codecs)].join(", ") : "–"],
-    ["MOS", pair(c.mos_caller, c.mos_called, 1)],
+    ["MOS", pair(c.mos_caller, c.mos_called, 1), unknownTitle(c, "mos")],
     ["Loss %", pair(c.loss_caller, c.loss_called, 1)],
-    ["Jitter ms", pair(c.jitter_caller, c.jitter_called, 1)],
+    ["Jitter ms", pair(c.jitter_caller, c.jitter_called, 1), unknownTitle(c, "jitter")],
   ];
 }
 
@@ -299,8 +343,9 @@ function renderCalls(unsorted) {
     }
     // Update in place: a keyboard user's focus on a listen button survives the refresh.
     const cells = cellsOf(c);
-    cells.forEach(([, text], i) => {
+    cells.forEach(([, text, title = ""], i) => {
       if (tr.cells[i].textContent !== text) tr.cells[i].textContent = text;
+      if (tr.cells[i].title !== title) tr.cells[i].title = title;
     });
     tr.title = `Call-ID ${c.callid ?? "?"} · ref ${c.callreference}`;
     tr.classList.toggle("on-hold", c.on_hold === true);

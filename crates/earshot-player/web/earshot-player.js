@@ -736,6 +736,14 @@ export class EarshotPlayerElement extends HTMLElement {
     const f = (v, d = 1) => (typeof v === "number" && Number.isFinite(v) ? v.toFixed(d) : "–");
     this.$(`.party[data-party="${leg}"] .q`).textContent =
       `MOS ${f(q.mos)} · loss ${f(q.loss_pct)} % (${q.lost ?? "–"}/${q.packets ?? "–"}) · jitter ${f(q.jitter_ms)} ms`;
+    // Why the sensor sent no MOS (or jitter): a codec it cannot decode, an unknown clock...
+    const why = {
+      undecodable: "the codec cannot be decoded",
+      clock_unknown: "clock rate unknown",
+      events_only: "telephone-events only",
+      video: "video",
+    }[q.quality_unknown];
+    this.$(`.party[data-party="${leg}"] .q`).title = why ? `MOS unknown: ${why}` : "";
   }
 
   renderStats(s) {

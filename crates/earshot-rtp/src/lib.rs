@@ -6,5 +6,5 @@ mod mos;
 mod stats;
 
 pub use header::{is_rtcp, Rtp, TelephoneEvent};
-pub use mos::{codec_impairment, mos_from_r, r_factor, Impairment};
+pub use mos::{codec_impairment, known_impairment, mos_from_r, r_factor, Impairment};
 pub use stats::{StreamStats, TSHARK_COMPATIBLE_NOTE};

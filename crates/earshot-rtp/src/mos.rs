@@ -18,26 +18,44 @@ pub struct Impairment {
     pub bpl: f64,
 }
 
-/// G.113 Appendix I values by SDP encoding name (case-insensitive). Wideband codecs are
-/// scored on the narrowband scale with the figures of their closest narrowband relative,
-/// so their scores stay comparable with G.711 calls on the same dashboard.
+/// G.113 Appendix I values by SDP encoding name (case-insensitive), for any name: G.723.1 and
+/// iLBC at their usual mode, anything else unknown as G.711-like (Ie 0). Whatever shows a score
+/// to people asks [`known_impairment`] first (earshot-core's `Stream::mos_if_known` does).
 pub fn codec_impairment(encoding: &str) -> Impairment {
+    if let Some(known) = known_impairment(encoding) {
+        return known;
+    }
+    let (ie, bpl) = match encoding.to_ascii_lowercase().as_str() {
+        "g723" => (15.0, 16.1),
+        "ilbc" => (11.0, 32.0),
+        _ => (0.0, 10.0),
+    };
+    Impairment { ie, bpl }
+}
+
+/// G.113 Appendix I values for the codecs earshot decodes, by SDP encoding name
+/// (case-insensitive); `None` for any other. Wideband codecs are scored on the narrowband
+/// scale with the figures of their closest narrowband relative, so their scores stay
+/// comparable with G.711 calls on the same dashboard.
+///
+/// Codecs earshot cannot decode have no entry even where G.113 lists one: AMR, AMR-WB, EVS,
+/// iLBC and G.723.1 change bit rate by mode (each mode its own Ie), and the mode is in frames
+/// earshot does not read, so any figure would be a guess presented as a measurement.
+pub fn known_impairment(encoding: &str) -> Option<Impairment> {
     let e = encoding.to_ascii_lowercase();
     let (ie, bpl) = match e.as_str() {
         "pcmu" | "pcma" | "g722" | "opus" => (0.0, 25.1),
         "l16" => (0.0, 4.3),
         "g729" | "g729a" => (11.0, 19.0),
-        "g723" => (15.0, 16.1),
         "gsm" => (20.0, 10.0),
-        "ilbc" => (11.0, 32.0),
         "speex" => (11.0, 20.0),
-        "dvi4" | "g726-32" | "aal2-g726-32" => (7.0, 10.0),
+        "dvi4" | "g721" | "g726-32" | "aal2-g726-32" => (7.0, 10.0),
         "g726-40" | "aal2-g726-40" => (2.0, 10.0),
         "g726-24" | "aal2-g726-24" => (25.0, 10.0),
         "g726-16" | "aal2-g726-16" => (50.0, 10.0),
-        _ => (0.0, 10.0),
+        _ => return None,
     };
-    Impairment { ie, bpl }
+    Some(Impairment { ie, bpl })
 }
 
 /// The transmission rating factor R for a codec, a loss percentage (0–100) and a jitter in ms.
@@ -80,6 +98,27 @@ mod tests {
         assert!(mos("PCMA", 0.0, 120.0) < mos("PCMA", 0.0, 5.0));
         assert!(mos("G729", 0.0, 0.0) < mos("PCMA", 0.0, 0.0));
         assert_eq!(mos("PCMA", 100.0, 500.0), 1.0);
+    }
+
+    #[test]
+    fn codecs_earshot_cannot_decode_have_no_known_impairment() {
+        for name in [
+            "AMR",
+            "AMR-WB",
+            "EVS",
+            "iLBC",
+            "G723",
+            "codec2",
+            "telephone-event",
+            "",
+        ] {
+            assert_eq!(known_impairment(name), None, "{name}");
+        }
+        for name in [
+            "PCMU", "pcma", "G722", "opus", "G729", "GSM", "G726-32", "speex", "L16",
+        ] {
+            assert!(known_impairment(name).is_some(), "{name}");
+        }
     }
 
     #[test]

@@ -531,23 +531,6 @@ impl Listener {
     }
 }
 
-/// False when a stream's codec (its SDP encoding name) is one the sensor cannot decode (AMR,
-/// AMR-WB, Codec2, iLBC…); true when it can, or when no name is known (static payload types).
-pub fn decodable_name(name: Option<&str>) -> bool {
-    let Some(name) = name else {
-        return true;
-    };
-    let rate = if name.eq_ignore_ascii_case("opus") {
-        48000
-    } else {
-        8000
-    };
-    !matches!(
-        Codec::from_sdp(name, rate, 1, None),
-        Codec::Unsupported(_) | Codec::Ilbc { .. }
-    )
-}
-
 fn wall_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

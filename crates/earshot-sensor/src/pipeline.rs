@@ -17,7 +17,8 @@ use crate::rewind::{Rewind, RewindLimits, PRIME_NS};
 use crate::source::FrameBatch;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender as CbSender};
 use earshot_core::{
-    Call, CallId, CallState, CaptureCounters, Config, Engine, Event, Party, RtpPacket, Sink,
+    Call, CallId, CallState, CaptureCounters, Config, Engine, Event, Party, QualityUnknown,
+    RtpPacket, Sink,
 };
 use earshot_manager::stream_proto::{CallEvent, EndReason, Frame, QualityReport};
 use earshot_manager::{CallRef, CallRefGenerator, CallSummary, StreamFrom};
@@ -513,8 +514,13 @@ fn quality(call: &Call, now: i64) -> Vec<QualityReport> {
                 packets: s.stats.packets,
                 lost: s.stats.lost().max(0) as u64,
                 loss_pct: s.stats.loss_percent(),
-                jitter_ms: s.stats.jitter_ms(),
-                mos: crate::listener::decodable_name(s.codec.as_deref()).then(|| s.mos()),
+                // The same rule as listcalls and analyze: unknown is null, never "perfect".
+                jitter_ms: s
+                    .quality_unknown()
+                    .is_none_or(QualityUnknown::jitter_known)
+                    .then(|| s.stats.jitter_ms()),
+                mos: s.mos_if_known(),
+                quality_unknown: s.quality_unknown().map(|u| u.as_str().to_string()),
             })
         })
         .collect()

@@ -104,6 +104,9 @@ impl Connection {
 
 /// List the calls a sensor sees right now.
 ///
+/// MOS is caller/called; "-" where the sensor has no score (no media yet, a codec it cannot
+/// decode such as AMR, an unknown clock rate). A VoIPmonitor sensor shows its own 4.5 there.
+///
 /// Examples:
 ///   earshot calls
 ///   earshot calls --manager sensor1:5029 --token s3cret --json
@@ -118,11 +121,14 @@ pub struct CallsArgs {
 }
 
 pub fn calls(args: CallsArgs) -> Result<()> {
-    let reply = args.conn.request("listcalls json")?;
     if args.json {
+        let reply = args.conn.request("listcalls json")?;
         std::io::stdout().write_all(&reply)?;
         return Ok(());
     }
+    // earshot's own columns say where a MOS is unknown (null); VoIPmonitor's MOS columns hold
+    // its no-data 45 there. A VoIPmonitor sensor ignores the key and answers its 68 columns.
+    let reply = args.conn.request(r#"listcalls {"earshot":true}"#)?;
     let doc: Value = serde_json::from_slice(&reply).map_err(|_| {
         anyhow!(
             "the sensor answered something other than JSON: {}",
@@ -148,6 +154,7 @@ pub fn calls(args: CallsArgs) -> Result<()> {
         "dst_mosf1",
     ];
     let idx: Vec<Option<usize>> = cols.iter().map(|c| col(c)).collect();
+    let own_mos = [col("caller_mos"), col("called_mos")];
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -167,11 +174,12 @@ pub fn calls(args: CallsArgs) -> Result<()> {
                 .map(text)
                 .unwrap_or_default()
         };
-        let mos = |i: usize| {
-            idx[i]
+        let mos = |i: usize| match own_mos[i - 7] {
+            Some(p) => row.get(p).and_then(Value::as_f64),
+            None => idx[i]
                 .and_then(|p| row.get(p))
                 .and_then(Value::as_f64)
-                .map(|m| m / 10.0)
+                .map(|m| m / 10.0),
         };
         let mos_text = match (mos(7), mos(8)) {
             (Some(a), Some(b)) => format!("{:.1}/{:.1}", a, b),

@@ -1474,3 +1474,44 @@ async fn call_list_shows_state_hold_and_current_codecs() {
         &(json!("ended"), json!(false), json!(["G722", "G722"]))
     );
 }
+
+/// /api/calls passes an earshot sensor's unknown quality through as null, with the reason and
+/// each party's codec, for an AMR call (tests/captures/listening/amr_call.pcap): before, it
+/// showed MOS 4.4 for a codec the sensor cannot decode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_list_shows_unknown_quality_as_null_with_its_reason() {
+    let pcap = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/captures/listening/amr_call.pcap");
+    let s = sensor::Sensor::start(&["--pcap", pcap.to_str().unwrap(), "--speed", "1"]);
+    let default = Sensor {
+        id_sensor: 1,
+        name: "default".into(),
+        host: s.addr.ip().to_string(),
+        port: s.addr.port(),
+        token: None,
+        tls: false,
+        kind: SensorKind::Earshot,
+    };
+    let (app, _state) = player(&sqlite_url("quality-unknown"), Some(default)).await;
+    let viewer = login(&app, "viewer").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let c = loop {
+        let r = call(&app, "GET", "/api/calls", &viewer, &[], None).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+        let first = r.json["calls"].as_array().and_then(|c| c.first()).cloned();
+        if let Some(c) = first.filter(|c| c["codec_caller"] == "AMR" && c["codec_called"] == "AMR")
+        {
+            break c;
+        }
+        assert!(Instant::now() < deadline, "no AMR call listed: {}", r.json);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for side in ["caller", "called"] {
+        assert_eq!(c[format!("mos_{side}")], Value::Null, "{c}");
+        assert_eq!(c[format!("quality_unknown_{side}")], "undecodable", "{c}");
+        assert!(
+            c[format!("jitter_{side}")].is_number(),
+            "jitter is measured: {c}"
+        );
+    }
+}

@@ -45,9 +45,23 @@ fn rows(s: &Sensor) -> Vec<serde_json::Map<String, Value>> {
         .collect()
 }
 
-#[test]
-fn stream_and_listcalls_follow_hold_resume_and_codec_changes() {
-    let pcap = capture("hold_reinvite.pcap");
+/// What the listing showed of the call while it ran, in order without repeats:
+/// (on_hold, held_by, callercodec, callercodec_name); and its last row (ended).
+type Seen = Vec<(bool, Value, Value, Value)>;
+
+/// Replays `name` at real speed with a `stream` listener from the start; polls the listing
+/// until the call ends. Returns the sensor, the call's reference, what the listing showed, its
+/// last row and the listener's call events (status events aside) as short strings.
+fn follow(
+    name: &str,
+) -> (
+    Sensor,
+    String,
+    Seen,
+    serde_json::Map<String, Value>,
+    Vec<String>,
+) {
+    let pcap = capture(name);
     let s = Sensor::start(&["--pcap", pcap.to_str().unwrap(), "--speed", "1"]);
     let row = s.wait_call_with_rtp(Duration::from_secs(20));
     let r = row[0].as_str().unwrap().to_string();
@@ -55,8 +69,7 @@ fn stream_and_listcalls_follow_hold_resume_and_codec_changes() {
     let cmd = format!("stream {r} rate=8000 channels=2 from=start");
     let listener = std::thread::spawn(move || stream_events(addr, cmd));
 
-    // Poll the listing while the call runs: (on_hold, held_by, callercodec, name) as seen.
-    let mut seen: Vec<(bool, Value, Value, Value)> = Vec::new();
+    let mut seen: Seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     let last = loop {
         let list = rows(&s);
@@ -79,10 +92,9 @@ fn stream_and_listcalls_follow_hold_resume_and_codec_changes() {
         std::thread::sleep(Duration::from_millis(100));
     };
     let events = listener.join().expect("listener thread");
-
-    // The listening status (tested in sensor_listening) repeats while no audio flows; this test
-    // is about the call's own events.
-    let kinds: Vec<String> = events
+    // The listening status (tested in sensor_listening) repeats while no audio flows; these
+    // tests are about the call's own events.
+    let kinds = events
         .iter()
         .filter(|e| !matches!(e, CallEvent::Status { .. }))
         .map(|e| match e {
@@ -101,6 +113,70 @@ fn stream_and_listcalls_follow_hold_resume_and_codec_changes() {
             CallEvent::Status { .. } => unreachable!("filtered out above"),
         })
         .collect();
+    (s, r, seen, last, kinds)
+}
+
+/// baresip_hold.pcap: two real baresip instances (make-baresip.sh): the caller holds
+/// (`a=sendonly` answered `a=recvonly`), resumes, re-INVITEs with the same SDP, hangs up.
+#[test]
+fn a_real_baresip_hold_and_resume_are_events_and_listed() {
+    let (s, _r, seen, last, kinds) = follow("baresip_hold.pcap");
+    assert_eq!(
+        kinds,
+        [
+            "reinvite None",
+            "hold",
+            "reinvite None",
+            "resume",
+            "reinvite None",
+            "ended ended"
+        ],
+        "{seen:?}"
+    );
+    let pcmu = |on_hold: bool, by: Value| (on_hold, by, Value::from(0), Value::from("PCMU"));
+    assert!(
+        seen.contains(&pcmu(true, Value::from("caller"))),
+        "listcalls never showed the hold: {seen:?}"
+    );
+    assert_eq!(seen.last(), Some(&pcmu(false, Value::Null)), "{seen:?}");
+    assert_eq!(last["reinvites"], 3);
+    assert_eq!(last["calledagent"], "baresip v1.0.0 (x86_64/linux)");
+    let text = s.cmd_text("listcalls");
+    assert!(
+        text.contains("on_hold: false\nheld_by: -\nreinvites: 3\n"),
+        "{text}"
+    );
+}
+
+/// sipp_codec_change.pcap (make-sipp.sh): SIPp moves the call from PCMU to PCMA by a
+/// re-INVITE; the callee echoes the caller, so both parties change codec.
+#[test]
+fn a_sipp_codec_change_is_an_event_and_listed() {
+    let (s, r, seen, last, kinds) = follow("sipp_codec_change.pcap");
+    assert_eq!(
+        kinds,
+        [
+            "reinvite Some(\"PCMA\")",
+            "codec_change caller PCMA 8",
+            "codec_change called PCMA 8",
+            "ended ended"
+        ],
+        "{seen:?}"
+    );
+    let codec = |pt: u8, name: &str| (false, Value::Null, Value::from(pt), Value::from(name));
+    assert!(seen.contains(&codec(0, "PCMU")), "{seen:?}");
+    assert_eq!(seen.last(), Some(&codec(8, "PCMA")), "{seen:?}");
+    assert_eq!(last["calledcodec"], 8);
+    assert_eq!(last["reinvites"], 1);
+    let info: Value = serde_json::from_slice(&s.cmd(&format!("active_call_info {r}"))).unwrap();
+    assert_eq!(info["earshot"]["calledcodec_name"], "PCMA");
+    let text = s.cmd_text("listcalls");
+    assert!(text.contains("codecs: PCMU,PCMA\n"), "{text}");
+}
+
+#[test]
+fn stream_and_listcalls_follow_hold_resume_and_codec_changes() {
+    let (s, r, seen, last, kinds) = follow("hold_reinvite.pcap");
     assert_eq!(
         kinds,
         [
@@ -116,7 +192,7 @@ fn stream_and_listcalls_follow_hold_resume_and_codec_changes() {
             "codec_change called G722 9",
             "ended ended",
         ],
-        "{events:#?}"
+        "{seen:?}"
     );
 
     let hold = (

@@ -60,7 +60,8 @@ fn rtpmaps_of_a_183_without_its_invite_give_the_streams_their_clock() {
             (ours_max - max).abs() < 0.01,
             "{ssrc}: max jitter {ours_max} vs tshark {max}"
         );
-        assert!(s["mos"].is_number(), "{ssrc}");
+        // Its jitter is measured, but AMR-WB is a codec earshot cannot decode: no MOS.
+        assert!(s["mos"].is_null(), "{ssrc}: {s:#}");
     }
 }
 
