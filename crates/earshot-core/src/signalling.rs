@@ -1,6 +1,8 @@
 //! SIP messages → call table: dialog matching, state machine, SDP → media endpoints.
 
-use crate::call::{Call, CallId, CallState, MediaEndpoint, Party, PayloadFormat, SipRecord};
+use crate::call::{
+    Call, CallId, CallState, MediaEndpoint, Party, PayloadFormat, SipLogLimits, SipOrigin,
+};
 use crate::engine::{Engine, Event, Sink};
 use earshot_sip::sdp;
 use earshot_sip::{SipMessage, StartLine};
@@ -188,19 +190,21 @@ impl Engine {
         raw: &[u8],
         sink: &mut dyn Sink,
     ) {
-        let (keep, max_bytes) = (self.cfg.sip_log_messages, self.cfg.sip_log_bytes);
+        let limits = SipLogLimits::from_config(&self.cfg);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
         call.sip_messages += 1;
-        if call.sip_log.len() < keep {
-            call.sip_log.push(SipRecord {
+        if limits.messages > 0 {
+            let origin = SipOrigin {
                 ts: meta.ts,
                 src: meta.src,
                 dst: meta.dst,
-                text: String::from_utf8_lossy(&raw[..raw.len().min(max_bytes)]).into_owned(),
-                truncated: raw.len() > max_bytes,
-            });
+            };
+            match call.log_sip(&limits, self.sip_log_used, origin, raw) {
+                Some(bytes) => self.sip_log_used += bytes,
+                None => self.counters.sip_log_skipped += 1,
+            }
         }
         call.last_packet = call.last_packet.max(meta.ts);
         call.last_sip = meta.ts;
