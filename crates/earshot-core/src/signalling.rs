@@ -1,7 +1,8 @@
 //! SIP messages → call table: dialog matching, state machine, SDP → media endpoints.
 
 use crate::call::{
-    Call, CallId, CallState, MediaEndpoint, Party, PayloadFormat, SipLogLimits, SipOrigin,
+    push_exact, Call, CallId, CallState, MediaEndpoint, Party, PayloadFormat, SipLogLimits,
+    SipOrigin,
 };
 use crate::engine::{Engine, Event, Sink};
 use earshot_sip::sdp;
@@ -171,10 +172,7 @@ impl Engine {
             bound: Vec::new(),
         };
         self.calls.insert(id, call);
-        self.by_call_id
-            .entry(call_id.to_owned())
-            .or_default()
-            .push(id);
+        push_exact(self.by_call_id.entry(call_id.to_owned()).or_default(), id);
         self.counters.calls += 1;
         Some(id)
     }
@@ -436,18 +434,19 @@ fn record_formats(call: &mut Call, m: &sdp::Media<'_>) {
             channels: r.channels,
         };
         if call.format(r.pt) != Some(&fmt) && call.formats.len() < MAX_FORMATS {
-            call.formats.push(fmt);
+            push_exact(&mut call.formats, fmt);
         }
     }
     for &pt in &m.formats {
         if call.format(pt).is_none() && call.formats.len() < MAX_FORMATS {
             if let Some((enc, rate, ch)) = sdp::static_payload(pt) {
-                call.formats.push(PayloadFormat {
+                let fmt = PayloadFormat {
                     pt,
                     encoding: enc.to_owned(),
                     clock_rate: rate,
                     channels: ch,
-                });
+                };
+                push_exact(&mut call.formats, fmt);
             }
         }
     }
@@ -480,7 +479,7 @@ fn add_endpoint(call: &mut Call, ep: MediaEndpoint) -> bool {
     if call.media.len() >= MAX_MEDIA {
         call.media.remove(0);
     }
-    call.media.push(ep);
+    push_exact(&mut call.media, ep);
     true
 }
 
