@@ -50,6 +50,9 @@ queue_batches = 16
 [calls]
 rewind_s = $1
 linger_s = 2
+# At --speed max capture time can fall behind the wall clock, which the sensor's clock also
+# follows: an INVITE whose answer is still queued must not be ended as unanswered meanwhile.
+unanswered_timeout_s = 0
 [manager]
 listen = "127.0.0.1:$PORT"
 EOF

@@ -18,10 +18,15 @@ pub const TRIM_AFTER_CALLS: usize = 1_000;
 /// table has fallen by at least `after_calls` below the highest it reached since the last trim,
 /// and by at least half of it (a busy sensor whose calls come and go at a steady rate reuses
 /// its free memory at once and gains nothing from a trim).
+///
+/// The trim comes one tick after the fall: the calls' copies in the published call list
+/// (and anything else that lives until the next publication) are freed only after the engine
+/// removed them, and a trim before that would miss them.
 #[derive(Debug)]
 pub struct TrimPolicy {
     after_calls: usize,
     peak: usize,
+    due: bool,
 }
 
 impl TrimPolicy {
@@ -29,17 +34,19 @@ impl TrimPolicy {
         TrimPolicy {
             after_calls,
             peak: 0,
+            due: false,
         }
     }
 
     /// The table holds `calls` now; true when memory should be given back now.
     pub fn on_tick(&mut self, calls: usize) -> bool {
-        self.peak = self.peak.max(calls);
-        let gone = self.peak - calls;
-        if gone >= self.after_calls && gone * 2 >= self.peak {
+        if std::mem::take(&mut self.due) {
             self.peak = calls;
             return true;
         }
+        self.peak = self.peak.max(calls);
+        let gone = self.peak - calls;
+        self.due = gone >= self.after_calls && gone * 2 >= self.peak;
         false
     }
 }
@@ -55,6 +62,7 @@ pub fn after_expire(calls: usize) -> bool {
     };
     if due {
         give_back();
+        tracing::debug!(calls, "gave free memory back to the system (malloc_trim)");
     }
     due
 }
@@ -81,10 +89,15 @@ mod tests {
         }
         assert!(!p.on_tick(9_500), "500 calls gone: not enough");
         assert!(!p.on_tick(6_000), "4,000 gone but less than half");
-        assert!(p.on_tick(4_000), "6,000 of 10,000 gone");
+        assert!(
+            !p.on_tick(4_000),
+            "6,000 of 10,000 gone: due at the next tick"
+        );
+        assert!(p.on_tick(4_000), "a tick later");
         assert!(!p.on_tick(4_000), "once");
         assert!(!p.on_tick(3_500));
-        assert!(p.on_tick(0), "the rest gone");
+        assert!(!p.on_tick(0), "the rest gone");
+        assert!(p.on_tick(0));
         assert!(!p.on_tick(0));
     }
 

@@ -63,7 +63,9 @@ fn memory_freed_after_a_peak_of_calls_is_given_back() {
 fn the_hook_trims_after_many_calls_ended() {
     assert!(!memory::after_expire(50_000));
     assert!(!memory::after_expire(49_000));
-    assert!(memory::after_expire(1_000));
+    assert!(!memory::after_expire(1_000), "due");
+    assert!(memory::after_expire(1_000), "a tick later");
+    assert!(!memory::after_expire(500));
     assert!(
         !memory::after_expire(500),
         "fewer than TRIM_AFTER_CALLS gone since"
