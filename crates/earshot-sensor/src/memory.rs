@@ -27,6 +27,9 @@ pub struct TrimPolicy {
     after_calls: usize,
     peak: usize,
     due: bool,
+    /// The last trim left calls in the table: when they too are gone, trim once more, however
+    /// few they were (the peak's published list and tables are freed with the last of them).
+    partial: bool,
 }
 
 impl TrimPolicy {
@@ -35,6 +38,7 @@ impl TrimPolicy {
             after_calls,
             peak: 0,
             due: false,
+            partial: false,
         }
     }
 
@@ -42,11 +46,13 @@ impl TrimPolicy {
     pub fn on_tick(&mut self, calls: usize) -> bool {
         if std::mem::take(&mut self.due) {
             self.peak = calls;
+            self.partial = calls > 0;
             return true;
         }
         self.peak = self.peak.max(calls);
         let gone = self.peak - calls;
-        self.due = gone >= self.after_calls && gone * 2 >= self.peak;
+        let emptied = calls == 0 && self.peak > 0 && self.partial;
+        self.due = emptied || (gone >= self.after_calls && gone * 2 >= self.peak);
         false
     }
 }
@@ -99,6 +105,22 @@ mod tests {
         assert!(!p.on_tick(0), "the rest gone");
         assert!(p.on_tick(0));
         assert!(!p.on_tick(0));
+    }
+
+    #[test]
+    fn a_remainder_left_by_a_trim_is_trimmed_when_it_goes() {
+        let mut p = TrimPolicy::new(1_000);
+        p.on_tick(10_000);
+        assert!(!p.on_tick(800));
+        assert!(p.on_tick(800), "9,200 gone");
+        assert!(
+            !p.on_tick(0),
+            "800 gone, fewer than 1,000, but the table is empty now"
+        );
+        assert!(p.on_tick(0));
+        for _ in 0..10 {
+            assert!(!p.on_tick(0), "once");
+        }
     }
 
     #[test]
