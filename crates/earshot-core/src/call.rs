@@ -108,6 +108,42 @@ pub struct SipRecord {
     pub truncated: bool,
 }
 
+impl SipRecord {
+    /// What the record costs in memory, as the SIP log budgets count it: the record itself
+    /// and its text (a log vector with no spare capacity holds exactly the sum of these).
+    pub fn cost(&self) -> usize {
+        std::mem::size_of::<SipRecord>() + self.text.len()
+    }
+}
+
+/// How much SIP text the engine keeps (see `Config::sip_log_*`).
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct SipLogLimits {
+    pub messages: usize,
+    pub message_bytes: usize,
+    pub call_bytes: usize,
+    pub total_bytes: usize,
+}
+
+impl SipLogLimits {
+    pub fn from_config(cfg: &crate::engine::Config) -> Self {
+        SipLogLimits {
+            messages: cfg.sip_log_messages,
+            message_bytes: cfg.sip_log_bytes,
+            call_bytes: cfg.sip_log_call_bytes,
+            total_bytes: cfg.sip_log_total_bytes,
+        }
+    }
+}
+
+/// Where a logged message came from.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct SipOrigin {
+    pub ts: Timestamp,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+}
+
 /// `repr(C)` keeps the declared order: the fields every RTP packet of the call reads come
 /// first, next to the table key, so a packet touches one or two cache lines of its call
 /// rather than three scattered over its ~650 bytes.
@@ -237,6 +273,72 @@ impl Call {
     pub fn party_streams(&self, party: Party) -> impl Iterator<Item = &Stream> {
         self.streams.iter().filter(move |s| s.party == Some(party))
     }
+
+    /// Bytes the call's SIP log holds, as counted against `Config::sip_log_call_bytes`.
+    pub fn sip_log_bytes(&self) -> usize {
+        self.sip_log.iter().map(SipRecord::cost).sum()
+    }
+
+    /// Keeps a SIP message in the call's log as far as the limits allow: `total_used` is what
+    /// every call's log holds now. Returns the bytes taken, `None` when nothing was kept.
+    ///
+    /// The text is cut to fit the message, call and total budgets, whichever is smallest,
+    /// after invalid UTF-8 was replaced (a replacement character is three bytes for one), so
+    /// no message, however long or malformed, takes more than its share.
+    pub(crate) fn log_sip(
+        &mut self,
+        limits: &SipLogLimits,
+        total_used: usize,
+        origin: SipOrigin,
+        raw: &[u8],
+    ) -> Option<usize> {
+        if self.sip_log.len() >= limits.messages {
+            return None;
+        }
+        let record = std::mem::size_of::<SipRecord>();
+        let call_left = limits.call_bytes.saturating_sub(self.sip_log_bytes());
+        let total_left = limits.total_bytes.saturating_sub(total_used);
+        let room = call_left
+            .min(total_left)
+            .checked_sub(record)?
+            .min(limits.message_bytes);
+        if room == 0 && !raw.is_empty() {
+            return None;
+        }
+        let cut = raw.len().min(room);
+        let mut text = String::from_utf8_lossy(&raw[..cut]).into_owned();
+        let mut truncated = cut < raw.len();
+        if text.len() > room {
+            // A char is at most four bytes: this steps back three times at most.
+            let mut end = room;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+            truncated = true;
+        }
+        text.shrink_to_fit();
+        let kept = SipRecord {
+            ts: origin.ts,
+            src: origin.src,
+            dst: origin.dst,
+            text,
+            truncated,
+        };
+        let cost = kept.cost();
+        // Exact growth: a log's memory is the sum of its records' costs, nothing spare.
+        self.sip_log.reserve_exact(1);
+        self.sip_log.push(kept);
+        Some(cost)
+    }
+}
+
+/// Appends to one of a call's small lists (formats, media endpoints, bound addresses) growing it
+/// by exactly one: each is capped at a few entries, and Vec's own first step (room for four)
+/// left most of a call's lists half empty, a few hundred bytes a call at 100,000 calls.
+pub(crate) fn push_exact<T>(list: &mut Vec<T>, item: T) {
+    list.reserve_exact(1);
+    list.push(item);
 }
 
 /// Not telephone-event or comfort noise: a codec that carries the call's audio.

@@ -24,9 +24,14 @@ pub struct Config {
     /// Keep calls forever (offline analysis); a live sensor sets this to false.
     pub retain_ended: bool,
     /// SIP messages kept per call, in order (for `active_call_info`); 0 keeps none. Each is
-    /// cut at `sip_log_bytes`, so a call's log never exceeds their product.
+    /// cut at `sip_log_bytes`, and a call's log at `sip_log_call_bytes` (records included, see
+    /// `SipRecord::cost`), all calls' logs together at `sip_log_total_bytes`: at 100,000 calls
+    /// the log must not be what memory is spent on. Messages not kept are counted
+    /// (`CaptureCounters::sip_log_skipped`).
     pub sip_log_messages: usize,
     pub sip_log_bytes: usize,
+    pub sip_log_call_bytes: usize,
+    pub sip_log_total_bytes: usize,
     /// HEP envelope times further than this from the time of receipt are replaced by it
     /// (`DecapConfig::hep_max_skew_ns`); `None` trusts them (offline analysis).
     pub hep_max_skew_ns: Option<i64>,
@@ -56,6 +61,10 @@ impl Default for Config {
             retain_ended: true,
             sip_log_messages: 0,
             sip_log_bytes: 4096,
+            // A whole INVITE dialog with two SDPs is 3-4 KB; 8 KiB leaves room for a re-INVITE.
+            sip_log_call_bytes: 8 << 10,
+            // 64 MiB: every call's dialog up to ~16,000 calls, 670 B a call at 100,000.
+            sip_log_total_bytes: 64 << 20,
             hep_max_skew_ns: None,
             unanswered_timeout_ns: None,
             rtp_only_calls: false,
@@ -139,6 +148,9 @@ pub struct CaptureCounters {
     pub orphan_sip: u64,
     /// Media addresses from such orphan SIP's SDP not remembered because the table was full.
     pub orphan_sdp_dropped: u64,
+    /// SIP messages of calls not kept in their call's log (`Config::sip_log_*` limits); 0
+    /// when the log is off.
+    pub sip_log_skipped: u64,
     /// SIP outside INVITE dialogs, by method (requests only).
     pub other_sip: BTreeMap<String, u64>,
     pub first_ts: Option<Timestamp>,
@@ -181,6 +193,8 @@ pub struct TableSizes {
     /// Flows still proving they are RTP.
     pub candidates: usize,
     pub unassociated: usize,
+    /// Bytes of SIP text kept in calls' logs (see `Config::sip_log_total_bytes`).
+    pub sip_log_bytes: usize,
 }
 
 pub struct Engine {
@@ -208,6 +222,8 @@ pub struct Engine {
     /// `rtp_only.rs`); empty unless `Config::rtp_only_calls`.
     pub(crate) rtp_only: FxHashMap<(SocketAddr, SocketAddr), CallId>,
     pub(crate) rtp_only_addrs: FxHashMap<SocketAddr, CallId>,
+    /// What every call's SIP log holds together, against `Config::sip_log_total_bytes`.
+    pub(crate) sip_log_used: usize,
 }
 
 pub(crate) use crate::tcp_sip::TcpSip;
@@ -241,6 +257,7 @@ impl Engine {
             counters: CaptureCounters::default(),
             rtp_only: FxHashMap::default(),
             rtp_only_addrs: FxHashMap::default(),
+            sip_log_used: 0,
         }
     }
 
@@ -386,6 +403,36 @@ impl Engine {
         self.streams_in.expire(now);
         self.orphan_sdp
             .expire(now.nanos(), self.cfg.idle_timeout_ns);
+        self.shrink_tables();
+    }
+
+    /// Gives back what the tables grew to at a peak once most of it is empty: a hash table
+    /// never shrinks by itself, so 100,000 calls that came and went would keep their buckets
+    /// (~90 MB for the call table alone) for the life of the process.
+    fn shrink_tables(&mut self) {
+        shrink_map(&mut self.calls);
+        shrink_map(&mut self.by_call_id);
+        shrink_map(&mut self.bindings);
+        shrink_map(&mut self.sharers);
+        shrink_map(&mut self.candidates);
+        shrink_map(&mut self.rtp_only);
+        shrink_map(&mut self.rtp_only_addrs);
+        self.flows.shrink();
+    }
+
+    /// Slots the engine's tables have room for (entries they can hold without growing), to
+    /// check that memory comes back after a peak; see [`Engine::table_sizes`] for what they hold.
+    pub fn table_capacities(&self) -> TableSizes {
+        TableSizes {
+            calls: self.calls.capacity(),
+            by_call_id: self.by_call_id.capacity(),
+            bindings: self.bindings.capacity(),
+            flows: self.flows.capacity(),
+            sharers: self.sharers.capacity(),
+            candidates: self.candidates.capacity(),
+            unassociated: self.unassociated.capacity(),
+            sip_log_bytes: self.cfg.sip_log_total_bytes,
+        }
     }
 
     fn remove_call(&mut self, id: CallId, sink: &mut dyn Sink) {
@@ -397,6 +444,7 @@ impl Engine {
             return;
         };
         self.forget_rtp_only(&call);
+        self.sip_log_used = self.sip_log_used.saturating_sub(call.sip_log_bytes());
         if let Some(ids) = self.by_call_id.get_mut(&call.call_id) {
             ids.retain(|&i| i != id);
             if ids.is_empty() {
@@ -455,6 +503,7 @@ impl Engine {
             sharers: self.sharers.len(),
             candidates: self.candidates.len(),
             unassociated: self.unassociated.len(),
+            sip_log_bytes: self.sip_log_used,
         }
     }
 
@@ -466,6 +515,20 @@ impl Engine {
             c.hep_skipped = decap.stats().hep_skipped.clone();
         }
         c
+    }
+}
+
+/// Tables this small are left alone: shrinking them saves nothing worth a rehash.
+const SHRINK_MIN_CAPACITY: usize = 1024;
+
+/// Halves a table's slack when it is less than a quarter full (and not small): capacity goes
+/// to twice the entries, so a table that refills does not rehash again at once. Called once a
+/// second, it costs a rehash of the remaining entries only after most of them left.
+pub(crate) fn shrink_map<K: Eq + std::hash::Hash, V, S: std::hash::BuildHasher>(
+    map: &mut std::collections::HashMap<K, V, S>,
+) {
+    if map.capacity() > SHRINK_MIN_CAPACITY && map.len() < map.capacity() / 4 {
+        map.shrink_to((map.len() * 2).max(SHRINK_MIN_CAPACITY / 2));
     }
 }
 

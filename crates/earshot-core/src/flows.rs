@@ -143,6 +143,15 @@ impl FlowTable {
         self.map.len()
     }
 
+    pub fn capacity(&self) -> usize {
+        self.map.capacity()
+    }
+
+    /// Gives back the map's slack after a peak (the front table is fixed in size).
+    pub fn shrink(&mut self) {
+        crate::engine::shrink_map(&mut self.map);
+    }
+
     fn entry(&self, key: Key4) -> Option<&Front> {
         let set = self.front.get(key.set())?;
         set.iter().find(|f| f.holds(key))

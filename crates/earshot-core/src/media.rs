@@ -514,7 +514,7 @@ fn remember_bound(
         }
         forget_sharer(sharers, oldest, id);
     }
-    bound.push(addr);
+    crate::call::push_exact(bound, addr);
 }
 
 /// How far ahead of (about 5 s at 20 ms packets) or behind a stream's highest sequence

@@ -1,6 +1,9 @@
 //! SIP messages → call table: dialog matching, state machine, SDP → media endpoints.
 
-use crate::call::{Call, CallId, CallState, MediaEndpoint, Party, PayloadFormat, SipRecord};
+use crate::call::{
+    push_exact, Call, CallId, CallState, MediaEndpoint, Party, PayloadFormat, SipLogLimits,
+    SipOrigin,
+};
 use crate::engine::{Engine, Event, Sink};
 use earshot_sip::sdp;
 use earshot_sip::{SipMessage, StartLine};
@@ -169,10 +172,7 @@ impl Engine {
             bound: Vec::new(),
         };
         self.calls.insert(id, call);
-        self.by_call_id
-            .entry(call_id.to_owned())
-            .or_default()
-            .push(id);
+        push_exact(self.by_call_id.entry(call_id.to_owned()).or_default(), id);
         self.counters.calls += 1;
         Some(id)
     }
@@ -188,19 +188,21 @@ impl Engine {
         raw: &[u8],
         sink: &mut dyn Sink,
     ) {
-        let (keep, max_bytes) = (self.cfg.sip_log_messages, self.cfg.sip_log_bytes);
+        let limits = SipLogLimits::from_config(&self.cfg);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
         call.sip_messages += 1;
-        if call.sip_log.len() < keep {
-            call.sip_log.push(SipRecord {
+        if limits.messages > 0 {
+            let origin = SipOrigin {
                 ts: meta.ts,
                 src: meta.src,
                 dst: meta.dst,
-                text: String::from_utf8_lossy(&raw[..raw.len().min(max_bytes)]).into_owned(),
-                truncated: raw.len() > max_bytes,
-            });
+            };
+            match call.log_sip(&limits, self.sip_log_used, origin, raw) {
+                Some(bytes) => self.sip_log_used += bytes,
+                None => self.counters.sip_log_skipped += 1,
+            }
         }
         call.last_packet = call.last_packet.max(meta.ts);
         call.last_sip = meta.ts;
@@ -432,18 +434,19 @@ fn record_formats(call: &mut Call, m: &sdp::Media<'_>) {
             channels: r.channels,
         };
         if call.format(r.pt) != Some(&fmt) && call.formats.len() < MAX_FORMATS {
-            call.formats.push(fmt);
+            push_exact(&mut call.formats, fmt);
         }
     }
     for &pt in &m.formats {
         if call.format(pt).is_none() && call.formats.len() < MAX_FORMATS {
             if let Some((enc, rate, ch)) = sdp::static_payload(pt) {
-                call.formats.push(PayloadFormat {
+                let fmt = PayloadFormat {
                     pt,
                     encoding: enc.to_owned(),
                     clock_rate: rate,
                     channels: ch,
-                });
+                };
+                push_exact(&mut call.formats, fmt);
             }
         }
     }
@@ -476,7 +479,7 @@ fn add_endpoint(call: &mut Call, ep: MediaEndpoint) -> bool {
     if call.media.len() >= MAX_MEDIA {
         call.media.remove(0);
     }
-    call.media.push(ep);
+    push_exact(&mut call.media, ep);
     true
 }
 

@@ -15,6 +15,7 @@ pub mod hep;
 pub mod hep_policy;
 pub mod listener;
 pub mod live;
+pub mod memory;
 pub mod metrics;
 pub mod pipeline;
 pub mod queue;

@@ -197,6 +197,11 @@ pub fn render(shared: &Shared, manager: &ManagerCounters, token: &ScrapeToken) -
         "Calls not tracked because the call table was full ([calls] max_calls).",
         cap.calls_dropped,
     );
+    e.counter(
+        "earshot_sensor_sip_log_skipped_total",
+        "SIP messages of calls not kept for active_call_info ([calls] sip_log_messages, sip_log_call_kb, sip_log_mb).",
+        cap.sip_log_skipped,
+    );
     e.gauge(
         "earshot_sensor_active_streams",
         "RTP streams being tracked now.",

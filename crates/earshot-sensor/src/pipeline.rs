@@ -325,6 +325,7 @@ impl Worker {
                 last_second = Instant::now();
                 self.engine
                     .expire(Timestamp(self.clock.now_ns()), &mut self.hub);
+                crate::memory::after_expire(self.engine.table_sizes().calls);
                 self.send_quality();
             }
             if last_snapshot.elapsed() >= self.cfg.snapshot_interval

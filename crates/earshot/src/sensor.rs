@@ -286,6 +286,12 @@ pub struct CallsSection {
     pub hep_max_clock_skew_s: Option<u64>,
     /// Streams no SIP describes become calls of their own (`--rtp-without-sip`).
     pub rtp_without_sip: Option<bool>,
+    /// SIP messages kept per call for `active_call_info`; 0 keeps none.
+    pub sip_log_messages: Option<usize>,
+    /// SIP text one call's log may hold, in KiB.
+    pub sip_log_call_kb: Option<usize>,
+    /// SIP text all calls' logs may hold together, in MiB.
+    pub sip_log_mb: Option<usize>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -388,6 +394,15 @@ pub fn settings(args: Args) -> Result<Settings> {
     }
     if let Some(s) = c.hep_max_clock_skew_s {
         pipeline.engine.hep_max_skew_ns = Some(secs(s));
+    }
+    if let Some(n) = c.sip_log_messages {
+        pipeline.engine.sip_log_messages = n;
+    }
+    if let Some(kb) = c.sip_log_call_kb {
+        pipeline.engine.sip_log_call_bytes = kb.saturating_mul(1 << 10);
+    }
+    if let Some(mb) = c.sip_log_mb {
+        pipeline.engine.sip_log_total_bytes = mb.saturating_mul(1 << 20);
     }
     let m = file.manager;
     if let Some(n) = m.max_listeners {
