@@ -135,7 +135,10 @@ run_earshot() { # run_earshot FILE RATE CALLS
     "$EARSHOT" sensor --interface $IF --manager 127.0.0.1:$PORT $SENSOR_ARGS 2>"$log" &
     SENSOR_PID=$!
     for _ in $(seq 100); do stat_json >/dev/null 2>&1 && break; sleep 0.1; done
-    local before t0 sent pps secs t1 js seen processed
+    local before t0 sent pps secs t1 js seen processed live cap_before cap_after
+    # The capture thread on its own ("earshot-live-IF", truncated to 15 characters by the kernel).
+    live=$(grep -l '^earshot-live' /proc/$SENSOR_PID/task/*/comm 2>/dev/null | head -1 | cut -d/ -f5)
+    cap_before=$(cpu_ticks "$SENSOR_PID/task/$live")
     before=$(cpu_ticks $SENSOR_PID)
     t0=$(date +%s.%N)
     read -r sent pps secs < <(replay "$1" "$2")
@@ -155,6 +158,7 @@ run_earshot() { # run_earshot FILE RATE CALLS
     local t2 after
     t2=$(date +%s.%N)
     after=$(cpu_ticks $SENSOR_PID)
+    cap_after=$(cpu_ticks "$SENSOR_PID/task/$live")
     if [ "$PERF" = 1 ] && [ "$2" = "$LAST_RATE" ] && [ "$3" = "$LAST_CALLS" ] && [ "$RUN" = 1 ]; then
         perf_profile "$1" "$2"
     fi
@@ -164,14 +168,15 @@ run_earshot() { # run_earshot FILE RATE CALLS
     calls=$(field active_calls "$js")
     lost=$((sent - seen + internal))
     cpu=$(python3 -c "print(f'{($after-$before)/$CLK_TCK/($t2-$t0)*100:.0f}')")
-    python3 - "$3" "$2" "$sent" "$pps" "$seen" "$kernel" "$internal" "$lost" "$cpu" "$t1" "$t2" "$calls" "$before" "$after" "$CLK_TCK" <<'EOF'
+    python3 - "$3" "$2" "$sent" "$pps" "$seen" "$kernel" "$internal" "$lost" "$cpu" "$t1" "$t2" "$calls" "$before" "$after" "$CLK_TCK" "$cap_before" "$cap_after" <<'EOF'
 import sys
-(calls, rate, sent, pps, seen, kernel, internal, lost, cpu, t1, t2, active, b, a, tck) = sys.argv[1:]
+(calls, rate, sent, pps, seen, kernel, internal, lost, cpu, t1, t2, active, b, a, tck, cb, ca) = sys.argv[1:]
 sent, seen, kernel, internal, lost = int(sent), int(seen), int(kernel), int(internal), int(lost)
 loss = 100.0 * lost / sent if sent else 0
 us = (int(a) - int(b)) / int(tck) * 1e6 / sent if sent else 0
+cap = (int(ca) - int(cb)) / int(tck) * 1e6 / sent if sent else 0
 print(f"| earshot | {calls} | {rate} | {sent} | {float(pps):.0f} | {seen} | {kernel} | {internal} | "
-      f"{lost} ({loss:.3f} %) | {cpu} % ({us:.1f} µs/packet) | {float(t2) - float(t1):.1f} s | {active} |")
+      f"{lost} ({loss:.3f} %) | {cpu} % ({us:.1f} µs/packet; capture thread {cap:.2f}) | {float(t2) - float(t1):.1f} s | {active} |")
 EOF
     if grep -q "capture lost" "$log"; then
         echo "  sensor warned: $(grep -m1 -o 'capture lost.*' "$log" | cut -c1-160)…"
