@@ -218,3 +218,36 @@ fn the_default_snaplen_fits_voip() {
     assert_eq!(LiveConfig::new("lo").snaplen, 1600);
     assert_eq!(LiveConfig::new("lo").buffer_bytes, 64 << 20);
 }
+
+/// How long a lone packet waits in the ring: with TPACKET_V3 it is handed over when its block is
+/// retired (20 ms), not when 256 KiB of traffic have filled it. Only a generous bound is
+/// asserted (no timing-sensitive tests); the figures are printed for BENCHMARKS.md.
+#[test]
+fn a_lone_packet_is_not_held_until_its_block_fills() {
+    let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dst = receiver.local_addr().unwrap();
+    let Some(cap) = open_lo(Some(format!("udp port {}", dst.port()))) else {
+        return;
+    };
+    let (out, rx, _) = channel();
+    let stop = StopFlag::default();
+    let thread = cap.spawn(out, stop.clone()).unwrap();
+    let mut waits = Vec::new();
+    for seq in 0..20u16 {
+        let sent = Instant::now();
+        sender.send_to(&rtp(seq), dst).unwrap();
+        let got = rx.recv_timeout(Duration::from_secs(10));
+        assert!(got.is_ok(), "packet {seq} not delivered within 10 s");
+        waits.push(sent.elapsed());
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    stop.stop();
+    thread.join().unwrap();
+    waits.sort();
+    eprintln!(
+        "lone packet: send to hand-over median {:?}, max {:?}",
+        waits[waits.len() / 2],
+        waits[waits.len() - 1]
+    );
+}
