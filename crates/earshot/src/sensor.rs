@@ -55,7 +55,7 @@ pub struct Args {
     /// more: 9216 for jumbo frames, 65535 to keep everything. [capture] snaplen.
     #[arg(long, value_name = "BYTES")]
     snaplen: Option<u32>,
-    /// Kernel capture ring per interface, in MiB (default 64: about 300,000 VoIP packets, a
+    /// Kernel capture ring per interface, in MiB (default 64: about 220,000 VoIP packets, a
     /// few seconds at carrier rates). [capture] buffer_mb.
     #[arg(long = "capture-buffer-mb", value_name = "MIB")]
     capture_buffer_mb: Option<u32>,
