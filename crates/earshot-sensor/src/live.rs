@@ -11,29 +11,59 @@
 //! ours to keep right; they follow `pcap/pcap.h` and `pcap/bpf.h`, whose ABI has been stable
 //! since libpcap 1.0 (2008).
 //!
+//! ## Which kernel ring, and why not immediate mode
+//!
+//! On Linux libpcap captures through a PF_PACKET socket with a memory-mapped ring, in one of two
+//! formats, and which one it picks depends on immediate mode (measured with libpcap 1.10.3 by
+//! intercepting its `setsockopt` calls, `PACKET_VERSION` and `PACKET_RX_RING`, with a 64 MiB
+//! buffer; tcpdump behaves the same, as `strace -e setsockopt tcpdump …` shows):
+//!
+//! | immediate mode | snaplen | ring |
+//! |---|---|---|
+//! | on  | 65,535 | TPACKET_V2: 1,023 fixed slots of 65,616 bytes: a burst of 1,023 packets fills it |
+//! | on  | 1,600  | TPACKET_V2: 39,946 slots of 1,680 bytes |
+//! | off | any    | TPACKET_V3: 256 blocks of 256 KiB, packets packed end to end (~860 G.711 RTP frames of 214 bytes a block with their 90-byte headers, ~220,000 in all) |
+//!
+//! libpcap refuses TPACKET_V3 in immediate mode because V3 hands a block to user space only
+//! when it is full or when the block's retire timer (`tp_retire_blk_tov`, which libpcap sets
+//! from `pcap_set_timeout`) expires. So the capture runs without immediate mode, with
+//! [`RING_TIMEOUT`] as that timer: a packet waits at most that long in a partly filled block
+//! (20 ms, against the 40–400 ms the listeners' playout holds), and a full ring holds hundreds of
+//! thousands of VoIP packets instead of a thousand. The snaplen default ([`LiveConfig::DEFAULT_SNAPLEN`],
+//! 1,600 bytes) keeps a whole Ethernet frame with VLAN tags and a tunnel header; in V3 it
+//! no longer sizes the ring, but it bounds the bytes copied per packet.
+//!
 //! ## What a capture thread does
 //!
-//! The handle is put in non-blocking mode: the thread takes packets with `pcap_next_ex` while
-//! there are any, and when there are none it sends the partial batch at once (so the tail of a
-//! burst is never held back) and waits in `poll(2)` on the capture descriptor for at most
-//! [`READ_TIMEOUT`], so a stop request is seen within that time. We cannot rely on libpcap's
-//! own read timeout for this: libpcap 1.10 on Linux, in immediate mode, keeps polling inside
-//! `pcap_next_ex` when it expires instead of returning. Frames go to the pipeline in batches
-//! through [`FrameSender::send`], which never blocks (a full queue is counted as internal
-//! drops).
-//! Once a second it reads `pcap_stats` and adds what the kernel dropped to
-//! [`SensorCounters::kernel_drops`], so that loss stays apart from our own.
+//! Nothing but move frames: the handle is put in non-blocking mode and the thread takes packets
+//! with `pcap_next_ex` while there are any, copying each into a [`FrameBatch`] (allocated per batch of
+//! up to 256 frames, never per packet); when there are none it sends the partial batch at once (so the tail of
+//! a burst is never held back) and waits in `poll(2)` on the capture descriptor, which becomes
+//! readable when the kernel retires a block, for at most [`READ_TIMEOUT`], so a stop request is
+//! seen within that time. We cannot rely on libpcap's own read timeout for this: libpcap 1.10
+//! on Linux, in immediate mode, keeps polling inside `pcap_next_ex` when it expires instead of
+//! returning. Frames go to the pipeline in batches through [`FrameSender::offer`], which never
+//! blocks (a full queue is counted as internal drops).
+//! Once a second it reads `pcap_stats` and adds what the kernel and the interface dropped to
+//! [`SensorCounters::kernel_drops`], so that loss stays apart from our own, and a [`DropLog`]
+//! decides whether to warn: at most once per [`DROP_LOG_INTERVAL`], with the counts since the
+//! last warning.
 //!
 //! All `unsafe` code of the live source lives in the [`ffi`] module.
 
 use crate::counters::SensorCounters;
-use crate::source::{FrameBatch, FrameSender, StopFlag};
+use crate::source::{FrameBatch, FrameSender, Offer, StopFlag};
 use earshot_wire::{LinkType, Timestamp};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Longest wait for a packet: bounds how late a stop request is seen.
 pub const READ_TIMEOUT: Duration = Duration::from_millis(100);
+/// The kernel's block retire timer (TPACKET_V3): the longest a packet waits in a partly filled
+/// ring block before the capture thread can see it.
+pub const RING_TIMEOUT: Duration = Duration::from_millis(20);
+/// At most one drop warning per interface this often.
+pub const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// Frames per batch, and the longest a partial batch is held while packets keep coming.
 const BATCH: usize = 256;
 const BATCH_LATENCY: Duration = Duration::from_millis(5);
@@ -46,7 +76,9 @@ pub struct LiveConfig {
     pub interface: String,
     /// BPF filter in tcpdump syntax; `None` captures everything.
     pub filter: Option<String>,
-    /// Bytes kept of each packet.
+    /// Bytes kept of each packet. The default fits VoIP over UDP; SIP over TCP (whose segments
+    /// are reassembled) and jumbo frames need more: up to 9,216 for jumbo frames, 65,535 to keep
+    /// anything whole.
     pub snaplen: u32,
     /// Kernel ring buffer size in bytes: what absorbs bursts while the thread is busy.
     pub buffer_bytes: u32,
@@ -54,7 +86,7 @@ pub struct LiveConfig {
 }
 
 impl LiveConfig {
-    pub const DEFAULT_SNAPLEN: u32 = 65_535;
+    pub const DEFAULT_SNAPLEN: u32 = 1_600;
     pub const DEFAULT_BUFFER_MB: u32 = 64;
 
     pub fn new(interface: impl Into<String>) -> Self {
@@ -142,12 +174,19 @@ impl LiveCapture {
         &self.cfg.interface
     }
 
+    /// What the kernel ring turned out to be (read back from the socket, not assumed).
+    pub fn ring(&self) -> RingInfo {
+        self.handle.ring()
+    }
+
     /// Captures until `stop`, until the pipeline goes away, or until the interface fails (the
     /// error is returned then, e.g. when the interface disappears).
     pub fn run(mut self, out: &FrameSender, stop: &StopFlag) -> Result<(), LiveError> {
         let mut batch = FrameBatch::with_capacity(BATCH);
         let mut batch_started = Instant::now();
         let mut drops = DropTracker::default();
+        let started = Instant::now();
+        let mut log = DropLog::new(DROP_LOG_INTERVAL);
         let mut last_stats = Instant::now();
         let result = loop {
             if stop.is_stopped() {
@@ -170,13 +209,15 @@ impl LiveCapture {
                 && (idle || batch.len() >= BATCH || batch_started.elapsed() >= BATCH_LATENCY)
             {
                 let full = std::mem::replace(&mut batch, FrameBatch::with_capacity(BATCH));
-                if !out.send(full) {
-                    break Ok(());
+                match out.offer(full) {
+                    Offer::Sent => {}
+                    Offer::Dropped(n) => drops.queue += n,
+                    Offer::Closed => break Ok(()),
                 }
             }
             if last_stats.elapsed() >= STATS_INTERVAL {
                 last_stats = Instant::now();
-                self.update_drops(&mut drops, out.counters());
+                self.report_drops(&mut drops, &mut log, started.elapsed(), out.counters());
             }
             if idle {
                 if let Err(e) = self.handle.wait(READ_TIMEOUT) {
@@ -185,9 +226,13 @@ impl LiveCapture {
             }
         };
         if !batch.is_empty() {
-            out.send(batch);
+            if let Offer::Dropped(n) = out.offer(batch) {
+                drops.queue += n;
+            }
         }
-        self.update_drops(&mut drops, out.counters());
+        // The last counts are logged whatever the interval: nothing will report them later.
+        let mut last = DropLog::new(Duration::ZERO);
+        self.report_drops(&mut drops, &mut last, started.elapsed(), out.counters());
         result
     }
 
@@ -204,10 +249,29 @@ impl LiveCapture {
             })
     }
 
-    fn update_drops(&mut self, drops: &mut DropTracker, counters: &SensorCounters) {
+    /// Reads libpcap's counters, counts the new drops and logs them when `log` says so.
+    fn report_drops(
+        &mut self,
+        drops: &mut DropTracker,
+        log: &mut DropLog,
+        now: Duration,
+        counters: &SensorCounters,
+    ) {
+        let mut new = Drops {
+            queue: std::mem::take(&mut drops.queue),
+            ..Drops::default()
+        };
         match self.handle.stats() {
-            Ok(s) => SensorCounters::add(&counters.kernel_drops, drops.delta(s)),
+            Ok(s) => {
+                let (kernel, interface) = drops.delta(s);
+                new.kernel = kernel;
+                new.interface = interface;
+                SensorCounters::add(&counters.kernel_drops, kernel + interface);
+            }
             Err(e) => tracing::debug!(interface = %self.cfg.interface, "pcap_stats: {e}"),
+        }
+        if let Some(message) = log.observe(now, new) {
+            tracing::warn!(interface = %self.cfg.interface, "{message}");
         }
     }
 
@@ -234,6 +298,16 @@ pub fn spawn_all(
     let mut threads = Vec::with_capacity(opened.len());
     for cap in opened {
         let interface = cap.cfg.interface.clone();
+        let ring = cap.ring();
+        tracing::info!(%interface, filter = ?cap.cfg.filter, "live capture started: {ring}");
+        if ring.tpacket_version != 3 {
+            tracing::warn!(
+                %interface,
+                "libpcap chose TPACKET_V{} rather than V3: the ring holds fewer packets and \
+                 bursts may be dropped; libpcap 1.5 or later on Linux 3.2 or later gives V3",
+                ring.tpacket_version
+            );
+        }
         let thread = cap
             .spawn(out.clone(), stop.clone())
             .map_err(|e| LiveError::Pcap {
@@ -246,23 +320,142 @@ pub fn spawn_all(
     Ok(threads)
 }
 
-/// Turns libpcap's cumulative per-handle counters into increments of the sensor-wide total.
+/// Turns libpcap's cumulative per-handle counters into increments of the sensor-wide total,
+/// and gathers this thread's queue drops between two reports.
 /// libpcap's counters are 32-bit and wrap on long captures; wrapping subtraction keeps the
 /// increments right across a wrap.
 #[derive(Default, Debug)]
 struct DropTracker {
     drop: u32,
     ifdrop: u32,
+    /// Frames this thread could not queue since the last report.
+    queue: u64,
 }
 
 impl DropTracker {
-    fn delta(&mut self, s: ffi::Stats) -> u64 {
-        let d = u64::from(s.drop.wrapping_sub(self.drop))
-            + u64::from(s.ifdrop.wrapping_sub(self.ifdrop));
+    /// New (kernel, interface) drops since the last call.
+    fn delta(&mut self, s: ffi::Stats) -> (u64, u64) {
+        let d = (
+            u64::from(s.drop.wrapping_sub(self.drop)),
+            u64::from(s.ifdrop.wrapping_sub(self.ifdrop)),
+        );
         self.drop = s.drop;
         self.ifdrop = s.ifdrop;
         d
     }
+}
+
+/// Frames lost, by where they were lost.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Drops {
+    /// The kernel ring was full (`ps_drop`): the capture thread fell behind.
+    pub kernel: u64,
+    /// The interface dropped them before the kernel's capture saw them (`ps_ifdrop`).
+    pub interface: u64,
+    /// Earshot's queue to the pipeline was full: the pipeline fell behind.
+    pub queue: u64,
+}
+
+impl Drops {
+    fn total(&self) -> u64 {
+        self.kernel + self.interface + self.queue
+    }
+
+    fn add(&mut self, o: Drops) {
+        self.kernel += o.kernel;
+        self.interface += o.interface;
+        self.queue += o.queue;
+    }
+}
+
+/// Decides when to warn about drops, as a pure function of time and counts so it can be tested:
+/// the first drop is reported at once, later ones at most once per interval, each warning with
+/// the counts since the previous one and the totals since the start. Nothing is logged while
+/// nothing is lost.
+#[derive(Debug)]
+pub struct DropLog {
+    interval: Duration,
+    /// When the last warning was given (time since the capture started).
+    last: Option<Duration>,
+    pending: Drops,
+    total: Drops,
+}
+
+impl DropLog {
+    pub fn new(interval: Duration) -> Self {
+        DropLog {
+            interval,
+            last: None,
+            pending: Drops::default(),
+            total: Drops::default(),
+        }
+    }
+
+    /// Adds the drops seen at `now` (any monotonic time) and returns the warning to log, if one
+    /// is due.
+    pub fn observe(&mut self, now: Duration, new: Drops) -> Option<String> {
+        self.pending.add(new);
+        self.total.add(new);
+        if self.pending.total() == 0 {
+            return None;
+        }
+        let since = match self.last {
+            Some(last) if now.saturating_sub(last) < self.interval => return None,
+            Some(last) => format!("in the last {} s", now.saturating_sub(last).as_secs()),
+            None => "since the capture started".to_string(),
+        };
+        self.last = Some(now);
+        let p = std::mem::take(&mut self.pending);
+        Some(format!(
+            "capture lost {} packets {since}: {} dropped by the kernel (the ring was full: \
+             raise --capture-buffer-mb, or lower --snaplen), {} by the interface, {} by \
+             earshot's queue (the pipeline is behind: fewer calls or more CPU); totals: \
+             kernel {}, interface {}, queue {}",
+            p.total(),
+            p.kernel,
+            p.interface,
+            p.queue,
+            self.total.kernel,
+            self.total.interface,
+            self.total.queue
+        ))
+    }
+}
+
+/// The capture ring as the kernel has it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RingInfo {
+    /// 1, 2 or 3 (TPACKET_V1..V3); 0 when it could not be read.
+    pub tpacket_version: u32,
+    /// Bytes kept of each packet, as libpcap has it (`pcap_snapshot`).
+    pub snaplen: u32,
+    /// Size of the memory-mapped ring; 0 when it could not be read.
+    pub ring_bytes: u64,
+}
+
+impl std::fmt::Display for RingInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ring=TPACKET_V{} ring_bytes={} snaplen={}",
+            self.tpacket_version, self.ring_bytes, self.snaplen
+        )
+    }
+}
+
+/// The size of the mappings of socket `inode` in a `/proc/PID/maps` text: the capture ring.
+fn mapped_bytes(maps: &str, inode: u64) -> u64 {
+    let name = format!("socket:[{inode}]");
+    maps.lines()
+        .filter(|l| l.split_whitespace().last() == Some(name.as_str()))
+        .filter_map(|l| {
+            let range = l.split_whitespace().next()?;
+            let (a, b) = range.split_once('-')?;
+            let a = u64::from_str_radix(a, 16).ok()?;
+            let b = u64::from_str_radix(b, 16).ok()?;
+            b.checked_sub(a)
+        })
+        .sum()
 }
 
 /// The FFI wrapper: the only place with `unsafe` code for live capture.
@@ -278,6 +471,9 @@ mod ffi {
     const ERRBUF_SIZE: usize = 256; // PCAP_ERRBUF_SIZE
     const PCAP_NETMASK_UNKNOWN: u32 = 0xffff_ffff;
     const PCAP_TSTAMP_PRECISION_NANO: c_int = 1;
+    // linux/if_packet.h: the option that reads the ring format back (0 = TPACKET_V1).
+    const SOL_PACKET: c_int = 263;
+    const PACKET_VERSION: c_int = 10;
 
     // pcap_activate() results (pcap/pcap.h).
     const PCAP_ERROR_NO_SUCH_DEVICE: c_int = -5;
@@ -355,11 +551,11 @@ mod ffi {
         set_promisc: SetIntFn,
         set_buffer_size: SetIntFn,
         set_timeout: SetIntFn,
-        set_immediate_mode: SetIntFn,
         /// Optional: without it timestamps stay in microseconds.
         set_tstamp_precision: Option<SetIntFn>,
         activate: HandleFn,
         datalink: HandleFn,
+        snapshot: HandleFn,
         compile: CompileFn,
         setfilter: SetFilterFn,
         freecode: FreeCodeFn,
@@ -419,10 +615,10 @@ mod ffi {
             set_promisc: sym(&lib, "pcap_set_promisc")?,
             set_buffer_size: sym(&lib, "pcap_set_buffer_size")?,
             set_timeout: sym(&lib, "pcap_set_timeout")?,
-            set_immediate_mode: sym(&lib, "pcap_set_immediate_mode")?,
             set_tstamp_precision: sym(&lib, "pcap_set_tstamp_precision").ok(),
             activate: sym(&lib, "pcap_activate")?,
             datalink: sym(&lib, "pcap_datalink")?,
+            snapshot: sym(&lib, "pcap_snapshot")?,
             compile: sym(&lib, "pcap_compile")?,
             setfilter: sym(&lib, "pcap_setfilter")?,
             freecode: sym(&lib, "pcap_freecode")?,
@@ -481,9 +677,10 @@ mod ffi {
                 nano: false,
                 fd: -1,
             };
-            // Only matters to libpcap's internal buffering; waiting is done by `wait`.
-            let ms = c_int::try_from(super::READ_TIMEOUT.as_millis()).unwrap_or(100);
-            let settings: [(&'static str, SetIntFn, c_int); 5] = [
+            // Becomes the kernel's block retire timer (TPACKET_V3): how long a packet may wait
+            // in a partly filled block. Waiting itself is done by `wait`.
+            let ms = c_int::try_from(super::RING_TIMEOUT.as_millis()).unwrap_or(20);
+            let settings: [(&'static str, SetIntFn, c_int); 4] = [
                 ("pcap_set_snaplen", api.set_snaplen, c_int_of(cfg.snaplen)),
                 (
                     "pcap_set_promisc",
@@ -495,10 +692,10 @@ mod ffi {
                     api.set_buffer_size,
                     c_int_of(cfg.buffer_bytes),
                 ),
+                // No pcap_set_immediate_mode: it makes libpcap fall back to TPACKET_V2, whose
+                // fixed slots hold few packets (see the module documentation). The timeout
+                // bounds the delay instead.
                 ("pcap_set_timeout", api.set_timeout, ms),
-                // Deliver each packet as it arrives rather than when a kernel block fills (or
-                // the timeout ends it): listeners hear audio without an extra delay.
-                ("pcap_set_immediate_mode", api.set_immediate_mode, 1),
             ];
             for (what, f, v) in settings {
                 // SAFETY: `h.p` is a live, not yet activated handle, which is what the
@@ -603,6 +800,53 @@ mod ffi {
         pub fn datalink(&self) -> c_int {
             // SAFETY: `self.p` is an activated handle.
             unsafe { (self.api.datalink)(self.p.as_ptr()) }
+        }
+
+        /// The ring as the kernel has it: the TPACKET version from the socket, the snaplen from
+        /// libpcap, the ring's size from this process's memory mappings.
+        pub fn ring(&self) -> super::RingInfo {
+            // SAFETY: `self.p` is an activated handle.
+            let snaplen = unsafe { (self.api.snapshot)(self.p.as_ptr()) };
+            let mut version: c_int = -1;
+            let mut len = std::mem::size_of::<c_int>() as libc::socklen_t;
+            // SAFETY: `self.fd` is libpcap's open socket; `version` and `len` are valid
+            // out-parameters of the sizes given.
+            let rc = unsafe {
+                libc::getsockopt(
+                    self.fd,
+                    SOL_PACKET,
+                    PACKET_VERSION,
+                    (&mut version as *mut c_int).cast(),
+                    &mut len,
+                )
+            };
+            let tpacket_version = if rc == 0 {
+                u32::try_from(version + 1).unwrap_or(0)
+            } else {
+                0
+            };
+            super::RingInfo {
+                tpacket_version,
+                snaplen: u32::try_from(snaplen).unwrap_or(0),
+                ring_bytes: self.ring_bytes(),
+            }
+        }
+
+        /// The ring is mapped from the socket, so /proc/self/maps names it by the socket's
+        /// inode, which /proc/self/fd gives.
+        fn ring_bytes(&self) -> u64 {
+            let Ok(link) = std::fs::read_link(format!("/proc/self/fd/{}", self.fd)) else {
+                return 0;
+            };
+            let inode = link
+                .to_str()
+                .and_then(|l| l.strip_prefix("socket:["))
+                .and_then(|l| l.strip_suffix(']'))
+                .and_then(|l| l.parse().ok());
+            match (inode, std::fs::read_to_string("/proc/self/maps")) {
+                (Some(inode), Ok(maps)) => super::mapped_bytes(&maps, inode),
+                _ => 0,
+            }
         }
 
         /// The next packet, `None` on timeout. The bytes are only valid until the next call,
@@ -749,9 +993,91 @@ mod tests {
     #[test]
     fn drop_deltas_accumulate_and_survive_wrap() {
         let mut t = DropTracker::default();
-        assert_eq!(t.delta(ffi::Stats { drop: 5, ifdrop: 1 }), 6);
-        assert_eq!(t.delta(ffi::Stats { drop: 5, ifdrop: 1 }), 0);
+        assert_eq!(t.delta(ffi::Stats { drop: 5, ifdrop: 1 }), (5, 1));
+        assert_eq!(t.delta(ffi::Stats { drop: 5, ifdrop: 1 }), (0, 0));
         t.drop = u32::MAX - 1;
-        assert_eq!(t.delta(ffi::Stats { drop: 3, ifdrop: 2 }), 5 + 1);
+        assert_eq!(t.delta(ffi::Stats { drop: 3, ifdrop: 2 }), (5, 1));
+    }
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    fn kernel(n: u64) -> Drops {
+        Drops {
+            kernel: n,
+            ..Drops::default()
+        }
+    }
+
+    #[test]
+    fn drop_log_is_quiet_without_drops() {
+        let mut log = DropLog::new(DROP_LOG_INTERVAL);
+        for s in 0..100 {
+            assert_eq!(log.observe(secs(s), Drops::default()), None);
+        }
+    }
+
+    #[test]
+    fn drop_log_warns_at_once_then_at_most_every_interval_with_counts_since_the_last() {
+        let mut log = DropLog::new(secs(10));
+        let first = log
+            .observe(secs(1), kernel(7))
+            .expect("the first drop is logged at once");
+        assert!(
+            first.contains("lost 7 packets since the capture started"),
+            "{first}"
+        );
+        assert!(first.contains("7 dropped by the kernel"), "{first}");
+        assert!(first.contains("--capture-buffer-mb"), "{first}");
+        // Drops every second: held back, then summed into one warning 10 s after the first.
+        for s in 2..11 {
+            let d = Drops {
+                kernel: 1,
+                interface: 2,
+                queue: 3,
+            };
+            assert_eq!(log.observe(secs(s), d), None, "at {s} s");
+        }
+        let second = log
+            .observe(secs(11), kernel(1))
+            .expect("due again after 10 s");
+        assert!(
+            second.contains("lost 55 packets in the last 10 s"),
+            "{second}"
+        );
+        assert!(second.contains("10 dropped by the kernel"), "{second}");
+        assert!(second.contains("18 by the interface"), "{second}");
+        assert!(second.contains("27 by earshot's queue"), "{second}");
+        assert!(
+            second.contains("totals: kernel 17, interface 18, queue 27"),
+            "{second}"
+        );
+        // A quiet spell logs nothing; the next drop after it is logged at once.
+        for s in 12..40 {
+            assert_eq!(log.observe(secs(s), Drops::default()), None);
+        }
+        let third = log
+            .observe(secs(40), kernel(2))
+            .expect("quiet for longer than 10 s");
+        assert!(third.contains("lost 2 packets in the last 29 s"), "{third}");
+    }
+
+    #[test]
+    fn a_huge_count_is_one_line() {
+        let mut log = DropLog::new(secs(10));
+        let m = log.observe(secs(0), kernel(u64::from(u32::MAX))).unwrap();
+        assert_eq!(m.lines().count(), 1);
+        assert_eq!(log.observe(secs(1), kernel(u64::from(u32::MAX))), None);
+    }
+
+    #[test]
+    fn ring_size_is_read_from_the_socket_mapping() {
+        let maps = "7fea7e323000-7fea7eb23000 rw-s 00000000 00:09 633714                     socket:[633714]\n\
+                    7fea7eb23000-7fea7eb24000 rw-s 00000000 00:09 1                          socket:[1]\n\
+                    55d0c0a00000-55d0c0a21000 r--p 00000000 08:01 42                         /usr/bin/earshot\n";
+        assert_eq!(mapped_bytes(maps, 633714), 8 << 20);
+        assert_eq!(mapped_bytes(maps, 7), 0);
+        assert_eq!(mapped_bytes("garbage-zz x socket:[5]\n", 5), 0);
     }
 }

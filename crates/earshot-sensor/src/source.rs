@@ -24,14 +24,20 @@ impl FrameSender {
 
     /// Hands a batch over; false when the pipeline has gone away (time to stop).
     pub fn send(&self, batch: FrameBatch) -> bool {
+        !matches!(self.offer(batch), Offer::Closed)
+    }
+
+    /// Hands a batch over and says what became of it, so that a source can report its own
+    /// drops (the counters are shared by every source).
+    pub fn offer(&self, batch: FrameBatch) -> Offer {
         let n = self.count(&batch);
         match self.tx.try_send(batch) {
-            Ok(()) => true,
+            Ok(()) => Offer::Sent,
             Err(TrySendError::Full(_)) => {
                 SensorCounters::add(&self.counters.internal_drops, n);
-                true
+                Offer::Dropped(n)
             }
-            Err(TrySendError::Disconnected(_)) => false,
+            Err(TrySendError::Disconnected(_)) => Offer::Closed,
         }
     }
 
@@ -54,6 +60,16 @@ impl FrameSender {
     pub fn counters(&self) -> &Arc<SensorCounters> {
         &self.counters
     }
+}
+
+/// What [`FrameSender::offer`] did with a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Offer {
+    Sent,
+    /// The queue was full: this many frames were dropped (and counted as internal drops).
+    Dropped(u64),
+    /// The pipeline has gone away: time to stop.
+    Closed,
 }
 
 /// Shared stop request: sources poll it between reads.

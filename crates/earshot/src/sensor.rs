@@ -50,6 +50,15 @@ pub struct Args {
     /// BPF capture filter for the interfaces (tcpdump syntax; default: all traffic).
     #[arg(long, value_name = "BPF")]
     filter: Option<String>,
+    /// Bytes kept of each captured packet (default 1600: RTP and SIP over UDP, with VLAN tags
+    /// and tunnel headers). SIP over TCP whose segments are larger, and jumbo frames, need
+    /// more: 9216 for jumbo frames, 65535 to keep everything. [capture] snaplen.
+    #[arg(long, value_name = "BYTES")]
+    snaplen: Option<u32>,
+    /// Kernel capture ring per interface, in MiB (default 64: about 220,000 VoIP packets, a
+    /// few seconds at carrier rates). [capture] buffer_mb.
+    #[arg(long = "capture-buffer-mb", value_name = "MIB")]
+    capture_buffer_mb: Option<u32>,
     /// UDP address to receive HEP on, e.g. 0.0.0.0:9060 (repeatable).
     #[arg(long, value_name = "ADDR:PORT")]
     hep: Vec<SocketAddr>,
@@ -458,17 +467,23 @@ pub fn settings(args: Args) -> Result<Settings> {
         .filter
         .or(file.capture.filter)
         .filter(|f| !f.trim().is_empty());
-    let buffer_mb = file
-        .capture
-        .buffer_mb
+    let buffer_mb = args
+        .capture_buffer_mb
+        .or(file.capture.buffer_mb)
         .unwrap_or(LiveConfig::DEFAULT_BUFFER_MB);
     if buffer_mb == 0 || buffer_mb > 2047 {
-        bail!("[capture] buffer_mb must be between 1 and 2047 (MiB), not {buffer_mb}");
+        bail!(
+            "--capture-buffer-mb ([capture] buffer_mb) must be between 1 and 2047 (MiB), \
+             not {buffer_mb}"
+        );
     }
     let promiscuous = file.capture.promiscuous.unwrap_or(true);
-    let snaplen = file.capture.snaplen.unwrap_or(LiveConfig::DEFAULT_SNAPLEN);
+    let snaplen = args
+        .snaplen
+        .or(file.capture.snaplen)
+        .unwrap_or(LiveConfig::DEFAULT_SNAPLEN);
     if !(64..=262_144).contains(&snaplen) {
-        bail!("[capture] snaplen must be between 64 and 262144 bytes, not {snaplen}");
+        bail!("--snaplen ([capture] snaplen) must be between 64 and 262144 bytes, not {snaplen}");
     }
     let live = interfaces
         .into_iter()
@@ -626,10 +641,8 @@ async fn serve(settings: Settings, args: Args) -> Result<()> {
     // Interfaces and HEP sockets are opened before anything else starts, so a missing
     // permission, interface, filter error or busy port stops the sensor with a clear message.
     // (All interfaces open before any capture thread starts.)
+    // (It logs each interface's ring as the kernel set it up.)
     sources.extend(live::spawn_all(&settings.live, &sender, &stop)?);
-    for cfg in &settings.live {
-        tracing::info!(interface = %cfg.interface, filter = ?cfg.filter, "live capture started");
-    }
     let mut heps = Vec::new();
     for addr in &settings.hep {
         heps.push(HepListener::bind(*addr)?.with_policy(settings.hep_policy.clone()));

@@ -197,3 +197,31 @@ fn a_live_sipp_call_is_listed_and_streamed_while_it_happens() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn the_capture_options_reach_the_kernel_ring() {
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"));
+    if !is_root {
+        return skip_or_fail("capturing on lo needs root");
+    }
+    // A filter nothing matches: only the ring's setup is looked at.
+    let s = Sensor::start(&[
+        "--interface",
+        "lo",
+        "--filter",
+        "udp port 9 and udp port 7",
+        "--snaplen",
+        "2000",
+        "--capture-buffer-mb",
+        "8",
+    ]);
+    let log = s.stderr();
+    // What the sensor read back from the socket and libpcap, not what it asked for.
+    assert!(
+        log.contains("ring=TPACKET_V3 ring_bytes=8388608 snaplen=2000"),
+        "{log}"
+    );
+}
