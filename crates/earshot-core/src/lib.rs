@@ -21,3 +21,4 @@ pub use call::{Call, CallId, CallState, MediaEndpoint, Party, PayloadFormat, Sip
 pub use engine::{CaptureCounters, Config, Engine, Event, NullSink, RtpPacket, Sink, TableSizes};
 pub use lookahead::{Peek, Peeker};
 pub use stream::{is_video_format, Stream, StreamKey};
+pub use tcp_sip::TcpMediaStats;
