@@ -6,10 +6,15 @@
 //! and `extract` must give each party its own tone on its own channel.
 
 mod common;
+#[path = "common/sensor.rs"]
+mod sensor;
 
 use common::earshot;
+use earshot_manager::stream_proto::{EndReason, Frame, StreamItem};
+use sensor::Sensor;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 const CALLER_HZ: f64 = 800.0;
 const CALLEE_HZ: f64 = 1300.0;
@@ -155,4 +160,53 @@ fn extract_gives_each_party_its_own_tone_from_rtp_on_tcp() {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The same capture replayed live: `stream` of the call gives the caller's tone left and the
+/// callee's right, and ends when the call does.
+#[test]
+fn a_live_sensor_streams_rtp_read_from_tcp() {
+    let pcap = capture("rtp-over-tcp.pcap");
+    let s = Sensor::start(&["--pcap", pcap.to_str().unwrap(), "--speed", "2"]);
+    let row = s.wait_call_with_rtp(Duration::from_secs(20));
+    let r = row[0].as_str().expect("call reference").to_string();
+    let items = sensor::read_stream(
+        s.addr,
+        &format!("stream {r} channels=2 rate=8000 from=start"),
+        Duration::from_secs(30),
+    );
+    let (mut left, mut right) = (Vec::new(), Vec::new());
+    for item in &items {
+        if let StreamItem::Frame(Frame::Audio(a)) = item {
+            assert_eq!(a.channels, 2);
+            for pair in a.samples.chunks_exact(2) {
+                left.push(f32::from(pair[0]));
+                right.push(f32::from(pair[1]));
+            }
+        }
+    }
+    assert!(left.len() > 8000 * 4, "{} samples of audio", left.len());
+    let voiced_left = voiced(&left, 8000);
+    let voiced_right = voiced(&right, 8000);
+    let (l_own, l_other) = (
+        sensor::tone_share(voiced_left, 8000.0, CALLER_HZ),
+        sensor::tone_share(voiced_left, 8000.0, CALLEE_HZ),
+    );
+    let (r_own, r_other) = (
+        sensor::tone_share(voiced_right, 8000.0, CALLEE_HZ),
+        sensor::tone_share(voiced_right, 8000.0, CALLER_HZ),
+    );
+    eprintln!("left {l_own:.3}/{l_other:.3}, right {r_own:.3}/{r_other:.3}");
+    assert!(
+        l_own > 0.8 && l_other < 0.05,
+        "left (caller, 800 Hz): {l_own:.3}, {l_other:.3}"
+    );
+    assert!(
+        r_own > 0.8 && r_other < 0.05,
+        "right (callee, 1300 Hz): {r_own:.3}, {r_other:.3}"
+    );
+    match items.last() {
+        Some(StreamItem::Frame(Frame::End(e))) => assert_eq!(e.reason, EndReason::CallEnded),
+        other => panic!("last item is not an end frame: {other:?}"),
+    }
 }
