@@ -449,8 +449,10 @@ fn emit_media(
 
 /// True when `b` starts with a whole frame of this framing and the bytes after it begin
 /// another frame of the same flow (see [`same_flow`]), or it is one RTP packet that fills `b`
-/// exactly; `None` while too few bytes are in to tell.
-fn two_frames(framing: MediaFraming, b: &[u8]) -> Option<bool> {
+/// exactly and `one_fills` (only at the start of a flow, where a segment begins with a frame:
+/// at an offset found by scanning, some frame always ends where the bytes do); `None` while
+/// too few bytes are in to tell.
+fn two_frames(framing: MediaFraming, b: &[u8], one_fills: bool) -> Option<bool> {
     let (total, payload) = match frame_head(framing, b) {
         Head::Frame { total, payload } => (total, payload),
         Head::Need(_) => return None,
@@ -458,7 +460,7 @@ fn two_frames(framing: MediaFraming, b: &[u8]) -> Option<bool> {
     };
     match b.get(total..) {
         // A segment holding exactly one RTP packet, as most senders write them.
-        Some([]) if payload.is_some_and(|r| r.len() >= 12) => Some(true),
+        Some([]) if one_fills && payload.is_some_and(|r| r.len() >= 12) => Some(true),
         None | Some([]) => None,
         Some(rest) => match frame_head(framing, rest) {
             Head::Frame { .. } if rest.len() < 16 => None,
@@ -471,17 +473,13 @@ fn two_frames(framing: MediaFraming, b: &[u8]) -> Option<bool> {
 
 /// Whether two consecutive frames (each given from its first byte on, at least 16 bytes)
 /// look like one flow's media rather than chance bytes: a STUN frame (its magic cookie is
-/// proof enough), RTCP (packet types 200–206), or RTP of the same SSRC; TURN ChannelData on
-/// the same channel.
+/// proof enough), RTCP whose own length fits its frame, or RTP of the same SSRC; TURN
+/// ChannelData on the same channel. Version bits and a packet type alone are not enough:
+/// scanning an encrypted stream joined mid-way finds those by chance.
 fn same_flow(framing: MediaFraming, a: &[u8], b: &[u8]) -> bool {
-    let media = |f: &[u8], at: usize| -> Option<([u8; 4], bool)> {
-        let p = f.get(at..at + 12)?;
-        let rtcp = (200..=206).contains(&p[1]);
-        Some(([p[8], p[9], p[10], p[11]], rtcp))
-    };
-    let at = match framing {
-        MediaFraming::Rfc4571 => 2,
-        MediaFraming::Turn => 4,
+    let (at, len_at) = match framing {
+        MediaFraming::Rfc4571 => (2, 0),
+        MediaFraming::Turn => (4, 2),
     };
     let stun = |f: &[u8]| match framing {
         MediaFraming::Rfc4571 => !is_rtp_version(f[2]),
@@ -493,26 +491,43 @@ fn same_flow(framing: MediaFraming, a: &[u8], b: &[u8]) -> bool {
     if framing == MediaFraming::Turn && a[..2] != b[..2] {
         return false;
     }
-    match (media(a, at), media(b, at)) {
-        (Some((_, true)), Some(_)) | (Some(_), Some((_, true))) => true,
-        (Some((x, false)), Some((y, false))) => x == y,
+    match (
+        packet_sig(a, at, be16(a, len_at)),
+        packet_sig(b, at, be16(b, len_at)),
+    ) {
+        (Some(Sig::Rtcp), Some(_)) | (Some(_), Some(Sig::Rtcp)) => true,
+        (Some(Sig::Rtp(x)), Some(Sig::Rtp(y))) => x == y,
         _ => false,
     }
 }
 
+enum Sig {
+    Rtp([u8; 4]),
+    Rtcp,
+}
+
+/// RTP (by SSRC) or RTCP (its first packet's length, in 32-bit words less one, within a
+/// frame of whole words) for the packet of `len` bytes at `f[at..]`.
+fn packet_sig(f: &[u8], at: usize, len: usize) -> Option<Sig> {
+    let p = f.get(at..at + 12)?;
+    if (200..=206).contains(&p[1]) {
+        let words = be16(p, 2) + 1;
+        return (len % 4 == 0 && words * 4 <= len).then_some(Sig::Rtcp);
+    }
+    (len >= 12).then_some(Sig::Rtp([p[8], p[9], p[10], p[11]]))
+}
+
 /// The media framing a flow's first bytes show, if any. A STUN message first (magic cookie)
-/// is TURN at once; otherwise two consecutive frames must agree, or one frame that fills
-/// the whole classification window.
+/// is TURN at once; otherwise two consecutive frames must agree (see [`two_frames`]). A first
+/// frame longer than the classification window is not taken for media: random bytes (an
+/// encrypted stream) announce such lengths with RTP's version bits one time in four.
 fn media_framing(b: &[u8]) -> Option<MediaFraming> {
     if b.len() >= 8 && b[0] >> 6 == 0 && b[4..8] == STUN_MAGIC {
         return Some(MediaFraming::Turn);
     }
     [MediaFraming::Rfc4571, MediaFraming::Turn]
         .into_iter()
-        .find(|&f| match two_frames(f, b) {
-            Some(ok) => ok,
-            None => b.len() > CLASSIFY_LIMIT && matches!(frame_head(f, b), Head::Frame { .. }),
-        })
+        .find(|&f| two_frames(f, b, true) == Some(true))
 }
 
 /// The first offset (within [`SCAN_LIMIT`]) where two RFC 4571 frames of RTP or RTCP follow
@@ -526,7 +541,7 @@ fn find_rfc4571_start(b: &[u8]) -> Option<usize> {
                 payload: Some(_),
                 ..
             }
-        ) && two_frames(MediaFraming::Rfc4571, rest) == Some(true)
+        ) && two_frames(MediaFraming::Rfc4571, rest, false) == Some(true)
     })
 }
 
@@ -784,5 +799,34 @@ mod tests {
             },
         );
         assert_eq!(n, 1);
+    }
+
+    /// An encrypted stream joined mid-way (as heplify's sip_ipv4_tcp_retrans.pcap has, on
+    /// port 60022): random bytes, the first two announcing 55 122 bytes with RTP's version bits,
+    /// in 52-byte segments. Neither that first "frame" nor a frame that happens to end where
+    /// the bytes do at a scanned offset may make it media.
+    #[test]
+    fn an_encrypted_stream_is_not_taken_for_media() {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut bytes: Vec<u8> = (0..8000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        bytes[..3].copy_from_slice(&[0xD7, 0x52, 0xAC]);
+        for seed in 0..20u8 {
+            let mut state = new_state();
+            let mut stats = TcpMediaStats::default();
+            let mut b = bytes.clone();
+            for (i, v) in b.iter_mut().enumerate().skip(3) {
+                *v ^= seed.wrapping_mul(31).wrapping_add(i as u8);
+            }
+            let got = feed_all(&mut state, &mut stats, &b.chunks(52).collect::<Vec<_>>());
+            assert!(got.is_empty(), "seed {seed}: {} frames", got.len());
+            assert_eq!(stats.desyncs, 0, "seed {seed}");
+        }
     }
 }
