@@ -319,6 +319,18 @@ def main():
         ts, p = pkts[0]
         s.add(b"\x00" + hep3(p, p[7], ts))
 
+    # rtp_over_tcp: records (op, seq offset i16 BE, length field u16 BE, body length, body);
+    # op bits 2-3 shape the body (raw, RFC 4571 RTP, ChannelData, STUN), bit 0 the direction.
+    # Made here rather than cut from captures: none of ../shared carries RTP on TCP.
+    s = Seeds("rtp_over_tcp")
+    body = bytes(range(160))
+    rec = lambda op, delta, ln, b: struct.pack(">BhHB", op, delta, ln, len(b)) + b
+    s.add(b"".join(rec(0x04 | (i & 1), 0, 0, body) for i in range(20)))
+    s.add(rec(0x0C, 0, 0, bytes(8)) + b"".join(rec(0x08 | (i & 1), 0, 0, body[:13 + i]) for i in range(10)))
+    s.add(b"".join(rec(0x04, 0, 0, body[:100]) for _ in range(5)) + rec(0x84, 0, 65535, body[:50]))
+    s.add(rec(0x04, 0, 0, body) + rec(0x04, -40, 0, body) + rec(0x04, 300, 0, body)
+          + rec(0x00, 0, 0, b"\x00\xac\x80\x00") + rec(0x00, 0, 0, body))
+
     # tcp_reassembly: records (op, flow, seq BE, step in ms i16 BE, length, payload).
     s = Seeds("tcp_reassembly")
     for f in ["heplify/sip_ipv4_tcp_fragmented.pcap", "heplify/sip_ipv4_tcp.pcap",

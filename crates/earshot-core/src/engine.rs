@@ -159,6 +159,8 @@ pub struct CaptureCounters {
     pub hep_time_replaced: u64,
     /// HEP packets not passed on, by reason (compressed payloads that do not inflate...).
     pub hep_skipped: earshot_wire::HepSkipped,
+    /// RTP/RTCP framed on TCP (RFC 4571, TURN ChannelData), skipped STUN, broken framings.
+    pub tcp_media: crate::TcpMediaStats,
 }
 
 impl CaptureCounters {
@@ -226,7 +228,7 @@ pub struct Engine {
     pub(crate) sip_log_used: usize,
 }
 
-pub(crate) use crate::tcp_sip::TcpSip;
+pub(crate) use crate::tcp_sip::{Carried, TcpSip};
 
 impl Default for Engine {
     fn default() -> Self {
@@ -344,10 +346,21 @@ impl Engine {
                 }
             }
             Transport::Tcp { .. } => {
+                // Taken out for the call so that media framed on TCP goes straight to the
+                // same path as UDP RTP, from the reassembler's bytes; an empty `TcpSip`
+                // allocates nothing.
+                let mut tcp = std::mem::take(&mut self.streams_in);
                 let mut msgs = Vec::new();
-                self.streams_in.push(p, &mut |m: SipMeta, bytes: &[u8]| {
-                    msgs.push((m, bytes.to_vec()))
-                });
+                tcp.push(
+                    p,
+                    &mut |what: Carried, m: SipMeta, bytes: &[u8]| match what {
+                        Carried::Sip => msgs.push((m, bytes.to_vec())),
+                        Carried::Media => {
+                            self.on_media(m.ts, m.src, m.dst, bytes, sink);
+                        }
+                    },
+                );
+                self.streams_in = tcp;
                 for (m, bytes) in msgs {
                     self.on_sip_bytes(m, &bytes, sink);
                 }
@@ -514,6 +527,7 @@ impl Engine {
             c.hep_time_replaced = decap.stats().hep_time_replaced;
             c.hep_skipped = decap.stats().hep_skipped.clone();
         }
+        c.tcp_media = self.streams_in.media.clone();
         c
     }
 }

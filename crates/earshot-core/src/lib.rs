@@ -23,3 +23,4 @@ pub use engine::{CaptureCounters, Config, Engine, Event, NullSink, RtpPacket, Si
 pub use lookahead::{Peek, Peeker};
 pub use rtp_only::{is_rtp_only, static_format, RTP_ONLY_PREFIX};
 pub use stream::{is_video_format, QualityUnknown, Stream, StreamKey};
+pub use tcp_sip::TcpMediaStats;

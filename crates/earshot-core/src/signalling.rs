@@ -461,7 +461,8 @@ fn endpoint(party: Party, sdp: &sdp::Sdp<'_>, m: &sdp::Media<'_>) -> Option<Medi
     }
     let addr = SocketAddr::new(ip, m.port);
     let rtcp = match m.rtcp {
-        _ if m.rtcp_mux => addr,
+        // RFC 4571: RTCP travels on the same TCP connection as the RTP.
+        _ if m.rtcp_mux || m.is_tcp() => addr,
         Some((port, rip)) => SocketAddr::new(rip.unwrap_or(ip), port),
         None => SocketAddr::new(ip, m.port.wrapping_add(1)),
     };

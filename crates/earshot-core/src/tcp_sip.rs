@@ -1,5 +1,16 @@
-//! SIP carried on TCP streams: plain SIP framed by Content-Length (RFC 3261 §18.3) and SIP
-//! over WebSocket (RFC 7118), both after TCP reassembly.
+//! What TCP streams carry, after reassembly: plain SIP framed by Content-Length (RFC 3261
+//! §18.3), SIP over WebSocket (RFC 7118), and media: RTP and RTCP framed by a 2-byte length
+//! (RFC 4571, as SDP `TCP/RTP/AVP` and ICE-TCP, RFC 6544, use it; STUN frames between them are
+//! skipped) or relayed by TURN over TCP (RFC 5766 ChannelData, padded to 4 bytes, between
+//! unframed STUN messages).
+//!
+//! A flow is classified by its first bytes, whatever its ports: SIP text never looks like
+//! either media framing (an ASCII byte never has RTP's version bits 2). Media frames are cut
+//! from the reassembler's bytes in place; only a frame split across segments is copied, into
+//! the flow's one reusable buffer, never more than one frame (≤ 64 KiB + header). A frame
+//! header that is not plausible RTP, RTCP, STUN or ChannelData means the flow lost its framing:
+//! it is counted ([`TcpMediaStats::desyncs`]) and the rest of the flow ignored. A gap in the
+//! capture (missing segments) instead looks for the framing again after the hole.
 
 use crate::signalling::SipMeta;
 use earshot_sip::websocket::WsDecoder;
@@ -7,6 +18,7 @@ use earshot_sip::{frame_message, looks_like_sip, Framing};
 use earshot_wire::tcp::{FlowKey, StreamEvent, TcpConfig, TcpReassembler};
 use earshot_wire::{Packet, Timestamp};
 use rustc_hash::FxHashMap;
+use std::ops::Range;
 
 /// Unclassified bytes kept before a flow is declared not to carry SIP.
 const CLASSIFY_LIMIT: usize = 4096;
@@ -19,7 +31,39 @@ enum Kind {
     Unknown,
     Sip,
     WebSocket(Box<WsDecoder>),
+    Media(MediaFraming),
     NotSip,
+}
+
+/// What a piece of a TCP stream handed to the caller is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Carried {
+    /// One SIP message.
+    Sip,
+    /// One RTP or RTCP packet (a version-2 header; the media path tells which).
+    Media,
+}
+
+/// How media is framed on a TCP flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MediaFraming {
+    /// RFC 4571: a 2-byte big-endian length, then one packet (RTP, RTCP or STUN).
+    Rfc4571,
+    /// TURN over TCP (RFC 5766 §11): STUN messages and ChannelData (channel 0x4000–0x7FFF,
+    /// 2-byte length, data padded to a multiple of 4).
+    Turn,
+}
+
+/// Media found on TCP flows, for the capture counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TcpMediaStats {
+    /// RTP or RTCP packets cut out of TCP flows and handed to the media path.
+    pub frames: u64,
+    /// STUN messages and non-RTP ChannelData skipped between them.
+    pub skipped: u64,
+    /// Flows whose framing broke (a header that is not plausible media); the rest of each
+    /// such flow is ignored.
+    pub desyncs: u64,
 }
 
 struct FlowState {
@@ -31,20 +75,25 @@ struct FlowState {
 pub(crate) struct TcpSip {
     reasm: TcpReassembler,
     flows: FxHashMap<FlowKey, FlowState>,
+    pub(crate) media: TcpMediaStats,
 }
+
+/// Where a TCP flow's pieces go: what it is, who sent it (and when), and its bytes.
+pub(crate) type TcpOut<'o> = dyn FnMut(Carried, SipMeta, &[u8]) + 'o;
 
 impl Default for TcpSip {
     fn default() -> Self {
         TcpSip {
             reasm: TcpReassembler::new(TcpConfig::default()),
             flows: FxHashMap::default(),
+            media: TcpMediaStats::default(),
         }
     }
 }
 
 impl TcpSip {
-    /// Feeds a TCP packet; `out` receives each complete SIP message found.
-    pub(crate) fn push(&mut self, p: &Packet<'_>, out: &mut dyn FnMut(SipMeta, &[u8])) {
+    /// Feeds a TCP packet; `out` receives each complete SIP message and media packet found.
+    pub(crate) fn push(&mut self, p: &Packet<'_>, out: &mut TcpOut<'_>) {
         let key = FlowKey {
             src: p.src,
             dst: p.dst,
@@ -53,6 +102,7 @@ impl TcpSip {
             // HEP agents send whole SIP messages, one per HEP packet.
             if looks_like_sip(p.payload) {
                 out(
+                    Carried::Sip,
                     SipMeta {
                         ts: p.ts,
                         src: p.src,
@@ -82,10 +132,11 @@ impl TcpSip {
             vlan: p.vlan,
         });
         let flows = &mut self.flows;
+        let stats = &mut self.media;
         self.reasm.packet(p, &mut |ev: StreamEvent<'_>| match ev {
             StreamEvent::Data { flow, ts, data } => {
                 if let Some(state) = flows.get_mut(&flow) {
-                    state.feed(flow, ts, data, out);
+                    state.feed(flow, ts, data, stats, out);
                 }
             }
             StreamEvent::Gap { flow, .. } => {
@@ -115,7 +166,8 @@ impl FlowState {
         flow: FlowKey,
         ts: Timestamp,
         data: &[u8],
-        out: &mut dyn FnMut(SipMeta, &[u8]),
+        stats: &mut TcpMediaStats,
+        out: &mut TcpOut<'_>,
     ) {
         let meta = SipMeta {
             ts,
@@ -123,33 +175,102 @@ impl FlowState {
             dst: flow.dst,
             vlan: self.vlan,
         };
-        if let Kind::WebSocket(ws) = &mut self.kind {
-            ws.push(data, &mut |msg: &[u8]| {
-                if looks_like_sip(msg) {
-                    out(meta, msg);
-                }
-            });
-            return;
-        }
-        if matches!(self.kind, Kind::NotSip) {
-            return;
+        match &mut self.kind {
+            Kind::WebSocket(ws) => {
+                ws.push(data, &mut |msg: &[u8]| {
+                    if looks_like_sip(msg) {
+                        out(Carried::Sip, meta, msg);
+                    }
+                });
+                return;
+            }
+            Kind::Media(framing) => {
+                let framing = *framing;
+                self.feed_media(framing, meta, data, stats, out);
+                return;
+            }
+            Kind::NotSip => return,
+            Kind::Unknown | Kind::Sip => {}
         }
         self.buf.extend_from_slice(data);
         if matches!(self.kind, Kind::Unknown) {
             self.classify();
-            if let Kind::WebSocket(ws) = &mut self.kind {
-                let pending = std::mem::take(&mut self.buf);
-                ws.push(&pending, &mut |msg: &[u8]| {
-                    if looks_like_sip(msg) {
-                        out(meta, msg);
-                    }
-                });
-                return;
+            match &mut self.kind {
+                Kind::WebSocket(ws) => {
+                    let pending = std::mem::take(&mut self.buf);
+                    ws.push(&pending, &mut |msg: &[u8]| {
+                        if looks_like_sip(msg) {
+                            out(Carried::Sip, meta, msg);
+                        }
+                    });
+                    return;
+                }
+                Kind::Media(framing) => {
+                    // Once per flow: the classified bytes are framed like any later segment.
+                    let framing = *framing;
+                    let pending = std::mem::take(&mut self.buf);
+                    self.feed_media(framing, meta, &pending, stats, out);
+                    return;
+                }
+                _ => {}
             }
         }
         if matches!(self.kind, Kind::Sip) {
             self.drain_messages(meta, out);
         }
+    }
+
+    /// Cuts media packets out of `data`: in place where a frame lies within it, through
+    /// `self.buf` (which then holds at most the one frame that spans segments) otherwise.
+    fn feed_media(
+        &mut self,
+        framing: MediaFraming,
+        meta: SipMeta,
+        mut data: &[u8],
+        stats: &mut TcpMediaStats,
+        out: &mut TcpOut<'_>,
+    ) {
+        // First finish the frame an earlier segment began.
+        while !self.buf.is_empty() {
+            let (need, payload) = match frame_head(framing, &self.buf) {
+                Head::Need(n) => (n, None),
+                Head::Frame { total, payload } => (total, Some(payload)),
+                Head::Bad => return self.desync(stats),
+            };
+            if self.buf.len() < need {
+                let take = (need - self.buf.len()).min(data.len());
+                self.buf.extend_from_slice(&data[..take]);
+                data = &data[take..];
+                if self.buf.len() < need {
+                    return;
+                }
+                // The header is complete now, or the frame: look again.
+                continue;
+            }
+            if let Some(payload) = payload {
+                emit_media(payload.map(|r| &self.buf[r]), meta, stats, out);
+            }
+            self.buf.clear();
+        }
+        while !data.is_empty() {
+            match frame_head(framing, data) {
+                Head::Frame { total, payload } if total <= data.len() => {
+                    emit_media(payload.map(|r| &data[r]), meta, stats, out);
+                    data = &data[total..];
+                }
+                Head::Bad => return self.desync(stats),
+                Head::Frame { .. } | Head::Need(_) => {
+                    self.buf.extend_from_slice(data);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn desync(&mut self, stats: &mut TcpMediaStats) {
+        stats.desyncs += 1;
+        self.kind = Kind::NotSip;
+        self.buf = Vec::new();
     }
 
     fn classify(&mut self) {
@@ -164,17 +285,24 @@ impl FlowState {
             }
         } else if looks_like_sip(text) {
             self.kind = Kind::Sip;
+        } else if let Some(framing) = media_framing(&self.buf) {
+            self.kind = Kind::Media(framing);
         } else if let Some(pos) = find_sip_start(&self.buf) {
             // The capture began mid-message: start at the next message boundary.
             self.buf.drain(..pos);
             self.kind = Kind::Sip;
+        } else if let Some(pos) = find_rfc4571_start(&self.buf) {
+            // Media whose start was not captured (or lost in a gap): frame from the first
+            // offset where two plausible frames follow each other.
+            self.buf.drain(..pos);
+            self.kind = Kind::Media(MediaFraming::Rfc4571);
         } else if self.buf.len() > CLASSIFY_LIMIT {
             self.kind = Kind::NotSip;
             self.buf = Vec::new();
         }
     }
 
-    fn drain_messages(&mut self, meta: SipMeta, out: &mut dyn FnMut(SipMeta, &[u8])) {
+    fn drain_messages(&mut self, meta: SipMeta, out: &mut TcpOut<'_>) {
         let mut consumed = 0;
         loop {
             let rest = &self.buf[consumed..];
@@ -183,7 +311,7 @@ impl FlowState {
                     let msg = &rest[..n];
                     let start = skip_crlf(msg);
                     if start < msg.len() {
-                        out(meta, &msg[start..]);
+                        out(Carried::Sip, meta, &msg[start..]);
                     }
                     consumed += n;
                 }
@@ -206,10 +334,215 @@ impl FlowState {
 
     fn resync(&mut self) {
         self.buf.clear();
-        if let Kind::WebSocket(ws) = &mut self.kind {
-            **ws = WsDecoder::default();
+        match &mut self.kind {
+            Kind::WebSocket(ws) => **ws = WsDecoder::default(),
+            // Framing is lost with the missing bytes: classify what follows afresh.
+            Kind::Media(_) => self.kind = Kind::Unknown,
+            _ => {}
         }
     }
+}
+
+/// The STUN magic cookie (RFC 5389 §6), in every STUN message at bytes 4..8.
+const STUN_MAGIC: [u8; 4] = [0x21, 0x12, 0xA4, 0x42];
+/// The shortest RTCP packet (a receiver report without blocks); RTP needs 12.
+const MIN_MEDIA: usize = 8;
+const STUN_HEADER: usize = 20;
+/// Offsets tried when looking for RFC 4571 framing in a stream joined mid-way.
+const SCAN_LIMIT: usize = 512;
+
+/// What the bytes at the start of a frame say.
+#[derive(Debug, PartialEq, Eq)]
+enum Head {
+    /// At least this many bytes are needed to tell.
+    Need(usize),
+    /// The frame takes `total` bytes; `payload` is where its RTP or RTCP lies (none for STUN
+    /// and ChannelData that is not RTP, which are skipped).
+    Frame {
+        total: usize,
+        payload: Option<Range<usize>>,
+    },
+    /// Not plausible media: the framing is lost.
+    Bad,
+}
+
+fn be16(b: &[u8], at: usize) -> usize {
+    usize::from(u16::from_be_bytes([b[at], b[at + 1]]))
+}
+
+fn is_rtp_version(b: u8) -> bool {
+    b >> 6 == 2
+}
+
+/// Reads a frame header; never trusts a length further than the 16 bits that carry it.
+fn frame_head(framing: MediaFraming, b: &[u8]) -> Head {
+    match framing {
+        MediaFraming::Rfc4571 => {
+            if b.len() < 3 {
+                return Head::Need(3);
+            }
+            let len = be16(b, 0);
+            if is_rtp_version(b[2]) && len >= MIN_MEDIA {
+                return Head::Frame {
+                    total: 2 + len,
+                    payload: Some(2..2 + len),
+                };
+            }
+            // ICE-TCP (RFC 6544) sends its connectivity checks in the same framing.
+            if b[2] >> 6 != 0 || len < STUN_HEADER {
+                return Head::Bad;
+            }
+            if b.len() < 10 {
+                return Head::Need(10);
+            }
+            match b[6..10] == STUN_MAGIC {
+                true => Head::Frame {
+                    total: 2 + len,
+                    payload: None,
+                },
+                false => Head::Bad,
+            }
+        }
+        MediaFraming::Turn => {
+            if b.len() < 4 {
+                return Head::Need(4);
+            }
+            let len = be16(b, 2);
+            match b[0] >> 6 {
+                0 if len % 4 != 0 => Head::Bad,
+                0 if b.len() < 8 => Head::Need(8),
+                0 if b[4..8] == STUN_MAGIC => Head::Frame {
+                    total: STUN_HEADER + len,
+                    payload: None,
+                },
+                // ChannelData; over TCP padded to a multiple of 4 (RFC 5766 §11.5).
+                1 if len == 0 => Head::Frame {
+                    total: 4,
+                    payload: None,
+                },
+                1 if b.len() < 5 => Head::Need(5),
+                1 => Head::Frame {
+                    total: 4 + len.next_multiple_of(4),
+                    payload: (len >= MIN_MEDIA && is_rtp_version(b[4])).then_some(4..4 + len),
+                },
+                _ => Head::Bad,
+            }
+        }
+    }
+}
+
+/// Hands one frame's RTP or RTCP to the media path; STUN and the like are counted only.
+fn emit_media(
+    payload: Option<&[u8]>,
+    meta: SipMeta,
+    stats: &mut TcpMediaStats,
+    out: &mut TcpOut<'_>,
+) {
+    match payload {
+        Some(p) => {
+            stats.frames += 1;
+            out(Carried::Media, meta, p);
+        }
+        None => stats.skipped += 1,
+    }
+}
+
+/// True when `b` starts with a whole frame of this framing and the bytes after it begin
+/// another frame of the same flow (see [`same_flow`]), or it is one RTP packet that fills `b`
+/// exactly and `one_fills` (only at the start of a flow, where a segment begins with a frame:
+/// at an offset found by scanning, some frame always ends where the bytes do); `None` while
+/// too few bytes are in to tell.
+fn two_frames(framing: MediaFraming, b: &[u8], one_fills: bool) -> Option<bool> {
+    let (total, payload) = match frame_head(framing, b) {
+        Head::Frame { total, payload } => (total, payload),
+        Head::Need(_) => return None,
+        Head::Bad => return Some(false),
+    };
+    match b.get(total..) {
+        // A segment holding exactly one RTP packet, as most senders write them.
+        Some([]) if one_fills && payload.is_some_and(|r| r.len() >= 12) => Some(true),
+        None | Some([]) => None,
+        Some(rest) => match frame_head(framing, rest) {
+            Head::Frame { .. } if rest.len() < 16 => None,
+            Head::Frame { .. } => Some(same_flow(framing, b, rest)),
+            Head::Need(_) => None,
+            Head::Bad => Some(false),
+        },
+    }
+}
+
+/// Whether two consecutive frames (each given from its first byte on, at least 16 bytes)
+/// look like one flow's media rather than chance bytes: a STUN frame (its magic cookie is
+/// proof enough), RTCP whose own length fits its frame, or RTP of the same SSRC; TURN
+/// ChannelData on the same channel. Version bits and a packet type alone are not enough:
+/// scanning an encrypted stream joined mid-way finds those by chance.
+fn same_flow(framing: MediaFraming, a: &[u8], b: &[u8]) -> bool {
+    let (at, len_at) = match framing {
+        MediaFraming::Rfc4571 => (2, 0),
+        MediaFraming::Turn => (4, 2),
+    };
+    let stun = |f: &[u8]| match framing {
+        MediaFraming::Rfc4571 => !is_rtp_version(f[2]),
+        MediaFraming::Turn => f[0] >> 6 == 0,
+    };
+    if stun(a) || stun(b) {
+        return true;
+    }
+    if framing == MediaFraming::Turn && a[..2] != b[..2] {
+        return false;
+    }
+    match (
+        packet_sig(a, at, be16(a, len_at)),
+        packet_sig(b, at, be16(b, len_at)),
+    ) {
+        (Some(Sig::Rtcp), Some(_)) | (Some(_), Some(Sig::Rtcp)) => true,
+        (Some(Sig::Rtp(x)), Some(Sig::Rtp(y))) => x == y,
+        _ => false,
+    }
+}
+
+enum Sig {
+    Rtp([u8; 4]),
+    Rtcp,
+}
+
+/// RTP (by SSRC) or RTCP (its first packet's length, in 32-bit words less one, within a
+/// frame of whole words) for the packet of `len` bytes at `f[at..]`.
+fn packet_sig(f: &[u8], at: usize, len: usize) -> Option<Sig> {
+    let p = f.get(at..at + 12)?;
+    if (200..=206).contains(&p[1]) {
+        let words = be16(p, 2) + 1;
+        return (len % 4 == 0 && words * 4 <= len).then_some(Sig::Rtcp);
+    }
+    (len >= 12).then_some(Sig::Rtp([p[8], p[9], p[10], p[11]]))
+}
+
+/// The media framing a flow's first bytes show, if any. A STUN message first (magic cookie)
+/// is TURN at once; otherwise two consecutive frames must agree (see [`two_frames`]). A first
+/// frame longer than the classification window is not taken for media: random bytes (an
+/// encrypted stream) announce such lengths with RTP's version bits one time in four.
+fn media_framing(b: &[u8]) -> Option<MediaFraming> {
+    if b.len() >= 8 && b[0] >> 6 == 0 && b[4..8] == STUN_MAGIC {
+        return Some(MediaFraming::Turn);
+    }
+    [MediaFraming::Rfc4571, MediaFraming::Turn]
+        .into_iter()
+        .find(|&f| two_frames(f, b, true) == Some(true))
+}
+
+/// The first offset (within [`SCAN_LIMIT`]) where two RFC 4571 frames of RTP or RTCP follow
+/// each other.
+fn find_rfc4571_start(b: &[u8]) -> Option<usize> {
+    (1..b.len().min(SCAN_LIMIT)).find(|&i| {
+        let rest = &b[i..];
+        matches!(
+            frame_head(MediaFraming::Rfc4571, rest),
+            Head::Frame {
+                payload: Some(_),
+                ..
+            }
+        ) && two_frames(MediaFraming::Rfc4571, rest, false) == Some(true)
+    })
 }
 
 fn skip_crlf(b: &[u8]) -> usize {
@@ -235,4 +568,265 @@ fn find_sip_start(buf: &[u8]) -> Option<usize> {
 fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len())
         .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flow() -> FlowKey {
+        FlowKey {
+            src: "10.0.0.1:5000".parse().unwrap(),
+            dst: "10.0.0.2:6000".parse().unwrap(),
+        }
+    }
+
+    fn new_state() -> FlowState {
+        FlowState {
+            kind: Kind::Unknown,
+            buf: Vec::new(),
+            vlan: None,
+        }
+    }
+
+    /// Feeds `chunks` as consecutive in-order segments; returns the media packets out.
+    fn feed_all(
+        state: &mut FlowState,
+        stats: &mut TcpMediaStats,
+        chunks: &[&[u8]],
+    ) -> Vec<Vec<u8>> {
+        let mut got = Vec::new();
+        for c in chunks {
+            state.feed(flow(), Timestamp(0), c, stats, &mut |what, _m, b: &[u8]| {
+                assert_eq!(what, Carried::Media);
+                got.push(b.to_vec());
+            });
+        }
+        got
+    }
+
+    fn rtp(seq: u16, len: usize) -> Vec<u8> {
+        let mut p = vec![0x80, 0x00];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&[0, 0, 0, 160, 0xA1, 0x1C, 0xE0, 0x01]);
+        p.resize(len.max(12), 0xFF);
+        p
+    }
+
+    fn rfc4571(p: &[u8]) -> Vec<u8> {
+        let mut f = (p.len() as u16).to_be_bytes().to_vec();
+        f.extend_from_slice(p);
+        f
+    }
+
+    fn stream_of(n: u16) -> (Vec<Vec<u8>>, Vec<u8>) {
+        let pkts: Vec<Vec<u8>> = (0..n).map(|i| rtp(i, 12 + usize::from(i) * 7)).collect();
+        let bytes = pkts.iter().flat_map(|p| rfc4571(p)).collect();
+        (pkts, bytes)
+    }
+
+    #[test]
+    fn rfc4571_frames_come_out_whole_however_the_stream_is_cut() {
+        let (pkts, bytes) = stream_of(20);
+        for cut in [1, 2, 3, 5, 13, 64, 173, bytes.len()] {
+            let mut state = new_state();
+            let mut stats = TcpMediaStats::default();
+            let chunks: Vec<&[u8]> = bytes.chunks(cut).collect();
+            let got = feed_all(&mut state, &mut stats, &chunks);
+            assert_eq!(got, pkts, "segments of {cut} bytes");
+            assert_eq!(stats.frames, 20);
+            assert_eq!(stats.desyncs, 0);
+            assert!(matches!(state.kind, Kind::Media(MediaFraming::Rfc4571)));
+            assert!(state.buf.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_zero_length_frame_is_a_desync_counted_once_and_the_flow_dropped() {
+        let (pkts, mut bytes) = stream_of(3);
+        bytes.extend_from_slice(&[0, 0]);
+        bytes.extend_from_slice(&rfc4571(&rtp(9, 20)));
+        let mut state = new_state();
+        let mut stats = TcpMediaStats::default();
+        let got = feed_all(&mut state, &mut stats, &[&bytes, &rfc4571(&rtp(10, 20))]);
+        assert_eq!(got, pkts);
+        assert_eq!(stats.desyncs, 1);
+        assert!(matches!(state.kind, Kind::NotSip));
+        assert_eq!(state.buf.capacity(), 0);
+    }
+
+    #[test]
+    fn garbage_after_frames_is_a_desync_not_misparsed() {
+        let (pkts, mut bytes) = stream_of(4);
+        bytes.extend_from_slice(b"\x01\x00GARBAGE GARBAGE GARBAGE");
+        let mut state = new_state();
+        let mut stats = TcpMediaStats::default();
+        let got = feed_all(&mut state, &mut stats, &[&bytes, &stream_of(4).1]);
+        assert_eq!(got, pkts);
+        assert_eq!(stats.desyncs, 1);
+        assert_eq!(stats.frames, 4);
+    }
+
+    #[test]
+    fn a_65535_byte_frame_buffers_one_frame_at_most_and_comes_out_whole() {
+        let (pkts, start) = stream_of(2);
+        let big = rtp(2, 65535);
+        let framed = rfc4571(&big);
+        let mut state = new_state();
+        let mut stats = TcpMediaStats::default();
+        let mut got = feed_all(&mut state, &mut stats, &[&start, &framed[..1000]]);
+        assert_eq!(got, pkts);
+        for c in framed[1000..].chunks(1400) {
+            got.extend(feed_all(&mut state, &mut stats, &[c]));
+            assert!(state.buf.len() <= framed.len());
+            assert!(state.buf.capacity() <= 2 * framed.len());
+        }
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[2], big);
+        assert!(state.buf.is_empty());
+    }
+
+    #[test]
+    fn a_length_announcing_65535_on_a_single_segment_waits_without_growing() {
+        // A hostile header: version 2, the largest length, then nothing more.
+        let mut state = new_state();
+        let mut stats = TcpMediaStats::default();
+        let (_, mut bytes) = stream_of(2);
+        bytes.extend_from_slice(&[0xFF, 0xFF, 0x80, 0x00]);
+        let got = feed_all(&mut state, &mut stats, &[&bytes]);
+        assert_eq!(got.len(), 2);
+        assert_eq!(state.buf.len(), 4);
+        assert!(state.buf.capacity() < 1024);
+    }
+
+    #[test]
+    fn garbage_never_classifies_as_media() {
+        let mut state = new_state();
+        let mut stats = TcpMediaStats::default();
+        let noise: Vec<u8> = (0..6000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let got = feed_all(
+            &mut state,
+            &mut stats,
+            &noise.chunks(100).collect::<Vec<_>>(),
+        );
+        assert!(got.is_empty());
+        assert!(matches!(state.kind, Kind::NotSip));
+    }
+
+    #[test]
+    fn ice_tcp_stun_between_frames_is_skipped() {
+        let mut stun = vec![0x00, 0x01, 0x00, 0x00];
+        stun.extend_from_slice(&STUN_MAGIC);
+        stun.extend_from_slice(&[7; 12]);
+        let mut bytes = rfc4571(&stun);
+        let (pkts, media) = stream_of(3);
+        bytes.extend_from_slice(&media);
+        let mut state = new_state();
+        let mut stats = TcpMediaStats::default();
+        let got = feed_all(&mut state, &mut stats, &[&bytes]);
+        assert_eq!(got, pkts);
+        assert_eq!((stats.frames, stats.skipped, stats.desyncs), (3, 1, 0));
+    }
+
+    fn channel_data(p: &[u8]) -> Vec<u8> {
+        let mut f = vec![0x40, 0x01];
+        f.extend_from_slice(&(p.len() as u16).to_be_bytes());
+        f.extend_from_slice(p);
+        f.resize(f.len().next_multiple_of(4), 0);
+        f
+    }
+
+    #[test]
+    fn turn_channel_data_between_stun_messages_is_framed_with_its_padding() {
+        // An Allocate request (STUN, 8 bytes of attributes), then ChannelData of odd lengths.
+        let mut bytes = vec![0x00, 0x03, 0x00, 0x08];
+        bytes.extend_from_slice(&STUN_MAGIC);
+        bytes.extend_from_slice(&[1; 12]);
+        bytes.extend_from_slice(&[0, 0x19, 0, 4, 17, 0, 0, 0]);
+        let pkts: Vec<Vec<u8>> = (0..5).map(|i| rtp(i, 13 + usize::from(i))).collect();
+        for p in &pkts {
+            bytes.extend_from_slice(&channel_data(p));
+        }
+        bytes.extend_from_slice(&channel_data(b"not rtp"));
+        bytes.extend_from_slice(&channel_data(&rtp(5, 12)));
+        for cut in [1, 7, bytes.len()] {
+            let mut state = new_state();
+            let mut stats = TcpMediaStats::default();
+            let got = feed_all(
+                &mut state,
+                &mut stats,
+                &bytes.chunks(cut).collect::<Vec<_>>(),
+            );
+            assert!(matches!(state.kind, Kind::Media(MediaFraming::Turn)));
+            assert_eq!(&got[..5], &pkts[..], "cut {cut}");
+            assert_eq!(got[5], rtp(5, 12));
+            assert_eq!((stats.frames, stats.skipped, stats.desyncs), (6, 2, 0));
+        }
+    }
+
+    #[test]
+    fn after_a_gap_the_framing_is_found_again() {
+        let (pkts, bytes) = stream_of(12);
+        let mut state = new_state();
+        let mut stats = TcpMediaStats::default();
+        let first = feed_all(&mut state, &mut stats, &[&bytes[..100]]);
+        state.resync();
+        // The bytes after the hole start in the middle of a frame.
+        let rest = feed_all(&mut state, &mut stats, &[&bytes[bytes.len() - 400..]]);
+        assert!(!first.is_empty());
+        assert!(rest.len() >= 3, "{} frames after the gap", rest.len());
+        assert!(pkts.ends_with(&rest));
+        assert_eq!(stats.desyncs, 0);
+    }
+
+    #[test]
+    fn sip_on_tcp_is_still_sip() {
+        let msg = b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 0\r\n\r\n";
+        let mut state = new_state();
+        let mut stats = TcpMediaStats::default();
+        let mut n = 0;
+        state.feed(
+            flow(),
+            Timestamp(0),
+            msg,
+            &mut stats,
+            &mut |what, _m, b: &[u8]| {
+                assert_eq!(what, Carried::Sip);
+                assert_eq!(b, msg);
+                n += 1;
+            },
+        );
+        assert_eq!(n, 1);
+    }
+
+    /// An encrypted stream joined mid-way (as heplify's sip_ipv4_tcp_retrans.pcap has, on
+    /// port 60022): random bytes, the first two announcing 55 122 bytes with RTP's version bits,
+    /// in 52-byte segments. Neither that first "frame" nor a frame that happens to end where
+    /// the bytes do at a scanned offset may make it media.
+    #[test]
+    fn an_encrypted_stream_is_not_taken_for_media() {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut bytes: Vec<u8> = (0..8000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        bytes[..3].copy_from_slice(&[0xD7, 0x52, 0xAC]);
+        for seed in 0..20u8 {
+            let mut state = new_state();
+            let mut stats = TcpMediaStats::default();
+            let mut b = bytes.clone();
+            for (i, v) in b.iter_mut().enumerate().skip(3) {
+                *v ^= seed.wrapping_mul(31).wrapping_add(i as u8);
+            }
+            let got = feed_all(&mut state, &mut stats, &b.chunks(52).collect::<Vec<_>>());
+            assert!(got.is_empty(), "seed {seed}: {} frames", got.len());
+            assert_eq!(stats.desyncs, 0, "seed {seed}");
+        }
+    }
 }

@@ -96,9 +96,22 @@ pub struct Media<'a> {
     pub rtcp_mux: bool,
     /// Media-level direction, else session-level, else sendrecv.
     pub direction: Direction,
+    /// `a=setup:` (RFC 4145) of a TCP m-line: `active`, `passive`, `actpass` or `holdconn`.
+    pub setup: Option<&'a str>,
+    /// `a=connection:` (RFC 4145): `new` or `existing`.
+    pub tcp_connection: Option<&'a str>,
 }
 
 impl Media<'_> {
+    /// Media sent on TCP (`TCP/RTP/AVP`, `TCP/RTP/AVPF`, `TCP/TLS/RTP/SAVP`...): framed as
+    /// RFC 4571 says, RTCP on the same connection.
+    pub fn is_tcp(&self) -> bool {
+        self.proto
+            .split('/')
+            .next()
+            .is_some_and(|t| t.eq_ignore_ascii_case("TCP"))
+    }
+
     /// Codec for a payload type: rtpmap first, then the RFC 3551 static
     /// table.
     pub fn codec(&self, pt: u8) -> Option<(&str, u32, u8)> {
@@ -301,6 +314,8 @@ fn parse_m_line(value: &str) -> Option<Media<'_>> {
         rtcp: None,
         rtcp_mux: false,
         direction: Direction::SendRecv,
+        setup: None,
+        tcp_connection: None,
     })
 }
 
@@ -332,6 +347,8 @@ fn media_attr<'a>(value: &'a str, b: &mut MediaBuild<'a>) {
         "ptime" => m.ptime = parse_ptime(v),
         "rtcp" => m.rtcp = parse_rtcp(v),
         "rtcp-mux" => m.rtcp_mux = true,
+        "setup" => m.setup = Some(v),
+        "connection" => m.tcp_connection = Some(v),
         _ => {}
     }
 }
@@ -492,5 +509,21 @@ m=image 0 udptl t38\r\n";
         assert_eq!(static_payload(18), Some(("G729", 8000, 1)));
         assert_eq!(static_payload(2), None);
         assert_eq!(static_payload(96), None);
+    }
+
+    #[test]
+    fn tcp_media_lines_say_setup_and_connection() {
+        let body = b"v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n\
+m=audio 9 TCP/RTP/AVP 0\r\na=setup:active\r\na=connection:new\r\n\
+m=audio 49170 RTP/AVP 0\r\n";
+        let sdp = parse(body).unwrap();
+        let (tcp, udp) = (&sdp.media[0], &sdp.media[1]);
+        assert!(tcp.is_tcp());
+        assert_eq!(
+            (tcp.setup, tcp.tcp_connection),
+            (Some("active"), Some("new"))
+        );
+        assert!(!udp.is_tcp());
+        assert_eq!(udp.setup, None);
     }
 }

@@ -93,6 +93,11 @@ pub fn document(engine: &Engine) -> Value {
                 "inflate_failed": counters.hep_skipped.inflate_failed,
                 "too_big": counters.hep_skipped.too_big,
             },
+            "tcp_media": {
+                "frames": counters.tcp_media.frames,
+                "skipped": counters.tcp_media.skipped,
+                "desyncs": counters.tcp_media.desyncs,
+            },
             "duration_s": round(counters.duration_s(), 6),
             "other_sip_requests": counters.other_sip,
         },
