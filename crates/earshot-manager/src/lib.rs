@@ -17,7 +17,8 @@ pub mod stream_proto;
 
 pub use callref::{CallRef, CallRefError, CallRefGenerator};
 pub use command::{
-    parse_command, Command, CommandError, ListCallsFormat, ListParams, StreamFrom, StreamRequest,
+    parse_command, Command, CommandError, ListCallsFormat, ListFilter, ListParams, StreamFrom,
+    StreamRequest,
 };
 pub use framing::{
     authorize, Request, RequestError, RequestReader, IDLE_TIMEOUT, MAX_REQUEST_BYTES,

@@ -920,9 +920,9 @@ async fn stream<S: AsyncWrite + Unpin>(
     let header = StreamHeader {
         version: stream_proto::PROTOCOL_VERSION,
         callreference: req.callref.to_string(),
-        callid: call.call_id.clone(),
-        caller: call.caller.clone(),
-        called: call.called.clone(),
+        callid: call.call_id.to_string(),
+        caller: call.caller.to_string(),
+        called: call.called.to_string(),
         format: "s16le".into(),
         rate: req.rate,
         channels: req.channels,
