@@ -75,10 +75,12 @@ impl Default for PipelineConfig {
     }
 }
 
-/// The call table as the manager sees it: a copy, at most one snapshot interval old.
+/// The call table as the manager sees it: a copy, at most one snapshot interval old. Each
+/// call's summary is shared with the pipeline's cache and with the snapshots before it for as
+/// long as the call does not change, so publishing costs a pointer per unchanged call.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    pub calls: Vec<CallSummary>,
+    pub calls: Vec<Arc<CallSummary>>,
     index: HashMap<CallRef, usize>,
     pub taken_ns: i64,
     pub capture: CaptureCounters,
@@ -90,7 +92,10 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn find(&self, r: CallRef) -> Option<&CallSummary> {
-        self.index.get(&r).and_then(|&i| self.calls.get(i))
+        self.index
+            .get(&r)
+            .and_then(|&i| self.calls.get(i))
+            .map(|c| &**c)
     }
 }
 
@@ -195,6 +200,27 @@ struct Worker {
     clock: Clock,
     /// The allocation of the frame list each batch is handed to the engine as.
     spare_frames: Vec<earshot_wire::Frame<'static>>,
+    /// A call started since the last publish: publish now, not at the next interval.
+    new_since_publish: bool,
+    /// What the last publish did, for tests and benchmarks.
+    last_publish: PublishStats,
+}
+
+/// How the summaries of one publish were made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PublishStats {
+    /// Unchanged since the previous publish: the same `Arc`.
+    pub reused: usize,
+    /// New numbers, text shared with the previous summary.
+    pub refreshed: usize,
+    /// Built from the call (new, or SIP changed it).
+    pub rebuilt: usize,
+}
+
+/// Whether the pipeline publishes a snapshot now: every interval, and at once after a new
+/// call so a client that just saw its INVITE can list (and listen to) it.
+fn publish_due(since_last: Duration, interval: Duration, new_call: bool) -> bool {
+    new_call || since_last >= interval
 }
 
 /// Everything the engine's sink touches, kept apart from the engine so both can be borrowed.
@@ -204,6 +230,12 @@ struct Hub {
     rewind: Rewind,
     counters: Arc<SensorCounters>,
     new_calls: Vec<CallId>,
+    /// Calls the engine reported an event for since the last publish: their summaries are
+    /// rebuilt from the call, text included.
+    dirty: HashSet<CallId>,
+    /// Each call's summary as last published: reused while the call is unchanged, its
+    /// numbers refreshed (sharing its text) while only RTP arrives; gone with the call.
+    summaries: HashMap<CallId, Arc<CallSummary>>,
     /// The fan-out thread, and the calls it has listeners for, each with the ticket of the
     /// latest subscription sent to it.
     audio: CbSender<AudioMsg>,
@@ -279,6 +311,8 @@ impl Worker {
                 }),
                 counters: shared.counters.clone(),
                 new_calls: Vec::new(),
+                dirty: HashSet::new(),
+                summaries: HashMap::new(),
                 audio,
                 listened: HashMap::new(),
                 next_ticket: 0,
@@ -289,6 +323,8 @@ impl Worker {
             refs_gen,
             clock,
             spare_frames: Vec::new(),
+            new_since_publish: false,
+            last_publish: PublishStats::default(),
         }
     }
 
@@ -326,13 +362,23 @@ impl Worker {
                     .expire(Timestamp(self.clock.now_ns()), &mut self.hub);
                 self.send_quality();
             }
-            if last_snapshot.elapsed() >= self.cfg.snapshot_interval
-                || !self.hub.new_calls.is_empty()
-            {
+            if self.maybe_publish(last_snapshot.elapsed()) {
                 last_snapshot = Instant::now();
-                self.publish();
             }
         }
+    }
+
+    /// Publishes when [`publish_due`]; true when it did.
+    fn maybe_publish(&mut self, since_last: Duration) -> bool {
+        let due = publish_due(
+            since_last,
+            self.cfg.snapshot_interval,
+            self.new_since_publish,
+        );
+        if due {
+            self.publish();
+        }
+        due
     }
 
     fn process(&mut self, batch: FrameBatch) {
@@ -342,12 +388,18 @@ impl Worker {
         self.clock.observe(&frames);
         self.engine.handle_frames(&frames, &mut self.hub);
         self.spare_frames = reuse_frame_list(frames);
-        for id in std::mem::take(&mut self.hub.new_calls) {
+        self.register_new_calls();
+        SensorCounters::add(&self.shared.counters.processed, n);
+    }
+
+    /// Gives the calls the engine started a reference each, and asks for a publish.
+    fn register_new_calls(&mut self) {
+        for id in self.hub.new_calls.drain(..) {
             let r = self.refs_gen.next_ref();
             self.hub.refs.insert(id, r);
             self.hub.by_ref.insert(r, id);
+            self.new_since_publish = true;
         }
-        SensorCounters::add(&self.shared.counters.processed, n);
     }
 
     fn control(&mut self, msg: Control) -> bool {
@@ -472,20 +524,51 @@ impl Worker {
     }
 
     fn publish(&mut self) {
-        let now = self.clock.now_ns();
+        self.publish_at(self.clock.now_ns());
+    }
+
+    /// Publishes the table as of `now` (the running durations).
+    fn publish_at(&mut self, now: i64) {
         self.shared
             .counters
             .rewind_overflow
             .store(self.hub.rewind.overflow(), Ordering::Relaxed);
-        let mut calls = Vec::new();
-        let mut index = HashMap::new();
-        for call in self.engine.calls() {
+        self.new_since_publish = false;
+        let live = self.engine.calls();
+        let mut calls = Vec::with_capacity(live.len());
+        let mut index = HashMap::with_capacity(live.len());
+        let mut stats = PublishStats::default();
+        for call in live {
             let Some(&r) = self.hub.refs.get(&call.id) else {
                 continue;
             };
+            let dirty = self.hub.dirty.contains(&call.id);
+            let summary = match self.hub.summaries.get(&call.id) {
+                Some(prev) if !dirty && prev.is_current(call, now) => {
+                    stats.reused += 1;
+                    prev.clone()
+                }
+                prev => {
+                    let fresh = match prev {
+                        Some(prev) if !dirty => {
+                            stats.refreshed += 1;
+                            prev.refresh(call, now)
+                        }
+                        _ => {
+                            stats.rebuilt += 1;
+                            CallSummary::from_call(call, r, self.cfg.sensor_id, now)
+                        }
+                    };
+                    let fresh = Arc::new(fresh);
+                    self.hub.summaries.insert(call.id, fresh.clone());
+                    fresh
+                }
+            };
             index.insert(r, calls.len());
-            calls.push(CallSummary::from_call(call, r, self.cfg.sensor_id, now));
+            calls.push(summary);
         }
+        self.hub.dirty.clear();
+        self.last_publish = stats;
         self.shared.publish(Snapshot {
             calls,
             index,
@@ -569,6 +652,7 @@ impl Sink for Hub {
     }
 
     fn event(&mut self, event: &Event, call: &Call) {
+        self.dirty.insert(call.id);
         match event {
             Event::CallNew(id) => {
                 self.new_calls.push(*id);
@@ -637,10 +721,157 @@ impl Sink for Hub {
                 };
                 self.finish_call(*id, ended);
                 self.rewind.forget(*id);
+                self.dirty.remove(id);
+                self.summaries.remove(id);
                 if let Some(r) = self.refs.remove(id) {
                     self.by_ref.remove(&r);
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use earshot_wire::{Packet, Transport};
+
+    fn worker() -> (Worker, Arc<Shared>, Receiver<AudioMsg>) {
+        let shared = Shared::new(Arc::new(SensorCounters::default()));
+        let (tx, rx) = crossbeam_channel::bounded(16);
+        let w = Worker::new(PipelineConfig::default(), shared.clone(), tx);
+        (w, shared, rx)
+    }
+
+    /// The capture clock for publishing: fixed, so durations do not tick during a test.
+    const NOW: i64 = 1_700_000_000_500_000_000;
+    const CALLER: &str = "192.0.2.10:5060";
+    const CALLED: &str = "192.0.2.20:5060";
+
+    fn sip(call_id: &str, first_line: &str, cseq: &str) -> Vec<u8> {
+        let body = "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n\
+                    m=audio 40000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n";
+        format!(
+            "{first_line}\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bK{call_id}\r\n\
+             From: <sip:1001@example.com>;tag=a\r\nTo: <sip:2002@example.com>\r\n\
+             Call-ID: {call_id}\r\nCSeq: {cseq}\r\nContact: <sip:1001@{CALLER}>\r\n\
+             Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    }
+
+    fn feed(w: &mut Worker, t_ms: i64, src: &str, dst: &str, payload: &[u8]) {
+        let p = Packet {
+            ts: Timestamp(1_700_000_000_000_000_000 + t_ms * 1_000_000),
+            src: src.parse().expect("address"),
+            dst: dst.parse().expect("address"),
+            vlan: None,
+            transport: Transport::Udp,
+            payload,
+            from_hep: false,
+        };
+        w.engine.handle_packet(&p, &mut w.hub);
+        w.register_new_calls();
+    }
+
+    fn invite(w: &mut Worker, t_ms: i64, call_id: &str) {
+        let m = sip(call_id, "INVITE sip:2002@example.com SIP/2.0", "1 INVITE");
+        feed(w, t_ms, CALLER, CALLED, &m);
+    }
+
+    fn rtp(w: &mut Worker, t_ms: i64, seq: u16) {
+        let mut p = vec![0x80, 8];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+        p.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+        p.extend_from_slice(&[0xd5; 160]);
+        feed(w, t_ms, "192.0.2.10:40000", "192.0.2.20:50000", &p);
+    }
+
+    #[test]
+    fn publishing_is_due_each_interval_or_after_a_new_call() {
+        let i = Duration::from_millis(100);
+        assert!(!publish_due(Duration::from_millis(99), i, false));
+        assert!(publish_due(Duration::from_millis(100), i, false));
+        assert!(publish_due(Duration::ZERO, i, true));
+    }
+
+    #[test]
+    fn a_new_call_is_published_without_waiting_an_interval() {
+        let (mut w, shared, _rx) = worker();
+        assert!(
+            !w.maybe_publish(Duration::ZERO),
+            "nothing new, interval not over"
+        );
+        invite(&mut w, 0, "new-1@example.com");
+        assert!(
+            w.maybe_publish(Duration::ZERO),
+            "a new call publishes at once"
+        );
+        let snap = shared.snapshot();
+        assert_eq!(snap.calls.len(), 1);
+        assert_eq!(&*snap.calls[0].call_id, "new-1@example.com");
+        assert!(snap.find(snap.calls[0].callref).is_some());
+        assert!(
+            !w.maybe_publish(Duration::ZERO),
+            "published once, not on every loop"
+        );
+    }
+
+    #[test]
+    fn publishing_rebuilds_only_what_changed() {
+        let (mut w, shared, _rx) = worker();
+        invite(&mut w, 0, "a@example.com");
+        invite(&mut w, 1, "b@example.com");
+        w.publish_at(NOW);
+        assert_eq!(w.last_publish.rebuilt, 2);
+        let first = shared.snapshot();
+
+        // Nothing happened: the same summaries, not copies.
+        w.publish_at(NOW);
+        assert_eq!(
+            w.last_publish,
+            PublishStats {
+                reused: 2,
+                ..PublishStats::default()
+            }
+        );
+        let second = shared.snapshot();
+        assert!(first
+            .calls
+            .iter()
+            .zip(&second.calls)
+            .all(|(a, b)| Arc::ptr_eq(a, b)));
+
+        // RTP on one call: its numbers are new, its text is the old text.
+        rtp(&mut w, 2, 1);
+        w.publish_at(NOW);
+        let third = shared.snapshot();
+        assert_eq!((w.last_publish.reused, w.last_publish.refreshed), (1, 1));
+        let changed: Vec<_> = second
+            .calls
+            .iter()
+            .zip(&third.calls)
+            .filter(|(a, b)| !Arc::ptr_eq(a, b))
+            .collect();
+        assert_eq!(changed.len(), w.last_publish.refreshed);
+        for (old, new) in changed {
+            assert!(Arc::ptr_eq(&old.call_id, &new.call_id), "text shared");
+            assert!(Arc::ptr_eq(&old.caller, &new.caller), "text shared");
+        }
+
+        // A SIP message for a call: that call's summary is rebuilt from the call.
+        let ringing = sip("a@example.com", "SIP/2.0 180 Ringing", "1 INVITE");
+        feed(&mut w, 3, CALLED, CALLER, &ringing);
+        w.publish_at(NOW);
+        assert_eq!(w.last_publish.rebuilt, 1);
+        let fourth = shared.snapshot();
+        let a = fourth
+            .calls
+            .iter()
+            .find(|c| &*c.call_id == "a@example.com")
+            .expect("call a");
+        assert_eq!(a.last_sip_code, Some(180));
     }
 }
