@@ -738,7 +738,7 @@ mod tests {
     use super::*;
     use earshot_wire::{Packet, Transport};
 
-    fn worker() -> (Worker, Arc<Shared>, Receiver<AudioMsg>) {
+    pub(super) fn worker() -> (Worker, Arc<Shared>, Receiver<AudioMsg>) {
         let shared = Shared::new(Arc::new(SensorCounters::default()));
         let (tx, rx) = crossbeam_channel::bounded(16);
         let w = Worker::new(PipelineConfig::default(), shared.clone(), tx);
@@ -763,7 +763,7 @@ mod tests {
         .into_bytes()
     }
 
-    fn feed(w: &mut Worker, t_ms: i64, src: &str, dst: &str, payload: &[u8]) {
+    pub(super) fn feed(w: &mut Worker, t_ms: i64, src: &str, dst: &str, payload: &[u8]) {
         let p = Packet {
             ts: Timestamp(1_700_000_000_000_000_000 + t_ms * 1_000_000),
             src: src.parse().expect("address"),
@@ -874,5 +874,99 @@ mod tests {
             .find(|c| &*c.call_id == "a@example.com")
             .expect("call a");
         assert_eq!(a.last_sip_code, Some(180));
+    }
+}
+
+/// Figures for BENCHMARKS.md, not a check: `cargo test --release -p earshot-sensor --lib
+/// publish_cost -- --ignored --nocapture`.
+#[cfg(test)]
+mod publish_cost {
+    use super::tests::{feed, worker};
+    use super::*;
+
+    fn ip(i: u32) -> String {
+        format!("10.{}.{}.{}", 64 + (i >> 16), (i >> 8) & 255, i & 255)
+    }
+
+    /// An answered call from its own address, with one RTP packet.
+    fn call_with_rtp(w: &mut Worker, i: u32) {
+        let (a, b) = (ip(i), ip(i + 200_000));
+        let body = format!(
+            "v=0\r\no=- 1 1 IN IP4 {a}\r\ns=-\r\nc=IN IP4 {a}\r\nt=0 0\r\n\
+             m=audio 40000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n"
+        );
+        let msg = |first: &str| {
+            format!(
+                "{first}\r\nVia: SIP/2.0/UDP {a}:5060;branch=z9hG4bK{i}\r\n\
+                 From: <sip:{i}@example.com>;tag=a\r\nTo: <sip:9{i}@example.com>;tag=b\r\n\
+                 Call-ID: bench-{i}@example.com\r\nCSeq: 1 INVITE\r\n\
+                 Contact: <sip:{i}@{a}:5060>\r\nContent-Type: application/sdp\r\n\
+                 Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        let (sa, sb) = (format!("{a}:5060"), format!("{b}:5060"));
+        feed(
+            w,
+            0,
+            &sa,
+            &sb,
+            msg("INVITE sip:9@example.com SIP/2.0").as_bytes(),
+        );
+        feed(w, 1, &sb, &sa, msg("SIP/2.0 200 OK").as_bytes());
+        rtp_for(w, i, 1);
+    }
+
+    fn rtp_for(w: &mut Worker, i: u32, seq: u16) {
+        let mut p = vec![0x80, 8];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+        p.extend_from_slice(&i.to_be_bytes());
+        p.extend_from_slice(&[0xd5; 160]);
+        let (a, b) = (ip(i), ip(i + 200_000));
+        feed(
+            w,
+            2 + i64::from(seq),
+            &format!("{a}:40000"),
+            &format!("{b}:50000"),
+            &p,
+        );
+    }
+
+    #[test]
+    #[ignore = "a benchmark: prints figures"]
+    fn publish_cost() {
+        for n in [1_000u32, 10_000, 100_000] {
+            let (mut w, _shared, _rx) = worker();
+            for i in 0..n {
+                call_with_rtp(&mut w, i);
+            }
+            let now = 1_700_000_000_500_000_000;
+            let time = |w: &mut Worker, full: bool| {
+                let runs = 5;
+                let t = Instant::now();
+                for _ in 0..runs {
+                    if full {
+                        // What every publish did before: a summary built from every call.
+                        w.hub.summaries.clear();
+                    }
+                    w.publish_at(now);
+                }
+                t.elapsed().as_secs_f64() * 1e3 / f64::from(runs)
+            };
+            let full = time(&mut w, true);
+            let unchanged = time(&mut w, false);
+            // Every call got a packet since the last publish: numbers refreshed, text shared.
+            for i in 0..n {
+                rtp_for(&mut w, i, 2);
+            }
+            let t = Instant::now();
+            w.publish_at(now);
+            let refreshed = t.elapsed().as_secs_f64() * 1e3;
+            println!(
+                "| {n} | {full:.1} ms | {refreshed:.1} ms ({:?}) | {unchanged:.2} ms |",
+                w.last_publish
+            );
+        }
     }
 }
