@@ -9,6 +9,7 @@
 //! The wire protocol is documented in `docs/manager-protocol.md`.
 
 pub mod callref;
+pub mod calls_feed;
 pub mod command;
 pub mod framing;
 pub mod listcalls;
