@@ -13,6 +13,7 @@ use thiserror::Error;
 /// Every command we implement, for `help` and tests.
 pub const COMMAND_NAMES: &[&str] = &[
     "active_call_info",
+    "calls",
     "getversion",
     "help",
     "listcalls",
@@ -30,13 +31,24 @@ pub const MAX_LISTEN_ID_LEN: usize = 64;
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
     ListCalls(ListCallsFormat),
-    Listen { callref: CallRef, listen_id: String },
-    ReadAudio { callref: CallRef, listen_id: String },
-    ListenStop { callref: CallRef, listen_id: String },
+    Listen {
+        callref: CallRef,
+        listen_id: String,
+    },
+    ReadAudio {
+        callref: CallRef,
+        listen_id: String,
+    },
+    ListenStop {
+        callref: CallRef,
+        listen_id: String,
+    },
     Stream(StreamRequest),
     ActiveCallInfo(CallRef),
     TotalCalls,
     SnifferStat,
+    /// `calls`: a subscription to call events (one JSON line each), see `calls_feed`.
+    Calls,
     GetVersion,
     Help,
 }
@@ -205,6 +217,7 @@ pub fn parse_command(line: &str) -> Result<Command, CommandError> {
         "active_call_info" => parse_single_ref(rest).map(Command::ActiveCallInfo),
         "totalcalls" => Ok(Command::TotalCalls),
         "sniffer_stat" => Ok(Command::SnifferStat),
+        "calls" => Ok(Command::Calls),
         "getversion" => Ok(Command::GetVersion),
         "help" => Ok(Command::Help),
         _ => Err(CommandError::NotFound),
