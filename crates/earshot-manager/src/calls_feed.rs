@@ -1,4 +1,4 @@
-//! The `calls` subscription's events, as a pure state machine (not yet wired to the server):
+//! The `calls` subscription's events, as a pure state machine (the server runs one per subscriber):
 //! given each new snapshot of the call table, the JSON lines a subscriber is sent.
 //!
 //! - `{"event":"snapshot","call":{…}}` for each call of the first table,
