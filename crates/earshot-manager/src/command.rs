@@ -13,6 +13,7 @@ use thiserror::Error;
 /// Every command we implement, for `help` and tests.
 pub const COMMAND_NAMES: &[&str] = &[
     "active_call_info",
+    "calls",
     "getversion",
     "help",
     "listcalls",
@@ -30,17 +31,30 @@ pub const MAX_LISTEN_ID_LEN: usize = 64;
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
     ListCalls(ListCallsFormat),
-    Listen { callref: CallRef, listen_id: String },
-    ReadAudio { callref: CallRef, listen_id: String },
-    ListenStop { callref: CallRef, listen_id: String },
+    Listen {
+        callref: CallRef,
+        listen_id: String,
+    },
+    ReadAudio {
+        callref: CallRef,
+        listen_id: String,
+    },
+    ListenStop {
+        callref: CallRef,
+        listen_id: String,
+    },
     Stream(StreamRequest),
     ActiveCallInfo(CallRef),
     TotalCalls,
     SnifferStat,
+    /// `calls`: a subscription to call events (one JSON line each), see `calls_feed`.
+    Calls,
     GetVersion,
     Help,
 }
 
+// One per command line, never stored in bulk: the size of the filters does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum ListCallsFormat {
     /// `listcalls`: human-readable `[call]` blocks.
@@ -51,15 +65,81 @@ pub enum ListCallsFormat {
     JsonWithParams(ListParams),
 }
 
-/// The `listcalls {…}` parameters we act on; other keys (VoIPmonitor filters, `zip`) are ignored.
+/// The `listcalls {…}` parameters we act on; other keys (`zip`, `sensor_map`, VoIPmonitor
+/// filter keys we do not know) are ignored.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ListParams {
     pub limit: Option<usize>,
+    /// Rows skipped before the page (`offset`, or `start` as paging clients name it).
+    pub offset: usize,
+    /// Which calls are listed (and counted in `total`).
+    pub filter: ListFilter,
     /// One of the listcalls field names; unknown names leave the order unchanged.
     pub sort_field: Option<String>,
     pub sort_desc: bool,
     /// `"earshot":true`: append earshot's own columns (`EARSHOT_FIELDS`) after VoIPmonitor's.
     pub earshot: bool,
+}
+
+/// `listcalls` filters, given at the top level or in `filter` (an object, an array of objects
+/// or a string holding one, as VoIPmonitor's GUI sends them). All given must match.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ListFilter {
+    /// Substring of the caller or the called number.
+    pub number: Option<String>,
+    /// Substring of the caller number.
+    pub caller: Option<String>,
+    /// Substring of the called number.
+    pub called: Option<String>,
+    /// Substring of the SIP Call-ID.
+    pub call_id: Option<String>,
+    /// A call state as `listcalls {"earshot":true}` names it (`answered`, `ringing`…).
+    pub state: Option<String>,
+    /// A codec either party sends, by name (`PCMA`, `opus`) or VoIPmonitor number (8, 316).
+    pub codec: Option<String>,
+    pub sensor_id: Option<i64>,
+}
+
+impl ListFilter {
+    pub fn is_empty(&self) -> bool {
+        *self == ListFilter::default()
+    }
+
+    /// Whether `c` passes every filter given.
+    pub fn matches(&self, c: &crate::CallSummary) -> bool {
+        let has =
+            |hay: &str, needle: &Option<String>| needle.as_deref().is_none_or(|n| hay.contains(n));
+        has(&c.caller, &self.caller)
+            && has(&c.called, &self.called)
+            && has(&c.call_id, &self.call_id)
+            && self
+                .number
+                .as_deref()
+                .is_none_or(|n| c.caller.contains(n) || c.called.contains(n))
+            && self
+                .state
+                .as_deref()
+                .is_none_or(|s| c.state.as_str().eq_ignore_ascii_case(s))
+            && self.sensor_id.is_none_or(|s| c.sensor_id == Some(s))
+            && self.codec.as_deref().is_none_or(|k| codec_matches(c, k))
+    }
+}
+
+/// A codec filter matches a party's main leg by its name, its VoIPmonitor number or the name
+/// of that number (so `G726-32` finds AAL2-G726-32 too).
+fn codec_matches(c: &crate::CallSummary, wanted: &str) -> bool {
+    [&c.caller_leg, &c.called_leg]
+        .into_iter()
+        .flatten()
+        .any(|l| {
+            let id = l.codec_id();
+            wanted.parse::<i64>().ok() == Some(id)
+                || l.codec
+                    .as_deref()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(wanted))
+                || crate::listcalls::codec_id_name(id)
+                    .is_some_and(|n| n.eq_ignore_ascii_case(wanted))
+        })
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,6 +217,7 @@ pub fn parse_command(line: &str) -> Result<Command, CommandError> {
         "active_call_info" => parse_single_ref(rest).map(Command::ActiveCallInfo),
         "totalcalls" => Ok(Command::TotalCalls),
         "sniffer_stat" => Ok(Command::SnifferStat),
+        "calls" => Ok(Command::Calls),
         "getversion" => Ok(Command::GetVersion),
         "help" => Ok(Command::Help),
         _ => Err(CommandError::NotFound),
@@ -216,12 +297,70 @@ fn parse_listcalls(rest: &str) -> Result<ListCallsFormat, CommandError> {
         .and_then(Value::as_str)
         .is_some_and(|d| d.eq_ignore_ascii_case("desc"));
     let earshot = obj.get("earshot").and_then(Value::as_bool) == Some(true);
+    let offset = match obj.get("offset").or_else(|| obj.get("start")) {
+        None | Some(Value::Null) => 0,
+        Some(o) => json_usize(o).ok_or_else(|| {
+            CommandError::BadListParams("offset must be a non-negative integer".into())
+        })?,
+    };
+    let mut filter = ListFilter::default();
+    read_filter(obj, &mut filter)?;
+    match obj.get("filter") {
+        Some(Value::Object(f)) => read_filter(f, &mut filter)?,
+        Some(Value::Array(fs)) => {
+            for f in fs.iter().filter_map(Value::as_object) {
+                read_filter(f, &mut filter)?;
+            }
+        }
+        Some(Value::String(text)) if text.trim_start().starts_with('{') => {
+            let f: Value = serde_json::from_str(text)
+                .map_err(|e| CommandError::BadListParams(format!("filter: {e}")))?;
+            if let Some(f) = f.as_object() {
+                read_filter(f, &mut filter)?;
+            }
+        }
+        _ => {}
+    }
     Ok(ListCallsFormat::JsonWithParams(ListParams {
         limit,
+        offset,
+        filter,
         sort_field,
         sort_desc,
         earshot,
     }))
+}
+
+/// The filter keys of one object; empty values filter nothing (forms send empty fields).
+fn read_filter(
+    obj: &serde_json::Map<String, Value>,
+    f: &mut ListFilter,
+) -> Result<(), CommandError> {
+    let text = |key: &str| -> Option<String> {
+        match obj.get(key)? {
+            Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    };
+    let set = |slot: &mut Option<String>, key: &str| {
+        if let Some(v) = text(key) {
+            *slot = Some(v);
+        }
+    };
+    set(&mut f.number, "number");
+    set(&mut f.caller, "caller");
+    set(&mut f.called, "called");
+    set(&mut f.call_id, "callid");
+    set(&mut f.state, "state");
+    set(&mut f.codec, "codec");
+    if let Some(v) = text("sensor_id").or_else(|| text("id_sensor")) {
+        let id = v
+            .parse()
+            .map_err(|_| CommandError::BadListParams("sensor_id must be an integer".into()))?;
+        f.sensor_id = Some(id);
+    }
+    Ok(())
 }
 
 /// A count given as a JSON number or, as PHP clients often send, a numeric string.
@@ -340,6 +479,7 @@ mod tests {
                     sort_field: Some("calldate".into()),
                     sort_desc: true,
                     earshot: false,
+                    ..ListParams::default()
                 }
             )))
         );

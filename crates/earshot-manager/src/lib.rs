@@ -9,6 +9,7 @@
 //! The wire protocol is documented in `docs/manager-protocol.md`.
 
 pub mod callref;
+pub mod calls_feed;
 pub mod command;
 pub mod framing;
 pub mod listcalls;
@@ -17,7 +18,8 @@ pub mod stream_proto;
 
 pub use callref::{CallRef, CallRefError, CallRefGenerator};
 pub use command::{
-    parse_command, Command, CommandError, ListCallsFormat, ListParams, StreamFrom, StreamRequest,
+    parse_command, Command, CommandError, ListCallsFormat, ListFilter, ListParams, StreamFrom,
+    StreamRequest,
 };
 pub use framing::{
     authorize, Request, RequestError, RequestReader, IDLE_TIMEOUT, MAX_REQUEST_BYTES,

@@ -2,14 +2,22 @@
 //!
 //! The server snapshots each call into a [`CallSummary`] while it holds the call table, then
 //! formats outside any lock: formatting needs nothing but the summaries.
+//!
+//! A summary's text (call-id, numbers, names, agents, codec names) is shared (`Arc<str>`), so a
+//! sensor refreshing the numbers of a call many times a second copies pointers, not strings
+//! ([`CallSummary::refresh`]). Rows are written straight into one buffer ([`write_row`]), with
+//! serde_json's own number and string encoders, so the bytes are those serde_json's `Value`
+//! gave before, without a `Value` per field.
 
 use crate::callref::CallRef;
 use crate::command::ListParams;
 use earshot_core::{Call, CallState, Party, QualityUnknown, Stream};
 use serde_json::{json, Map, Value};
+use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 /// VoIPmonitor 2026.04.0's `listcalls` columns, in order (from the recorded `listcalls.bin`).
 pub const FIELDS: [&str; 68] = [
@@ -113,7 +121,7 @@ pub struct LegSummary {
     pub dst: SocketAddr,
     pub ssrc: u32,
     pub payload_type: u8,
-    pub codec: Option<String>,
+    pub codec: Option<Arc<str>>,
     pub first_ns: i64,
     pub last_ns: i64,
     pub packets: u64,
@@ -179,6 +187,23 @@ impl LegSummary {
     }
 
     pub fn from_stream(s: &Stream) -> Self {
+        LegSummary::with_codec(s, s.current_codec().map(Arc::from))
+    }
+
+    /// The stream's numbers, with its codec name taken from `prev` (the same stream's previous
+    /// summary) when it has not changed: no allocation for a stream that only got packets.
+    fn refresh(s: &Stream, prev: &[LegSummary]) -> Self {
+        let name = s.current_codec();
+        let codec = prev
+            .iter()
+            .filter_map(|l| l.codec.as_ref())
+            .find(|c| Some(&***c) == name)
+            .cloned()
+            .or_else(|| name.map(Arc::from));
+        LegSummary::with_codec(s, codec)
+    }
+
+    fn with_codec(s: &Stream, codec: Option<Arc<str>>) -> Self {
         LegSummary {
             party: s.party,
             src: s.key.src,
@@ -186,7 +211,7 @@ impl LegSummary {
             ssrc: s.key.ssrc,
             // What the stream carries now: after a re-INVITE from PCMU to G.722, G.722.
             payload_type: s.current_pt.unwrap_or(s.payload_type),
-            codec: s.current_codec().map(str::to_string),
+            codec,
             first_ns: s.stats.first_seen_ns,
             last_ns: s.stats.last_seen_ns,
             packets: s.stats.packets,
@@ -238,14 +263,14 @@ pub fn codec_id_name(id: i64) -> Option<&'static str> {
 pub struct CallSummary {
     pub callref: CallRef,
     pub id: u64,
-    pub call_id: String,
-    pub caller: String,
-    pub called: String,
-    pub caller_name: Option<String>,
-    pub caller_domain: Option<String>,
-    pub called_domain: Option<String>,
-    pub caller_agent: Option<String>,
-    pub called_agent: Option<String>,
+    pub call_id: Arc<str>,
+    pub caller: Arc<str>,
+    pub called: Arc<str>,
+    pub caller_name: Option<Arc<str>>,
+    pub caller_domain: Option<Arc<str>>,
+    pub called_domain: Option<Arc<str>>,
+    pub caller_agent: Option<Arc<str>>,
+    pub called_agent: Option<Arc<str>>,
     pub caller_ip: IpAddr,
     pub called_ip: IpAddr,
     pub state: CallState,
@@ -253,6 +278,8 @@ pub struct CallSummary {
     pub start_ns: i64,
     pub answer_ns: Option<i64>,
     pub last_packet_ns: i64,
+    /// The call's latest SIP message: a summary older than it has stale text.
+    pub last_sip_ns: i64,
     /// Seconds from start until the end, or until `now` while the call is up.
     pub duration_secs: i64,
     /// Seconds from answer until the end (or `now`); 0 before an answer.
@@ -260,7 +287,7 @@ pub struct CallSummary {
     pub on_hold: bool,
     pub held_by: Option<Party>,
     pub reinvites: u32,
-    pub codecs: Vec<String>,
+    pub codecs: Arc<[String]>,
     pub vlan: Option<u16>,
     pub sensor_id: Option<i64>,
     /// Main stream (most packets) sent by the caller and by the called party.
@@ -273,44 +300,109 @@ impl CallSummary {
     /// Snapshots `call`. `now_ns` is the capture clock's current time, used for the running
     /// duration of calls that have not ended.
     pub fn from_call(call: &Call, callref: CallRef, sensor_id: Option<i64>, now_ns: i64) -> Self {
-        let end = call
-            .end
-            .map(|t| t.nanos())
-            .unwrap_or(now_ns.max(call.last_packet.nanos()));
-        let start = call.start.nanos();
-        let answer = call.answer.map(|t| t.nanos());
+        let opt = |s: &Option<String>| s.as_deref().map(Arc::from);
         let legs: Vec<LegSummary> = call.streams.iter().map(LegSummary::from_stream).collect();
         CallSummary {
             callref,
             id: call.id,
-            call_id: call.call_id.clone(),
-            caller: call.caller.clone(),
-            called: call.called.clone(),
-            caller_name: call.caller_name.clone(),
-            caller_domain: call.caller_domain.clone(),
-            called_domain: call.called_domain.clone(),
-            caller_agent: call.caller_agent.clone(),
-            called_agent: call.called_agent.clone(),
+            call_id: Arc::from(call.call_id.as_str()),
+            caller: Arc::from(call.caller.as_str()),
+            called: Arc::from(call.called.as_str()),
+            caller_name: opt(&call.caller_name),
+            caller_domain: opt(&call.caller_domain),
+            called_domain: opt(&call.called_domain),
+            caller_agent: opt(&call.caller_agent),
+            called_agent: opt(&call.called_agent),
+            codecs: call.codecs().into(),
+            sensor_id,
+            ..CallSummary::numbers(call, callref, now_ns, legs, None)
+        }
+    }
+
+    /// `self` brought up to date with `call`'s numbers (packets, loss, jitter, durations, state)
+    /// when no SIP message has arrived since `self` was made (`last_sip_ns`); otherwise, and for
+    /// another call, a fresh [`CallSummary::from_call`]. The text is shared with `self`.
+    pub fn refresh(&self, call: &Call, now_ns: i64) -> Self {
+        if call.id != self.id || call.last_sip.nanos() != self.last_sip_ns {
+            return CallSummary::from_call(call, self.callref, self.sensor_id, now_ns);
+        }
+        let legs = call
+            .streams
+            .iter()
+            .map(|s| LegSummary::refresh(s, &self.legs))
+            .collect();
+        CallSummary::numbers(call, self.callref, now_ns, legs, Some(self))
+    }
+
+    /// Whether `refresh` would give a summary equal to `self`: nothing to rebuild.
+    pub fn is_current(&self, call: &Call, now_ns: i64) -> bool {
+        let (duration, connect) = durations(call, now_ns);
+        call.id == self.id
+            && call.last_sip.nanos() == self.last_sip_ns
+            && call.last_packet.nanos() == self.last_packet_ns
+            && call.state == self.state
+            && duration == self.duration_secs
+            && connect == self.connect_secs
+    }
+
+    /// Everything that is not text; the text from `text` (or empty, for `from_call` to fill).
+    fn numbers(
+        call: &Call,
+        callref: CallRef,
+        now_ns: i64,
+        legs: Vec<LegSummary>,
+        text: Option<&CallSummary>,
+    ) -> Self {
+        let (duration_secs, connect_secs) = durations(call, now_ns);
+        let empty: Arc<str> = Arc::from("");
+        let shared =
+            |f: fn(&CallSummary) -> &Arc<str>| text.map_or(empty.clone(), |t| f(t).clone());
+        let shared_opt = |f: fn(&CallSummary) -> &Option<Arc<str>>| text.and_then(|t| f(t).clone());
+        CallSummary {
+            callref,
+            id: call.id,
+            call_id: shared(|t| &t.call_id),
+            caller: shared(|t| &t.caller),
+            called: shared(|t| &t.called),
+            caller_name: shared_opt(|t| &t.caller_name),
+            caller_domain: shared_opt(|t| &t.caller_domain),
+            called_domain: shared_opt(|t| &t.called_domain),
+            caller_agent: shared_opt(|t| &t.caller_agent),
+            called_agent: shared_opt(|t| &t.called_agent),
             caller_ip: call.caller_sip.ip(),
             called_ip: call.called_sip.ip(),
             state: call.state,
             last_sip_code: call.last_sip_code.or(call.sip_code),
-            start_ns: start,
-            answer_ns: answer,
+            start_ns: call.start.nanos(),
+            answer_ns: call.answer.map(|t| t.nanos()),
             last_packet_ns: call.last_packet.nanos(),
-            duration_secs: secs_between(start, end),
-            connect_secs: answer.map_or(0, |a| secs_between(a, end)),
+            last_sip_ns: call.last_sip.nanos(),
+            duration_secs,
+            connect_secs,
             on_hold: call.on_hold,
             held_by: call.held_by,
             reinvites: call.reinvites,
-            codecs: call.codecs(),
+            codecs: text.map_or_else(|| Arc::from(Vec::new()), |t| t.codecs.clone()),
             vlan: call.vlan,
-            sensor_id,
+            sensor_id: text.and_then(|t| t.sensor_id),
             caller_leg: main_leg(&legs, Party::Caller),
             called_leg: main_leg(&legs, Party::Called),
             legs,
         }
     }
+}
+
+/// Seconds from start, and from answer (0 before one), until the end or `now_ns`.
+fn durations(call: &Call, now_ns: i64) -> (i64, i64) {
+    let end = call
+        .end
+        .map(|t| t.nanos())
+        .unwrap_or(now_ns.max(call.last_packet.nanos()));
+    let answer = call.answer.map(|t| t.nanos());
+    (
+        secs_between(call.start.nanos(), end),
+        answer.map_or(0, |a| secs_between(a, end)),
+    )
 }
 
 fn secs_between(from_ns: i64, to_ns: i64) -> i64 {
@@ -327,23 +419,138 @@ fn main_leg(legs: &[LegSummary], party: Party) -> Option<LegSummary> {
         .cloned()
 }
 
-/// The values of [`EARSHOT_FIELDS`] for one call.
-pub fn earshot_row(c: &CallSummary) -> Vec<Value> {
-    let name = |l: &Option<LegSummary>| text(l.as_ref().and_then(|l| l.codec.as_deref()));
-    vec![
-        Value::from(c.state.as_str()),
-        Value::from(c.on_hold),
-        c.held_by.map_or(Value::Null, |p| Value::from(p.as_str())),
-        name(&c.caller_leg),
-        name(&c.called_leg),
-        Value::from(c.reinvites),
-        leg_mos(&c.caller_leg),
-        leg_mos(&c.called_leg),
-        leg_jitter(&c.caller_leg),
-        leg_jitter(&c.called_leg),
-        leg_unknown(&c.caller_leg),
-        leg_unknown(&c.called_leg),
-    ]
+/// One JSON array being written into a buffer: the values, comma-separated. Numbers and
+/// strings go through serde_json's own encoders, so the bytes are those of a `Value`.
+struct Row<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl<'a> Row<'a> {
+    fn open(out: &'a mut Vec<u8>) -> Self {
+        out.push(b'[');
+        Row { out, first: true }
+    }
+
+    fn close(self) {
+        self.out.push(b']');
+    }
+
+    fn sep(&mut self) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+    }
+
+    fn null(&mut self) {
+        self.sep();
+        self.out.extend_from_slice(b"null");
+    }
+
+    fn nulls(&mut self, n: usize) {
+        for _ in 0..n {
+            self.null();
+        }
+    }
+
+    /// Any serde scalar (integers, bools, strings): serde_json's encoding, into the buffer.
+    fn value<T: serde::Serialize + ?Sized>(&mut self, v: &T) {
+        self.sep();
+        // Writing scalars into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *self.out, v);
+    }
+
+    fn opt<T: serde::Serialize>(&mut self, v: Option<T>) {
+        match v {
+            Some(v) => self.value(&v),
+            None => self.null(),
+        }
+    }
+
+    /// Empty strings are null in VoIPmonitor's output.
+    fn text(&mut self, s: Option<&str>) {
+        match s {
+            Some(s) if !s.is_empty() => self.value(s),
+            _ => self.null(),
+        }
+    }
+
+    /// Floats printed with at most six decimals, like VoIPmonitor's `%f`; always a JSON float.
+    fn float6(&mut self, v: f64) {
+        if v.is_finite() {
+            self.value(&((v * 1e6).round() / 1e6));
+        } else {
+            self.null();
+        }
+    }
+
+    /// VoIPmonitor's IP columns: IPv4 as an unsigned integer (INET_ATON), IPv6 as text.
+    fn ip(&mut self, ip: IpAddr) {
+        match ip_number(ip) {
+            Ok(n) => self.value(&n),
+            Err(v6) => {
+                self.sep();
+                let _ = write!(ByteWriter(self.out), "\"{v6}\"");
+            }
+        }
+    }
+
+    /// VoIPmonitor's MOS column: ×10, and its own no-data value where there is no score.
+    fn mos10(&mut self, leg: Option<&LegSummary>) {
+        let mos = leg.and_then(|l| l.mos);
+        self.value(&mos.map_or(VOIPMONITOR_NO_MOS, |m| (m * 10.0).round() as i64));
+    }
+
+    /// VoIPmonitor's jitter columns: a float always, 0 (its no-data value) where not measured.
+    fn jitter6(&mut self, leg: Option<&LegSummary>, f: fn(&LegSummary) -> f64) {
+        self.float6(leg.filter(|l| l.jitter_known()).map_or(0.0, f));
+    }
+
+    fn leg_float(&mut self, leg: Option<&LegSummary>, f: fn(&LegSummary) -> f64) {
+        match leg {
+            Some(l) => self.float6(f(l)),
+            None => self.null(),
+        }
+    }
+}
+
+/// `fmt::Write` into a byte buffer (for the few values written with `write!`).
+struct ByteWriter<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for ByteWriter<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// An IPv4 (or IPv4-mapped) address as VoIPmonitor's number, else the IPv6 address.
+fn ip_number(ip: IpAddr) -> Result<u32, std::net::Ipv6Addr> {
+    match ip {
+        IpAddr::V4(v4) => Ok(u32::from(v4)),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(u32::from).ok_or(v6),
+    }
+}
+
+fn ip_value(ip: IpAddr) -> Value {
+    match ip_number(ip) {
+        Ok(n) => Value::from(n),
+        Err(v6) => Value::from(v6.to_string()),
+    }
+}
+
+fn float6(v: f64) -> Value {
+    if !v.is_finite() {
+        return Value::Null;
+    }
+    Value::from((v * 1e6).round() / 1e6)
+}
+
+/// VoIPmonitor's jitter values as a `Value`: a float always, 0 (its no-data value) where not
+/// measured (`active_call_info`; listcalls rows use [`Row::jitter6`]).
+fn jitter6(leg: Option<&LegSummary>, f: fn(&LegSummary) -> f64) -> Value {
+    float6(leg.filter(|l| l.jitter_known()).map_or(0.0, f))
 }
 
 /// A party's MOS, null where there is none (no stream, or [`QualityUnknown`]).
@@ -390,131 +597,132 @@ fn datetime(ns: i64) -> Option<String> {
     t.format(&fmt).ok()
 }
 
-/// VoIPmonitor's IP columns: IPv4 as an unsigned integer (INET_ATON), IPv6 as its text form.
-fn ip_value(ip: IpAddr) -> Value {
-    match ip {
-        IpAddr::V4(v4) => Value::from(u32::from(v4)),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => Value::from(u32::from(v4)),
-            None => Value::from(v6.to_string()),
-        },
+/// Writes `calldate` as a JSON string without allocating (same text as [`datetime`]).
+fn write_datetime(row: &mut Row<'_>, ns: i64) {
+    match time::OffsetDateTime::from_unix_timestamp(ns.div_euclid(1_000_000_000)) {
+        Ok(t) => {
+            row.sep();
+            let _ = write!(
+                ByteWriter(row.out),
+                "\"{:04}-{:02}-{:02} {:02}:{:02}:{:02}\"",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            );
+        }
+        Err(_) => row.null(),
     }
 }
 
-/// Empty strings are null in VoIPmonitor's output.
-fn text(s: Option<&str>) -> Value {
-    match s {
-        Some(s) if !s.is_empty() => Value::from(s),
-        _ => Value::Null,
-    }
-}
-
-/// Floats printed with at most six decimals, like VoIPmonitor's `%f`; always a JSON float.
-fn float6(v: f64) -> Value {
-    if !v.is_finite() {
-        return Value::Null;
-    }
-    Value::from((v * 1e6).round() / 1e6)
-}
-
-/// VoIPmonitor's MOS column: ×10, and its own no-data value where there is no score.
-fn mos10(leg: Option<&LegSummary>) -> Value {
-    let mos = leg.and_then(|l| l.mos);
-    Value::from(mos.map_or(VOIPMONITOR_NO_MOS, |m| (m * 10.0).round() as i64))
-}
-
-/// VoIPmonitor's jitter columns: a float always, 0 (its no-data value) where not measured.
-fn jitter6(leg: Option<&LegSummary>, f: fn(&LegSummary) -> f64) -> Value {
-    float6(leg.filter(|l| l.jitter_known()).map_or(0.0, f))
-}
-
-/// The 68 positional values of one call, in [`FIELDS`] order.
-pub fn json_row(c: &CallSummary) -> Vec<Value> {
+/// The 68 positional values of one call, in [`FIELDS`] order, as a JSON array into `out`;
+/// with `extra`, earshot's [`EARSHOT_FIELDS`] after them.
+pub fn write_row(out: &mut Vec<u8>, c: &CallSummary, extra: bool) {
     let src = c.caller_leg.as_ref();
     let dst = c.called_leg.as_ref();
-    let calldate_num = c.start_ns.div_euclid(1_000_000_000);
-    let (rtp_src, rtp_dst) = rtp_addresses(src, dst);
-    let leg = |l: Option<&LegSummary>, f: fn(&LegSummary) -> Value| l.map_or(Value::Null, f);
-    let n = Value::Null;
-    vec![
-        Value::from(c.callref.to_prefixed()),
-        Value::from(c.call_id.as_str()),
-        datetime(c.start_ns).map_or(Value::Null, Value::from),
-        Value::from(calldate_num),
-        Value::from(c.last_packet_ns.div_euclid(1_000_000_000)),
-        Value::from(c.duration_secs),
-        Value::from(c.connect_secs),
-        text(Some(&c.caller)),
-        text(Some(&c.called)),
-        n.clone(), // caller_country
-        n.clone(), // called_country
-        n.clone(), // caller_international
-        n.clone(), // called_international
-        text(c.caller_name.as_deref()),
-        text(c.caller_domain.as_deref()),
-        text(c.called_domain.as_deref()),
-        text(c.caller_agent.as_deref()),
-        text(c.called_agent.as_deref()),
-        ip_value(c.caller_ip),
-        ip_value(c.called_ip),
-        n.clone(), // callerip_country
-        n.clone(), // calledip_country
-        n.clone(), // callerip_encaps
-        n.clone(), // calledip_encaps
-        n.clone(), // callerip_encaps_prot
-        n.clone(), // calledip_encaps_prot
-        n.clone(), // sipproxies
-        c.last_sip_code.map_or(Value::Null, Value::from),
-        rtp_src,
-        rtp_dst,
-        n.clone(), // rtp_src_country
-        n.clone(), // rtp_dst_country
-        leg(src, |l| Value::from(l.codec_id())),
-        leg(dst, |l| Value::from(l.codec_id())),
-        mos10(src), // src_mosf1: our E-model MOS
-        n.clone(),  // src_mosf1_avg
-        n.clone(),  // src_mosf1_min
-        n.clone(),  // src_mosf2
-        n.clone(),  // src_mosf2_avg
-        n.clone(),  // src_mosf2_min
-        n.clone(),  // src_mosAD
-        n.clone(),  // src_mosAD_avg
-        n.clone(),  // src_mosAD_min
-        mos10(dst), // dst_mosf1
-        n.clone(),
-        n.clone(),
-        n.clone(),
-        n.clone(),
-        n.clone(),
-        n.clone(),
-        n.clone(),
-        n.clone(), // dst_mosAD_min
-        jitter6(src, |l| l.jitter_ms),
-        jitter6(src, |l| l.jitter_avg_ms),
-        jitter6(src, |l| l.jitter_max_ms),
-        jitter6(dst, |l| l.jitter_ms),
-        jitter6(dst, |l| l.jitter_avg_ms),
-        jitter6(dst, |l| l.jitter_max_ms),
-        leg(src, |l| Value::from(l.packets)),
-        leg(dst, |l| Value::from(l.packets)),
-        leg(src, |l| Value::from(l.lost)),
-        leg(dst, |l| Value::from(l.lost)),
-        leg(src, |l| float6(l.loss_percent)),
-        leg(dst, |l| float6(l.loss_percent)),
-        n.clone(), // src_loss_last10sec
-        n.clone(), // dst_loss_last10sec
-        c.sensor_id.map_or(Value::Null, Value::from),
-        c.vlan.map_or(Value::Null, Value::from),
-    ]
+    let mut r = Row::open(out);
+    r.sep();
+    let _ = write!(ByteWriter(r.out), "\"{:#x}\"", c.callref.as_u64());
+    r.value(&*c.call_id);
+    write_datetime(&mut r, c.start_ns);
+    r.value(&c.start_ns.div_euclid(1_000_000_000)); // calldate_num
+    r.value(&c.last_packet_ns.div_euclid(1_000_000_000)); // lastpackettime
+    r.value(&c.duration_secs);
+    r.value(&c.connect_secs);
+    r.text(Some(&c.caller));
+    r.text(Some(&c.called));
+    r.nulls(4); // caller/called country, caller/called international
+    r.text(c.caller_name.as_deref());
+    r.text(c.caller_domain.as_deref());
+    r.text(c.called_domain.as_deref());
+    r.text(c.caller_agent.as_deref());
+    r.text(c.called_agent.as_deref());
+    r.ip(c.caller_ip);
+    r.ip(c.called_ip);
+    r.nulls(7); // ip countries, encapsulations, sipproxies
+    r.opt(c.last_sip_code);
+    // rtp_src/rtp_dst: the two ends of the caller's main stream, else of the called party's
+    // stream reversed (source and destination named from the caller's side).
+    match (src, dst) {
+        (Some(l), _) => {
+            r.ip(l.src.ip());
+            r.ip(l.dst.ip());
+        }
+        (None, Some(l)) => {
+            r.ip(l.dst.ip());
+            r.ip(l.src.ip());
+        }
+        (None, None) => r.nulls(2),
+    }
+    r.nulls(2); // rtp_src_country, rtp_dst_country
+    r.opt(src.map(LegSummary::codec_id));
+    r.opt(dst.map(LegSummary::codec_id));
+    r.mos10(src); // src_mosf1: our E-model MOS
+    r.nulls(8); // src_mosf1_avg … src_mosAD_min
+    r.mos10(dst); // dst_mosf1
+    r.nulls(8); // dst_mosf1_avg … dst_mosAD_min
+    r.jitter6(src, |l| l.jitter_ms);
+    r.jitter6(src, |l| l.jitter_avg_ms);
+    r.jitter6(src, |l| l.jitter_max_ms);
+    r.jitter6(dst, |l| l.jitter_ms);
+    r.jitter6(dst, |l| l.jitter_avg_ms);
+    r.jitter6(dst, |l| l.jitter_max_ms);
+    r.opt(src.map(|l| l.packets));
+    r.opt(dst.map(|l| l.packets));
+    r.opt(src.map(|l| l.lost));
+    r.opt(dst.map(|l| l.lost));
+    r.leg_float(src, |l| l.loss_percent);
+    r.leg_float(dst, |l| l.loss_percent);
+    r.nulls(2); // src_loss_last10sec, dst_loss_last10sec
+    r.opt(c.sensor_id);
+    r.opt(c.vlan);
+    if extra {
+        write_earshot_values(&mut r, c);
+    }
+    r.close();
 }
 
-/// `rtp_src`/`rtp_dst`: the two ends of the caller's main stream, else of the called party's
-/// stream reversed (source and destination named from the caller's side).
-fn rtp_addresses(src: Option<&LegSummary>, dst: Option<&LegSummary>) -> (Value, Value) {
-    match (src, dst) {
-        (Some(l), _) => (ip_value(l.src.ip()), ip_value(l.dst.ip())),
-        (None, Some(l)) => (ip_value(l.dst.ip()), ip_value(l.src.ip())),
-        (None, None) => (Value::Null, Value::Null),
+fn write_earshot_values(r: &mut Row<'_>, c: &CallSummary) {
+    r.value(c.state.as_str());
+    r.value(&c.on_hold);
+    r.opt(c.held_by.map(Party::as_str));
+    r.text(leg_codec(&c.caller_leg));
+    r.text(leg_codec(&c.called_leg));
+    r.value(&c.reinvites);
+    r.value(&leg_mos(&c.caller_leg));
+    r.value(&leg_mos(&c.called_leg));
+    r.value(&leg_jitter(&c.caller_leg));
+    r.value(&leg_jitter(&c.called_leg));
+    r.value(&leg_unknown(&c.caller_leg));
+    r.value(&leg_unknown(&c.called_leg));
+}
+
+fn leg_codec(l: &Option<LegSummary>) -> Option<&str> {
+    l.as_ref().and_then(|l| l.codec.as_deref())
+}
+
+/// The values of [`EARSHOT_FIELDS`] for one call.
+pub fn earshot_row(c: &CallSummary) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut r = Row::open(&mut out);
+    write_earshot_values(&mut r, c);
+    r.close();
+    parse_row(&out)
+}
+
+/// The 68 positional values of one call, in [`FIELDS`] order (what [`write_row`] writes).
+pub fn json_row(c: &CallSummary) -> Vec<Value> {
+    let mut out = Vec::new();
+    write_row(&mut out, c, false);
+    parse_row(&out)
+}
+
+fn parse_row(bytes: &[u8]) -> Vec<Value> {
+    match serde_json::from_slice(bytes) {
+        Ok(Value::Array(values)) => values,
+        _ => Vec::new(),
     }
 }
 
@@ -525,52 +733,141 @@ pub struct ListContext {
 }
 
 /// `listcalls json` (params `None`) or `listcalls {…}` (params `Some`): the header row, the
-/// totals element only with parameters, then one row per call after sorting and limiting.
-pub fn listcalls_json(
-    calls: &[CallSummary],
+/// totals element only with parameters, then one row per call after filtering, sorting and
+/// paging. Only the rows on the page are formatted: a 100-call page of 10,000 calls costs a
+/// filter pass (and a sort of keys when asked), not 10,000 rows.
+pub fn listcalls_json<C: Borrow<CallSummary>>(
+    calls: &[C],
     params: Option<&ListParams>,
     ctx: ListContext,
 ) -> Vec<u8> {
     let extra = params.is_some_and(|p| p.earshot);
-    let mut rows: Vec<Vec<Value>> = calls
-        .iter()
-        .map(|c| {
-            let mut row = json_row(c);
-            if extra {
-                row.extend(earshot_row(c));
-            }
-            row
-        })
-        .collect();
     let mut names = FIELDS.to_vec();
     if extra {
         names.extend(EARSHOT_FIELDS);
     }
-    let mut out = String::from("[");
-    out.push_str(&Value::from(names).to_string());
-    if let Some(p) = params {
-        sort_rows(&mut rows, p);
-        // Written by hand to keep VoIPmonitor's key order (serde_json's map sorts keys).
-        let sensor = ctx
-            .sensor_id
-            .map_or_else(|| "null".to_string(), |s| s.to_string());
-        out.push_str(&format!(
-            ",[{{\"total\":{},\"is_receiver\":0,\"is_server\":0,\"id_sensor\":{sensor}}}]",
-            calls.len()
-        ));
-        if let Some(limit) = p.limit {
-            rows.truncate(limit);
+    let mut out = Vec::with_capacity(1024);
+    out.push(b'[');
+    let _ = serde_json::to_writer(&mut out, &names);
+    let Some(p) = params else {
+        for c in calls {
+            out.push(b',');
+            write_row(&mut out, c.borrow(), false);
         }
+        out.push(b']');
+        return out;
+    };
+    let mut picked: Vec<&CallSummary> = calls
+        .iter()
+        .map(Borrow::borrow)
+        .filter(|c| p.filter.matches(c))
+        .collect();
+    sort_calls(&mut picked, p);
+    // Written by hand to keep VoIPmonitor's key order (serde_json's map sorts keys).
+    let sensor = ctx
+        .sensor_id
+        .map_or_else(|| "null".to_string(), |s| s.to_string());
+    let _ = write!(
+        ByteWriter(&mut out),
+        ",[{{\"total\":{},\"is_receiver\":0,\"is_server\":0,\"id_sensor\":{sensor}}}]",
+        picked.len()
+    );
+    let page = picked
+        .iter()
+        .skip(p.offset)
+        .take(p.limit.unwrap_or(usize::MAX));
+    for c in page {
+        out.push(b',');
+        write_row(&mut out, c, extra);
     }
-    for row in rows {
-        out.push(',');
-        out.push_str(&Value::Array(row).to_string());
-    }
-    out.push(']');
-    out.into_bytes()
+    out.push(b']');
+    out
 }
 
-fn sort_rows(rows: &mut [Vec<Value>], p: &ListParams) {
+/// A sort key: the column's value reduced to what [`cmp_keys`] compares.
+#[derive(Debug, PartialEq)]
+enum Key<'a> {
+    Null,
+    Bool(bool),
+    Num(f64),
+    Str(&'a str),
+    Owned(String),
+}
+
+/// The sort key of column `col` for one call. The columns clients sort by are read straight
+/// from the summary; any other column from its formatted row (slower, same order).
+fn sort_key(c: &CallSummary, col: usize) -> Key<'_> {
+    let num = |v: Option<f64>| v.map_or(Key::Null, Key::Num);
+    let (src, dst) = (c.caller_leg.as_ref(), c.called_leg.as_ref());
+    let secs = |ns: i64| Key::Num(ns.div_euclid(1_000_000_000) as f64);
+    match FIELDS[col] {
+        "callid" => Key::Str(&c.call_id),
+        // The date text sorts as its seconds do.
+        "calldate" | "calldate_num" => secs(c.start_ns),
+        "lastpackettime" => secs(c.last_packet_ns),
+        "duration" => Key::Num(c.duration_secs as f64),
+        "connect_duration" => Key::Num(c.connect_secs as f64),
+        "caller" => text_key(Some(&c.caller)),
+        "called" => text_key(Some(&c.called)),
+        "callername" => text_key(c.caller_name.as_deref()),
+        "callerdomain" => text_key(c.caller_domain.as_deref()),
+        "calleddomain" => text_key(c.called_domain.as_deref()),
+        "calleragent" => text_key(c.caller_agent.as_deref()),
+        "calledagent" => text_key(c.called_agent.as_deref()),
+        "lastSIPresponseNum" => num(c.last_sip_code.map(f64::from)),
+        "callercodec" => num(src.map(|l| l.codec_id() as f64)),
+        "calledcodec" => num(dst.map(|l| l.codec_id() as f64)),
+        "src_received" => num(src.map(|l| l.packets as f64)),
+        "dst_received" => num(dst.map(|l| l.packets as f64)),
+        "src_loss_abs" => num(src.map(|l| l.lost as f64)),
+        "dst_loss_abs" => num(dst.map(|l| l.lost as f64)),
+        "id_sensor" => num(c.sensor_id.map(|s| s as f64)),
+        "vlan" => num(c.vlan.map(f64::from)),
+        _ => match json_row(c).into_iter().nth(col) {
+            Some(Value::Bool(b)) => Key::Bool(b),
+            Some(Value::Number(n)) => Key::Num(n.as_f64().unwrap_or(0.0)),
+            Some(Value::String(s)) => Key::Owned(s),
+            _ => Key::Null,
+        },
+    }
+}
+
+fn text_key(s: Option<&str>) -> Key<'_> {
+    match s {
+        Some(s) if !s.is_empty() => Key::Str(s),
+        _ => Key::Null,
+    }
+}
+
+fn key_str<'a>(k: &'a Key<'_>) -> Option<&'a str> {
+    match k {
+        Key::Str(s) => Some(s),
+        Key::Owned(s) => Some(s.as_str()),
+        _ => None,
+    }
+}
+
+/// Nulls first, then booleans, numbers, strings; within a kind the natural order.
+fn cmp_keys(a: &Key<'_>, b: &Key<'_>) -> Ordering {
+    fn rank(k: &Key<'_>) -> u8 {
+        match k {
+            Key::Null => 0,
+            Key::Bool(_) => 1,
+            Key::Num(_) => 2,
+            Key::Str(_) | Key::Owned(_) => 3,
+        }
+    }
+    match (a, b) {
+        (Key::Bool(x), Key::Bool(y)) => x.cmp(y),
+        (Key::Num(x), Key::Num(y)) => x.total_cmp(y),
+        _ => match (key_str(a), key_str(b)) {
+            (Some(x), Some(y)) => x.cmp(y),
+            _ => rank(a).cmp(&rank(b)),
+        },
+    }
+}
+
+fn sort_calls(calls: &mut Vec<&CallSummary>, p: &ListParams) {
     let Some(col) = p
         .sort_field
         .as_deref()
@@ -578,44 +875,26 @@ fn sort_rows(rows: &mut [Vec<Value>], p: &ListParams) {
     else {
         return;
     };
+    let mut keyed: Vec<(Key<'_>, &CallSummary)> =
+        calls.iter().map(|&c| (sort_key(c, col), c)).collect();
     // Stable sort: equal keys keep the server's order.
-    rows.sort_by(|a, b| {
-        let o = cmp_values(&a[col], &b[col]);
+    keyed.sort_by(|a, b| {
+        let o = cmp_keys(&a.0, &b.0);
         if p.sort_desc {
             o.reverse()
         } else {
             o
         }
     });
-}
-
-/// Nulls first, then booleans, numbers, strings; within a kind the natural order.
-fn cmp_values(a: &Value, b: &Value) -> Ordering {
-    fn rank(v: &Value) -> u8 {
-        match v {
-            Value::Null => 0,
-            Value::Bool(_) => 1,
-            Value::Number(_) => 2,
-            Value::String(_) => 3,
-            _ => 4,
-        }
-    }
-    match (a, b) {
-        (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
-        (Value::Number(x), Value::Number(y)) => {
-            let (x, y) = (x.as_f64().unwrap_or(0.0), y.as_f64().unwrap_or(0.0));
-            x.total_cmp(&y)
-        }
-        (Value::String(x), Value::String(y)) => x.cmp(y),
-        _ => rank(a).cmp(&rank(b)),
-    }
+    calls.clear();
+    calls.extend(keyed.into_iter().map(|(_, c)| c));
 }
 
 /// `listcalls`: one human-readable `[call]` block per call; nothing when there are none.
-pub fn listcalls_text(calls: &[CallSummary]) -> Vec<u8> {
+pub fn listcalls_text<C: Borrow<CallSummary>>(calls: &[C]) -> Vec<u8> {
     let mut out = String::new();
     for c in calls {
-        text_block(&mut out, c);
+        text_block(&mut out, c.borrow());
     }
     out.into_bytes()
 }
@@ -625,7 +904,6 @@ fn text_block(out: &mut String, c: &CallSummary) {
     let mut kv = |k: &str, v: &dyn std::fmt::Display| {
         let _ = writeln!(out, "{k}: {v}");
     };
-    let dash = |s: &Option<String>| s.clone().filter(|s| !s.is_empty()).unwrap_or("-".into());
     let codecs = if c.codecs.is_empty() {
         "-".to_string()
     } else {
@@ -683,6 +961,10 @@ fn rtp_line(leg: Option<&LegSummary>) -> String {
         "{} -> {} pt {} packets {} lost {} ({:.1}%) jitter {jitter} MOS {mos}{why}",
         l.src, l.dst, l.payload_type, l.packets, l.lost, l.loss_percent
     )
+}
+
+fn dash(s: &Option<Arc<str>>) -> &str {
+    s.as_deref().filter(|s| !s.is_empty()).unwrap_or("-")
 }
 
 /// `active_call_info`: VoIPmonitor's `{"call":{…},"sip_packets":…,"rtp_streams":[…]}`, with the
@@ -751,7 +1033,7 @@ mod tests {
             dst: addr,
             ssrc: 1,
             payload_type,
-            codec: codec.map(str::to_string),
+            codec: codec.map(Arc::from),
             first_ns: 0,
             last_ns: 0,
             packets: 0,
@@ -787,12 +1069,13 @@ mod tests {
             start_ns: 0,
             answer_ns: Some(0),
             last_packet_ns: 0,
+            last_sip_ns: 0,
             duration_secs: 1,
             connect_secs: 1,
             on_hold: false,
             held_by: None,
             reinvites: 0,
-            codecs: vec![],
+            codecs: Vec::new().into(),
             vlan: None,
             sensor_id: None,
             legs: caller.iter().chain(called.iter()).cloned().collect(),
@@ -955,5 +1238,176 @@ mod tests {
         assert_eq!(leg(96, Some("G726-32")).codec_id(), 353);
         assert_eq!(leg(120, Some("x-unknown")).codec_id(), 120);
         assert_eq!(leg(120, None).codec_id(), 120);
+    }
+
+    fn listed(
+        n: u64,
+        caller: &str,
+        called: &str,
+        state: CallState,
+        codec: (u8, &str),
+    ) -> CallSummary {
+        let mut l = leg(codec.0, Some(codec.1));
+        l.party = Some(Party::Caller);
+        l.jitter_ms = f64::NAN;
+        l.loss_percent = 1.0 / 3.0;
+        CallSummary {
+            callref: CallRef::from_u64(0x1000 + n),
+            id: n,
+            call_id: format!("{n}@\"quoted\"\u{e9}\\").into(),
+            caller: caller.into(),
+            called: called.into(),
+            caller_name: Some("".into()),
+            caller_domain: Some("example.com".into()),
+            called_domain: None,
+            caller_agent: Some("agent\n1".into()),
+            called_agent: None,
+            caller_ip: "192.0.2.1".parse().expect("address"),
+            called_ip: "2001:db8::1".parse().expect("address"),
+            state,
+            last_sip_code: Some(200),
+            start_ns: 1_700_000_000_000_000_000 + n as i64 * 1_000_000_000,
+            answer_ns: None,
+            last_packet_ns: 1_700_000_100_000_000_000,
+            last_sip_ns: 0,
+            duration_secs: 100 - n as i64,
+            connect_secs: 0,
+            on_hold: false,
+            held_by: Some(Party::Called),
+            reinvites: 1,
+            codecs: vec![codec.1.to_string()].into(),
+            vlan: Some(7),
+            sensor_id: Some(n as i64 % 2),
+            caller_leg: Some(l.clone()),
+            called_leg: None,
+            legs: vec![l],
+        }
+    }
+
+    fn table() -> Vec<CallSummary> {
+        vec![
+            listed(1, "1001", "2002", CallState::Answered, (8, "PCMA")),
+            listed(2, "1003", "3004", CallState::Ringing, (0, "PCMU")),
+            listed(3, "5005", "1001", CallState::Answered, (111, "opus")),
+            listed(4, "", "2008", CallState::Trying, (8, "PCMA")),
+        ]
+    }
+
+    fn list(calls: &[CallSummary], line: &str) -> Vec<Value> {
+        let p = match crate::command::parse_command(line) {
+            Ok(crate::command::Command::ListCalls(
+                crate::command::ListCallsFormat::JsonWithParams(p),
+            )) => p,
+            other => panic!("{line}: {other:?}"),
+        };
+        match serde_json::from_slice(&listcalls_json(calls, Some(&p), ListContext::default())) {
+            Ok(Value::Array(a)) => a,
+            other => panic!("not an array: {other:?}"),
+        }
+    }
+
+    /// The ids (column `callid`'s leading number) of the rows after the header and totals.
+    fn ids(reply: &[Value]) -> Vec<u64> {
+        reply[2..]
+            .iter()
+            .map(|r| {
+                r[1].as_str()
+                    .and_then(|s| s.split('@').next())
+                    .and_then(|n| n.parse().ok())
+                    .expect("callid")
+            })
+            .collect()
+    }
+
+    fn total(reply: &[Value]) -> u64 {
+        reply[1][0]["total"].as_u64().expect("total")
+    }
+
+    #[test]
+    fn rows_are_serde_json_bytes() {
+        // write_row replaced a Value per field: its bytes must be what serializing the values
+        // gives (escapes, float digits, IPv6 text, nulls for NaN and empty text).
+        for c in table() {
+            let mut out = Vec::new();
+            write_row(&mut out, &c, true);
+            let mut values = json_row(&c);
+            assert_eq!(values.len(), FIELDS.len());
+            values.extend(earshot_row(&c));
+            assert_eq!(values.len(), FIELDS.len() + EARSHOT_FIELDS.len());
+            let reference = Value::Array(values).to_string();
+            assert_eq!(String::from_utf8_lossy(&out), reference);
+        }
+        let c = &table()[0];
+        let row = json_row(c);
+        assert_eq!(row[0], Value::from("0x1001"));
+        assert_eq!(row[2], Value::from("2023-11-14 22:13:21"));
+        assert_eq!(row[19], Value::from("2001:db8::1"));
+        assert_eq!(row[13], Value::Null, "empty caller name is null");
+        assert_eq!(row[52], Value::Null, "NaN jitter is null");
+        assert_eq!(row[62], Value::from(0.333333));
+    }
+
+    #[test]
+    fn paging_skips_and_limits_after_counting() {
+        let calls = table();
+        let r = list(&calls, r#"listcalls {"limit":2,"offset":1}"#);
+        assert_eq!(total(&r), 4);
+        assert_eq!(ids(&r), [2, 3]);
+        let r = list(&calls, r#"listcalls {"limit":"2","start":"3"}"#);
+        assert_eq!(ids(&r), [4]);
+        let r = list(&calls, r#"listcalls {"limit":0}"#);
+        assert_eq!((total(&r), r.len()), (4, 2));
+        let r = list(&calls, r#"listcalls {"offset":10}"#);
+        assert_eq!((total(&r), ids(&r)), (4, vec![]));
+    }
+
+    #[test]
+    fn filters_narrow_the_list_and_the_total() {
+        let calls = table();
+        let r = list(&calls, r#"listcalls {"number":"1001"}"#);
+        assert_eq!((total(&r), ids(&r)), (2, vec![1, 3]));
+        let r = list(
+            &calls,
+            r#"listcalls {"filter":{"caller":"100","called":"2"}}"#,
+        );
+        assert_eq!(ids(&r), [1]);
+        let r = list(
+            &calls,
+            r#"listcalls {"filter":[{"state":"Answered"},{"codec":"pcma"}]}"#,
+        );
+        assert_eq!(ids(&r), [1]);
+        let r = list(&calls, r#"listcalls {"codec":316}"#);
+        assert_eq!(ids(&r), [3]);
+        let r = list(&calls, r#"listcalls {"filter":"{\"sensor_id\":\"0\"}"}"#);
+        assert_eq!(ids(&r), [2, 4]);
+        let r = list(&calls, r#"listcalls {"number":"","callid":"3@"}"#);
+        assert_eq!(ids(&r), [3]);
+    }
+
+    #[test]
+    fn sorting_orders_filtered_calls_before_the_page() {
+        let calls = table();
+        let r = list(
+            &calls,
+            r#"listcalls {"sort_field":"caller","sort_dir":"desc","limit":3}"#,
+        );
+        assert_eq!(
+            ids(&r),
+            [3, 2, 1],
+            "an empty caller is null: last when descending"
+        );
+        let r = list(&calls, r#"listcalls {"sort_field":"duration"}"#);
+        assert_eq!(ids(&r), [4, 3, 2, 1]);
+        // A column without a direct key sorts by its formatted value.
+        let r = list(
+            &calls,
+            r#"listcalls {"sort_field":"src_jitter_avg","sort_dir":"asc"}"#,
+        );
+        assert_eq!(ids(&r), [1, 2, 3, 4], "equal keys keep the table's order");
+        let r = list(
+            &calls,
+            r#"listcalls {"sort_field":"calldate","sort_dir":"desc","offset":1,"limit":1}"#,
+        );
+        assert_eq!(ids(&r), [3]);
     }
 }

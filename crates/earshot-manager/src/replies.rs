@@ -45,9 +45,10 @@ pub fn totalcalls(n: usize) -> Vec<u8> {
 /// Commands and one-line descriptions for `help`, in VoIPmonitor's `name ... text.` layout.
 const HELP: &[(&str, &str)] = &[
     ("active_call_info", "one call as JSON: its listcalls fields and its RTP streams. Usage: active_call_info <callreference>"),
+    ("calls", "subscribe to call events on this connection, one JSON line each: snapshot, new, changed (only the changed fields), ended, overflow"),
     ("getversion", "print the sensor version"),
     ("help", "this list"),
-    ("listcalls", "active calls, one [call] block each. 'listcalls json' or 'listcalls {\"limit\":10,\"sort_field\":\"calldate\",\"sort_dir\":\"desc\"}' prints VoIPmonitor's JSON layout"),
+    ("listcalls", "active calls, one [call] block each. 'listcalls json' or 'listcalls {\"limit\":10,\"sort_field\":\"calldate\",\"sort_dir\":\"desc\"}' prints VoIPmonitor's JSON layout; also offset, and filters number, caller, called, callid, state, codec, sensor_id"),
     ("listen", "start listening to a call. Usage: listen <callreference> <listen_id>"),
     ("listen_stop", "stop listening. Usage: listen_stop <callreference> <listen_id>"),
     ("readaudio", "audio since the last read, s16le 8 kHz mono in 800-byte blocks. Usage: readaudio <callreference> <listen_id>"),

@@ -76,10 +76,12 @@ impl Default for PipelineConfig {
     }
 }
 
-/// The call table as the manager sees it: a copy, at most one snapshot interval old.
+/// The call table as the manager sees it: a copy, at most one snapshot interval old. Each
+/// call's summary is shared with the pipeline's cache and with the snapshots before it for as
+/// long as the call does not change, so publishing costs a pointer per unchanged call.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    pub calls: Vec<CallSummary>,
+    pub calls: Vec<Arc<CallSummary>>,
     index: HashMap<CallRef, usize>,
     pub taken_ns: i64,
     pub capture: CaptureCounters,
@@ -91,7 +93,10 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn find(&self, r: CallRef) -> Option<&CallSummary> {
-        self.index.get(&r).and_then(|&i| self.calls.get(i))
+        self.index
+            .get(&r)
+            .and_then(|&i| self.calls.get(i))
+            .map(|c| &**c)
     }
 }
 
@@ -196,6 +201,29 @@ struct Worker {
     clock: Clock,
     /// The allocation of the frame list each batch is handed to the engine as.
     spare_frames: Vec<earshot_wire::Frame<'static>>,
+    /// A call started since the last publish: publish now, not at the next interval.
+    new_since_publish: bool,
+    /// What the last publish did, for tests and benchmarks.
+    last_publish: PublishStats,
+}
+
+/// How the summaries of one publish were made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PublishStats {
+    /// Unchanged since the previous publish: the same `Arc`.
+    pub reused: usize,
+    /// New numbers, text shared with the previous summary.
+    pub refreshed: usize,
+    /// Built from the call (new, or SIP changed it).
+    pub rebuilt: usize,
+}
+
+/// Whether the pipeline publishes a snapshot now: every interval, and soon after a new call
+/// so a client that just saw its INVITE can list (and listen to) it. "Soon" is a tenth of the
+/// interval after the previous publish: in a burst of INVITEs every batch has a new call, and
+/// publishing after each one would cost the whole table per batch.
+fn publish_due(since_last: Duration, interval: Duration, new_call: bool) -> bool {
+    since_last >= interval || (new_call && since_last >= interval / 10)
 }
 
 /// Everything the engine's sink touches, kept apart from the engine so both can be borrowed.
@@ -205,6 +233,12 @@ struct Hub {
     rewind: Rewind,
     counters: Arc<SensorCounters>,
     new_calls: Vec<CallId>,
+    /// Calls the engine reported an event for since the last publish: their summaries are
+    /// rebuilt from the call, text included.
+    dirty: HashSet<CallId>,
+    /// Each call's summary as last published: reused while the call is unchanged, its
+    /// numbers refreshed (sharing its text) while only RTP arrives; gone with the call.
+    summaries: HashMap<CallId, Arc<CallSummary>>,
     /// The fan-out thread, and the calls it has listeners for, each with the ticket of the
     /// latest subscription sent to it.
     audio: CbSender<AudioMsg>,
@@ -280,6 +314,8 @@ impl Worker {
                 }),
                 counters: shared.counters.clone(),
                 new_calls: Vec::new(),
+                dirty: HashSet::new(),
+                summaries: HashMap::new(),
                 audio,
                 listened: HashMap::new(),
                 next_ticket: 0,
@@ -290,6 +326,8 @@ impl Worker {
             refs_gen,
             clock,
             spare_frames: Vec::new(),
+            new_since_publish: false,
+            last_publish: PublishStats::default(),
         }
     }
 
@@ -328,13 +366,23 @@ impl Worker {
                 crate::memory::after_expire(self.engine.table_sizes().calls);
                 self.send_quality();
             }
-            if last_snapshot.elapsed() >= self.cfg.snapshot_interval
-                || !self.hub.new_calls.is_empty()
-            {
+            if self.maybe_publish(last_snapshot.elapsed()) {
                 last_snapshot = Instant::now();
-                self.publish();
             }
         }
+    }
+
+    /// Publishes when [`publish_due`]; true when it did.
+    fn maybe_publish(&mut self, since_last: Duration) -> bool {
+        let due = publish_due(
+            since_last,
+            self.cfg.snapshot_interval,
+            self.new_since_publish,
+        );
+        if due {
+            self.publish();
+        }
+        due
     }
 
     fn process(&mut self, batch: FrameBatch) {
@@ -344,12 +392,18 @@ impl Worker {
         self.clock.observe(&frames);
         self.engine.handle_frames(&frames, &mut self.hub);
         self.spare_frames = reuse_frame_list(frames);
-        for id in std::mem::take(&mut self.hub.new_calls) {
+        self.register_new_calls();
+        SensorCounters::add(&self.shared.counters.processed, n);
+    }
+
+    /// Gives the calls the engine started a reference each, and asks for a publish.
+    fn register_new_calls(&mut self) {
+        for id in self.hub.new_calls.drain(..) {
             let r = self.refs_gen.next_ref();
             self.hub.refs.insert(id, r);
             self.hub.by_ref.insert(r, id);
+            self.new_since_publish = true;
         }
-        SensorCounters::add(&self.shared.counters.processed, n);
     }
 
     fn control(&mut self, msg: Control) -> bool {
@@ -474,20 +528,51 @@ impl Worker {
     }
 
     fn publish(&mut self) {
-        let now = self.clock.now_ns();
+        self.publish_at(self.clock.now_ns());
+    }
+
+    /// Publishes the table as of `now` (the running durations).
+    fn publish_at(&mut self, now: i64) {
         self.shared
             .counters
             .rewind_overflow
             .store(self.hub.rewind.overflow(), Ordering::Relaxed);
-        let mut calls = Vec::new();
-        let mut index = HashMap::new();
-        for call in self.engine.calls() {
+        self.new_since_publish = false;
+        let live = self.engine.calls();
+        let mut calls = Vec::with_capacity(live.len());
+        let mut index = HashMap::with_capacity(live.len());
+        let mut stats = PublishStats::default();
+        for call in live {
             let Some(&r) = self.hub.refs.get(&call.id) else {
                 continue;
             };
+            let dirty = self.hub.dirty.contains(&call.id);
+            let summary = match self.hub.summaries.get(&call.id) {
+                Some(prev) if !dirty && prev.is_current(call, now) => {
+                    stats.reused += 1;
+                    prev.clone()
+                }
+                prev => {
+                    let fresh = match prev {
+                        Some(prev) if !dirty => {
+                            stats.refreshed += 1;
+                            prev.refresh(call, now)
+                        }
+                        _ => {
+                            stats.rebuilt += 1;
+                            CallSummary::from_call(call, r, self.cfg.sensor_id, now)
+                        }
+                    };
+                    let fresh = Arc::new(fresh);
+                    self.hub.summaries.insert(call.id, fresh.clone());
+                    fresh
+                }
+            };
             index.insert(r, calls.len());
-            calls.push(CallSummary::from_call(call, r, self.cfg.sensor_id, now));
+            calls.push(summary);
         }
+        self.hub.dirty.clear();
+        self.last_publish = stats;
         self.shared.publish(Snapshot {
             calls,
             index,
@@ -576,6 +661,7 @@ impl Sink for Hub {
     }
 
     fn event(&mut self, event: &Event, call: &Call) {
+        self.dirty.insert(call.id);
         match event {
             Event::CallNew(id) => {
                 self.new_calls.push(*id);
@@ -644,10 +730,250 @@ impl Sink for Hub {
                 };
                 self.finish_call(*id, ended);
                 self.rewind.forget(*id);
+                self.dirty.remove(id);
+                self.summaries.remove(id);
                 if let Some(r) = self.refs.remove(id) {
                     self.by_ref.remove(&r);
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use earshot_wire::{Packet, Transport};
+
+    pub(super) fn worker() -> (Worker, Arc<Shared>, Receiver<AudioMsg>) {
+        let shared = Shared::new(Arc::new(SensorCounters::default()));
+        let (tx, rx) = crossbeam_channel::bounded(16);
+        let w = Worker::new(PipelineConfig::default(), shared.clone(), tx);
+        (w, shared, rx)
+    }
+
+    /// The capture clock for publishing: fixed, so durations do not tick during a test.
+    const NOW: i64 = 1_700_000_000_500_000_000;
+    const CALLER: &str = "192.0.2.10:5060";
+    const CALLED: &str = "192.0.2.20:5060";
+
+    fn sip(call_id: &str, first_line: &str, cseq: &str) -> Vec<u8> {
+        let body = "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n\
+                    m=audio 40000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n";
+        format!(
+            "{first_line}\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bK{call_id}\r\n\
+             From: <sip:1001@example.com>;tag=a\r\nTo: <sip:2002@example.com>\r\n\
+             Call-ID: {call_id}\r\nCSeq: {cseq}\r\nContact: <sip:1001@{CALLER}>\r\n\
+             Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    }
+
+    pub(super) fn feed(w: &mut Worker, t_ms: i64, src: &str, dst: &str, payload: &[u8]) {
+        let p = Packet {
+            ts: Timestamp(1_700_000_000_000_000_000 + t_ms * 1_000_000),
+            src: src.parse().expect("address"),
+            dst: dst.parse().expect("address"),
+            vlan: None,
+            transport: Transport::Udp,
+            payload,
+            from_hep: false,
+        };
+        w.engine.handle_packet(&p, &mut w.hub);
+        w.register_new_calls();
+    }
+
+    fn invite(w: &mut Worker, t_ms: i64, call_id: &str) {
+        let m = sip(call_id, "INVITE sip:2002@example.com SIP/2.0", "1 INVITE");
+        feed(w, t_ms, CALLER, CALLED, &m);
+    }
+
+    fn rtp(w: &mut Worker, t_ms: i64, seq: u16) {
+        let mut p = vec![0x80, 8];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+        p.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+        p.extend_from_slice(&[0xd5; 160]);
+        feed(w, t_ms, "192.0.2.10:40000", "192.0.2.20:50000", &p);
+    }
+
+    #[test]
+    fn publishing_is_due_each_interval_or_after_a_new_call() {
+        let i = Duration::from_millis(100);
+        assert!(!publish_due(Duration::from_millis(99), i, false));
+        assert!(publish_due(Duration::from_millis(100), i, false));
+        assert!(publish_due(Duration::from_millis(10), i, true));
+        assert!(
+            !publish_due(Duration::from_millis(9), i, true),
+            "a burst is rate-limited"
+        );
+    }
+
+    #[test]
+    fn a_new_call_is_published_without_waiting_an_interval() {
+        let (mut w, shared, _rx) = worker();
+        let soon = w.cfg.snapshot_interval / 10;
+        assert!(!w.maybe_publish(soon), "nothing new, interval not over");
+        invite(&mut w, 0, "new-1@example.com");
+        assert!(
+            w.maybe_publish(soon),
+            "a new call publishes before the interval"
+        );
+        let snap = shared.snapshot();
+        assert_eq!(snap.calls.len(), 1);
+        assert_eq!(&*snap.calls[0].call_id, "new-1@example.com");
+        assert!(snap.find(snap.calls[0].callref).is_some());
+        assert!(!w.maybe_publish(soon), "published once, not on every loop");
+    }
+
+    #[test]
+    fn publishing_rebuilds_only_what_changed() {
+        let (mut w, shared, _rx) = worker();
+        invite(&mut w, 0, "a@example.com");
+        invite(&mut w, 1, "b@example.com");
+        w.publish_at(NOW);
+        assert_eq!(w.last_publish.rebuilt, 2);
+        let first = shared.snapshot();
+
+        // Nothing happened: the same summaries, not copies.
+        w.publish_at(NOW);
+        assert_eq!(
+            w.last_publish,
+            PublishStats {
+                reused: 2,
+                ..PublishStats::default()
+            }
+        );
+        let second = shared.snapshot();
+        assert!(first
+            .calls
+            .iter()
+            .zip(&second.calls)
+            .all(|(a, b)| Arc::ptr_eq(a, b)));
+
+        // RTP on one call: its numbers are new, its text is the old text.
+        rtp(&mut w, 2, 1);
+        w.publish_at(NOW);
+        let third = shared.snapshot();
+        assert_eq!((w.last_publish.reused, w.last_publish.refreshed), (1, 1));
+        let changed: Vec<_> = second
+            .calls
+            .iter()
+            .zip(&third.calls)
+            .filter(|(a, b)| !Arc::ptr_eq(a, b))
+            .collect();
+        assert_eq!(changed.len(), w.last_publish.refreshed);
+        for (old, new) in changed {
+            assert!(Arc::ptr_eq(&old.call_id, &new.call_id), "text shared");
+            assert!(Arc::ptr_eq(&old.caller, &new.caller), "text shared");
+        }
+
+        // A SIP message for a call: that call's summary is rebuilt from the call.
+        let ringing = sip("a@example.com", "SIP/2.0 180 Ringing", "1 INVITE");
+        feed(&mut w, 3, CALLED, CALLER, &ringing);
+        w.publish_at(NOW);
+        assert_eq!(w.last_publish.rebuilt, 1);
+        let fourth = shared.snapshot();
+        let a = fourth
+            .calls
+            .iter()
+            .find(|c| &*c.call_id == "a@example.com")
+            .expect("call a");
+        assert_eq!(a.last_sip_code, Some(180));
+    }
+}
+
+/// Figures for BENCHMARKS.md, not a check: `cargo test --release -p earshot-sensor --lib
+/// publish_cost -- --ignored --nocapture`.
+#[cfg(test)]
+mod publish_cost {
+    use super::tests::{feed, worker};
+    use super::*;
+
+    fn ip(i: u32) -> String {
+        format!("10.{}.{}.{}", 64 + (i >> 16), (i >> 8) & 255, i & 255)
+    }
+
+    /// An answered call from its own address, with one RTP packet.
+    fn call_with_rtp(w: &mut Worker, i: u32) {
+        let (a, b) = (ip(i), ip(i + 200_000));
+        let body = format!(
+            "v=0\r\no=- 1 1 IN IP4 {a}\r\ns=-\r\nc=IN IP4 {a}\r\nt=0 0\r\n\
+             m=audio 40000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n"
+        );
+        let msg = |first: &str| {
+            format!(
+                "{first}\r\nVia: SIP/2.0/UDP {a}:5060;branch=z9hG4bK{i}\r\n\
+                 From: <sip:{i}@example.com>;tag=a\r\nTo: <sip:9{i}@example.com>;tag=b\r\n\
+                 Call-ID: bench-{i}@example.com\r\nCSeq: 1 INVITE\r\n\
+                 Contact: <sip:{i}@{a}:5060>\r\nContent-Type: application/sdp\r\n\
+                 Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        let (sa, sb) = (format!("{a}:5060"), format!("{b}:5060"));
+        feed(
+            w,
+            0,
+            &sa,
+            &sb,
+            msg("INVITE sip:9@example.com SIP/2.0").as_bytes(),
+        );
+        feed(w, 1, &sb, &sa, msg("SIP/2.0 200 OK").as_bytes());
+        rtp_for(w, i, 1);
+    }
+
+    fn rtp_for(w: &mut Worker, i: u32, seq: u16) {
+        let mut p = vec![0x80, 8];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+        p.extend_from_slice(&i.to_be_bytes());
+        p.extend_from_slice(&[0xd5; 160]);
+        let (a, b) = (ip(i), ip(i + 200_000));
+        feed(
+            w,
+            2 + i64::from(seq),
+            &format!("{a}:40000"),
+            &format!("{b}:50000"),
+            &p,
+        );
+    }
+
+    #[test]
+    #[ignore = "a benchmark: prints figures"]
+    fn publish_cost() {
+        for n in [1_000u32, 10_000, 100_000] {
+            let (mut w, _shared, _rx) = worker();
+            for i in 0..n {
+                call_with_rtp(&mut w, i);
+            }
+            let now = 1_700_000_000_500_000_000;
+            let time = |w: &mut Worker, full: bool| {
+                let runs = 5;
+                let t = Instant::now();
+                for _ in 0..runs {
+                    if full {
+                        // What every publish did before: a summary built from every call.
+                        w.hub.summaries.clear();
+                    }
+                    w.publish_at(now);
+                }
+                t.elapsed().as_secs_f64() * 1e3 / f64::from(runs)
+            };
+            let full = time(&mut w, true);
+            let unchanged = time(&mut w, false);
+            // Every call got a packet since the last publish: numbers refreshed, text shared.
+            for i in 0..n {
+                rtp_for(&mut w, i, 2);
+            }
+            let t = Instant::now();
+            w.publish_at(now);
+            let refreshed = t.elapsed().as_secs_f64() * 1e3;
+            println!(
+                "| {n} | {full:.1} ms | {refreshed:.1} ms ({:?}) | {unchanged:.2} ms |",
+                w.last_publish
+            );
         }
     }
 }

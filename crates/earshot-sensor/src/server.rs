@@ -151,6 +151,8 @@ pub struct ManagerCounters {
     pub auth_failures: AtomicU64,
     /// Authorised requests turned away because every authorised slot was taken.
     pub busy: AtomicU64,
+    /// `calls` subscribers closed because they did not keep up.
+    pub calls_overflows: AtomicU64,
     /// Connections not yet authorised, pushed out to make room for a newer one.
     pub evicted: AtomicU64,
     /// Connections that sent no complete request within [`REQUEST_DEADLINE`].
@@ -167,7 +169,7 @@ pub struct ManagerCounters {
 
 /// Command labels of [`RequestCounts`]: the Manager API's commands, and "unknown" for requests
 /// that never got as far as a command.
-pub const COMMAND_LABELS: [&str; 11] = [
+pub const COMMAND_LABELS: [&str; 12] = [
     "listcalls",
     "active_call_info",
     "totalcalls",
@@ -178,6 +180,7 @@ pub const COMMAND_LABELS: [&str; 11] = [
     "readaudio",
     "listen_stop",
     "stream",
+    "calls",
     "unknown",
 ];
 
@@ -237,6 +240,7 @@ fn command_label(c: &Command) -> &'static str {
         Command::ReadAudio { .. } => "readaudio",
         Command::ListenStop { .. } => "listen_stop",
         Command::Stream(_) => "stream",
+        Command::Calls => "calls",
     }
 }
 
@@ -585,6 +589,11 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
         state.counters.by_command.add(label, result);
         return;
     }
+    if let Command::Calls = command {
+        state.counters.by_command.add(label, "ok");
+        calls_subscription(&mut sock, state).await;
+        return;
+    }
     let reply = answer(state, command, &who).await;
     state.counters.by_command.add(label, result_label(&reply));
     let _ = write_reply(&mut sock, &reply).await;
@@ -634,6 +643,56 @@ async fn drain_before_close<S: AsyncRead + Unpin>(sock: &mut S) {
 
 /// What a client turned away for want of room is told (inside TLS on a TLS port).
 const BUSY: &[u8] = b"error: too many connections\n";
+
+/// Most bytes of `calls` events one subscriber may have waiting; more, and it is sent
+/// `{"event":"overflow"}` and closed (counted in `calls_overflows`).
+const CALLS_QUEUE_BYTES: usize = 32 << 20;
+
+/// How often a `calls` subscriber's view is brought up to date: the snapshot interval.
+const CALLS_EVERY: Duration = Duration::from_millis(100);
+
+/// `calls`: the table as `snapshot` lines, then its changes, one JSON line per event
+/// (`earshot_manager::calls_feed`). The work is this connection's: each interval it reads the
+/// shared snapshot (unchanged calls cost a lookup) and writes what changed; the pipeline never
+/// waits for it. A subscriber that falls behind (its events over CALLS_QUEUE_BYTES, or a write
+/// not taken within the write deadline) is told so and closed.
+async fn calls_subscription<S: AsyncWrite + Unpin>(sock: &mut S, state: &State) {
+    let mut feed = earshot_manager::calls_feed::CallsFeed::new();
+    let mut out = Vec::new();
+    let mut tick = tokio::time::interval(CALLS_EVERY);
+    loop {
+        tick.tick().await;
+        let snap = state.shared.snapshot();
+        feed.update(&snap.calls, snap.taken_ns, &mut out);
+        if out.is_empty() {
+            continue;
+        }
+        let behind = if out.len() > CALLS_QUEUE_BYTES {
+            true
+        } else {
+            // Not write_reply: that ends the reply; this connection stays open.
+            let write = async {
+                sock.write_all(&out).await?;
+                sock.flush().await
+            };
+            match tokio::time::timeout(WRITE_DEADLINE, write).await {
+                Ok(Ok(())) => false,
+                Err(_) => true,
+                // The subscriber went away.
+                Ok(Err(_)) => return,
+            }
+        };
+        if behind {
+            state
+                .counters
+                .calls_overflows
+                .fetch_add(1, Ordering::Relaxed);
+            let _ = write_refusal(sock, b"{\"event\":\"overflow\"}\n").await;
+            return;
+        }
+        out.clear();
+    }
+}
 
 async fn write_reply<S: AsyncWrite + Unpin>(sock: &mut S, bytes: &[u8]) -> std::io::Result<()> {
     write_within(sock, bytes, WRITE_DEADLINE).await
@@ -697,7 +756,7 @@ async fn answer(state: &State, command: Command, who: &Who) -> Vec<u8> {
             }
             replies::LISTEN_STOP.to_vec()
         }
-        Command::Stream(_) => Vec::new(),
+        Command::Stream(_) | Command::Calls => Vec::new(),
     }
 }
 
@@ -920,9 +979,9 @@ async fn stream<S: AsyncWrite + Unpin>(
     let header = StreamHeader {
         version: stream_proto::PROTOCOL_VERSION,
         callreference: req.callref.to_string(),
-        callid: call.call_id.clone(),
-        caller: call.caller.clone(),
-        called: call.called.clone(),
+        callid: call.call_id.to_string(),
+        caller: call.caller.to_string(),
+        called: call.called.to_string(),
         format: "s16le".into(),
         rate: req.rate,
         channels: req.channels,
