@@ -97,6 +97,19 @@ pub struct PayloadFormat {
     pub channels: u8,
 }
 
+impl PayloadFormat {
+    /// The format a static payload type stands for (RFC 3551), as an SDP listing it without
+    /// an rtpmap means it.
+    pub fn from_static(pt: u8) -> Option<Self> {
+        earshot_sip::sdp::static_payload(pt).map(|(enc, rate, ch)| PayloadFormat {
+            pt,
+            encoding: enc.to_owned(),
+            clock_rate: rate,
+            channels: ch,
+        })
+    }
+}
+
 /// One SIP message of a call, as captured (cut to `Config::sip_log_bytes`).
 #[derive(Clone, Debug)]
 pub struct SipRecord {

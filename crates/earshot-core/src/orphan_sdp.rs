@@ -9,7 +9,7 @@
 //! entries expire: a hostile stream of SDP bodies cannot grow it, only be refused and counted.
 
 use crate::call::PayloadFormat;
-use earshot_sip::sdp::{self, Sdp};
+use earshot_sip::sdp::Sdp;
 use rustc_hash::FxHashMap;
 use std::net::SocketAddr;
 
@@ -69,13 +69,8 @@ impl OrphanSdp {
                 if entry.formats.len() >= MAX_FORMATS || entry.formats.iter().any(|f| f.pt == pt) {
                     continue;
                 }
-                if let Some((enc, rate, ch)) = sdp::static_payload(pt) {
-                    entry.formats.push(PayloadFormat {
-                        pt,
-                        encoding: enc.to_owned(),
-                        clock_rate: rate,
-                        channels: ch,
-                    });
+                if let Some(fmt) = PayloadFormat::from_static(pt) {
+                    entry.formats.push(fmt);
                 }
             }
         }
@@ -115,6 +110,7 @@ impl OrphanSdp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use earshot_sip::sdp;
 
     fn sdp_text(port: u32) -> String {
         format!(

@@ -24,7 +24,6 @@ use crate::call::{Call, CallId, CallState, MediaEndpoint, Party, PayloadFormat};
 use crate::engine::{Engine, Event, Sink};
 use crate::media::StreamLoc;
 use crate::stream::Stream;
-use earshot_sip::sdp;
 use earshot_wire::Timestamp;
 use std::net::SocketAddr;
 
@@ -64,7 +63,6 @@ impl Engine {
         } else {
             Party::Called
         });
-        stream.pt_cache = None;
         call.last_packet = call.last_packet.max(Timestamp(stream.stats.last_seen_ns));
         self.counters.rtp_packets += stream.stats.packets;
         self.counters.rtp_bytes += stream.stats.bytes;
@@ -158,17 +156,6 @@ pub(crate) fn address_pair(a: SocketAddr, b: SocketAddr) -> (SocketAddr, SocketA
 /// True for a call [`Engine`] made of RTP alone.
 pub fn is_rtp_only(call: &Call) -> bool {
     call.call_id.starts_with(RTP_ONLY_PREFIX)
-}
-
-/// The payload format a static payload type stands for (RFC 3551), for operators' lists and
-/// tests that build formats by hand.
-pub fn static_format(pt: u8) -> Option<PayloadFormat> {
-    sdp::static_payload(pt).map(|(enc, rate, ch)| PayloadFormat {
-        pt,
-        encoding: enc.to_owned(),
-        clock_rate: rate,
-        channels: ch,
-    })
 }
 
 fn rtp_only_call(

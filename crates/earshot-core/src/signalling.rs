@@ -439,13 +439,7 @@ fn record_formats(call: &mut Call, m: &sdp::Media<'_>) {
     }
     for &pt in &m.formats {
         if call.format(pt).is_none() && call.formats.len() < MAX_FORMATS {
-            if let Some((enc, rate, ch)) = sdp::static_payload(pt) {
-                let fmt = PayloadFormat {
-                    pt,
-                    encoding: enc.to_owned(),
-                    clock_rate: rate,
-                    channels: ch,
-                };
+            if let Some(fmt) = PayloadFormat::from_static(pt) {
                 push_exact(&mut call.formats, fmt);
             }
         }
