@@ -233,13 +233,28 @@ impl RewindSnapshot {
     }
 }
 
+/// A sealed chunk with what aging it out needs, kept beside the pointer: checking the
+/// oldest chunk's age on every packet must not touch the chunk itself (at 10,000 calls it is
+/// cold memory, and that miss was a tenth of the pipeline thread's time).
+struct Sealed {
+    last_ts: i64,
+    size: usize,
+    chunk: Arc<Chunk>,
+}
+
 /// One call's rewind: sealed chunks, oldest first, and the chunk being filled.
 #[derive(Default)]
 struct CallRewind {
-    sealed: VecDeque<Arc<Chunk>>,
+    sealed: VecDeque<Sealed>,
     open: Chunk,
     bytes: usize,
 }
+
+/// Full-size chunk buffers given up by aged-out chunks, for the next chunk a long call opens:
+/// once the store is full, a call's packets then cost no allocation at all (without it every
+/// chunk grew from 512 bytes by doubling, page faults and copies included). At most 1 MiB
+/// waits here, outside the budget.
+const SPARE_BUFFERS: usize = 64;
 
 /// Limits of the rewind store.
 #[derive(Clone, Copy, Debug)]
@@ -259,6 +274,7 @@ pub struct Rewind {
     used: usize,
     overflow: u64,
     calls: HashMap<CallId, CallRewind>,
+    spare: Vec<Vec<u8>>,
 }
 
 impl Rewind {
@@ -268,6 +284,7 @@ impl Rewind {
             used: 0,
             overflow: 0,
             calls: HashMap::new(),
+            spare: Vec::new(),
         }
     }
 
@@ -278,26 +295,48 @@ impl Rewind {
         let need = RECORD_HEADER + p.payload.len();
         let limits = self.limits;
         let c = self.calls.entry(p.call).or_default();
+        if c.open.bytes.len() + need > CHUNK_BYTES && !c.open.bytes.is_empty() {
+            let sealed = std::mem::take(&mut c.open);
+            // The call fills chunks: its next one starts at full size, from a spare buffer
+            // (counted from now on; the aging below makes room for it).
+            let room = c.bytes + CHUNK_BYTES <= limits.per_call_bytes;
+            if let Some(bytes) = self.spare.pop_if(|_| room) {
+                c.open.bytes = bytes;
+                let size = c.open.size();
+                c.bytes += size;
+                self.used += size;
+            }
+            c.sealed.push_back(Sealed {
+                last_ts: sealed.last_ts,
+                size: sealed.size(),
+                chunk: Arc::new(sealed),
+            });
+        }
+        let grow = c.open.growth_for(need);
         // Age out whole chunks, then give up the oldest ones while over a limit: a full
         // budget stops a call's growth without starving the calls that still have room.
         while let Some(front) = c.sealed.front() {
             let too_old = p.ts.nanos().saturating_sub(front.last_ts) > limits.keep_ns;
-            let over_call = c.bytes + need > limits.per_call_bytes;
-            let over_all = self.used + need > limits.budget_bytes;
+            let over_call = c.bytes + grow > limits.per_call_bytes;
+            let over_all = self.used + grow > limits.budget_bytes;
             if !(too_old || over_call || over_all) {
                 break;
             }
-            let size = front.size();
-            c.sealed.pop_front();
-            c.bytes -= size;
-            self.used -= size;
-        }
-        if c.open.bytes.len() + need > CHUNK_BYTES && !c.open.bytes.is_empty() {
-            let sealed = std::mem::take(&mut c.open);
-            c.sealed.push_back(Arc::new(sealed));
+            let Some(gone) = c.sealed.pop_front() else {
+                break;
+            };
+            c.bytes -= gone.size;
+            self.used -= gone.size;
+            // A chunk no listener holds any more gives its buffer back for reuse.
+            if let Ok(chunk) = Arc::try_unwrap(gone.chunk) {
+                let mut bytes = chunk.bytes;
+                if bytes.capacity() >= CHUNK_BYTES && self.spare.len() < SPARE_BUFFERS {
+                    bytes.clear();
+                    self.spare.push(bytes);
+                }
+            }
         }
         let before = c.open.size();
-        let grow = c.open.growth_for(need);
         if c.bytes + grow > limits.per_call_bytes || self.used + grow > limits.budget_bytes {
             self.overflow += 1;
             return;
@@ -317,7 +356,7 @@ impl Rewind {
                 c.sealed
                     .iter()
                     .filter(|k| k.last_ts >= since.nanos())
-                    .cloned(),
+                    .map(|k| k.chunk.clone()),
             );
             if !c.open.bytes.is_empty() && c.open.last_ts >= since.nanos() {
                 chunks.push_back(Arc::new(c.open.clone()));
@@ -432,7 +471,7 @@ mod tests {
         let shared = s
             .chunks
             .iter()
-            .filter(|k| c.sealed.iter().any(|m| Arc::ptr_eq(k, m)))
+            .filter(|k| c.sealed.iter().any(|m| Arc::ptr_eq(k, &m.chunk)))
             .count();
         assert_eq!(shared, c.sealed.len(), "sealed chunks are shared");
         assert!(
@@ -473,6 +512,40 @@ mod tests {
             r.forget(call);
         }
         assert_eq!(r.bytes(), 0, "forgetting every call frees every byte");
+    }
+
+    #[test]
+    fn a_full_store_reuses_the_buffers_of_the_chunks_it_gives_up() {
+        // 8 calls of 160-byte packets in a store that holds about 20 chunks: it is full
+        // after a few seconds of traffic, and from then on every call ages out its oldest
+        // chunk to seal a new one.
+        let mut r = Rewind::new(limits(20 * CHUNK_BYTES, 4 * CHUNK_BYTES));
+        let payload = [0xd5u8; 160];
+        let mut reused = 0;
+        for i in 0..2_000 {
+            for call in 0..8 {
+                r.push(&packet(call, i, &payload));
+                // A chunk just opened, at full size from its first packet on.
+                let c = &r.calls[&call];
+                let first = c.open.bytes.len() == RECORD_HEADER + payload.len();
+                if first && c.open.bytes.capacity() >= CHUNK_BYTES {
+                    reused += 1;
+                }
+            }
+            assert!(r.bytes() <= 20 * CHUNK_BYTES, "over budget: {}", r.bytes());
+        }
+        assert!(
+            reused > 100,
+            "chunks opened from spare buffers: {reused}, spare {}, overflow {}, bytes {}",
+            r.spare.len(),
+            r.overflow,
+            r.bytes()
+        );
+        assert!(r.spare.len() <= SPARE_BUFFERS);
+        // What is kept still replays in order, newest last.
+        let kept = replay(&mut r.snapshot(5, Timestamp(i64::MIN)));
+        assert_eq!(kept.last(), Some(&1999));
+        assert!(kept.windows(2).all(|w| w[1] == w[0] + 1), "gapless");
     }
 
     #[test]
