@@ -8,13 +8,15 @@
 //!   per call when only numbers did (packets, loss, jitter, MOS, durations),
 //! - `{"event":"ended","callref":"0x…"}` for a call gone from the table.
 //!
-//! `call` objects have the 68 `listcalls` fields by name. A call whose summary is the same
-//! `Arc` as last time costs a lookup: the sensor shares unchanged summaries between snapshots.
+//! `call` objects have the 68 `listcalls` fields by name. The feed compares the table's
+//! versions chunk by chunk ([`Listing`] shares unchanged chunks between versions), so an
+//! update costs the chunks that changed, not the calls listed.
 
 use crate::callref::CallRef;
 use crate::listcalls::{json_row, CallSummary, FIELDS};
+use crate::listing::{Chunk, Listing};
 use serde_json::{Map, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// Numbers of one call are sent at most this often (1 s).
@@ -52,15 +54,18 @@ struct Known {
     /// What the subscriber has been told (the baseline of the next `changed`).
     sent: Arc<CallSummary>,
     sent_ns: i64,
-    /// Generation of the latest table the call was in (to find ended calls).
-    seen: u64,
 }
 
 /// One subscriber's view of the table.
 #[derive(Default)]
 pub struct CallsFeed {
     known: HashMap<CallRef, Known>,
-    generation: u64,
+    /// The version of the table compared last: its chunks are shared with the sensor's
+    /// table, so an unchanged chunk is one pointer comparison.
+    seen: Option<Listing>,
+    /// Calls whose number changes were held back by the rate limit: looked at again on the
+    /// next update even if their chunk does not change.
+    pending: HashSet<CallRef>,
 }
 
 impl CallsFeed {
@@ -68,40 +73,108 @@ impl CallsFeed {
         CallsFeed::default()
     }
 
-    /// Appends to `out` the lines for `calls`, the table as of `now_ns`; the first call gives
-    /// `snapshot` lines.
-    pub fn update(&mut self, calls: &[Arc<CallSummary>], now_ns: i64, out: &mut Vec<u8>) {
-        let first = self.generation == 0;
-        self.generation += 1;
-        for c in calls {
-            self.one(c, first, now_ns, out);
-        }
-        let generation = self.generation;
-        self.known.retain(|r, k| {
-            let live = k.seen == generation;
-            if !live {
-                line(out, "ended", *r, None);
+    /// Appends to `out` the lines for `table`, as of `now_ns`; the first call gives
+    /// `snapshot` lines. The work is the chunks that changed since the previous call (and
+    /// the calls held back), not the number of calls.
+    pub fn update(&mut self, table: &Listing, now_ns: i64, out: &mut Vec<u8>) {
+        let Some(prev) = self.seen.replace(table.clone()) else {
+            for c in table.iter() {
+                line(out, "snapshot", c.callref, Some(call_object(c)));
+                self.remember(c, now_ns);
             }
-            live
-        });
-    }
-
-    fn one(&mut self, c: &Arc<CallSummary>, first: bool, now_ns: i64, out: &mut Vec<u8>) {
-        let generation = self.generation;
-        let Some(k) = self.known.get_mut(&c.callref) else {
-            let event = if first { "snapshot" } else { "new" };
-            line(out, event, c.callref, Some(call_object(c)));
-            self.known.insert(
-                c.callref,
-                Known {
-                    sent: c.clone(),
-                    sent_ns: now_ns,
-                    seen: generation,
-                },
-            );
             return;
         };
-        k.seen = generation;
+        let (old, new) = (prev.chunks(), table.chunks());
+        let (mut i, mut j) = (0, 0);
+        // Both lists are ordered by chunk id: walk them side by side.
+        while i < old.len() || j < new.len() {
+            match (old.get(i), new.get(j)) {
+                (Some(a), Some(b)) if a.id == b.id => {
+                    if !Arc::ptr_eq(a, b) {
+                        self.diff(Some(a), Some(b), table, now_ns, out);
+                    }
+                    i += 1;
+                    j += 1;
+                }
+                (Some(a), Some(b)) if a.id > b.id => {
+                    self.diff(None, Some(b), table, now_ns, out);
+                    j += 1;
+                }
+                (None, Some(b)) => {
+                    self.diff(None, Some(b), table, now_ns, out);
+                    j += 1;
+                }
+                (Some(a), _) => {
+                    self.diff(Some(a), None, table, now_ns, out);
+                    i += 1;
+                }
+                (None, None) => break,
+            }
+        }
+        for r in std::mem::take(&mut self.pending) {
+            if let Some(c) = table.find(r) {
+                self.one(c, now_ns, out);
+            }
+        }
+    }
+
+    /// The events for one chunk's slots, old version against new.
+    fn diff(
+        &mut self,
+        old: Option<&Chunk>,
+        new: Option<&Chunk>,
+        table: &Listing,
+        now_ns: i64,
+        out: &mut Vec<u8>,
+    ) {
+        fn slot(c: Option<&Chunk>, k: usize) -> Option<&Arc<CallSummary>> {
+            c?.calls.get(k)?.as_ref()
+        }
+        let slots = old
+            .map_or(0, |c| c.calls.len())
+            .max(new.map_or(0, |c| c.calls.len()));
+        for k in 0..slots {
+            let (x, y) = (slot(old, k), slot(new, k));
+            if let (Some(x), Some(y)) = (x, y) {
+                if Arc::ptr_eq(x, y) {
+                    continue;
+                }
+            }
+            // A call gone from its slot ended, unless it is listed elsewhere (the sensor never
+            // moves calls, but a reader must not invent an end if one did).
+            if let Some(x) = x {
+                if y.is_none_or(|y| y.callref != x.callref) && table.find(x.callref).is_none() {
+                    self.ended(x.callref, out);
+                }
+            }
+            if let Some(y) = y {
+                self.one(y, now_ns, out);
+            }
+        }
+    }
+
+    fn remember(&mut self, c: &Arc<CallSummary>, now_ns: i64) {
+        let known = Known {
+            sent: c.clone(),
+            sent_ns: now_ns,
+        };
+        self.known.insert(c.callref, known);
+    }
+
+    fn ended(&mut self, r: CallRef, out: &mut Vec<u8>) {
+        if self.known.remove(&r).is_some() {
+            self.pending.remove(&r);
+            line(out, "ended", r, None);
+        }
+    }
+
+    /// A call that is new, or whose summary is not the one last sent.
+    fn one(&mut self, c: &Arc<CallSummary>, now_ns: i64, out: &mut Vec<u8>) {
+        let Some(k) = self.known.get_mut(&c.callref) else {
+            line(out, "new", c.callref, Some(call_object(c)));
+            self.remember(c, now_ns);
+            return;
+        };
         if Arc::ptr_eq(&k.sent, c) {
             return;
         }
@@ -112,6 +185,7 @@ impl CallsFeed {
         }
         if only_numbers && now_ns.saturating_sub(k.sent_ns) < NUMBERS_EVERY_NS {
             // Keep the old baseline: the next line carries everything changed since.
+            self.pending.insert(c.callref);
             return;
         }
         line(out, "changed", c.callref, Some(Value::Object(fields)));
@@ -162,11 +236,12 @@ fn line(out: &mut Vec<u8>, event: &str, callref: CallRef, body: Option<Value>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use earshot_core::CallState;
 
-    fn call(n: u64) -> CallSummary {
+    /// A ringing call numbered `n` (callref 0x100 + n), for the feed's and the table's tests.
+    pub(crate) fn call(n: u64) -> CallSummary {
         CallSummary {
             callref: CallRef::from_u64(0x100 + n),
             id: n,
@@ -214,24 +289,25 @@ mod tests {
     fn events_follow_the_table() {
         let mut feed = CallsFeed::new();
         let mut out = Vec::new();
-        let a = Arc::new(call(1));
-        feed.update(std::slice::from_ref(&a), 0, &mut out);
+        let mut table = Listing::default();
+        let a = table.push(Arc::new(call(1)));
+        feed.update(&table, 0, &mut out);
         let l = lines(&mut out);
         assert_eq!(l.len(), 1);
         assert_eq!(l[0]["event"], "snapshot");
         assert_eq!(l[0]["call"]["callid"], "1@example.com");
 
-        // The same Arc: nothing to say.
-        feed.update(std::slice::from_ref(&a), 100, &mut out);
+        // The same version: nothing to say.
+        feed.update(&table, 100, &mut out);
         assert!(lines(&mut out).is_empty());
 
         // A new call, and a SIP change (state, code) on the first: sent at once, only the diff.
         let mut answered = call(1);
         answered.state = CallState::Answered;
         answered.last_sip_code = Some(200);
-        let a2 = Arc::new(answered);
-        let b = Arc::new(call(2));
-        feed.update(&[a2.clone(), b.clone()], 200, &mut out);
+        table.set(a, Arc::new(answered.clone()));
+        let b = table.push(Arc::new(call(2)));
+        feed.update(&table, 200, &mut out);
         let l = lines(&mut out);
         assert_eq!(l.len(), 2);
         assert_eq!(l[0]["event"], "changed");
@@ -242,23 +318,62 @@ mod tests {
         );
         assert_eq!(l[1]["event"], "new");
 
-        // Numbers only: held back within a second, then sent with everything since.
-        let mut later = (*a2).clone();
-        later.duration_secs = 1;
-        feed.update(&[Arc::new(later.clone()), b.clone()], 300_000_000, &mut out);
-        assert!(lines(&mut out).is_empty(), "rate-limited");
+        // Numbers only: held back within a second, then sent with everything since, even
+        // with no further change to the table.
+        let mut later = answered;
         later.duration_secs = 2;
-        feed.update(&[Arc::new(later), b.clone()], 1_300_000_000, &mut out);
+        table.set(a, Arc::new(later));
+        feed.update(&table, 300_000_000, &mut out);
+        assert!(lines(&mut out).is_empty(), "rate-limited");
+        feed.update(&table, 1_300_000_000, &mut out);
         let l = lines(&mut out);
         assert_eq!(l.len(), 1);
         assert_eq!(l[0]["fields"], serde_json::json!({"duration": 2}));
 
         // Gone from the table: ended, once.
-        feed.update(std::slice::from_ref(&b), 1_400_000_000, &mut out);
+        table.remove(a);
+        feed.update(&table, 1_400_000_000, &mut out);
         let l = lines(&mut out);
         assert_eq!(l.len(), 1);
         assert_eq!(l[0], serde_json::json!({"event":"ended","callref":"0x101"}));
-        feed.update(&[b], 1_500_000_000, &mut out);
+        feed.update(&table, 1_500_000_000, &mut out);
         assert!(lines(&mut out).is_empty());
+        assert!(table.get(b).is_some());
+    }
+
+    #[test]
+    fn an_update_looks_only_at_the_chunks_that_changed() {
+        use crate::listing::CHUNK;
+        let mut feed = CallsFeed::new();
+        let mut out = Vec::new();
+        let mut table = Listing::default();
+        let slots: Vec<_> = (0..(20 * CHUNK as u64))
+            .map(|n| table.push(Arc::new(call(n))))
+            .collect();
+        feed.update(&table, 0, &mut out);
+        assert_eq!(lines(&mut out).len(), 20 * CHUNK);
+
+        // One call answered, one ended, one new: three lines, and every other chunk shared.
+        let mut answered = call(7);
+        answered.last_sip_code = Some(200);
+        table.set(slots[7], Arc::new(answered));
+        table.remove(slots[5 * CHUNK]);
+        table.push(Arc::new(call(100_000)));
+        let before = feed.seen.clone().expect("a version was seen");
+        let shared = before
+            .chunks()
+            .iter()
+            .zip(table.chunks())
+            .filter(|(a, b)| Arc::ptr_eq(a, b))
+            .count();
+        assert_eq!(
+            shared,
+            20 - 2,
+            "two chunks changed (the new call opened a 21st)"
+        );
+        feed.update(&table, 100, &mut out);
+        let l = lines(&mut out);
+        let events: Vec<&str> = l.iter().filter_map(|v| v["event"].as_str()).collect();
+        assert_eq!(events, ["changed", "ended", "new"]);
     }
 }

@@ -4,6 +4,8 @@
 //! - [`framing::RequestReader`] decides when a request is complete and splits off `auth`;
 //! - [`command::parse_command`] turns the command line into a [`command::Command`];
 //! - [`replies`] and [`listcalls`] produce reply bytes (VoIPmonitor strings byte-exact);
+//! - [`listing::Listing`] is the published call table, persistent so a new version costs what
+//!   changed, and [`calls_feed`] turns two versions into `calls` events;
 //! - [`stream_proto`] encodes and decodes earshot's `stream` push protocol.
 //!
 //! The wire protocol is documented in `docs/manager-protocol.md`.
@@ -13,6 +15,7 @@ pub mod calls_feed;
 pub mod command;
 pub mod framing;
 pub mod listcalls;
+pub mod listing;
 pub mod replies;
 pub mod stream_proto;
 
@@ -25,6 +28,7 @@ pub use framing::{
     authorize, Request, RequestError, RequestReader, IDLE_TIMEOUT, MAX_REQUEST_BYTES,
 };
 pub use listcalls::{CallSummary, LegSummary, ListContext, FIELDS};
+pub use listing::{Listing, Slot};
 
 /// Default Manager API address: loopback only, like VoIPmonitor.
 pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:5029";

@@ -13,7 +13,6 @@ use crate::callref::CallRef;
 use crate::command::ListParams;
 use earshot_core::{Call, CallState, Party, QualityUnknown, Stream};
 use serde_json::{json, Map, Value};
-use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
@@ -736,8 +735,8 @@ pub struct ListContext {
 /// totals element only with parameters, then one row per call after filtering, sorting and
 /// paging. Only the rows on the page are formatted: a 100-call page of 10,000 calls costs a
 /// filter pass (and a sort of keys when asked), not 10,000 rows.
-pub fn listcalls_json<C: Borrow<CallSummary>>(
-    calls: &[C],
+pub fn listcalls_json<'a>(
+    calls: impl IntoIterator<Item = &'a CallSummary>,
     params: Option<&ListParams>,
     ctx: ListContext,
 ) -> Vec<u8> {
@@ -752,16 +751,12 @@ pub fn listcalls_json<C: Borrow<CallSummary>>(
     let Some(p) = params else {
         for c in calls {
             out.push(b',');
-            write_row(&mut out, c.borrow(), false);
+            write_row(&mut out, c, false);
         }
         out.push(b']');
         return out;
     };
-    let mut picked: Vec<&CallSummary> = calls
-        .iter()
-        .map(Borrow::borrow)
-        .filter(|c| p.filter.matches(c))
-        .collect();
+    let mut picked: Vec<&CallSummary> = calls.into_iter().filter(|c| p.filter.matches(c)).collect();
     sort_calls(&mut picked, p);
     // Written by hand to keep VoIPmonitor's key order (serde_json's map sorts keys).
     let sensor = ctx
@@ -891,10 +886,10 @@ fn sort_calls(calls: &mut Vec<&CallSummary>, p: &ListParams) {
 }
 
 /// `listcalls`: one human-readable `[call]` block per call; nothing when there are none.
-pub fn listcalls_text<C: Borrow<CallSummary>>(calls: &[C]) -> Vec<u8> {
+pub fn listcalls_text<'a>(calls: impl IntoIterator<Item = &'a CallSummary>) -> Vec<u8> {
     let mut out = String::new();
     for c in calls {
-        text_block(&mut out, c.borrow());
+        text_block(&mut out, c);
     }
     out.into_bytes()
 }

@@ -232,7 +232,7 @@ fn empty_listing_matches_before_call() {
         return;
     };
     assert_eq!(
-        listcalls::listcalls_json::<CallSummary>(&[], None, ctx()),
+        listcalls::listcalls_json(&[] as &[CallSummary], None, ctx()),
         rec
     );
 }

@@ -21,7 +21,7 @@ use earshot_core::{
     RtpPacket, Sink,
 };
 use earshot_manager::stream_proto::{CallEvent, EndReason, Frame, QualityReport};
-use earshot_manager::{CallRef, CallRefGenerator, CallSummary, StreamFrom};
+use earshot_manager::{CallRef, CallRefGenerator, CallSummary, Listing, Slot, StreamFrom};
 use earshot_wire::{reuse_frame_list, Timestamp};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -76,13 +76,12 @@ impl Default for PipelineConfig {
     }
 }
 
-/// The call table as the manager sees it: a copy, at most one snapshot interval old. Each
-/// call's summary is shared with the pipeline's cache and with the snapshots before it for as
-/// long as the call does not change, so publishing costs a pointer per unchanged call.
+/// The call table as the manager sees it: a version at most one snapshot interval old. The
+/// table is persistent ([`Listing`]): a version shares every unchanged chunk of calls with
+/// the pipeline's working copy and the versions before it, so publishing costs what changed.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    pub calls: Vec<Arc<CallSummary>>,
-    index: HashMap<CallRef, usize>,
+    pub calls: Listing,
     pub taken_ns: i64,
     pub capture: CaptureCounters,
     pub listeners: usize,
@@ -93,10 +92,7 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn find(&self, r: CallRef) -> Option<&CallSummary> {
-        self.index
-            .get(&r)
-            .and_then(|&i| self.calls.get(i))
-            .map(|c| &**c)
+        self.calls.find(r).map(|c| &**c)
     }
 }
 
@@ -207,15 +203,27 @@ struct Worker {
     last_publish: PublishStats,
 }
 
-/// How the summaries of one publish were made.
+/// How the summaries of one publish were made. Only the calls with a SIP event and one
+/// sweep bucket's calls are looked at; the rest are not counted, they cost nothing.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PublishStats {
-    /// Unchanged since the previous publish: the same `Arc`.
+    /// Swept and unchanged: the same `Arc`.
     pub reused: usize,
-    /// New numbers, text shared with the previous summary.
+    /// Swept: new numbers, text shared with the previous summary.
     pub refreshed: usize,
     /// Built from the call (new, or SIP changed it).
     pub rebuilt: usize,
+}
+
+/// A call's numbers (packets, loss, jitter, durations) are brought up to date in the
+/// published table once a second: each publish sweeps one of `1 s / interval` buckets of
+/// calls, so the work per publish is a fraction of the calls however much RTP arrives, and
+/// SIP events (new calls, state changes) are published at once.
+const SWEEP_PERIOD: Duration = Duration::from_secs(1);
+
+fn sweep_buckets(interval: Duration) -> usize {
+    let n = SWEEP_PERIOD.as_nanos() / interval.as_nanos().max(1);
+    (n as usize).clamp(1, 100)
 }
 
 /// Whether the pipeline publishes a snapshot now: every interval, and soon after a new call
@@ -236,9 +244,13 @@ struct Hub {
     /// Calls the engine reported an event for since the last publish: their summaries are
     /// rebuilt from the call, text included.
     dirty: HashSet<CallId>,
-    /// Each call's summary as last published: reused while the call is unchanged, its
-    /// numbers refreshed (sharing its text) while only RTP arrives; gone with the call.
-    summaries: HashMap<CallId, Arc<CallSummary>>,
+    /// The pipeline's working copy of the published table, and where each call is in it.
+    listing: Listing,
+    slots: HashMap<CallId, Slot>,
+    /// Calls by sweep bucket (see [`SWEEP_PERIOD`]); an entry whose call is gone is dropped
+    /// when its bucket is next swept.
+    sweep: Vec<Vec<CallId>>,
+    next_sweep: usize,
     /// The fan-out thread, and the calls it has listeners for, each with the ticket of the
     /// latest subscription sent to it.
     audio: CbSender<AudioMsg>,
@@ -315,7 +327,10 @@ impl Worker {
                 counters: shared.counters.clone(),
                 new_calls: Vec::new(),
                 dirty: HashSet::new(),
-                summaries: HashMap::new(),
+                listing: Listing::default(),
+                slots: HashMap::new(),
+                sweep: vec![Vec::new(); sweep_buckets(cfg.snapshot_interval)],
+                next_sweep: 0,
                 audio,
                 listened: HashMap::new(),
                 next_ticket: 0,
@@ -538,49 +553,74 @@ impl Worker {
             .rewind_overflow
             .store(self.hub.rewind.overflow(), Ordering::Relaxed);
         self.new_since_publish = false;
-        let live = self.engine.calls();
-        let mut calls = Vec::with_capacity(live.len());
-        let mut index = HashMap::with_capacity(live.len());
         let mut stats = PublishStats::default();
-        for call in live {
-            let Some(&r) = self.hub.refs.get(&call.id) else {
-                continue;
-            };
-            let dirty = self.hub.dirty.contains(&call.id);
-            let summary = match self.hub.summaries.get(&call.id) {
-                Some(prev) if !dirty && prev.is_current(call, now) => {
-                    stats.reused += 1;
-                    prev.clone()
-                }
-                prev => {
-                    let fresh = match prev {
-                        Some(prev) if !dirty => {
-                            stats.refreshed += 1;
-                            prev.refresh(call, now)
-                        }
-                        _ => {
-                            stats.rebuilt += 1;
-                            CallSummary::from_call(call, r, self.cfg.sensor_id, now)
-                        }
-                    };
-                    let fresh = Arc::new(fresh);
-                    self.hub.summaries.insert(call.id, fresh.clone());
-                    fresh
-                }
-            };
-            index.insert(r, calls.len());
-            calls.push(summary);
-        }
-        self.hub.dirty.clear();
+        self.rebuild_dirty(now, &mut stats);
+        self.sweep(now, &mut stats);
         self.last_publish = stats;
         self.shared.publish(Snapshot {
-            calls,
-            index,
+            calls: self.hub.listing.clone(),
             taken_ns: now,
             capture: self.engine.counters(),
             listeners: self.shared.active_listeners.load(Ordering::Relaxed) as usize,
             rewind_bytes: self.hub.rewind.bytes(),
             active_streams: self.engine.table_sizes().flows,
+        });
+    }
+}
+
+impl Worker {
+    /// Summaries built from the calls that had a SIP event (text included); a new call is
+    /// appended to the table, in start order with the others new since the last publish.
+    fn rebuild_dirty(&mut self, now: i64, stats: &mut PublishStats) {
+        let mut dirty: Vec<&Call> = self
+            .hub
+            .dirty
+            .drain()
+            .filter_map(|id| self.engine.call(id))
+            .collect();
+        dirty.sort_by_key(|c| (c.start, c.id));
+        let buckets = self.hub.sweep.len();
+        for call in dirty {
+            let Some(&r) = self.hub.refs.get(&call.id) else {
+                continue;
+            };
+            let fresh = Arc::new(CallSummary::from_call(call, r, self.cfg.sensor_id, now));
+            stats.rebuilt += 1;
+            match self.hub.slots.get(&call.id) {
+                Some(&slot) => {
+                    self.hub.listing.set(slot, fresh);
+                }
+                None => {
+                    let slot = self.hub.listing.push(fresh);
+                    self.hub.slots.insert(call.id, slot);
+                    self.hub.sweep[(call.id as usize) % buckets].push(call.id);
+                }
+            }
+        }
+    }
+
+    /// One bucket of calls brought up to date: numbers refreshed (text shared) where they
+    /// changed, the same summary where not.
+    fn sweep(&mut self, now: i64, stats: &mut PublishStats) {
+        let hub = &mut self.hub;
+        let b = hub.next_sweep % hub.sweep.len();
+        hub.next_sweep = hub.next_sweep.wrapping_add(1);
+        let (engine, listing, slots) = (&self.engine, &mut hub.listing, &hub.slots);
+        hub.sweep[b].retain(|id| {
+            let (Some(&slot), Some(call)) = (slots.get(id), engine.call(*id)) else {
+                return false;
+            };
+            let Some(prev) = listing.get(slot) else {
+                return false;
+            };
+            if prev.is_current(call, now) {
+                stats.reused += 1;
+            } else {
+                stats.refreshed += 1;
+                let fresh = Arc::new(prev.refresh(call, now));
+                listing.set(slot, fresh);
+            }
+            true
         });
     }
 }
@@ -731,7 +771,9 @@ impl Sink for Hub {
                 self.finish_call(*id, ended);
                 self.rewind.forget(*id);
                 self.dirty.remove(id);
-                self.summaries.remove(id);
+                if let Some(slot) = self.slots.remove(id) {
+                    self.listing.remove(slot);
+                }
                 if let Some(r) = self.refs.remove(id) {
                     self.by_ref.remove(&r);
                 }
@@ -822,9 +864,14 @@ mod tests {
         );
         let snap = shared.snapshot();
         assert_eq!(snap.calls.len(), 1);
-        assert_eq!(&*snap.calls[0].call_id, "new-1@example.com");
-        assert!(snap.find(snap.calls[0].callref).is_some());
+        let first = snap.calls.iter().next().expect("a call");
+        assert_eq!(&*first.call_id, "new-1@example.com");
+        assert!(snap.find(first.callref).is_some());
         assert!(!w.maybe_publish(soon), "published once, not on every loop");
+    }
+
+    fn listed(shared: &Shared) -> Vec<Arc<CallSummary>> {
+        shared.snapshot().calls.iter().cloned().collect()
     }
 
     #[test]
@@ -834,42 +881,43 @@ mod tests {
         invite(&mut w, 1, "b@example.com");
         w.publish_at(NOW);
         assert_eq!(w.last_publish.rebuilt, 2);
-        let first = shared.snapshot();
+        let first = listed(&shared);
+        assert_eq!(
+            first.iter().map(|c| &*c.call_id).collect::<Vec<_>>(),
+            ["a@example.com", "b@example.com"],
+            "in start order"
+        );
 
         // Nothing happened: the same summaries, not copies.
         w.publish_at(NOW);
-        assert_eq!(
-            w.last_publish,
-            PublishStats {
-                reused: 2,
-                ..PublishStats::default()
-            }
-        );
-        let second = shared.snapshot();
-        assert!(first
-            .calls
-            .iter()
-            .zip(&second.calls)
-            .all(|(a, b)| Arc::ptr_eq(a, b)));
+        assert_eq!(w.last_publish.rebuilt + w.last_publish.refreshed, 0);
+        let second = listed(&shared);
+        assert!(first.iter().zip(&second).all(|(a, b)| Arc::ptr_eq(a, b)));
 
-        // RTP on one call: its numbers are new, its text is the old text.
+        // RTP on one call: within one sweep (a second of publishes) its numbers are new, its
+        // text is the old text; the other call is untouched.
         rtp(&mut w, 2, 1);
-        w.publish_at(NOW);
-        let third = shared.snapshot();
-        assert_eq!((w.last_publish.reused, w.last_publish.refreshed), (1, 1));
+        let mut refreshed = 0;
+        for _ in 0..w.hub.sweep.len() {
+            w.publish_at(NOW);
+            assert_eq!(w.last_publish.rebuilt, 0);
+            refreshed += w.last_publish.refreshed;
+        }
+        assert_eq!(refreshed, 1, "the call with RTP, once");
+        let third = listed(&shared);
         let changed: Vec<_> = second
-            .calls
             .iter()
-            .zip(&third.calls)
+            .zip(&third)
             .filter(|(a, b)| !Arc::ptr_eq(a, b))
             .collect();
-        assert_eq!(changed.len(), w.last_publish.refreshed);
+        assert_eq!(changed.len(), 1);
         for (old, new) in changed {
             assert!(Arc::ptr_eq(&old.call_id, &new.call_id), "text shared");
             assert!(Arc::ptr_eq(&old.caller, &new.caller), "text shared");
+            assert!(new.last_packet_ns > old.last_packet_ns);
         }
 
-        // A SIP message for a call: that call's summary is rebuilt from the call.
+        // A SIP message for a call: that call's summary is rebuilt from the call, at once.
         let ringing = sip("a@example.com", "SIP/2.0 180 Ringing", "1 INVITE");
         feed(&mut w, 3, CALLED, CALLER, &ringing);
         w.publish_at(NOW);
@@ -881,6 +929,36 @@ mod tests {
             .find(|c| &*c.call_id == "a@example.com")
             .expect("call a");
         assert_eq!(a.last_sip_code, Some(180));
+    }
+
+    #[test]
+    fn a_publish_looks_at_the_changed_calls_and_one_sweep_bucket_only() {
+        let (mut w, shared, _rx) = worker();
+        for i in 0..1000 {
+            invite(&mut w, i, &format!("c{i}@example.com"));
+        }
+        w.publish_at(NOW);
+        assert_eq!(w.last_publish.rebuilt, 1000);
+        let buckets = w.hub.sweep.len();
+        for _ in 0..buckets {
+            w.publish_at(NOW);
+            let s = w.last_publish;
+            assert_eq!(s.rebuilt, 0);
+            assert!(
+                s.reused + s.refreshed <= 1000 / buckets + 1,
+                "one bucket, not the table: {s:?}"
+            );
+        }
+        assert_eq!(shared.snapshot().calls.len(), 1000);
+        // A call that ends leaves the table (and its bucket) at once.
+        let bye = sip(
+            "c7@example.com",
+            "BYE sip:2002@example.com SIP/2.0",
+            "2 BYE",
+        );
+        feed(&mut w, 2000, CALLER, CALLED, &bye);
+        w.publish_at(NOW);
+        assert_eq!(w.last_publish.rebuilt, 1, "the ended call's new state");
     }
 }
 
@@ -949,30 +1027,27 @@ mod publish_cost {
                 call_with_rtp(&mut w, i);
             }
             let now = 1_700_000_000_500_000_000;
-            let time = |w: &mut Worker, full: bool| {
-                let runs = 5;
+            // A whole sweep (a second of publishes), so every bucket is timed once.
+            let sweep = |w: &mut Worker| {
+                let runs = w.hub.sweep.len();
                 let t = Instant::now();
+                let mut worst = 0f64;
                 for _ in 0..runs {
-                    if full {
-                        // What every publish did before: a summary built from every call.
-                        w.hub.summaries.clear();
-                    }
+                    let one = Instant::now();
                     w.publish_at(now);
+                    worst = worst.max(one.elapsed().as_secs_f64() * 1e3);
                 }
-                t.elapsed().as_secs_f64() * 1e3 / f64::from(runs)
+                (t.elapsed().as_secs_f64() * 1e3 / runs as f64, worst)
             };
-            let full = time(&mut w, true);
-            let unchanged = time(&mut w, false);
-            // Every call got a packet since the last publish: numbers refreshed, text shared.
+            w.publish_at(now);
+            let (unchanged, unchanged_max) = sweep(&mut w);
+            // Every call got a packet: over the sweep each has its numbers refreshed once.
             for i in 0..n {
                 rtp_for(&mut w, i, 2);
             }
-            let t = Instant::now();
-            w.publish_at(now);
-            let refreshed = t.elapsed().as_secs_f64() * 1e3;
+            let (refreshed, refreshed_max) = sweep(&mut w);
             println!(
-                "| {n} | {full:.1} ms | {refreshed:.1} ms ({:?}) | {unchanged:.2} ms |",
-                w.last_publish
+                "| {n} | {refreshed:.2} ms (max {refreshed_max:.2}) | {unchanged:.3} ms (max {unchanged_max:.3}) |"
             );
         }
     }

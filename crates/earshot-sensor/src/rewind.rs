@@ -300,7 +300,7 @@ impl Rewind {
             // The call fills chunks: its next one starts at full size, from a spare buffer
             // (counted from now on; the aging below makes room for it).
             let room = c.bytes + CHUNK_BYTES <= limits.per_call_bytes;
-            if let Some(bytes) = self.spare.pop_if(|_| room) {
+            if let Some(bytes) = room.then(|| self.spare.pop()).flatten() {
                 c.open.bytes = bytes;
                 let size = c.open.size();
                 c.bytes += size;

@@ -729,13 +729,17 @@ async fn answer(state: &State, command: Command, who: &Who) -> Vec<u8> {
     let snap = state.shared.snapshot();
     match command {
         Command::ListCalls(ListCallsFormat::Text) => {
-            earshot_manager::listcalls::listcalls_text(&snap.calls)
+            earshot_manager::listcalls::listcalls_text(snap.calls.summaries())
         }
         Command::ListCalls(ListCallsFormat::Json) => {
-            earshot_manager::listcalls::listcalls_json(&snap.calls, None, context(state))
+            earshot_manager::listcalls::listcalls_json(snap.calls.summaries(), None, context(state))
         }
         Command::ListCalls(ListCallsFormat::JsonWithParams(p)) => {
-            earshot_manager::listcalls::listcalls_json(&snap.calls, Some(&p), context(state))
+            earshot_manager::listcalls::listcalls_json(
+                snap.calls.summaries(),
+                Some(&p),
+                context(state),
+            )
         }
         Command::ActiveCallInfo(r) => match snap.find(r) {
             Some(c) => earshot_manager::listcalls::active_call_info(c, &sip_log(state, r).await),

@@ -1,0 +1,262 @@
+//! The call list the manager reads: a persistent (copy-on-write) table, so that publishing a
+//! new version costs what changed, not the number of calls.
+//!
+//! Calls sit in arrival order in fixed-size chunks behind `Arc`s. The pipeline edits its own
+//! copy (`Arc::make_mut` copies a chunk only if a published version still shares it) and
+//! publishes by cloning the chunk list: a pointer per chunk. Readers iterate the chunks, and a
+//! `calls` subscriber compares chunk pointers with the version it saw last, so it looks inside
+//! only the chunks that changed.
+//!
+//! Written here rather than taken from a persistent-collections crate (`imbl`, `rpds`): those
+//! are ordered by key, not by arrival, iterate a tree instead of flat arrays, and do not expose
+//! which parts two versions share, which is what makes the subscriber's diff cheap.
+
+use crate::callref::CallRef;
+use crate::listcalls::CallSummary;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Calls per chunk. A change copies one chunk (64 pointers, 512 bytes); an emptied chunk is
+/// dropped, and a chunk kept alive by one long call costs at most this many pointers.
+pub const CHUNK: usize = 64;
+
+/// Index partitions: adding or removing a call copies one partition of the callref index.
+const INDEX_PARTS: usize = 256;
+
+/// Where a call sits: its chunk's id (ids only grow) and its slot in the chunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Slot {
+    chunk: u64,
+    index: usize,
+}
+
+/// One chunk of the table: its id and its slots.
+#[derive(Clone, Debug)]
+pub struct Chunk {
+    pub id: u64,
+    pub calls: Vec<Option<Arc<CallSummary>>>,
+}
+
+impl Chunk {
+    fn live(&self) -> usize {
+        self.calls.iter().filter(|c| c.is_some()).count()
+    }
+}
+
+/// A version of the call table. Cloning it is a pointer copy per chunk and per index part.
+#[derive(Clone, Debug)]
+pub struct Listing {
+    chunks: Vec<Arc<Chunk>>,
+    /// The id the next chunk gets.
+    next_chunk: u64,
+    len: usize,
+    index: Vec<Arc<HashMap<CallRef, Slot>>>,
+}
+
+impl Default for Listing {
+    fn default() -> Self {
+        Listing {
+            chunks: Vec::new(),
+            next_chunk: 0,
+            len: 0,
+            index: (0..INDEX_PARTS).map(|_| Arc::default()).collect(),
+        }
+    }
+}
+
+fn part(r: CallRef) -> usize {
+    // Call references are already well mixed (a Feistel permutation of a counter).
+    (r.as_u64() as usize) % INDEX_PARTS
+}
+
+impl Listing {
+    /// Calls listed.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The calls in arrival order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<CallSummary>> + Clone {
+        self.chunks
+            .iter()
+            .flat_map(|c| c.calls.iter().filter_map(Option::as_ref))
+    }
+
+    /// The calls in arrival order, as the listing functions take them.
+    pub fn summaries(&self) -> impl Iterator<Item = &CallSummary> + Clone {
+        self.iter().map(|c| &**c)
+    }
+
+    /// The chunks, for a reader that compares versions ([`Arc::ptr_eq`] on a chunk: unchanged).
+    pub fn chunks(&self) -> &[Arc<Chunk>] {
+        &self.chunks
+    }
+
+    pub fn find(&self, r: CallRef) -> Option<&Arc<CallSummary>> {
+        let slot = *self.index[part(r)].get(&r)?;
+        self.get(slot)
+    }
+
+    fn position(&self, chunk: u64) -> Option<usize> {
+        self.chunks.binary_search_by_key(&chunk, |c| c.id).ok()
+    }
+
+    pub fn get(&self, slot: Slot) -> Option<&Arc<CallSummary>> {
+        let at = self.position(slot.chunk)?;
+        self.chunks[at].calls.get(slot.index)?.as_ref()
+    }
+
+    /// Appends a call; returns where it went, for [`Listing::set`] and [`Listing::remove`].
+    pub fn push(&mut self, summary: Arc<CallSummary>) -> Slot {
+        let r = summary.callref;
+        let open = self.chunks.last().is_some_and(|c| c.calls.len() < CHUNK);
+        if !open {
+            let id = self.next_chunk;
+            self.next_chunk += 1;
+            self.chunks.push(Arc::new(Chunk {
+                id,
+                calls: Vec::with_capacity(CHUNK),
+            }));
+        }
+        let Some(last) = self.chunks.last_mut() else {
+            unreachable!("a chunk was just ensured");
+        };
+        let chunk = Arc::make_mut(last);
+        chunk.calls.push(Some(summary));
+        let slot = Slot {
+            chunk: chunk.id,
+            index: chunk.calls.len() - 1,
+        };
+        Arc::make_mut(&mut self.index[part(r)]).insert(r, slot);
+        self.len += 1;
+        slot
+    }
+
+    /// Replaces the summary at `slot` (a call's new version); false if the slot is empty.
+    pub fn set(&mut self, slot: Slot, summary: Arc<CallSummary>) -> bool {
+        let Some(at) = self.position(slot.chunk) else {
+            return false;
+        };
+        let chunk = Arc::make_mut(&mut self.chunks[at]);
+        match chunk.calls.get_mut(slot.index) {
+            Some(entry @ Some(_)) => {
+                *entry = Some(summary);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Takes the call at `slot` out; a chunk left empty (and not the open one) is dropped.
+    pub fn remove(&mut self, slot: Slot) -> Option<Arc<CallSummary>> {
+        let at = self.position(slot.chunk)?;
+        let chunk = Arc::make_mut(&mut self.chunks[at]);
+        let gone = chunk.calls.get_mut(slot.index)?.take()?;
+        let full = chunk.calls.len() == CHUNK;
+        if full && chunk.live() == 0 {
+            self.chunks.remove(at);
+        }
+        Arc::make_mut(&mut self.index[part(gone.callref)]).remove(&gone.callref);
+        self.len -= 1;
+        Some(gone)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(n: u64) -> Arc<CallSummary> {
+        Arc::new(crate::calls_feed::tests::call(n))
+    }
+
+    fn ids(l: &Listing) -> Vec<u64> {
+        l.iter().map(|c| c.id).collect()
+    }
+
+    #[test]
+    fn keeps_arrival_order_through_removals() {
+        let mut l = Listing::default();
+        let slots: Vec<Slot> = (0..200).map(|n| l.push(summary(n))).collect();
+        for (n, s) in slots.iter().enumerate() {
+            if n % 3 == 0 {
+                assert_eq!(l.remove(*s).map(|c| c.id), Some(n as u64));
+            }
+        }
+        let want: Vec<u64> = (0..200).filter(|n| n % 3 != 0).collect();
+        assert_eq!(ids(&l), want);
+        assert_eq!(l.len(), want.len());
+        assert!(l.find(CallRef::from_u64(0x100 + 3)).is_none());
+        assert_eq!(l.find(CallRef::from_u64(0x100 + 4)).map(|c| c.id), Some(4));
+        assert!(l.remove(slots[0]).is_none(), "removed twice");
+    }
+
+    #[test]
+    fn a_published_version_does_not_change_and_shares_what_did_not() {
+        let mut l = Listing::default();
+        let slots: Vec<Slot> = (0..(3 * CHUNK as u64))
+            .map(|n| l.push(summary(n)))
+            .collect();
+        let published = l.clone();
+        let mut changed = (*summary(5)).clone();
+        changed.duration_secs = 9;
+        assert!(l.set(slots[5], Arc::new(changed)));
+        assert_eq!(
+            published
+                .find(CallRef::from_u64(0x105))
+                .map(|c| c.duration_secs),
+            Some(0)
+        );
+        assert_eq!(
+            l.find(CallRef::from_u64(0x105)).map(|c| c.duration_secs),
+            Some(9)
+        );
+        let shared: Vec<bool> = published
+            .chunks()
+            .iter()
+            .zip(l.chunks())
+            .map(|(a, b)| Arc::ptr_eq(a, b))
+            .collect();
+        assert_eq!(
+            shared,
+            [false, true, true],
+            "only the first chunk was copied"
+        );
+    }
+
+    #[test]
+    fn emptied_chunks_are_dropped_and_memory_comes_back() {
+        let mut l = Listing::default();
+        let slots: Vec<Slot> = (0..(10 * CHUNK as u64))
+            .map(|n| l.push(summary(n)))
+            .collect();
+        for s in &slots[..9 * CHUNK] {
+            l.remove(*s);
+        }
+        assert_eq!(l.chunks().len(), 1);
+        assert_eq!(l.len(), CHUNK);
+        for s in &slots[9 * CHUNK..] {
+            l.remove(*s);
+        }
+        assert!(l.is_empty());
+        assert!(l.chunks().is_empty());
+        assert!(l.index.iter().all(|p| p.is_empty()));
+        // A new call after everything ended starts a new chunk.
+        let s = l.push(summary(9999));
+        assert_eq!(l.get(s).map(|c| c.id), Some(9999));
+    }
+
+    #[test]
+    fn the_open_chunk_is_kept_while_it_can_take_calls() {
+        let mut l = Listing::default();
+        let a = l.push(summary(1));
+        l.remove(a);
+        let b = l.push(summary(2));
+        assert_eq!(a.chunk, b.chunk, "the open chunk is reused");
+        assert_eq!(ids(&l), [2]);
+    }
+}
