@@ -41,6 +41,11 @@ pub struct ReplayConfig {
 /// Frames per batch, and the longest a partial batch waits before it is sent anyway.
 const BATCH: usize = 256;
 const BATCH_LATENCY: Duration = Duration::from_millis(5);
+/// A frame due less than this far ahead is sent now rather than slept for. At carrier rates
+/// frames are microseconds apart: sending the batch before each of those tiny sleeps made
+/// batches of one frame, and 10,000 calls at real time (1 M frames/s) then lost a fifth of
+/// their frames to a queue full of one-frame batches.
+const SLEEP_MIN: Duration = Duration::from_millis(1);
 
 fn now_ns() -> i64 {
     SystemTime::now()
@@ -85,7 +90,7 @@ fn replay_pass(
         if let Speed::Times(factor) = speed {
             let due = Duration::from_nanos((offset.max(0) as f64 / factor) as u64);
             let elapsed = started.elapsed();
-            if due > elapsed {
+            if due > elapsed + SLEEP_MIN {
                 // Send what we have before sleeping, so nothing waits behind the pause.
                 let full = std::mem::replace(&mut batch, FrameBatch::with_capacity(BATCH));
                 if !full.is_empty() && !send(out, speed, full) {
