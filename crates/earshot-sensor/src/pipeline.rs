@@ -201,6 +201,9 @@ struct Worker {
     new_since_publish: bool,
     /// What the last publish did, for tests and benchmarks.
     last_publish: PublishStats,
+    /// When (`Now::mono_ns`) the table was last published and the calls last aged.
+    published_at: i64,
+    expired_at: i64,
 }
 
 /// How the summaries of one publish were made. Only the calls with a SIP event and one
@@ -264,34 +267,52 @@ struct Hub {
 /// it frame by frame, a forged or corrupt capture time does not get further.
 const CLOCK_STEP_NS: i64 = 1_000_000_000;
 
+/// The clocks as the thread read them when it handed the pipeline its latest input. The
+/// pipeline never reads a clock itself, so a test drives it with whatever time it likes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Now {
+    /// Monotonic nanoseconds since the pipeline started.
+    pub mono_ns: i64,
+    /// Wall-clock nanoseconds since 1970: the time before any frame has been seen.
+    pub wall_ns: i64,
+}
+
+impl Now {
+    /// Both clocks, read now (the thread's job).
+    fn read(started: Instant) -> Self {
+        Now {
+            mono_ns: i64::try_from(started.elapsed().as_nanos()).unwrap_or(i64::MAX),
+            wall_ns: wall_ns(),
+        }
+    }
+}
+
 /// The pipeline's "now" (expiry, listings, rewind): capture time that keeps moving between
 /// packets, monotonic, and moved by at most [`CLOCK_STEP_NS`] per frame (see
 /// [`crate::clock`]). Before the first frame, the wall clock.
 struct Clock {
     bounded: BoundedClock,
-    started: Instant,
     counters: Arc<SensorCounters>,
+    read: Now,
 }
 
 impl Clock {
     fn new(counters: Arc<SensorCounters>) -> Self {
         Clock {
             bounded: BoundedClock::monotonic(CLOCK_STEP_NS),
-            started: Instant::now(),
             counters,
+            read: Now::default(),
         }
     }
 
-    fn mono_ns(&self) -> i64 {
-        i64::try_from(self.started.elapsed().as_nanos()).unwrap_or(i64::MAX)
-    }
-
     fn now_ns(&self) -> i64 {
-        self.bounded.now(self.mono_ns()).unwrap_or_else(wall_ns)
+        self.bounded
+            .now(self.read.mono_ns)
+            .unwrap_or(self.read.wall_ns)
     }
 
     fn observe(&mut self, frames: &[earshot_wire::Frame<'_>]) {
-        let mono = self.mono_ns();
+        let mono = self.read.mono_ns;
         let before = self.bounded.clamped();
         for f in frames {
             self.bounded.observe(f.ts.nanos(), mono);
@@ -343,48 +364,88 @@ impl Worker {
             spare_frames: Vec::new(),
             new_since_publish: false,
             last_publish: PublishStats::default(),
+            published_at: 0,
+            expired_at: 0,
         }
     }
 
+    /// The thread: it only moves messages to the `on_*` methods and reads the clocks.
     fn run(
         &mut self,
         frames: &Receiver<FrameBatch>,
         control: &Receiver<Control>,
         gone: &Receiver<CallGone>,
     ) {
-        let mut last_snapshot = Instant::now();
-        let mut last_second = Instant::now();
+        let started = Instant::now();
         loop {
             match frames.recv_timeout(Duration::from_millis(10)) {
-                Ok(batch) => self.process(batch),
+                Ok(batch) => self.on_batch(batch, Now::read(started)),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
-                    self.end_all(EndReason::ServerShutdown, "capture ended");
-                    self.publish();
+                    self.on_input_closed(Now::read(started));
                     return;
                 }
             }
             while let Ok(msg) = control.try_recv() {
-                if !self.control(msg) {
-                    self.end_all(EndReason::ServerShutdown, "sensor shutting down");
-                    self.publish();
+                if !self.on_control(msg, Now::read(started)) {
                     return;
                 }
             }
             while let Ok(g) = gone.try_recv() {
-                self.hub.forget_listened(g);
+                self.on_gone(g);
             }
-            if last_second.elapsed() >= Duration::from_secs(1) {
-                last_second = Instant::now();
-                self.engine
-                    .expire(Timestamp(self.clock.now_ns()), &mut self.hub);
-                crate::memory::after_expire(self.engine.table_sizes().calls);
-                self.send_quality();
-            }
-            if self.maybe_publish(last_snapshot.elapsed()) {
-                last_snapshot = Instant::now();
-            }
+            self.on_tick(Now::read(started));
         }
+    }
+
+    /// A batch of captured frames.
+    pub(crate) fn on_batch(&mut self, batch: FrameBatch, now: Now) {
+        self.clock.read = now;
+        self.process(batch);
+    }
+
+    /// A request from the manager; false when the pipeline has stopped (`Shutdown`: every
+    /// listener was told and the last table published).
+    pub(crate) fn on_control(&mut self, msg: Control, now: Now) -> bool {
+        self.clock.read = now;
+        if self.control(msg) {
+            return true;
+        }
+        self.finish(EndReason::ServerShutdown, "sensor shutting down");
+        false
+    }
+
+    /// Every source has ended: listeners are told, the last table is published.
+    pub(crate) fn on_input_closed(&mut self, now: Now) {
+        self.clock.read = now;
+        self.finish(EndReason::ServerShutdown, "capture ended");
+    }
+
+    /// The fan-out has no listener left on a call.
+    pub(crate) fn on_gone(&mut self, gone: CallGone) {
+        self.hub.forget_listened(gone);
+    }
+
+    /// Time passed: calls are aged once a second (and listeners sent their quality), the
+    /// table published when due.
+    pub(crate) fn on_tick(&mut self, now: Now) {
+        self.clock.read = now;
+        if now.mono_ns.saturating_sub(self.expired_at) >= 1_000_000_000 {
+            self.expired_at = now.mono_ns;
+            self.engine
+                .expire(Timestamp(self.clock.now_ns()), &mut self.hub);
+            crate::memory::after_expire(self.engine.table_sizes().calls);
+            self.send_quality();
+        }
+        let since = now.mono_ns.saturating_sub(self.published_at).max(0);
+        if self.maybe_publish(Duration::from_nanos(since as u64)) {
+            self.published_at = now.mono_ns;
+        }
+    }
+
+    fn finish(&mut self, reason: EndReason, detail: &str) {
+        self.end_all(reason, detail);
+        self.publish();
     }
 
     /// Publishes when [`publish_due`]; true when it did.
@@ -960,6 +1021,291 @@ mod tests {
         feed(&mut w, 2000, CALLER, CALLED, &bye);
         w.publish_at(NOW);
         assert_eq!(w.last_publish.rebuilt, 1, "the ended call's new state");
+    }
+}
+
+/// The pipeline as a state machine: frames, requests and time in, audio messages and
+/// published tables out, with no thread, socket or sleep.
+#[cfg(test)]
+mod machine {
+    use super::tests::worker;
+    use super::*;
+    use crate::queue::{channel, FrameRx, MemoryBudget};
+    use earshot_wire::LinkType;
+
+    /// Capture time of the first frame; the pipeline's monotonic clock starts at 0.
+    const T0: i64 = 1_700_000_000_000_000_000;
+    const A: [u8; 4] = [192, 0, 2, 10];
+    const B: [u8; 4] = [192, 0, 2, 20];
+
+    fn at(ms: i64) -> Now {
+        Now {
+            mono_ns: ms * 1_000_000,
+            wall_ns: T0 + ms * 1_000_000,
+        }
+    }
+
+    /// An Ethernet/IPv4/UDP frame (checksums zero: the engine does not need them).
+    fn udp(src: ([u8; 4], u16), dst: ([u8; 4], u16), payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x08, 0x00]);
+        let total = (20 + 8 + payload.len()) as u16;
+        f.extend_from_slice(&[0x45, 0]);
+        f.extend_from_slice(&total.to_be_bytes());
+        f.extend_from_slice(&[0, 0, 0x40, 0, 64, 17, 0, 0]);
+        f.extend_from_slice(&src.0);
+        f.extend_from_slice(&dst.0);
+        f.extend_from_slice(&src.1.to_be_bytes());
+        f.extend_from_slice(&dst.1.to_be_bytes());
+        f.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        f.extend_from_slice(&[0, 0]);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    fn sip(first_line: &str, cseq: &str, body: &str) -> Vec<u8> {
+        format!(
+            "{first_line}\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKm1\r\n\
+             From: <sip:1001@example.com>;tag=a\r\nTo: <sip:2002@example.com>;tag=b\r\n\
+             Call-ID: machine@example.com\r\nCSeq: {cseq}\r\n\
+             Contact: <sip:1001@192.0.2.10:5060>\r\n{}Content-Length: {}\r\n\r\n{body}",
+            if body.is_empty() {
+                ""
+            } else {
+                "Content-Type: application/sdp\r\n"
+            },
+            body.len()
+        )
+        .into_bytes()
+    }
+
+    fn sdp(ip: &str, port: u16) -> String {
+        format!(
+            "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
+             m=audio {port} RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n"
+        )
+    }
+
+    fn rtp(seq: u16) -> Vec<u8> {
+        let mut p = vec![0x80, 8];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+        p.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+        p.extend_from_slice(&[0xd5; 160]);
+        p
+    }
+
+    /// Frames at capture times `T0 + ms`, in one batch.
+    fn batch(frames: &[(i64, Vec<u8>)]) -> FrameBatch {
+        let mut b = FrameBatch::with_capacity(frames.len());
+        for (ms, f) in frames {
+            b.push(Timestamp(T0 + ms * 1_000_000), LinkType::ETHERNET, f);
+        }
+        b
+    }
+
+    /// An answered call at 0–1 ms with `packets` RTP packets from the caller, 20 ms apart.
+    fn answered_call(packets: u16) -> FrameBatch {
+        let mut frames = vec![
+            (
+                0,
+                udp(
+                    (A, 5060),
+                    (B, 5060),
+                    &sip(
+                        "INVITE sip:2002@example.com SIP/2.0",
+                        "1 INVITE",
+                        &sdp("192.0.2.10", 40000),
+                    ),
+                ),
+            ),
+            (
+                1,
+                udp(
+                    (B, 5060),
+                    (A, 5060),
+                    &sip("SIP/2.0 200 OK", "1 INVITE", &sdp("192.0.2.20", 50000)),
+                ),
+            ),
+        ];
+        for i in 0..packets {
+            let ms = 2 + 20 * i64::from(i);
+            frames.push((ms, udp((A, 40000), (B, 50000), &rtp(i))));
+        }
+        batch(&frames)
+    }
+
+    fn bye(ms: i64) -> FrameBatch {
+        let m = sip("BYE sip:2002@example.com SIP/2.0", "2 BYE", "");
+        batch(&[(ms, udp((A, 5060), (B, 5060), &m))])
+    }
+
+    fn listener() -> (FrameTx, FrameRx) {
+        channel(1 << 20, MemoryBudget::new(64 << 20))
+    }
+
+    fn subscribe(callref: CallRef, from: StreamFrom, tx: FrameTx) -> Control {
+        Control::Subscribe {
+            id: 1,
+            callref,
+            format: AudioFormat {
+                rate: 8000,
+                channels: 1,
+            },
+            from,
+            tx,
+        }
+    }
+
+    fn only_call(shared: &Shared) -> CallRef {
+        let snap = shared.snapshot();
+        assert_eq!(snap.calls.len(), 1);
+        let r = snap.calls.iter().next().map(|c| c.callref);
+        r.expect("a call")
+    }
+
+    fn drain(rx: &Receiver<AudioMsg>) -> Vec<AudioMsg> {
+        rx.try_iter().collect()
+    }
+
+    #[test]
+    fn a_call_is_listed_at_the_next_tick_and_leaves_after_it_ended_and_lingered() {
+        let (mut w, shared, _rx) = worker();
+        w.on_batch(answered_call(10), at(0));
+        w.on_tick(at(20));
+        let r = only_call(&shared);
+        assert_eq!(
+            shared.snapshot().find(r).map(|c| c.state),
+            Some(CallState::Answered)
+        );
+        w.on_batch(bye(400), at(400));
+        w.on_tick(at(500));
+        assert_eq!(
+            shared.snapshot().find(r).map(|c| c.state),
+            Some(CallState::Ended)
+        );
+        // Time passes with no traffic: the ended call lingers (10 s), then is gone; the
+        // pipeline's clock follows the thread's monotonic readings between frames.
+        for s in 1..=12 {
+            w.on_tick(at(400 + s * 1000));
+            if s == 5 {
+                assert!(
+                    shared.snapshot().find(r).is_some(),
+                    "still lingering at 5 s"
+                );
+            }
+        }
+        assert!(
+            shared.snapshot().calls.is_empty(),
+            "removed after its linger"
+        );
+    }
+
+    #[test]
+    fn a_subscription_that_arrives_after_the_call_ended_is_ended_at_once() {
+        let (mut w, shared, rx) = worker();
+        w.on_batch(answered_call(5), at(0));
+        w.on_tick(at(20));
+        let r = only_call(&shared);
+        // The BYE is processed before the request that raced it.
+        w.on_batch(bye(200), at(200));
+        let (tx, mut frames) = listener();
+        assert!(w.on_control(subscribe(r, StreamFrom::Now, tx), at(201)));
+        match frames.try_recv() {
+            Some(Frame::End(e)) => assert_eq!(e.reason, EndReason::CallEnded),
+            other => panic!("expected the end of the call, got {other:?}"),
+        }
+        assert!(
+            drain(&rx)
+                .iter()
+                .all(|m| !matches!(m, AudioMsg::Subscribe { .. })),
+            "no listener was started for an ended call"
+        );
+    }
+
+    #[test]
+    fn a_subscription_just_before_the_end_gets_the_end_after_it() {
+        let (mut w, shared, rx) = worker();
+        w.on_batch(answered_call(5), at(0));
+        w.on_tick(at(20));
+        let r = only_call(&shared);
+        let (tx, _frames) = listener();
+        assert!(w.on_control(subscribe(r, StreamFrom::Now, tx), at(100)));
+        w.on_batch(bye(200), at(200));
+        let msgs = drain(&rx);
+        let subscribed = msgs
+            .iter()
+            .position(|m| matches!(m, AudioMsg::Subscribe { .. }))
+            .expect("subscribed");
+        let ended = msgs
+            .iter()
+            .position(|m| matches!(m, AudioMsg::Ended { .. }))
+            .expect("the fan-out is told the call ended");
+        assert!(subscribed < ended, "in that order");
+    }
+
+    #[test]
+    fn a_subscription_from_the_start_replays_every_kept_packet() {
+        let (mut w, shared, rx) = worker();
+        w.on_batch(answered_call(50), at(0));
+        w.on_tick(at(20));
+        let r = only_call(&shared);
+        let (tx, _frames) = listener();
+        assert!(w.on_control(subscribe(r, StreamFrom::Start, tx), at(1000)));
+        let mut rewind = drain(&rx)
+            .into_iter()
+            .find_map(|m| match m {
+                AudioMsg::Subscribe { rewind, .. } => rewind,
+                _ => None,
+            })
+            .expect("a rewind with the subscription");
+        let mut seqs = Vec::new();
+        while rewind.next_packet(|p| seqs.push(p.seq)) {}
+        assert_eq!(seqs, (0..50).collect::<Vec<u16>>());
+        // Packets after the subscription go to the fan-out as they come.
+        let more = batch(&[(1100, udp((A, 40000), (B, 50000), &rtp(50)))]);
+        w.on_batch(more, at(1100));
+        assert!(drain(&rx)
+            .iter()
+            .any(|m| matches!(m, AudioMsg::Packet { packet, .. } if packet.seq == 50)));
+    }
+
+    #[test]
+    fn a_capture_time_far_ahead_moves_the_clock_one_step_and_is_counted() {
+        let (mut w, shared, _rx) = worker();
+        w.on_batch(answered_call(3), at(0));
+        // A forged time a day ahead: the clock moves by at most a step per frame.
+        let day = 86_400_000;
+        w.on_batch(
+            batch(&[(day, udp((A, 40000), (B, 50000), &rtp(3)))]),
+            at(100),
+        );
+        assert!(shared.counters.clock_clamped.load(Ordering::Relaxed) >= 1);
+        let now = w.clock.now_ns();
+        assert!(now < T0 + 2 * CLOCK_STEP_NS, "clock at {now}");
+        // The call was not aged out by the forged time.
+        w.on_tick(at(200));
+        assert_eq!(shared.snapshot().calls.len(), 1);
+    }
+
+    #[test]
+    fn shutdown_tells_every_listener_and_stops() {
+        let (mut w, shared, rx) = worker();
+        w.on_batch(answered_call(5), at(0));
+        w.on_tick(at(20));
+        let r = only_call(&shared);
+        let (tx, _frames) = listener();
+        assert!(w.on_control(subscribe(r, StreamFrom::Now, tx), at(30)));
+        assert!(!w.on_control(Control::Shutdown, at(40)), "stopped");
+        let msgs = drain(&rx);
+        assert!(msgs.iter().any(|m| matches!(
+            m,
+            AudioMsg::EndAll {
+                reason: EndReason::ServerShutdown,
+                ..
+            }
+        )));
+        assert!(w.hub.listened.is_empty());
     }
 }
 
