@@ -93,6 +93,10 @@ pub struct SnifferStat {
     pub memory_bytes: u64,
     /// Bytes held by the per-call rewind buffers.
     pub rewind_bytes: u64,
+    /// RTP packets not kept for rewind (a call or all calls at the rewind byte limit).
+    pub rewind_overflow: u64,
+    /// `calls` subscribers closed because they did not keep up with the events.
+    pub calls_overflows: u64,
 }
 
 /// `sniffer_stat`: a JSON object whose VoIPmonitor keys keep VoIPmonitor's types (numbers as
@@ -116,6 +120,8 @@ pub fn sniffer_stat(s: &SnifferStat) -> Vec<u8> {
         "audio_drops": s.audio_drops,
         "memory_bytes": s.memory_bytes,
         "rewind_bytes": s.rewind_bytes,
+        "rewind_overflow": s.rewind_overflow,
+        "calls_overflows": s.calls_overflows,
     });
     let mut out = v.to_string().into_bytes();
     out.push(b'\n');
@@ -139,11 +145,15 @@ mod tests {
     fn sniffer_stat_is_json_with_string_numbers() {
         let out = sniffer_stat(&SnifferStat {
             uptime_secs: 37,
+            rewind_overflow: 5,
+            calls_overflows: 3,
             ..Default::default()
         });
         assert_eq!(out.last(), Some(&b'\n'));
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["uptime"], "37");
         assert_eq!(v["memory_is_full"], "0");
+        assert_eq!(v["rewind_overflow"], 5);
+        assert_eq!(v["calls_overflows"], 3);
     }
 }

@@ -246,6 +246,11 @@ pub fn render(shared: &Shared, manager: &ManagerCounters, token: &ScrapeToken) -
         C::get(&c.rewind_overflow),
     );
     e.counter(
+        "earshot_sensor_calls_overflows_total",
+        "Manager API `calls` subscribers closed because they did not keep up with the call events.",
+        C::get(&manager.calls_overflows),
+    );
+    e.counter(
         "earshot_sensor_audit_drops_total",
         "Audit log lines lost (queue full or file not writable).",
         C::get(&c.audit_drops),

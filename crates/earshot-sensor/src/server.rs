@@ -803,6 +803,8 @@ fn sniffer_stat(state: &State, snap: &crate::pipeline::Snapshot) -> Vec<u8> {
         audio_drops: C::get(&c.audio_drops),
         memory_bytes: resident_bytes(),
         rewind_bytes: snap.rewind_bytes as u64,
+        rewind_overflow: C::get(&c.rewind_overflow),
+        calls_overflows: C::get(&state.counters.calls_overflows),
     })
 }
 
