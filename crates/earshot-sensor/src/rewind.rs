@@ -90,7 +90,7 @@ pub struct Chunk {
     /// its index in `formats`. A call's formats only grow (and their names never move while
     /// the call lives), so the same address with the same payload type is the same format;
     /// comparing names on every packet was a tenth of the pipeline thread at 10,000 calls.
-    last_format: Option<(usize, u8)>,
+    last_format: Option<(usize, u8, u8)>,
     last_ts: i64,
 }
 
@@ -113,13 +113,9 @@ impl Chunk {
     /// Where `f` is in this chunk's formats (added if new and there is room).
     fn format_index(&mut self, f: &PayloadFormat) -> u8 {
         let name = f.encoding.as_ptr() as usize;
-        if let Some((at, i)) = self.last_format {
-            let same = self
-                .formats
-                .get(usize::from(i))
-                .is_some_and(|k| k.pt == f.pt);
+        if let Some((at, pt, i)) = self.last_format {
             // An empty name has no storage of its own: compare those in full.
-            if at == name && same && !f.encoding.is_empty() {
+            if at == name && pt == f.pt && !f.encoding.is_empty() {
                 return i;
             }
         }
@@ -131,7 +127,7 @@ impl Chunk {
             }
             None => return NO_FORMAT,
         };
-        self.last_format = Some((name, i));
+        self.last_format = Some((name, f.pt, i));
         i
     }
 
@@ -263,11 +259,24 @@ struct Sealed {
 }
 
 /// One call's rewind: sealed chunks, oldest first, and the chunk being filled.
-#[derive(Default)]
 struct CallRewind {
     sealed: VecDeque<Sealed>,
+    /// The oldest sealed chunk's newest packet time (`i64::MAX` with none), here so that the
+    /// age check on every packet reads only this entry.
+    oldest_ts: i64,
     open: Chunk,
     bytes: usize,
+}
+
+impl Default for CallRewind {
+    fn default() -> Self {
+        CallRewind {
+            sealed: VecDeque::new(),
+            oldest_ts: i64::MAX,
+            open: Chunk::default(),
+            bytes: 0,
+        }
+    }
 }
 
 /// Full-size chunk buffers given up by aged-out chunks, for the next chunk a long call opens:
@@ -326,6 +335,9 @@ impl Rewind {
                 c.bytes += size;
                 self.used += size;
             }
+            if c.sealed.is_empty() {
+                c.oldest_ts = sealed.last_ts;
+            }
             c.sealed.push_back(Sealed {
                 last_ts: sealed.last_ts,
                 size: sealed.size(),
@@ -335,8 +347,8 @@ impl Rewind {
         let grow = c.open.growth_for(need);
         // Age out whole chunks, then give up the oldest ones while over a limit: a full
         // budget stops a call's growth without starving the calls that still have room.
-        while let Some(front) = c.sealed.front() {
-            let too_old = p.ts.nanos().saturating_sub(front.last_ts) > limits.keep_ns;
+        loop {
+            let too_old = p.ts.nanos().saturating_sub(c.oldest_ts) > limits.keep_ns;
             let over_call = c.bytes + grow > limits.per_call_bytes;
             let over_all = self.used + grow > limits.budget_bytes;
             if !(too_old || over_call || over_all) {
@@ -345,6 +357,7 @@ impl Rewind {
             let Some(gone) = c.sealed.pop_front() else {
                 break;
             };
+            c.oldest_ts = c.sealed.front().map_or(i64::MAX, |s| s.last_ts);
             c.bytes -= gone.size;
             self.used -= gone.size;
             // A chunk no listener holds any more gives its buffer back for reuse.
