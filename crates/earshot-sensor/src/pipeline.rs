@@ -1164,6 +1164,15 @@ mod machine {
         r.expect("a call")
     }
 
+    /// A pipeline with one answered call (with `packets` RTP packets), published.
+    fn listed_call(packets: u16) -> (Worker, Arc<Shared>, Receiver<AudioMsg>, CallRef) {
+        let (mut w, shared, rx) = worker();
+        w.on_batch(answered_call(packets), at(0));
+        w.on_tick(at(20));
+        let r = only_call(&shared);
+        (w, shared, rx, r)
+    }
+
     fn drain(rx: &Receiver<AudioMsg>) -> Vec<AudioMsg> {
         rx.try_iter().collect()
     }
@@ -1203,10 +1212,7 @@ mod machine {
 
     #[test]
     fn a_subscription_that_arrives_after_the_call_ended_is_ended_at_once() {
-        let (mut w, shared, rx) = worker();
-        w.on_batch(answered_call(5), at(0));
-        w.on_tick(at(20));
-        let r = only_call(&shared);
+        let (mut w, _shared, rx, r) = listed_call(5);
         // The BYE is processed before the request that raced it.
         w.on_batch(bye(200), at(200));
         let (tx, mut frames) = listener();
@@ -1225,10 +1231,7 @@ mod machine {
 
     #[test]
     fn a_subscription_just_before_the_end_gets_the_end_after_it() {
-        let (mut w, shared, rx) = worker();
-        w.on_batch(answered_call(5), at(0));
-        w.on_tick(at(20));
-        let r = only_call(&shared);
+        let (mut w, _shared, rx, r) = listed_call(5);
         let (tx, _frames) = listener();
         assert!(w.on_control(subscribe(r, StreamFrom::Now, tx), at(100)));
         w.on_batch(bye(200), at(200));
@@ -1246,10 +1249,7 @@ mod machine {
 
     #[test]
     fn a_subscription_from_the_start_replays_every_kept_packet() {
-        let (mut w, shared, rx) = worker();
-        w.on_batch(answered_call(50), at(0));
-        w.on_tick(at(20));
-        let r = only_call(&shared);
+        let (mut w, _shared, rx, r) = listed_call(50);
         let (tx, _frames) = listener();
         assert!(w.on_control(subscribe(r, StreamFrom::Start, tx), at(1000)));
         let mut rewind = drain(&rx)
@@ -1290,10 +1290,7 @@ mod machine {
 
     #[test]
     fn shutdown_tells_every_listener_and_stops() {
-        let (mut w, shared, rx) = worker();
-        w.on_batch(answered_call(5), at(0));
-        w.on_tick(at(20));
-        let r = only_call(&shared);
+        let (mut w, _shared, rx, r) = listed_call(5);
         let (tx, _frames) = listener();
         assert!(w.on_control(subscribe(r, StreamFrom::Now, tx), at(30)));
         assert!(!w.on_control(Control::Shutdown, at(40)), "stopped");
