@@ -96,6 +96,7 @@ impl CallsFeed {
                     i += 1;
                     j += 1;
                 }
+                // A chunk only the new version has (the old list ended, or is past it).
                 (Some(a), Some(b)) if a.id > b.id => {
                     self.diff(None, Some(b), table, now_ns, out);
                     j += 1;
@@ -290,7 +291,7 @@ pub(crate) mod tests {
         let mut feed = CallsFeed::new();
         let mut out = Vec::new();
         let mut table = Listing::default();
-        let a = table.push(Arc::new(call(1)));
+        table.put(Arc::new(call(1)));
         feed.update(&table, 0, &mut out);
         let l = lines(&mut out);
         assert_eq!(l.len(), 1);
@@ -305,8 +306,8 @@ pub(crate) mod tests {
         let mut answered = call(1);
         answered.state = CallState::Answered;
         answered.last_sip_code = Some(200);
-        table.set(a, Arc::new(answered.clone()));
-        let b = table.push(Arc::new(call(2)));
+        table.put(Arc::new(answered.clone()));
+        table.put(Arc::new(call(2)));
         feed.update(&table, 200, &mut out);
         let l = lines(&mut out);
         assert_eq!(l.len(), 2);
@@ -322,7 +323,7 @@ pub(crate) mod tests {
         // with no further change to the table.
         let mut later = answered;
         later.duration_secs = 2;
-        table.set(a, Arc::new(later));
+        table.put(Arc::new(later));
         feed.update(&table, 300_000_000, &mut out);
         assert!(lines(&mut out).is_empty(), "rate-limited");
         feed.update(&table, 1_300_000_000, &mut out);
@@ -331,14 +332,14 @@ pub(crate) mod tests {
         assert_eq!(l[0]["fields"], serde_json::json!({"duration": 2}));
 
         // Gone from the table: ended, once.
-        table.remove(a);
+        table.remove(CallRef::from_u64(0x101));
         feed.update(&table, 1_400_000_000, &mut out);
         let l = lines(&mut out);
         assert_eq!(l.len(), 1);
         assert_eq!(l[0], serde_json::json!({"event":"ended","callref":"0x101"}));
         feed.update(&table, 1_500_000_000, &mut out);
         assert!(lines(&mut out).is_empty());
-        assert!(table.get(b).is_some());
+        assert!(table.find(CallRef::from_u64(0x102)).is_some());
     }
 
     #[test]
@@ -347,18 +348,18 @@ pub(crate) mod tests {
         let mut feed = CallsFeed::new();
         let mut out = Vec::new();
         let mut table = Listing::default();
-        let slots: Vec<_> = (0..(20 * CHUNK as u64))
-            .map(|n| table.push(Arc::new(call(n))))
-            .collect();
+        for n in 0..(20 * CHUNK as u64) {
+            table.put(Arc::new(call(n)));
+        }
         feed.update(&table, 0, &mut out);
         assert_eq!(lines(&mut out).len(), 20 * CHUNK);
 
         // One call answered, one ended, one new: three lines, and every other chunk shared.
         let mut answered = call(7);
         answered.last_sip_code = Some(200);
-        table.set(slots[7], Arc::new(answered));
-        table.remove(slots[5 * CHUNK]);
-        table.push(Arc::new(call(100_000)));
+        table.put(Arc::new(answered));
+        table.remove(CallRef::from_u64(0x100 + 5 * CHUNK as u64));
+        table.put(Arc::new(call(100_000)));
         let before = feed.seen.clone().expect("a version was seen");
         let shared = before
             .chunks()

@@ -28,7 +28,7 @@ pub use framing::{
     authorize, Request, RequestError, RequestReader, IDLE_TIMEOUT, MAX_REQUEST_BYTES,
 };
 pub use listcalls::{CallSummary, LegSummary, ListContext, FIELDS};
-pub use listing::{Listing, Slot};
+pub use listing::Listing;
 
 /// Default Manager API address: loopback only, like VoIPmonitor.
 pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:5029";

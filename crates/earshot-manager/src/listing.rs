@@ -23,9 +23,10 @@ pub const CHUNK: usize = 64;
 /// Index partitions: adding or removing a call copies one partition of the callref index.
 const INDEX_PARTS: usize = 256;
 
-/// Where a call sits: its chunk's id (ids only grow) and its slot in the chunk.
+/// Where a call sits: its chunk's id (ids only grow) and its slot in the chunk. Calls never
+/// move, so the index holds a call's slot for as long as it is listed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Slot {
+struct Slot {
     chunk: u64,
     index: usize,
 }
@@ -97,21 +98,35 @@ impl Listing {
     }
 
     pub fn find(&self, r: CallRef) -> Option<&Arc<CallSummary>> {
-        let slot = *self.index[part(r)].get(&r)?;
-        self.get(slot)
+        let slot = self.slot(r)?;
+        let at = self.position(slot.chunk)?;
+        self.chunks[at].calls.get(slot.index)?.as_ref()
+    }
+
+    fn slot(&self, r: CallRef) -> Option<Slot> {
+        self.index[part(r)].get(&r).copied()
     }
 
     fn position(&self, chunk: u64) -> Option<usize> {
         self.chunks.binary_search_by_key(&chunk, |c| c.id).ok()
     }
 
-    pub fn get(&self, slot: Slot) -> Option<&Arc<CallSummary>> {
-        let at = self.position(slot.chunk)?;
-        self.chunks[at].calls.get(slot.index)?.as_ref()
+    /// A call's new version (by its callref): it replaces the old one where it is, or, for a
+    /// call not listed yet, is appended. True when it was appended.
+    pub fn put(&mut self, summary: Arc<CallSummary>) -> bool {
+        match self.slot(summary.callref) {
+            Some(slot) => {
+                self.set(slot, summary);
+                false
+            }
+            None => {
+                self.push(summary);
+                true
+            }
+        }
     }
 
-    /// Appends a call; returns where it went, for [`Listing::set`] and [`Listing::remove`].
-    pub fn push(&mut self, summary: Arc<CallSummary>) -> Slot {
+    fn push(&mut self, summary: Arc<CallSummary>) {
         let r = summary.callref;
         let open = self.chunks.last().is_some_and(|c| c.calls.len() < CHUNK);
         if !open {
@@ -133,26 +148,21 @@ impl Listing {
         };
         Arc::make_mut(&mut self.index[part(r)]).insert(r, slot);
         self.len += 1;
-        slot
     }
 
-    /// Replaces the summary at `slot` (a call's new version); false if the slot is empty.
-    pub fn set(&mut self, slot: Slot, summary: Arc<CallSummary>) -> bool {
+    fn set(&mut self, slot: Slot, summary: Arc<CallSummary>) {
         let Some(at) = self.position(slot.chunk) else {
-            return false;
+            return;
         };
         let chunk = Arc::make_mut(&mut self.chunks[at]);
-        match chunk.calls.get_mut(slot.index) {
-            Some(entry @ Some(_)) => {
-                *entry = Some(summary);
-                true
-            }
-            _ => false,
+        if let Some(entry @ Some(_)) = chunk.calls.get_mut(slot.index) {
+            *entry = Some(summary);
         }
     }
 
-    /// Takes the call at `slot` out; a chunk left empty (and not the open one) is dropped.
-    pub fn remove(&mut self, slot: Slot) -> Option<Arc<CallSummary>> {
+    /// Takes a call out; a chunk left empty (and not the open one) is dropped.
+    pub fn remove(&mut self, r: CallRef) -> Option<Arc<CallSummary>> {
+        let slot = self.slot(r)?;
         let at = self.position(slot.chunk)?;
         let chunk = Arc::make_mut(&mut self.chunks[at]);
         let gone = chunk.calls.get_mut(slot.index)?.take()?;
@@ -178,43 +188,41 @@ mod tests {
         l.iter().map(|c| c.id).collect()
     }
 
+    fn callref(n: u64) -> CallRef {
+        CallRef::from_u64(0x100 + n)
+    }
+
     #[test]
     fn keeps_arrival_order_through_removals() {
         let mut l = Listing::default();
-        let slots: Vec<Slot> = (0..200).map(|n| l.push(summary(n))).collect();
-        for (n, s) in slots.iter().enumerate() {
-            if n % 3 == 0 {
-                assert_eq!(l.remove(*s).map(|c| c.id), Some(n as u64));
-            }
+        for n in 0..200 {
+            assert!(l.put(summary(n)), "a new call is appended");
+        }
+        for n in (0..200).filter(|n| n % 3 == 0) {
+            assert_eq!(l.remove(callref(n)).map(|c| c.id), Some(n));
         }
         let want: Vec<u64> = (0..200).filter(|n| n % 3 != 0).collect();
         assert_eq!(ids(&l), want);
         assert_eq!(l.len(), want.len());
-        assert!(l.find(CallRef::from_u64(0x100 + 3)).is_none());
-        assert_eq!(l.find(CallRef::from_u64(0x100 + 4)).map(|c| c.id), Some(4));
-        assert!(l.remove(slots[0]).is_none(), "removed twice");
+        assert!(l.find(callref(3)).is_none());
+        assert_eq!(l.find(callref(4)).map(|c| c.id), Some(4));
+        assert!(l.remove(callref(0)).is_none(), "removed twice");
     }
 
     #[test]
     fn a_published_version_does_not_change_and_shares_what_did_not() {
         let mut l = Listing::default();
-        let slots: Vec<Slot> = (0..(3 * CHUNK as u64))
-            .map(|n| l.push(summary(n)))
-            .collect();
+        for n in 0..(3 * CHUNK as u64) {
+            l.put(summary(n));
+        }
         let published = l.clone();
         let mut changed = (*summary(5)).clone();
         changed.duration_secs = 9;
-        assert!(l.set(slots[5], Arc::new(changed)));
-        assert_eq!(
-            published
-                .find(CallRef::from_u64(0x105))
-                .map(|c| c.duration_secs),
-            Some(0)
-        );
-        assert_eq!(
-            l.find(CallRef::from_u64(0x105)).map(|c| c.duration_secs),
-            Some(9)
-        );
+        assert!(!l.put(Arc::new(changed)), "replaced where it was");
+        assert_eq!(l.len(), 3 * CHUNK);
+        assert_eq!(published.find(callref(5)).map(|c| c.duration_secs), Some(0));
+        assert_eq!(l.find(callref(5)).map(|c| c.duration_secs), Some(9));
+        assert_eq!(ids(&l), (0..(3 * CHUNK as u64)).collect::<Vec<_>>());
         let shared: Vec<bool> = published
             .chunks()
             .iter()
@@ -231,31 +239,34 @@ mod tests {
     #[test]
     fn emptied_chunks_are_dropped_and_memory_comes_back() {
         let mut l = Listing::default();
-        let slots: Vec<Slot> = (0..(10 * CHUNK as u64))
-            .map(|n| l.push(summary(n)))
-            .collect();
-        for s in &slots[..9 * CHUNK] {
-            l.remove(*s);
+        let all = 10 * CHUNK as u64;
+        for n in 0..all {
+            l.put(summary(n));
+        }
+        for n in 0..(9 * CHUNK as u64) {
+            l.remove(callref(n));
         }
         assert_eq!(l.chunks().len(), 1);
         assert_eq!(l.len(), CHUNK);
-        for s in &slots[9 * CHUNK..] {
-            l.remove(*s);
+        for n in (9 * CHUNK as u64)..all {
+            l.remove(callref(n));
         }
         assert!(l.is_empty());
         assert!(l.chunks().is_empty());
         assert!(l.index.iter().all(|p| p.is_empty()));
         // A new call after everything ended starts a new chunk.
-        let s = l.push(summary(9999));
-        assert_eq!(l.get(s).map(|c| c.id), Some(9999));
+        assert!(l.put(summary(9999)));
+        assert_eq!(l.find(callref(9999)).map(|c| c.id), Some(9999));
     }
 
     #[test]
     fn the_open_chunk_is_kept_while_it_can_take_calls() {
         let mut l = Listing::default();
-        let a = l.push(summary(1));
-        l.remove(a);
-        let b = l.push(summary(2));
+        l.put(summary(1));
+        let a = l.slot(callref(1)).expect("listed");
+        l.remove(callref(1));
+        l.put(summary(2));
+        let b = l.slot(callref(2)).expect("listed");
         assert_eq!(a.chunk, b.chunk, "the open chunk is reused");
         assert_eq!(ids(&l), [2]);
     }

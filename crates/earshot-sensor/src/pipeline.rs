@@ -21,7 +21,7 @@ use earshot_core::{
     RtpPacket, Sink,
 };
 use earshot_manager::stream_proto::{CallEvent, EndReason, Frame, QualityReport};
-use earshot_manager::{CallRef, CallRefGenerator, CallSummary, Listing, Slot, StreamFrom};
+use earshot_manager::{CallRef, CallRefGenerator, CallSummary, Listing, StreamFrom};
 use earshot_wire::{reuse_frame_list, Timestamp};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -247,9 +247,8 @@ struct Hub {
     /// Calls the engine reported an event for since the last publish: their summaries are
     /// rebuilt from the call, text included.
     dirty: HashSet<CallId>,
-    /// The pipeline's working copy of the published table, and where each call is in it.
+    /// The pipeline's working copy of the published table.
     listing: Listing,
-    slots: HashMap<CallId, Slot>,
     /// Calls by sweep bucket (see [`SWEEP_PERIOD`]); an entry whose call is gone is dropped
     /// when its bucket is next swept.
     sweep: Vec<Vec<CallId>>,
@@ -349,7 +348,6 @@ impl Worker {
                 new_calls: Vec::new(),
                 dirty: HashSet::new(),
                 listing: Listing::default(),
-                slots: HashMap::new(),
                 sweep: vec![Vec::new(); sweep_buckets(cfg.snapshot_interval)],
                 next_sweep: 0,
                 audio,
@@ -647,15 +645,8 @@ impl Worker {
             };
             let fresh = Arc::new(CallSummary::from_call(call, r, self.cfg.sensor_id, now));
             stats.rebuilt += 1;
-            match self.hub.slots.get(&call.id) {
-                Some(&slot) => {
-                    self.hub.listing.set(slot, fresh);
-                }
-                None => {
-                    let slot = self.hub.listing.push(fresh);
-                    self.hub.slots.insert(call.id, slot);
-                    self.hub.sweep[(call.id as usize) % buckets].push(call.id);
-                }
+            if self.hub.listing.put(fresh) {
+                self.hub.sweep[(call.id as usize) % buckets].push(call.id);
             }
         }
     }
@@ -666,12 +657,12 @@ impl Worker {
         let hub = &mut self.hub;
         let b = hub.next_sweep % hub.sweep.len();
         hub.next_sweep = hub.next_sweep.wrapping_add(1);
-        let (engine, listing, slots) = (&self.engine, &mut hub.listing, &hub.slots);
+        let (engine, listing, refs) = (&self.engine, &mut hub.listing, &hub.refs);
         hub.sweep[b].retain(|id| {
-            let (Some(&slot), Some(call)) = (slots.get(id), engine.call(*id)) else {
+            let (Some(&r), Some(call)) = (refs.get(id), engine.call(*id)) else {
                 return false;
             };
-            let Some(prev) = listing.get(slot) else {
+            let Some(prev) = listing.find(r) else {
                 return false;
             };
             if prev.is_current(call, now) {
@@ -679,7 +670,7 @@ impl Worker {
             } else {
                 stats.refreshed += 1;
                 let fresh = Arc::new(prev.refresh(call, now));
-                listing.set(slot, fresh);
+                listing.put(fresh);
             }
             true
         });
@@ -833,11 +824,9 @@ impl Sink for Hub {
                 self.finish_call(*id, ended);
                 self.rewind.forget(*id);
                 self.dirty.remove(id);
-                if let Some(slot) = self.slots.remove(id) {
-                    self.listing.remove(slot);
-                }
                 if let Some(r) = self.refs.remove(id) {
                     self.by_ref.remove(&r);
+                    self.listing.remove(r);
                 }
             }
         }

@@ -249,20 +249,12 @@ impl RewindSnapshot {
     }
 }
 
-/// A sealed chunk with what aging it out needs, kept beside the pointer: checking the
-/// oldest chunk's age on every packet must not touch the chunk itself (at 10,000 calls it is
-/// cold memory, and that miss was a tenth of the pipeline thread's time).
-struct Sealed {
-    last_ts: i64,
-    size: usize,
-    chunk: Arc<Chunk>,
-}
-
 /// One call's rewind: sealed chunks, oldest first, and the chunk being filled.
 struct CallRewind {
-    sealed: VecDeque<Sealed>,
-    /// The oldest sealed chunk's newest packet time (`i64::MAX` with none), here so that the
-    /// age check on every packet reads only this entry.
+    sealed: VecDeque<Arc<Chunk>>,
+    /// The oldest sealed chunk's newest packet time (`i64::MAX` with none), kept here so that
+    /// the age check on every packet reads only this entry: at 10,000 calls the chunk itself
+    /// is cold memory, and reading it was a tenth of the pipeline thread's time.
     oldest_ts: i64,
     open: Chunk,
     bytes: usize,
@@ -338,11 +330,7 @@ impl Rewind {
             if c.sealed.is_empty() {
                 c.oldest_ts = sealed.last_ts;
             }
-            c.sealed.push_back(Sealed {
-                last_ts: sealed.last_ts,
-                size: sealed.size(),
-                chunk: Arc::new(sealed),
-            });
+            c.sealed.push_back(Arc::new(sealed));
         }
         let grow = c.open.growth_for(need);
         // Age out whole chunks, then give up the oldest ones while over a limit: a full
@@ -357,11 +345,12 @@ impl Rewind {
             let Some(gone) = c.sealed.pop_front() else {
                 break;
             };
-            c.oldest_ts = c.sealed.front().map_or(i64::MAX, |s| s.last_ts);
-            c.bytes -= gone.size;
-            self.used -= gone.size;
+            c.oldest_ts = c.sealed.front().map_or(i64::MAX, |k| k.last_ts);
+            let size = gone.size();
+            c.bytes -= size;
+            self.used -= size;
             // A chunk no listener holds any more gives its buffer back for reuse.
-            if let Ok(chunk) = Arc::try_unwrap(gone.chunk) {
+            if let Ok(chunk) = Arc::try_unwrap(gone) {
                 let mut bytes = chunk.bytes;
                 if bytes.capacity() >= CHUNK_BYTES && self.spare.len() < SPARE_BUFFERS {
                     bytes.clear();
@@ -389,7 +378,7 @@ impl Rewind {
                 c.sealed
                     .iter()
                     .filter(|k| k.last_ts >= since.nanos())
-                    .map(|k| k.chunk.clone()),
+                    .cloned(),
             );
             if !c.open.bytes.is_empty() && c.open.last_ts >= since.nanos() {
                 chunks.push_back(Arc::new(c.open.clone()));
@@ -504,7 +493,7 @@ mod tests {
         let shared = s
             .chunks
             .iter()
-            .filter(|k| c.sealed.iter().any(|m| Arc::ptr_eq(k, &m.chunk)))
+            .filter(|k| c.sealed.iter().any(|m| Arc::ptr_eq(k, m)))
             .count();
         assert_eq!(shared, c.sealed.len(), "sealed chunks are shared");
         assert!(
