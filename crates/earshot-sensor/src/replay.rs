@@ -92,11 +92,16 @@ fn replay_pass(
             let elapsed = started.elapsed();
             if due > elapsed + SLEEP_MIN {
                 // Send what we have before sleeping, so nothing waits behind the pause.
-                let full = std::mem::replace(&mut batch, FrameBatch::with_capacity(BATCH));
-                if !full.is_empty() && !send(out, speed, full) {
-                    return last;
+                if !batch.is_empty() {
+                    let full = std::mem::replace(&mut batch, FrameBatch::with_capacity(BATCH));
+                    if !send(out, speed, full) {
+                        return last;
+                    }
                 }
                 sleep_until(started + due, stop);
+                // The next batch starts now: timed from before the sleep, its first frame
+                // would be sent alone.
+                batch_started = Instant::now();
             }
         }
         let ts = Timestamp(shift_base + offset);
