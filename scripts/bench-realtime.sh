@@ -8,18 +8,22 @@
 #   scripts/bench-realtime.sh                         # 10,000 calls, 12 s, default rewind
 #   scripts/bench-realtime.sh --calls 1000 --seconds 30
 #   scripts/bench-realtime.sh --no-rewind             # [calls] rewind_s = 0
+#   scripts/bench-realtime.sh --listeners 100         # and 100 `stream` listeners, on 100 calls
 #
 # Needs ~2.8 GB free in TMP for the 10,000-call capture (removed unless KEEP=1), and python3.
+# PCAP=FILE replays an existing capture instead of making one (it must match --calls).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 calls=10000
 seconds=12
 rewind=1
+listeners=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --calls) calls=$2; shift 2 ;;
         --seconds) seconds=$2; shift 2 ;;
         --no-rewind) rewind=0; shift ;;
+        --listeners) listeners=$2; shift 2 ;;
         *) echo "unknown option $1 (see the top of $0)" >&2; exit 2 ;;
     esac
 done
@@ -31,7 +35,8 @@ echo "date:  $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --short HEAD
 echo "cpu:   $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), nproc $(nproc)"
 echo "load:  $(cut -d' ' -f1-3 /proc/loadavg)"
 cargo build --release -p earshot --bin earshot
-"$BIN" synth --calls "$calls" --seconds "$seconds" --codec pcma --out "$DIR/calls.pcap"
+pcap=${PCAP:-$DIR/calls.pcap}
+[ -n "${PCAP:-}" ] || "$BIN" synth --calls "$calls" --seconds "$seconds" --codec pcma --out "$pcap"
 config=()
 if [ "$rewind" = 0 ]; then
     printf '[calls]\nrewind_s = 0\n' > "$DIR/sensor.toml"
@@ -59,18 +64,84 @@ for _ in range(n):
     t, d = time.monotonic(), stat()
     rate = (d["packets_processed"] - d0["packets_processed"]) / (t - t0) / 1e6
     print(f"processed {d['packets_processed']} ({rate:.3f} M/s), internal drops {d['internal_drops']}, "
-          f"rewind {d['rewind_bytes'] >> 20} MiB, RSS {d['memory_bytes'] >> 20} MiB")
+          f"hand-off drops {d.get('handoff_drops', 0)}, rewind {d['rewind_bytes'] >> 20} MiB "
+          f"(overflow {d['rewind_overflow']}), RSS {d['memory_bytes'] >> 20} MiB, "
+          f"listeners {d['listeners']} (dropped {d['listener_drops']}, audio drops {d['audio_drops']})")
     t0, d0 = t, d
+PY
+}
+
+# Opens N `stream` listeners on N different calls two seconds in and reads them until the
+# sensor closes them; prints how much audio each got (8 kHz mono: seconds = samples / 8000).
+listen() {
+    python3 - "$port" "$listeners" <<'PY'
+import json, socket, struct, sys, threading, time
+port, n = int(sys.argv[1]), int(sys.argv[2])
+def ask(cmd):
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(cmd.encode() + b"\n")
+        buf = b""
+        while chunk := s.recv(1 << 20):
+            buf += chunk
+    return buf
+time.sleep(2)
+table = json.loads(ask('listcalls {"limit":%d,"state":"answered"}' % n))
+col = table[0].index("callreference")
+refs = [row[col] for row in table[2:]]
+got = [0] * len(refs)
+ends = [""] * len(refs)
+def read_exact(s, k):
+    buf = b""
+    while len(buf) < k:
+        chunk = s.recv(k - len(buf))
+        if not chunk:
+            raise EOFError
+        buf += chunk
+    return buf
+def one(i, ref):
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=30)
+        s.sendall(f"stream {ref}\n".encode())
+        line = b""
+        while not line.endswith(b"\n"):
+            line += s.recv(1)
+        if line.startswith(b"error"):
+            ends[i] = line.decode().strip()
+            return
+        while True:
+            kind, size = struct.unpack(">BI", read_exact(s, 5))
+            payload = read_exact(s, size)
+            if kind == 1:
+                got[i] += (size - 17) // 2
+            elif kind == 4:
+                ends[i] = json.loads(payload).get("reason", "?")
+                return
+    except (OSError, EOFError) as e:
+        ends[i] = ends[i] or type(e).__name__
+threads = [threading.Thread(target=one, args=(i, r)) for i, r in enumerate(refs)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+secs = sorted(g / 8000 for g in got)
+print(f"listeners: {len(refs)}, audio per listener {secs[0]:.1f}-{secs[-1]:.1f} s "
+      f"(median {secs[len(secs) // 2]:.1f}), ended: "
+      + ", ".join(f"{e} x{ends.count(e)}" for e in sorted(set(ends))))
 PY
 }
 
 run() {
     local speed=$1
     echo "== --speed $speed, $calls calls, rewind $([ "$rewind" = 1 ] && echo on || echo off)"
-    "$BIN" sensor "${config[@]}" --pcap "$DIR/calls.pcap" --speed "$speed" \
+    "$BIN" sensor "${config[@]}" --pcap "$pcap" --speed "$speed" \
         --manager "127.0.0.1:$port" > "$DIR/sensor.log" 2>&1 &
     local pid=$!
+    local lpid=
+    if [ "$listeners" -gt 0 ] && [ "$speed" = 1 ]; then
+        listen & lpid=$!
+    fi
     sample
+    [ -z "$lpid" ] || wait "$lpid"
     kill "$pid"
     wait "$pid" 2>/dev/null || true
 }

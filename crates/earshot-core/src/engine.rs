@@ -114,6 +114,10 @@ pub struct RtpPacket<'a> {
     pub marker: bool,
     pub payload: &'a [u8],
     pub format: Option<&'a PayloadFormat>,
+    /// Where `format` is in the call's formats (`Call::formats`, which only grows while the
+    /// call lives, so the position stays valid): a consumer that keeps a copy of the call's
+    /// formats can name the format by one byte instead of copying or comparing it.
+    pub format_index: Option<u8>,
     pub event: bool,
 }
 

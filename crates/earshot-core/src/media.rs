@@ -416,6 +416,9 @@ impl Engine {
             sink.event(&event, call);
         }
         let formats = &call.formats;
+        // The same entry `Call::format` finds: the last one with this payload type.
+        let format = info.fmt.and_then(|i| formats.get(i as usize));
+        let format_index = format.and(info.fmt).and_then(|i| u8::try_from(i).ok());
         sink.rtp(&RtpPacket {
             call: call_id,
             party,
@@ -426,8 +429,8 @@ impl Engine {
             payload_type: pt,
             marker: rtp.marker(),
             payload: rtp.payload(),
-            // The same entry `Call::format` finds: the last one with this payload type.
-            format: info.fmt.and_then(|i| formats.get(i as usize)),
+            format,
+            format_index,
             event: info.is_event,
         });
     }

@@ -95,6 +95,9 @@ pub struct SnifferStat {
     pub rewind_bytes: u64,
     /// RTP packets not kept for rewind (a call or all calls at the rewind byte limit).
     pub rewind_overflow: u64,
+    /// RTP packets the pipeline could not hand to the fan-out thread (which keeps the rewind
+    /// and feeds listeners): the hand-off between them was at its byte bound.
+    pub handoff_drops: u64,
     /// `calls` subscribers closed because they did not keep up with the events.
     pub calls_overflows: u64,
 }
@@ -121,6 +124,7 @@ pub fn sniffer_stat(s: &SnifferStat) -> Vec<u8> {
         "memory_bytes": s.memory_bytes,
         "rewind_bytes": s.rewind_bytes,
         "rewind_overflow": s.rewind_overflow,
+        "handoff_drops": s.handoff_drops,
         "calls_overflows": s.calls_overflows,
     });
     let mut out = v.to_string().into_bytes();

@@ -22,6 +22,11 @@ pub struct SensorCounters {
     pub listeners_refused: AtomicU64,
     /// RTP packets not kept for rewind because their call or the store was at its byte limit.
     pub rewind_overflow: AtomicU64,
+    /// RTP packets the pipeline could not hand to the fan-out thread (which keeps the rewind
+    /// and feeds listeners) because the hand-off between them was at its byte bound.
+    pub handoff_drops: AtomicU64,
+    /// Bytes the rewind store holds now (a gauge, set by the fan-out thread that owns it).
+    pub rewind_bytes: AtomicU64,
     /// Audit lines lost: the writer's queue was full or the file could not be written.
     pub audit_drops: AtomicU64,
     /// Frames the pipeline has processed.

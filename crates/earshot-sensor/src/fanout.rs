@@ -1,20 +1,28 @@
-//! The audio fan-out thread: decoding, playout and mixing for listeners, off the packet path.
+//! The fan-out thread: the rewind store, and decoding, playout and mixing for listeners, off
+//! the packet path.
 //!
-//! The pipeline thread only copies the RTP packets of listened calls into a bounded queue to
-//! this thread (and counts what does not fit); everything that costs CPU per listener happens
-//! here. So even a crowd of listeners, or one that stalls, can slow listening but never capture.
+//! The pipeline thread only appends RTP packets to a [`PacketBatch`] (one sequential copy per
+//! packet) and hands the batch over through a queue bounded in bytes (counting what does not
+//! fit); keeping each call's rewind and everything that costs CPU per listener happens here,
+//! on another core. So neither the rewind of 10,000 calls nor a crowd of listeners, nor one
+//! that stalls, can slow capture: they can only lose rewind or audio, and that is counted.
+//!
+//! [`Fanout`] is a state machine: the thread only moves messages to [`Fanout::on_msg`] and
+//! reads the clock for [`Fanout::on_tick`], so tests drive it in memory.
 
 use crate::clock::BoundedClock;
 use crate::counters::SensorCounters;
 use crate::listener::{AudioFormat, Listener};
 use crate::pipeline::Shared;
 use crate::queue::FrameTx;
-use crate::rewind::{KeptPacket, RewindSnapshot};
+use crate::rewind::{record_packet, PacketBatch, Rewind, RewindLimits, PRIME_NS};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender as CbSender};
 use earshot_core::CallId;
 use earshot_manager::stream_proto::{CallEvent, EndFrame, EndReason, Frame};
+use earshot_manager::StreamFrom;
+use earshot_wire::Timestamp;
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -45,13 +53,13 @@ pub(crate) enum AudioMsg {
         /// Numbers the pipeline's subscriptions, in the order it sent them.
         ticket: u64,
         format: AudioFormat,
-        /// The rewind buffer to play first (decoded here, a batch at a time, never on the
-        /// pipeline thread). For "from now" (`from_now`), the call's recent past, decoded only
-        /// to warm the decoders; None when nothing is kept.
-        rewind: Option<RewindSnapshot>,
-        /// The subscriber asked for audio from now on: it may share a listener of the same
-        /// format that already plays live.
-        from_now: bool,
+        /// Where the subscriber's audio starts. The rewind to play first is taken here from
+        /// the store (everything the pipeline handed over before this message) and decoded a
+        /// batch at a time; "from now" gets the call's recent past, decoded only to warm the
+        /// decoders, and may share a listener of the same format that already plays live.
+        from: StreamFrom,
+        /// The pipeline's capture clock when it subscribed: "now" for `from`.
+        now_ns: i64,
         /// The call is on hold as the subscription is made (later changes come as events).
         on_hold: bool,
         tx: FrameTx,
@@ -59,10 +67,8 @@ pub(crate) enum AudioMsg {
     Unsubscribe {
         id: u64,
     },
-    Packet {
-        call: CallId,
-        packet: KeptPacket,
-    },
+    /// RTP packets of every call (with rewind on) or of listened calls, in arrival order.
+    Packets(PacketBatch),
     /// An event or quality report for every listener of a call.
     Broadcast {
         call: CallId,
@@ -90,33 +96,56 @@ pub(crate) struct Limits {
     pub max_listeners: usize,
     pub max_listeners_per_call: usize,
     pub decoder: earshot_audio::DecoderOptions,
+    pub rewind: RewindLimits,
+}
+
+/// The pipeline's side of the hand-off: where read batches come back for reuse, and the
+/// bytes of packet records on their way (the pipeline drops packets rather than exceed its
+/// bound; this thread subtracts what it took).
+pub(crate) struct Handoff {
+    pub spares: CbSender<PacketBatch>,
+    pub in_flight: Arc<AtomicUsize>,
 }
 
 pub(crate) fn spawn(
     rx: Receiver<AudioMsg>,
     gone: CbSender<CallGone>,
+    handoff: Handoff,
     shared: Arc<Shared>,
     limits: Limits,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("earshot-audio".into())
         .spawn(move || {
-            let mut f = Fanout {
-                listeners: HashMap::new(),
-                draining: Vec::new(),
-                tickets: HashMap::new(),
-                shared,
-                limits,
-                gone,
-                clock: BoundedClock::following(CLOCK_STEP_NS),
-                started: Instant::now(),
-                count: 0,
-            };
-            f.run(&rx);
+            let started = Instant::now();
+            let mono = || i64::try_from(started.elapsed().as_nanos()).unwrap_or(i64::MAX);
+            let mut f = Fanout::new(gone, handoff, shared, limits);
+            let mut last_poll = Instant::now();
+            loop {
+                match rx.recv_timeout(POLL) {
+                    Ok(msg) => {
+                        if !f.on_msg(msg, mono()) {
+                            return;
+                        }
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => {
+                        f.end_all(EndReason::ServerShutdown, "sensor stopped");
+                        return;
+                    }
+                }
+                if last_poll.elapsed() >= POLL {
+                    last_poll = Instant::now();
+                    f.on_tick(mono());
+                }
+            }
         })
 }
 
-struct Fanout {
+pub(crate) struct Fanout {
+    /// Every call's recent RTP, for listeners who start in the past (and the calls' formats).
+    rewind: Rewind,
+    handoff: Handoff,
     listeners: HashMap<CallId, Vec<Listener>>,
     /// Listeners of ended calls still playing their rewind; they end once it has played.
     draining: Vec<Listener>,
@@ -130,53 +159,103 @@ struct Fanout {
     /// plus the wall time since it was seen. It follows packets back, as the listeners' audio
     /// is placed by their times: a clock that stayed ahead would make all of it late.
     clock: BoundedClock,
-    /// Origin of the monotonic wall time the clock runs on.
-    started: Instant,
+    /// The monotonic time (ns, any origin) of the latest message or tick.
+    mono_ns: i64,
     count: usize,
 }
 
 impl Fanout {
-    fn run(&mut self, rx: &Receiver<AudioMsg>) {
-        let mut last_poll = Instant::now();
-        loop {
-            match rx.recv_timeout(POLL) {
-                Ok(msg) => {
-                    if !self.handle(msg) {
-                        return;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
-                    self.end_all(EndReason::ServerShutdown, "sensor stopped");
-                    return;
-                }
-            }
-            if last_poll.elapsed() >= POLL {
-                last_poll = Instant::now();
-                self.poll();
-            }
+    pub(crate) fn new(
+        gone: CbSender<CallGone>,
+        handoff: Handoff,
+        shared: Arc<Shared>,
+        limits: Limits,
+    ) -> Self {
+        Fanout {
+            rewind: Rewind::new(limits.rewind),
+            handoff,
+            listeners: HashMap::new(),
+            draining: Vec::new(),
+            tickets: HashMap::new(),
+            shared,
+            limits,
+            gone,
+            clock: BoundedClock::following(CLOCK_STEP_NS),
+            mono_ns: 0,
+            count: 0,
         }
     }
 
-    fn mono_ns(&self) -> i64 {
-        i64::try_from(self.started.elapsed().as_nanos()).unwrap_or(i64::MAX)
+    #[cfg(test)]
+    pub(crate) fn rewind(&self) -> &Rewind {
+        &self.rewind
+    }
+
+    /// Time passed (`mono_ns`: a monotonic reading): listeners' clocks advance and due audio
+    /// leaves.
+    pub(crate) fn on_tick(&mut self, mono_ns: i64) {
+        self.mono_ns = mono_ns;
+        self.poll();
+    }
+
+    /// One message from the pipeline; false once the fan-out has stopped (`EndAll`).
+    pub(crate) fn on_msg(&mut self, msg: AudioMsg, mono_ns: i64) -> bool {
+        self.mono_ns = mono_ns;
+        self.handle(msg)
     }
 
     fn now_ns(&self) -> Option<i64> {
-        self.clock.now(self.mono_ns())
+        self.clock.now(self.mono_ns)
     }
 
-    /// Puts a packet on the fan-out's clock: its capture time, unless that is more than a step
-    /// ahead of the clock; then a step ahead (counted). The listeners see the same time, so no
-    /// single packet moves their audio further than the clock.
-    fn clocked(&mut self, mut packet: KeptPacket) -> KeptPacket {
+    /// Takes in a batch: the calls' formats, every packet into its call's rewind and to its
+    /// call's listeners, then the ended calls' rewind is freed. The batch goes back for reuse.
+    fn take_packets(&mut self, mut batch: PacketBatch) {
+        self.handoff
+            .in_flight
+            .fetch_sub(batch.bytes(), Ordering::Relaxed);
+        for (call, formats) in batch.formats() {
+            self.rewind.set_formats(*call, formats.clone());
+        }
+        let listening = !self.listeners.is_empty();
+        for (call, record) in batch.records() {
+            self.rewind.push_record(call, record);
+            if listening {
+                self.feed_listeners(call, record);
+            }
+        }
+        for &call in batch.forgets() {
+            self.rewind.forget(call);
+        }
+        let counters = &self.shared.counters;
+        let (bytes, overflow) = (self.rewind.bytes() as u64, self.rewind.overflow());
+        counters.rewind_bytes.store(bytes, Ordering::Relaxed);
+        counters.rewind_overflow.store(overflow, Ordering::Relaxed);
+        batch.clear();
+        let _ = self.handoff.spares.try_send(batch);
+        if listening {
+            self.tidy();
+        }
+    }
+
+    /// One packet to its call's listeners, if it has any, on the fan-out's clock: its capture
+    /// time, unless that is more than a step ahead of the clock; then a step ahead (counted).
+    /// The listeners see the same time, so no single packet moves their audio further than
+    /// the clock.
+    fn feed_listeners(&mut self, call: CallId, record: &[u8]) {
+        let Some(ls) = self.listeners.get_mut(&call) else {
+            return;
+        };
+        let Some(mut p) = record_packet(record, call, self.rewind.formats(call)) else {
+            return;
+        };
         let before = self.clock.clamped();
-        let at = self.clock.observe(packet.ts.nanos(), self.mono_ns());
+        let at = self.clock.observe(p.ts.nanos(), self.mono_ns);
         if self.clock.clamped() != before {
             SensorCounters::add(&self.shared.counters.clock_clamped, 1);
         }
-        packet.ts = earshot_wire::Timestamp(at);
-        packet
+        p.ts = Timestamp(at);
+        ls.retain_mut(|l| l.push(&p).is_ok());
     }
 
     fn handle(&mut self, msg: AudioMsg) -> bool {
@@ -186,13 +265,13 @@ impl Fanout {
                 id,
                 ticket,
                 format,
-                rewind,
-                from_now,
+                from,
+                now_ns,
                 on_hold,
                 tx,
             } => {
                 self.tickets.insert(call, ticket);
-                self.subscribe(call, id, format, rewind, from_now, tx);
+                self.subscribe(call, id, format, (from, now_ns), tx);
                 self.set_on_hold(call, on_hold);
                 // A refused subscription may leave the call without listeners.
                 self.tidy();
@@ -203,13 +282,7 @@ impl Fanout {
                 }
                 self.tidy();
             }
-            AudioMsg::Packet { call, packet } => {
-                let packet = self.clocked(packet);
-                if let Some(ls) = self.listeners.get_mut(&call) {
-                    ls.retain_mut(|l| l.push(&packet.as_rtp(call)).is_ok());
-                }
-                self.tidy();
-            }
+            AudioMsg::Packets(batch) => self.take_packets(batch),
             AudioMsg::Broadcast { call, frame } => {
                 self.broadcast(call, &frame);
                 self.tidy();
@@ -239,8 +312,7 @@ impl Fanout {
         call: CallId,
         id: u64,
         format: AudioFormat,
-        rewind: Option<RewindSnapshot>,
-        from_now: bool,
+        (from, now_ns): (StreamFrom, i64),
         tx: FrameTx,
     ) {
         let per_call: usize = self
@@ -256,7 +328,20 @@ impl Fanout {
             let _ = tx.try_send(Frame::End(end));
             return;
         }
-        let rewind = rewind.filter(|r| !r.is_empty());
+        // A listener joining mid-call first decodes up to PRIME_NS of the call's past (output
+        // discarded), so stateful decoders are warm when it starts.
+        let now = Timestamp(now_ns);
+        let rewind = match from {
+            StreamFrom::Now => self.rewind.primed_snapshot(call, now, PRIME_NS),
+            StreamFrom::Start => self.rewind.snapshot(call, Timestamp(i64::MIN)),
+            StreamFrom::SecondsAgo(s) => {
+                let back = i64::from(s).saturating_mul(1_000_000_000);
+                let since = Timestamp(now_ns.saturating_sub(back));
+                self.rewind.primed_snapshot(call, since, PRIME_NS)
+            }
+        };
+        let from_now = matches!(from, StreamFrom::Now);
+        let rewind = Some(rewind).filter(|r| !r.is_empty());
         if from_now || rewind.is_none() {
             // A listener from now on already running has warm decoders: join it.
             if let Some(l) = self
@@ -316,7 +401,7 @@ impl Fanout {
         }
     }
 
-    fn end_all(&mut self, reason: EndReason, detail: &str) {
+    pub(crate) fn end_all(&mut self, reason: EndReason, detail: &str) {
         let draining = std::mem::take(&mut self.draining);
         for mut l in self
             .listeners

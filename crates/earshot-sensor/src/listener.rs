@@ -602,6 +602,7 @@ mod tests {
             marker: seq == 0,
             payload,
             format: None,
+            format_index: None,
             event: false,
         }
     }

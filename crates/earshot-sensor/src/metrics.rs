@@ -246,6 +246,11 @@ pub fn render(shared: &Shared, manager: &ManagerCounters, token: &ScrapeToken) -
         C::get(&c.rewind_overflow),
     );
     e.counter(
+        "earshot_sensor_handoff_drops_total",
+        "RTP packets not handed to the fan-out thread (rewind and listeners): the hand-off was at its byte bound.",
+        C::get(&c.handoff_drops),
+    );
+    e.counter(
         "earshot_sensor_calls_overflows_total",
         "Manager API `calls` subscribers closed because they did not keep up with the call events.",
         C::get(&manager.calls_overflows),

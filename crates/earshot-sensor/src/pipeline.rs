@@ -9,11 +9,10 @@ use crate::admission::{Gate, ListenLimits};
 use crate::audit::AuditLog;
 use crate::clock::BoundedClock;
 use crate::counters::SensorCounters;
-use crate::fanout::{self, AudioMsg, CallGone, Limits};
+use crate::fanout::{self, AudioMsg, CallGone, Handoff, Limits};
 use crate::listener::AudioFormat;
 use crate::queue::{FrameTx, MemoryBudget};
-use crate::rewind::KeptPacket;
-use crate::rewind::{Rewind, RewindLimits, PRIME_NS};
+use crate::rewind::{PacketBatch, RewindLimits};
 use crate::source::FrameBatch;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender as CbSender};
 use earshot_core::{
@@ -24,7 +23,7 @@ use earshot_manager::stream_proto::{CallEvent, EndReason, Frame, QualityReport};
 use earshot_manager::{CallRef, CallRefGenerator, CallSummary, Listing, StreamFrom};
 use earshot_wire::{reuse_frame_list, Timestamp};
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -34,8 +33,20 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// broken clock or a forgery that would put calls in the future or the past.
 pub const HEP_MAX_SKEW_NS: i64 = 10 * 1_000_000_000;
 
-/// Messages queued for the audio fan-out thread: about 10 s of packets of 100 listened calls.
-const AUDIO_QUEUE: usize = 100_000;
+/// Messages queued for the fan-out thread: packet batches (bounded in bytes by
+/// [`HANDOFF_BYTES`]) and listeners' events. crossbeam allocates every slot up front.
+const AUDIO_QUEUE: usize = 8_192;
+/// Bytes of packet records on their way to the fan-out at most: a third of a second of
+/// 10,000 G.711 calls, so a fan-out busy for that long (a listener's rewind starting) loses
+/// nothing, and one that stalls costs this much memory, not more.
+const HANDOFF_BYTES: usize = 64 << 20;
+/// A batch is handed over when it holds this much (and at the end of each frame batch).
+const BATCH_BYTES: usize = 256 << 10;
+/// Formats and ended calls kept while the fan-out's queue is full, at most; past it they are
+/// dropped and counted (`audio_drops`), and the rewind of such ended calls ages out.
+const MAX_METADATA: usize = 1 << 20;
+/// Read batches kept for reuse: their buffers have grown to a batch's size.
+const SPARE_BATCHES: usize = 16;
 
 #[derive(Clone, Debug)]
 pub struct PipelineConfig {
@@ -174,18 +185,53 @@ pub fn spawn(
 ) -> std::io::Result<JoinHandle<()>> {
     let (audio_tx, audio_rx) = crossbeam_channel::bounded(AUDIO_QUEUE);
     let (gone_tx, gone_rx) = crossbeam_channel::bounded(4096);
-    let limits = Limits {
-        max_listeners: cfg.max_listeners,
-        max_listeners_per_call: cfg.max_listeners_per_call,
-        decoder: cfg.decoder,
+    let (spares_tx, spares_rx) = crossbeam_channel::bounded(SPARE_BATCHES);
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let handoff = Handoff {
+        spares: spares_tx,
+        in_flight: in_flight.clone(),
     };
-    fanout::spawn(audio_rx, gone_tx, shared.clone(), limits)?;
+    fanout::spawn(
+        audio_rx,
+        gone_tx,
+        handoff,
+        shared.clone(),
+        fanout_limits(&cfg),
+    )?;
+    let link = FanoutLink {
+        audio: audio_tx,
+        spares: spares_rx,
+        in_flight,
+    };
     std::thread::Builder::new()
         .name("earshot-pipeline".into())
         .spawn(move || {
-            let mut worker = Worker::new(cfg, shared, audio_tx);
+            let mut worker = Worker::new(cfg, shared, link);
             worker.run(&frames, &control, &gone_rx);
         })
+}
+
+/// What the fan-out thread enforces, from the pipeline's configuration.
+pub(crate) fn fanout_limits(cfg: &PipelineConfig) -> Limits {
+    Limits {
+        max_listeners: cfg.max_listeners,
+        max_listeners_per_call: cfg.max_listeners_per_call,
+        decoder: cfg.decoder,
+        rewind: RewindLimits {
+            keep_ns: cfg.rewind_ns,
+            budget_bytes: cfg.rewind_budget_bytes,
+            per_call_bytes: cfg.rewind_call_bytes,
+        },
+    }
+}
+
+/// The pipeline's side of the hand-off to the fan-out thread.
+pub(crate) struct FanoutLink {
+    pub audio: CbSender<AudioMsg>,
+    /// Batches the fan-out has read, for reuse.
+    pub spares: Receiver<PacketBatch>,
+    /// Bytes of packet records handed over and not yet taken.
+    pub in_flight: Arc<AtomicUsize>,
 }
 
 struct Worker {
@@ -241,7 +287,13 @@ fn publish_due(since_last: Duration, interval: Duration, new_call: bool) -> bool
 struct Hub {
     refs: HashMap<CallId, CallRef>,
     by_ref: HashMap<CallRef, CallId>,
-    rewind: Rewind,
+    /// Every call's packets go to the fan-out (it keeps the rewind); without rewind, only
+    /// listened calls'.
+    keep_rewind: bool,
+    /// The packets, formats and ended calls not yet handed to the fan-out.
+    batch: PacketBatch,
+    /// How many of each call's formats the fan-out has been sent (calls it knows of).
+    formats_sent: HashMap<CallId, usize>,
     counters: Arc<SensorCounters>,
     new_calls: Vec<CallId>,
     /// Calls the engine reported an event for since the last publish: their summaries are
@@ -255,7 +307,7 @@ struct Hub {
     next_sweep: usize,
     /// The fan-out thread, and the calls it has listeners for, each with the ticket of the
     /// latest subscription sent to it.
-    audio: CbSender<AudioMsg>,
+    link: FanoutLink,
     listened: HashMap<CallId, u64>,
     next_ticket: u64,
     /// Calls already counted as ended, so a call is counted once however it goes.
@@ -330,7 +382,7 @@ fn wall_ns() -> i64 {
 }
 
 impl Worker {
-    fn new(cfg: PipelineConfig, shared: Arc<Shared>, audio: CbSender<AudioMsg>) -> Self {
+    fn new(cfg: PipelineConfig, shared: Arc<Shared>, link: FanoutLink) -> Self {
         let refs_gen = CallRefGenerator::new()
             .unwrap_or_else(|_| CallRefGenerator::from_seed(wall_ns() as u64));
         let clock = Clock::new(shared.counters.clone());
@@ -339,18 +391,16 @@ impl Worker {
             hub: Hub {
                 refs: HashMap::new(),
                 by_ref: HashMap::new(),
-                rewind: Rewind::new(RewindLimits {
-                    keep_ns: cfg.rewind_ns,
-                    budget_bytes: cfg.rewind_budget_bytes,
-                    per_call_bytes: cfg.rewind_call_bytes,
-                }),
+                keep_rewind: cfg.rewind_ns > 0 && cfg.rewind_budget_bytes > 0,
+                batch: PacketBatch::default(),
+                formats_sent: HashMap::new(),
                 counters: shared.counters.clone(),
                 new_calls: Vec::new(),
                 dirty: HashSet::new(),
                 listing: Listing::default(),
                 sweep: vec![Vec::new(); sweep_buckets(cfg.snapshot_interval)],
                 next_sweep: 0,
-                audio,
+                link,
                 listened: HashMap::new(),
                 next_ticket: 0,
                 ended: HashSet::new(),
@@ -434,6 +484,8 @@ impl Worker {
                 .expire(Timestamp(self.clock.now_ns()), &mut self.hub);
             crate::memory::after_expire(self.engine.table_sizes().calls);
             self.send_quality();
+            // Calls the expiry removed are forgotten by the fan-out now, not at the next frame.
+            self.hub.flush();
         }
         let since = now.mono_ns.saturating_sub(self.published_at).max(0);
         if self.maybe_publish(Duration::from_nanos(since as u64)) {
@@ -466,6 +518,7 @@ impl Worker {
         self.clock.observe(&frames);
         self.engine.handle_frames(&frames, &mut self.hub);
         self.spare_frames = reuse_frame_list(frames);
+        self.hub.flush();
         self.register_new_calls();
         SensorCounters::add(&self.shared.counters.processed, n);
     }
@@ -537,20 +590,12 @@ impl Worker {
             let _ = tx.try_send(Frame::End(end));
             return;
         }
-        // The listener limits were checked by the connection before it asked; here the work
-        // per subscription is a pointer copy per rewind chunk, never a copy per packet.
-        // A listener joining mid-call first decodes up to PRIME_NS of the call's past (in the
-        // fan-out thread, output discarded), so stateful decoders are warm when it starts.
-        let now = Timestamp(self.clock.now_ns());
-        let rewind = match from {
-            StreamFrom::Now => Some(self.hub.rewind.primed_snapshot(call_id, now, PRIME_NS)),
-            StreamFrom::Start => Some(self.hub.rewind.snapshot(call_id, Timestamp(i64::MIN))),
-            StreamFrom::SecondsAgo(s) => {
-                let back = i64::from(s).saturating_mul(1_000_000_000);
-                let since = Timestamp(now.nanos().saturating_sub(back));
-                Some(self.hub.rewind.primed_snapshot(call_id, since, PRIME_NS))
-            }
-        };
+        // The listener limits were checked by the connection before it asked. The fan-out
+        // takes the rewind from its store: everything handed over before this message.
+        if let Some(call) = self.engine.call(call_id) {
+            self.hub.sync_formats(call);
+        }
+        self.hub.flush();
         let ticket = self.hub.next_ticket;
         self.hub.next_ticket += 1;
         let msg = AudioMsg::Subscribe {
@@ -558,12 +603,12 @@ impl Worker {
             id,
             ticket,
             format,
-            rewind,
-            from_now: matches!(from, StreamFrom::Now),
+            from,
+            now_ns: self.clock.now_ns(),
             on_hold: self.engine.call(call_id).is_some_and(|c| c.on_hold),
             tx: tx.clone(),
         };
-        if self.hub.audio.try_send(msg).is_err() {
+        if self.hub.link.audio.try_send(msg).is_err() {
             return refuse("sensor busy: try again");
         }
         self.hub.listened.insert(call_id, ticket);
@@ -597,7 +642,12 @@ impl Worker {
             reason,
             detail: detail.to_string(),
         };
-        let _ = self.hub.audio.send_timeout(msg, Duration::from_millis(500));
+        self.hub.flush();
+        let _ = self
+            .hub
+            .link
+            .audio
+            .send_timeout(msg, Duration::from_millis(500));
         self.hub.listened.clear();
     }
 
@@ -607,10 +657,6 @@ impl Worker {
 
     /// Publishes the table as of `now` (the running durations).
     fn publish_at(&mut self, now: i64) {
-        self.shared
-            .counters
-            .rewind_overflow
-            .store(self.hub.rewind.overflow(), Ordering::Relaxed);
         self.new_since_publish = false;
         let mut stats = PublishStats::default();
         self.rebuild_dirty(now, &mut stats);
@@ -621,7 +667,7 @@ impl Worker {
             taken_ns: now,
             capture: self.engine.counters(),
             listeners: self.shared.active_listeners.load(Ordering::Relaxed) as usize,
-            rewind_bytes: self.hub.rewind.bytes(),
+            rewind_bytes: SensorCounters::get(&self.shared.counters.rewind_bytes) as usize,
             active_streams: self.engine.table_sizes().flows,
         });
     }
@@ -707,9 +753,57 @@ fn quality(call: &Call, now: i64) -> Vec<QualityReport> {
 impl Hub {
     /// Hands work to the fan-out thread without waiting; a full queue costs listeners audio,
     /// never capture, and is counted.
+    /// The packets before it are handed over first, so the fan-out sees everything in order.
     fn send_audio(&mut self, msg: AudioMsg) {
-        if self.audio.try_send(msg).is_err() {
+        self.flush();
+        if self.link.audio.try_send(msg).is_err() {
             SensorCounters::add(&self.counters.audio_drops, 1);
+        }
+    }
+
+    /// Hands the batch to the fan-out without waiting. Past the hand-off's byte bound, or with
+    /// its queue full, the packets are dropped (counted: the rewind and listeners miss them);
+    /// the formats and ended calls are kept for the next try.
+    fn flush(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let in_flight = self.link.in_flight.load(Ordering::Relaxed);
+        if in_flight + self.batch.bytes() > HANDOFF_BYTES {
+            self.drop_packets();
+        }
+        let next = self.link.spares.try_recv().unwrap_or_default();
+        let batch = std::mem::replace(&mut self.batch, next);
+        let bytes = batch.bytes();
+        self.link.in_flight.fetch_add(bytes, Ordering::Relaxed);
+        if let Err(e) = self.link.audio.try_send(AudioMsg::Packets(batch)) {
+            self.link.in_flight.fetch_sub(bytes, Ordering::Relaxed);
+            if let AudioMsg::Packets(kept) = e.into_inner() {
+                self.batch = kept;
+                self.drop_packets();
+                let metadata = self.batch.metadata();
+                if metadata > MAX_METADATA {
+                    SensorCounters::add(&self.counters.audio_drops, metadata as u64);
+                    self.batch.clear();
+                }
+            }
+        }
+    }
+
+    fn drop_packets(&mut self) {
+        let lost = self.batch.packets() as u64;
+        SensorCounters::add(&self.counters.handoff_drops, lost);
+        self.batch.drop_packets();
+    }
+
+    /// Sends the call's formats to the fan-out if it has more than the fan-out was sent:
+    /// packets name their format by position in them.
+    fn sync_formats(&mut self, call: &Call) {
+        let sent = self.formats_sent.get(&call.id).copied().unwrap_or(0);
+        if call.formats.len() != sent {
+            self.batch
+                .set_formats(call.id, call.formats.as_slice().into());
+            self.formats_sent.insert(call.id, call.formats.len());
         }
     }
 
@@ -742,19 +836,23 @@ impl Hub {
 
 impl Sink for Hub {
     fn rtp(&mut self, p: &RtpPacket<'_>) {
-        self.rewind.push(p);
-        // Most of the time nobody listens: skip hashing the call id then.
-        if !self.listened.is_empty() && self.listened.contains_key(&p.call) {
-            let packet = KeptPacket::from_rtp(p);
-            self.send_audio(AudioMsg::Packet {
-                call: p.call,
-                packet,
-            });
+        // Without rewind most of the time nobody listens: skip hashing the call id then.
+        let listened = || !self.listened.is_empty() && self.listened.contains_key(&p.call);
+        if self.keep_rewind || listened() {
+            self.batch.push(p);
+            if self.batch.bytes() >= BATCH_BYTES {
+                self.flush();
+            }
         }
     }
 
     fn event(&mut self, event: &Event, call: &Call) {
         self.dirty.insert(call.id);
+        if !matches!(event, Event::CallRemoved(_))
+            && (self.keep_rewind || self.listened.contains_key(&call.id))
+        {
+            self.sync_formats(call);
+        }
         match event {
             Event::CallNew(id) => {
                 self.new_calls.push(*id);
@@ -822,7 +920,9 @@ impl Sink for Hub {
                     code: call.sip_code,
                 };
                 self.finish_call(*id, ended);
-                self.rewind.forget(*id);
+                if self.formats_sent.remove(id).is_some() || self.keep_rewind {
+                    self.batch.forget(*id);
+                }
                 self.dirty.remove(id);
                 if let Some(r) = self.refs.remove(id) {
                     self.by_ref.remove(&r);
@@ -840,8 +940,13 @@ mod tests {
 
     pub(super) fn worker() -> (Worker, Arc<Shared>, Receiver<AudioMsg>) {
         let shared = Shared::new(Arc::new(SensorCounters::default()));
-        let (tx, rx) = crossbeam_channel::bounded(16);
-        let w = Worker::new(PipelineConfig::default(), shared.clone(), tx);
+        let (tx, rx) = crossbeam_channel::bounded(1024);
+        let link = FanoutLink {
+            audio: tx,
+            spares: crossbeam_channel::never(),
+            in_flight: Arc::new(AtomicUsize::new(0)),
+        };
+        let w = Worker::new(PipelineConfig::default(), shared.clone(), link);
         (w, shared, rx)
     }
 
@@ -1236,27 +1341,119 @@ mod machine {
         assert!(subscribed < ended, "in that order");
     }
 
+    /// The fan-out state machine, fed by hand with what a pipeline sent.
+    fn fanout(shared: &Arc<Shared>) -> (crate::fanout::Fanout, Receiver<CallGone>) {
+        let (gone_tx, gone_rx) = crossbeam_channel::bounded(64);
+        let (spares, _) = crossbeam_channel::bounded(4);
+        let handoff = Handoff {
+            spares,
+            in_flight: Arc::new(AtomicUsize::new(0)),
+        };
+        let limits = fanout_limits(&PipelineConfig::default());
+        let f = crate::fanout::Fanout::new(gone_tx, handoff, shared.clone(), limits);
+        (f, gone_rx)
+    }
+
+    fn deliver(rx: &Receiver<AudioMsg>, f: &mut crate::fanout::Fanout, mono_ns: i64) {
+        for m in drain(rx) {
+            assert!(f.on_msg(m, mono_ns));
+        }
+    }
+
+    fn audio_samples(frames: &mut FrameRx) -> usize {
+        std::iter::from_fn(|| frames.try_recv())
+            .map(|f| match f {
+                Frame::Audio(a) => a.samples.len(),
+                _ => 0,
+            })
+            .sum()
+    }
+
     #[test]
     fn a_subscription_from_the_start_replays_every_kept_packet() {
-        let (mut w, _shared, rx, r) = listed_call(50);
-        let (tx, _frames) = listener();
-        assert!(w.on_control(subscribe(r, StreamFrom::Start, tx), at(1000)));
-        let mut rewind = drain(&rx)
-            .into_iter()
-            .find_map(|m| match m {
-                AudioMsg::Subscribe { rewind, .. } => rewind,
-                _ => None,
-            })
-            .expect("a rewind with the subscription");
+        let (mut w, shared, rx, r) = listed_call(50);
+        let (mut f, _gone) = fanout(&shared);
+        // The pipeline handed the packets over as it processed them; the fan-out keeps them.
+        deliver(&rx, &mut f, 0);
+        let call = w.hub.by_ref[&r];
+        let mut kept = f.rewind().snapshot(call, Timestamp(i64::MIN));
         let mut seqs = Vec::new();
-        while rewind.next_packet(|p| seqs.push(p.seq)) {}
+        while kept.next_packet(|p| {
+            assert_eq!(p.format.map(|f| f.encoding.as_str()), Some("PCMA"));
+            seqs.push(p.seq)
+        }) {}
         assert_eq!(seqs, (0..50).collect::<Vec<u16>>());
-        // Packets after the subscription go to the fan-out as they come.
+        // A listener from the start gets the whole second of audio, then what follows live.
+        let (tx, mut frames) = listener();
+        assert!(w.on_control(subscribe(r, StreamFrom::Start, tx), at(1000)));
+        deliver(&rx, &mut f, 1_000_000_000);
+        for i in 0..20 {
+            f.on_tick(1_000_000_000 + i * 5_000_000);
+        }
+        let replayed = audio_samples(&mut frames);
+        assert!(
+            replayed >= 45 * 160,
+            "{replayed} samples of the 8,000 kept played back"
+        );
         let more = batch(&[(1100, udp((A, 40000), (B, 50000), &rtp(50)))]);
         w.on_batch(more, at(1100));
-        assert!(drain(&rx)
-            .iter()
-            .any(|m| matches!(m, AudioMsg::Packet { packet, .. } if packet.seq == 50)));
+        deliver(&rx, &mut f, 1_100_000_000);
+        let mut kept = f.rewind().snapshot(call, Timestamp(i64::MIN));
+        let mut last = None;
+        while kept.next_packet(|p| last = Some(p.seq)) {}
+        assert_eq!(last, Some(50), "later packets are kept as they come");
+    }
+
+    #[test]
+    fn an_ended_call_is_forgotten_by_the_fanout_after_its_last_packets() {
+        let (mut w, shared, rx, r) = listed_call(5);
+        let (mut f, _gone) = fanout(&shared);
+        let call = w.hub.by_ref[&r];
+        w.on_batch(bye(200), at(200));
+        for s in 1..=12 {
+            w.on_tick(at(200 + s * 1000));
+        }
+        assert!(
+            shared.snapshot().calls.is_empty(),
+            "the call left the table"
+        );
+        deliver(&rx, &mut f, 13_000_000_000);
+        assert!(f.rewind().snapshot(call, Timestamp(i64::MIN)).is_empty());
+        assert_eq!(f.rewind().bytes(), 0, "its rewind is freed");
+    }
+
+    #[test]
+    fn a_full_handoff_drops_packets_counted_but_not_the_ended_calls() {
+        let (mut w, shared, rx, r) = listed_call(5);
+        let (mut f, _gone) = fanout(&shared);
+        deliver(&rx, &mut f, 0);
+        let call = w.hub.by_ref[&r];
+        assert!(f.rewind().bytes() > 0, "the call's first packets are kept");
+        // From here the fan-out takes nothing: the hand-off stays at its bound.
+        w.hub.link.in_flight.store(HANDOFF_BYTES, Ordering::Relaxed);
+        let mut frames: Vec<(i64, Vec<u8>)> = (5..25)
+            .map(|i| {
+                (
+                    100 + i64::from(i) * 20,
+                    udp((A, 40000), (B, 50000), &rtp(i)),
+                )
+            })
+            .collect();
+        let m = sip("BYE sip:2002@example.com SIP/2.0", "2 BYE", "");
+        frames.push((700, udp((A, 5060), (B, 5060), &m)));
+        w.on_batch(batch(&frames), at(700));
+        for s in 1..=12 {
+            w.on_tick(at(700 + s * 1000));
+        }
+        assert!(
+            shared.snapshot().calls.is_empty(),
+            "the call left the table"
+        );
+        let dropped = shared.counters.handoff_drops.load(Ordering::Relaxed);
+        assert_eq!(dropped, 20, "every packet past the bound is counted");
+        deliver(&rx, &mut f, 13_000_000_000);
+        assert!(f.rewind().snapshot(call, Timestamp(i64::MIN)).is_empty());
+        assert_eq!(f.rewind().bytes(), 0, "the ended call was still forgotten");
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub struct KeptPacket {
     pub event: bool,
     pub payload: Vec<u8>,
     pub format: Option<PayloadFormat>,
+    pub format_index: Option<u8>,
 }
 
 impl KeptPacket {
@@ -40,6 +41,7 @@ impl KeptPacket {
             event: p.event,
             payload: p.payload.to_vec(),
             format: p.format.cloned(),
+            format_index: p.format_index,
         }
     }
 
@@ -55,6 +57,7 @@ impl KeptPacket {
             marker: self.marker,
             payload: &self.payload,
             format: self.format.as_ref(),
+            format_index: self.format_index,
             event: self.event,
         }
     }
@@ -73,24 +76,206 @@ const RECORD_HEADER: usize = 24;
 /// A chunk is sealed (and shared, never copied again) once it holds this many bytes; the open
 /// chunk is the only part a subscription copies, so this bounds the copy per subscription.
 const CHUNK_BYTES: usize = 16 * 1024;
-/// Distinct payload formats remembered per chunk; more (a hostile SDP churn) are kept unnamed.
-const CHUNK_FORMATS: usize = 16;
 const NO_FORMAT: u8 = u8::MAX;
 const FLAG_CALLED: u8 = 1;
 const FLAG_MARKER: u8 = 2;
 const FLAG_EVENT: u8 = 4;
+
+/// Writes the record of `p` (header, then payload) at the end of `out`; false (nothing
+/// written) for a payload too long for the record's 16-bit length.
+fn write_record(out: &mut Vec<u8>, p: &RtpPacket<'_>) -> bool {
+    let Ok(len) = u16::try_from(p.payload.len()) else {
+        return false;
+    };
+    let mut flags = 0;
+    if p.party == Party::Called {
+        flags |= FLAG_CALLED;
+    }
+    if p.marker {
+        flags |= FLAG_MARKER;
+    }
+    if p.event {
+        flags |= FLAG_EVENT;
+    }
+    let format = p.format_index.unwrap_or(NO_FORMAT);
+    out.extend_from_slice(&p.ts.nanos().to_le_bytes());
+    out.extend_from_slice(&p.ssrc.to_le_bytes());
+    out.extend_from_slice(&p.timestamp.to_le_bytes());
+    out.extend_from_slice(&p.seq.to_le_bytes());
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&[p.payload_type, flags, format, 0]);
+    out.extend_from_slice(p.payload);
+    true
+}
+
+/// The packet whose record starts at `pos` in `bytes`, and where the next record starts. The
+/// record's format byte is a position in `formats` (the call's, see
+/// [`RtpPacket::format_index`]).
+fn read_record<'a>(
+    bytes: &'a [u8],
+    pos: usize,
+    call: CallId,
+    formats: &'a [PayloadFormat],
+) -> Option<(RtpPacket<'a>, usize)> {
+    let h = bytes.get(pos..pos + RECORD_HEADER)?;
+    let le = |r: std::ops::Range<usize>| h.get(r).unwrap_or_default();
+    let ts = i64::from_le_bytes(le(0..8).try_into().ok()?);
+    let ssrc = u32::from_le_bytes(le(8..12).try_into().ok()?);
+    let timestamp = u32::from_le_bytes(le(12..16).try_into().ok()?);
+    let seq = u16::from_le_bytes(le(16..18).try_into().ok()?);
+    let len = usize::from(u16::from_le_bytes(le(18..20).try_into().ok()?));
+    let (payload_type, flags, format) = (h[20], h[21], h[22]);
+    let start = pos + RECORD_HEADER;
+    let payload = bytes.get(start..start + len)?;
+    let format_index = (format != NO_FORMAT).then_some(format);
+    let packet = RtpPacket {
+        call,
+        party: if flags & FLAG_CALLED != 0 {
+            Party::Called
+        } else {
+            Party::Caller
+        },
+        ts: Timestamp(ts),
+        ssrc,
+        seq,
+        timestamp,
+        payload_type,
+        marker: flags & FLAG_MARKER != 0,
+        payload,
+        format: format_index.and_then(|i| formats.get(usize::from(i))),
+        format_index,
+        event: flags & FLAG_EVENT != 0,
+    };
+    Some((packet, start + len))
+}
+
+/// The packet a single record (from [`PacketBatch::records`]) holds.
+pub(crate) fn record_packet<'a>(
+    record: &'a [u8],
+    call: CallId,
+    formats: &'a [PayloadFormat],
+) -> Option<RtpPacket<'a>> {
+    read_record(record, 0, call, formats).map(|(p, _)| p)
+}
+
+/// The capture time of the record at the start of `record`.
+fn record_ts(record: &[u8]) -> i64 {
+    record
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map_or(i64::MIN, i64::from_le_bytes)
+}
+
+/// The RTP packets of many calls on their way from the pipeline thread to the fan-out thread,
+/// in arrival order in one buffer: the pipeline's work per packet is one sequential copy (the
+/// scattering into each call's rewind, cold memory at 10,000 calls, happens on the fan-out's
+/// core). The buffer goes back to the pipeline once read, so a batch costs no allocation.
+///
+/// What must not be lost with the packets travels with them: the calls' formats (before the
+/// packets, which name them by position) and the calls that ended (after). When the hand-off
+/// is full, only the packets are dropped.
+#[derive(Debug, Default)]
+pub struct PacketBatch {
+    bytes: Vec<u8>,
+    packets: usize,
+    formats: Vec<(CallId, Arc<[PayloadFormat]>)>,
+    forgets: Vec<CallId>,
+}
+
+/// Bytes before a packet's record in a batch: its call.
+const CALL_PREFIX: usize = 8;
+
+impl PacketBatch {
+    pub fn push(&mut self, p: &RtpPacket<'_>) {
+        let at = self.bytes.len();
+        self.bytes.extend_from_slice(&p.call.to_le_bytes());
+        if write_record(&mut self.bytes, p) {
+            self.packets += 1;
+        } else {
+            self.bytes.truncate(at);
+        }
+    }
+
+    /// The call's formats from now on (they only grow; see [`RtpPacket::format_index`]).
+    pub fn set_formats(&mut self, call: CallId, formats: Arc<[PayloadFormat]>) {
+        self.formats.push((call, formats));
+    }
+
+    /// The call is gone: its rewind is freed once this batch's packets are in.
+    pub fn forget(&mut self, call: CallId) {
+        self.forgets.push(call);
+    }
+
+    pub fn packets(&self) -> usize {
+        self.packets
+    }
+
+    /// Bytes of packet records (what the hand-off's byte bound counts).
+    pub fn bytes(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Nothing to hand over: no packet, format or ended call.
+    pub fn is_empty(&self) -> bool {
+        self.packets == 0 && self.formats.is_empty() && self.forgets.is_empty()
+    }
+
+    /// Drops the packets (counted by the caller), keeping formats and ended calls.
+    pub fn drop_packets(&mut self) {
+        self.bytes.clear();
+        self.packets = 0;
+    }
+
+    /// Empties the batch for reuse, keeping its buffers' memory.
+    pub fn clear(&mut self) {
+        self.drop_packets();
+        self.formats.clear();
+        self.forgets.clear();
+    }
+
+    /// Formats to set before the packets are taken in.
+    pub(crate) fn formats(&self) -> &[(CallId, Arc<[PayloadFormat]>)] {
+        &self.formats
+    }
+
+    /// Calls to forget after the packets are taken in.
+    pub(crate) fn forgets(&self) -> &[CallId] {
+        &self.forgets
+    }
+
+    /// Formats and ended calls together (the metadata the pipeline keeps when the hand-off
+    /// is full), so that their number can be bounded.
+    pub(crate) fn metadata(&self) -> usize {
+        self.formats.len() + self.forgets.len()
+    }
+
+    /// The records in arrival order: each packet's call and its record (as [`Chunk`]s keep it).
+    pub(crate) fn records(&self) -> impl Iterator<Item = (CallId, &[u8])> + '_ {
+        let mut pos = 0;
+        std::iter::from_fn(move || {
+            let head = self.bytes.get(pos..pos + CALL_PREFIX + RECORD_HEADER)?;
+            let call = CallId::from_le_bytes(head[..CALL_PREFIX].try_into().ok()?);
+            let len_at = CALL_PREFIX + 18;
+            let len = usize::from(u16::from_le_bytes(
+                head[len_at..len_at + 2].try_into().ok()?,
+            ));
+            let start = pos + CALL_PREFIX;
+            let end = start + RECORD_HEADER + len;
+            let record = self.bytes.get(start..end)?;
+            pos = end;
+            Some((call, record))
+        })
+    }
+}
 
 /// Packets of one call, packed into one byte buffer: records are read back as [`RtpPacket`]s
 /// borrowing from it. One allocation per chunk instead of two per packet.
 #[derive(Clone, Debug, Default)]
 pub struct Chunk {
     bytes: Vec<u8>,
-    formats: Vec<PayloadFormat>,
-    /// The format of the previous packet: where the call's copy keeps its encoding name, and
-    /// its index in `formats`. A call's formats only grow (and their names never move while
-    /// the call lives), so the same address with the same payload type is the same format;
-    /// comparing names on every packet was a tenth of the pipeline thread at 10,000 calls.
-    last_format: Option<(usize, u8, u8)>,
+    /// The call's formats when the chunk was last written (a superset of every format its
+    /// records name: a call's formats only grow).
+    formats: Option<Arc<[PayloadFormat]>>,
     last_ts: i64,
 }
 
@@ -110,94 +295,26 @@ impl Chunk {
         Self::capacity_for(len, cap, need) - cap
     }
 
-    /// Where `f` is in this chunk's formats (added if new and there is room).
-    fn format_index(&mut self, f: &PayloadFormat) -> u8 {
-        let name = f.encoding.as_ptr() as usize;
-        if let Some((at, pt, i)) = self.last_format {
-            // An empty name has no storage of its own: compare those in full.
-            if at == name && pt == f.pt && !f.encoding.is_empty() {
-                return i;
-            }
-        }
-        let i = match self.formats.iter().position(|k| k == f) {
-            Some(i) => i as u8,
-            None if self.formats.len() < CHUNK_FORMATS => {
-                self.formats.push(f.clone());
-                (self.formats.len() - 1) as u8
-            }
-            None => return NO_FORMAT,
-        };
-        self.last_format = Some((name, f.pt, i));
-        i
-    }
-
-    fn push(&mut self, p: &RtpPacket<'_>) {
-        let Ok(len) = u16::try_from(p.payload.len()) else {
-            return;
-        };
-        let need = RECORD_HEADER + p.payload.len();
+    /// Appends a record as [`write_record`] made it: one copy.
+    fn push_record(&mut self, record: &[u8]) {
         let (used, cap) = (self.bytes.len(), self.bytes.capacity());
-        let target = Self::capacity_for(used, cap, need);
+        let target = Self::capacity_for(used, cap, record.len());
         if target > cap {
             self.bytes.reserve_exact(target - used);
         }
-        let format = p.format.map_or(NO_FORMAT, |f| self.format_index(f));
-        let mut flags = 0;
-        if p.party == Party::Called {
-            flags |= FLAG_CALLED;
-        }
-        if p.marker {
-            flags |= FLAG_MARKER;
-        }
-        if p.event {
-            flags |= FLAG_EVENT;
-        }
-        let b = &mut self.bytes;
-        b.extend_from_slice(&p.ts.nanos().to_le_bytes());
-        b.extend_from_slice(&p.ssrc.to_le_bytes());
-        b.extend_from_slice(&p.timestamp.to_le_bytes());
-        b.extend_from_slice(&p.seq.to_le_bytes());
-        b.extend_from_slice(&len.to_le_bytes());
-        b.extend_from_slice(&[p.payload_type, flags, format, 0]);
-        b.extend_from_slice(p.payload);
-        self.last_ts = p.ts.nanos();
+        self.bytes.extend_from_slice(record);
+        self.last_ts = record_ts(record);
     }
 
-    /// Bytes of memory this chunk holds.
+    /// Bytes of memory this chunk holds (its formats are the call's, shared).
     fn size(&self) -> usize {
-        self.bytes.capacity() + self.formats.capacity() * std::mem::size_of::<PayloadFormat>()
+        self.bytes.capacity()
     }
 
     /// The packet whose record starts at `pos`, and where the next one starts.
     pub fn read(&self, call: CallId, pos: usize) -> Option<(RtpPacket<'_>, usize)> {
-        let h = self.bytes.get(pos..pos + RECORD_HEADER)?;
-        let le = |r: std::ops::Range<usize>| h.get(r).unwrap_or_default();
-        let ts = i64::from_le_bytes(le(0..8).try_into().ok()?);
-        let ssrc = u32::from_le_bytes(le(8..12).try_into().ok()?);
-        let timestamp = u32::from_le_bytes(le(12..16).try_into().ok()?);
-        let seq = u16::from_le_bytes(le(16..18).try_into().ok()?);
-        let len = usize::from(u16::from_le_bytes(le(18..20).try_into().ok()?));
-        let (payload_type, flags, format) = (h[20], h[21], h[22]);
-        let start = pos + RECORD_HEADER;
-        let payload = self.bytes.get(start..start + len)?;
-        let packet = RtpPacket {
-            call,
-            party: if flags & FLAG_CALLED != 0 {
-                Party::Called
-            } else {
-                Party::Caller
-            },
-            ts: Timestamp(ts),
-            ssrc,
-            seq,
-            timestamp,
-            payload_type,
-            marker: flags & FLAG_MARKER != 0,
-            payload,
-            format: self.formats.get(usize::from(format)),
-            event: flags & FLAG_EVENT != 0,
-        };
-        Some((packet, start + len))
+        let formats = self.formats.as_deref().unwrap_or_default();
+        read_record(&self.bytes, pos, call, formats)
     }
 }
 
@@ -258,6 +375,8 @@ struct CallRewind {
     oldest_ts: i64,
     open: Chunk,
     bytes: usize,
+    /// The call's formats, as the pipeline last sent them.
+    formats: Option<Arc<[PayloadFormat]>>,
 }
 
 impl Default for CallRewind {
@@ -267,6 +386,7 @@ impl Default for CallRewind {
             oldest_ts: i64::MAX,
             open: Chunk::default(),
             bytes: 0,
+            formats: None,
         }
     }
 }
@@ -296,6 +416,8 @@ pub struct Rewind {
     overflow: u64,
     calls: HashMap<CallId, CallRewind>,
     spare: Vec<Vec<u8>>,
+    /// Where [`Self::push`] builds a record.
+    scratch: Vec<u8>,
 }
 
 impl Rewind {
@@ -306,18 +428,47 @@ impl Rewind {
             overflow: 0,
             calls: HashMap::new(),
             spare: Vec::new(),
+            scratch: Vec::new(),
         }
     }
 
+    /// Keeps one packet (tests and tools; the fan-out takes records from a [`PacketBatch`]).
     pub fn push(&mut self, p: &RtpPacket<'_>) {
+        let mut record = std::mem::take(&mut self.scratch);
+        record.clear();
+        if write_record(&mut record, p) {
+            self.push_record(p.call, &record);
+        }
+        self.scratch = record;
+    }
+
+    /// The call's formats from now on: records name their format by its position in them.
+    pub fn set_formats(&mut self, call: CallId, formats: Arc<[PayloadFormat]>) {
+        let c = self.calls.entry(call).or_default();
+        c.open.formats = Some(formats.clone());
+        c.formats = Some(formats);
+    }
+
+    /// The call's formats as last set.
+    pub fn formats(&self, call: CallId) -> &[PayloadFormat] {
+        self.calls
+            .get(&call)
+            .and_then(|c| c.formats.as_deref())
+            .unwrap_or_default()
+    }
+
+    /// Keeps one packet's record (as [`write_record`] made it) for `call`, within the limits.
+    pub fn push_record(&mut self, call: CallId, record: &[u8]) {
         if self.limits.keep_ns <= 0 {
             return;
         }
-        let need = RECORD_HEADER + p.payload.len();
+        let need = record.len();
+        let ts = record_ts(record);
         let limits = self.limits;
-        let c = self.calls.entry(p.call).or_default();
+        let c = self.calls.entry(call).or_default();
         if c.open.bytes.len() + need > CHUNK_BYTES && !c.open.bytes.is_empty() {
             let sealed = std::mem::take(&mut c.open);
+            c.open.formats = c.formats.clone();
             // The call fills chunks: its next one starts at full size, from a spare buffer
             // (counted from now on; the aging below makes room for it).
             let room = c.bytes + CHUNK_BYTES <= limits.per_call_bytes;
@@ -336,7 +487,7 @@ impl Rewind {
         // Age out whole chunks, then give up the oldest ones while over a limit: a full
         // budget stops a call's growth without starving the calls that still have room.
         loop {
-            let too_old = p.ts.nanos().saturating_sub(c.oldest_ts) > limits.keep_ns;
+            let too_old = ts.saturating_sub(c.oldest_ts) > limits.keep_ns;
             let over_call = c.bytes + grow > limits.per_call_bytes;
             let over_all = self.used + grow > limits.budget_bytes;
             if !(too_old || over_call || over_all) {
@@ -363,7 +514,7 @@ impl Rewind {
             self.overflow += 1;
             return;
         }
-        c.open.push(p);
+        c.open.push_record(record);
         let after = c.open.size();
         c.bytes = c.bytes + after - before;
         self.used = self.used + after - before;
@@ -447,6 +598,7 @@ mod tests {
             marker: i == 0,
             payload,
             format: None,
+            format_index: None,
             event: false,
         }
     }
@@ -570,27 +722,33 @@ mod tests {
         assert!(kept.windows(2).all(|w| w[1] == w[0] + 1), "gapless");
     }
 
-    #[test]
-    fn each_packet_keeps_its_own_format() {
-        let fmt = |pt: u8, name: &str| PayloadFormat {
+    fn fmt(pt: u8, name: &str) -> PayloadFormat {
+        PayloadFormat {
             pt,
             encoding: name.to_string(),
             clock_rate: 8000,
             channels: 1,
-        };
-        // A re-INVITE's new name for a payload type is a new format, whatever came before.
-        let formats = [
-            fmt(8, "PCMA"),
-            fmt(0, "PCMU"),
-            fmt(8, "G726-32"),
-            fmt(9, ""),
-        ];
+        }
+    }
+
+    #[test]
+    fn each_packet_keeps_its_own_format() {
+        // The call's formats grow (a re-INVITE's new name for payload type 8 is a new entry);
+        // every packet names its entry by position, so older packets keep the old name.
+        let first: Arc<[PayloadFormat]> = vec![fmt(8, "PCMA"), fmt(0, "PCMU")].into();
+        let mut grown = first.to_vec();
+        grown.extend([fmt(8, "G726-32"), fmt(9, "")]);
+        let grown: Arc<[PayloadFormat]> = grown.into();
         let mut r = Rewind::new(limits(1 << 20, 1 << 20));
+        r.set_formats(1, first);
         let payload = [0u8; 160];
         let order = [0, 0, 1, 1, 0, 2, 2, 0, 3, 3, 1];
         for (i, &f) in order.iter().enumerate() {
+            if f >= 2 {
+                r.set_formats(1, grown.clone());
+            }
             let mut p = packet(1, i as u32, &payload);
-            p.format = Some(&formats[f]);
+            p.format_index = Some(f as u8);
             r.push(&p);
         }
         let mut s = r.snapshot(1, Timestamp(i64::MIN));
@@ -598,9 +756,43 @@ mod tests {
         while s.next_packet(|p| got.push(p.format.map(|f| f.encoding.clone()))) {}
         let want: Vec<_> = order
             .iter()
-            .map(|&f| Some(formats[f].encoding.clone()))
+            .map(|&f| Some(grown[f].encoding.clone()))
             .collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_batch_carries_packets_in_order_and_keeps_its_metadata_when_they_are_dropped() {
+        let mut b = PacketBatch::default();
+        b.set_formats(7, vec![fmt(8, "PCMA")].into());
+        for i in 0..100u32 {
+            let call = u64::from(i % 3);
+            let payload = [i as u8; 33];
+            let mut p = packet(call, i, &payload);
+            p.format_index = Some(0);
+            b.push(&p);
+        }
+        // A payload too long for a record is left out, and nothing else is disturbed.
+        b.push(&packet(1, 100, &vec![0u8; 70_000]));
+        b.forget(2);
+        assert_eq!(b.packets(), 100);
+        let got: Vec<(CallId, u16, u8)> = b
+            .records()
+            .map(|(call, rec)| {
+                let p = record_packet(rec, call, &[]).expect("a packet");
+                (call, p.seq, p.payload[0])
+            })
+            .collect();
+        let want: Vec<(CallId, u16, u8)> = (0..100u32)
+            .map(|i| (u64::from(i % 3), i as u16, i as u8))
+            .collect();
+        assert_eq!(got, want);
+        b.drop_packets();
+        assert_eq!((b.packets(), b.bytes(), b.records().count()), (0, 0, 0));
+        assert_eq!((b.formats().len(), b.forgets()), (1, &[2][..]));
+        assert!(!b.is_empty(), "the metadata still has to go");
+        b.clear();
+        assert!(b.is_empty());
     }
 
     #[test]

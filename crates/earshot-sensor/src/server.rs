@@ -804,6 +804,7 @@ fn sniffer_stat(state: &State, snap: &crate::pipeline::Snapshot) -> Vec<u8> {
         memory_bytes: resident_bytes(),
         rewind_bytes: snap.rewind_bytes as u64,
         rewind_overflow: C::get(&c.rewind_overflow),
+        handoff_drops: C::get(&c.handoff_drops),
         calls_overflows: C::get(&state.counters.calls_overflows),
     })
 }
