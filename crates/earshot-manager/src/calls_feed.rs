@@ -13,7 +13,7 @@
 //! update costs the chunks that changed, not the calls listed.
 
 use crate::callref::CallRef;
-use crate::listcalls::{json_row, CallSummary, FIELDS};
+use crate::listcalls::{earshot_row, json_row, CallSummary, EARSHOT_FIELDS, FIELDS};
 use crate::listing::{Chunk, Listing};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
@@ -23,7 +23,7 @@ use std::sync::Arc;
 pub const NUMBERS_EVERY_NS: i64 = 1_000_000_000;
 
 /// Fields that change with RTP or the clock, not with SIP: rate-limited.
-const NUMBER_FIELDS: [&str; 24] = [
+const NUMBER_FIELDS: [&str; 32] = [
     "lastpackettime",
     "duration",
     "connect_duration",
@@ -48,6 +48,15 @@ const NUMBER_FIELDS: [&str; 24] = [
     "src_loss_last10sec",
     "dst_loss_last10sec",
     "vlan",
+    // earshot's own columns (EARSHOT_FIELDS) that RTP moves.
+    "callercodec_name",
+    "calledcodec_name",
+    "caller_mos",
+    "called_mos",
+    "caller_jitter_ms",
+    "called_jitter_ms",
+    "caller_quality_unknown",
+    "called_quality_unknown",
 ];
 
 struct Known {
@@ -66,6 +75,9 @@ pub struct CallsFeed {
     /// Calls whose number changes were held back by the rate limit: looked at again on the
     /// next update even if their chunk does not change.
     pending: HashSet<CallRef>,
+    /// The first `snapshot` lines still being written: the version they come from and the
+    /// next chunk to write. Changes made meanwhile are sent after it, as a diff against it.
+    snapshot: Option<(Listing, usize)>,
 }
 
 impl CallsFeed {
@@ -77,12 +89,44 @@ impl CallsFeed {
     /// `snapshot` lines. The work is the chunks that changed since the previous call (and
     /// the calls held back), not the number of calls.
     pub fn update(&mut self, table: &Listing, now_ns: i64, out: &mut Vec<u8>) {
-        let Some(prev) = self.seen.replace(table.clone()) else {
-            for c in table.iter() {
-                line(out, "snapshot", c.callref, Some(call_object(c)));
-                self.remember(c, now_ns);
+        while self.update_within(table, now_ns, out, usize::MAX) {}
+    }
+
+    /// [`Self::update`], stopping once `out` holds `max_bytes` (a whole chunk's lines at a
+    /// time) while the snapshot is being written: true when there is more to write, so the
+    /// caller writes `out` and calls again. The snapshot of 100,000 calls is about 200 MB of
+    /// lines: written in parts it costs the subscriber's connection `max_bytes` of memory
+    /// at a time, not the whole table.
+    pub fn update_within(
+        &mut self,
+        table: &Listing,
+        now_ns: i64,
+        out: &mut Vec<u8>,
+        max_bytes: usize,
+    ) -> bool {
+        if self.seen.is_none() {
+            let (version, next) = self.snapshot.get_or_insert_with(|| (table.clone(), 0));
+            let version = version.clone();
+            let chunks = version.chunks();
+            let mut k = *next;
+            while k < chunks.len() && out.len() < max_bytes {
+                for c in chunks[k].calls.iter().flatten() {
+                    line(out, "snapshot", c.callref, Some(call_object(c)));
+                    self.remember(c, now_ns);
+                }
+                k += 1;
             }
-            return;
+            if k < chunks.len() {
+                self.snapshot = Some((version, k));
+                return true;
+            }
+            self.snapshot = None;
+            self.seen = Some(version);
+            // What changed while the snapshot was written follows at the next update.
+            return false;
+        }
+        let Some(prev) = self.seen.replace(table.clone()) else {
+            return false;
         };
         let (old, new) = (prev.chunks(), table.chunks());
         let (mut i, mut j) = (0, 0);
@@ -117,6 +161,7 @@ impl CallsFeed {
                 self.one(c, now_ns, out);
             }
         }
+        false
     }
 
     /// The events for one chunk's slots, old version against new.
@@ -195,23 +240,25 @@ impl CallsFeed {
     }
 }
 
+/// Every field of a call as the feed sends it: VoIPmonitor's 68 `listcalls` fields, then
+/// earshot's own (`listcalls {"earshot":true}`: call state, hold, codec names, MOS and jitter
+/// with null where unknown, and why), so a subscriber needs no second request.
+fn all_fields(c: &CallSummary) -> impl Iterator<Item = (&'static str, Value)> {
+    let names = FIELDS.iter().chain(EARSHOT_FIELDS.iter()).copied();
+    names.zip(json_row(c).into_iter().chain(earshot_row(c)))
+}
+
 fn call_object(c: &CallSummary) -> Value {
-    Value::Object(
-        FIELDS
-            .iter()
-            .map(|f| f.to_string())
-            .zip(json_row(c))
-            .collect(),
-    )
+    Value::Object(all_fields(c).map(|(f, v)| (f.to_string(), v)).collect())
 }
 
 /// The fields whose values differ, and whether all of them are numbers.
 fn changed_fields(old: &CallSummary, new: &CallSummary) -> (Map<String, Value>, bool) {
     let mut fields = Map::new();
     let mut only_numbers = true;
-    for ((name, a), b) in FIELDS.iter().zip(json_row(old)).zip(json_row(new)) {
+    for ((name, a), (_, b)) in all_fields(old).zip(all_fields(new)) {
         if a != b {
-            only_numbers &= NUMBER_FIELDS.contains(name);
+            only_numbers &= NUMBER_FIELDS.contains(&name);
             fields.insert(name.to_string(), b);
         }
     }
@@ -315,7 +362,7 @@ pub(crate) mod tests {
         assert_eq!(l[0]["callref"], "0x101");
         assert_eq!(
             l[0]["fields"],
-            serde_json::json!({"lastSIPresponseNum": 200})
+            serde_json::json!({"lastSIPresponseNum": 200, "callstate": "answered"})
         );
         assert_eq!(l[1]["event"], "new");
 
@@ -376,5 +423,49 @@ pub(crate) mod tests {
         let l = lines(&mut out);
         let events: Vec<&str> = l.iter().filter_map(|v| v["event"].as_str()).collect();
         assert_eq!(events, ["changed", "ended", "new"]);
+    }
+
+    #[test]
+    fn a_big_snapshot_goes_in_parts_and_what_changed_meanwhile_follows() {
+        let mut table = Listing::default();
+        for n in 1..=1000 {
+            table.put(Arc::new(call(n)));
+        }
+        let mut feed = CallsFeed::new();
+        let mut out = Vec::new();
+        let mut parts = 0;
+        let mut snapshot = 0;
+        let mut largest = 0;
+        loop {
+            let more = feed.update_within(&table, 0, &mut out, 64 << 10);
+            largest = largest.max(out.len());
+            snapshot += lines(&mut out)
+                .iter()
+                .filter(|l| l["event"] == "snapshot")
+                .count();
+            parts += 1;
+            if parts == 2 {
+                // The table changes while the snapshot is being written.
+                table.remove(CallRef::from_u64(0x100 + 1));
+                table.put(Arc::new(call(1001)));
+            }
+            if !more {
+                break;
+            }
+        }
+        assert_eq!(
+            snapshot, 1000,
+            "every call of the version the snapshot began with"
+        );
+        assert!(parts > 5, "{parts} parts");
+        // A part stops after the chunk that reached the limit: 64 calls of ~2 KB past it.
+        assert!(
+            largest < (64 << 10) + 64 * 4096,
+            "a part of {largest} bytes"
+        );
+        feed.update(&table, 100, &mut out);
+        let l = lines(&mut out);
+        let events: Vec<&str> = l.iter().filter_map(|v| v["event"].as_str()).collect();
+        assert_eq!(events, ["ended", "new"], "the changes made meanwhile");
     }
 }
