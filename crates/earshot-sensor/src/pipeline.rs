@@ -43,7 +43,8 @@ const HANDOFF_BYTES: usize = 64 << 20;
 /// A batch is handed over when it holds this much (and at the end of each frame batch).
 const BATCH_BYTES: usize = 256 << 10;
 /// Formats and ended calls kept while the fan-out's queue is full, at most; past it they are
-/// dropped and counted (`audio_drops`), and the rewind of such ended calls ages out.
+/// dropped and counted (`audio_drops`). The rewind of an ended call whose forget was dropped
+/// then stays in the store, within its byte budget, until the sensor restarts.
 const MAX_METADATA: usize = 1 << 20;
 /// Read batches kept for reuse: their buffers have grown to a batch's size.
 const SPARE_BATCHES: usize = 16;

@@ -416,8 +416,6 @@ pub struct Rewind {
     overflow: u64,
     calls: HashMap<CallId, CallRewind>,
     spare: Vec<Vec<u8>>,
-    /// Where [`Self::push`] builds a record.
-    scratch: Vec<u8>,
 }
 
 impl Rewind {
@@ -428,18 +426,16 @@ impl Rewind {
             overflow: 0,
             calls: HashMap::new(),
             spare: Vec::new(),
-            scratch: Vec::new(),
         }
     }
 
-    /// Keeps one packet (tests and tools; the fan-out takes records from a [`PacketBatch`]).
+    /// Keeps one packet, for tests: the fan-out takes records from a [`PacketBatch`].
+    #[cfg(test)]
     pub fn push(&mut self, p: &RtpPacket<'_>) {
-        let mut record = std::mem::take(&mut self.scratch);
-        record.clear();
+        let mut record = Vec::new();
         if write_record(&mut record, p) {
             self.push_record(p.call, &record);
         }
-        self.scratch = record;
     }
 
     /// The call's formats from now on: records name their format by its position in them.
