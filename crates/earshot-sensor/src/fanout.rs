@@ -214,6 +214,9 @@ impl Fanout {
         self.handoff
             .in_flight
             .fetch_sub(batch.bytes(), Ordering::Relaxed);
+        if let Some(live) = batch.retain() {
+            self.rewind.retain_only(live);
+        }
         for (call, formats) in batch.formats() {
             self.rewind.set_formats(*call, formats.clone());
         }

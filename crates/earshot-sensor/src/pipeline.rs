@@ -43,8 +43,8 @@ const HANDOFF_BYTES: usize = 64 << 20;
 /// A batch is handed over when it holds this much (and at the end of each frame batch).
 const BATCH_BYTES: usize = 256 << 10;
 /// Formats and ended calls kept while the fan-out's queue is full, at most; past it they are
-/// dropped and counted (`audio_drops`). The rewind of an ended call whose forget was dropped
-/// then stays in the store, within its byte budget, until the sensor restarts.
+/// dropped and counted (`audio_drops`), and at the next tick the fan-out is told which calls
+/// still exist and all their formats again (see [`Worker::resync_fanout`]).
 const MAX_METADATA: usize = 1 << 20;
 /// Read batches kept for reuse: their buffers have grown to a batch's size.
 const SPARE_BATCHES: usize = 16;
@@ -295,6 +295,10 @@ struct Hub {
     batch: PacketBatch,
     /// How many of each call's formats the fan-out has been sent (calls it knows of).
     formats_sent: HashMap<CallId, usize>,
+    /// Formats and ended calls were dropped: the fan-out needs the whole picture again.
+    resync: bool,
+    /// [`MAX_METADATA`], lowered by tests.
+    max_metadata: usize,
     counters: Arc<SensorCounters>,
     new_calls: Vec<CallId>,
     /// Calls the engine reported an event for since the last publish: their summaries are
@@ -395,6 +399,8 @@ impl Worker {
                 keep_rewind: cfg.rewind_ns > 0 && cfg.rewind_budget_bytes > 0,
                 batch: PacketBatch::default(),
                 formats_sent: HashMap::new(),
+                resync: false,
+                max_metadata: MAX_METADATA,
                 counters: shared.counters.clone(),
                 new_calls: Vec::new(),
                 dirty: HashSet::new(),
@@ -488,10 +494,31 @@ impl Worker {
             // Calls the expiry removed are forgotten by the fan-out now, not at the next frame.
             self.hub.flush();
         }
+        if self.hub.resync {
+            self.resync_fanout();
+        }
         let since = now.mono_ns.saturating_sub(self.published_at).max(0);
         if self.maybe_publish(Duration::from_nanos(since as u64)) {
             self.published_at = now.mono_ns;
         }
+    }
+
+    /// After the hand-off dropped formats and ended calls (a fan-out stalled through a million
+    /// of them), tells the fan-out which calls still exist, so that it frees the others'
+    /// rewind, and every call's formats again, so that it can read their packets. O(calls),
+    /// once per such loss; if this is lost too, the next tick sends it again.
+    fn resync_fanout(&mut self) {
+        self.hub.resync = false;
+        let calls = self.engine.calls();
+        let mut live: Vec<CallId> = calls.iter().map(|c| c.id).collect();
+        live.sort_unstable();
+        self.hub.batch.retain_only(live);
+        for call in calls {
+            if self.hub.keep_rewind || self.hub.listened.contains_key(&call.id) {
+                self.hub.sync_formats(call);
+            }
+        }
+        self.hub.flush();
     }
 
     fn finish(&mut self, reason: EndReason, detail: &str) {
@@ -783,9 +810,11 @@ impl Hub {
                 self.batch = kept;
                 self.drop_packets();
                 let metadata = self.batch.metadata();
-                if metadata > MAX_METADATA {
+                if metadata > self.max_metadata {
                     SensorCounters::add(&self.counters.audio_drops, metadata as u64);
                     self.batch.clear();
+                    self.formats_sent.clear();
+                    self.resync = true;
                 }
             }
         }
@@ -1455,6 +1484,73 @@ mod machine {
         deliver(&rx, &mut f, 13_000_000_000);
         assert!(f.rewind().snapshot(call, Timestamp(i64::MIN)).is_empty());
         assert_eq!(f.rewind().bytes(), 0, "the ended call was still forgotten");
+    }
+
+    /// Fills the pipeline's queue to the fan-out and lets it keep no formats or ended calls
+    /// past a failed hand-off, as after a long stall with a million of them waiting.
+    fn stall_fanout(w: &mut Worker) {
+        w.hub.max_metadata = 0;
+        while w
+            .hub
+            .link
+            .audio
+            .try_send(AudioMsg::Packets(PacketBatch::default()))
+            .is_ok()
+        {}
+    }
+
+    #[test]
+    fn an_ended_call_lost_in_a_stalled_handoff_is_still_forgotten_by_the_fanout() {
+        let (mut w, shared, rx, _r) = listed_call(5);
+        let (mut f, _gone) = fanout(&shared);
+        deliver(&rx, &mut f, 0);
+        assert!(f.rewind().bytes() > 0, "the call's packets are kept");
+        stall_fanout(&mut w);
+        w.on_batch(bye(700), at(700));
+        for s in 1..=12 {
+            w.on_tick(at(700 + s * 1000));
+        }
+        assert!(shared.snapshot().calls.is_empty(), "the call ended");
+        assert!(
+            shared.counters.audio_drops.load(Ordering::Relaxed) >= 1,
+            "the lost forget is counted"
+        );
+        // The fan-out catches up; the next tick tells it which calls are left.
+        deliver(&rx, &mut f, 13_000_000_000);
+        w.on_tick(at(14_000));
+        deliver(&rx, &mut f, 14_000_000_000);
+        assert_eq!(f.rewind().bytes(), 0, "the ended call's rewind was freed");
+    }
+
+    #[test]
+    fn a_call_whose_formats_were_lost_in_a_stalled_handoff_gets_them_again() {
+        let (mut w, shared, rx) = worker();
+        let (mut f, _gone) = fanout(&shared);
+        stall_fanout(&mut w);
+        // The call and its formats arrive while the fan-out takes nothing.
+        w.on_batch(answered_call(5), at(0));
+        w.on_tick(at(20));
+        let call = w.hub.by_ref[&only_call(&shared)];
+        for m in drain(&rx) {
+            assert!(f.on_msg(m, 0));
+        }
+        assert!(f.rewind().formats(call).is_empty(), "the formats were lost");
+        w.on_tick(at(1_100));
+        let later: Vec<(i64, Vec<u8>)> = (5..10)
+            .map(|i| {
+                (
+                    1_100 + i64::from(i) * 20,
+                    udp((A, 40000), (B, 50000), &rtp(i)),
+                )
+            })
+            .collect();
+        w.on_batch(batch(&later), at(1_300));
+        deliver(&rx, &mut f, 1_300_000_000);
+        assert_eq!(f.rewind().formats(call).len(), 1, "PCMA, sent again");
+        let mut s = f.rewind().snapshot(call, Timestamp(i64::MIN));
+        let mut formats = Vec::new();
+        while s.next_packet(|p| formats.push(p.format_index)) {}
+        assert_eq!(formats, vec![Some(0); 5], "the later packets name it");
     }
 
     #[test]

@@ -180,6 +180,9 @@ pub struct PacketBatch {
     packets: usize,
     formats: Vec<(CallId, Arc<[PayloadFormat]>)>,
     forgets: Vec<CallId>,
+    /// Every call that still exists, sorted, when the pipeline had to drop formats and ended
+    /// calls: the fan-out forgets the others before taking the batch in.
+    retain: Option<Vec<CallId>>,
 }
 
 /// Bytes before a packet's record in a batch: its call.
@@ -206,6 +209,11 @@ impl PacketBatch {
         self.forgets.push(call);
     }
 
+    /// Only these calls (sorted) still exist: the rest of the store is freed first.
+    pub fn retain_only(&mut self, calls: Vec<CallId>) {
+        self.retain = Some(calls);
+    }
+
     pub fn packets(&self) -> usize {
         self.packets
     }
@@ -217,7 +225,10 @@ impl PacketBatch {
 
     /// Nothing to hand over: no packet, format or ended call.
     pub fn is_empty(&self) -> bool {
-        self.packets == 0 && self.formats.is_empty() && self.forgets.is_empty()
+        self.packets == 0
+            && self.formats.is_empty()
+            && self.forgets.is_empty()
+            && self.retain.is_none()
     }
 
     /// Drops the packets (counted by the caller), keeping formats and ended calls.
@@ -231,11 +242,17 @@ impl PacketBatch {
         self.drop_packets();
         self.formats.clear();
         self.forgets.clear();
+        self.retain = None;
     }
 
     /// Formats to set before the packets are taken in.
     pub(crate) fn formats(&self) -> &[(CallId, Arc<[PayloadFormat]>)] {
         &self.formats
+    }
+
+    /// The calls that still exist, if the pipeline lost track of which ended (sorted).
+    pub(crate) fn retain(&self) -> Option<&[CallId]> {
+        self.retain.as_deref()
     }
 
     /// Calls to forget after the packets are taken in.
@@ -562,6 +579,18 @@ impl Rewind {
         if let Some(c) = self.calls.remove(&call) {
             self.used -= c.bytes;
         }
+    }
+
+    /// Forgets every call not in `live` (sorted): the calls whose end was not heard of.
+    pub fn retain_only(&mut self, live: &[CallId]) {
+        let used = &mut self.used;
+        self.calls.retain(|id, c| {
+            let keep = live.binary_search(id).is_ok();
+            if !keep {
+                *used -= c.bytes;
+            }
+            keep
+        });
     }
 
     pub fn bytes(&self) -> usize {
