@@ -9,6 +9,8 @@
 #   scripts/bench-realtime.sh --calls 1000 --seconds 30
 #   scripts/bench-realtime.sh --no-rewind             # [calls] rewind_s = 0
 #   scripts/bench-realtime.sh --listeners 100         # and 100 `stream` listeners, on 100 calls
+#   scripts/bench-realtime.sh --speeds max --taskset 0   # the sensor on one core (taskset -c 0)
+#                                                        # ("Scaling over this machine's two cores")
 #
 # Needs ~2.8 GB free in TMP for the 10,000-call capture (removed unless KEEP=1), and python3.
 # PCAP=FILE replays an existing capture instead of making one (it must match --calls).
@@ -18,12 +20,16 @@ calls=10000
 seconds=12
 rewind=1
 listeners=0
+speeds="1 max"
+cpus=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --calls) calls=$2; shift 2 ;;
         --seconds) seconds=$2; shift 2 ;;
         --no-rewind) rewind=0; shift ;;
         --listeners) listeners=$2; shift 2 ;;
+        --speeds) speeds=$2; shift 2 ;;
+        --taskset) cpus=$2; shift 2 ;;
         *) echo "unknown option $1 (see the top of $0)" >&2; exit 2 ;;
     esac
 done
@@ -132,8 +138,10 @@ PY
 
 run() {
     local speed=$1
-    echo "== --speed $speed, $calls calls, rewind $([ "$rewind" = 1 ] && echo on || echo off)"
-    "$BIN" sensor "${config[@]}" --pcap "$pcap" --speed "$speed" \
+    echo "== --speed $speed, $calls calls, rewind $([ "$rewind" = 1 ] && echo on || echo off)${cpus:+, on CPUs $cpus}"
+    local pin=()
+    [ -z "$cpus" ] || pin=(taskset -c "$cpus")
+    "${pin[@]}" "$BIN" sensor "${config[@]}" --pcap "$pcap" --speed "$speed" \
         --manager "127.0.0.1:$port" > "$DIR/sensor.log" 2>&1 &
     local pid=$!
     local lpid=
@@ -145,5 +153,6 @@ run() {
     kill "$pid"
     wait "$pid" 2>/dev/null || true
 }
-run 1
-run max
+for speed in $speeds; do
+    run "$speed"
+done
