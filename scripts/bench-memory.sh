@@ -79,7 +79,7 @@ run() { # capture config
         waited=$((waited + 1))
         [[ $waited -gt 3600 ]] && { echo "calls never ended" >&2; break; }
     done
-    sleep 3 # a few housekeeping seconds after the last call left
+    sleep 8 # housekeeping after the last call left, the trailing trim (5 s) included
     local peak after
     peak=$(kb $pid VmHWM) after=$(kb $pid VmRSS)
     # Gone before the next run starts on the same port.

@@ -30,7 +30,16 @@ pub struct TrimPolicy {
     /// The last trim left calls in the table: when they too are gone, trim once more, however
     /// few they were (the peak's published list and tables are freed with the last of them).
     partial: bool,
+    /// Ticks until the trailing trim after the last one (0: none pending).
+    again_in: u32,
 }
+
+/// Ticks (seconds) from a trim to its trailing one. What is freed just after a trim is missed
+/// by it: published lists still held by a Manager API reader, the fan-out thread freeing the
+/// ended calls' rewind a moment after the pipeline removed them. At 100,000 calls that left
+/// 213 MB of 670 in one run and 31 MB in another; one more walk a few seconds later, when the
+/// stragglers are gone, takes the run-to-run luck out of it.
+const TRAILING_TRIM_TICKS: u32 = 5;
 
 impl TrimPolicy {
     pub const fn new(after_calls: usize) -> Self {
@@ -39,6 +48,7 @@ impl TrimPolicy {
             peak: 0,
             due: false,
             partial: false,
+            again_in: 0,
         }
     }
 
@@ -47,7 +57,14 @@ impl TrimPolicy {
         if std::mem::take(&mut self.due) {
             self.peak = calls;
             self.partial = calls > 0;
+            self.again_in = TRAILING_TRIM_TICKS;
             return true;
+        }
+        if self.again_in > 0 {
+            self.again_in -= 1;
+            if self.again_in == 0 {
+                return true;
+            }
         }
         self.peak = self.peak.max(calls);
         let gone = self.peak - calls;
@@ -118,9 +135,14 @@ mod tests {
             "800 gone, fewer than 1,000, but the table is empty now"
         );
         assert!(p.on_tick(0));
-        for _ in 0..10 {
-            assert!(!p.on_tick(0), "once");
-        }
+        let later: Vec<bool> = (0..20).map(|_| p.on_tick(0)).collect();
+        let trailing = TRAILING_TRIM_TICKS as usize - 1;
+        let mut expected = vec![false; 20];
+        expected[trailing] = true;
+        assert_eq!(
+            later, expected,
+            "one trailing trim, for what was freed just after"
+        );
     }
 
     #[test]
