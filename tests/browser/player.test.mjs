@@ -64,6 +64,12 @@ test("earshot player in headless Chromium", { timeout: 180000 }, async (t) => {
     page.setDefaultTimeout(15000);
     page.on("console", (m) => logs.push(`[console.${m.type()}] ${m.text()}`));
     page.on("pageerror", (e) => logs.push(`[pageerror] ${e.message}`));
+    // Files the page asks for and the player does not have (the favicon was one): a 404 in
+    // every supervisor's console. API answers (a call not found) are not files.
+    const missingFiles = [];
+    page.on("response", (r) => {
+      if (r.status() === 404 && !new URL(r.url()).pathname.startsWith("/api/")) missingFiles.push(r.url());
+    });
     if (process.env.EARSHOT_WEB_FROM_DISK) {
       // Development aid: serve crates/earshot-player/web/ from disk instead of the copies
       // embedded in the binary, so page changes need no rebuild.
@@ -105,6 +111,11 @@ test("earshot player in headless Chromium", { timeout: 180000 }, async (t) => {
 
     const played = () => secondsPlayed(page);
     await until("3 s of audio played", 20000, async () => (await played()) >= 3);
+    assert.deepEqual(missingFiles, [], "every file the page asked for exists");
+    // Headless Chromium asks for no icon by itself: check the page names one that exists.
+    const icon = await page.evaluate(() => document.querySelector('link[rel="icon"]')?.href);
+    assert.ok(icon, "the page names its icon");
+    assert.equal((await fetch(icon)).status, 200, `${icon} exists`);
 
     let s = await spectrum(page);
     logs.push(`[test] playing: ${JSON.stringify(s)}`);

@@ -280,6 +280,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/player-worklet.js", get(web::worklet_js))
         .route("/earshot-player.js", get(web::player_js))
         .route("/style.css", get(web::style_css))
+        .route("/favicon.svg", get(web::favicon))
+        .route("/favicon.ico", get(web::favicon))
         .route("/embed-example.html", get(web::embed_example))
         .route("/embed-example.js", get(web::embed_example_js))
         .route("/api/login", post(login))

@@ -214,6 +214,54 @@ fn clip_reason(reason: &str) -> String {
     reason.chars().take(MAX_REASON).collect()
 }
 
+/// `sqlite://FILE` with `mode=rwc` added when the URL names no mode: without it SQLite refuses
+/// to create the file, with a bare "unable to open database file". An explicit mode (`ro`,
+/// `rw`, `memory`) and in-memory databases are left as they are.
+pub fn sqlite_creating(url: &str) -> std::borrow::Cow<'_, str> {
+    let is_sqlite = url.starts_with("sqlite:");
+    let has_mode = url
+        .split_once('?')
+        .is_some_and(|(_, q)| q.split('&').any(|kv| kv.starts_with("mode=")));
+    if !is_sqlite || has_mode || url.contains(":memory:") {
+        return url.into();
+    }
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}mode=rwc").into()
+}
+
+/// The URL as it may be shown: `user:password@` becomes `user:…@`.
+pub fn redacted_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((auth, host)) = rest.split_once('@') else {
+        return url.to_string();
+    };
+    match auth.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:…@{host}"),
+        None => url.to_string(),
+    }
+}
+
+fn open_error(url: &str, e: &sqlx::Error) -> DbError {
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    let hint = if url.starts_with("sqlite:") {
+        "check that the file's directory exists and is writable by this user \
+         (the URL form is sqlite://PATH, e.g. sqlite://earshot.db)"
+    } else {
+        "check that the database server is running and reachable, and that the user, password \
+         and database name in the URL are right (the database must exist; earshot creates its tables)"
+    };
+    DbError::Open {
+        url: redacted_url(url),
+        cause: cause.to_string(),
+        hint,
+    }
+}
+
 pub fn now_secs() -> i64 {
     (now_nanos() / 1_000_000_000) as i64
 }
@@ -232,13 +280,17 @@ fn int_col(row: &AnyRow, col: &str) -> Result<i64, DbError> {
 
 impl Db {
     /// Connects and creates the tables that do not exist yet.
+    /// A SQLite file that does not exist yet is created (as with the default URL), whether or
+    /// not the URL says `?mode=rwc`.
     pub async fn open(url: &str) -> Result<Db, DbError> {
         sqlx::any::install_default_drivers();
         let postgres = url.starts_with("postgres:") || url.starts_with("postgresql:");
+        let url = &sqlite_creating(url);
         let pool = AnyPoolOptions::new()
             .max_connections(4)
             .connect(url)
-            .await?;
+            .await
+            .map_err(|e| open_error(url, &e))?;
         let db = Db { pool, postgres };
         for stmt in SCHEMA {
             sqlx::query(stmt).execute(&db.pool).await?;
@@ -557,5 +609,74 @@ impl Db {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sqlite_url_without_a_mode_creates_its_file() {
+        assert_eq!(sqlite_creating("sqlite://a.db"), "sqlite://a.db?mode=rwc");
+        assert_eq!(
+            sqlite_creating("sqlite://a.db?cache=shared"),
+            "sqlite://a.db?cache=shared&mode=rwc"
+        );
+        for kept in [
+            "sqlite://a.db?mode=ro",
+            "sqlite://a.db?cache=shared&mode=rw",
+            "sqlite::memory:",
+            "postgres://u:p@h/db",
+        ] {
+            assert_eq!(sqlite_creating(kept), kept);
+        }
+    }
+
+    #[test]
+    fn a_shown_url_has_no_password() {
+        assert_eq!(
+            redacted_url("postgres://earshot:s3cret@db.example/earshot"),
+            "postgres://earshot:…@db.example/earshot"
+        );
+        assert_eq!(redacted_url("sqlite://earshot.db"), "sqlite://earshot.db");
+    }
+
+    fn scratch_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("earshot-db-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch directory");
+        dir
+    }
+
+    #[tokio::test]
+    async fn a_new_sqlite_file_is_created_without_mode_rwc() {
+        let dir = scratch_dir("create");
+        let file = dir.join("new.db");
+        let db = Db::open(&format!("sqlite://{}", file.display())).await;
+        assert!(db.is_ok(), "{:?}", db.err());
+        assert!(file.exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_database_that_cannot_be_opened_says_so_once_and_what_to_check() {
+        let dir = scratch_dir("missing");
+        let url = format!("sqlite://{}/no/such/dir/x.db", dir.display());
+        let err = match Db::open(&url).await {
+            Ok(_) => panic!("opened a file in a directory that does not exist"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.starts_with("cannot open the database sqlite://"),
+            "{err}"
+        );
+        assert_eq!(
+            err.matches("unable to open database file").count(),
+            1,
+            "{err}"
+        );
+        assert!(err.contains("directory exists and is writable"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -9,6 +9,14 @@ use thiserror::Error;
 /// Failures of the database layer.
 #[derive(Debug, Error)]
 pub enum DbError {
+    /// The database could not be opened: the URL shown without its password, the deepest cause
+    /// once (sqlx repeats it at each level of its error chain), and what to check.
+    #[error("cannot open the database {url}: {cause}; {hint}")]
+    Open {
+        url: String,
+        cause: String,
+        hint: &'static str,
+    },
     #[error("database error: {0}")]
     Sql(#[from] sqlx::Error),
     #[error("{0}")]

@@ -10,6 +10,7 @@ const PLAYER_JS: &str = include_str!("../web/earshot-player.js");
 const STYLE: &str = include_str!("../web/style.css");
 const EMBED_EXAMPLE: &str = include_str!("../web/embed-example.html");
 const EMBED_EXAMPLE_JS: &str = include_str!("../web/embed-example.js");
+const FAVICON: &str = include_str!("../web/favicon.svg");
 
 const JS: &str = "text/javascript; charset=utf-8";
 
@@ -37,4 +38,14 @@ pub async fn embed_example() -> impl IntoResponse {
 }
 pub async fn embed_example_js() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, JS)], EMBED_EXAMPLE_JS)
+}
+/// The tab's icon (also at /favicon.ico, which browsers ask for on pages without a link).
+pub async fn favicon() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "max-age=86400"),
+        ],
+        FAVICON,
+    )
 }

@@ -33,9 +33,8 @@ impl DbArgs {
 
     async fn open(&self) -> Result<Db> {
         let config = self.resolve(Overrides::default())?;
-        Db::open(&config.database_url)
-            .await
-            .with_context(|| format!("cannot open the database {}", config.database_url))
+        // The error names the URL (without its password) and what to check.
+        Ok(Db::open(&config.database_url).await?)
     }
 }
 

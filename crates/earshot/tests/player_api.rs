@@ -308,6 +308,8 @@ async fn static_files_are_served() {
         ("/earshot-player.js", "text/javascript"),
         ("/style.css", "text/css"),
         ("/embed-example.html", "text/html"),
+        ("/favicon.svg", "image/svg+xml"),
+        ("/favicon.ico", "image/svg+xml"),
     ] {
         let r = call(&app, "GET", uri, &Auth::default(), &[], None).await;
         assert_eq!(r.status, StatusCode::OK, "{uri}");
