@@ -116,7 +116,7 @@ fn check_player(path: &Path, text: &str) -> Result<Vec<String>> {
     let scheme = config.database_url.split(':').next().unwrap_or_default();
     if !["sqlite", "postgres", "postgresql", "mysql"].contains(&scheme) {
         return fail(format!(
-            "[database] url = {:?}: expected sqlite://FILE?mode=rwc, postgres://… or mysql://…",
+            "[database] url = {:?}: expected sqlite://FILE (created if missing), postgres://… or mysql://…",
             config.database_url
         ));
     }

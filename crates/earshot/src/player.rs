@@ -13,7 +13,7 @@ pub struct DbArgs {
     /// The player's TOML configuration file.
     #[arg(long, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
-    /// Database URL: sqlite://FILE?mode=rwc, postgres://…, mysql://…
+    /// Database URL: sqlite://FILE (created if missing), postgres://…, mysql://…
     #[arg(long, value_name = "URL", global = true, env = "EARSHOT_DATABASE")]
     database: Option<String>,
 }
