@@ -514,7 +514,7 @@ impl Worker {
         live.sort_unstable();
         self.hub.batch.retain_only(live);
         for call in calls {
-            if self.hub.keep_rewind || self.hub.listened.contains_key(&call.id) {
+            if self.hub.feeds_fanout(call.id) {
                 self.hub.sync_formats(call);
             }
         }
@@ -826,6 +826,13 @@ impl Hub {
         self.batch.drop_packets();
     }
 
+    /// Whether the call's packets (and so its formats) go to the fan-out: every call's with
+    /// rewind on, only listened calls' without.
+    fn feeds_fanout(&self, call: CallId) -> bool {
+        // Without rewind most of the time nobody listens: skip hashing the call id then.
+        self.keep_rewind || (!self.listened.is_empty() && self.listened.contains_key(&call))
+    }
+
     /// Sends the call's formats to the fan-out if it has more than the fan-out was sent:
     /// packets name their format by position in them.
     fn sync_formats(&mut self, call: &Call) {
@@ -866,9 +873,7 @@ impl Hub {
 
 impl Sink for Hub {
     fn rtp(&mut self, p: &RtpPacket<'_>) {
-        // Without rewind most of the time nobody listens: skip hashing the call id then.
-        let listened = || !self.listened.is_empty() && self.listened.contains_key(&p.call);
-        if self.keep_rewind || listened() {
+        if self.feeds_fanout(p.call) {
             self.batch.push(p);
             if self.batch.bytes() >= BATCH_BYTES {
                 self.flush();
@@ -878,9 +883,7 @@ impl Sink for Hub {
 
     fn event(&mut self, event: &Event, call: &Call) {
         self.dirty.insert(call.id);
-        if !matches!(event, Event::CallRemoved(_))
-            && (self.keep_rewind || self.listened.contains_key(&call.id))
-        {
+        if !matches!(event, Event::CallRemoved(_)) && self.feeds_fanout(call.id) {
             self.sync_formats(call);
         }
         match event {
