@@ -161,6 +161,37 @@ impl Listing {
     }
 
     /// Takes a call out; a chunk left empty (and not the open one) is dropped.
+    /// Walks up to `count` chunks in order, from the first whose id is at least `from`:
+    /// `update` gives a call's new summary (its callref unchanged), or `None` to keep it. A
+    /// chunk in which nothing changed stays shared with the published versions. Returns where
+    /// the next walk starts: the following chunk's id, or 0 after the last chunk.
+    ///
+    /// The pipeline refreshes every call's numbers once a second this way, a run of chunks
+    /// per publish, so a publish copies (and a `calls` subscriber compares) those chunks
+    /// only, not one call in every chunk.
+    pub fn update_chunks(
+        &mut self,
+        from: u64,
+        count: usize,
+        mut update: impl FnMut(&CallSummary) -> Option<Arc<CallSummary>>,
+    ) -> u64 {
+        let start = self.chunks.partition_point(|c| c.id < from);
+        let end = start.saturating_add(count).min(self.chunks.len());
+        for at in start..end {
+            for i in 0..self.chunks[at].calls.len() {
+                let Some(fresh) = self.chunks[at].calls[i].as_deref().and_then(&mut update) else {
+                    continue;
+                };
+                let chunk = Arc::make_mut(&mut self.chunks[at]);
+                if let Some(entry @ Some(_)) = chunk.calls.get_mut(i) {
+                    debug_assert_eq!(entry.as_ref().map(|c| c.callref), Some(fresh.callref));
+                    *entry = Some(fresh);
+                }
+            }
+        }
+        self.chunks.get(end).map_or(0, |c| c.id)
+    }
+
     pub fn remove(&mut self, r: CallRef) -> Option<Arc<CallSummary>> {
         let slot = self.slot(r)?;
         let at = self.position(slot.chunk)?;
@@ -257,6 +288,74 @@ mod tests {
         // A new call after everything ended starts a new chunk.
         assert!(l.put(summary(9999)));
         assert_eq!(l.find(callref(9999)).map(|c| c.id), Some(9999));
+    }
+
+    #[test]
+    fn a_walk_over_chunks_copies_only_those_it_changed_and_goes_round() {
+        let mut l = Listing::default();
+        for n in 0..(4 * CHUNK as u64) {
+            l.put(summary(n));
+        }
+        let published = l.clone();
+        let bump = |c: &CallSummary| {
+            let mut fresh = c.clone();
+            fresh.duration_secs += 1;
+            Some(Arc::new(fresh))
+        };
+        let mut seen = Vec::new();
+        let next = l.update_chunks(0, 2, |c| {
+            seen.push(c.id);
+            bump(c)
+        });
+        assert_eq!(seen, (0..(2 * CHUNK as u64)).collect::<Vec<_>>());
+        assert_eq!(
+            next,
+            l.chunks()[2].id,
+            "the walk goes on at the third chunk"
+        );
+        let next = l.update_chunks(next, 2, |c| (c.id % 2 == 0).then(|| bump(c)).flatten());
+        assert_eq!(next, 0, "after the last chunk the walk starts over");
+        let shared: Vec<bool> = published
+            .chunks()
+            .iter()
+            .zip(l.chunks())
+            .map(|(a, b)| Arc::ptr_eq(a, b))
+            .collect();
+        assert_eq!(shared, [false; 4], "every chunk had a change");
+        assert_eq!(published.find(callref(1)).map(|c| c.duration_secs), Some(0));
+        assert_eq!(l.find(callref(1)).map(|c| c.duration_secs), Some(1));
+        assert_eq!(
+            l.find(callref(3 * CHUNK as u64 + 1))
+                .map(|c| c.duration_secs),
+            Some(0)
+        );
+        assert_eq!(
+            l.find(callref(3 * CHUNK as u64 + 2))
+                .map(|c| c.duration_secs),
+            Some(1)
+        );
+
+        let before = l.clone();
+        let next = l.update_chunks(0, 10, |_| None);
+        assert_eq!(next, 0);
+        assert!(
+            before
+                .chunks()
+                .iter()
+                .zip(l.chunks())
+                .all(|(a, b)| Arc::ptr_eq(a, b)),
+            "nothing changed: nothing copied"
+        );
+        // A walk resumes where it was even if the chunk it stopped at has gone since.
+        for n in (2 * CHUNK as u64)..(3 * CHUNK as u64) {
+            l.remove(callref(n));
+        }
+        let mut seen = Vec::new();
+        l.update_chunks(before.chunks()[2].id, 1, |c| {
+            seen.push(c.id);
+            None
+        });
+        assert_eq!(seen.first(), Some(&(3 * CHUNK as u64)));
     }
 
     #[test]

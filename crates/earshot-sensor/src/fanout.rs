@@ -122,7 +122,14 @@ pub(crate) fn spawn(
             let mut f = Fanout::new(gone, handoff, shared, limits);
             let mut last_poll = Instant::now();
             loop {
-                match rx.recv_timeout(POLL) {
+                // With nobody to send audio to there is nothing to time: wait for work only,
+                // instead of waking 200 times a second for nothing.
+                let next = if f.has_listeners() {
+                    rx.recv_timeout(POLL)
+                } else {
+                    rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+                };
+                match next {
                     Ok(msg) => {
                         if !f.on_msg(msg, mono()) {
                             return;
@@ -184,6 +191,12 @@ impl Fanout {
             mono_ns: 0,
             count: 0,
         }
+    }
+
+    /// Whether any listener (of a live call, or still playing an ended call's rewind) waits
+    /// for audio: only then do ticks matter.
+    pub(crate) fn has_listeners(&self) -> bool {
+        !self.listeners.is_empty() || !self.draining.is_empty()
     }
 
     #[cfg(test)]

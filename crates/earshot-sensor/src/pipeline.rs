@@ -40,8 +40,17 @@ const AUDIO_QUEUE: usize = 8_192;
 /// 10,000 G.711 calls, so a fan-out busy for that long (a listener's rewind starting) loses
 /// nothing, and one that stalls costs this much memory, not more.
 const HANDOFF_BYTES: usize = 64 << 20;
-/// A batch is handed over when it holds this much (and at the end of each frame batch).
+/// A batch is handed over when it holds this much, or [`HANDOFF_LATENCY_NS`] after its first
+/// packet, whichever comes first.
 const BATCH_BYTES: usize = 256 << 10;
+/// The longest packets wait in the pipeline's batch while frames keep coming, before the
+/// fan-out gets them (their listeners' playout holds 40–400 ms); once the frames queue is
+/// empty the batch goes at once ([`Worker::on_input_drained`]). Handing over after every
+/// frame batch woke the fan-out thread several times per ring block, thousands of times a
+/// second; on a virtual machine each cross-core wake-up costs more than the work it brings
+/// (issue 13: a sixth of both threads' CPU at 50 k packets/s went to switching and
+/// yielding).
+const HANDOFF_LATENCY_NS: i64 = 5_000_000;
 /// Formats and ended calls kept while the fan-out's queue is full, at most; past it they are
 /// dropped and counted (`audio_drops`), and at the next tick the fan-out is told which calls
 /// still exist and all their formats again (see [`Worker::resync_fanout`]).
@@ -266,12 +275,15 @@ pub struct PublishStats {
 }
 
 /// A call's numbers (packets, loss, jitter, durations) are brought up to date in the
-/// published table once a second: each publish sweeps one of `1 s / interval` buckets of
-/// calls, so the work per publish is a fraction of the calls however much RTP arrives, and
-/// SIP events (new calls, state changes) are published at once.
+/// published table once a second: each publish sweeps the next of `1 s / interval` runs of
+/// the table's chunks, so the work per publish is a fraction of the calls however much RTP
+/// arrives, and SIP events (new calls, state changes) are published at once. Runs of whole
+/// chunks, not one call in every chunk, so that a publish copies a tenth of the table's
+/// chunks and a `calls` subscriber compares only those (issue 13: the sweep by call id
+/// copied every chunk ten times a second).
 const SWEEP_PERIOD: Duration = Duration::from_secs(1);
 
-fn sweep_buckets(interval: Duration) -> usize {
+fn sweep_runs(interval: Duration) -> usize {
     let n = SWEEP_PERIOD.as_nanos() / interval.as_nanos().max(1);
     (n as usize).clamp(1, 100)
 }
@@ -297,6 +309,8 @@ struct Hub {
     formats_sent: HashMap<CallId, usize>,
     /// Formats and ended calls were dropped: the fan-out needs the whole picture again.
     resync: bool,
+    /// When (monotonic ns) the oldest packet still in `batch` was put there.
+    batch_since: Option<i64>,
     /// [`MAX_METADATA`], lowered by tests.
     max_metadata: usize,
     counters: Arc<SensorCounters>,
@@ -306,10 +320,10 @@ struct Hub {
     dirty: HashSet<CallId>,
     /// The pipeline's working copy of the published table.
     listing: Listing,
-    /// Calls by sweep bucket (see [`SWEEP_PERIOD`]); an entry whose call is gone is dropped
-    /// when its bucket is next swept.
-    sweep: Vec<Vec<CallId>>,
-    next_sweep: usize,
+    /// Publishes per sweep of the table (see [`SWEEP_PERIOD`]), and the chunk the next one
+    /// starts at.
+    sweep_runs: usize,
+    sweep_from: u64,
     /// The fan-out thread, and the calls it has listeners for, each with the ticket of the
     /// latest subscription sent to it.
     link: FanoutLink,
@@ -400,13 +414,14 @@ impl Worker {
                 batch: PacketBatch::default(),
                 formats_sent: HashMap::new(),
                 resync: false,
+                batch_since: None,
                 max_metadata: MAX_METADATA,
                 counters: shared.counters.clone(),
                 new_calls: Vec::new(),
                 dirty: HashSet::new(),
                 listing: Listing::default(),
-                sweep: vec![Vec::new(); sweep_buckets(cfg.snapshot_interval)],
-                next_sweep: 0,
+                sweep_runs: sweep_runs(cfg.snapshot_interval),
+                sweep_from: 0,
                 link,
                 listened: HashMap::new(),
                 next_ticket: 0,
@@ -434,7 +449,12 @@ impl Worker {
         let started = Instant::now();
         loop {
             match frames.recv_timeout(Duration::from_millis(10)) {
-                Ok(batch) => self.on_batch(batch, Now::read(started)),
+                Ok(batch) => {
+                    self.on_batch(batch, Now::read(started));
+                    if frames.is_empty() {
+                        self.on_input_drained();
+                    }
+                }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
                     self.on_input_closed(Now::read(started));
@@ -457,6 +477,12 @@ impl Worker {
     pub(crate) fn on_batch(&mut self, batch: FrameBatch, now: Now) {
         self.clock.read = now;
         self.process(batch);
+    }
+
+    /// Every frame queued so far has been processed: what is batched for the fan-out goes now,
+    /// one hand-off for a burst of frame batches (a ring block's worth) instead of one each.
+    pub(crate) fn on_input_drained(&mut self) {
+        self.hub.flush();
     }
 
     /// A request from the manager; false when the pipeline has stopped (`Shutdown`: every
@@ -497,6 +523,7 @@ impl Worker {
         if self.hub.resync {
             self.resync_fanout();
         }
+        self.hub.flush_when_due(now.mono_ns);
         let since = now.mono_ns.saturating_sub(self.published_at).max(0);
         if self.maybe_publish(Duration::from_nanos(since as u64)) {
             self.published_at = now.mono_ns;
@@ -546,7 +573,7 @@ impl Worker {
         self.clock.observe(&frames);
         self.engine.handle_frames(&frames, &mut self.hub);
         self.spare_frames = reuse_frame_list(frames);
-        self.hub.flush();
+        self.hub.flush_when_due(self.clock.read.mono_ns);
         self.register_new_calls();
         SensorCounters::add(&self.shared.counters.processed, n);
     }
@@ -712,41 +739,31 @@ impl Worker {
             .filter_map(|id| self.engine.call(id))
             .collect();
         dirty.sort_by_key(|c| (c.start, c.id));
-        let buckets = self.hub.sweep.len();
         for call in dirty {
             let Some(&r) = self.hub.refs.get(&call.id) else {
                 continue;
             };
             let fresh = Arc::new(CallSummary::from_call(call, r, self.cfg.sensor_id, now));
             stats.rebuilt += 1;
-            if self.hub.listing.put(fresh) {
-                self.hub.sweep[(call.id as usize) % buckets].push(call.id);
-            }
+            self.hub.listing.put(fresh);
         }
     }
 
-    /// One bucket of calls brought up to date: numbers refreshed (text shared) where they
-    /// changed, the same summary where not.
+    /// The next run of the table's chunks brought up to date: numbers refreshed (text shared)
+    /// where they changed, the same summary where not.
     fn sweep(&mut self, now: i64, stats: &mut PublishStats) {
         let hub = &mut self.hub;
-        let b = hub.next_sweep % hub.sweep.len();
-        hub.next_sweep = hub.next_sweep.wrapping_add(1);
-        let (engine, listing, refs) = (&self.engine, &mut hub.listing, &hub.refs);
-        hub.sweep[b].retain(|id| {
-            let (Some(&r), Some(call)) = (refs.get(id), engine.call(*id)) else {
-                return false;
-            };
-            let Some(prev) = listing.find(r) else {
-                return false;
-            };
+        let count = hub.listing.chunks().len().div_ceil(hub.sweep_runs);
+        let engine = &self.engine;
+        hub.sweep_from = hub.listing.update_chunks(hub.sweep_from, count, |prev| {
+            // A call the engine no longer has is being removed from the table by its sink.
+            let call = engine.call(prev.id)?;
             if prev.is_current(call, now) {
                 stats.reused += 1;
-            } else {
-                stats.refreshed += 1;
-                let fresh = Arc::new(prev.refresh(call, now));
-                listing.put(fresh);
+                return None;
             }
-            true
+            stats.refreshed += 1;
+            Some(Arc::new(prev.refresh(call, now)))
         });
     }
 }
@@ -796,6 +813,7 @@ impl Hub {
         if self.batch.is_empty() {
             return;
         }
+        self.batch_since = None;
         let in_flight = self.link.in_flight.load(Ordering::Relaxed);
         if in_flight + self.batch.bytes() > HANDOFF_BYTES {
             self.drop_packets();
@@ -817,6 +835,19 @@ impl Hub {
                     self.resync = true;
                 }
             }
+        }
+    }
+
+    /// Hands the batch over if it is big enough or its oldest packet has waited
+    /// [`HANDOFF_LATENCY_NS`] (`mono_ns`: now).
+    fn flush_when_due(&mut self, mono_ns: i64) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let since = *self.batch_since.get_or_insert(mono_ns);
+        if self.batch.bytes() >= BATCH_BYTES || mono_ns.saturating_sub(since) >= HANDOFF_LATENCY_NS
+        {
+            self.flush();
         }
     }
 
@@ -1087,7 +1118,7 @@ mod tests {
         // text is the old text; the other call is untouched.
         rtp(&mut w, 2, 1);
         let mut refreshed = 0;
-        for _ in 0..w.hub.sweep.len() {
+        for _ in 0..w.hub.sweep_runs {
             w.publish_at(NOW);
             assert_eq!(w.last_publish.rebuilt, 0);
             refreshed += w.last_publish.refreshed;
@@ -1121,24 +1152,47 @@ mod tests {
     }
 
     #[test]
-    fn a_publish_looks_at_the_changed_calls_and_one_sweep_bucket_only() {
+    fn a_publish_looks_at_the_changed_calls_and_one_run_of_chunks_only() {
         let (mut w, shared, _rx) = worker();
         for i in 0..1000 {
             invite(&mut w, i, &format!("c{i}@example.com"));
         }
         w.publish_at(NOW);
         assert_eq!(w.last_publish.rebuilt, 1000);
-        let buckets = w.hub.sweep.len();
-        for _ in 0..buckets {
+        let runs = w.hub.sweep_runs;
+        let chunks = 1000usize.div_ceil(earshot_manager::listing::CHUNK);
+        let per_run = chunks.div_ceil(runs) * earshot_manager::listing::CHUNK;
+        let mut looked = 0;
+        for _ in 0..runs {
             w.publish_at(NOW);
             let s = w.last_publish;
             assert_eq!(s.rebuilt, 0);
             assert!(
-                s.reused + s.refreshed <= 1000 / buckets + 1,
-                "one bucket, not the table: {s:?}"
+                s.reused + s.refreshed <= per_run,
+                "a run of chunks, not the table: {s:?}"
             );
+            looked += s.reused + s.refreshed;
         }
+        assert!(looked >= 1000, "every call once a sweep: {looked}");
         assert_eq!(shared.snapshot().calls.len(), 1000);
+        // Five seconds later every call's duration has changed: a publish copies the run of
+        // chunks it refreshed, and shares the rest with the version before it.
+        let later = NOW + 5_000_000_000;
+        w.publish_at(later);
+        let before = shared.snapshot();
+        w.publish_at(later);
+        let after = shared.snapshot();
+        let copied = before
+            .calls
+            .chunks()
+            .iter()
+            .zip(after.calls.chunks())
+            .filter(|(a, b)| !Arc::ptr_eq(a, b))
+            .count();
+        assert!(
+            (1..=chunks.div_ceil(runs)).contains(&copied),
+            "{copied} of {chunks} chunks copied by one publish"
+        );
         // A call that ends leaves the table (and its bucket) at once.
         let bye = sip(
             "c7@example.com",
@@ -1430,11 +1484,65 @@ mod machine {
         );
         let more = batch(&[(1100, udp((A, 40000), (B, 50000), &rtp(50)))]);
         w.on_batch(more, at(1100));
-        deliver(&rx, &mut f, 1_100_000_000);
+        w.on_tick(at(1105));
+        deliver(&rx, &mut f, 1_105_000_000);
         let mut kept = f.rewind().snapshot(call, Timestamp(i64::MIN));
         let mut last = None;
         while kept.next_packet(|p| last = Some(p.seq)) {}
         assert_eq!(last, Some(50), "later packets are kept as they come");
+    }
+
+    fn packets_handed_over(rx: &Receiver<AudioMsg>) -> usize {
+        drain(rx)
+            .iter()
+            .map(|m| match m {
+                AudioMsg::Packets(b) => b.packets(),
+                _ => 0,
+            })
+            .sum()
+    }
+
+    #[test]
+    fn packets_reach_the_fanout_once_the_input_is_drained_or_five_milliseconds_late() {
+        let (mut w, _shared, rx, _r) = listed_call(10);
+        assert_eq!(packets_handed_over(&rx), 10, "the call's first packets");
+        // Frame batches 1 ms apart while more are queued (between the once-a-second
+        // expiries, which hand over too): one hand-off, not one per frame batch.
+        let more = |w: &mut Worker, t: i64, seq: u16| {
+            w.on_batch(batch(&[(t, udp((A, 40000), (B, 50000), &rtp(seq)))]), at(t));
+            w.on_tick(at(t));
+        };
+        for i in 0..4u16 {
+            more(&mut w, 100 + i64::from(i), 10 + i);
+            assert_eq!(packets_handed_over(&rx), 0, "held at {} ms", 100 + i);
+        }
+        w.on_tick(at(105));
+        assert_eq!(
+            packets_handed_over(&rx),
+            4,
+            "all four, 5 ms after the first"
+        );
+        // The end of a burst hands over what it brought at once.
+        more(&mut w, 200, 14);
+        more(&mut w, 201, 15);
+        assert_eq!(packets_handed_over(&rx), 0);
+        w.on_input_drained();
+        assert_eq!(packets_handed_over(&rx), 2);
+    }
+
+    #[test]
+    fn a_full_batch_is_handed_over_at_once() {
+        let (mut w, _shared, rx, _r) = listed_call(10);
+        drain(&rx);
+        // ~1,300 records of ~200 bytes pass BATCH_BYTES.
+        let many: Vec<(i64, Vec<u8>)> = (0..1_400u16)
+            .map(|i| (1_000, udp((A, 40000), (B, 50000), &rtp(10 + i))))
+            .collect();
+        w.on_batch(batch(&many), at(1_000));
+        let sent = packets_handed_over(&rx);
+        assert!(sent >= 1_000, "{sent} of 1,400 handed over without a tick");
+        w.on_tick(at(1_005));
+        assert_eq!(sent + packets_handed_over(&rx), 1_400);
     }
 
     #[test]
@@ -1548,7 +1656,8 @@ mod machine {
             })
             .collect();
         w.on_batch(batch(&later), at(1_300));
-        deliver(&rx, &mut f, 1_300_000_000);
+        w.on_tick(at(1_305));
+        deliver(&rx, &mut f, 1_305_000_000);
         assert_eq!(f.rewind().formats(call).len(), 1, "PCMA, sent again");
         let mut s = f.rewind().snapshot(call, Timestamp(i64::MIN));
         let mut formats = Vec::new();
@@ -1659,7 +1768,7 @@ mod publish_cost {
             let now = 1_700_000_000_500_000_000;
             // A whole sweep (a second of publishes), so every bucket is timed once.
             let sweep = |w: &mut Worker| {
-                let runs = w.hub.sweep.len();
+                let runs = w.hub.sweep_runs;
                 let t = Instant::now();
                 let mut worst = 0f64;
                 for _ in 0..runs {
