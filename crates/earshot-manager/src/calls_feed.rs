@@ -7,6 +7,8 @@
 //!   at once when text or state changed (a SIP event), at most once per [`NUMBERS_EVERY_NS`]
 //!   per call when only numbers did (packets, loss, jitter, MOS, durations),
 //! - `{"event":"ended","callref":"0x…"}` for a call gone from the table.
+//! - `{"event":"synced"}` once, after the last `snapshot` line (also for an empty table): the
+//!   subscriber's copy is whole from then on, so it can serve it.
 //!
 //! `call` objects have the 68 `listcalls` fields by name. The feed compares the table's
 //! versions chunk by chunk ([`Listing`] shares unchanged chunks between versions), so an
@@ -18,6 +20,9 @@ use crate::listing::{Chunk, Listing};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+
+/// The line that ends the first snapshot.
+pub const SYNCED: &[u8] = b"{\"event\":\"synced\"}\n";
 
 /// Numbers of one call are sent at most this often (1 s).
 pub const NUMBERS_EVERY_NS: i64 = 1_000_000_000;
@@ -122,6 +127,7 @@ impl CallsFeed {
             }
             self.snapshot = None;
             self.seen = Some(version);
+            out.extend_from_slice(SYNCED);
             // What changed while the snapshot was written follows at the next update.
             return false;
         }
@@ -341,9 +347,14 @@ pub(crate) mod tests {
         table.put(Arc::new(call(1)));
         feed.update(&table, 0, &mut out);
         let l = lines(&mut out);
-        assert_eq!(l.len(), 1);
+        assert_eq!(l.len(), 2);
         assert_eq!(l[0]["event"], "snapshot");
         assert_eq!(l[0]["call"]["callid"], "1@example.com");
+        assert_eq!(
+            l[1],
+            serde_json::json!({"event":"synced"}),
+            "the copy is whole"
+        );
 
         // The same version: nothing to say.
         feed.update(&table, 100, &mut out);
@@ -390,6 +401,17 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn an_empty_table_is_synced_at_once_and_once() {
+        let mut feed = CallsFeed::new();
+        let mut out = Vec::new();
+        let table = Listing::default();
+        feed.update(&table, 0, &mut out);
+        assert_eq!(lines(&mut out), [serde_json::json!({"event":"synced"})]);
+        feed.update(&table, 100, &mut out);
+        assert!(lines(&mut out).is_empty());
+    }
+
+    #[test]
     fn an_update_looks_only_at_the_chunks_that_changed() {
         use crate::listing::CHUNK;
         let mut feed = CallsFeed::new();
@@ -399,7 +421,7 @@ pub(crate) mod tests {
             table.put(Arc::new(call(n)));
         }
         feed.update(&table, 0, &mut out);
-        assert_eq!(lines(&mut out).len(), 20 * CHUNK);
+        assert_eq!(lines(&mut out).len(), 20 * CHUNK + 1, "and synced");
 
         // One call answered, one ended, one new: three lines, and every other chunk shared.
         let mut answered = call(7);

@@ -1,10 +1,12 @@
 //! The HTTP API and the WebSocket relay.
 
 use crate::auth::{self, HashPool};
+use crate::callview::CallView;
 use crate::config::{Config, ProxyAuth};
 use crate::db::{
     now_secs, AuditRow, Db, Role, Sensor, SensorKind, Session, FAILED, LISTENED, REFUSED,
 };
+use crate::directory::Directory;
 use crate::error::{ApiError, ManagerError};
 use crate::limiter::{retry_seconds, LoginLimiter};
 use crate::manager::{self, ReadAudio, StreamConn};
@@ -20,7 +22,7 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use earshot_manager::stream_proto::{encode_frame, AudioFrame, EndFrame, EndReason, Frame};
 use futures_util::{SinkExt, StreamExt};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
@@ -66,6 +68,8 @@ pub struct AppState {
     /// The threads that check passwords.
     hashes: HashPool,
     pub metrics: PlayerMetrics,
+    /// Every sensor's calls, followed by one feed per sensor and shared by all pages.
+    pub directory: Directory,
 }
 
 /// (user id, sensor id, normalised call reference).
@@ -130,6 +134,7 @@ impl AppState {
             limiter: Mutex::new(limiter),
             hashes,
             metrics: PlayerMetrics::default(),
+            directory: Directory::default(),
         })
     }
 
@@ -715,31 +720,72 @@ async fn remove_sensor(
     Ok(Json(json!({"removed": id})))
 }
 
+#[derive(Deserialize)]
+pub struct CallsQuery {
+    /// Only calls whose numbers, Call-ID, reference, state or codecs contain this
+    /// (case-insensitive).
+    q: Option<String>,
+    /// The first call to return, of those that pass `q` (default 0).
+    offset: Option<usize>,
+    /// At most this many calls (default: all).
+    limit: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct SensorErrorView {
+    sensor_id: i64,
+    error: String,
+}
+
+#[derive(Serialize)]
+struct CallsReply {
+    calls: Vec<CallView>,
+    /// Calls that pass `q`, before `offset` and `limit`.
+    total: usize,
+    errors: Vec<SensorErrorView>,
+}
+
 async fn calls(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+    Query(q): Query<CallsQuery>,
+) -> Result<Json<CallsReply>, ApiError> {
     let (session, _) = require(&st, &headers, Role::Viewer, false).await?;
     let admin = session.role >= Role::Admin;
     bump(&st.metrics.call_list_requests);
     let sensors = st.all_sensors().await?;
-    // Concurrently, each with its own time limit: one dead sensor must not hold up the page.
-    let results = futures_util::future::join_all(
-        sensors.iter().map(|s| manager::list_calls(s, LIST_TIMEOUT)),
-    )
-    .await;
-    let mut calls = Vec::new();
-    let mut errors = Vec::new();
-    for (s, r) in sensors.iter().zip(results) {
-        match r {
-            Ok(list) => calls.extend(list),
-            Err(e) => {
-                bump(&st.metrics.sensor_errors);
-                errors.push(json!({"sensor_id": s.id_sensor, "error": sensor_message(&e, admin)}));
-            }
-        }
+    // From the directory: no sensor is asked anything for this page. A sensor whose feed has
+    // just started (or is reconnecting) is waited for, within the same limit a direct request
+    // had; one dead sensor does not hold up the others' calls.
+    let listed = st.directory.list(&sensors, LIST_TIMEOUT).await;
+    let needle = q.q.as_deref().unwrap_or("").trim().to_ascii_lowercase();
+    let matching: Vec<CallView> = listed
+        .calls
+        .into_iter()
+        .filter(|c| c.matches(&needle))
+        .collect();
+    let total = matching.len();
+    let calls = matching
+        .into_iter()
+        .skip(q.offset.unwrap_or(0))
+        .take(q.limit.unwrap_or(usize::MAX))
+        .collect();
+    for _ in &listed.errors {
+        bump(&st.metrics.sensor_errors);
     }
-    Ok(Json(json!({"calls": calls, "errors": errors})))
+    let errors = listed
+        .errors
+        .into_iter()
+        .map(|(sensor_id, e)| SensorErrorView {
+            sensor_id,
+            error: sensor_message(&e, admin),
+        })
+        .collect();
+    Ok(Json(CallsReply {
+        calls,
+        total,
+        errors,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -1123,15 +1169,11 @@ impl Poller {
         manager::listen(sensor, callref, &listen_id).await?;
         // Best effort: the call list gives the Call-ID and parties for the header and audit.
         let call = manager::find_call(sensor, callref).await.ok().flatten();
-        let field = |k: &str| {
-            call.as_ref()
-                .and_then(|c| c.get(k))
-                .cloned()
-                .unwrap_or(Value::Null)
-        };
+        let field =
+            |f: fn(&CallView) -> &Value| call.as_ref().map_or(Value::Null, |c| f(c).clone());
         let header = json!({
-            "version": 1, "callreference": callref, "callid": field("callid"),
-            "caller": field("caller"), "called": field("called"),
+            "version": 1, "callreference": callref, "callid": field(|c| &c.callid),
+            "caller": field(|c| &c.caller), "called": field(|c| &c.called),
             "format": "s16le", "rate": 8000, "channels": 1, "from": "now",
         });
         let header = match header {

@@ -1,8 +1,9 @@
 //! Backend of `earshot player`: a small web server between browsers and sensors.
 //!
 //! - users log in (argon2 passwords, a session cookie, a CSRF token for state changes);
-//! - `/api/calls` lists the active calls of every registered sensor (Manager API
-//!   `listcalls json`, concurrently, each with a time limit);
+//! - `/api/calls` lists the active calls of every registered sensor from the player's call
+//!   directory, which follows each sensor with one feed (the `calls` subscription, or one
+//!   `listcalls` poll per second for VoIPmonitor sensors) whatever the number of pages;
 //! - `/api/listen` relays a sensor's `stream` to the browser over a WebSocket, one binary
 //!   message per stream frame (VoIPmonitor sensors are polled and their audio wrapped in the
 //!   same frames);
@@ -12,9 +13,11 @@
 
 pub mod api;
 pub mod auth;
+pub mod callview;
 pub mod config;
 pub mod connections;
 pub mod db;
+pub mod directory;
 pub mod error;
 pub mod https;
 pub mod limiter;

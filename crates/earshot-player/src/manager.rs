@@ -4,11 +4,11 @@
 //! parameters are validated before they reach a command line (no newlines, no spaces), so a
 //! browser cannot smuggle commands.
 
+use crate::callview::{has_earshot_columns, CallView};
 use crate::db::{Sensor, SensorKind};
 use crate::error::ManagerError;
-use earshot_manager::listcalls::codec_id_name;
 use earshot_manager::stream_proto::{MAX_FRAME_PAYLOAD, MAX_HEADER_LINE};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
@@ -153,16 +153,9 @@ pub fn valid_listen_id(r: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
-/// A codec name for VoIPmonitor's codec numbers (`callercodec`), as both kinds of sensor send
-/// them: the manager protocol's one table, `PT<n>` for a dynamic type it does not name.
-fn payload_type_name(pt: &Value) -> Option<String> {
-    let n = pt.as_i64().filter(|&n| n >= 0)?;
-    Some(codec_id_name(n).map_or_else(|| format!("PT{n}"), str::to_owned))
-}
-
 /// `listcalls json` (earshot) or `listcalls` (VoIPmonitor prints JSON for it), as the player's
 /// call objects.
-pub async fn list_calls(s: &Sensor, limit: Duration) -> Result<Vec<Value>, ManagerError> {
+pub async fn list_calls(s: &Sensor, limit: Duration) -> Result<Vec<CallView>, ManagerError> {
     // VoIPmonitor answers JSON to `listcalls` with a parameter object (its GUI sends one);
     // earshot answers both forms, the object form with a totals element that is skipped below.
     let command = match s.kind {
@@ -171,7 +164,12 @@ pub async fn list_calls(s: &Sensor, limit: Duration) -> Result<Vec<Value>, Manag
         SensorKind::Voipmonitor => r#"listcalls {"sort_field":"calldate","sort_dir":"desc"}"#,
     };
     let reply = request(s, command, limit).await?;
-    let doc: Value = serde_json::from_slice(&reply).map_err(|_| {
+    parse_list(s.id_sensor, &reply)
+}
+
+/// A `listcalls` JSON reply (a header row of column names, then one row per call) as calls.
+pub fn parse_list(sensor_id: i64, reply: &[u8]) -> Result<Vec<CallView>, ManagerError> {
+    let doc: Value = serde_json::from_slice(reply).map_err(|_| {
         ManagerError::Protocol(format!(
             "listcalls did not return JSON: {}",
             String::from_utf8_lossy(&reply[..reply.len().min(200)])
@@ -184,100 +182,24 @@ pub async fn list_calls(s: &Sensor, limit: Duration) -> Result<Vec<Value>, Manag
         return Ok(Vec::new());
     };
     let names: Vec<&str> = header.iter().filter_map(Value::as_str).collect();
-    let mut calls = Vec::new();
-    for row in rows.iter().skip(1).filter_map(Value::as_array) {
+    let earshot = has_earshot_columns(names.iter().copied());
+    Ok(rows
+        .iter()
+        .skip(1)
+        .filter_map(Value::as_array)
         // The totals element (`[{"total":…}]`) and malformed rows have another length.
-        if row.len() != names.len() {
-            continue;
-        }
-        let get = |name: &str| -> Value {
-            names
-                .iter()
-                .position(|n| *n == name)
-                .and_then(|i| row.get(i))
-                .cloned()
-                .unwrap_or(Value::Null)
-        };
-        let mos = |name: &str| get(name).as_f64().map(|m| m / 10.0);
-        // earshot names the codecs; VoIPmonitor numbers them.
-        let [codec_caller, codec_called] = [
-            ("callercodec_name", "callercodec"),
-            ("calledcodec_name", "calledcodec"),
-        ]
-        .map(|(name, id)| match get(name) {
-            Value::String(n) => Some(n),
-            _ => payload_type_name(&get(id)),
-        });
-        let codecs: Vec<&String> = codec_caller.iter().chain(codec_called.iter()).collect();
-        let mut call = Map::new();
-        call.insert("sensor_id".into(), json!(s.id_sensor));
-        call.insert("callreference".into(), get("callreference"));
-        call.insert("callid".into(), get("callid"));
-        call.insert("caller".into(), get("caller"));
-        call.insert("called".into(), get("called"));
-        call.insert("last_sip_code".into(), get("lastSIPresponseNum"));
-        call.insert("duration".into(), get("duration"));
-        call.insert("codecs".into(), json!(codecs));
-        // Each party's codec now, so the page can say which one it cannot decode.
-        call.insert("codec_caller".into(), json!(codec_caller));
-        call.insert("codec_called".into(), json!(codec_called));
-        // An earshot sensor's own columns say where MOS and jitter are unknown (null) and why;
-        // VoIPmonitor's columns hold its no-data values there (MOS 45, jitter 0).
-        let earshot = names.contains(&"caller_quality_unknown");
-        let quality = |own: &str, voipmonitor: &str, is_mos: bool| -> Value {
-            match (earshot, is_mos) {
-                (true, _) => get(own),
-                (false, true) => json!(mos(voipmonitor)),
-                (false, false) => get(voipmonitor),
-            }
-        };
-        call.insert(
-            "mos_caller".into(),
-            quality("caller_mos", "src_mosf1", true),
-        );
-        call.insert(
-            "mos_called".into(),
-            quality("called_mos", "dst_mosf1", true),
-        );
-        call.insert("loss_caller".into(), get("src_loss"));
-        call.insert("loss_called".into(), get("dst_loss"));
-        call.insert(
-            "jitter_caller".into(),
-            quality("caller_jitter_ms", "src_jitter", false),
-        );
-        call.insert(
-            "jitter_called".into(),
-            quality("called_jitter_ms", "dst_jitter", false),
-        );
-        // Why a party's MOS is null: "no_media", "undecodable" (with the party's codec in
-        // `codecs`), "clock_unknown", "events_only", "video"; null when known or from VoIPmonitor.
-        call.insert(
-            "quality_unknown_caller".into(),
-            get("caller_quality_unknown"),
-        );
-        call.insert(
-            "quality_unknown_called".into(),
-            get("called_quality_unknown"),
-        );
-        call.insert("start".into(), get("calldate"));
-        // earshot sensors only (null from VoIPmonitor): the call's state, not guessed from
-        // the last response code, and its hold.
-        call.insert("state".into(), get("callstate"));
-        call.insert("on_hold".into(), get("on_hold"));
-        call.insert("held_by".into(), get("held_by"));
-        calls.push(Value::Object(call));
-    }
-    Ok(calls)
+        .filter(|row| row.len() == names.len())
+        .map(|row| CallView::from_columns(sensor_id, earshot, names.iter().copied().zip(row)))
+        .collect())
 }
 
 /// Finds one call on a sensor (for its Call-ID and parties); `None` when it is not listed.
-pub async fn find_call(s: &Sensor, callref: &str) -> Result<Option<Value>, ManagerError> {
+pub async fn find_call(s: &Sensor, callref: &str) -> Result<Option<CallView>, ManagerError> {
     let want = normalize_ref(callref);
-    Ok(list_calls(s, REPLY_TIMEOUT).await?.into_iter().find(|c| {
-        c.get("callreference")
-            .and_then(Value::as_str)
-            .is_some_and(|r| normalize_ref(r) == want)
-    }))
+    Ok(list_calls(s, REPLY_TIMEOUT)
+        .await?
+        .into_iter()
+        .find(|c| c.key() == want))
 }
 
 /// Lower case, no `0x`, no leading zeros: how two spellings of a reference are compared.
@@ -375,6 +297,56 @@ impl StreamConn {
     }
 }
 
+/// Longest line of a `calls` subscription: one call object (68 columns and earshot's, about
+/// 2 KB) with room to spare.
+const MAX_CALLS_LINE: usize = 256 << 10;
+
+/// An open `calls` subscription: one JSON line per event (docs/manager-protocol.md).
+pub struct CallsConn {
+    reader: BufReader<Sock>,
+    line: Vec<u8>,
+}
+
+impl CallsConn {
+    /// Sends `calls` (after `auth`).
+    pub async fn open(s: &Sensor) -> Result<CallsConn, ManagerError> {
+        let sock = send(s, "calls").await?;
+        Ok(CallsConn {
+            reader: BufReader::new(sock),
+            line: Vec::new(),
+        })
+    }
+
+    /// The next line, without its newline; `None` when the sensor closed the subscription.
+    /// A sensor silent for `idle` (it says `alive` every 5 s) is given up on.
+    pub async fn next_line(&mut self, idle: Duration) -> Result<Option<&[u8]>, ManagerError> {
+        self.line.clear();
+        let mut limited = (&mut self.reader).take(MAX_CALLS_LINE as u64 + 1);
+        let read = timeout(idle, limited.read_until(b'\n', &mut self.line))
+            .await
+            .map_err(|_| {
+                ManagerError::Protocol(format!(
+                    "the sensor's call feed was silent for {} s",
+                    idle.as_secs()
+                ))
+            })?
+            .map_err(|e| ManagerError::Protocol(format!("the call feed failed: {e}")))?;
+        if read == 0 {
+            return Ok(None);
+        }
+        if self.line.last() != Some(&b'\n') {
+            return Err(ManagerError::Protocol(
+                "a call feed line is too long or cut".into(),
+            ));
+        }
+        self.line.pop();
+        if self.line.starts_with(b"error: unauthorized") {
+            return Err(ManagerError::TokenRefused);
+        }
+        Ok(Some(&self.line))
+    }
+}
+
 /// What `readaudio` answered.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ReadAudio {
@@ -457,16 +429,6 @@ mod tests {
         for bad in ["", "a b", "a\n", &"x".repeat(65)] {
             assert!(!valid_listen_id(bad), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn codec_numbers_have_names() {
-        let name = |n: i64| payload_type_name(&json!(n));
-        assert_eq!(name(8).as_deref(), Some("PCMA"));
-        assert_eq!(name(316).as_deref(), Some("opus"));
-        assert_eq!(name(353).as_deref(), Some("G726-32"));
-        assert_eq!(name(111).as_deref(), Some("PT111"));
-        assert_eq!(name(-1), None);
     }
 
     #[test]

@@ -664,6 +664,11 @@ const CALLS_PART_BYTES: usize = 1 << 20;
 
 /// How often a `calls` subscriber's view is brought up to date: the snapshot interval.
 const CALLS_EVERY: Duration = Duration::from_millis(100);
+/// A `calls` subscriber is sent `{"event":"alive"}` after this long without a line, so that it
+/// can tell a quiet sensor from a dead connection (a host that vanished sends no FIN) within
+/// a deadline of its own.
+pub const CALLS_KEEPALIVE: Duration = Duration::from_secs(5);
+const ALIVE: &[u8] = b"{\"event\":\"alive\"}\n";
 
 /// `calls`: the table as `snapshot` lines, then its changes, one JSON line per event
 /// (`earshot_manager::calls_feed`). The work is this connection's: each interval it reads the
@@ -674,6 +679,7 @@ async fn calls_subscription<S: AsyncWrite + Unpin>(sock: &mut S, state: &State) 
     let mut feed = earshot_manager::calls_feed::CallsFeed::new();
     let mut out = Vec::new();
     let mut tick = tokio::time::interval(CALLS_EVERY);
+    let mut last_line = tokio::time::Instant::now();
     loop {
         tick.tick().await;
         let snap = state.shared.snapshot();
@@ -683,8 +689,12 @@ async fn calls_subscription<S: AsyncWrite + Unpin>(sock: &mut S, state: &State) 
             tick.reset_immediately();
         }
         if out.is_empty() {
-            continue;
+            if last_line.elapsed() < CALLS_KEEPALIVE {
+                continue;
+            }
+            out.extend_from_slice(ALIVE);
         }
+        last_line = tokio::time::Instant::now();
         let behind = if out.len() > CALLS_QUEUE_BYTES {
             true
         } else {

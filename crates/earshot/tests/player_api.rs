@@ -1517,3 +1517,206 @@ async fn call_list_shows_unknown_quality_as_null_with_its_reason() {
         );
     }
 }
+
+/// Pages asking for the call list at once, `pages` of them, each `rounds` times.
+async fn pages_asking(app: &Router, auth: &Auth, pages: usize, rounds: usize) -> Vec<Reply> {
+    let asks = (0..pages).map(|_| async {
+        let mut replies = Vec::new();
+        for _ in 0..rounds {
+            replies.push(call(app, "GET", "/api/calls", auth, &[], None).await);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        replies
+    });
+    futures_util::future::join_all(asks)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// Twenty pages polling ten times a second cost a VoIPmonitor sensor one `listcalls` a
+/// second, not one per page request (issue 14: the sensor formatted its table per request).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_pages_poll_a_voipmonitor_sensor_once_a_second() {
+    let Some(dir) = sensor::shared("voipmonitor") else {
+        return;
+    };
+    let (vm, seen) = voipmonitor_stand_in(dir).await;
+    let (app, state) = player(&sqlite_url("player-vm-single-flight"), None).await;
+    state
+        .db
+        .add_sensor(&Sensor {
+            id_sensor: 9,
+            name: "legacy".into(),
+            host: vm.ip().to_string(),
+            port: vm.port(),
+            token: None,
+            tls: false,
+            kind: SensorKind::Voipmonitor,
+        })
+        .await
+        .unwrap();
+    let viewer = login(&app, "viewer").await;
+    let started = Instant::now();
+    let replies = pages_asking(&app, &viewer, 20, 20).await;
+    let seconds = started.elapsed().as_secs_f64();
+    for r in &replies {
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(
+            r.json["calls"].as_array().map(Vec::len),
+            Some(1),
+            "{}",
+            r.json
+        );
+        assert_eq!(r.json["total"], 1);
+    }
+    let polls = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|c| c.starts_with("listcalls"))
+        .count();
+    assert!(
+        polls as f64 <= seconds + 2.0,
+        "{polls} listcalls in {seconds:.1} s for {} page requests",
+        replies.len()
+    );
+}
+
+/// A stand-in earshot sensor for the `calls` subscription: each `calls` connection gets the
+/// lines sent on `lines` (a new receiver per connection); other commands are recorded only.
+async fn calls_stand_in() -> (
+    SocketAddr,
+    Arc<std::sync::Mutex<Vec<String>>>,
+    tokio::sync::broadcast::Sender<String>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (tx, _) = tokio::sync::broadcast::channel::<String>(64);
+    let (log, lines) = (seen.clone(), tx.clone());
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let mut rx = lines.subscribe();
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut req = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut buf).await {
+                        Ok(n) if n > 0 => req.extend_from_slice(&buf[..n]),
+                        _ => return,
+                    }
+                }
+                let command = String::from_utf8_lossy(&req).trim().to_string();
+                log.lock().unwrap().push(command.clone());
+                if command != "calls" {
+                    return;
+                }
+                // "close" ends the connection, as a restarting sensor would.
+                while let Ok(line) = rx.recv().await {
+                    if line == "close" || sock.write_all(line.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen, tx)
+}
+
+fn feed_call(event: &str, r: &str, state: &str) -> String {
+    let call = json!({"callreference": r, "callid": format!("{r}@example.com"), "caller": "1001",
+        "called": "2002", "callstate": state, "caller_quality_unknown": null,
+        "callercodec_name": "PCMA"});
+    format!("{}\n", json!({"event": event, "call": call}))
+}
+
+/// An earshot sensor is followed through one `calls` subscription shared by every page: the
+/// pages see its events, never cause a `listcalls`, see the sensor as down when it goes, and
+/// get its calls back when the player has reconnected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_share_one_calls_subscription_per_sensor() {
+    let (addr, seen, lines) = calls_stand_in().await;
+    let (app, state) = player(&sqlite_url("player-calls-feed"), None).await;
+    state
+        .db
+        .add_sensor(&Sensor {
+            id_sensor: 4,
+            name: "edge".into(),
+            host: addr.ip().to_string(),
+            port: addr.port(),
+            token: None,
+            tls: false,
+            kind: SensorKind::Earshot,
+        })
+        .await
+        .unwrap();
+    let viewer = login(&app, "viewer").await;
+    // The snapshot goes out as soon as the player subscribes.
+    let feed = tokio::spawn({
+        let lines = lines.clone();
+        async move {
+            while lines.receiver_count() == 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let _ = lines.send(feed_call("snapshot", "0x10", "answered"));
+            let _ = lines.send(feed_call("snapshot", "0x11", "ringing"));
+            let _ = lines.send("{\"event\":\"synced\"}\n".into());
+        }
+    });
+    let replies = pages_asking(&app, &viewer, 10, 5).await;
+    feed.await.unwrap();
+    for r in &replies {
+        assert_eq!(r.json["errors"], json!([]), "{}", r.json);
+        assert_eq!(r.json["total"], 2, "{}", r.json);
+    }
+    let commands = seen.lock().unwrap().clone();
+    assert_eq!(commands, ["calls"], "one subscription, no listcalls");
+
+    // A filtered page of the directory.
+    let r = call(&app, "GET", "/api/calls?q=0X11&limit=5", &viewer, &[], None).await;
+    assert_eq!(r.json["total"], 1, "{}", r.json);
+    assert_eq!(r.json["calls"][0]["state"], "ringing");
+
+    // Events reach the pages.
+    let _ = lines.send(
+        "{\"event\":\"changed\",\"callref\":\"0x11\",\"fields\":{\"callstate\":\"answered\"}}\n"
+            .into(),
+    );
+    let _ = lines.send("{\"event\":\"ended\",\"callref\":\"0x10\"}\n".into());
+    let until = |want: fn(&Value) -> bool| {
+        let (app, viewer) = (app.clone(), viewer.clone());
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let r = call(&app, "GET", "/api/calls", &viewer, &[], None).await;
+                if want(&r.json) {
+                    return r.json;
+                }
+                assert!(Instant::now() < deadline, "never: {}", r.json);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let j = until(|j| j["total"] == 1 && j["calls"][0]["state"] == "answered").await;
+    assert_eq!(j["calls"][0]["callreference"], "0x11");
+
+    // The sensor goes away: shown as such, and the player comes back by itself.
+    let _ = lines.send("close".into());
+    until(|j| j["errors"][0]["sensor_id"] == 4 && j["total"] == 0).await;
+    while seen.lock().unwrap().len() < 2 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = lines.send(feed_call("snapshot", "0x12", "answered"));
+    let _ = lines.send("{\"event\":\"synced\"}\n".into());
+    let j = until(|j| j["errors"] == json!([]) && j["total"] == 1).await;
+    assert_eq!(j["calls"][0]["callreference"], "0x12");
+}

@@ -46,6 +46,7 @@ fn a_subscriber_sees_calls_appear_change_and_end() {
     let mut appeared: HashMap<String, String> = HashMap::new();
     let mut changed: HashSet<String> = HashSet::new();
     let mut ended: HashSet<String> = HashSet::new();
+    let mut synced = 0;
     let deadline = Instant::now() + Duration::from_secs(40);
     while ended.len() < 5 && Instant::now() < deadline {
         let mut line = String::new();
@@ -79,6 +80,12 @@ fn a_subscriber_sees_calls_appear_change_and_end() {
                 assert!(appeared.contains_key(&r), "ended before appearing: {line}");
                 assert!(ended.insert(r), "ended twice: {line}");
             }
+            Some("synced") => {
+                synced += 1;
+                assert_eq!(synced, 1, "synced once, after the snapshot: {line}");
+            }
+            // Sent after 5 s without any other line.
+            Some("alive") => {}
             other => panic!("unexpected event {other:?}: {line}"),
         }
     }
@@ -89,4 +96,17 @@ fn a_subscriber_sees_calls_appear_change_and_end() {
         "every call's numbers changed: {changed:?}"
     );
     assert_eq!(ended.len(), 5, "{ended:?}");
+    assert_eq!(synced, 1, "the end of the first snapshot is marked");
+    // Nothing else happens now: within a few seconds the sensor says it is still there.
+    let quiet = Instant::now() + Duration::from_secs(30);
+    let mut alive = false;
+    while !alive && Instant::now() < quiet {
+        let mut line = String::new();
+        match lines.read_line(&mut line) {
+            Ok(0) => break,
+            Ok(_) => alive = line.trim_end() == r#"{"event":"alive"}"#,
+            Err(_) => continue,
+        }
+    }
+    assert!(alive, "a quiet subscription is kept alive");
 }

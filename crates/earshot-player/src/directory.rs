@@ -1,0 +1,537 @@
+//! The live call directory: every sensor's calls, kept current in memory by one feed per
+//! sensor and shared by every page, so that the number of pages open costs the sensors
+//! nothing.
+//!
+//! - An earshot sensor is followed through its `calls` subscription (snapshot, then new,
+//!   changed and ended events); its calls are served once it has said `synced`.
+//! - A VoIPmonitor sensor has no subscription: it is polled with `listcalls`, once per
+//!   [`POLL_EVERY`] at most whatever the number of pages, and only while pages ask (a page
+//!   asked within [`POLL_WHILE_ASKED`]).
+//! - A feed that fails is shown as the sensor's error (its calls are not listed: they would be
+//!   stale) and retried with back-off, 1 s doubling to [`MAX_BACKOFF`].
+//!
+//! [`SensorCalls`] is the sans-IO part (lines and poll results in, the sensor's calls out);
+//! the tasks only move lines to it and read the clock.
+
+use crate::callview::{has_earshot_columns, CallView};
+use crate::db::{Sensor, SensorKind};
+use crate::error::ManagerError;
+use crate::manager::{self, CallsConn};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// A VoIPmonitor sensor is polled at most this often.
+pub const POLL_EVERY: Duration = Duration::from_secs(1);
+/// … and only while a page asked for calls this recently.
+pub const POLL_WHILE_ASKED: Duration = Duration::from_secs(30);
+/// Longest wait between two attempts to reach a sensor.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A `calls` subscription silent this long is dead (the sensor says `alive` every 5 s).
+pub const FEED_IDLE: Duration = Duration::from_secs(15);
+
+/// Where a sensor's feed is.
+#[derive(Clone, Debug)]
+pub enum Status {
+    /// Not reached yet (or again, after a failure, while the next attempt runs).
+    Connecting,
+    /// Its calls are current.
+    Live,
+    /// The last attempt failed with this.
+    Down(Arc<ManagerError>),
+}
+
+/// One sensor's calls, in the order the sensor gave them, and what its feed says of itself.
+#[derive(Debug)]
+pub struct SensorCalls {
+    sensor_id: i64,
+    status: Status,
+    /// Arrival order → call; `by_key` finds a call's place from its normalised reference.
+    calls: BTreeMap<u64, CallView>,
+    by_key: HashMap<String, u64>,
+    next: u64,
+    /// The feed's snapshot is complete (`synced`), or a poll answered.
+    synced: bool,
+    /// When calls were last polled (VoIPmonitor sensors).
+    polled: Option<Instant>,
+}
+
+/// Why a feed line was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    #[error("a call feed line is not JSON: {0}")]
+    NotJson(String),
+    #[error("the sensor closed the call feed: this player fell behind (overflow)")]
+    Overflow,
+}
+
+impl SensorCalls {
+    pub fn new(sensor_id: i64) -> SensorCalls {
+        SensorCalls {
+            sensor_id,
+            status: Status::Connecting,
+            calls: BTreeMap::new(),
+            by_key: HashMap::new(),
+            next: 0,
+            synced: false,
+            polled: None,
+        }
+    }
+
+    pub fn status(&self) -> &Status {
+        &self.status
+    }
+
+    /// Whether a page can be answered from this sensor now: its calls, or its error.
+    pub fn settled(&self) -> bool {
+        match self.status {
+            Status::Live => true,
+            Status::Down(_) => true,
+            Status::Connecting => false,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.calls.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+    }
+
+    /// The calls, in the sensor's order.
+    pub fn calls(&self) -> impl Iterator<Item = &CallView> {
+        self.calls.values()
+    }
+
+    pub fn find(&self, callref: &str) -> Option<&CallView> {
+        let at = self.by_key.get(&manager::normalize_ref(callref))?;
+        self.calls.get(at)
+    }
+
+    /// A new subscription starts: what was known is forgotten (the snapshot brings it back).
+    pub fn begin(&mut self) {
+        self.clear();
+        self.synced = false;
+    }
+
+    /// The feed failed: nothing is listed for this sensor until it is back.
+    pub fn fail(&mut self, e: ManagerError) {
+        self.clear();
+        self.synced = false;
+        self.status = Status::Down(Arc::new(e));
+    }
+
+    fn clear(&mut self) {
+        self.calls.clear();
+        self.by_key.clear();
+    }
+
+    /// One line of the `calls` subscription.
+    pub fn on_line(&mut self, line: &[u8]) -> Result<(), FeedError> {
+        let v: Value = serde_json::from_slice(line).map_err(|_| {
+            FeedError::NotJson(String::from_utf8_lossy(&line[..line.len().min(200)]).into())
+        })?;
+        match v.get("event").and_then(Value::as_str) {
+            Some("snapshot" | "new") => {
+                if let Some(call) = v.get("call").and_then(Value::as_object) {
+                    let earshot = has_earshot_columns(call.keys().map(String::as_str));
+                    let view = CallView::from_columns(
+                        self.sensor_id,
+                        earshot,
+                        call.iter().map(|(k, v)| (k.as_str(), v)),
+                    );
+                    self.put(view);
+                }
+            }
+            Some("changed") => {
+                let (Some(r), Some(fields)) = (
+                    v.get("callref").and_then(Value::as_str),
+                    v.get("fields").and_then(Value::as_object),
+                ) else {
+                    return Ok(());
+                };
+                let key = manager::normalize_ref(r);
+                if let Some(call) = self.by_key.get(&key).and_then(|at| self.calls.get_mut(at)) {
+                    call.apply(fields.iter().map(|(k, v)| (k.as_str(), v)));
+                }
+            }
+            Some("ended") => {
+                if let Some(r) = v.get("callref").and_then(Value::as_str) {
+                    self.remove(&manager::normalize_ref(r));
+                }
+            }
+            Some("synced") => {
+                self.synced = true;
+                self.status = Status::Live;
+            }
+            Some("overflow") => return Err(FeedError::Overflow),
+            // `alive`, and events a newer sensor may add.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A poll's answer replaces the sensor's calls.
+    pub fn replace(&mut self, calls: Vec<CallView>, now: Instant) {
+        self.clear();
+        for c in calls {
+            self.put(c);
+        }
+        self.synced = true;
+        self.polled = Some(now);
+        self.status = Status::Live;
+    }
+
+    fn put(&mut self, view: CallView) {
+        let key = view.key();
+        match self.by_key.get(&key) {
+            Some(at) => {
+                self.calls.insert(*at, view);
+            }
+            None => {
+                let at = self.next;
+                self.next += 1;
+                self.by_key.insert(key, at);
+                self.calls.insert(at, view);
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &str) {
+        if let Some(at) = self.by_key.remove(key) {
+            self.calls.remove(&at);
+        }
+    }
+}
+
+type Shared = Arc<RwLock<SensorCalls>>;
+
+fn read(s: &Shared) -> std::sync::RwLockReadGuard<'_, SensorCalls> {
+    match s.read() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+fn write(s: &Shared) -> std::sync::RwLockWriteGuard<'_, SensorCalls> {
+    match s.write() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// One sensor's feed: its calls, a signal when they change state, and its task (stopped when
+/// this is dropped).
+struct Feed {
+    sensor: Sensor,
+    calls: Shared,
+    changed: watch::Receiver<u64>,
+    /// When a page last asked (VoIPmonitor sensors are polled only then).
+    asked: Arc<Mutex<Instant>>,
+    task: tokio::task::AbortHandle,
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Every sensor's feed.
+#[derive(Default)]
+pub struct Directory {
+    feeds: Mutex<HashMap<i64, Feed>>,
+}
+
+/// A sensor's calls or error, for a page.
+pub struct Listed {
+    pub calls: Vec<CallView>,
+    pub errors: Vec<(i64, Arc<ManagerError>)>,
+}
+
+impl Directory {
+    /// Follows exactly these sensors: feeds start for new ones (and for sensors whose address
+    /// or credentials changed) and stop for those gone from the registry.
+    pub fn follow(&self, sensors: &[Sensor]) {
+        let mut feeds = match self.feeds.lock() {
+            Ok(f) => f,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        feeds.retain(|id, f| sensors.iter().any(|s| s.id_sensor == *id && *s == f.sensor));
+        for s in sensors {
+            feeds
+                .entry(s.id_sensor)
+                .or_insert_with(|| Feed::start(s.clone()));
+        }
+    }
+
+    /// The calls of these sensors (which must be followed), waiting up to `wait` for feeds
+    /// that have not settled yet (just started, or reconnecting).
+    pub async fn list(&self, sensors: &[Sensor], wait: Duration) -> Listed {
+        self.follow(sensors);
+        let feeds: Vec<(i64, Shared, watch::Receiver<u64>)> = {
+            let feeds = match self.feeds.lock() {
+                Ok(f) => f,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            sensors
+                .iter()
+                .filter_map(|s| feeds.get(&s.id_sensor))
+                .map(|f| {
+                    if let Ok(mut a) = f.asked.lock() {
+                        *a = Instant::now();
+                    }
+                    (f.sensor.id_sensor, f.calls.clone(), f.changed.clone())
+                })
+                .collect()
+        };
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut listed = Listed {
+            calls: Vec::new(),
+            errors: Vec::new(),
+        };
+        for (id, calls, mut changed) in feeds {
+            while !read(&calls).settled() {
+                match tokio::time::timeout_at(deadline, changed.changed()).await {
+                    Ok(Ok(())) => {}
+                    _ => break,
+                }
+            }
+            let c = read(&calls);
+            match c.status() {
+                Status::Live => listed.calls.extend(c.calls().cloned()),
+                Status::Down(e) => listed.errors.push((id, e.clone())),
+                Status::Connecting => listed
+                    .errors
+                    .push((id, Arc::new(ManagerError::Timeout(format!("sensor {id}"))))),
+            }
+        }
+        listed
+    }
+
+    /// One call of a followed sensor, if its feed is live and lists it.
+    pub fn find(&self, sensor_id: i64, callref: &str) -> Option<CallView> {
+        let feeds = self.feeds.lock().ok()?;
+        let c = read(&feeds.get(&sensor_id)?.calls);
+        matches!(c.status(), Status::Live)
+            .then(|| c.find(callref).cloned())
+            .flatten()
+    }
+}
+
+impl Feed {
+    fn start(sensor: Sensor) -> Feed {
+        let calls: Shared = Arc::new(RwLock::new(SensorCalls::new(sensor.id_sensor)));
+        let (tx, rx) = watch::channel(0u64);
+        let asked = Arc::new(Mutex::new(Instant::now()));
+        let weak = Arc::downgrade(&calls);
+        let task = match sensor.kind {
+            SensorKind::Earshot => tokio::spawn(subscribe(sensor.clone(), weak, tx)),
+            SensorKind::Voipmonitor => tokio::spawn(poll(sensor.clone(), weak, tx, asked.clone())),
+        };
+        Feed {
+            sensor,
+            calls,
+            changed: rx,
+            asked,
+            task: task.abort_handle(),
+        }
+    }
+}
+
+fn bump(tx: &watch::Sender<u64>) {
+    tx.send_modify(|n| *n = n.wrapping_add(1));
+}
+
+/// Follows an earshot sensor's `calls` subscription, reconnecting with back-off.
+async fn subscribe(sensor: Sensor, calls: Weak<RwLock<SensorCalls>>, tx: watch::Sender<u64>) {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let result = follow_once(&sensor, &calls, &tx).await;
+        let Some(shared) = calls.upgrade() else {
+            return;
+        };
+        let was_live = matches!(read(&shared).status(), Status::Live);
+        let e = match result {
+            Ok(()) => ManagerError::Protocol("the sensor closed the call feed".into()),
+            Err(e) => e,
+        };
+        tracing::warn!(sensor = sensor.id_sensor, "call feed: {e}");
+        write(&shared).fail(e);
+        drop(shared);
+        bump(&tx);
+        if was_live {
+            backoff = Duration::from_secs(1);
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// One subscription, until it fails or the directory is gone (`Ok`).
+async fn follow_once(
+    sensor: &Sensor,
+    calls: &Weak<RwLock<SensorCalls>>,
+    tx: &watch::Sender<u64>,
+) -> Result<(), ManagerError> {
+    let mut conn = CallsConn::open(sensor).await?;
+    {
+        let Some(shared) = calls.upgrade() else {
+            return Ok(());
+        };
+        write(&shared).begin();
+    }
+    while let Some(line) = conn.next_line(FEED_IDLE).await? {
+        let Some(shared) = calls.upgrade() else {
+            return Ok(());
+        };
+        let mut c = write(&shared);
+        let settled = c.settled();
+        c.on_line(line)
+            .map_err(|e| ManagerError::Protocol(e.to_string()))?;
+        if c.settled() != settled {
+            drop(c);
+            bump(tx);
+        }
+    }
+    Err(ManagerError::Protocol(
+        "the sensor closed the call feed".into(),
+    ))
+}
+
+/// Polls a VoIPmonitor sensor while pages ask, once per [`POLL_EVERY`] at most.
+async fn poll(
+    sensor: Sensor,
+    calls: Weak<RwLock<SensorCalls>>,
+    tx: watch::Sender<u64>,
+    asked: Arc<Mutex<Instant>>,
+) {
+    let mut backoff = POLL_EVERY;
+    loop {
+        let wanted = asked
+            .lock()
+            .map(|a| a.elapsed() < POLL_WHILE_ASKED)
+            .unwrap_or(true);
+        if !wanted {
+            tokio::time::sleep(POLL_EVERY).await;
+            if calls.strong_count() == 0 {
+                return;
+            }
+            continue;
+        }
+        let started = Instant::now();
+        let result = manager::list_calls(&sensor, crate::api::LIST_TIMEOUT).await;
+        let Some(shared) = calls.upgrade() else {
+            return;
+        };
+        let wait = match result {
+            Ok(list) => {
+                write(&shared).replace(list, Instant::now());
+                backoff = POLL_EVERY;
+                POLL_EVERY.saturating_sub(started.elapsed())
+            }
+            Err(e) => {
+                tracing::warn!(sensor = sensor.id_sensor, "polling calls: {e}");
+                write(&shared).fail(e);
+                let w = backoff;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                w
+            }
+        };
+        drop(shared);
+        bump(&tx);
+        tokio::time::sleep(wait).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call_line(event: &str, r: &str, caller: &str) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "event": event,
+            "call": {"callreference": r, "caller": caller, "called": "2002",
+                     "callstate": "ringing", "caller_quality_unknown": null},
+        }))
+        .expect("json")
+    }
+
+    #[test]
+    fn a_feed_is_served_once_synced_and_follows_events() {
+        let mut s = SensorCalls::new(7);
+        s.begin();
+        s.on_line(&call_line("snapshot", "0x10", "1001"))
+            .expect("line");
+        s.on_line(&call_line("snapshot", "0x11", "1002"))
+            .expect("line");
+        assert!(!s.settled(), "half a table is not served");
+        s.on_line(br#"{"event":"synced"}"#).expect("line");
+        assert!(s.settled());
+        s.on_line(&call_line("new", "0x12", "1003")).expect("line");
+        s.on_line(br#"{"event":"changed","callref":"0x10","fields":{"callstate":"answered","lastSIPresponseNum":200}}"#)
+            .expect("line");
+        s.on_line(br#"{"event":"ended","callref":"0x11"}"#)
+            .expect("line");
+        s.on_line(br#"{"event":"alive"}"#).expect("line");
+        s.on_line(br#"{"event":"something-new"}"#)
+            .expect("unknown events are ignored");
+        let calls: Vec<(&Value, &Value)> = s.calls().map(|c| (&c.caller, &c.state)).collect();
+        assert_eq!(
+            calls,
+            [
+                (&Value::from("1001"), &Value::from("answered")),
+                (&Value::from("1003"), &Value::from("ringing")),
+            ],
+            "in the sensor's order"
+        );
+        assert_eq!(s.find("0X0010").map(|c| c.sensor_id), Some(7));
+        assert!(s.find("0x11").is_none());
+    }
+
+    #[test]
+    fn a_failed_feed_lists_nothing_and_says_why() {
+        let mut s = SensorCalls::new(7);
+        s.on_line(&call_line("snapshot", "0x10", "1001"))
+            .expect("line");
+        s.on_line(br#"{"event":"synced"}"#).expect("line");
+        assert!(matches!(
+            s.on_line(br#"{"event":"overflow"}"#),
+            Err(FeedError::Overflow)
+        ));
+        assert!(s.on_line(b"not json").is_err());
+        s.fail(ManagerError::TokenRefused);
+        assert!(s.settled());
+        assert!(s.is_empty(), "stale calls are not listed");
+        assert!(matches!(s.status(), Status::Down(e) if matches!(**e, ManagerError::TokenRefused)));
+        // Reconnected: the new snapshot brings the calls back.
+        s.begin();
+        s.on_line(&call_line("snapshot", "0x10", "1001"))
+            .expect("line");
+        assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn a_poll_replaces_the_table() {
+        let mut s = SensorCalls::new(1);
+        let view = |r: &str| {
+            let v = serde_json::json!({"callreference": r});
+            CallView::from_columns(
+                1,
+                false,
+                v.as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| (k.as_str(), v)),
+            )
+        };
+        s.replace(vec![view("0x1"), view("0x2")], Instant::now());
+        assert!(s.settled());
+        s.replace(vec![view("0x2"), view("0x3")], Instant::now());
+        let refs: Vec<String> = s.calls().map(CallView::key).collect();
+        assert_eq!(refs, ["2", "3"]);
+    }
+}
