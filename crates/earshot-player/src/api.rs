@@ -295,6 +295,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/sensors", get(list_sensors).post(add_sensor))
         .route("/api/sensors/{id}", delete(remove_sensor))
         .route("/api/calls", get(calls))
+        .route("/api/calls/stream", get(calls_stream))
         .route("/api/listen", get(listen))
         .route("/api/chunk", get(chunk))
         .route("/api/audit", get(audit))
@@ -786,6 +787,154 @@ async fn calls(
         total,
         errors,
     }))
+}
+
+/// Rows a page may ask for at once on the stream (a screen or two of a virtual list).
+const MAX_WINDOW: usize = 1_000;
+/// How often a page's window is looked at: a change reaches the page within this (plus the
+/// sensor's own once-a-second rate limit on numbers).
+const STREAM_EVERY: Duration = Duration::from_millis(500);
+/// How often a stream checks that its session is still valid (logout, expiry, a removed user).
+const STREAM_SESSION_CHECK: Duration = Duration::from_secs(10);
+
+/// `GET /api/calls/stream?q=&offset=&limit=`: Server-Sent Events, one `window` event when the
+/// page's window changed: the rows' keys in order (`order`), the rows that are new or changed
+/// since the last event (`upsert`, each call with its `key`), the keys that left (`remove`),
+/// `total` (calls passing `q`) and `errors`. The first event has every row. A page changes
+/// what it shows (scrolling, the filter) by opening a new stream.
+async fn calls_stream(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<CallsQuery>,
+) -> Result<Response, ApiError> {
+    let (session, _) = require(&st, &headers, Role::Viewer, false).await?;
+    bump(&st.metrics.call_list_requests);
+    let query = crate::directory::WindowQuery {
+        q: q.q.as_deref().unwrap_or("").trim().to_ascii_lowercase(),
+        offset: q.offset.unwrap_or(0),
+        limit: q.limit.unwrap_or(100).min(MAX_WINDOW),
+    };
+    let page = PageStream {
+        st,
+        headers,
+        admin: session.role >= Role::Admin,
+        query,
+        sent: HashMap::new(),
+        last: None,
+        last_head: None,
+        checked: std::time::Instant::now(),
+        first: true,
+    };
+    let events = futures_util::stream::unfold(page, |mut page| async move {
+        let event = page.next().await?;
+        Some((Ok::<_, Infallible>(event), page))
+    });
+    Ok(axum::response::sse::Sse::new(events)
+        .keep_alive(axum::response::sse::KeepAlive::default())
+        .into_response())
+}
+
+/// One page's stream: what it was sent, to send only what changed.
+struct PageStream {
+    st: Arc<AppState>,
+    headers: HeaderMap,
+    admin: bool,
+    query: crate::directory::WindowQuery,
+    /// Key → rev of every row the page holds.
+    sent: HashMap<String, u64>,
+    last: Option<Arc<crate::directory::Window>>,
+    /// The order, total and errors last sent: a window that differs only in rows the page
+    /// already has is not sent again.
+    last_head: Option<Value>,
+    checked: std::time::Instant,
+    first: bool,
+}
+
+#[derive(Serialize)]
+struct WindowRow<'a> {
+    key: &'a str,
+    #[serde(flatten)]
+    call: &'a CallView,
+}
+
+impl PageStream {
+    /// The next event; `None` ends the stream (the session is gone).
+    async fn next(&mut self) -> Option<axum::response::sse::Event> {
+        loop {
+            if !self.first {
+                tokio::time::sleep(STREAM_EVERY).await;
+            }
+            self.first = false;
+            if self.checked.elapsed() >= STREAM_SESSION_CHECK {
+                self.checked = std::time::Instant::now();
+                require(&self.st, &self.headers, Role::Viewer, false)
+                    .await
+                    .ok()?;
+            }
+            let sensors = self.st.all_sensors().await.ok()?;
+            let win = self
+                .st
+                .directory
+                .window(&sensors, &self.query, LIST_TIMEOUT)
+                .await;
+            if self.last.as_ref().is_some_and(|l| Arc::ptr_eq(l, &win)) {
+                continue;
+            }
+            if let Some(event) = self.diff(&win) {
+                self.last = Some(win);
+                return Some(event);
+            }
+            self.last = Some(win);
+        }
+    }
+
+    /// The event for `win` against what the page holds, or `None` when it would say nothing.
+    fn diff(&mut self, win: &crate::directory::Window) -> Option<axum::response::sse::Event> {
+        let order: Vec<&str> = win.rows.iter().map(|r| r.key.as_str()).collect();
+        let errors: Vec<SensorErrorView> = win
+            .errors
+            .iter()
+            .map(|(sensor_id, e)| SensorErrorView {
+                sensor_id: *sensor_id,
+                error: sensor_message(e, self.admin),
+            })
+            .collect();
+        let head = json!({"total": win.total, "offset": self.query.offset, "order": order, "errors": errors});
+        let upsert: Vec<WindowRow> = win
+            .rows
+            .iter()
+            .filter(|r| self.sent.get(&r.key) != Some(&r.rev))
+            .map(|r| WindowRow {
+                key: &r.key,
+                call: &r.call,
+            })
+            .collect();
+        let keep: HashSet<&str> = order.iter().copied().collect();
+        let remove: Vec<String> = self
+            .sent
+            .keys()
+            .filter(|k| !keep.contains(k.as_str()))
+            .cloned()
+            .collect();
+        if upsert.is_empty() && remove.is_empty() && self.last_head.as_ref() == Some(&head) {
+            return None;
+        }
+        let mut body = head.clone();
+        body["upsert"] = json!(upsert);
+        body["remove"] = json!(remove);
+        for k in &remove {
+            self.sent.remove(k);
+        }
+        for r in &win.rows {
+            self.sent.insert(r.key.clone(), r.rev);
+        }
+        self.last_head = Some(head);
+        Some(
+            axum::response::sse::Event::default()
+                .event("window")
+                .data(body.to_string()),
+        )
+    }
 }
 
 #[derive(Deserialize)]

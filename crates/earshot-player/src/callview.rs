@@ -152,25 +152,33 @@ impl CallView {
             .unwrap_or_default()
     }
 
-    /// Whether the filter text (already lower case) is in the call's numbers, Call-ID,
-    /// reference, state or codecs.
+    /// Whether every word of the filter text (already lower case) is in the call's numbers,
+    /// Call-ID, reference, state, codecs or sensor id: what the page's filter box does.
     pub fn matches(&self, needle: &str) -> bool {
-        if needle.is_empty() {
+        let mut words = needle.split_whitespace().peekable();
+        if words.peek().is_none() {
             return true;
         }
-        let text = |v: &Value| {
-            v.as_str()
-                .is_some_and(|s| s.to_ascii_lowercase().contains(needle))
-        };
-        text(&self.caller)
-            || text(&self.called)
-            || text(&self.callid)
-            || text(&self.callreference)
-            || text(&self.state)
-            || self
-                .codecs
-                .iter()
-                .any(|c| c.to_ascii_lowercase().contains(needle))
+        let mut hay = String::new();
+        for v in [
+            &self.caller,
+            &self.called,
+            &self.callid,
+            &self.callreference,
+            &self.state,
+        ] {
+            if let Some(s) = v.as_str() {
+                hay.push_str(s);
+                hay.push(' ');
+            }
+        }
+        for c in &self.codecs {
+            hay.push_str(c);
+            hay.push(' ');
+        }
+        hay.push_str(&self.sensor_id.to_string());
+        let hay = hay.to_ascii_lowercase();
+        words.all(|w| hay.contains(w))
     }
 }
 
@@ -281,9 +289,20 @@ mod tests {
     #[test]
     fn the_filter_searches_numbers_ids_and_codecs() {
         let v = CallView::from_columns(3, true, columns(&earshot_call()));
-        for hit in ["100", "2002", "a@example", "1a2b", "answered", "pcma", ""] {
+        for hit in [
+            "100",
+            "2002",
+            "a@example",
+            "1a2b",
+            "answered",
+            "pcma",
+            "",
+            "1001 2002",
+            " 3 ",
+        ] {
             assert!(v.matches(hit), "{hit}");
         }
         assert!(!v.matches("4420"));
+        assert!(!v.matches("1001 4420"), "every word must be found");
     }
 }

@@ -8,7 +8,7 @@
 //!   [`POLL_EVERY`] at most whatever the number of pages, and only while pages ask (a page
 //!   asked within [`POLL_WHILE_ASKED`]).
 //! - A feed that fails is shown as the sensor's error (its calls are not listed: they would be
-//!   stale) and retried with back-off, 1 s doubling to [`MAX_BACKOFF`].
+//!   stale) and retried with back-off, 1 s doubling to [`MAX_BACKOFF`] (5 s).
 //!
 //! [`SensorCalls`] is the sans-IO part (lines and poll results in, the sensor's calls out);
 //! the tasks only move lines to it and read the clock.
@@ -27,8 +27,9 @@ use tokio::sync::watch;
 pub const POLL_EVERY: Duration = Duration::from_secs(1);
 /// … and only while a page asked for calls this recently.
 pub const POLL_WHILE_ASKED: Duration = Duration::from_secs(30);
-/// Longest wait between two attempts to reach a sensor.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Longest wait between two attempts to reach a sensor: a sensor that comes back is listed
+/// again within seconds, and an attempt is one TCP connection.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// A `calls` subscription silent this long is dead (the sensor says `alive` every 5 s).
 pub const FEED_IDLE: Duration = Duration::from_secs(15);
 
@@ -49,13 +50,22 @@ pub struct SensorCalls {
     sensor_id: i64,
     status: Status,
     /// Arrival order → call; `by_key` finds a call's place from its normalised reference.
-    calls: BTreeMap<u64, CallView>,
+    calls: BTreeMap<u64, Entry>,
     by_key: HashMap<String, u64>,
     next: u64,
     /// The feed's snapshot is complete (`synced`), or a poll answered.
     synced: bool,
     /// When calls were last polled (VoIPmonitor sensors).
     polled: Option<Instant>,
+    /// Counts every change (a call, or the status): a page's window is recomputed only when
+    /// a sensor's version moved, and a call's `rev` says which version last changed it.
+    version: u64,
+}
+
+#[derive(Debug)]
+struct Entry {
+    view: Arc<CallView>,
+    rev: u64,
 }
 
 /// Why a feed line was not taken.
@@ -77,7 +87,18 @@ impl SensorCalls {
             next: 0,
             synced: false,
             polled: None,
+            version: 0,
         }
+    }
+
+    /// See the `version` field.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    fn touch(&mut self) -> u64 {
+        self.version += 1;
+        self.version
     }
 
     pub fn status(&self) -> &Status {
@@ -103,12 +124,17 @@ impl SensorCalls {
 
     /// The calls, in the sensor's order.
     pub fn calls(&self) -> impl Iterator<Item = &CallView> {
+        self.calls.values().map(|e| &*e.view)
+    }
+
+    /// The calls with the version that last changed each.
+    fn entries(&self) -> impl Iterator<Item = &Entry> {
         self.calls.values()
     }
 
     pub fn find(&self, callref: &str) -> Option<&CallView> {
         let at = self.by_key.get(&manager::normalize_ref(callref))?;
-        self.calls.get(at)
+        self.calls.get(at).map(|e| &*e.view)
     }
 
     /// A new subscription starts: what was known is forgotten (the snapshot brings it back).
@@ -127,6 +153,7 @@ impl SensorCalls {
     fn clear(&mut self) {
         self.calls.clear();
         self.by_key.clear();
+        self.touch();
     }
 
     /// One line of the `calls` subscription.
@@ -154,8 +181,13 @@ impl SensorCalls {
                     return Ok(());
                 };
                 let key = manager::normalize_ref(r);
-                if let Some(call) = self.by_key.get(&key).and_then(|at| self.calls.get_mut(at)) {
-                    call.apply(fields.iter().map(|(k, v)| (k.as_str(), v)));
+                let Some(&at) = self.by_key.get(&key) else {
+                    return Ok(());
+                };
+                let rev = self.touch();
+                if let Some(e) = self.calls.get_mut(&at) {
+                    Arc::make_mut(&mut e.view).apply(fields.iter().map(|(k, v)| (k.as_str(), v)));
+                    e.rev = rev;
                 }
             }
             Some("ended") => {
@@ -166,6 +198,7 @@ impl SensorCalls {
             Some("synced") => {
                 self.synced = true;
                 self.status = Status::Live;
+                self.touch();
             }
             Some("overflow") => return Err(FeedError::Overflow),
             // `alive`, and events a newer sensor may add.
@@ -183,19 +216,25 @@ impl SensorCalls {
         self.synced = true;
         self.polled = Some(now);
         self.status = Status::Live;
+        self.touch();
     }
 
     fn put(&mut self, view: CallView) {
         let key = view.key();
+        let rev = self.touch();
+        let entry = Entry {
+            view: Arc::new(view),
+            rev,
+        };
         match self.by_key.get(&key) {
             Some(at) => {
-                self.calls.insert(*at, view);
+                self.calls.insert(*at, entry);
             }
             None => {
                 let at = self.next;
                 self.next += 1;
                 self.by_key.insert(key, at);
-                self.calls.insert(at, view);
+                self.calls.insert(at, entry);
             }
         }
     }
@@ -203,6 +242,7 @@ impl SensorCalls {
     fn remove(&mut self, key: &str) {
         if let Some(at) = self.by_key.remove(key) {
             self.calls.remove(&at);
+            self.touch();
         }
     }
 }
@@ -244,6 +284,41 @@ impl Drop for Feed {
 #[derive(Default)]
 pub struct Directory {
     feeds: Mutex<HashMap<i64, Feed>>,
+    /// Windows computed lately, by what was asked: pages asking the same (most pages show
+    /// the first screen of an unfiltered list) share one computation per change.
+    windows: Mutex<HashMap<WindowQuery, (Stamp, Arc<Window>)>>,
+}
+
+/// What a page shows: the calls that contain `q` (lower case), from `offset`, `limit` of
+/// them.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct WindowQuery {
+    pub q: String,
+    pub offset: usize,
+    pub limit: usize,
+}
+
+/// The sensors (id, version, whether their calls are listed) a window was made from.
+type Stamp = Vec<(i64, u64, bool)>;
+
+/// Windows kept for sharing; past this many distinct queries the cache starts over.
+const WINDOWS_KEPT: usize = 64;
+
+/// One row of a window: `key` is `SENSOR:REF`, unique across sensors; `rev` changes whenever
+/// the call does.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub key: String,
+    pub rev: u64,
+    pub call: Arc<CallView>,
+}
+
+/// A page's slice of the directory, with the number of calls that pass its filter.
+#[derive(Debug, Default)]
+pub struct Window {
+    pub total: usize,
+    pub rows: Vec<Row>,
+    pub errors: Vec<(i64, Arc<ManagerError>)>,
 }
 
 /// A sensor's calls or error, for a page.
@@ -256,10 +331,7 @@ impl Directory {
     /// Follows exactly these sensors: feeds start for new ones (and for sensors whose address
     /// or credentials changed) and stop for those gone from the registry.
     pub fn follow(&self, sensors: &[Sensor]) {
-        let mut feeds = match self.feeds.lock() {
-            Ok(f) => f,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut feeds = lock(&self.feeds);
         feeds.retain(|id, f| sensors.iter().any(|s| s.id_sensor == *id && *s == f.sensor));
         for s in sensors {
             feeds
@@ -271,12 +343,51 @@ impl Directory {
     /// The calls of these sensors (which must be followed), waiting up to `wait` for feeds
     /// that have not settled yet (just started, or reconnecting).
     pub async fn list(&self, sensors: &[Sensor], wait: Duration) -> Listed {
+        let mut listed = Listed {
+            calls: Vec::new(),
+            errors: Vec::new(),
+        };
+        for (id, calls) in self.settled_feeds(sensors, wait).await {
+            let c = read(&calls);
+            match status_error(id, c.status()) {
+                None => listed.calls.extend(c.calls().cloned()),
+                Some(e) => listed.errors.push((id, e)),
+            }
+        }
+        listed
+    }
+
+    /// The window `w` of these sensors' calls (followed first; feeds not settled yet are
+    /// waited for up to `wait`, as in [`Directory::list`]). Computed once per change of the
+    /// sensors it covers, whoever asks.
+    pub async fn window(&self, sensors: &[Sensor], w: &WindowQuery, wait: Duration) -> Arc<Window> {
+        let shared = self.settled_feeds(sensors, wait).await;
+        let stamp: Stamp = shared
+            .iter()
+            .map(|(id, c)| {
+                let c = read(c);
+                (*id, c.version(), matches!(c.status(), Status::Live))
+            })
+            .collect();
+        if let Some((at, win)) = lock(&self.windows).get(w) {
+            if *at == stamp {
+                return win.clone();
+            }
+        }
+        let win = Arc::new(compute_window(&shared, w));
+        let mut cache = lock(&self.windows);
+        if cache.len() >= WINDOWS_KEPT {
+            cache.clear();
+        }
+        cache.insert(w.clone(), (stamp, win.clone()));
+        win
+    }
+
+    /// These sensors' call tables, in their order, once each has settled or `wait` passed.
+    async fn settled_feeds(&self, sensors: &[Sensor], wait: Duration) -> Vec<(i64, Shared)> {
         self.follow(sensors);
         let feeds: Vec<(i64, Shared, watch::Receiver<u64>)> = {
-            let feeds = match self.feeds.lock() {
-                Ok(f) => f,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+            let feeds = lock(&self.feeds);
             sensors
                 .iter()
                 .filter_map(|s| feeds.get(&s.id_sensor))
@@ -289,10 +400,7 @@ impl Directory {
                 .collect()
         };
         let deadline = tokio::time::Instant::now() + wait;
-        let mut listed = Listed {
-            calls: Vec::new(),
-            errors: Vec::new(),
-        };
+        let mut out = Vec::with_capacity(feeds.len());
         for (id, calls, mut changed) in feeds {
             while !read(&calls).settled() {
                 match tokio::time::timeout_at(deadline, changed.changed()).await {
@@ -300,16 +408,9 @@ impl Directory {
                     _ => break,
                 }
             }
-            let c = read(&calls);
-            match c.status() {
-                Status::Live => listed.calls.extend(c.calls().cloned()),
-                Status::Down(e) => listed.errors.push((id, e.clone())),
-                Status::Connecting => listed
-                    .errors
-                    .push((id, Arc::new(ManagerError::Timeout(format!("sensor {id}"))))),
-            }
+            out.push((id, calls));
         }
-        listed
+        out
     }
 
     /// One call of a followed sensor, if its feed is live and lists it.
@@ -320,6 +421,54 @@ impl Directory {
             .then(|| c.find(callref).cloned())
             .flatten()
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// What a page is told of a sensor that is not live.
+fn status_error(id: i64, status: &Status) -> Option<Arc<ManagerError>> {
+    match status {
+        Status::Live => None,
+        Status::Down(e) => Some(e.clone()),
+        Status::Connecting => Some(Arc::new(ManagerError::Timeout(format!("sensor {id}")))),
+    }
+}
+
+/// The calls passing the filter, counted, and the slice asked for. One pass over the calls
+/// (none at all for the rows before `offset` of an unfiltered list beyond counting).
+fn compute_window(feeds: &[(i64, Shared)], w: &WindowQuery) -> Window {
+    let mut win = Window::default();
+    let end = w.offset.saturating_add(w.limit);
+    for (id, calls) in feeds {
+        let c = read(calls);
+        if let Some(e) = status_error(*id, c.status()) {
+            win.errors.push((*id, e));
+            continue;
+        }
+        if w.q.is_empty() && (win.total + c.len() <= w.offset || win.total >= end) {
+            win.total += c.len();
+            continue;
+        }
+        for e in c.entries() {
+            if !e.view.matches(&w.q) {
+                continue;
+            }
+            if (w.offset..end).contains(&win.total) {
+                win.rows.push(Row {
+                    key: format!("{id}:{}", e.view.key()),
+                    rev: e.rev,
+                    call: e.view.clone(),
+                });
+            }
+            win.total += 1;
+        }
+    }
+    win
 }
 
 impl Feed {
@@ -512,6 +661,68 @@ mod tests {
         s.on_line(&call_line("snapshot", "0x10", "1001"))
             .expect("line");
         assert_eq!(s.len(), 1);
+    }
+
+    fn live_sensor(id: i64, refs: &[&str]) -> (i64, Shared) {
+        let mut s = SensorCalls::new(id);
+        s.begin();
+        for r in refs {
+            s.on_line(&call_line("snapshot", r, &format!("caller-{r}")))
+                .expect("line");
+        }
+        s.on_line(br#"{"event":"synced"}"#).expect("line");
+        (id, Arc::new(RwLock::new(s)))
+    }
+
+    fn keys(w: &Window) -> Vec<&str> {
+        w.rows.iter().map(|r| r.key.as_str()).collect()
+    }
+
+    fn query(q: &str, offset: usize, limit: usize) -> WindowQuery {
+        WindowQuery {
+            q: q.into(),
+            offset,
+            limit,
+        }
+    }
+
+    #[test]
+    fn a_window_spans_sensors_counts_and_filters() {
+        let feeds = [
+            live_sensor(1, &["0x1", "0x2", "0x3"]),
+            live_sensor(2, &["0xa", "0xb"]),
+        ];
+        let w = compute_window(&feeds, &query("", 2, 2));
+        assert_eq!(w.total, 5);
+        assert_eq!(keys(&w), ["1:3", "2:a"], "across the sensors' boundary");
+        let w = compute_window(&feeds, &query("", 4, 10));
+        assert_eq!(keys(&w), ["2:b"]);
+        let w = compute_window(&feeds, &query("", 9, 10));
+        assert!(w.rows.is_empty());
+        assert_eq!(w.total, 5);
+        let w = compute_window(&feeds, &query("caller-0xb", 0, 10));
+        assert_eq!((w.total, keys(&w)), (1, vec!["2:b"]));
+
+        // A changed call gets a new rev; the others keep theirs.
+        let before = compute_window(&feeds, &query("", 0, 10));
+        write(&feeds[1].1)
+            .on_line(br#"{"event":"changed","callref":"0xa","fields":{"duration":5}}"#)
+            .expect("line");
+        let after = compute_window(&feeds, &query("", 0, 10));
+        let changed: Vec<&str> = before
+            .rows
+            .iter()
+            .zip(&after.rows)
+            .filter(|(a, b)| a.rev != b.rev)
+            .map(|(_, b)| b.key.as_str())
+            .collect();
+        assert_eq!(changed, ["2:a"]);
+
+        // A sensor that is down is an error, not rows.
+        write(&feeds[0].1).fail(ManagerError::TokenRefused);
+        let w = compute_window(&feeds, &query("", 0, 10));
+        assert_eq!((w.total, w.errors.len()), (2, 1));
+        assert_eq!(w.errors[0].0, 1);
     }
 
     #[test]

@@ -13,6 +13,16 @@ let sensorNames = new Map();
 let sensorsFetched = 0;
 const rows = new Map(); // "sensor|callref" -> <tr>
 let lastCalls = [];
+// The call list comes from the player's stream (/api/calls/stream): the window of calls
+// around what is on screen, filtered by the player, then only its changes. Browsers without
+// EventSource poll /api/calls instead.
+const WINDOW = 150;
+let stream = null;
+let streamRetry = 0;
+let streamed = false; // the list shows a stream's window
+const win = { offset: 0, total: 0, order: [] };
+const byKey = new Map(); // the stream's "sensor:ref" -> call
+let rowH = 33; // a row's height, measured once rows exist
 
 // ---- test hooks (read by tests/browser/player.test.mjs) ----
 window.earshotTest = {
@@ -24,6 +34,7 @@ window.earshotTest = {
   get state() { return player.session ? player.session.state : "idle"; },
   get stats() { return player.session ? player.session.stats : {}; },
   get calls() { return lastCalls; },
+  get streamed() { return streamed; },
 };
 
 function say(text, level = "info") {
@@ -158,10 +169,14 @@ player.addEventListener("earshot-state", (e) => {
 function stopPolling() {
   pollGeneration++;
   clearTimeout(pollTimer);
+  clearTimeout(streamRetry);
+  if (stream) stream.close();
+  stream = null;
 }
 
 function startPolling() {
   stopPolling();
+  if (window.EventSource) return openStream(0);
   const gen = pollGeneration;
   const tick = async () => {
     if (gen !== pollGeneration) return;
@@ -172,6 +187,43 @@ function startPolling() {
     pollTimer = setTimeout(tick, Math.max(200, 1000 - (performance.now() - t0)));
   };
   tick();
+}
+
+// Opens the stream of the window that starts at `offset`, with the filter box's text.
+function openStream(offset) {
+  if (stream) stream.close();
+  clearTimeout(streamRetry);
+  if (!sensorsFetched) refreshSensors();
+  const q = $("filter").value.trim();
+  const es = new EventSource(`/api/calls/stream?q=${encodeURIComponent(q)}&offset=${offset}&limit=${WINDOW}`);
+  stream = es;
+  byKey.clear();
+  es.addEventListener("window", (ev) => {
+    if (stream === es) applyWindow(JSON.parse(ev.data));
+  });
+  es.onerror = async () => {
+    // While CONNECTING the browser tries again by itself; CLOSED means it gave up (e.g. 401).
+    if (stream !== es || es.readyState !== EventSource.CLOSED) return;
+    stream = null;
+    const r = await api("/api/me");
+    if (r.status === 401) return showLogin((r.body && r.body.error) || "Log in again.");
+    renderErrors([{ sensor_id: null, error: "the call list was cut off: reconnecting" }]);
+    streamRetry = setTimeout(() => me && openStream(win.offset), 2000);
+  };
+}
+
+function applyWindow(d) {
+  for (const k of d.remove || []) byKey.delete(k);
+  for (const c of d.upsert || []) byKey.set(c.key, c);
+  win.offset = Number(d.offset) || 0;
+  win.total = Number(d.total) || 0;
+  win.order = Array.isArray(d.order) ? d.order : [];
+  streamed = true;
+  lastCalls = win.order.map((k) => byKey.get(k)).filter(Boolean);
+  renderErrors(Array.isArray(d.errors) ? d.errors : []);
+  renderCalls(lastCalls);
+  $("calls-updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
+  if (Date.now() - sensorsFetched > 30000) refreshSensors();
 }
 
 async function refreshSensors() {
@@ -350,10 +402,11 @@ function renderCalls(unsorted) {
     tr.title = `Call-ID ${c.callid ?? "?"} · ref ${c.callreference}`;
     tr.classList.toggle("on-hold", c.on_hold === true);
     tr.classList.toggle("over", isOver(c));
-    tr.hidden = !matches(c, filter);
+    // A stream's window was filtered by the player already.
+    tr.hidden = !streamed && !matches(c, filter);
     if (!tr.hidden) shown++;
     // Keep the sensors' order, without moving rows that are already in place.
-    const want = prev ? prev.nextSibling : tbody.firstChild;
+    const want = prev ? prev.nextSibling : $("spacer-top").nextSibling;
     if (want !== tr) tbody.insertBefore(tr, want);
     prev = tr;
   }
@@ -364,11 +417,50 @@ function renderCalls(unsorted) {
       rows.delete(key);
     }
   }
-  $("calls-count").textContent = `(${shown}${shown !== calls.length ? ` of ${calls.length}` : ""})`;
-  $("calls-empty").hidden = shown > 0;
-  $("calls-empty").textContent = calls.length ? "No call matches the filter." : "No active calls.";
+  if (streamed) {
+    $("calls-count").textContent = `(${win.total})`;
+    $("calls-empty").hidden = win.total > 0;
+    $("calls-empty").textContent = filter ? "No call matches the filter." : "No active calls.";
+    const n = calls.length;
+    $("calls-window").textContent = n && n < win.total ? `rows ${win.offset + 1}–${win.offset + n} of ${win.total} here; scroll for the others` : "";
+    sizeSpacers(n);
+  } else {
+    $("calls-count").textContent = `(${shown}${shown !== calls.length ? ` of ${calls.length}` : ""})`;
+    $("calls-empty").hidden = shown > 0;
+    $("calls-empty").textContent = calls.length ? "No call matches the filter." : "No active calls.";
+  }
   markListening();
 }
+
+// The spacers stand for the rows before and after the window, so the scroll bar is the whole
+// list's.
+function sizeSpacers(n) {
+  const row = document.querySelector("#calls tbody tr:not(.spacer)");
+  if (row) rowH = row.getBoundingClientRect().height || rowH;
+  $("spacer-top").firstElementChild.style.height = `${win.offset * rowH}px`;
+  $("spacer-bottom").firstElementChild.style.height = `${Math.max(0, win.total - win.offset - n) * rowH}px`;
+}
+
+// Scrolled past what the window holds: the stream moves to the rows now on screen.
+let scrollPending = false;
+let scrollTimer = 0;
+$("calls-scroll").addEventListener("scroll", () => {
+  if (!streamed || scrollPending) return;
+  scrollPending = true;
+  requestAnimationFrame(() => {
+    scrollPending = false;
+    const box = $("calls-scroll");
+    const head = document.querySelector("#calls thead").getBoundingClientRect().height;
+    const first = Math.floor(Math.max(0, box.scrollTop - head) / rowH);
+    const visible = Math.ceil(box.clientHeight / rowH);
+    const end = win.offset + win.order.length;
+    if ((first < win.offset && win.offset > 0) || (first + visible > end && end < win.total)) {
+      const offset = Math.max(0, first - Math.floor((WINDOW - visible) / 2));
+      clearTimeout(scrollTimer);
+      scrollTimer = setTimeout(() => openStream(offset), 120);
+    }
+  });
+});
 
 function newRow(c) {
   const tr = document.createElement("tr");
@@ -407,7 +499,16 @@ function markListening() {
   }
 }
 
-$("filter").addEventListener("input", () => renderCalls(lastCalls));
+// The player filters a stream (every call of every sensor, not only those on screen).
+let filterTimer = 0;
+$("filter").addEventListener("input", () => {
+  if (!streamed) return renderCalls(lastCalls);
+  clearTimeout(filterTimer);
+  filterTimer = setTimeout(() => {
+    $("calls-scroll").scrollTop = 0;
+    openStream(0);
+  }, 80);
+});
 
 // ---- administration (admins only; the API enforces it, this only hides what would fail) ----
 

@@ -121,6 +121,7 @@ async fn login_logout_and_refusals() {
     assert!(error_of(&r).contains("log in"), "{}", r.json);
     for uri in [
         "/api/calls",
+        "/api/calls/stream",
         "/api/sensors",
         "/api/audit",
         "/api/listen?callref=1",
@@ -1719,4 +1720,113 @@ async fn pages_share_one_calls_subscription_per_sensor() {
     let _ = lines.send("{\"event\":\"synced\"}\n".into());
     let j = until(|j| j["errors"] == json!([]) && j["total"] == 1).await;
     assert_eq!(j["calls"][0]["callreference"], "0x12");
+}
+
+/// Reads `window` events from `/api/calls/stream` (HTTP/1.0, so the body is not chunked).
+struct SseReader {
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::net::TcpStream>>,
+}
+
+impl SseReader {
+    async fn open(addr: SocketAddr, query: &str, auth: &Auth) -> SseReader {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+        let mut sock = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let req = format!(
+            "GET /api/calls/stream?{query} HTTP/1.0\r\nHost: {addr}\r\nCookie: {}\r\n\r\n",
+            auth.cookie.as_deref().unwrap_or("")
+        );
+        sock.write_all(req.as_bytes()).await.expect("request");
+        let mut lines = tokio::io::BufReader::new(sock).lines();
+        let status = lines.next_line().await.expect("read").expect("status line");
+        assert!(status.contains(" 200 "), "{status}");
+        SseReader { lines }
+    }
+
+    /// The next event's data, within 20 s.
+    async fn next(&mut self) -> Value {
+        let read = async {
+            loop {
+                let line = self.lines.next_line().await.expect("read").expect("open");
+                if let Some(data) = line.strip_prefix("data: ") {
+                    return serde_json::from_str::<Value>(data).expect("JSON data");
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), read)
+            .await
+            .expect("an event in time")
+    }
+}
+
+/// A page's stream carries its window and then only what changed in it: a change outside the
+/// window sends nothing, a call ending pulls the next one in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_stream_sends_its_window_then_only_changes() {
+    let (addr, _seen, lines) = calls_stand_in().await;
+    let (app, state) = player(&sqlite_url("player-calls-stream"), None).await;
+    state
+        .db
+        .add_sensor(&Sensor {
+            id_sensor: 4,
+            name: "edge".into(),
+            host: addr.ip().to_string(),
+            port: addr.port(),
+            token: None,
+            tls: false,
+            kind: SensorKind::Earshot,
+        })
+        .await
+        .unwrap();
+    let viewer = login(&app, "viewer").await;
+    let web = serve(app.clone()).await;
+    let feed = tokio::spawn({
+        let lines = lines.clone();
+        async move {
+            while lines.receiver_count() == 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            for r in ["0x10", "0x11", "0x12"] {
+                let _ = lines.send(feed_call("snapshot", r, "answered"));
+            }
+            let _ = lines.send("{\"event\":\"synced\"}\n".into());
+        }
+    });
+    let mut page = SseReader::open(web, "limit=2", &viewer).await;
+    feed.await.unwrap();
+    let first = page.next().await;
+    assert_eq!(first["total"], 3, "{first}");
+    assert_eq!(first["order"], json!(["4:10", "4:11"]));
+    assert_eq!(first["upsert"].as_array().map(Vec::len), Some(2));
+    assert_eq!(first["upsert"][0]["caller"], "1001");
+    assert_eq!(first["remove"], json!([]));
+
+    // Outside the window, then inside: the event has the visible change only.
+    let changed = |r: &str, secs: u32| {
+        format!(
+            "{{\"event\":\"changed\",\"callref\":\"{r}\",\"fields\":{{\"duration\":{secs}}}}}\n"
+        )
+    };
+    let _ = lines.send(changed("0x12", 9));
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let _ = lines.send(changed("0x11", 7));
+    let second = page.next().await;
+    let upsert = second["upsert"].as_array().expect("upsert");
+    assert_eq!(upsert.len(), 1, "{second}");
+    assert_eq!(
+        (&upsert[0]["key"], &upsert[0]["duration"]),
+        (&json!("4:11"), &json!(7))
+    );
+
+    // A visible call ends: it leaves, the next one comes in.
+    let _ = lines.send("{\"event\":\"ended\",\"callref\":\"0x10\"}\n".into());
+    let third = page.next().await;
+    assert_eq!(third["total"], 2, "{third}");
+    assert_eq!(third["order"], json!(["4:11", "4:12"]));
+    assert_eq!(third["remove"], json!(["4:10"]));
+    let upsert = third["upsert"].as_array().expect("upsert");
+    assert_eq!(upsert.len(), 1);
+    assert_eq!(
+        (&upsert[0]["key"], &upsert[0]["duration"]),
+        (&json!("4:12"), &json!(9))
+    );
 }
