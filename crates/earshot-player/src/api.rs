@@ -70,7 +70,13 @@ pub struct AppState {
     pub metrics: PlayerMetrics,
     /// Every sensor's calls, followed by one feed per sensor and shared by all pages.
     pub directory: Directory,
+    /// The sensor list the call lists were made from lately: a hundred pages' streams read it
+    /// twice a second each, the database once a second at most.
+    recent_sensors: Mutex<Option<(std::time::Instant, Vec<Sensor>)>>,
 }
+
+/// How long [`AppState::listed_sensors`] reuses the registry it read.
+const SENSORS_FRESH: Duration = Duration::from_secs(1);
 
 /// (user id, sensor id, normalised call reference).
 type ListenKey = (i64, i64, String);
@@ -135,6 +141,7 @@ impl AppState {
             hashes,
             metrics: PlayerMetrics::default(),
             directory: Directory::default(),
+            recent_sensors: Mutex::new(None),
         })
     }
 
@@ -230,6 +237,8 @@ impl AppState {
             Ok(mut c) => *c = Arc::new(new),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(new),
         }
+        // The default sensor may have changed: the next call list reads the registry again.
+        *lock(&self.recent_sensors) = None;
     }
 
     /// Every sensor the player may talk to: the registry, plus the configured default unless
@@ -250,6 +259,19 @@ impl AppState {
                 list.insert(0, d.clone());
             }
         }
+        Ok(list)
+    }
+
+    /// [`AppState::all_sensors`], read from the database at most once per [`SENSORS_FRESH`]
+    /// (a sensor added or removed shows in the call lists within that time).
+    pub async fn listed_sensors(&self) -> Result<Vec<Sensor>, ApiError> {
+        if let Some((at, list)) = lock(&self.recent_sensors).as_ref() {
+            if at.elapsed() < SENSORS_FRESH {
+                return Ok(list.clone());
+            }
+        }
+        let list = self.all_sensors().await?;
+        *lock(&self.recent_sensors) = Some((std::time::Instant::now(), list.clone()));
         Ok(list)
     }
 
@@ -703,6 +725,7 @@ async fn add_sensor(
     };
     validate_sensor(&s).map_err(ApiError::BadRequest)?;
     st.db.add_sensor(&s).await?;
+    *lock(&st.recent_sensors) = None;
     Ok((
         StatusCode::CREATED,
         Json(json!({"id_sensor": s.id_sensor, "name": s.name, "kind": s.kind})),
@@ -715,6 +738,7 @@ async fn remove_sensor(
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
     require(&st, &headers, Role::Admin, true).await?;
+    *lock(&st.recent_sensors) = None;
     if !st.db.remove_sensor(id).await? {
         return Err(ApiError::NotFound(format!("sensor {id} is not registered")));
     }
@@ -754,32 +778,27 @@ async fn calls(
     let (session, _) = require(&st, &headers, Role::Viewer, false).await?;
     let admin = session.role >= Role::Admin;
     bump(&st.metrics.call_list_requests);
-    let sensors = st.all_sensors().await?;
+    let sensors = st.listed_sensors().await?;
     // From the directory: no sensor is asked anything for this page. A sensor whose feed has
     // just started (or is reconnecting) is waited for, within the same limit a direct request
     // had; one dead sensor does not hold up the others' calls.
-    let listed = st.directory.list(&sensors, LIST_TIMEOUT).await;
-    let needle = q.q.as_deref().unwrap_or("").trim().to_ascii_lowercase();
-    let matching: Vec<CallView> = listed
-        .calls
-        .into_iter()
-        .filter(|c| c.matches(&needle))
-        .collect();
-    let total = matching.len();
-    let calls = matching
-        .into_iter()
-        .skip(q.offset.unwrap_or(0))
-        .take(q.limit.unwrap_or(usize::MAX))
-        .collect();
-    for _ in &listed.errors {
+    let query = crate::directory::WindowQuery {
+        q: q.q.as_deref().unwrap_or("").trim().to_ascii_lowercase(),
+        offset: q.offset.unwrap_or(0),
+        limit: q.limit.unwrap_or(usize::MAX),
+    };
+    let win = st.directory.window(&sensors, &query, LIST_TIMEOUT).await;
+    let total = win.total;
+    let calls = win.rows.iter().map(|r| (*r.call).clone()).collect();
+    for _ in &win.errors {
         bump(&st.metrics.sensor_errors);
     }
-    let errors = listed
+    let errors = win
         .errors
-        .into_iter()
+        .iter()
         .map(|(sensor_id, e)| SensorErrorView {
-            sensor_id,
-            error: sensor_message(&e, admin),
+            sensor_id: *sensor_id,
+            error: sensor_message(e, admin),
         })
         .collect();
     Ok(Json(CallsReply {
@@ -871,7 +890,7 @@ impl PageStream {
                     .await
                     .ok()?;
             }
-            let sensors = self.st.all_sensors().await.ok()?;
+            let sensors = self.st.listed_sensors().await.ok()?;
             let win = self
                 .st
                 .directory

@@ -321,12 +321,6 @@ pub struct Window {
     pub errors: Vec<(i64, Arc<ManagerError>)>,
 }
 
-/// A sensor's calls or error, for a page.
-pub struct Listed {
-    pub calls: Vec<CallView>,
-    pub errors: Vec<(i64, Arc<ManagerError>)>,
-}
-
 impl Directory {
     /// Follows exactly these sensors: feeds start for new ones (and for sensors whose address
     /// or credentials changed) and stop for those gone from the registry.
@@ -340,25 +334,8 @@ impl Directory {
         }
     }
 
-    /// The calls of these sensors (which must be followed), waiting up to `wait` for feeds
-    /// that have not settled yet (just started, or reconnecting).
-    pub async fn list(&self, sensors: &[Sensor], wait: Duration) -> Listed {
-        let mut listed = Listed {
-            calls: Vec::new(),
-            errors: Vec::new(),
-        };
-        for (id, calls) in self.settled_feeds(sensors, wait).await {
-            let c = read(&calls);
-            match status_error(id, c.status()) {
-                None => listed.calls.extend(c.calls().cloned()),
-                Some(e) => listed.errors.push((id, e)),
-            }
-        }
-        listed
-    }
-
     /// The window `w` of these sensors' calls (followed first; feeds not settled yet are
-    /// waited for up to `wait`, as in [`Directory::list`]). Computed once per change of the
+    /// waited for up to `wait`). Computed once per change of the
     /// sensors it covers, whoever asks.
     pub async fn window(&self, sensors: &[Sensor], w: &WindowQuery, wait: Duration) -> Arc<Window> {
         let shared = self.settled_feeds(sensors, wait).await;
