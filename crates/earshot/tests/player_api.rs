@@ -15,6 +15,7 @@ use axum::Router;
 use earshot_player::{auth, AppState, AuditRow, Config, Db, Role, Sensor, SensorKind};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
+use std::collections::HashSet;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::Stdio;
@@ -1217,19 +1218,7 @@ async fn a_recorded_voipmonitor_sensor() {
     };
     let (vm, seen) = voipmonitor_stand_in(dir.clone()).await;
     let (app, state) = player(&sqlite_url("player-vm-stand-in"), None).await;
-    state
-        .db
-        .add_sensor(&Sensor {
-            id_sensor: 9,
-            name: "legacy".into(),
-            host: vm.ip().to_string(),
-            port: vm.port(),
-            token: None,
-            tls: false,
-            kind: SensorKind::Voipmonitor,
-        })
-        .await
-        .unwrap();
+    register(&state, 9, "legacy", vm, SensorKind::Voipmonitor).await;
     let listener = login(&app, "listener").await;
 
     // What the recording lists, read from the recording itself.
@@ -1344,19 +1333,7 @@ async fn chunk_sessions_are_audited_per_user_and_closed_when_idle() {
     cfg.limits.chunk_idle = Duration::from_secs(1);
     let state = AppState::new(cfg, db);
     let app = earshot_player::router(state.clone());
-    state
-        .db
-        .add_sensor(&Sensor {
-            id_sensor: 9,
-            name: "legacy".into(),
-            host: vm.ip().to_string(),
-            port: vm.port(),
-            token: None,
-            tls: false,
-            kind: SensorKind::Voipmonitor,
-        })
-        .await
-        .unwrap();
+    register(&state, 9, "legacy", vm, SensorKind::Voipmonitor).await;
     let q = "/api/chunk?sensor_id=9&callref=0x1a2b";
     for user in ["listener", "admin"] {
         let who = login(&app, user).await;
@@ -1545,19 +1522,7 @@ async fn many_pages_poll_a_voipmonitor_sensor_once_a_second() {
     };
     let (vm, seen) = voipmonitor_stand_in(dir).await;
     let (app, state) = player(&sqlite_url("player-vm-single-flight"), None).await;
-    state
-        .db
-        .add_sensor(&Sensor {
-            id_sensor: 9,
-            name: "legacy".into(),
-            host: vm.ip().to_string(),
-            port: vm.port(),
-            token: None,
-            tls: false,
-            kind: SensorKind::Voipmonitor,
-        })
-        .await
-        .unwrap();
+    register(&state, 9, "legacy", vm, SensorKind::Voipmonitor).await;
     let viewer = login(&app, "viewer").await;
     let started = Instant::now();
     let replies = pages_asking(&app, &viewer, 20, 20).await;
@@ -1647,19 +1612,7 @@ fn feed_call(event: &str, r: &str, state: &str) -> String {
 async fn pages_share_one_calls_subscription_per_sensor() {
     let (addr, seen, lines) = calls_stand_in().await;
     let (app, state) = player(&sqlite_url("player-calls-feed"), None).await;
-    state
-        .db
-        .add_sensor(&Sensor {
-            id_sensor: 4,
-            name: "edge".into(),
-            host: addr.ip().to_string(),
-            port: addr.port(),
-            token: None,
-            tls: false,
-            kind: SensorKind::Earshot,
-        })
-        .await
-        .unwrap();
+    register(&state, 4, "edge", addr, SensorKind::Earshot).await;
     let viewer = login(&app, "viewer").await;
     // The snapshot goes out as soon as the player subscribes.
     let feed = tokio::spawn({
@@ -1764,19 +1717,7 @@ impl SseReader {
 async fn a_page_stream_sends_its_window_then_only_changes() {
     let (addr, _seen, lines) = calls_stand_in().await;
     let (app, state) = player(&sqlite_url("player-calls-stream"), None).await;
-    state
-        .db
-        .add_sensor(&Sensor {
-            id_sensor: 4,
-            name: "edge".into(),
-            host: addr.ip().to_string(),
-            port: addr.port(),
-            token: None,
-            tls: false,
-            kind: SensorKind::Earshot,
-        })
-        .await
-        .unwrap();
+    register(&state, 4, "edge", addr, SensorKind::Earshot).await;
     let viewer = login(&app, "viewer").await;
     let web = serve(app.clone()).await;
     let feed = tokio::spawn({
@@ -1829,4 +1770,117 @@ async fn a_page_stream_sends_its_window_then_only_changes() {
         (&upsert[0]["key"], &upsert[0]["duration"]),
         (&json!("4:12"), &json!(9))
     );
+}
+
+/// Registers a sensor at `addr` (no token, no TLS).
+async fn register(state: &AppState, id: i64, name: &str, addr: SocketAddr, kind: SensorKind) {
+    let sensor = Sensor {
+        id_sensor: id,
+        name: name.into(),
+        host: addr.ip().to_string(),
+        port: addr.port(),
+        token: None,
+        tls: false,
+        kind,
+    };
+    state
+        .db
+        .add_sensor(&sensor)
+        .await
+        .expect("register the sensor");
+}
+
+/// Two players on one PostgreSQL are one service: a sensor registered through either is
+/// listed by both, a login on one is valid on the other, and what one audits the other's
+/// admins read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_players_share_one_postgres() {
+    let Some(db) = FreshPostgres::create().await else {
+        return;
+    };
+    let (app_a, _) = player(&db.url, None).await;
+    let state_b = AppState::new(
+        config(&db.url, None),
+        Db::open(&db.url)
+            .await
+            .expect("the second player opens the same database"),
+    );
+    let app_b = earshot_player::router(state_b.clone());
+
+    // One sensor registered through each player.
+    let (s1, _, lines1) = calls_stand_in().await;
+    let (s2, _, lines2) = calls_stand_in().await;
+    let admin_a = login(&app_a, "admin").await;
+    let admin_b = login(&app_b, "admin").await;
+    for (app, admin, id, addr) in [(&app_a, &admin_a, 1, s1), (&app_b, &admin_b, 2, s2)] {
+        let body = json!({"id_sensor": id, "name": format!("edge{id}"), "host": addr.ip().to_string(),
+            "port": addr.port(), "kind": "earshot"});
+        let r = call(app, "POST", "/api/sensors", admin, &[], Some(body)).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
+    }
+    for (lines, r) in [(lines1, "0x10"), (lines2, "0x20")] {
+        tokio::spawn(async move {
+            // Each player subscribes once; both get the same snapshot.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let mut sent = 0;
+            while sent < 2 && Instant::now() < deadline {
+                if lines.receiver_count() > sent {
+                    sent = lines.receiver_count();
+                    let _ = lines.send(feed_call("snapshot", r, "answered"));
+                    let _ = lines.send("{\"event\":\"synced\"}\n".into());
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+    }
+
+    // A viewer logs in on A and is known to B.
+    let viewer = login(&app_a, "viewer").await;
+    let r = call(&app_b, "GET", "/api/me", &viewer, &[], None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    assert_eq!(r.json["name"], "viewer");
+    for app in [&app_a, &app_b] {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let r = call(app, "GET", "/api/calls", &viewer, &[], None).await;
+            let refs: HashSet<String> = r.json["calls"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c["callreference"].as_str().map(str::to_string))
+                .collect();
+            if refs == HashSet::from(["0x10".to_string(), "0x20".to_string()]) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "both sensors' calls: {}", r.json);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    // A refused listening attempt on B is in the audit log A's admin reads.
+    let web_b = serve(app_b.clone()).await;
+    let mut ws = ws_connect(web_b, "sensor_id=2&callref=0x20", &viewer).await;
+    let Some(Message::Text(t)) = next_msg(&mut ws).await else {
+        panic!("expected an error message");
+    };
+    assert!(t.contains("error"), "{t}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = call(&app_a, "GET", "/api/audit", &admin_a, &[], None).await;
+        let found = r.json.as_array().into_iter().flatten().any(|a| {
+            a["user_name"] == "viewer" && a["callreference"] == "0x20" && a["outcome"] == "refused"
+        });
+        if found {
+            break;
+        }
+        assert!(Instant::now() < deadline, "audit on A: {}", r.json);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Logging out on B ends the session on A too.
+    let r = call(&app_b, "POST", "/api/logout", &viewer, &[], None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    let r = call(&app_a, "GET", "/api/me", &viewer, &[], None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    drop((app_a, app_b, state_b));
+    db.drop().await;
 }
