@@ -130,11 +130,12 @@ $("from-seconds").addEventListener("focus", () => {
 
 // ---- the ChunkPlayer form ----
 
-function listen(callref, sensorId) {
+// `from`: where to start, else the "Start from" choice.
+function listen(callref, sensorId, from = null) {
   player.setAttribute("callref", callref);
   if (sensorId === null || sensorId === undefined || sensorId === "") player.removeAttribute("sensor");
   else player.setAttribute("sensor", String(sensorId));
-  player.setAttribute("start", startFrom());
+  player.setAttribute("start", from ?? startFrom());
   say("");
   player.play(); // synchronously in the click/submit: the AudioContext may start
   markListening();
@@ -402,6 +403,9 @@ function renderCalls(unsorted) {
     tr.title = `Call-ID ${c.callid ?? "?"} · ref ${c.callreference}`;
     tr.classList.toggle("on-hold", c.on_hold === true);
     tr.classList.toggle("over", isOver(c));
+    const button = tr.querySelector("button.listen");
+    button.textContent = isOver(c) ? "replay" : "listen";
+    button.title = isOver(c) ? "the call is over: plays what the sensor kept of it, from its start" : "";
     // A stream's window was filtered by the player already.
     tr.hidden = !streamed && !matches(c, filter);
     if (!tr.hidden) shown++;
@@ -481,7 +485,8 @@ function newRow(c) {
   b.addEventListener("click", () => {
     $("callref").value = c.callreference;
     $("sensor_id").value = c.sensor_id ?? "";
-    listen(c.callreference, c.sensor_id);
+    // A call that is over has nothing "from now": it plays what the sensor kept, from its start.
+    listen(c.callreference, c.sensor_id, tr.classList.contains("over") ? "start" : null);
   });
   td.append(b);
   tr.append(td);

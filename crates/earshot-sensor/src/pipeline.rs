@@ -631,19 +631,30 @@ impl Worker {
         let Some(&call_id) = self.hub.by_ref.get(&callref) else {
             return refuse("call not found");
         };
-        // A call that already ended (lingering in the table) will get no more audio and no
-        // further state change: end the listener now instead of leaving it waiting forever.
-        if self
+        // A call that already ended (lingering in the table) gets no more audio: a listener
+        // from its start (or its last seconds) hears what the rewind kept and then ends; one
+        // from now, or without rewind, ends at once instead of waiting forever.
+        let ended = self
             .engine
             .call(call_id)
-            .is_some_and(|c| c.state.is_final())
-        {
-            let end = earshot_manager::stream_proto::EndFrame {
-                reason: EndReason::CallEnded,
-                detail: None,
-            };
-            let _ = tx.try_send(Frame::End(end));
-            return;
+            .filter(|c| c.state.is_final())
+            .map(|c| {
+                (
+                    c.last_packet.nanos(),
+                    c.state.as_str().to_string(),
+                    c.sip_code,
+                )
+            });
+        if let Some((last_packet, state, code)) = ended {
+            if from == StreamFrom::Now || !self.hub.keep_rewind {
+                let end = earshot_manager::stream_proto::EndFrame {
+                    reason: EndReason::CallEnded,
+                    detail: None,
+                };
+                let _ = tx.try_send(Frame::End(end));
+                return;
+            }
+            return self.replay_ended(call_id, id, format, from, last_packet, (state, code), tx);
         }
         // The listener limits were checked by the connection before it asked. The fan-out
         // takes the rewind from its store: everything handed over before this message.
@@ -667,6 +678,55 @@ impl Worker {
             return refuse("sensor busy: try again");
         }
         self.hub.listened.insert(call_id, ticket);
+    }
+
+    /// A listener of an ended call: the rewind it asked for (its last seconds counted back
+    /// from the call's last packet), then the end. The fan-out plays the replay and ends the
+    /// listener once it has, as for a call that ends while a replay plays.
+    #[allow(clippy::too_many_arguments)]
+    fn replay_ended(
+        &mut self,
+        call_id: CallId,
+        id: u64,
+        format: AudioFormat,
+        from: StreamFrom,
+        last_packet: i64,
+        (state, code): (String, Option<u16>),
+        tx: FrameTx,
+    ) {
+        if let Some(call) = self.engine.call(call_id) {
+            self.hub.sync_formats(call);
+        }
+        self.hub.flush();
+        let ticket = self.hub.next_ticket;
+        self.hub.next_ticket += 1;
+        let subscribe = AudioMsg::Subscribe {
+            call: call_id,
+            id,
+            ticket,
+            format,
+            from,
+            now_ns: last_packet,
+            on_hold: false,
+            tx: tx.clone(),
+        };
+        let ended = AudioMsg::Ended {
+            call: call_id,
+            event: CallEvent::Ended {
+                ts_ns: last_packet,
+                state,
+                code,
+            },
+        };
+        if self.hub.link.audio.try_send(subscribe).is_err()
+            || self.hub.link.audio.try_send(ended).is_err()
+        {
+            let end = earshot_manager::stream_proto::EndFrame {
+                reason: EndReason::Error,
+                detail: Some("sensor busy: try again".into()),
+            };
+            let _ = tx.try_send(Frame::End(end));
+        }
     }
 
     fn send_quality(&mut self) {
@@ -1454,6 +1514,36 @@ mod machine {
                 _ => 0,
             })
             .sum()
+    }
+
+    #[test]
+    fn a_call_that_ended_plays_from_its_start_and_then_ends() {
+        let (mut w, shared, rx, r) = listed_call(50);
+        let (mut f, _gone) = fanout(&shared);
+        w.on_batch(bye(1_100), at(1_100));
+        w.on_tick(at(1_200));
+        deliver(&rx, &mut f, 1_200_000_000);
+        // Lingering, ended: a listener from its start hears the second of audio kept.
+        let (tx, mut frames) = listener();
+        assert!(w.on_control(subscribe(r, StreamFrom::Start, tx), at(5_000)));
+        deliver(&rx, &mut f, 5_000_000_000);
+        let mut samples = 0;
+        let mut end = None;
+        for i in 0..400 {
+            f.on_tick(5_000_000_000 + i * 5_000_000);
+            while let Some(frame) = frames.try_recv() {
+                match frame {
+                    Frame::Audio(a) => samples += a.samples.len(),
+                    Frame::End(e) => end = Some(e.reason),
+                    _ => {}
+                }
+            }
+            if end.is_some() {
+                break;
+            }
+        }
+        assert!(samples >= 45 * 160, "{samples} samples of the 8,000 kept");
+        assert_eq!(end, Some(EndReason::CallEnded), "and then the end");
     }
 
     #[test]
