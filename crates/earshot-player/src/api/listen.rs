@@ -1,0 +1,473 @@
+//! Listening: the `/api/listen` WebSocket relaying a sensor's `stream` (or polling a
+//! VoIPmonitor sensor), with its checks and its audit row.
+
+use super::*;
+
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    Router::new().route("/api/listen", get(listen))
+}
+
+#[derive(Deserialize)]
+pub struct ListenQuery {
+    pub(super) sensor_id: Option<i64>,
+    pub(super) callref: Option<String>,
+    pub(super) rate: Option<u32>,
+    pub(super) channels: Option<u8>,
+    pub(super) from: Option<String>,
+    pub(super) listen_id: Option<String>,
+}
+
+pub(super) fn callref_of(q: &ListenQuery) -> Result<String, ApiError> {
+    let r = q.callref.as_deref().ok_or_else(|| {
+        ApiError::BadRequest("callref is missing: pick a call from the list".into())
+    })?;
+    if !manager::valid_callref(r) {
+        return Err(ApiError::BadRequest(format!(
+            "callref {r:?} is not a call reference (hex, as the call list shows it)"
+        )));
+    }
+    Ok(r.to_string())
+}
+
+/// The `stream` options, validated so nothing but known values reaches the sensor.
+pub(super) fn stream_options(q: &ListenQuery) -> Result<String, ApiError> {
+    let rate = q.rate.unwrap_or(8000);
+    if !matches!(rate, 8000 | 16000 | 48000) {
+        return Err(ApiError::BadRequest(
+            "rate must be 8000, 16000 or 48000".into(),
+        ));
+    }
+    let channels = q.channels.unwrap_or(1);
+    if !matches!(channels, 1 | 2) {
+        return Err(ApiError::BadRequest("channels must be 1 or 2".into()));
+    }
+    let from = q.from.as_deref().unwrap_or("now");
+    let from_ok = matches!(from, "now" | "start")
+        || from.strip_prefix('-').is_some_and(|n| {
+            !n.is_empty() && n.len() <= 6 && n.bytes().all(|b| b.is_ascii_digit())
+        });
+    if !from_ok {
+        return Err(ApiError::BadRequest(
+            "from must be now, start or -SECONDS (e.g. -30)".into(),
+        ));
+    }
+    Ok(format!("rate={rate} channels={channels} from={from}"))
+}
+
+/// Browsers always send Origin on WebSocket requests; a page from another site must not be
+/// able to open a listening session with the user's cookie.
+pub(super) fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        // Not a browser (curl, scripts): no cross-site risk, and the cookie is still required.
+        return true;
+    };
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    origin
+        .split_once("://")
+        .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host))
+}
+
+pub(super) async fn listen(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+    Query(q): Query<ListenQuery>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let checked = match require(&st, &headers, Role::Viewer, false).await {
+        Err(e) => Err((None, e)),
+        Ok((session, _)) => match check_listen(&st, &headers, &q, &session).await {
+            Ok(c) => Ok((session, c)),
+            Err(e) => Err((Some(session), e)),
+        },
+    };
+    let attempt = |session: &Session| AuditRow {
+        user_name: session.user_name.clone(),
+        source_ip: source_ip(&st, ip.clone(), &headers),
+        id_sensor: q.sensor_id,
+        callreference: q.callref.clone().unwrap_or_default(),
+        via: Some("websocket".into()),
+        ..AuditRow::default()
+    };
+    let (session, (sensor, callref, options, slot)) = match checked {
+        Ok(c) => c,
+        Err((session, e)) => {
+            if let Some(session) = &session {
+                st.audit_attempt(attempt(session), REFUSED, &e.to_string())
+                    .await;
+            }
+            let Ok(ws) = ws else { return Err(e) };
+            // A browser cannot read the body of a refused upgrade: accept it, say why in the
+            // page's own terms, and close, so the page shows the reason instead of retrying.
+            let text = e.to_string();
+            return Ok(ws.on_upgrade(move |mut socket| async move {
+                send_error(&mut socket, &text, false).await
+            }));
+        }
+    };
+    let Ok(ws) = ws else {
+        return Err(ApiError::BadRequest(
+            "/api/listen needs a WebSocket connection".into(),
+        ));
+    };
+    let mut audit = attempt(&session);
+    audit.id_sensor = Some(sensor.id_sensor);
+    audit.callreference = callref.clone();
+    let session = RelaySession {
+        sensor,
+        callref,
+        options,
+        audit,
+        admin: session.role >= Role::Admin,
+        _slot: slot,
+    };
+    Ok(ws.on_upgrade(move |socket| relay(st, socket, session)))
+}
+
+/// Everything a listening session needs before it may start: a listener's role, the
+/// player's own origin, a known sensor, a valid call reference and stream options, and room
+/// under the user's cap on the call.
+pub(super) async fn check_listen(
+    st: &AppState,
+    headers: &HeaderMap,
+    q: &ListenQuery,
+    session: &Session,
+) -> Result<(Sensor, String, String, ListenSlot), ApiError> {
+    role_refusal(st, session, Role::Listener)?;
+    if !same_origin(headers) {
+        return Err(ApiError::Forbidden(
+            "this page's origin may not open listening sessions: open the player from its own address".into(),
+        ));
+    }
+    let sensor = st.sensor(q.sensor_id).await?;
+    let callref = callref_of(q)?;
+    let options = stream_options(q)?;
+    let slot = st.listen_slot(session.user_id, sensor.id_sensor, &callref)?;
+    Ok((sensor, callref, options, slot))
+}
+
+/// Tells the page why the session ends; `retry` says whether reconnecting may help, so the
+/// page neither hammers a sensor that refuses it nor gives up on one that restarts.
+pub(super) async fn send_error(socket: &mut WebSocket, message: &str, retry: bool) {
+    let text = json!({"type": "error", "error": message, "retry": retry}).to_string();
+    let _ = socket.send(Message::Text(text.into())).await;
+    let _ = socket.send(Message::Close(None)).await;
+}
+
+/// A listening session accepted by [`listen`], waiting for its WebSocket.
+pub(super) struct RelaySession {
+    pub(super) sensor: Sensor,
+    pub(super) callref: String,
+    pub(super) options: String,
+    pub(super) audit: AuditRow,
+    pub(super) admin: bool,
+    /// Held for as long as the session lasts.
+    pub(super) _slot: ListenSlot,
+}
+
+/// One listening session: sensor frames to the browser until either side ends.
+pub(super) async fn relay(st: Arc<AppState>, mut socket: WebSocket, session: RelaySession) {
+    let RelaySession {
+        sensor,
+        callref,
+        options,
+        mut audit,
+        admin,
+        _slot,
+    } = session;
+    let source = match sensor.kind {
+        SensorKind::Earshot => StreamConn::open(&sensor, &callref, &options)
+            .await
+            .map(Source::Stream),
+        SensorKind::Voipmonitor => Poller::open(&sensor, &callref).await.map(Source::Poll),
+    };
+    let mut source = match source {
+        Ok(s) => s,
+        Err(e) => {
+            bump(&st.metrics.listen_failures);
+            st.audit_attempt(audit, FAILED, &e.to_string()).await;
+            return send_error(&mut socket, &sensor_message(&e, admin), e.retryable()).await;
+        }
+    };
+    let header = source.header();
+    let text_of = |k: &str| header.get(k).and_then(Value::as_str).map(str::to_string);
+    audit.callid = text_of("callid");
+    audit.caller = text_of("caller");
+    audit.called = text_of("called");
+    audit.started = now_secs();
+    audit.outcome = Some(LISTENED.into());
+    let audit_id = match st.db.audit_start(&audit).await {
+        Ok(id) => id,
+        Err(e) => {
+            // No audit, no listening: the log is the point of the audit.
+            tracing::error!("audit insert failed: {e}");
+            bump(&st.metrics.listen_failures);
+            source.stop().await;
+            return send_error(
+                &mut socket,
+                "the player cannot write its audit log; see its log",
+                false,
+            )
+            .await;
+        }
+    };
+    let mut first = serde_json::Map::new();
+    first.insert("type".into(), json!("header"));
+    first.extend(header);
+    let counted = st.metrics.session();
+    let (mut tx, mut rx) = socket.split();
+    // A browser that vanished without a close (a dead link) is found by its silence: it
+    // answers pings by itself, so nothing heard for WS_IDLE_TIMEOUT means nobody is there.
+    // The first ping one interval from now, not at once: a healthy session sees few.
+    let mut ping = tokio::time::interval_at(
+        tokio::time::Instant::now() + WS_PING_INTERVAL,
+        WS_PING_INTERVAL,
+    );
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut heard = std::time::Instant::now();
+    if tx
+        .send(Message::Text(Value::Object(first).to_string().into()))
+        .await
+        .is_ok()
+    {
+        loop {
+            tokio::select! {
+                frame = source.next_frame() => match frame {
+                    Ok(Some(f)) => {
+                        let end = f.first() == Some(&earshot_manager::stream_proto::KIND_END);
+                        let (arrived, len) = (std::time::Instant::now(), f.len() as u64);
+                        // A browser that stops reading (a frozen tab, a dead link) must not hold
+                        // the sensor connection open forever: give up on it after a while.
+                        let sent = tokio::time::timeout(BROWSER_SEND_TIMEOUT, tx.send(Message::Binary(f.into()))).await;
+                        if !matches!(sent, Ok(Ok(()))) {
+                            break;
+                        }
+                        st.metrics.relay_latency.observe(arrived.elapsed());
+                        bump(&st.metrics.relay_frames);
+                        st.metrics.relay_bytes.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
+                        if end {
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        let text = json!({"type": "error", "error": sensor_message(&e, admin), "retry": e.retryable()}).to_string();
+                        let _ = tokio::time::timeout(BROWSER_SEND_TIMEOUT, tx.send(Message::Text(text.into()))).await;
+                        break;
+                    }
+                },
+                msg = rx.next() => match msg {
+                    // The page has nothing to say; anything but a close is ignored.
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(_)) => heard = std::time::Instant::now(),
+                },
+                _ = ping.tick() => {
+                    if heard.elapsed() >= WS_IDLE_TIMEOUT {
+                        break;
+                    }
+                    let sent = tokio::time::timeout(BROWSER_SEND_TIMEOUT, tx.send(Message::Ping(Vec::new().into()))).await;
+                    if !matches!(sent, Ok(Ok(()))) {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    let _ = tokio::time::timeout(BROWSER_SEND_TIMEOUT, tx.send(Message::Close(None))).await;
+    source.stop().await;
+    drop(counted);
+    if let Err(e) = st.db.audit_stop(audit_id, now_secs()).await {
+        tracing::error!("audit stop failed: {e}");
+    }
+}
+
+pub(super) enum Source {
+    Stream(StreamConn),
+    Poll(Poller),
+}
+
+impl Source {
+    pub(super) fn header(&self) -> serde_json::Map<String, Value> {
+        match self {
+            Source::Stream(s) => s.header.clone(),
+            Source::Poll(p) => p.header.clone(),
+        }
+    }
+
+    pub(super) async fn next_frame(&mut self) -> Result<Option<Vec<u8>>, ManagerError> {
+        match self {
+            Source::Stream(s) => s.next_frame().await,
+            Source::Poll(p) => p.next_frame().await,
+        }
+    }
+
+    pub(super) async fn stop(&mut self) {
+        if let Source::Poll(p) = self {
+            p.stop().await;
+        }
+    }
+}
+
+/// VoIPmonitor sensors have no `stream`: poll `readaudio` and dress the PCM as stream frames,
+/// so the browser code is the same for both kinds.
+pub(super) struct Poller {
+    pub(super) sensor: Sensor,
+    pub(super) callref: String,
+    pub(super) listen_id: String,
+    pub(super) header: serde_json::Map<String, Value>,
+    pub(super) seq: u32,
+    /// Half a sample left over from a reply of odd length.
+    pub(super) carry: Option<u8>,
+    pub(super) ended: bool,
+    pub(super) ticker: tokio::time::Interval,
+}
+
+impl Poller {
+    pub(super) async fn open(sensor: &Sensor, callref: &str) -> Result<Poller, ManagerError> {
+        let listen_id = format!("earshot-player-{:x}", crate::db::random_id());
+        manager::listen(sensor, callref, &listen_id).await?;
+        // Best effort: the call list gives the Call-ID and parties for the header and audit.
+        let call = manager::find_call(sensor, callref).await.ok().flatten();
+        let field =
+            |f: fn(&CallView) -> &Value| call.as_ref().map_or(Value::Null, |c| f(c).clone());
+        let header = json!({
+            "version": 1, "callreference": callref, "callid": field(|c| &c.callid),
+            "caller": field(|c| &c.caller), "called": field(|c| &c.called),
+            "format": "s16le", "rate": 8000, "channels": 1, "from": "now",
+        });
+        let header = match header {
+            Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        };
+        Ok(Poller {
+            sensor: sensor.clone(),
+            callref: callref.to_string(),
+            listen_id,
+            header,
+            seq: 0,
+            carry: None,
+            ended: false,
+            ticker: tokio::time::interval(POLL_INTERVAL),
+        })
+    }
+
+    pub(super) async fn next_frame(&mut self) -> Result<Option<Vec<u8>>, ManagerError> {
+        if self.ended {
+            return Ok(None);
+        }
+        loop {
+            self.ticker.tick().await;
+            match manager::read_audio(&self.sensor, &self.callref, &self.listen_id).await? {
+                ReadAudio::Wait => continue,
+                ReadAudio::Gone(why) => {
+                    self.ended = true;
+                    let end = Frame::End(EndFrame {
+                        reason: EndReason::CallEnded,
+                        detail: Some(why),
+                    });
+                    let mut out = Vec::new();
+                    encode_frame(&end, &mut out)
+                        .map_err(|e| ManagerError::Protocol(e.to_string()))?;
+                    return Ok(Some(out));
+                }
+                ReadAudio::Pcm(bytes) => {
+                    let mut all = Vec::with_capacity(bytes.len() + 1);
+                    all.extend(self.carry.take());
+                    all.extend_from_slice(&bytes);
+                    if all.len() % 2 == 1 {
+                        self.carry = all.pop();
+                    }
+                    if all.is_empty() {
+                        continue;
+                    }
+                    let samples: Vec<i16> = all
+                        .chunks_exact(2)
+                        .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                        .collect();
+                    // VoIPmonitor gives no capture time: the poll's wall clock, minus the
+                    // audio's length, is the best estimate of the first sample's.
+                    let dur_ns = samples.len() as i64 * 1_000_000_000 / 8000;
+                    let now_ns = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_nanos() as i64)
+                        .unwrap_or(0);
+                    let frame = Frame::Audio(AudioFrame {
+                        seq: self.seq,
+                        capture_ts_ns: now_ns - dur_ns,
+                        rate: 8000,
+                        channels: 1,
+                        samples,
+                    });
+                    self.seq = self.seq.wrapping_add(1);
+                    let mut out = Vec::new();
+                    encode_frame(&frame, &mut out)
+                        .map_err(|e| ManagerError::Protocol(e.to_string()))?;
+                    return Ok(Some(out));
+                }
+            }
+        }
+    }
+
+    pub(super) async fn stop(&mut self) {
+        let _ = manager::listen_stop(&self.sensor, &self.callref, &self.listen_id).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(rate: Option<u32>, channels: Option<u8>, from: Option<&str>) -> ListenQuery {
+        ListenQuery {
+            sensor_id: None,
+            callref: Some("abc".into()),
+            rate,
+            channels,
+            from: from.map(str::to_string),
+            listen_id: None,
+        }
+    }
+
+    #[test]
+    fn stream_options_accept_only_known_values() {
+        assert_eq!(
+            stream_options(&q(None, None, None)).unwrap(),
+            "rate=8000 channels=1 from=now"
+        );
+        assert_eq!(
+            stream_options(&q(Some(48000), Some(2), Some("-30"))).unwrap(),
+            "rate=48000 channels=2 from=-30"
+        );
+        for bad in [
+            q(Some(44100), None, None),
+            q(None, Some(3), None),
+            q(None, None, Some("-")),
+            q(None, None, Some("start\nlistcalls")),
+        ] {
+            assert!(stream_options(&bad).is_err());
+        }
+    }
+
+    #[test]
+    fn origin_must_match_host() {
+        let h = |origin: Option<&str>, host: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(header::HOST, host.parse().unwrap());
+            if let Some(o) = origin {
+                m.insert(header::ORIGIN, o.parse().unwrap());
+            }
+            same_origin(&m)
+        };
+        assert!(h(Some("http://player:8080"), "player:8080"));
+        assert!(h(Some("https://Player.example"), "player.example"));
+        assert!(h(None, "player:8080"));
+        assert!(!h(Some("http://evil.example"), "player:8080"));
+        assert!(!h(Some("http://player:8081"), "player:8080"));
+        assert!(!h(Some("null"), "player:8080"));
+    }
+}
