@@ -13,12 +13,9 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  SHOTS, missingPrerequisite, skipOrFail, loadPlaywright, freePort, until, run, Processes,
-  launchChromium, logIn,
+  SHOTS, freePort, until, run, logIn, inBrowser,
 } from "./lib.mjs";
 
 const CALLS = 10000;
@@ -32,17 +29,7 @@ function domRows(page) {
 }
 
 test("10,000 calls: windowed list, filter over every call, scrolling", { timeout: 240000 }, async (t) => {
-  const why = missingPrerequisite();
-  if (why) return skipOrFail(t, why);
-  const pw = await loadPlaywright();
-  if (!pw) return skipOrFail(t, "playwright-core is not installed: cd tests/browser && npm install");
-
-  const dir = mkdtempSync(join(tmpdir(), "earshot-call-list-scale-"));
-  mkdirSync(SHOTS, { recursive: true });
-  const procs = new Processes();
-  const logs = procs.logs;
-  let context = null;
-  try {
+  await inBrowser(t, "call-list-scale", async ({ dir, procs, open }) => {
     const pcap = join(dir, "calls.pcap");
     run(["synth", "--calls", String(CALLS), "--seconds", "90", "--ptime", "100", "--codec", "pcma", "--loss", "99", "--out", pcap]);
     const db = `sqlite://${join(dir, "p.db")}`;
@@ -54,11 +41,7 @@ test("10,000 calls: windowed list, filter over every call, scrolling", { timeout
     const base = `http://127.0.0.1:${webPort}`;
     await until("the player's web server", 20000, async () => (await fetch(base + "/")).ok);
 
-    context = await launchChromium(pw, dir);
-    const page = context.pages()[0] || (await context.newPage());
-    page.setDefaultTimeout(20000);
-    page.on("console", (m) => logs.push(`[console.${m.type()}] ${m.text()}`));
-    page.on("pageerror", (e) => logs.push(`[pageerror] ${e.message}`));
+    const page = await open();
     await logIn(page, base, "viewer", "s3cret-pass");
 
     // Every call is counted, a window of them is in the page.
@@ -107,12 +90,5 @@ test("10,000 calls: windowed list, filter over every call, scrolling", { timeout
 
     const heap = await page.evaluate(() => (performance.memory ? performance.memory.usedJSHeapSize : null));
     console.log(`# ${CALLS} calls: filter found one call in ${filterMs.toFixed(0)} ms; rows in the page ${rows.inDom}; JS heap ${heap === null ? "?" : (heap / 1048576).toFixed(1) + " MiB"}`);
-  } catch (e) {
-    console.error(logs.join("\n"));
-    throw e;
-  } finally {
-    if (context) await context.close().catch(() => {});
-    await procs.stopAll();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });

@@ -2,7 +2,8 @@
 // polling, the Chromium launch the project's brief prescribes, and logging in.
 
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import net from "node:net";
@@ -119,6 +120,41 @@ export async function launchChromium(pw, dir, extraArgs = []) {
     ],
     timeout: 30000,
   });
+}
+
+/**
+ * Runs `body({ dir, procs, open })` with what every browser test needs: the prerequisites
+ * (skipped, or failed under CI, when missing), a fresh temporary directory, child processes
+ * stopped at the end, and `open()` for a Chromium page whose console goes to the log. On a
+ * failure the processes' and the page's log is printed.
+ */
+export async function inBrowser(t, name, body) {
+  const why = missingPrerequisite();
+  if (why) return skipOrFail(t, why);
+  const pw = await loadPlaywright();
+  if (!pw) return skipOrFail(t, "playwright-core is not installed: cd tests/browser && npm install");
+  const dir = mkdtempSync(join(tmpdir(), `earshot-${name}-`));
+  mkdirSync(SHOTS, { recursive: true });
+  const procs = new Processes();
+  let context = null;
+  const open = async (timeout = 20000) => {
+    context = await launchChromium(pw, dir);
+    const page = context.pages()[0] || (await context.newPage());
+    page.setDefaultTimeout(timeout);
+    page.on("console", (m) => procs.logs.push(`[console.${m.type()}] ${m.text()}`));
+    page.on("pageerror", (e) => procs.logs.push(`[pageerror] ${e.message}`));
+    return page;
+  };
+  try {
+    await body({ dir, procs, open });
+  } catch (e) {
+    console.error(procs.logs.join("\n"));
+    throw e;
+  } finally {
+    if (context) await context.close().catch(() => {});
+    await procs.stopAll();
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** Logs in through the page's form, with the keyboard only. */

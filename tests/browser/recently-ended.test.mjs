@@ -9,29 +9,17 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
-  SHOTS, missingPrerequisite, skipOrFail, loadPlaywright, freePort, until, run, Processes,
-  launchChromium, logIn, secondsPlayed, sleep,
+  SHOTS, freePort, until, run, logIn, inBrowser, secondsPlayed, sleep,
 } from "./lib.mjs";
 
 const CALL_SECONDS = 6;
 const ENDED_AGO_MS = 30000;
 
 test("a call that ended 30 s ago is listed and plays from its start", { timeout: 180000 }, async (t) => {
-  const why = missingPrerequisite();
-  if (why) return skipOrFail(t, why);
-  const pw = await loadPlaywright();
-  if (!pw) return skipOrFail(t, "playwright-core is not installed: cd tests/browser && npm install");
-
-  const dir = mkdtempSync(join(tmpdir(), "earshot-recently-ended-"));
-  mkdirSync(SHOTS, { recursive: true });
-  const procs = new Processes();
-  const logs = procs.logs;
-  let context = null;
-  try {
+  await inBrowser(t, "recently-ended", async ({ dir, procs, open }) => {
     const pcap = join(dir, "call.pcap");
     run(["synth", "--calls", "1", "--seconds", String(CALL_SECONDS), "--codec", "pcma", "--out", pcap]);
     const conf = join(dir, "sensor.toml");
@@ -44,11 +32,7 @@ test("a call that ended 30 s ago is listed and plays from its start", { timeout:
     const base = `http://127.0.0.1:${webPort}`;
     await until("the player's web server", 20000, async () => (await fetch(base + "/")).ok);
 
-    context = await launchChromium(pw, dir);
-    const page = context.pages()[0] || (await context.newPage());
-    page.setDefaultTimeout(20000);
-    page.on("console", (m) => logs.push(`[console.${m.type()}] ${m.text()}`));
-    page.on("pageerror", (e) => logs.push(`[pageerror] ${e.message}`));
+    const page = await open();
     await logIn(page, base, "tester", "s3cret-pass");
 
     procs.start("sensor", ["sensor", "--pcap", pcap, "--speed", "1", "--config", conf, "--manager", `127.0.0.1:${sensorPort}`]);
@@ -67,12 +51,5 @@ test("a call that ended 30 s ago is listed and plays from its start", { timeout:
     await until("the end of the replay", 30000, async () => (await page.evaluate(() => earshotTest.state)) === "ended", 300);
     const played = await secondsPlayed(page);
     assert.ok(played >= CALL_SECONDS - 2 && played <= CALL_SECONDS + 3, `played ${played.toFixed(1)} s of a ${CALL_SECONDS} s call`);
-  } catch (e) {
-    console.error(logs.join("\n"));
-    throw e;
-  } finally {
-    if (context) await context.close().catch(() => {});
-    await procs.stopAll();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
