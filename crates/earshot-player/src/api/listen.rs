@@ -184,7 +184,14 @@ pub(super) async fn relay(st: Arc<AppState>, mut socket: WebSocket, session: Rel
         SensorKind::Earshot => StreamConn::open(&sensor, &callref, &options)
             .await
             .map(Source::Stream),
-        SensorKind::Voipmonitor => Poller::open(&sensor, &callref).await.map(Source::Poll),
+        SensorKind::Voipmonitor => {
+            // The directory already has the call (its Call-ID and parties for the header);
+            // only a call it does not list yet costs the sensor a `listcalls`.
+            let known = st.directory.find(sensor.id_sensor, &callref);
+            Poller::open(&sensor, &callref, known)
+                .await
+                .map(Source::Poll)
+        }
     };
     let mut source = match source {
         Ok(s) => s,
@@ -328,11 +335,18 @@ pub(super) struct Poller {
 }
 
 impl Poller {
-    pub(super) async fn open(sensor: &Sensor, callref: &str) -> Result<Poller, ManagerError> {
+    pub(super) async fn open(
+        sensor: &Sensor,
+        callref: &str,
+        known: Option<CallView>,
+    ) -> Result<Poller, ManagerError> {
         let listen_id = format!("earshot-player-{:x}", crate::db::random_id());
         manager::listen(sensor, callref, &listen_id).await?;
         // Best effort: the call list gives the Call-ID and parties for the header and audit.
-        let call = manager::find_call(sensor, callref).await.ok().flatten();
+        let call = match known {
+            Some(c) => Some(c),
+            None => manager::find_call(sensor, callref).await.ok().flatten(),
+        };
         let field =
             |f: fn(&CallView) -> &Value| call.as_ref().map_or(Value::Null, |c| f(c).clone());
         let header = json!({
