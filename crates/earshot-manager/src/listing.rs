@@ -160,7 +160,6 @@ impl Listing {
         }
     }
 
-    /// Takes a call out; a chunk left empty (and not the open one) is dropped.
     /// Walks up to `count` chunks in order, from the first whose id is at least `from`:
     /// `update` gives a call's new summary (its callref unchanged), or `None` to keep it. A
     /// chunk in which nothing changed stays shared with the published versions. Returns where
@@ -192,6 +191,7 @@ impl Listing {
         self.chunks.get(end).map_or(0, |c| c.id)
     }
 
+    /// Takes a call out; a chunk left empty (and not the open one) is dropped.
     pub fn remove(&mut self, r: CallRef) -> Option<Arc<CallSummary>> {
         let slot = self.slot(r)?;
         let at = self.position(slot.chunk)?;
