@@ -621,111 +621,64 @@ impl Worker {
         from: StreamFrom,
         tx: FrameTx,
     ) {
-        let refuse = |detail: &str| {
-            let end = earshot_manager::stream_proto::EndFrame {
-                reason: EndReason::Error,
-                detail: Some(detail.into()),
-            };
-            let _ = tx.try_send(Frame::End(end));
-        };
         let Some(&call_id) = self.hub.by_ref.get(&callref) else {
-            return refuse("call not found");
+            return end_listener(&tx, EndReason::Error, Some("call not found"));
         };
+        let call = self.engine.call(call_id);
         // A call that already ended (lingering in the table) gets no more audio: a listener
-        // from its start (or its last seconds) hears what the rewind kept and then ends; one
-        // from now, or without rewind, ends at once instead of waiting forever.
-        let ended = self
-            .engine
-            .call(call_id)
+        // from its start (or its last seconds, counted back from its last packet) hears what
+        // the rewind kept and then ends; one from now, or without rewind, ends at once
+        // instead of waiting forever.
+        let ended = call
             .filter(|c| c.state.is_final())
-            .map(|c| {
-                (
-                    c.last_packet.nanos(),
-                    c.state.as_str().to_string(),
-                    c.sip_code,
-                )
+            .map(|c| CallEvent::Ended {
+                ts_ns: c.last_packet.nanos(),
+                state: c.state.as_str().to_string(),
+                code: c.sip_code,
             });
-        if let Some((last_packet, state, code)) = ended {
-            if from == StreamFrom::Now || !self.hub.keep_rewind {
-                let end = earshot_manager::stream_proto::EndFrame {
-                    reason: EndReason::CallEnded,
-                    detail: None,
-                };
-                let _ = tx.try_send(Frame::End(end));
-                return;
-            }
-            return self.replay_ended(call_id, id, format, from, last_packet, (state, code), tx);
+        if ended.is_some() && (from == StreamFrom::Now || !self.hub.keep_rewind) {
+            return end_listener(&tx, EndReason::CallEnded, None);
         }
         // The listener limits were checked by the connection before it asked. The fan-out
         // takes the rewind from its store: everything handed over before this message.
-        if let Some(call) = self.engine.call(call_id) {
+        if let Some(call) = call {
             self.hub.sync_formats(call);
         }
         self.hub.flush();
         let ticket = self.hub.next_ticket;
         self.hub.next_ticket += 1;
+        let now_ns = match &ended {
+            Some(CallEvent::Ended { ts_ns, .. }) => *ts_ns,
+            _ => self.clock.now_ns(),
+        };
         let msg = AudioMsg::Subscribe {
             call: call_id,
             id,
             ticket,
             format,
             from,
-            now_ns: self.clock.now_ns(),
-            on_hold: self.engine.call(call_id).is_some_and(|c| c.on_hold),
+            now_ns,
+            on_hold: ended.is_none() && call.is_some_and(|c| c.on_hold),
             tx: tx.clone(),
         };
         if self.hub.link.audio.try_send(msg).is_err() {
-            return refuse("sensor busy: try again");
+            return end_listener(&tx, EndReason::Error, Some("sensor busy: try again"));
         }
-        self.hub.listened.insert(call_id, ticket);
-    }
-
-    /// A listener of an ended call: the rewind it asked for (its last seconds counted back
-    /// from the call's last packet), then the end. The fan-out plays the replay and ends the
-    /// listener once it has, as for a call that ends while a replay plays.
-    #[allow(clippy::too_many_arguments)]
-    fn replay_ended(
-        &mut self,
-        call_id: CallId,
-        id: u64,
-        format: AudioFormat,
-        from: StreamFrom,
-        last_packet: i64,
-        (state, code): (String, Option<u16>),
-        tx: FrameTx,
-    ) {
-        if let Some(call) = self.engine.call(call_id) {
-            self.hub.sync_formats(call);
-        }
-        self.hub.flush();
-        let ticket = self.hub.next_ticket;
-        self.hub.next_ticket += 1;
-        let subscribe = AudioMsg::Subscribe {
-            call: call_id,
-            id,
-            ticket,
-            format,
-            from,
-            now_ns: last_packet,
-            on_hold: false,
-            tx: tx.clone(),
-        };
-        let ended = AudioMsg::Ended {
-            call: call_id,
-            event: CallEvent::Ended {
-                ts_ns: last_packet,
-                state,
-                code,
-            },
-        };
-        if self.hub.link.audio.try_send(subscribe).is_err()
-            || self.hub.link.audio.try_send(ended).is_err()
-        {
-            let end = earshot_manager::stream_proto::EndFrame {
-                reason: EndReason::Error,
-                detail: Some("sensor busy: try again".into()),
-            };
-            let _ = tx.try_send(Frame::End(end));
+        match ended {
+            // Nothing more will come: the fan-out ends the listener once its replay has
+            // played, as for a call that ends while a replay plays.
+            Some(event) => {
+                let msg = AudioMsg::Ended {
+                    call: call_id,
+                    event,
+                };
+                if self.hub.link.audio.try_send(msg).is_err() {
+                    end_listener(&tx, EndReason::Error, Some("sensor busy: try again"));
+                }
+            }
+            None => {
+                self.hub.listened.insert(call_id, ticket);
+            }
         }
     }
 
@@ -826,6 +779,15 @@ impl Worker {
             Some(Arc::new(prev.refresh(call, now)))
         });
     }
+}
+
+/// Tells a listener the pipeline will not serve it that it has ended, and why.
+fn end_listener(tx: &FrameTx, reason: EndReason, detail: Option<&str>) {
+    let end = earshot_manager::stream_proto::EndFrame {
+        reason,
+        detail: detail.map(str::to_string),
+    };
+    let _ = tx.try_send(Frame::End(end));
 }
 
 /// Per-party quality of a call's newest stream for each party.
