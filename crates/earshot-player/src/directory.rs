@@ -16,6 +16,7 @@
 use crate::callview::{has_earshot_columns, CallView};
 use crate::db::{Sensor, SensorKind};
 use crate::error::ManagerError;
+use crate::lock;
 use crate::manager::{self, CallsConn};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -23,6 +24,9 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
+/// How long a page waits for a sensor's feed that has not settled yet, and how long a
+/// VoIPmonitor sensor has to answer a poll: one dead sensor must not hold up the others.
+pub const LIST_TIMEOUT: Duration = Duration::from_secs(3);
 /// A VoIPmonitor sensor is polled at most this often.
 pub const POLL_EVERY: Duration = Duration::from_secs(1);
 /// … and only while a page asked for calls this recently.
@@ -53,10 +57,6 @@ pub struct SensorCalls {
     calls: BTreeMap<u64, Entry>,
     by_key: HashMap<String, u64>,
     next: u64,
-    /// The feed's snapshot is complete (`synced`), or a poll answered.
-    synced: bool,
-    /// When calls were last polled (VoIPmonitor sensors).
-    polled: Option<Instant>,
     /// Counts every change (a call, or the status): a page's window is recomputed only when
     /// a sensor's version moved, and a call's `rev` says which version last changed it.
     version: u64,
@@ -85,8 +85,6 @@ impl SensorCalls {
             calls: BTreeMap::new(),
             by_key: HashMap::new(),
             next: 0,
-            synced: false,
-            polled: None,
             version: 0,
         }
     }
@@ -140,13 +138,11 @@ impl SensorCalls {
     /// A new subscription starts: what was known is forgotten (the snapshot brings it back).
     pub fn begin(&mut self) {
         self.clear();
-        self.synced = false;
     }
 
     /// The feed failed: nothing is listed for this sensor until it is back.
     pub fn fail(&mut self, e: ManagerError) {
         self.clear();
-        self.synced = false;
         self.status = Status::Down(Arc::new(e));
     }
 
@@ -196,7 +192,6 @@ impl SensorCalls {
                 }
             }
             Some("synced") => {
-                self.synced = true;
                 self.status = Status::Live;
                 self.touch();
             }
@@ -208,13 +203,11 @@ impl SensorCalls {
     }
 
     /// A poll's answer replaces the sensor's calls.
-    pub fn replace(&mut self, calls: Vec<CallView>, now: Instant) {
+    pub fn replace(&mut self, calls: Vec<CallView>) {
         self.clear();
         for c in calls {
             self.put(c);
         }
-        self.synced = true;
-        self.polled = Some(now);
         self.status = Status::Live;
         self.touch();
     }
@@ -369,9 +362,7 @@ impl Directory {
                 .iter()
                 .filter_map(|s| feeds.get(&s.id_sensor))
                 .map(|f| {
-                    if let Ok(mut a) = f.asked.lock() {
-                        *a = Instant::now();
-                    }
+                    *lock(&f.asked) = Instant::now();
                     (f.sensor.id_sensor, f.calls.clone(), f.changed.clone())
                 })
                 .collect()
@@ -392,18 +383,11 @@ impl Directory {
 
     /// One call of a followed sensor, if its feed is live and lists it.
     pub fn find(&self, sensor_id: i64, callref: &str) -> Option<CallView> {
-        let feeds = self.feeds.lock().ok()?;
+        let feeds = lock(&self.feeds);
         let c = read(&feeds.get(&sensor_id)?.calls);
         matches!(c.status(), Status::Live)
             .then(|| c.find(callref).cloned())
             .flatten()
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(poisoned) => poisoned.into_inner(),
     }
 }
 
@@ -537,10 +521,7 @@ async fn poll(
 ) {
     let mut backoff = POLL_EVERY;
     loop {
-        let wanted = asked
-            .lock()
-            .map(|a| a.elapsed() < POLL_WHILE_ASKED)
-            .unwrap_or(true);
+        let wanted = lock(&asked).elapsed() < POLL_WHILE_ASKED;
         if !wanted {
             tokio::time::sleep(POLL_EVERY).await;
             if calls.strong_count() == 0 {
@@ -549,13 +530,13 @@ async fn poll(
             continue;
         }
         let started = Instant::now();
-        let result = manager::list_calls(&sensor, crate::api::LIST_TIMEOUT).await;
+        let result = manager::list_calls(&sensor, LIST_TIMEOUT).await;
         let Some(shared) = calls.upgrade() else {
             return;
         };
         let wait = match result {
             Ok(list) => {
-                write(&shared).replace(list, Instant::now());
+                write(&shared).replace(list);
                 backoff = POLL_EVERY;
                 POLL_EVERY.saturating_sub(started.elapsed())
             }
@@ -716,9 +697,9 @@ mod tests {
                     .map(|(k, v)| (k.as_str(), v)),
             )
         };
-        s.replace(vec![view("0x1"), view("0x2")], Instant::now());
+        s.replace(vec![view("0x1"), view("0x2")]);
         assert!(s.settled());
-        s.replace(vec![view("0x2"), view("0x3")], Instant::now());
+        s.replace(vec![view("0x2"), view("0x3")]);
         let refs: Vec<String> = s.calls().map(CallView::key).collect();
         assert_eq!(refs, ["2", "3"]);
     }

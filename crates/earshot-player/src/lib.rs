@@ -26,6 +26,15 @@ pub mod metrics;
 mod web;
 
 pub use api::{router, AppState};
+
+/// A mutex's guard even if another thread panicked holding it: nothing the player keeps under
+/// a lock can be left half-updated by a panic worth refusing service for.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
 pub use config::{Config, FileConfig, Overrides};
 pub use db::{AuditRow, Db, Role, Sensor, SensorKind};
 pub use error::{ApiError, DbError, ManagerError};

@@ -12,8 +12,10 @@ use crate::db::{
     now_secs, AuditRow, Db, Role, Sensor, SensorKind, Session, FAILED, LISTENED, REFUSED,
 };
 use crate::directory::Directory;
+pub use crate::directory::LIST_TIMEOUT;
 use crate::error::{ApiError, ManagerError};
 use crate::limiter::{retry_seconds, LoginLimiter};
+use crate::lock;
 use crate::manager::{self, ReadAudio, StreamConn};
 use crate::metrics::{bump, PlayerMetrics};
 use crate::web;
@@ -51,8 +53,6 @@ use self::{listen::*, session::*};
 pub const SESSION_COOKIE: &str = "earshot_session";
 /// How long a login lasts.
 pub const SESSION_SECONDS: i64 = 12 * 3600;
-/// Time limit for one sensor's `listcalls` in `/api/calls`.
-pub const LIST_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long one WebSocket send to a browser may wait before the session is dropped.
 pub const BROWSER_SEND_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often VoIPmonitor sensors are polled with `readaudio`.
@@ -130,14 +130,6 @@ impl Drop for ListenSlot {
                 table.remove(&self.key);
             }
         }
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Nothing held under these locks can be left half-updated by a panic worth refusing for.
-    match m.lock() {
-        Ok(g) => g,
-        Err(poisoned) => poisoned.into_inner(),
     }
 }
 
