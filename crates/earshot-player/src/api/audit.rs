@@ -7,11 +7,11 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
 }
 
 #[derive(Deserialize)]
-pub(super) struct AuditQuery {
-    pub(super) limit: Option<i64>,
+struct AuditQuery {
+    limit: Option<i64>,
 }
 
-pub(super) async fn audit(
+async fn audit(
     State(st): State<Arc<AppState>>,
     _: Admin,
     Query(q): Query<AuditQuery>,

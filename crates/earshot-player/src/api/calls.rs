@@ -1,6 +1,7 @@
 //! The call list: `/api/calls` and the pages' `/api/calls/stream`, from the call directory.
 
 use super::*;
+use crate::directory::{Window, WindowQuery};
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -12,28 +13,50 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
 pub struct CallsQuery {
     /// Only calls whose numbers, Call-ID, reference, state or codecs contain this
     /// (case-insensitive).
-    pub(super) q: Option<String>,
+    q: Option<String>,
     /// The first call to return, of those that pass `q` (default 0).
-    pub(super) offset: Option<usize>,
+    offset: Option<usize>,
     /// At most this many calls (default: all).
-    pub(super) limit: Option<usize>,
+    limit: Option<usize>,
+}
+
+impl CallsQuery {
+    /// What the directory is asked for: the filter in lower case, `limit` rows by default.
+    fn window(&self, default_limit: usize) -> WindowQuery {
+        WindowQuery {
+            q: self.q.as_deref().unwrap_or("").trim().to_ascii_lowercase(),
+            offset: self.offset.unwrap_or(0),
+            limit: self.limit.unwrap_or(default_limit),
+        }
+    }
 }
 
 #[derive(Serialize)]
-pub(super) struct SensorErrorView {
-    pub(super) sensor_id: i64,
-    pub(super) error: String,
+struct SensorErrorView {
+    sensor_id: i64,
+    error: String,
+}
+
+/// The sensors a window could not list, with what this user may be told of why.
+fn error_views(win: &Window, admin: bool) -> Vec<SensorErrorView> {
+    win.errors
+        .iter()
+        .map(|(sensor_id, e)| SensorErrorView {
+            sensor_id: *sensor_id,
+            error: sensor_message(e, admin),
+        })
+        .collect()
 }
 
 #[derive(Serialize)]
-pub(super) struct CallsReply {
-    pub(super) calls: Vec<CallView>,
+struct CallsReply {
+    calls: Vec<CallView>,
     /// Calls that pass `q`, before `offset` and `limit`.
-    pub(super) total: usize,
-    pub(super) errors: Vec<SensorErrorView>,
+    total: usize,
+    errors: Vec<SensorErrorView>,
 }
 
-pub(super) async fn calls(
+async fn calls(
     State(st): State<Arc<AppState>>,
     Viewer { session, .. }: Viewer,
     Query(q): Query<CallsQuery>,
@@ -44,25 +67,16 @@ pub(super) async fn calls(
     // From the directory: no sensor is asked anything for this page. A sensor whose feed has
     // just started (or is reconnecting) is waited for, within the same limit a direct request
     // had; one dead sensor does not hold up the others' calls.
-    let query = crate::directory::WindowQuery {
-        q: q.q.as_deref().unwrap_or("").trim().to_ascii_lowercase(),
-        offset: q.offset.unwrap_or(0),
-        limit: q.limit.unwrap_or(usize::MAX),
-    };
-    let win = st.directory.window(&sensors, &query, LIST_TIMEOUT).await;
+    let win = st
+        .directory
+        .window(&sensors, &q.window(usize::MAX), LIST_TIMEOUT)
+        .await;
     let total = win.total;
     let calls = win.rows.iter().map(|r| (*r.call).clone()).collect();
     for _ in &win.errors {
         bump(&st.metrics.sensor_errors);
     }
-    let errors = win
-        .errors
-        .iter()
-        .map(|(sensor_id, e)| SensorErrorView {
-            sensor_id: *sensor_id,
-            error: sensor_message(e, admin),
-        })
-        .collect();
+    let errors = error_views(&win, admin);
     Ok(Json(CallsReply {
         calls,
         total,
@@ -71,30 +85,27 @@ pub(super) async fn calls(
 }
 
 /// Rows a page may ask for at once on the stream (a screen or two of a virtual list).
-pub(super) const MAX_WINDOW: usize = 1_000;
+const MAX_WINDOW: usize = 1_000;
 /// How often a page's window is looked at: a change reaches the page within this (plus the
 /// sensor's own once-a-second rate limit on numbers).
-pub(super) const STREAM_EVERY: Duration = Duration::from_millis(500);
+const STREAM_EVERY: Duration = Duration::from_millis(500);
 /// How often a stream checks that its session is still valid (logout, expiry, a removed user).
-pub(super) const STREAM_SESSION_CHECK: Duration = Duration::from_secs(10);
+const STREAM_SESSION_CHECK: Duration = Duration::from_secs(10);
 
 /// `GET /api/calls/stream?q=&offset=&limit=`: Server-Sent Events, one `window` event when the
 /// page's window changed: the rows' keys in order (`order`), the rows that are new or changed
 /// since the last event (`upsert`, each call with its `key`), the keys that left (`remove`),
 /// `total` (calls passing `q`) and `errors`. The first event has every row. A page changes
 /// what it shows (scrolling, the filter) by opening a new stream.
-pub(super) async fn calls_stream(
+async fn calls_stream(
     State(st): State<Arc<AppState>>,
     Viewer { session, .. }: Viewer,
     headers: HeaderMap,
     Query(q): Query<CallsQuery>,
 ) -> Result<Response, ApiError> {
     bump(&st.metrics.call_list_requests);
-    let query = crate::directory::WindowQuery {
-        q: q.q.as_deref().unwrap_or("").trim().to_ascii_lowercase(),
-        offset: q.offset.unwrap_or(0),
-        limit: q.limit.unwrap_or(100).min(MAX_WINDOW),
-    };
+    let mut query = q.window(100);
+    query.limit = query.limit.min(MAX_WINDOW);
     let page = PageStream {
         st,
         headers,
@@ -116,31 +127,31 @@ pub(super) async fn calls_stream(
 }
 
 /// One page's stream: what it was sent, to send only what changed.
-pub(super) struct PageStream {
-    pub(super) st: Arc<AppState>,
-    pub(super) headers: HeaderMap,
-    pub(super) admin: bool,
-    pub(super) query: crate::directory::WindowQuery,
+struct PageStream {
+    st: Arc<AppState>,
+    headers: HeaderMap,
+    admin: bool,
+    query: WindowQuery,
     /// Key → rev of every row the page holds.
-    pub(super) sent: HashMap<String, u64>,
-    pub(super) last: Option<Arc<crate::directory::Window>>,
+    sent: HashMap<String, u64>,
+    last: Option<Arc<Window>>,
     /// The order, total and errors last sent: a window that differs only in rows the page
     /// already has is not sent again.
-    pub(super) last_head: Option<Value>,
-    pub(super) checked: std::time::Instant,
-    pub(super) first: bool,
+    last_head: Option<Value>,
+    checked: std::time::Instant,
+    first: bool,
 }
 
 #[derive(Serialize)]
-pub(super) struct WindowRow<'a> {
-    pub(super) key: &'a str,
+struct WindowRow<'a> {
+    key: &'a str,
     #[serde(flatten)]
-    pub(super) call: &'a CallView,
+    call: &'a CallView,
 }
 
 impl PageStream {
     /// The next event; `None` ends the stream (the session is gone).
-    pub(super) async fn next(&mut self) -> Option<axum::response::sse::Event> {
+    async fn next(&mut self) -> Option<axum::response::sse::Event> {
         loop {
             if !self.first {
                 tokio::time::sleep(STREAM_EVERY).await;
@@ -170,19 +181,9 @@ impl PageStream {
     }
 
     /// The event for `win` against what the page holds, or `None` when it would say nothing.
-    pub(super) fn diff(
-        &mut self,
-        win: &crate::directory::Window,
-    ) -> Option<axum::response::sse::Event> {
+    fn diff(&mut self, win: &Window) -> Option<axum::response::sse::Event> {
         let order: Vec<&str> = win.rows.iter().map(|r| r.key.as_str()).collect();
-        let errors: Vec<SensorErrorView> = win
-            .errors
-            .iter()
-            .map(|(sensor_id, e)| SensorErrorView {
-                sensor_id: *sensor_id,
-                error: sensor_message(e, self.admin),
-            })
-            .collect();
+        let errors = error_views(win, self.admin);
         let head = WindowHead {
             total: win.total,
             offset: self.query.offset,
@@ -233,7 +234,7 @@ impl PageStream {
 /// What a `window` event says besides the rows: compared with the last one sent, so that a
 /// window whose rows the page already has is not sent again.
 #[derive(Serialize)]
-pub(super) struct WindowHead<'a> {
+struct WindowHead<'a> {
     total: usize,
     offset: usize,
     order: Vec<&'a str>,
@@ -242,7 +243,7 @@ pub(super) struct WindowHead<'a> {
 
 /// A `window` event's data.
 #[derive(Serialize)]
-pub(super) struct WindowEvent<'a> {
+struct WindowEvent<'a> {
     #[serde(flatten)]
     head: &'a WindowHead<'a>,
     upsert: &'a [WindowRow<'a>],

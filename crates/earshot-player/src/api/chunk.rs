@@ -7,7 +7,7 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new().route("/api/chunk", get(chunk))
 }
 
-pub(super) async fn chunk(
+async fn chunk(
     State(st): State<Arc<AppState>>,
     Viewer { session, .. }: Viewer,
     headers: HeaderMap,
@@ -78,7 +78,7 @@ pub(super) async fn chunk(
 }
 
 /// The role, sensor, call reference and listen id of an `/api/chunk` request.
-pub(super) async fn check_chunk(
+async fn check_chunk(
     st: &AppState,
     session: &Session,
     q: &ListenQuery,
@@ -100,7 +100,7 @@ pub(super) async fn check_chunk(
 
 /// The first poll of a chunk session: room under the caps, `listen` on the sensor, the audit
 /// row. Returns the id the sensor knows the session by.
-pub(super) async fn start_chunk(
+async fn start_chunk(
     st: &AppState,
     session: &Session,
     mut row: AuditRow,

@@ -11,9 +11,9 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
 pub struct ListenQuery {
     pub(super) sensor_id: Option<i64>,
     pub(super) callref: Option<String>,
-    pub(super) rate: Option<u32>,
-    pub(super) channels: Option<u8>,
-    pub(super) from: Option<String>,
+    rate: Option<u32>,
+    channels: Option<u8>,
+    from: Option<String>,
     pub(super) listen_id: Option<String>,
 }
 
@@ -30,7 +30,7 @@ pub(super) fn callref_of(q: &ListenQuery) -> Result<String, ApiError> {
 }
 
 /// The `stream` options, validated so nothing but known values reaches the sensor.
-pub(super) fn stream_options(q: &ListenQuery) -> Result<String, ApiError> {
+fn stream_options(q: &ListenQuery) -> Result<String, ApiError> {
     let rate = q.rate.unwrap_or(8000);
     if !matches!(rate, 8000 | 16000 | 48000) {
         return Err(ApiError::BadRequest(
@@ -56,7 +56,7 @@ pub(super) fn stream_options(q: &ListenQuery) -> Result<String, ApiError> {
 
 /// Browsers always send Origin on WebSocket requests; a page from another site must not be
 /// able to open a listening session with the user's cookie.
-pub(super) fn same_origin(headers: &HeaderMap) -> bool {
+fn same_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
         // Not a browser (curl, scripts): no cross-site risk, and the cookie is still required.
         return true;
@@ -72,7 +72,7 @@ pub(super) fn same_origin(headers: &HeaderMap) -> bool {
         .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host))
 }
 
-pub(super) async fn listen(
+async fn listen(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
     ClientIp(ip): ClientIp,
@@ -132,7 +132,7 @@ pub(super) async fn listen(
 /// Everything a listening session needs before it may start: a listener's role, the
 /// player's own origin, a known sensor, a valid call reference and stream options, and room
 /// under the user's cap on the call.
-pub(super) async fn check_listen(
+async fn check_listen(
     st: &AppState,
     headers: &HeaderMap,
     q: &ListenQuery,
@@ -153,25 +153,25 @@ pub(super) async fn check_listen(
 
 /// Tells the page why the session ends; `retry` says whether reconnecting may help, so the
 /// page neither hammers a sensor that refuses it nor gives up on one that restarts.
-pub(super) async fn send_error(socket: &mut WebSocket, message: &str, retry: bool) {
+async fn send_error(socket: &mut WebSocket, message: &str, retry: bool) {
     let text = json!({"type": "error", "error": message, "retry": retry}).to_string();
     let _ = socket.send(Message::Text(text.into())).await;
     let _ = socket.send(Message::Close(None)).await;
 }
 
 /// A listening session accepted by [`listen`], waiting for its WebSocket.
-pub(super) struct RelaySession {
-    pub(super) sensor: Sensor,
-    pub(super) callref: String,
-    pub(super) options: String,
-    pub(super) audit: AuditRow,
-    pub(super) admin: bool,
+struct RelaySession {
+    sensor: Sensor,
+    callref: String,
+    options: String,
+    audit: AuditRow,
+    admin: bool,
     /// Held for as long as the session lasts.
-    pub(super) _slot: ListenSlot,
+    _slot: ListenSlot,
 }
 
 /// One listening session: sensor frames to the browser until either side ends.
-pub(super) async fn relay(st: Arc<AppState>, mut socket: WebSocket, session: RelaySession) {
+async fn relay(st: Arc<AppState>, mut socket: WebSocket, session: RelaySession) {
     let RelaySession {
         sensor,
         callref,
@@ -293,27 +293,27 @@ pub(super) async fn relay(st: Arc<AppState>, mut socket: WebSocket, session: Rel
     }
 }
 
-pub(super) enum Source {
+enum Source {
     Stream(StreamConn),
     Poll(Poller),
 }
 
 impl Source {
-    pub(super) fn header(&self) -> serde_json::Map<String, Value> {
+    fn header(&self) -> serde_json::Map<String, Value> {
         match self {
             Source::Stream(s) => s.header.clone(),
             Source::Poll(p) => p.header.clone(),
         }
     }
 
-    pub(super) async fn next_frame(&mut self) -> Result<Option<Vec<u8>>, ManagerError> {
+    async fn next_frame(&mut self) -> Result<Option<Vec<u8>>, ManagerError> {
         match self {
             Source::Stream(s) => s.next_frame().await,
             Source::Poll(p) => p.next_frame().await,
         }
     }
 
-    pub(super) async fn stop(&mut self) {
+    async fn stop(&mut self) {
         if let Source::Poll(p) = self {
             p.stop().await;
         }
@@ -322,20 +322,20 @@ impl Source {
 
 /// VoIPmonitor sensors have no `stream`: poll `readaudio` and dress the PCM as stream frames,
 /// so the browser code is the same for both kinds.
-pub(super) struct Poller {
-    pub(super) sensor: Sensor,
-    pub(super) callref: String,
-    pub(super) listen_id: String,
-    pub(super) header: serde_json::Map<String, Value>,
-    pub(super) seq: u32,
+struct Poller {
+    sensor: Sensor,
+    callref: String,
+    listen_id: String,
+    header: serde_json::Map<String, Value>,
+    seq: u32,
     /// Half a sample left over from a reply of odd length.
-    pub(super) carry: Option<u8>,
-    pub(super) ended: bool,
-    pub(super) ticker: tokio::time::Interval,
+    carry: Option<u8>,
+    ended: bool,
+    ticker: tokio::time::Interval,
 }
 
 impl Poller {
-    pub(super) async fn open(
+    async fn open(
         sensor: &Sensor,
         callref: &str,
         known: Option<CallView>,
@@ -370,7 +370,7 @@ impl Poller {
         })
     }
 
-    pub(super) async fn next_frame(&mut self) -> Result<Option<Vec<u8>>, ManagerError> {
+    async fn next_frame(&mut self) -> Result<Option<Vec<u8>>, ManagerError> {
         if self.ended {
             return Ok(None);
         }
@@ -427,7 +427,7 @@ impl Poller {
         }
     }
 
-    pub(super) async fn stop(&mut self) {
+    async fn stop(&mut self) {
         let _ = manager::listen_stop(&self.sensor, &self.callref, &self.listen_id).await;
     }
 }

@@ -9,20 +9,20 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
 }
 
 #[derive(Serialize)]
-pub(super) struct Added<'a> {
+struct Added<'a> {
     id_sensor: i64,
     name: &'a str,
     kind: crate::db::SensorKind,
 }
 
 #[derive(Serialize)]
-pub(super) struct Removed {
+struct Removed {
     removed: i64,
 }
 
 /// A sensor as `/api/sensors` lists it: where it lives only for admins; never its token.
 #[derive(Serialize)]
-pub(super) struct SensorView<'a> {
+struct SensorView<'a> {
     id_sensor: i64,
     name: &'a str,
     kind: crate::db::SensorKind,
@@ -32,7 +32,7 @@ pub(super) struct SensorView<'a> {
 }
 
 #[derive(Serialize)]
-pub(super) struct SensorAdminView<'a> {
+struct SensorAdminView<'a> {
     host: &'a str,
     port: u16,
     tls: bool,
@@ -42,7 +42,7 @@ pub(super) struct SensorAdminView<'a> {
     registered: bool,
 }
 
-pub(super) async fn list_sensors(
+async fn list_sensors(
     State(st): State<Arc<AppState>>,
     Viewer { session, .. }: Viewer,
 ) -> Result<Response, ApiError> {
@@ -74,15 +74,15 @@ pub(super) async fn list_sensors(
 }
 
 #[derive(Deserialize)]
-pub(super) struct NewSensor {
-    pub(super) id_sensor: i64,
-    pub(super) name: String,
-    pub(super) host: String,
-    pub(super) port: u16,
-    pub(super) token: Option<String>,
+struct NewSensor {
+    id_sensor: i64,
+    name: String,
+    host: String,
+    port: u16,
+    token: Option<String>,
     #[serde(default)]
-    pub(super) tls: bool,
-    pub(super) kind: Option<String>,
+    tls: bool,
+    kind: Option<String>,
 }
 
 /// Checks the fields of a sensor being registered (CLI and API share it).
@@ -102,7 +102,7 @@ pub fn validate_sensor(s: &Sensor) -> Result<(), String> {
     Ok(())
 }
 
-pub(super) async fn add_sensor(
+async fn add_sensor(
     State(st): State<Arc<AppState>>,
     _: AdminWrite,
     body: Result<Json<NewSensor>, axum::extract::rejection::JsonRejection>,
@@ -136,7 +136,7 @@ pub(super) async fn add_sensor(
     Ok((StatusCode::CREATED, Json(added)).into_response())
 }
 
-pub(super) async fn remove_sensor(
+async fn remove_sensor(
     State(st): State<Arc<AppState>>,
     _: AdminWrite,
     Path(id): Path<i64>,

@@ -4,14 +4,14 @@ use super::*;
 
 /// Who is logged in, with the session's CSRF token (for state-changing requests).
 #[derive(Serialize)]
-pub(super) struct Me<'a> {
+struct Me<'a> {
     name: &'a str,
     role: Role,
     csrf: &'a str,
 }
 
 #[derive(Serialize)]
-pub(super) struct Done {
+struct Done {
     ok: bool,
 }
 
@@ -23,12 +23,12 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
 }
 
 #[derive(Deserialize)]
-pub(super) struct LoginBody {
-    pub(super) name: String,
-    pub(super) password: String,
+struct LoginBody {
+    name: String,
+    password: String,
 }
 
-pub(super) async fn login(
+async fn login(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
     ClientIp(peer): ClientIp,
@@ -77,7 +77,7 @@ pub(super) async fn login(
 
 impl AppState {
     /// Refuses a login for a name or address that failed too often lately (HTTP 429).
-    pub(super) fn login_allowed(&self, name: &str, address: Option<&str>) -> Result<(), ApiError> {
+    fn login_allowed(&self, name: &str, address: Option<&str>) -> Result<(), ApiError> {
         let checked = lock(&self.limiter).check(name, address, std::time::Instant::now());
         checked.map_err(|locked| {
             bump(&self.metrics.login_locked);
@@ -93,10 +93,7 @@ impl AppState {
 }
 
 /// A new session for `user`: the cookie, and the CSRF token in the body.
-pub(super) async fn start_session(
-    st: &AppState,
-    user: &crate::db::User,
-) -> Result<Response, ApiError> {
+async fn start_session(st: &AppState, user: &crate::db::User) -> Result<Response, ApiError> {
     let (token, csrf) = auth::new_tokens().map_err(|e| ApiError::Internal(e.to_string()))?;
     st.db
         .create_session(
@@ -127,7 +124,7 @@ pub(super) async fn start_session(
     Ok(resp)
 }
 
-pub(super) async fn logout(
+async fn logout(
     State(st): State<Arc<AppState>>,
     ViewerWrite { hash, .. }: ViewerWrite,
 ) -> Result<Response, ApiError> {
@@ -142,7 +139,7 @@ pub(super) async fn logout(
 
 /// Who is logged in. Behind a trusted reverse proxy that names the user, this is also where
 /// the session starts: the page asks here first, so single sign-on needs no login form.
-pub(super) async fn me(
+async fn me(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
     ClientIp(peer): ClientIp,
@@ -181,7 +178,7 @@ pub(super) async fn me(
 }
 
 /// The user named by a trusted reverse proxy's header, if this request came from one.
-pub(super) fn proxy_user(st: &AppState, peer: Option<&str>, headers: &HeaderMap) -> Option<String> {
+fn proxy_user(st: &AppState, peer: Option<&str>, headers: &HeaderMap) -> Option<String> {
     let config = st.config();
     let proxy = config.proxy_auth.as_ref()?;
     if !from_trusted_proxy(proxy, peer) {
@@ -193,7 +190,7 @@ pub(super) fn proxy_user(st: &AppState, peer: Option<&str>, headers: &HeaderMap)
 
 /// Takes the proxy settings from the caller, so that a reload between two reads cannot make
 /// one request trust the header under one configuration and the address under another.
-pub(super) fn from_trusted_proxy(proxy: &ProxyAuth, peer: Option<&str>) -> bool {
+fn from_trusted_proxy(proxy: &ProxyAuth, peer: Option<&str>) -> bool {
     let Some(ip) = peer.and_then(|p| p.parse::<std::net::IpAddr>().ok()) else {
         return false;
     };
