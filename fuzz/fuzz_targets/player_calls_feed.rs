@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(calls.len() <= lines);
         for c in calls.calls() {
             let _ = c.key();
-            let _ = c.matches("1");
+            let _ = c.matches("1", "sensor");
         }
     }
 });

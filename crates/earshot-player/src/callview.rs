@@ -153,8 +153,9 @@ impl CallView {
     }
 
     /// Whether every word of the filter text (already lower case) is in the call's numbers,
-    /// Call-ID, reference, state, codecs or sensor id: what the page's filter box does.
-    pub fn matches(&self, needle: &str) -> bool {
+    /// Call-ID, reference, state, codecs, sensor id or `sensor_name`: what the page's filter
+    /// box does.
+    pub fn matches(&self, needle: &str, sensor_name: &str) -> bool {
         let mut words = needle.split_whitespace().peekable();
         if words.peek().is_none() {
             return true;
@@ -177,6 +178,8 @@ impl CallView {
             hay.push(' ');
         }
         hay.push_str(&self.sensor_id.to_string());
+        hay.push(' ');
+        hay.push_str(sensor_name);
         let hay = hay.to_ascii_lowercase();
         words.all(|w| hay.contains(w))
     }
@@ -300,9 +303,10 @@ mod tests {
             "1001 2002",
             " 3 ",
         ] {
-            assert!(v.matches(hit), "{hit}");
+            assert!(v.matches(hit, "edge"), "{hit}");
         }
-        assert!(!v.matches("4420"));
-        assert!(!v.matches("1001 4420"), "every word must be found");
+        assert!(!v.matches("4420", "edge"));
+        assert!(v.matches("edge 1001", "edge"), "the sensor's name");
+        assert!(!v.matches("1001 4420", "edge"), "every word must be found");
     }
 }

@@ -334,9 +334,9 @@ impl Directory {
         let shared = self.settled_feeds(sensors, wait).await;
         let stamp: Stamp = shared
             .iter()
-            .map(|(id, c)| {
-                let c = read(c);
-                (*id, c.version(), matches!(c.status(), Status::Live))
+            .map(|f| {
+                let c = read(&f.calls);
+                (f.id, c.version(), matches!(c.status(), Status::Live))
             })
             .collect();
         if let Some((at, win)) = lock(&self.windows).get(w) {
@@ -354,29 +354,34 @@ impl Directory {
     }
 
     /// These sensors' call tables, in their order, once each has settled or `wait` passed.
-    async fn settled_feeds(&self, sensors: &[Sensor], wait: Duration) -> Vec<(i64, Shared)> {
+    async fn settled_feeds(&self, sensors: &[Sensor], wait: Duration) -> Vec<Followed> {
         self.follow(sensors);
-        let feeds: Vec<(i64, Shared, watch::Receiver<u64>)> = {
+        let feeds: Vec<(Followed, watch::Receiver<u64>)> = {
             let feeds = lock(&self.feeds);
             sensors
                 .iter()
                 .filter_map(|s| feeds.get(&s.id_sensor))
                 .map(|f| {
                     *lock(&f.asked) = Instant::now();
-                    (f.sensor.id_sensor, f.calls.clone(), f.changed.clone())
+                    let followed = Followed {
+                        id: f.sensor.id_sensor,
+                        name: f.sensor.name.clone(),
+                        calls: f.calls.clone(),
+                    };
+                    (followed, f.changed.clone())
                 })
                 .collect()
         };
         let deadline = tokio::time::Instant::now() + wait;
         let mut out = Vec::with_capacity(feeds.len());
-        for (id, calls, mut changed) in feeds {
-            while !read(&calls).settled() {
+        for (followed, mut changed) in feeds {
+            while !read(&followed.calls).settled() {
                 match tokio::time::timeout_at(deadline, changed.changed()).await {
                     Ok(Ok(())) => {}
                     _ => break,
                 }
             }
-            out.push((id, calls));
+            out.push(followed);
         }
         out
     }
@@ -391,6 +396,14 @@ impl Directory {
     }
 }
 
+/// A sensor a window is made from: its id and name (the filter finds calls by either) and its
+/// calls.
+struct Followed {
+    id: i64,
+    name: String,
+    calls: Shared,
+}
+
 /// What a page is told of a sensor that is not live.
 fn status_error(id: i64, status: &Status) -> Option<Arc<ManagerError>> {
     match status {
@@ -402,10 +415,10 @@ fn status_error(id: i64, status: &Status) -> Option<Arc<ManagerError>> {
 
 /// The calls passing the filter, counted, and the slice asked for. One pass over the calls
 /// (none at all for the rows before `offset` of an unfiltered list beyond counting).
-fn compute_window(feeds: &[(i64, Shared)], w: &WindowQuery) -> Window {
+fn compute_window(feeds: &[Followed], w: &WindowQuery) -> Window {
     let mut win = Window::default();
     let end = w.offset.saturating_add(w.limit);
-    for (id, calls) in feeds {
+    for Followed { id, name, calls } in feeds {
         let c = read(calls);
         if let Some(e) = status_error(*id, c.status()) {
             win.errors.push((*id, e));
@@ -416,7 +429,7 @@ fn compute_window(feeds: &[(i64, Shared)], w: &WindowQuery) -> Window {
             continue;
         }
         for e in c.entries() {
-            if !e.view.matches(&w.q) {
+            if !e.view.matches(&w.q, name) {
                 continue;
             }
             if (w.offset..end).contains(&win.total) {
@@ -621,7 +634,7 @@ mod tests {
         assert_eq!(s.len(), 1);
     }
 
-    fn live_sensor(id: i64, refs: &[&str]) -> (i64, Shared) {
+    fn live_sensor(id: i64, refs: &[&str]) -> Followed {
         let mut s = SensorCalls::new(id);
         s.begin();
         for r in refs {
@@ -629,7 +642,11 @@ mod tests {
                 .expect("line");
         }
         s.on_line(br#"{"event":"synced"}"#).expect("line");
-        (id, Arc::new(RwLock::new(s)))
+        Followed {
+            id,
+            name: format!("edge-{id}"),
+            calls: Arc::new(RwLock::new(s)),
+        }
     }
 
     fn keys(w: &Window) -> Vec<&str> {
@@ -660,10 +677,16 @@ mod tests {
         assert_eq!(w.total, 5);
         let w = compute_window(&feeds, &query("caller-0xb", 0, 10));
         assert_eq!((w.total, keys(&w)), (1, vec!["2:b"]));
+        let w = compute_window(&feeds, &query("edge-2", 0, 10));
+        assert_eq!(
+            (w.total, keys(&w)),
+            (2, vec!["2:a", "2:b"]),
+            "by sensor name"
+        );
 
         // A changed call gets a new rev; the others keep theirs.
         let before = compute_window(&feeds, &query("", 0, 10));
-        write(&feeds[1].1)
+        write(&feeds[1].calls)
             .on_line(br#"{"event":"changed","callref":"0xa","fields":{"duration":5}}"#)
             .expect("line");
         let after = compute_window(&feeds, &query("", 0, 10));
@@ -677,7 +700,7 @@ mod tests {
         assert_eq!(changed, ["2:a"]);
 
         // A sensor that is down is an error, not rows.
-        write(&feeds[0].1).fail(ManagerError::TokenRefused);
+        write(&feeds[0].calls).fail(ManagerError::TokenRefused);
         let w = compute_window(&feeds, &query("", 0, 10));
         assert_eq!((w.total, w.errors.len()), (2, 1));
         assert_eq!(w.errors[0].0, 1);
