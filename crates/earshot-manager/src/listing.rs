@@ -215,6 +215,15 @@ mod tests {
         Arc::new(crate::calls_feed::tests::call(n))
     }
 
+    /// For each chunk of two versions, whether they share it.
+    fn shared_chunks(a: &Listing, b: &Listing) -> Vec<bool> {
+        a.chunks()
+            .iter()
+            .zip(b.chunks())
+            .map(|(x, y)| Arc::ptr_eq(x, y))
+            .collect()
+    }
+
     fn ids(l: &Listing) -> Vec<u64> {
         l.iter().map(|c| c.id).collect()
     }
@@ -254,12 +263,7 @@ mod tests {
         assert_eq!(published.find(callref(5)).map(|c| c.duration_secs), Some(0));
         assert_eq!(l.find(callref(5)).map(|c| c.duration_secs), Some(9));
         assert_eq!(ids(&l), (0..(3 * CHUNK as u64)).collect::<Vec<_>>());
-        let shared: Vec<bool> = published
-            .chunks()
-            .iter()
-            .zip(l.chunks())
-            .map(|(a, b)| Arc::ptr_eq(a, b))
-            .collect();
+        let shared = shared_chunks(&published, &l);
         assert_eq!(
             shared,
             [false, true, true],
@@ -315,12 +319,7 @@ mod tests {
         );
         let next = l.update_chunks(next, 2, |c| (c.id % 2 == 0).then(|| bump(c)).flatten());
         assert_eq!(next, 0, "after the last chunk the walk starts over");
-        let shared: Vec<bool> = published
-            .chunks()
-            .iter()
-            .zip(l.chunks())
-            .map(|(a, b)| Arc::ptr_eq(a, b))
-            .collect();
+        let shared = shared_chunks(&published, &l);
         assert_eq!(shared, [false; 4], "every chunk had a change");
         assert_eq!(published.find(callref(1)).map(|c| c.duration_secs), Some(0));
         assert_eq!(l.find(callref(1)).map(|c| c.duration_secs), Some(1));
@@ -338,12 +337,9 @@ mod tests {
         let before = l.clone();
         let next = l.update_chunks(0, 10, |_| None);
         assert_eq!(next, 0);
-        assert!(
-            before
-                .chunks()
-                .iter()
-                .zip(l.chunks())
-                .all(|(a, b)| Arc::ptr_eq(a, b)),
+        assert_eq!(
+            shared_chunks(&before, &l),
+            [true; 4],
             "nothing changed: nothing copied"
         );
         // A walk resumes where it was even if the chunk it stopped at has gone since.
