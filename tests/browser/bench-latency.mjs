@@ -3,7 +3,7 @@
 //
 //   cargo build --release -p earshot
 //   cd tests/browser && npm install
-//   EARSHOT_BIN=../../target/release/earshot node bench-latency.mjs [--seconds 30] [--warmup 5] [--jitter MS]
+//   EARSHOT_BIN=../../target/release/earshot node bench-latency.mjs [--seconds 30] [--warmup 5] [--jitter MS] [--codec opus|pcm]
 //
 // A synthetic call (`earshot synth`, 20 ms G.711 packets) is replayed at wall-clock speed by
 // `earshot sensor`, so each packet's capture time is the moment the sensor took it in. The page
@@ -11,7 +11,9 @@
 // sample it is playing was captured (the stream frames carry capture timestamps), and the page
 // adds the AudioContext's output and base latency: capture → speaker. The same clock serves
 // both ends here, so no clock offset enters the figure. Prints p50/p90/p99/max over the
-// measured window, the jitter buffer's depth and target, and underruns.
+// measured window, the jitter buffer's depth and target, underruns, and the bytes received per
+// second. `--codec opus` (the default, as the page does where WebCodecs exists): 16 kHz stereo
+// Opus decoded by WebCodecs; `--codec pcm`: the page without WebCodecs, 48 kHz stereo PCM.
 
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -29,6 +31,7 @@ function option(name, fallback) {
 const SECONDS = option("seconds", 30);
 const WARMUP = option("warmup", 5);
 const JITTER = option("jitter", 0);
+const CODEC = process.argv.includes("pcm") ? "pcm" : "opus";
 
 async function main() {
   const why = missingPrerequisite();
@@ -54,6 +57,7 @@ async function main() {
 
     context = await launchChromium(pw, dir);
     const page = context.pages()[0] || (await context.newPage());
+    if (CODEC === "pcm") await page.addInitScript(() => { delete window.AudioDecoder; });
     await logIn(page, base, "bench", "bench-pass");
     const listen = page.locator("#calls tbody tr button.listen").first();
     await listen.waitFor({ state: "visible", timeout: 20000 });
@@ -63,6 +67,8 @@ async function main() {
 
     const samples = [];
     const depths = [];
+    const bytesAt = () => page.evaluate(() => ({ bytes: earshotTest.session.bytesReceived, t: performance.now() }));
+    const before = await bytesAt();
     const deadline = Date.now() + SECONDS * 1000;
     let last = null;
     while (Date.now() < deadline) {
@@ -73,14 +79,16 @@ async function main() {
       }
       await sleep(100);
     }
+    const after = await bytesAt();
     if (samples.length < SECONDS * 5) throw new Error(`only ${samples.length} latency readings in ${SECONDS} s`);
     const sorted = [...samples].sort((a, b) => a - b);
     const dsorted = [...depths].sort((a, b) => a - b);
     const f = (x) => x.toFixed(1);
-    console.log(`latency capture → speaker over ${SECONDS} s (${samples.length} readings, after ${WARMUP} s warm-up, synth --jitter ${JITTER}):`);
+    console.log(`latency capture → speaker over ${SECONDS} s (${samples.length} readings, after ${WARMUP} s warm-up, synth --jitter ${JITTER}, ${last.codec} at ${last.rate} Hz):`);
     console.log(`  p50 ${f(percentile(sorted, 50))} ms   p90 ${f(percentile(sorted, 90))} ms   p99 ${f(percentile(sorted, 99))} ms   max ${f(sorted[sorted.length - 1])} ms`);
     console.log(`  of which AudioContext output + base latency: ${f(last.outputLatencyMs)} ms`);
     console.log(`  jitter buffer depth p50 ${f(percentile(dsorted, 50))} ms, p99 ${f(percentile(dsorted, 99))} ms; target at the end ${f(last.targetMs)} ms; underruns ${last.underruns}; lost frames ${last.droppedFrames}`);
+    console.log(`  received ${f(((after.bytes - before.bytes) * 1000) / (after.t - before.t) / 1000)} KB/s of stream frames`);
   } catch (e) {
     console.error(procs.logs.slice(-40).join("\n"));
     throw e;

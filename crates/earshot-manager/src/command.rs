@@ -158,6 +158,8 @@ pub struct StreamRequest {
     pub rate: u32,
     pub channels: u8,
     pub from: StreamFrom,
+    /// `format=s16le` (the default) or `format=opus`.
+    pub format: crate::stream_proto::AudioEncoding,
 }
 
 /// Why a command line could not become a [`Command`]; [`CommandError::reply`] is what to send.
@@ -196,7 +198,7 @@ const USAGE_READAUDIO: &str = "readaudio <callreference> <listen_id>";
 const USAGE_LISTEN_STOP: &str = "listen_stop <callreference> <listen_id>";
 const USAGE_INFO: &str = "active_call_info <callreference>";
 const USAGE_STREAM: &str =
-    "stream <callreference> [rate=8000|16000|48000] [channels=1|2] [from=now|start|-SECONDS]";
+    "stream <callreference> [rate=8000|16000|48000] [channels=1|2] [from=now|start|-SECONDS] [format=s16le|opus]";
 
 /// Parses one command line (without its line ending).
 pub fn parse_command(line: &str) -> Result<Command, CommandError> {
@@ -381,6 +383,7 @@ fn parse_stream(rest: &str) -> Result<StreamRequest, CommandError> {
         rate: 8000,
         channels: 1,
         from: StreamFrom::Now,
+        format: crate::stream_proto::AudioEncoding::S16le,
     };
     let mut seen: Vec<&str> = Vec::new();
     for opt in w {
@@ -395,6 +398,10 @@ fn parse_stream(rest: &str) -> Result<StreamRequest, CommandError> {
             "rate" => req.rate = parse_rate(value)?,
             "channels" => req.channels = parse_channels(value)?,
             "from" => req.from = parse_from(value)?,
+            "format" => {
+                req.format = crate::stream_proto::AudioEncoding::parse(value)
+                    .ok_or_else(|| bad_opt(format!("format '{value}': use s16le or opus")))?
+            }
             _ => return Err(bad_opt(format!("unknown option '{key}'"))),
         }
     }
@@ -577,13 +584,15 @@ mod tests {
 
     #[test]
     fn stream_options() {
+        use crate::stream_proto::AudioEncoding;
         assert_eq!(
             parse_command("stream 0xabc"),
             Ok(Command::Stream(StreamRequest {
                 callref: r(0xabc),
                 rate: 8000,
                 channels: 1,
-                from: StreamFrom::Now
+                from: StreamFrom::Now,
+                format: AudioEncoding::S16le,
             }))
         );
         assert_eq!(
@@ -592,16 +601,18 @@ mod tests {
                 callref: r(0xabc),
                 rate: 48000,
                 channels: 2,
-                from: StreamFrom::SecondsAgo(30)
+                from: StreamFrom::SecondsAgo(30),
+                format: AudioEncoding::S16le,
             }))
         );
         assert_eq!(
-            parse_command("stream abc from=start rate=16000"),
+            parse_command("stream abc from=start rate=16000 format=opus"),
             Ok(Command::Stream(StreamRequest {
                 callref: r(0xabc),
                 rate: 16000,
                 channels: 1,
-                from: StreamFrom::Start
+                from: StreamFrom::Start,
+                format: AudioEncoding::Opus,
             }))
         );
         for bad in [
@@ -614,6 +625,8 @@ mod tests {
             "stream abc volume=2",
             "stream abc rate",
             "stream abc rate=8000 rate=8000",
+            "stream abc format=mp3",
+            "stream abc format=opus format=opus",
         ] {
             let e = parse_command(bad).unwrap_err();
             assert!(

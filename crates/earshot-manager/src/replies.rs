@@ -53,7 +53,7 @@ const HELP: &[(&str, &str)] = &[
     ("listen_stop", "stop listening. Usage: listen_stop <callreference> <listen_id>"),
     ("readaudio", "audio since the last read, s16le 8 kHz mono in 800-byte blocks. Usage: readaudio <callreference> <listen_id>"),
     ("sniffer_stat", "sensor status as JSON"),
-    ("stream", "push a call's audio, events and quality on this connection. Usage: stream <callreference> [rate=8000|16000|48000] [channels=1|2] [from=now|start|-SECONDS]"),
+    ("stream", "push a call's audio, events and quality on this connection. Usage: stream <callreference> [rate=8000|16000|48000] [channels=1|2] [from=now|start|-SECONDS] [format=s16le|opus]"),
     ("totalcalls", "number of calls in memory"),
 ];
 

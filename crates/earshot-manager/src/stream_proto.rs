@@ -7,6 +7,8 @@
 //! kind 2 event   : JSON object
 //! kind 3 quality : JSON object, one leg
 //! kind 4 end     : JSON object, the last frame; the server closes after it
+//! kind 5 opus    : seq u32 BE | capture_ts_ns i64 BE | rate u32 BE | channels u8 | one Opus packet
+//!                  (20 ms; sent instead of kind 1 when the stream asked for format=opus)
 //! other kinds    : reserved; clients skip them
 //! ```
 //! The full description is in `docs/manager-protocol.md`.
@@ -19,12 +21,41 @@ pub const KIND_AUDIO: u8 = 1;
 pub const KIND_EVENT: u8 = 2;
 pub const KIND_QUALITY: u8 = 3;
 pub const KIND_END: u8 = 4;
+pub const KIND_OPUS: u8 = 5;
 /// Largest payload a decoder accepts: a second of 48 kHz stereo is 192 000 bytes.
 pub const MAX_FRAME_PAYLOAD: usize = 1 << 20;
 /// Largest header line a decoder accepts.
 pub const MAX_HEADER_LINE: usize = 64 * 1024;
 const FRAME_HEAD: usize = 5;
 const AUDIO_HEAD: usize = 4 + 8 + 4 + 1;
+
+/// How a stream's audio is carried: what `format=` asks for and the header's `format` says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AudioEncoding {
+    /// Kind-1 frames of interleaved 16-bit little-endian PCM.
+    #[default]
+    S16le,
+    /// Kind-5 frames, one 20 ms Opus packet (RFC 6716) each: a tenth of PCM's bytes or less,
+    /// for listeners across a WAN link.
+    Opus,
+}
+
+impl AudioEncoding {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AudioEncoding::S16le => "s16le",
+            AudioEncoding::Opus => "opus",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "s16le" | "pcm" => Some(AudioEncoding::S16le),
+            "opus" => Some(AudioEncoding::Opus),
+            _ => None,
+        }
+    }
+}
 
 /// The first line of a stream.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -34,7 +65,7 @@ pub struct StreamHeader {
     pub callid: String,
     pub caller: String,
     pub called: String,
-    /// Always `"s16le"`.
+    /// `"s16le"` (kind-1 PCM frames) or `"opus"` (kind-5 Opus frames), as requested.
     pub format: String,
     pub rate: u32,
     pub channels: u8,
@@ -52,6 +83,19 @@ pub struct AudioFrame {
     pub channels: u8,
     /// Interleaved samples (caller left, called right when stereo).
     pub samples: Vec<i16>,
+}
+
+/// One Opus packet of 20 ms, encoded once per call and format however many listen.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OpusFrame {
+    /// As [`AudioFrame::seq`]: kind-1 and kind-5 frames share the counter.
+    pub seq: u32,
+    /// Capture time of the packet's first sample, ns since the Unix epoch.
+    pub capture_ts_ns: i64,
+    /// The rate the encoder was fed (8000, 16000 or 48000); a decoder may output another.
+    pub rate: u32,
+    pub channels: u8,
+    pub packet: Vec<u8>,
 }
 
 /// A call event. Unknown `event` values from newer servers decode as `Other`.
@@ -174,6 +218,7 @@ pub struct EndFrame {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Frame {
     Audio(AudioFrame),
+    Opus(OpusFrame),
     Event(CallEvent),
     Quality(QualityReport),
     End(EndFrame),
@@ -261,6 +306,20 @@ pub fn encode_frame(f: &Frame, out: &mut Vec<u8>) -> Result<(), StreamError> {
                 p.extend_from_slice(&s.to_le_bytes());
             }
             frame(KIND_AUDIO, &p, out)
+        }
+        Frame::Opus(o) => {
+            if !matches!(o.channels, 1 | 2) || o.packet.is_empty() {
+                return Err(StreamError::BadAudio(
+                    "an Opus frame needs 1 or 2 channels and a packet",
+                ));
+            }
+            let mut p = Vec::with_capacity(AUDIO_HEAD + o.packet.len());
+            p.extend_from_slice(&o.seq.to_be_bytes());
+            p.extend_from_slice(&o.capture_ts_ns.to_be_bytes());
+            p.extend_from_slice(&o.rate.to_be_bytes());
+            p.push(o.channels);
+            p.extend_from_slice(&o.packet);
+            frame(KIND_OPUS, &p, out)
         }
         Frame::Event(e) => frame(KIND_EVENT, &json(serde_json::to_vec(e))?, out),
         Frame::Quality(q) => frame(KIND_QUALITY, &json(serde_json::to_vec(q))?, out),
@@ -382,6 +441,7 @@ fn decode_payload(kind: u8, payload: Vec<u8>) -> Result<Frame, StreamError> {
     };
     Ok(match kind {
         KIND_AUDIO => Frame::Audio(decode_audio(&payload)?),
+        KIND_OPUS => Frame::Opus(decode_opus(&payload)?),
         KIND_EVENT => Frame::Event(serde_json::from_slice(&payload).map_err(bad)?),
         KIND_QUALITY => Frame::Quality(serde_json::from_slice(&payload).map_err(bad)?),
         KIND_END => Frame::End(serde_json::from_slice(&payload).map_err(bad)?),
@@ -389,7 +449,15 @@ fn decode_payload(kind: u8, payload: Vec<u8>) -> Result<Frame, StreamError> {
     })
 }
 
-fn decode_audio(p: &[u8]) -> Result<AudioFrame, StreamError> {
+/// The 17-byte head kind-1 and kind-5 frames share: seq, capture time, rate, channels.
+struct AudioHead {
+    seq: u32,
+    capture_ts_ns: i64,
+    rate: u32,
+    channels: u8,
+}
+
+fn audio_head(p: &[u8]) -> Result<(AudioHead, &[u8]), StreamError> {
     let (head, body) = p
         .split_at_checked(AUDIO_HEAD)
         .ok_or(StreamError::BadAudio("shorter than its 17-byte header"))?;
@@ -404,6 +472,32 @@ fn decode_audio(p: &[u8]) -> Result<AudioFrame, StreamError> {
     if rate == 0 {
         return Err(StreamError::BadAudio("rate 0"));
     }
+    let head = AudioHead {
+        seq,
+        capture_ts_ns: i64::from_be_bytes(ts),
+        rate,
+        channels,
+    };
+    Ok((head, body))
+}
+
+fn decode_opus(p: &[u8]) -> Result<OpusFrame, StreamError> {
+    let (head, packet) = audio_head(p)?;
+    if packet.is_empty() {
+        return Err(StreamError::BadAudio("an Opus frame without a packet"));
+    }
+    Ok(OpusFrame {
+        seq: head.seq,
+        capture_ts_ns: head.capture_ts_ns,
+        rate: head.rate,
+        channels: head.channels,
+        packet: packet.to_vec(),
+    })
+}
+
+fn decode_audio(p: &[u8]) -> Result<AudioFrame, StreamError> {
+    let (head, body) = audio_head(p)?;
+    let channels = head.channels;
     if body.len() % (2 * channels as usize) != 0 {
         return Err(StreamError::BadAudio(
             "samples not a whole number of frames",
@@ -414,9 +508,9 @@ fn decode_audio(p: &[u8]) -> Result<AudioFrame, StreamError> {
         .map(|c| i16::from_le_bytes([c[0], c[1]]))
         .collect();
     Ok(AudioFrame {
-        seq,
-        capture_ts_ns: i64::from_be_bytes(ts),
-        rate,
+        seq: head.seq,
+        capture_ts_ns: head.capture_ts_ns,
+        rate: head.rate,
         channels,
         samples,
     })
@@ -448,6 +542,13 @@ mod tests {
                 rate: 8000,
                 channels: 2,
                 samples: vec![0, -1, i16::MAX, i16::MIN, 16, 16],
+            }),
+            Frame::Opus(OpusFrame {
+                seq: 8,
+                capture_ts_ns: 1_795_692_898_143_456_789,
+                rate: 16000,
+                channels: 2,
+                packet: vec![0xfc, 0xff, 0xfe],
             }),
             Frame::Event(CallEvent::Answered {
                 ts_ns: 5,
@@ -533,6 +634,35 @@ mod tests {
             out,
             [1, 0, 0, 0, 19, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0x1f, 0x40, 1, 0x02, 0x01]
         );
+    }
+
+    #[test]
+    fn opus_layout_is_as_documented_and_an_empty_packet_is_refused() {
+        let mut out = Vec::new();
+        let f = Frame::Opus(OpusFrame {
+            seq: 1,
+            capture_ts_ns: 2,
+            rate: 16000,
+            channels: 2,
+            packet: vec![0xaa, 0xbb],
+        });
+        encode_frame(&f, &mut out).unwrap();
+        assert_eq!(
+            out,
+            [5, 0, 0, 0, 19, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0x3e, 0x80, 2, 0xaa, 0xbb]
+        );
+        let mut body = encode_header(&header());
+        body.extend_from_slice(&out[..5]);
+        let last = body.len() - 1;
+        body[last] = 17; // the head alone
+        body.extend_from_slice(&out[5..22]);
+        let mut d = StreamDecoder::new();
+        d.push(&body);
+        d.next_item().unwrap();
+        assert!(matches!(d.next_item(), Err(StreamError::BadAudio(_))));
+        assert_eq!(AudioEncoding::parse("opus"), Some(AudioEncoding::Opus));
+        assert_eq!(AudioEncoding::parse("OPUS"), None);
+        assert_eq!(AudioEncoding::Opus.as_str(), "opus");
     }
 
     #[test]

@@ -39,6 +39,10 @@ pub struct CallView {
     pub state: Value,
     pub on_hold: Value,
     pub held_by: Value,
+    /// What the page shows in its State column, and what the filter matches: "calling" for a
+    /// call trying, "no answer", "on hold (by caller)", "failed (486)"; from the response code
+    /// for VoIPmonitor's calls, which have no state.
+    pub state_text: String,
     #[serde(skip)]
     source: Source,
 }
@@ -142,6 +146,36 @@ impl CallView {
             self.jitter_caller = s.voipmonitor_jitter[0].clone();
             self.jitter_called = s.voipmonitor_jitter[1].clone();
         }
+        self.state_text = self.describe_state();
+    }
+
+    fn describe_state(&self) -> String {
+        if self.on_hold == Value::Bool(true) {
+            return match self.held_by.as_str().filter(|by| !by.is_empty()) {
+                Some(by) => format!("on hold (by {by})"),
+                None => "on hold".into(),
+            };
+        }
+        let code = number(&self.last_sip_code).filter(|&c| c > 0);
+        if let Some(state) = self.state.as_str().filter(|s| !s.is_empty()) {
+            let text = match state {
+                "trying" => "calling",
+                "early" => "early media",
+                "unanswered" => "no answer",
+                other => other,
+            };
+            return match code {
+                Some(code) if state == "failed" => format!("{text} ({code})"),
+                _ => text.to_string(),
+            };
+        }
+        // VoIPmonitor's calls: only the last response code.
+        match code {
+            None => "calling".into(),
+            Some(c) if c < 200 => format!("ringing ({c})"),
+            Some(c) if c < 300 => "answered".into(),
+            Some(c) => format!("failed ({c})"),
+        }
     }
 
     /// The reference, normalised (lower case, no `0x`, no leading zeros).
@@ -173,6 +207,8 @@ impl CallView {
                 hay.push(' ');
             }
         }
+        hay.push_str(&self.state_text);
+        hay.push(' ');
         for c in &self.codecs {
             hay.push_str(c);
             hay.push(' ');
@@ -182,6 +218,15 @@ impl CallView {
         hay.push_str(sensor_name);
         let hay = hay.to_ascii_lowercase();
         words.all(|w| hay.contains(w))
+    }
+}
+
+/// A number sent as a number or as its text (VoIPmonitor's columns are either).
+fn number(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
     }
 }
 
@@ -307,6 +352,53 @@ mod tests {
         }
         assert!(!v.matches("4420", "edge"));
         assert!(v.matches("edge 1001", "edge"), "the sensor's name");
+        assert!(!v.matches("on hold", "edge"));
         assert!(!v.matches("1001 4420", "edge"), "every word must be found");
+    }
+
+    /// The filter finds calls by the words the page shows for their state, not only by the
+    /// sensor's: a supervisor types "calling", "no answer" or "on hold".
+    #[test]
+    fn the_state_is_described_and_found_as_the_page_shows_it() {
+        let with = |changes: Value| {
+            let mut v = CallView::from_columns(3, true, columns(&earshot_call()));
+            v.apply(columns(&changes));
+            v
+        };
+        let cases = [
+            (
+                json!({"callstate": "trying", "lastSIPresponseNum": 0}),
+                "calling",
+            ),
+            (json!({"callstate": "early"}), "early media"),
+            (
+                json!({"callstate": "unanswered", "lastSIPresponseNum": 408}),
+                "no answer",
+            ),
+            (
+                json!({"callstate": "failed", "lastSIPresponseNum": 486}),
+                "failed (486)",
+            ),
+            (
+                json!({"on_hold": true, "held_by": "caller"}),
+                "on hold (by caller)",
+            ),
+            (json!({"on_hold": true}), "on hold"),
+            (json!({"callstate": "answered"}), "answered"),
+        ];
+        for (changes, text) in cases {
+            let v = with(changes);
+            assert_eq!(v.state_text, text);
+            assert!(v.matches(text, "edge"), "{text}");
+        }
+        assert!(with(json!({"callstate": "trying"})).matches("calling 1001", "edge"));
+        let voipmonitor = |code: Value| {
+            let row = json!({"callreference": "0x7f", "lastSIPresponseNum": code});
+            CallView::from_columns(1, false, columns(&row)).state_text
+        };
+        assert_eq!(voipmonitor(json!(0)), "calling");
+        assert_eq!(voipmonitor(json!("183")), "ringing (183)");
+        assert_eq!(voipmonitor(json!(200)), "answered");
+        assert_eq!(voipmonitor(json!(503)), "failed (503)");
     }
 }

@@ -270,30 +270,10 @@ function sensorLabel(id) {
   return name ? `${name} (${id})` : String(id);
 }
 
-// earshot sensors send the call's state and hold; VoIPmonitor's only the last response code.
-const STATE_TEXT = {
-  trying: "calling",
-  ringing: "ringing",
-  early: "early media",
-  answered: "answered",
-  ended: "ended",
-  failed: "failed",
-  cancelled: "cancelled",
-  unanswered: "no answer",
-};
-
+// The player describes each call's state ("calling", "no answer", "on hold (by caller)"), so
+// the words shown are the words its filter finds.
 function callState(c) {
-  if (c.on_hold === true) return c.held_by ? `on hold (by ${c.held_by})` : "on hold";
-  if (c.state) {
-    const s = STATE_TEXT[String(c.state)] ?? String(c.state);
-    const code = Number(c.last_sip_code);
-    return c.state === "failed" && code ? `${s} (${code})` : s;
-  }
-  const code = Number(c.last_sip_code);
-  if (!code) return "calling";
-  if (code < 200) return `ringing (${code})`;
-  if (code < 300) return "answered";
-  return `failed (${code})`;
+  return c.state_text ?? "";
 }
 
 // Why a party's MOS (and maybe jitter) is unknown, from an earshot sensor's

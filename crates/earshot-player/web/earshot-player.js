@@ -13,6 +13,7 @@ export const KIND_AUDIO = 1;
 export const KIND_EVENT = 2;
 export const KIND_QUALITY = 3;
 export const KIND_END = 4;
+export const KIND_OPUS = 5;
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const decoder = new TextDecoder();
@@ -41,6 +42,13 @@ export function parseFrame(buf) {
       for (let i = 0; i < count; i++) samples[i] = dv.getInt16(22 + 2 * i, true);
     }
     return { kind, seq, captureMs: Number(tsNs / 1000n) / 1000, rate, channels, samples };
+  }
+  if (kind === KIND_OPUS) {
+    if (len < 18) throw new Error("Opus frame shorter than 18 bytes");
+    const channels = dv.getUint8(21);
+    if (channels < 1 || channels > 2) throw new Error("Opus frame with a bad channel count");
+    const tsNs = dv.getBigInt64(9);
+    return { kind, seq: dv.getUint32(5), captureMs: Number(tsNs / 1000n) / 1000, rate: dv.getUint32(17), channels, packet: new Uint8Array(buf, 22) };
   }
   if (kind === KIND_EVENT || kind === KIND_QUALITY || kind === KIND_END) {
     const json = JSON.parse(decoder.decode(new Uint8Array(buf, 5, len)));
@@ -114,6 +122,20 @@ export function audioContext() {
   return sharedCtx;
 }
 
+/**
+ * Whether this browser can decode the Opus stream the sensor sends (WebCodecs `AudioDecoder`,
+ * Chromium 94+, Safari 16.4+ for audio, Firefox 130+). Where it cannot, sessions take PCM.
+ */
+export async function opusSupported(channels = 2) {
+  if (typeof AudioDecoder === "undefined" || typeof EncodedAudioChunk === "undefined") return false;
+  try {
+    const r = await AudioDecoder.isConfigSupported({ codec: "opus", sampleRate: 48000, numberOfChannels: channels });
+    return !!r.supported;
+  } catch {
+    return false;
+  }
+}
+
 // Errors after which reconnecting cannot help.
 const FATAL = /call not found|not registered|not a call reference|callref is missing|does not allow|log in|session has expired|origin|must be|needs a WebSocket|no sensor_id given/i;
 const RETRY_DELAYS_MS = [500, 1000, 2000, 4000, 8000];
@@ -125,7 +147,8 @@ const RETRY_DELAYS_MS = [500, 1000, 2000, 4000, 8000];
  *   quality  {leg, report}      kind-3 frame: one party's per-second quality
  *   event    {event}            kind-2 frame: answered, hold, resume, codec_change, ended, …
  *   listening {status}          kind-2 status event: {state: waiting_for_media|playing|on_hold|undecodable, codec, party}
- *   stats    {…}                ~10×/s: samplesPlayed, secondsPlayed, depthMs, targetMs, latencyMs, underruns, catchUps (jumps ahead after falling ≥ 0.5 s behind), droppedFrames
+ *   stats    {…}                ~10×/s: samplesPlayed, secondsPlayed, depthMs, targetMs, latencyMs, underruns, catchUps (jumps ahead after falling ≥ 0.5 s behind), droppedFrames,
+ *                               bytesReceived (stream frames so far), codec ("opus" or "pcm")
  *   message  {text, level}      something to tell the user (errors, reconnection, call ended)
  */
 export class ListenSession extends EventTarget {
@@ -134,16 +157,26 @@ export class ListenSession extends EventTarget {
    * @param {string} o.callref      call reference (hex, as the call list shows it)
    * @param {string|number} [o.sensorId]  sensor id; omitted: the player's default sensor
    * @param {string} [o.from]       "now" | "start" | "-N" (N seconds ago)
-   * @param {number} [o.rate]       stream rate asked for: 8000 | 16000 | 48000 (default 48000)
+   * @param {number} [o.rate]       stream rate asked for: 8000 | 16000 | 48000 (default 16000 in
+   *                                Opus, the band telephone audio has; 48000 in PCM)
+   * @param {string} [o.codec]      "auto" (Opus where the browser has WebCodecs, else PCM), "opus"
+   *                                or "pcm"; Opus takes about 5 KB/s at 16 kHz stereo, PCM 64 KB/s
    * @param {string} [o.base]       URL of the player (default: this page's origin)
    * @param {number} [o.maxRecordSeconds]  how much received audio is kept for the WAV (default 1800)
    */
-  constructor({ callref, sensorId, from = "now", rate = 48000, base, maxRecordSeconds = 1800 }) {
+  constructor({ callref, sensorId, from = "now", rate, codec = "auto", base, maxRecordSeconds = 1800 }) {
     super();
     this.callref = String(callref || "").trim();
     this.sensorId = sensorId === undefined || sensorId === null || sensorId === "" ? null : String(sensorId).trim();
     this.from = normalizeFrom(from);
-    this.rate = rate;
+    this.rateAsked = rate ? Number(rate) : null;
+    this.rate = this.rateAsked || 48000;
+    this.codec = codec === "opus" || codec === "pcm" ? codec : "auto";
+    // Set by start(): whether this session asks for Opus.
+    this.opus = false;
+    this.opusDecoder = null;
+    // Bytes of stream frames received (what the link carries, less WebSocket framing).
+    this.bytesReceived = 0;
     this.base = base ? new URL(base, location.href) : new URL(location.href);
     this.maxRecordSeconds = maxRecordSeconds;
     this.state = "idle";
@@ -190,6 +223,10 @@ export class ListenSession extends EventTarget {
       this.fail(`cannot load the audio worklet: ${e.message}`);
       return;
     }
+    if (this.stopped) return;
+    this.opus = this.codec !== "pcm" && (await opusSupported(2));
+    if (this.codec === "opus" && !this.opus) this.message("this browser cannot decode Opus (no WebCodecs): listening in PCM", "warn");
+    this.rate = this.rateAsked || (this.opus ? 16000 : 48000);
     if (this.stopped) return;
     this.buildGraph();
     this.connect(this.from);
@@ -272,6 +309,7 @@ export class ListenSession extends EventTarget {
 
   listenUrl(from) {
     const q = new URLSearchParams({ callref: this.callref, rate: String(this.rate), channels: "2", from });
+    if (this.opus) q.set("format", "opus");
     if (this.sensorId !== null) q.set("sensor_id", this.sensorId);
     const u = new URL("/api/listen?" + q, this.base);
     u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
@@ -289,7 +327,10 @@ export class ListenSession extends EventTarget {
     ws.onmessage = (ev) => {
       if (ws !== this.ws) return;
       if (typeof ev.data === "string") this.onText(ev.data);
-      else this.onBinary(ev.data);
+      else {
+        this.bytesReceived += ev.data.byteLength;
+        this.onBinary(ev.data);
+      }
     };
     ws.onclose = () => {
       if (ws !== this.ws) return;
@@ -329,6 +370,7 @@ export class ListenSession extends EventTarget {
       return;
     }
     if (f.kind === KIND_AUDIO) this.onAudio(f);
+    else if (f.kind === KIND_OPUS) this.onOpus(f);
     else if (f.kind === KIND_QUALITY) {
       const leg = f.json.leg === "called" ? "called" : "caller";
       this.quality[leg] = f.json;
@@ -347,12 +389,82 @@ export class ListenSession extends EventTarget {
     }
   }
 
-  onAudio(f) {
+  /** Frame counting shared by PCM and Opus frames: a gap in `seq` is frames lost. */
+  countFrame(f) {
     this.attempt = 0; // audio flows: the next failure starts a fresh retry series
     if (this.lastSeq !== null && f.seq !== ((this.lastSeq + 1) >>> 0)) {
       this.droppedFrames += (f.seq - this.lastSeq - 1) >>> 0;
     }
     this.lastSeq = f.seq;
+  }
+
+  /** An Opus packet: decoded by WebCodecs, whose output joins the PCM path in onDecoded. */
+  onOpus(f) {
+    this.countFrame(f);
+    const d = this.opusDecoderFor(f.channels);
+    if (!d) return;
+    try {
+      d.decode(new EncodedAudioChunk({ type: "key", timestamp: Math.round(f.captureMs * 1000), data: f.packet }));
+    } catch (e) {
+      this.opusFailed(e);
+    }
+  }
+
+  opusDecoderFor(channels) {
+    const d = this.opusDecoder;
+    if (d && d.state === "configured" && this.opusChannels === channels) return d;
+    if (d && d.state !== "closed") d.close();
+    try {
+      this.opusDecoder = new AudioDecoder({ output: (data) => this.onDecoded(data), error: (e) => this.opusFailed(e) });
+      this.opusDecoder.configure({ codec: "opus", sampleRate: 48000, numberOfChannels: channels });
+      this.opusChannels = channels;
+      return this.opusDecoder;
+    } catch (e) {
+      this.opusFailed(e);
+      return null;
+    }
+  }
+
+  /** The browser's Opus decoder failed: say so and listen on in PCM. */
+  opusFailed(e) {
+    if (!this.opus) return;
+    this.opus = false;
+    this.rate = this.rateAsked || 48000;
+    this.message(`the browser's Opus decoder failed (${e && e.message ? e.message : e}): listening in PCM`, "warn");
+    if (this.opusDecoder && this.opusDecoder.state !== "closed") this.opusDecoder.close();
+    this.opusDecoder = null;
+    if (!this.stopped && !this.ended && this.ws) {
+      const ws = this.ws;
+      this.ws = null;
+      ws.close();
+      this.connect("now");
+    }
+  }
+
+  /** Decoded Opus (an AudioData, 48 kHz from Chromium's decoder) to the worklet and the WAV. */
+  onDecoded(data) {
+    if (this.stopped || !this.node) return data.close();
+    const n = data.numberOfFrames;
+    const l = new Float32Array(n);
+    const r = new Float32Array(n);
+    data.copyTo(l, { planeIndex: 0, format: "f32-planar" });
+    if (data.numberOfChannels > 1) data.copyTo(r, { planeIndex: 1, format: "f32-planar" });
+    else r.set(l);
+    const rate = data.sampleRate;
+    const channels = data.numberOfChannels > 1 ? 2 : 1;
+    const ts = data.timestamp / 1000;
+    data.close();
+    const samples = new Int16Array(n * channels);
+    for (let i = 0; i < n; i++) {
+      samples[i * channels] = Math.max(-32768, Math.min(32767, Math.round(l[i] * 32768)));
+      if (channels === 2) samples[i * 2 + 1] = Math.max(-32768, Math.min(32767, Math.round(r[i] * 32768)));
+    }
+    this.keep({ rate, channels, samples });
+    this.node.port.postMessage({ type: "pcm", l, r, rate, ts }, [l.buffer, r.buffer]);
+  }
+
+  onAudio(f) {
+    this.countFrame(f);
     const n = f.samples.length / f.channels;
     const l = new Float32Array(n);
     const r = new Float32Array(n);
@@ -445,12 +557,31 @@ export class ListenSession extends EventTarget {
       latencyMs: m.behindMs === null ? null : m.behindMs + out,
       outputLatencyMs: out,
       droppedFrames: this.droppedFrames,
+      bytesReceived: this.bytesReceived,
+      bytesPerSecond: this.receiveRate(),
+      codec: this.opus ? "opus" : "pcm",
+      rate: this.rate,
       worklet: m.state,
     };
     if (!this.stopped && !this.ended && (this.state === "buffering" || this.state === "playing")) {
       this.setState(m.state === "playing" ? "playing" : "buffering");
     }
     this.dispatchEvent(new CustomEvent("stats", { detail: this.stats }));
+  }
+
+  /** Bytes received per second over the last two seconds or more (null before the first). */
+  receiveRate() {
+    const now = performance.now();
+    const mark = this.rxMark;
+    if (!mark) {
+      this.rxMark = { t: now, bytes: this.bytesReceived };
+      return null;
+    }
+    if (now - mark.t >= 2000) {
+      this.rxPerSecond = ((this.bytesReceived - mark.bytes) * 1000) / (now - mark.t);
+      this.rxMark = { t: now, bytes: this.bytesReceived };
+    }
+    return this.rxPerSecond ?? null;
   }
 
   /** Stops listening (no reconnection). Received audio stays available for download. */
@@ -462,6 +593,8 @@ export class ListenSession extends EventTarget {
       this.ws = null;
       ws.close();
     }
+    if (this.opusDecoder && this.opusDecoder.state !== "closed") this.opusDecoder.close();
+    this.opusDecoder = null;
     if (this.nodes) {
       const t = this.ctx.currentTime;
       // Fade out, then disconnect.
@@ -562,6 +695,7 @@ const TEMPLATE = `
     <div><dt>Buffer</dt><dd class="buffer">–</dd></div>
     <div><dt>Underruns</dt><dd class="underruns">0</dd></div>
     <div><dt>Lost frames</dt><dd class="dropped">0</dd></div>
+    <div><dt>Stream</dt><dd class="stream">–</dd></div>
   </dl>
   <p class="msg" aria-live="polite"></p>
 </section>`;
@@ -578,7 +712,7 @@ const STATE_TEXT = {
 };
 
 /**
- * <earshot-player sensor="1" callref="4a3f7b2c1d" start="now|start|N" rate="48000" autoplay>
+ * <earshot-player sensor="1" callref="4a3f7b2c1d" start="now|start|N" rate="16000" codec="auto|opus|pcm" autoplay>
  * Needs a logged-in user with the listener role on the same origin as the player.
  * Methods: play(), stop(), download(). Property: session (the ListenSession).
  * Events (bubbling, composed): earshot-state {state}, earshot-message {text, level}.
@@ -658,7 +792,8 @@ export class EarshotPlayerElement extends HTMLElement {
       callref,
       sensorId: this.getAttribute("sensor"),
       from: this.getAttribute("start") || "now",
-      rate: Number(this.getAttribute("rate")) || 48000,
+      rate: Number(this.getAttribute("rate")) || undefined,
+      codec: this.getAttribute("codec") || "auto",
     });
     this.session = s;
     for (const party of ["caller", "called"]) {
@@ -752,6 +887,8 @@ export class EarshotPlayerElement extends HTMLElement {
     this.$(".buffer").textContent = `${Math.round(s.depthMs)} ms (target ${Math.round(s.targetMs)})`;
     this.$(".underruns").textContent = String(s.underruns);
     this.$(".dropped").textContent = String(s.droppedFrames);
+    const kbs = s.bytesPerSecond == null ? "" : ` · ${(s.bytesPerSecond / 1000).toFixed(1)} KB/s`;
+    this.$(".stream").textContent = `${s.codec === "opus" ? "Opus" : "PCM"} ${s.rate / 1000} kHz${kbs}`;
     this.$(".download").disabled = !(this.session && this.session.record.samples);
   }
 

@@ -18,6 +18,8 @@ pub struct SensorCounters {
     pub audio_drops: AtomicU64,
     /// Of the listener drops, those because all listeners' queues were at the memory budget.
     pub listener_budget_drops: AtomicU64,
+    /// 20 ms blocks of audio the Opus encoder failed on (lost, seen as a gap in `seq`).
+    pub listener_encode_errors: AtomicU64,
     /// Listeners refused by a listener limit (in total, per call, per client and call).
     pub listeners_refused: AtomicU64,
     /// RTP packets not kept for rewind because their call or the store was at its byte limit.

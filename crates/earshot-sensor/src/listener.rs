@@ -8,11 +8,11 @@ use crate::counters::SensorCounters;
 use crate::queue::{FrameTx, SendError};
 use crate::rewind::{KeptPacket, RewindSnapshot};
 use earshot_audio::{
-    CallAudio, Codec, DecoderOptions, Leg, MixConfig, MixMode, PlayoutConfig, RtpIn,
+    CallAudio, Codec, DecoderOptions, Leg, MixConfig, MixMode, OpusEncoder, PlayoutConfig, RtpIn,
 };
 use earshot_core::{Party, RtpPacket};
 use earshot_manager::stream_proto::{
-    AudioFrame, CallEvent, EndFrame, EndReason, Frame, ListenState,
+    AudioEncoding, AudioFrame, CallEvent, EndFrame, EndReason, Frame, ListenState, OpusFrame,
 };
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -36,6 +36,80 @@ const BLOCK_MS: u32 = 20;
 pub struct AudioFormat {
     pub rate: u32,
     pub channels: u8,
+    pub encoding: AudioEncoding,
+}
+
+impl AudioFormat {
+    /// 16-bit PCM at `rate`, `channels`.
+    pub fn pcm(rate: u32, channels: u8) -> Self {
+        AudioFormat {
+            rate,
+            channels,
+            encoding: AudioEncoding::S16le,
+        }
+    }
+
+    fn same(&self, other: &AudioFormat) -> bool {
+        self.rate == other.rate
+            && self.channels == other.channels
+            && self.encoding == other.encoding
+    }
+}
+
+/// Opus bit rate per channel for a stream rate: telephone audio at 8 kHz needs little; 16 kHz
+/// stereo comes to 32 kbit/s (4 KB/s of packets, about 5 KB/s with the frames' heads), well
+/// under the 64 kbit/s a supervisor on a VPN or a phone can be asked to spare.
+fn opus_bitrate(rate: u32, channels: u8) -> i32 {
+    let per_channel = match rate {
+        8000 => 12_000,
+        16000 => 16_000,
+        _ => 32_000,
+    };
+    per_channel * i32::from(channels.max(1))
+}
+
+/// Turns a listener's 20 ms PCM blocks into Opus packets: one encoder per listener, and a
+/// listener is shared by every subscriber of its call and format, so a call heard by 500
+/// people in Opus is encoded once.
+struct Compressor {
+    encoder: OpusEncoder,
+    /// The packet being built; reused, so encoding allocates only the packet sent.
+    packet: Vec<u8>,
+    /// A short last block padded to 20 ms (Opus takes whole frames only).
+    padded: Vec<i16>,
+}
+
+impl Compressor {
+    fn new(format: &AudioFormat) -> Result<Option<Self>, String> {
+        if format.encoding != AudioEncoding::Opus {
+            return Ok(None);
+        }
+        let bitrate = opus_bitrate(format.rate, format.channels);
+        let encoder = OpusEncoder::new(format.rate, format.channels, bitrate)
+            .map_err(|e| format!("cannot encode Opus: {e}"))?;
+        Ok(Some(Compressor {
+            encoder,
+            packet: Vec::with_capacity(1500),
+            padded: Vec::new(),
+        }))
+    }
+
+    /// One block (`block` samples when whole; a shorter last one is padded with silence).
+    fn encode(&mut self, samples: &[i16], block: usize) -> Option<Vec<u8>> {
+        let pcm = if samples.len() < block {
+            self.padded.clear();
+            self.padded.extend_from_slice(samples);
+            self.padded.resize(block, 0);
+            &self.padded[..]
+        } else {
+            samples
+        };
+        self.packet.clear();
+        match self.encoder.encode(pcm, &mut self.packet) {
+            Ok(n) if n > 0 => Some(self.packet.clone()),
+            _ => None,
+        }
+    }
 }
 
 /// Every subscriber of a listener is gone (closed, or dropped for falling behind), so the
@@ -78,6 +152,8 @@ pub struct Listener {
     counters: Arc<SensorCounters>,
     audio: CallAudio,
     format: AudioFormat,
+    /// Set when the subscribers asked for Opus.
+    compressor: Option<Compressor>,
     seq: u32,
     pending: Vec<i16>,
     scratch: Vec<i16>,
@@ -170,6 +246,7 @@ impl Listener {
         };
         let playout = PlayoutConfig::live().with_decoder(decoder);
         let cfg = MixConfig::new(format.rate, mode, playout).map_err(|e| e.to_string())?;
+        let compressor = Compressor::new(&format)?;
         Ok(Listener {
             subscribers: vec![(id, tx)],
             replay: rewind.map(|rewind| Replay {
@@ -184,6 +261,7 @@ impl Listener {
             counters,
             audio: CallAudio::new(cfg),
             format,
+            compressor,
             seq: 0,
             pending: Vec::new(),
             scratch: Vec::new(),
@@ -201,7 +279,7 @@ impl Listener {
 
     /// True when a new subscriber asking for `format` from now on can join this listener.
     pub fn can_share(&self, format: &AudioFormat) -> bool {
-        self.shareable && self.format.rate == format.rate && self.format.channels == format.channels
+        self.shareable && self.format.same(format)
     }
 
     pub fn subscribe(&mut self, id: u64, tx: FrameTx) {
@@ -497,14 +575,11 @@ impl Listener {
                 }
                 self.mute_before = None;
             }
-            let samples = self.pending[start..end].to_vec();
-            let frame = Frame::Audio(AudioFrame {
-                seq: self.seq,
-                capture_ts_ns: self.capture_ts(first + start as u64 / ch64),
-                rate: self.format.rate,
-                channels: self.format.channels,
-                samples,
-            });
+            let capture_ts_ns = self.capture_ts(first + start as u64 / ch64);
+            let Some(frame) = self.frame(start..end, block, capture_ts_ns) else {
+                start = end;
+                continue;
+            };
             self.seq = self.seq.wrapping_add(1);
             let timed = self.shareable && self.live && self.audio.start_ns().is_some();
             if let (true, Some(now)) = (timed, now_ns) {
@@ -520,6 +595,41 @@ impl Listener {
         }
         self.pending.drain(..start);
         Ok(())
+    }
+
+    /// The frame for `pending[range]`, PCM or Opus as asked; None if the encoder failed (the
+    /// block is lost, as a dropped frame would be: the sequence number shows the gap).
+    fn frame(
+        &mut self,
+        range: std::ops::Range<usize>,
+        block: usize,
+        capture_ts_ns: i64,
+    ) -> Option<Frame> {
+        let (rate, channels) = (self.format.rate, self.format.channels);
+        let samples = &self.pending[range];
+        let Some(c) = &mut self.compressor else {
+            return Some(Frame::Audio(AudioFrame {
+                seq: self.seq,
+                capture_ts_ns,
+                rate,
+                channels,
+                samples: samples.to_vec(),
+            }));
+        };
+        match c.encode(samples, block) {
+            Some(packet) => Some(Frame::Opus(OpusFrame {
+                seq: self.seq,
+                capture_ts_ns,
+                rate,
+                channels,
+                packet,
+            })),
+            None => {
+                SensorCounters::add(&self.counters.listener_encode_errors, 1);
+                self.seq = self.seq.wrapping_add(1);
+                None
+            }
+        }
     }
 
     /// Capture time of output sample frame `index`.
@@ -613,10 +723,7 @@ mod tests {
 
     fn listener(counters: &Arc<SensorCounters>) -> (Listener, FrameRx) {
         let (tx, rx) = queue(1 << 24);
-        let format = AudioFormat {
-            rate: 8000,
-            channels: 1,
-        };
+        let format = AudioFormat::pcm(8000, 1);
         let l = Listener::new(1, format, tx, None, counters.clone()).expect("listener");
         (l, rx)
     }
@@ -671,6 +778,122 @@ mod tests {
         assert_eq!(SensorCounters::get(&counters.listener_drops), 1);
     }
 
+    /// Peak of a Goertzel scan over 100–2000 Hz in 10 Hz steps: the tone a signal carries.
+    fn tone_hz(x: &[f32], rate: f64) -> f64 {
+        let power = |hz: f64| {
+            let w = 2.0 * std::f64::consts::PI * hz / rate;
+            let (mut s1, mut s2) = (0.0f64, 0.0f64);
+            for &v in x {
+                let s0 = f64::from(v) + 2.0 * w.cos() * s1 - s2;
+                s2 = s1;
+                s1 = s0;
+            }
+            s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2
+        };
+        (10..=200)
+            .map(|k| f64::from(k) * 10.0)
+            .max_by(|a, b| power(*a).total_cmp(&power(*b)))
+            .unwrap_or(0.0)
+    }
+
+    /// 20 ms of a tone in G.711 A-law at 8 kHz, packet `seq` of a continuous signal.
+    fn alaw_tone(hz: f64, seq: u16) -> Vec<u8> {
+        (0..160)
+            .map(|i| {
+                let n = f64::from(seq) * 160.0 + f64::from(i);
+                let v = (2.0 * std::f64::consts::PI * hz * n / 8000.0).sin() * 12000.0;
+                earshot_audio::linear_to_alaw(v as i16)
+            })
+            .collect()
+    }
+
+    /// Asked for Opus, a listener sends kind-5 frames of 20 ms that a standard Opus decoder
+    /// turns back into each party's tone on its own channel, a tenth of PCM's bytes or less;
+    /// a second subscriber asking for the same shares the encoder (PCM ones do not).
+    #[test]
+    fn an_opus_listener_sends_20_ms_packets_that_decode_to_each_partys_tone() {
+        let counters = Arc::new(SensorCounters::default());
+        let (tx, mut rx) = queue(1 << 24);
+        let opus = AudioFormat {
+            rate: 16000,
+            channels: 2,
+            encoding: AudioEncoding::Opus,
+        };
+        let mut l = Listener::new(1, opus.clone(), tx, None, counters.clone()).expect("listener");
+        assert!(l.can_share(&opus));
+        assert!(
+            !l.can_share(&AudioFormat::pcm(16000, 2)),
+            "PCM and Opus listeners apart"
+        );
+        let (tx2, mut rx2) = queue(1 << 24);
+        l.subscribe(2, tx2);
+        for seq in 0..150u16 {
+            let (a, b) = (alaw_tone(400.0, seq), alaw_tone(1000.0, seq));
+            l.push(&packet(seq, 8, &a)).expect("listener stays");
+            let mut called = packet(seq, 8, &b);
+            called.party = Party::Called;
+            called.ssrc = 8;
+            l.push(&called).expect("listener stays");
+        }
+        l.poll(START_NS + 4_000_000_000).expect("listener stays");
+        let mut decoder = earshot_audio::decoder_for(&Codec::Opus { channels: 2 }).expect("opus");
+        let (mut pcm, mut frames, mut bytes, mut last_seq) = (Vec::new(), 0u32, 0usize, None);
+        while let Some(f) = rx.try_recv() {
+            let Frame::Opus(o) = f else {
+                assert!(!matches!(f, Frame::Audio(_)), "no PCM in an Opus stream");
+                continue;
+            };
+            assert_eq!((o.rate, o.channels), (16000, 2));
+            if let Some(prev) = last_seq {
+                assert_eq!(o.seq, prev + 1, "no gap");
+            }
+            last_seq = Some(o.seq);
+            frames += 1;
+            bytes += o.packet.len();
+            let n = decoder
+                .decode(&o.packet, &mut pcm)
+                .expect("a valid Opus packet");
+            assert_eq!(n, 960, "20 ms at the decoder's 48 kHz");
+        }
+        assert!(frames >= 140, "{frames} frames for 3 s");
+        let per_second = bytes as f64 / (f64::from(frames) * 0.02);
+        assert!(
+            per_second <= 5000.0,
+            "{per_second:.0} B/s of Opus, PCM would be 64000"
+        );
+        let mut shared = 0;
+        while let Some(f) = rx2.try_recv() {
+            shared += u32::from(matches!(f, Frame::Opus(_)));
+        }
+        assert_eq!(
+            shared, frames,
+            "the second subscriber gets the same packets"
+        );
+        // Past the first second (the encoder's and playout's start), each side's own tone.
+        let skip = 48000 * 2;
+        let side = |c: usize| -> Vec<f32> {
+            pcm[skip..]
+                .iter()
+                .skip(c)
+                .step_by(2)
+                .map(|&v| f32::from(v))
+                .collect()
+        };
+        let (left, right) = (side(0), side(1));
+        assert_eq!(tone_hz(&left, 48000.0), 400.0, "caller on the left");
+        assert_eq!(tone_hz(&right, 48000.0), 1000.0, "called on the right");
+        let rms = |x: &[f32]| {
+            (x.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / x.len() as f64).sqrt()
+        };
+        assert!(
+            rms(&left) > 3000.0 && rms(&right) > 3000.0,
+            "both loud: {} {}",
+            rms(&left),
+            rms(&right)
+        );
+        assert_eq!(SensorCounters::get(&counters.listener_encode_errors), 0);
+    }
+
     /// A rewind store holding 60 s of one party's G.711 at 20 ms, and the payload it repeats.
     fn sixty_seconds_kept() -> (crate::rewind::Rewind, [u8; 160]) {
         use crate::rewind::{Rewind, RewindLimits};
@@ -692,10 +915,7 @@ mod tests {
         tx: &FrameTx,
         counters: &Arc<SensorCounters>,
     ) -> Listener {
-        let format = AudioFormat {
-            rate: 48000,
-            channels: 2,
-        };
+        let format = AudioFormat::pcm(48000, 2);
         let rewind = store.snapshot(1, Timestamp(i64::MIN));
         Listener::new(1, format, tx.clone(), Some(rewind), counters.clone()).expect("listener")
     }

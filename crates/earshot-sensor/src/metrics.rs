@@ -236,6 +236,11 @@ pub fn render(shared: &Shared, manager: &ManagerCounters, token: &ScrapeToken) -
         C::get(&c.listener_budget_drops),
     );
     e.counter(
+        "earshot_sensor_listener_encode_errors_total",
+        "20 ms blocks of listeners' audio the Opus encoder failed on (lost; format=opus streams only).",
+        C::get(&c.listener_encode_errors),
+    );
+    e.counter(
         "earshot_sensor_listeners_refused_total",
         "Listeners refused by a listener limit (per sensor, per call, per client and call).",
         C::get(&c.listeners_refused),

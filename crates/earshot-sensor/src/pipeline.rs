@@ -1351,10 +1351,7 @@ mod machine {
         Control::Subscribe {
             id: 1,
             callref,
-            format: AudioFormat {
-                rate: 8000,
-                channels: 1,
-            },
+            format: AudioFormat::pcm(8000, 1),
             from,
             tx,
         }

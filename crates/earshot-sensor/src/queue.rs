@@ -52,6 +52,7 @@ impl MemoryBudget {
 pub fn frame_bytes(f: &Frame) -> usize {
     let body = match f {
         Frame::Audio(a) => a.samples.capacity() * 2,
+        Frame::Opus(o) => o.packet.capacity(),
         _ => 128,
     };
     body + std::mem::size_of::<Frame>()

@@ -894,10 +894,7 @@ async fn listen(state: &State, callref: CallRef, listen_id: String, who: &Who) -
     let mut polled = state.polled.lock().await;
     let already = polled.keys().any(|(r, _)| *r == callref);
     if !polled.contains_key(&(callref, listen_id.clone())) {
-        let format = AudioFormat {
-            rate: 8000,
-            channels: 1,
-        };
+        let format = AudioFormat::pcm(8000, 1);
         let info = call_info(callref, &call.call_id, "");
         let audit = &state.shared.audit;
         let (id, rx, admitted) =
@@ -1017,7 +1014,7 @@ async fn stream<S: AsyncWrite + Unpin>(
         callid: call.call_id.to_string(),
         caller: call.caller.to_string(),
         called: call.called.to_string(),
-        format: "s16le".into(),
+        format: req.format.as_str().into(),
         rate: req.rate,
         channels: req.channels,
         from: match req.from {
@@ -1029,6 +1026,7 @@ async fn stream<S: AsyncWrite + Unpin>(
     let format = AudioFormat {
         rate: req.rate,
         channels: req.channels,
+        encoding: req.format,
     };
     let info = call_info(req.callref, &call.call_id, &header.from);
     let audit = &state.shared.audit;
@@ -1070,7 +1068,7 @@ async fn stream<S: AsyncWrite + Unpin>(
         }
         match tokio::time::timeout(STREAM_STALL, sock.write_all(&out)).await {
             Ok(Ok(())) => session.sent(
-                u64::from(matches!(frame, Frame::Audio(_))),
+                u64::from(matches!(frame, Frame::Audio(_) | Frame::Opus(_))),
                 out.len() as u64,
             ),
             Ok(Err(_)) => {

@@ -20,7 +20,13 @@
 //! ```text
 //! cargo build --release -p earshot --bin earshot --example player_bench
 //! target/release/examples/player_bench --earshot target/release/earshot [--listeners 500]
-//!     [--calls 10] [--seconds 20] [--warmup 5]
+//!     [--calls 10] [--seconds 20] [--warmup 5] [--rate 48000] [--channels 2] [--format s16le|opus]
+//! ```
+//!
+//! `--format opus --rate 16000` is what the page asks for where the browser has WebCodecs; the
+//! bench then also shows what Opus saves: the bytes each listener receives per second.
+//!
+//! ```text
 //! ```
 
 use anyhow::{bail, Context, Result};
@@ -43,6 +49,7 @@ struct Opts {
     warmup: f64,
     rate: u32,
     channels: u8,
+    format: String,
 }
 
 fn opts() -> Result<Opts> {
@@ -54,6 +61,7 @@ fn opts() -> Result<Opts> {
         warmup: 5.0,
         rate: 48000,
         channels: 2,
+        format: "s16le".into(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -66,6 +74,7 @@ fn opts() -> Result<Opts> {
             "--warmup" => o.warmup = value()?.parse()?,
             "--rate" => o.rate = value()?.parse()?,
             "--channels" => o.channels = value()?.parse()?,
+            "--format" => o.format = value()?,
             other => bail!("unknown option {other}; see the comment at the top of player_bench.rs"),
         }
     }
@@ -97,6 +106,8 @@ struct Tally {
     late_120: u64,
     max_late_ms: f64,
     ended_early: bool,
+    /// Bytes of audio frames (head included) received in the window.
+    bytes: u64,
     /// Arrival wall time − capture time of the frame's first sample, ms, per frame.
     ages_ms: Vec<f64>,
 }
@@ -106,13 +117,13 @@ async fn listen(
     addr: SocketAddr,
     cookie: String,
     callref: String,
-    format: (u32, u8),
+    format: (u32, u8, String),
     start: Instant,
     end: Instant,
 ) -> Result<Tally> {
-    let (rate, channels) = format;
+    let (rate, channels, encoding) = format;
     let url = format!(
-        "ws://{addr}/api/listen?callref={callref}&rate={rate}&channels={channels}&from=now"
+        "ws://{addr}/api/listen?callref={callref}&rate={rate}&channels={channels}&from=now&format={encoding}"
     );
     let mut req = url.into_client_request()?;
     req.headers_mut().insert("cookie", cookie.parse()?);
@@ -138,7 +149,8 @@ async fn listen(
             Ok(Some(Ok(m))) => m,
         };
         let Message::Binary(b) = msg else { continue };
-        if b.len() < 22 || b[0] != earshot_manager::stream_proto::KIND_AUDIO {
+        use earshot_manager::stream_proto::{KIND_AUDIO, KIND_OPUS};
+        if b.len() < 22 || !matches!(b[0], KIND_AUDIO | KIND_OPUS) {
             continue;
         }
         let now = Instant::now();
@@ -154,6 +166,7 @@ async fn listen(
             continue;
         }
         t.frames += 1;
+        t.bytes += b.len() as u64;
         let capture_ns =
             i64::from_be_bytes([b[9], b[10], b[11], b[12], b[13], b[14], b[15], b[16]]);
         let wall_ns = std::time::SystemTime::now()
@@ -285,7 +298,7 @@ async fn main() -> Result<()> {
                 web,
                 cookie,
                 callref,
-                (o.rate, o.channels),
+                (o.rate, o.channels, o.format.clone()),
                 start,
                 end,
             ))
@@ -318,8 +331,8 @@ async fn main() -> Result<()> {
         .copied()
         .unwrap_or(0.0);
     println!(
-        "listeners {} over {} calls, {} s window after {} s warm-up ({} Hz, {} channel(s), 20 ms frames)",
-        o.listeners, o.calls, o.seconds, o.warmup, o.rate, o.channels
+        "listeners {} over {} calls, {} s window after {} s warm-up ({} Hz, {} channel(s), {}, 20 ms frames)",
+        o.listeners, o.calls, o.seconds, o.warmup, o.rate, o.channels, o.format
     );
     println!(
         "  connected {} (failed {failed}, closed early {})",
@@ -337,6 +350,12 @@ async fn main() -> Result<()> {
         with(|t| t.late_40 > 0),
         sum(|t| t.late_120),
         with(|t| t.late_120 > 0)
+    );
+    let per_listener = sum(|t| t.bytes) as f64 / o.seconds / all.len().max(1) as f64;
+    println!(
+        "  received per listener {:.2} KB/s; all listeners {:.1} Mbit/s",
+        per_listener / 1000.0,
+        per_listener * all.len() as f64 * 8.0 / 1e6
     );
     println!("  worst lateness per listener: p99 {p99_late:.1} ms, max {max_late:.1} ms");
     let mut ages: Vec<f64> = all.iter().flat_map(|t| t.ages_ms.iter().copied()).collect();

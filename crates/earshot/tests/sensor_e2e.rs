@@ -198,6 +198,72 @@ fn stereo_stream_puts_the_caller_left() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// The same call streamed as `format=opus`: kind-5 frames only, each one 20 ms packet a
+/// standard decoder (libopus here, WebCodecs in the page) turns back into the parties on their
+/// channels, callee's tone on the right; in a tenth of PCM's bytes or less.
+#[test]
+fn an_opus_stream_carries_the_call_in_a_tenth_of_the_bytes() {
+    let Some(vm) = sensor::shared("voipmonitor") else {
+        return;
+    };
+    let pcap = vm.join("call.pcap");
+    let s = Sensor::start(&["--pcap", pcap.to_str().unwrap(), "--speed", "2"]);
+    let row = s.wait_call_with_rtp(Duration::from_secs(10));
+    let r = row[0].as_str().unwrap().to_string();
+    let items = sensor::read_stream(
+        s.addr,
+        &format!("stream {r} channels=2 rate=16000 from=start format=opus"),
+        Duration::from_secs(30),
+    );
+    let StreamItem::Header(h) = &items[0] else {
+        panic!("header first");
+    };
+    assert_eq!((h.format.as_str(), h.rate, h.channels), ("opus", 16000, 2));
+    let mut decoder = earshot_audio::decoder_for(&earshot_audio::Codec::Opus { channels: 2 })
+        .expect("an Opus decoder");
+    let (mut pcm, mut bytes, mut frames) = (Vec::new(), 0usize, 0u32);
+    for item in &items {
+        match item {
+            StreamItem::Frame(Frame::Audio(_)) => panic!("a PCM frame in an Opus stream"),
+            StreamItem::Frame(Frame::Opus(o)) => {
+                assert_eq!((o.rate, o.channels), (16000, 2));
+                assert_eq!(o.seq, frames, "no frame lost");
+                frames += 1;
+                bytes += o.packet.len();
+                let n = decoder.decode(&o.packet, &mut pcm).expect("a valid packet");
+                assert_eq!(n, 960, "20 ms at 48 kHz");
+            }
+            _ => {}
+        }
+    }
+    let seconds = f64::from(frames) * 0.02;
+    assert!(seconds > 15.0, "{seconds} s of audio");
+    let per_second = bytes as f64 / seconds;
+    eprintln!("opus: {frames} frames, {per_second:.0} B/s of packets (PCM: 64000)");
+    assert!(per_second < 6400.0, "{per_second:.0} B/s");
+    let side = |c: usize| -> Vec<f32> {
+        pcm.iter()
+            .skip(c)
+            .step_by(2)
+            .map(|&v| f32::from(v))
+            .collect()
+    };
+    let (tl, tr) = (
+        sensor::tone_share(&side(0), 48000.0, 440.0),
+        sensor::tone_share(&side(1), 48000.0, 440.0),
+    );
+    eprintln!("440 Hz share after Opus: left {tl:.3}, right {tr:.3}");
+    assert!(
+        tr > 0.8,
+        "right channel (callee) is the 440 Hz tone: {tr:.3}"
+    );
+    assert!(tl < 0.2, "left channel (caller) is not the tone: {tl:.3}");
+    match items.last() {
+        Some(StreamItem::Frame(Frame::End(e))) => assert_eq!(e.reason, EndReason::CallEnded),
+        other => panic!("last item is not an end frame: {other:?}"),
+    }
+}
+
 #[test]
 fn active_call_info_has_the_sip_messages_in_order_and_the_streams() {
     let Some(dir) = sensor::shared("voipmonitor") else {

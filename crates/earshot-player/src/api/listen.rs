@@ -2,6 +2,7 @@
 //! VoIPmonitor sensor), with its checks and its audit row.
 
 use super::*;
+use earshot_manager::stream_proto::AudioEncoding;
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new().route("/api/listen", get(listen))
@@ -14,6 +15,9 @@ pub struct ListenQuery {
     rate: Option<u32>,
     channels: Option<u8>,
     from: Option<String>,
+    /// `s16le` (the default) or `opus`: Opus carries 16 kHz stereo in about 5 KB/s where
+    /// PCM takes 64 KB/s.
+    format: Option<String>,
     pub(super) listen_id: Option<String>,
 }
 
@@ -51,7 +55,17 @@ fn stream_options(q: &ListenQuery) -> Result<String, ApiError> {
             "from must be now, start or -SECONDS (e.g. -30)".into(),
         ));
     }
-    Ok(format!("rate={rate} channels={channels} from={from}"))
+    let format = match q.format.as_deref() {
+        None => AudioEncoding::S16le,
+        Some(f) => AudioEncoding::parse(f)
+            .ok_or_else(|| ApiError::BadRequest("format must be s16le or opus".into()))?,
+    };
+    let mut options = format!("rate={rate} channels={channels} from={from}");
+    // Only asked for when wanted, so sensors from before Opus streams keep working for PCM.
+    if format != AudioEncoding::S16le {
+        options.push_str(&format!(" format={}", format.as_str()));
+    }
+    Ok(options)
 }
 
 /// Browsers always send Origin on WebSocket requests; a page from another site must not be
@@ -443,7 +457,27 @@ mod tests {
             rate,
             channels,
             from: from.map(str::to_string),
+            format: None,
             listen_id: None,
+        }
+    }
+
+    #[test]
+    fn the_format_is_asked_for_only_when_it_is_opus() {
+        let with = |f: &str| ListenQuery {
+            format: Some(f.into()),
+            ..q(Some(16000), Some(2), None)
+        };
+        assert_eq!(
+            stream_options(&with("opus")).unwrap(),
+            "rate=16000 channels=2 from=now format=opus"
+        );
+        assert_eq!(
+            stream_options(&with("s16le")).unwrap(),
+            "rate=16000 channels=2 from=now"
+        );
+        for bad in ["mp3", "opus channels=1", "OPUS", ""] {
+            assert!(stream_options(&with(bad)).is_err(), "{bad:?}");
         }
     }
 
