@@ -38,6 +38,9 @@ pub enum ManagerError {
     CallNotFound,
     #[error("the sensor refused: {0}")]
     Refused(String),
+    /// The sensor is at one of its listener limits (per sensor, per call, per client).
+    #[error("the sensor refused: {0}")]
+    Busy(String),
     #[error("the sensor sent something unexpected: {0}")]
     Protocol(String),
     #[error("this sensor is registered with TLS but the player trusts no certificate for sensors: give the sensors' CA (or the sensor's own certificate) as [sensors] tls_ca or --sensor-ca FILE")]
@@ -47,12 +50,21 @@ pub enum ManagerError {
 }
 
 impl ManagerError {
+    /// A sensor's refusal, as its text says: at a listener limit (worth retrying), or not.
+    pub fn refusal(text: &str) -> ManagerError {
+        if text.starts_with("too many listeners") {
+            ManagerError::Busy(text.to_string())
+        } else {
+            ManagerError::Refused(text.to_string())
+        }
+    }
+
     /// Whether trying again later may succeed (the sensor may come back); a refused token, a
     /// call that is gone or a protocol mismatch will not fix themselves.
     pub fn retryable(&self) -> bool {
         matches!(
             self,
-            ManagerError::Unreachable { .. } | ManagerError::Timeout(_)
+            ManagerError::Unreachable { .. } | ManagerError::Timeout(_) | ManagerError::Busy(_)
         )
     }
 
@@ -66,6 +78,10 @@ impl ManagerError {
             }
             ManagerError::Timeout(_) => {
                 "the sensor did not answer in time: try again later; an admin sees the details"
+                    .into()
+            }
+            ManagerError::Busy(_) => {
+                "the sensor has as many listeners as it allows: try again later; an admin sees the details"
                     .into()
             }
             ManagerError::Unreachable { .. }
@@ -165,5 +181,26 @@ impl IntoResponse for ApiError {
                 .insert(axum::http::header::RETRY_AFTER, secs.into());
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sensor at its listener limits is worth trying again, and the user is told why in
+    /// words that do not leak the sensor's reply; any other refusal is not retried.
+    #[test]
+    fn a_sensor_at_its_listener_limit_is_busy_not_unreachable() {
+        let busy = ManagerError::refusal("too many listeners of this call: try again later");
+        assert!(matches!(busy, ManagerError::Busy(_)));
+        assert!(busy.retryable());
+        assert!(busy
+            .public_message()
+            .contains("as many listeners as it allows"));
+        assert!(busy.to_string().contains("too many listeners of this call"));
+        let other = ManagerError::refusal("unauthorized-ish");
+        assert!(matches!(other, ManagerError::Refused(_)));
+        assert!(!other.retryable());
     }
 }

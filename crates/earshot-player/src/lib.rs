@@ -23,6 +23,7 @@ pub mod https;
 pub mod limiter;
 pub mod manager;
 pub mod metrics;
+pub mod relay;
 mod web;
 
 pub use api::{router, AppState};

@@ -250,7 +250,7 @@ impl StreamConn {
             return Err(match msg {
                 "unauthorized" => ManagerError::TokenRefused,
                 "call not found" => ManagerError::CallNotFound,
-                other => ManagerError::Refused(other.to_string()),
+                other => ManagerError::refusal(other),
             });
         }
         let header = match serde_json::from_str::<Value>(text) {
@@ -362,8 +362,10 @@ pub async fn listen(s: &Sensor, callref: &str, listen_id: &str) -> Result<(), Ma
     match r.as_slice() {
         b"success" | b"call already listening" => Ok(()),
         b"call not found" => Err(ManagerError::CallNotFound),
-        other => Err(ManagerError::Refused(
-            String::from_utf8_lossy(other).trim().to_string(),
+        other => Err(ManagerError::refusal(
+            String::from_utf8_lossy(other)
+                .trim()
+                .trim_start_matches("error: "),
         )),
     }
 }

@@ -109,7 +109,8 @@ impl PlayerMetrics {
         SessionGuard(self)
     }
 
-    pub fn render(&self) -> String {
+    /// The exposition, with the shared sensor streams' figures from `relays`.
+    pub fn render(&self, relays: &crate::relay::Relays) -> String {
         let mut e = Exposition::new();
         e.gauge(
             "earshot_player_uptime_seconds",
@@ -226,6 +227,21 @@ impl PlayerMetrics {
             "/api/chunk listening sessions ended because nobody polled them ([listening] chunk_idle_seconds).",
             get(&self.chunk_idle_ends),
         );
+        e.gauge(
+            "earshot_player_sensor_streams",
+            "Sensor streams open now: one per call and format listened to from now, however many browsers share it.",
+            get(&relays.upstreams) as f64,
+        );
+        e.counter(
+            "earshot_player_shared_stream_joins_total",
+            "Listening sessions that joined a sensor stream already open for another browser.",
+            get(&relays.shared_joins),
+        );
+        e.counter(
+            "earshot_player_lagged_listeners_total",
+            "Listening sessions dropped for falling seconds behind their shared sensor stream.",
+            get(&relays.lagged),
+        );
         e.finish()
     }
 }
@@ -258,7 +274,7 @@ mod tests {
         assert_eq!(get(&m.listen_sessions), 2);
         m.refused("csrf");
         m.refused("not-a-reason");
-        let text = m.render();
+        let text = m.render(&crate::relay::Relays::default());
         assert!(
             text.contains("earshot_player_auth_refusals_total{reason=\"csrf\"} 1\n"),
             "{text}"

@@ -106,6 +106,8 @@ struct Tally {
     late_120: u64,
     max_late_ms: f64,
     ended_early: bool,
+    /// The error the player sent instead of audio, if it did.
+    refused: Option<String>,
     /// Bytes of audio frames (head included) received in the window.
     bytes: u64,
     /// Arrival wall time − capture time of the frame's first sample, ms, per frame.
@@ -148,6 +150,11 @@ async fn listen(
             }
             Ok(Some(Ok(m))) => m,
         };
+        if let Message::Text(text) = &msg {
+            if text.contains("\"error\"") {
+                t.refused = Some(text.to_string());
+            }
+        }
         let Message::Binary(b) = msg else { continue };
         use earshot_manager::stream_proto::{KIND_AUDIO, KIND_OPUS};
         if b.len() < 22 || !matches!(b[0], KIND_AUDIO | KIND_OPUS) {
@@ -259,8 +266,18 @@ async fn main() -> Result<()> {
         "--manager",
         &manager,
     ])?);
+    // One bench user opens every listener: lift the per-user cap on a call (4 by default, for
+    // a person's windows and tabs) so it does not stand in for 500 people.
+    let player_conf = dir.join("player.toml");
+    std::fs::write(
+        &player_conf,
+        "[listening]\nmax_per_user_per_call = 100000\n",
+    )?;
+    let player_conf = player_conf.display().to_string();
     children.0.push(spawn(&[
         "player",
+        "--config",
+        &player_conf,
         "--listen",
         &web.to_string(),
         "--database",
@@ -334,10 +351,14 @@ async fn main() -> Result<()> {
         "listeners {} over {} calls, {} s window after {} s warm-up ({} Hz, {} channel(s), {}, 20 ms frames)",
         o.listeners, o.calls, o.seconds, o.warmup, o.rate, o.channels, o.format
     );
+    let refused = all.iter().filter_map(|t| t.refused.as_deref()).next();
     println!(
-        "  connected {} (failed {failed}, closed early {})",
+        "  connected {} (failed {failed}, closed early {}{})",
         all.len(),
-        with(|t| t.ended_early)
+        with(|t| t.ended_early),
+        refused
+            .map(|r| format!("; refused: {r}"))
+            .unwrap_or_default()
     );
     println!(
         "  audio frames {} of ~{expected} expected; lost (seq gaps) {}",

@@ -1884,3 +1884,98 @@ async fn two_players_share_one_postgres() {
     drop((app_a, app_b, state_b));
     db.drop().await;
 }
+
+/// Twelve browsers listening to one call from now, half in PCM and half in Opus: the player
+/// opens one sensor stream per format and hands each browser the same frames, so the sensor
+/// sees two listeners, not twelve (it refuses a ninth listener of a call from one client, and
+/// the player is one client: before the streams were shared, the ninth browser was refused).
+/// When they leave, the sensor streams close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browsers_listening_to_one_call_share_one_sensor_stream_per_format() {
+    let Some(dir) = sensor::shared("voipmonitor") else {
+        return;
+    };
+    let pcap = dir.join("call.pcap");
+    let s = sensor::Sensor::start(&["--pcap", pcap.to_str().unwrap(), "--speed", "1", "--loop"]);
+    let default = Sensor {
+        id_sensor: 1,
+        name: "default".into(),
+        host: s.addr.ip().to_string(),
+        port: s.addr.port(),
+        token: None,
+        tls: false,
+        kind: SensorKind::Earshot,
+    };
+    let db_url = sqlite_url("player-shared-streams");
+    let db = Db::open(&db_url).await.expect("open database");
+    let hash = auth::hash_password(PASSWORD).expect("hash");
+    db.add_user("listener", &hash, Role::Listener)
+        .await
+        .expect("add user");
+    let mut cfg = config(&db_url, Some(default));
+    cfg.limits.max_per_user_per_call = 20;
+    let state = AppState::new(cfg, db);
+    let app = earshot_player::router(state.clone());
+    let listener = login(&app, "listener").await;
+    let row = s.wait_call_with_rtp(Duration::from_secs(20));
+    let callref = row[0].as_str().unwrap().to_string();
+    let addr = serve(app.clone()).await;
+
+    let mut sockets = Vec::new();
+    for i in 0..12 {
+        let format = if i % 2 == 0 { "s16le" } else { "opus" };
+        let q = format!("callref={callref}&rate=16000&channels=2&from=now&format={format}");
+        let mut ws = ws_connect(addr, &q, &listener).await;
+        let Some(Message::Text(t)) = next_msg(&mut ws).await else {
+            panic!("browser {i}: no first message");
+        };
+        let h: Value = serde_json::from_str(&t).unwrap();
+        assert_eq!(h["type"], "header", "browser {i} was refused: {h}");
+        assert_eq!(h["format"], format, "{h}");
+        sockets.push((format, ws));
+    }
+    for (i, (format, ws)) in sockets.iter_mut().enumerate() {
+        let want = if *format == "opus" {
+            earshot_manager::stream_proto::KIND_OPUS
+        } else {
+            earshot_manager::stream_proto::KIND_AUDIO
+        };
+        let mut last: Option<u32> = None;
+        let mut frames = 0;
+        while frames < 10 {
+            match next_msg(ws).await {
+                Some(Message::Binary(b)) if b[0] == want => {
+                    let seq = u32::from_be_bytes([b[5], b[6], b[7], b[8]]);
+                    if let Some(prev) = last {
+                        assert_eq!(seq, prev + 1, "browser {i}: consecutive frames");
+                    }
+                    last = Some(seq);
+                    frames += 1;
+                }
+                Some(Message::Binary(b)) => assert!(
+                    matches!(b[0], 2 | 3),
+                    "browser {i} ({format}): frame kind {}",
+                    b[0]
+                ),
+                Some(Message::Text(t)) => panic!("browser {i}: {t}"),
+                Some(_) => {}
+                None => panic!("browser {i}: the stream ended"),
+            }
+        }
+    }
+    assert_eq!(state.relays.open_now(), 2, "one sensor stream per format");
+    assert_eq!(s.stat()["listeners"], 2, "the sensor feeds two listeners");
+    for (_, mut ws) in sockets {
+        ws.close(None).await.unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while state.relays.open_now() > 0 || s.stat()["listeners"] != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the sensor streams stay open: {} in the player, {} in the sensor",
+            state.relays.open_now(),
+            s.stat()["listeners"]
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

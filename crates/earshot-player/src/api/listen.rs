@@ -2,6 +2,7 @@
 //! VoIPmonitor sensor), with its checks and its audit row.
 
 use super::*;
+use crate::relay::{Joined, RelayKey, Upstream};
 use earshot_manager::stream_proto::AudioEncoding;
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
@@ -195,9 +196,18 @@ async fn relay(st: Arc<AppState>, mut socket: WebSocket, session: RelaySession) 
         _slot,
     } = session;
     let source = match sensor.kind {
-        SensorKind::Earshot => StreamConn::open(&sensor, &callref, &options)
-            .await
-            .map(Source::Stream),
+        SensorKind::Earshot => {
+            let key = RelayKey {
+                sensor: sensor.id_sensor,
+                callref: manager::normalize_ref(&callref),
+                options: options.clone(),
+            };
+            let open = async {
+                let conn = StreamConn::open(&sensor, &callref, &options).await?;
+                Ok((conn.header.clone(), conn))
+            };
+            st.relays.join(key, open).await.map(Source::Stream)
+        }
         SensorKind::Voipmonitor => {
             // The directory already has the call (its Call-ID and parties for the header);
             // only a call it does not list yet costs the sensor a `listcalls`.
@@ -259,12 +269,12 @@ async fn relay(st: Arc<AppState>, mut socket: WebSocket, session: RelaySession) 
         loop {
             tokio::select! {
                 frame = source.next_frame() => match frame {
-                    Ok(Some(f)) => {
+                    Upstream::Frame(f) => {
                         let end = f.first() == Some(&earshot_manager::stream_proto::KIND_END);
                         let (arrived, len) = (std::time::Instant::now(), f.len() as u64);
                         // A browser that stops reading (a frozen tab, a dead link) must not hold
                         // the sensor connection open forever: give up on it after a while.
-                        let sent = tokio::time::timeout(BROWSER_SEND_TIMEOUT, tx.send(Message::Binary(f.into()))).await;
+                        let sent = tokio::time::timeout(BROWSER_SEND_TIMEOUT, tx.send(Message::Binary(f))).await;
                         if !matches!(sent, Ok(Ok(()))) {
                             break;
                         }
@@ -275,9 +285,16 @@ async fn relay(st: Arc<AppState>, mut socket: WebSocket, session: RelaySession) 
                             break;
                         }
                     }
-                    Ok(None) => break,
-                    Err(e) => {
+                    Upstream::Closed => break,
+                    Upstream::Failed(e) => {
                         let text = json!({"type": "error", "error": sensor_message(&e, admin), "retry": e.retryable()}).to_string();
+                        let _ = tokio::time::timeout(BROWSER_SEND_TIMEOUT, tx.send(Message::Text(text.into()))).await;
+                        break;
+                    }
+                    Upstream::Lagged => {
+                        // Dropped, as the sensor drops a listener that cannot keep up; the page
+                        // reconnects from now.
+                        let text = json!({"type": "error", "error": "this connection fell seconds behind the call's audio; reconnecting", "retry": true}).to_string();
                         let _ = tokio::time::timeout(BROWSER_SEND_TIMEOUT, tx.send(Message::Text(text.into()))).await;
                         break;
                     }
@@ -308,7 +325,9 @@ async fn relay(st: Arc<AppState>, mut socket: WebSocket, session: RelaySession) 
 }
 
 enum Source {
-    Stream(StreamConn),
+    /// An earshot sensor's stream, shared with the other browsers listening to the call from
+    /// now in the same format.
+    Stream(Joined),
     Poll(Poller),
 }
 
@@ -320,10 +339,14 @@ impl Source {
         }
     }
 
-    async fn next_frame(&mut self) -> Result<Option<Vec<u8>>, ManagerError> {
+    async fn next_frame(&mut self) -> Upstream {
         match self {
-            Source::Stream(s) => s.next_frame().await,
-            Source::Poll(p) => p.next_frame().await,
+            Source::Stream(s) => s.next().await,
+            Source::Poll(p) => match p.next_frame().await {
+                Ok(Some(f)) => Upstream::Frame(f.into()),
+                Ok(None) => Upstream::Closed,
+                Err(e) => Upstream::Failed(Arc::new(e)),
+            },
         }
     }
 

@@ -88,6 +88,8 @@ pub struct AppState {
     pub metrics: PlayerMetrics,
     /// Every sensor's calls, followed by one feed per sensor and shared by all pages.
     pub directory: Directory,
+    /// Sensor streams shared by the browsers listening to the same call from now.
+    pub relays: Arc<crate::relay::Relays>,
     /// The sensor list the call lists were made from lately: a hundred pages' streams read it
     /// twice a second each, the database once a second at most.
     recent_sensors: Mutex<Option<(std::time::Instant, Vec<Sensor>)>>,
@@ -151,6 +153,7 @@ impl AppState {
             hashes,
             metrics: PlayerMetrics::default(),
             directory: Directory::default(),
+            relays: Arc::default(),
             recent_sensors: Mutex::new(None),
         })
     }
@@ -541,7 +544,7 @@ async fn metrics(
     }
     Ok((
         [(header::CONTENT_TYPE, earshot_metrics::CONTENT_TYPE)],
-        st.metrics.render(),
+        st.metrics.render(&st.relays),
     )
         .into_response())
 }
