@@ -2,82 +2,13 @@
 
 use crate::stream::Stream;
 use earshot_wire::Timestamp;
-use std::fmt;
 use std::net::SocketAddr;
 
 /// Engine-local identifier of a call: sequential, never reused within one engine.
 pub type CallId = u64;
 
-/// The two parties of a call, named from the INVITE: the caller sent it.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Party {
-    Caller,
-    Called,
-}
-
-impl Party {
-    pub fn other(self) -> Party {
-        match self {
-            Party::Caller => Party::Called,
-            Party::Called => Party::Caller,
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Party::Caller => "caller",
-            Party::Called => "called",
-        }
-    }
-}
-
-/// Where a call is in its life. The names are part of the `analyze --json` schema.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum CallState {
-    /// INVITE sent, no provisional response beyond 100 yet.
-    Trying,
-    /// 180/183 without media.
-    Ringing,
-    /// A provisional response carried SDP: early media may flow.
-    Early,
-    /// 2xx received; the call is up.
-    Answered,
-    /// Answered, then a BYE.
-    Ended,
-    /// A final error response to the INVITE.
-    Failed,
-    /// The caller cancelled before an answer.
-    Cancelled,
-    /// Nothing but 100 Trying answered the INVITE within `Config::unanswered_timeout_ns`.
-    Unanswered,
-}
-
-impl CallState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CallState::Trying => "trying",
-            CallState::Ringing => "ringing",
-            CallState::Early => "early",
-            CallState::Answered => "answered",
-            CallState::Ended => "ended",
-            CallState::Failed => "failed",
-            CallState::Cancelled => "cancelled",
-            CallState::Unanswered => "unanswered",
-        }
-    }
-    /// True once nothing more can happen to the call but retransmissions.
-    pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            CallState::Ended | CallState::Failed | CallState::Cancelled | CallState::Unanswered
-        )
-    }
-}
-
-impl fmt::Display for CallState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use earshot_rtp::Party;
+pub use earshot_sip::CallState;
 
 /// One media line of an SDP: where `party` wants to receive RTP.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -2,10 +2,11 @@
 //! JSON) and a 100-call page. `cargo run --release -p earshot-manager --example listcalls_bench
 //! -- 1000 10000 100000`. Pure formatting, no sensor: the figures in BENCHMARKS.md.
 
-use earshot_core::{CallState, Party};
 use earshot_manager::command::{parse_command, Command, ListCallsFormat};
 use earshot_manager::listcalls::{self, CallSummary, LegSummary, ListContext};
 use earshot_manager::CallRef;
+use earshot_rtp::Party;
+use earshot_sip::CallState;
 use std::time::Instant;
 
 fn leg(party: Party, n: u64) -> LegSummary {

@@ -292,7 +292,7 @@ fn line(out: &mut Vec<u8>, event: &str, callref: CallRef, body: Option<Value>) {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use earshot_core::CallState;
+    use earshot_sip::CallState;
 
     /// A ringing call numbered `n` (callref 0x100 + n), for the feed's and the table's tests.
     pub(crate) fn call(n: u64) -> CallSummary {

@@ -11,7 +11,8 @@
 
 use crate::callref::CallRef;
 use crate::command::ListParams;
-use earshot_core::{Call, CallState, Party, QualityUnknown, Stream};
+use earshot_rtp::{Party, QualityUnknown};
+use earshot_sip::CallState;
 use serde_json::{json, Map, Value};
 use std::cmp::Ordering;
 use std::fmt::Write as _;
@@ -184,46 +185,6 @@ impl LegSummary {
             _ => pt,
         }
     }
-
-    pub fn from_stream(s: &Stream) -> Self {
-        LegSummary::with_codec(s, s.current_codec().map(Arc::from))
-    }
-
-    /// The stream's numbers, with its codec name taken from `prev` (the same stream's previous
-    /// summary) when it has not changed: no allocation for a stream that only got packets.
-    fn refresh(s: &Stream, prev: &[LegSummary]) -> Self {
-        let name = s.current_codec();
-        let codec = prev
-            .iter()
-            .filter_map(|l| l.codec.as_ref())
-            .find(|c| Some(&***c) == name)
-            .cloned()
-            .or_else(|| name.map(Arc::from));
-        LegSummary::with_codec(s, codec)
-    }
-
-    fn with_codec(s: &Stream, codec: Option<Arc<str>>) -> Self {
-        LegSummary {
-            party: s.party,
-            src: s.key.src,
-            dst: s.key.dst,
-            ssrc: s.key.ssrc,
-            // What the stream carries now: after a re-INVITE from PCMU to G.722, G.722.
-            payload_type: s.current_pt.unwrap_or(s.payload_type),
-            codec,
-            first_ns: s.stats.first_seen_ns,
-            last_ns: s.stats.last_seen_ns,
-            packets: s.stats.packets,
-            lost: s.stats.lost().max(0) as u64,
-            loss_percent: s.stats.loss_percent(),
-            jitter_ms: s.stats.jitter_ms(),
-            jitter_avg_ms: s.stats.mean_jitter_ms(),
-            jitter_max_ms: s.stats.max_jitter_ms(),
-            mos: s.mos_if_known(),
-            unknown: s.quality_unknown(),
-            video: s.is_video(),
-        }
-    }
 }
 
 /// The codec name for a VoIPmonitor codec number (`callercodec`/`calledcodec`, see
@@ -295,123 +256,10 @@ pub struct CallSummary {
     pub legs: Vec<LegSummary>,
 }
 
-impl CallSummary {
-    /// Snapshots `call`. `now_ns` is the capture clock's current time, used for the running
-    /// duration of calls that have not ended.
-    pub fn from_call(call: &Call, callref: CallRef, sensor_id: Option<i64>, now_ns: i64) -> Self {
-        let opt = |s: &Option<String>| s.as_deref().map(Arc::from);
-        let legs: Vec<LegSummary> = call.streams.iter().map(LegSummary::from_stream).collect();
-        CallSummary {
-            callref,
-            id: call.id,
-            call_id: Arc::from(call.call_id.as_str()),
-            caller: Arc::from(call.caller.as_str()),
-            called: Arc::from(call.called.as_str()),
-            caller_name: opt(&call.caller_name),
-            caller_domain: opt(&call.caller_domain),
-            called_domain: opt(&call.called_domain),
-            caller_agent: opt(&call.caller_agent),
-            called_agent: opt(&call.called_agent),
-            codecs: call.codecs().into(),
-            sensor_id,
-            ..CallSummary::numbers(call, callref, now_ns, legs, None)
-        }
-    }
-
-    /// `self` brought up to date with `call`'s numbers (packets, loss, jitter, durations, state)
-    /// when no SIP message has arrived since `self` was made (`last_sip_ns`); otherwise, and for
-    /// another call, a fresh [`CallSummary::from_call`]. The text is shared with `self`.
-    pub fn refresh(&self, call: &Call, now_ns: i64) -> Self {
-        if call.id != self.id || call.last_sip.nanos() != self.last_sip_ns {
-            return CallSummary::from_call(call, self.callref, self.sensor_id, now_ns);
-        }
-        let legs = call
-            .streams
-            .iter()
-            .map(|s| LegSummary::refresh(s, &self.legs))
-            .collect();
-        CallSummary::numbers(call, self.callref, now_ns, legs, Some(self))
-    }
-
-    /// Whether `refresh` would give a summary equal to `self`: nothing to rebuild.
-    pub fn is_current(&self, call: &Call, now_ns: i64) -> bool {
-        let (duration, connect) = durations(call, now_ns);
-        call.id == self.id
-            && call.last_sip.nanos() == self.last_sip_ns
-            && call.last_packet.nanos() == self.last_packet_ns
-            && call.state == self.state
-            && duration == self.duration_secs
-            && connect == self.connect_secs
-    }
-
-    /// Everything that is not text; the text from `text` (or empty, for `from_call` to fill).
-    fn numbers(
-        call: &Call,
-        callref: CallRef,
-        now_ns: i64,
-        legs: Vec<LegSummary>,
-        text: Option<&CallSummary>,
-    ) -> Self {
-        let (duration_secs, connect_secs) = durations(call, now_ns);
-        let empty: Arc<str> = Arc::from("");
-        let shared =
-            |f: fn(&CallSummary) -> &Arc<str>| text.map_or(empty.clone(), |t| f(t).clone());
-        let shared_opt = |f: fn(&CallSummary) -> &Option<Arc<str>>| text.and_then(|t| f(t).clone());
-        CallSummary {
-            callref,
-            id: call.id,
-            call_id: shared(|t| &t.call_id),
-            caller: shared(|t| &t.caller),
-            called: shared(|t| &t.called),
-            caller_name: shared_opt(|t| &t.caller_name),
-            caller_domain: shared_opt(|t| &t.caller_domain),
-            called_domain: shared_opt(|t| &t.called_domain),
-            caller_agent: shared_opt(|t| &t.caller_agent),
-            called_agent: shared_opt(|t| &t.called_agent),
-            caller_ip: call.caller_sip.ip(),
-            called_ip: call.called_sip.ip(),
-            state: call.state,
-            last_sip_code: call.last_sip_code.or(call.sip_code),
-            start_ns: call.start.nanos(),
-            answer_ns: call.answer.map(|t| t.nanos()),
-            last_packet_ns: call.last_packet.nanos(),
-            last_sip_ns: call.last_sip.nanos(),
-            duration_secs,
-            connect_secs,
-            on_hold: call.on_hold,
-            held_by: call.held_by,
-            reinvites: call.reinvites,
-            codecs: text.map_or_else(|| Arc::from(Vec::new()), |t| t.codecs.clone()),
-            vlan: call.vlan,
-            sensor_id: text.and_then(|t| t.sensor_id),
-            caller_leg: main_leg(&legs, Party::Caller),
-            called_leg: main_leg(&legs, Party::Called),
-            legs,
-        }
-    }
-}
-
-/// Seconds from start, and from answer (0 before one), until the end or `now_ns`.
-fn durations(call: &Call, now_ns: i64) -> (i64, i64) {
-    let end = call
-        .end
-        .map(|t| t.nanos())
-        .unwrap_or(now_ns.max(call.last_packet.nanos()));
-    let answer = call.answer.map(|t| t.nanos());
-    (
-        secs_between(call.start.nanos(), end),
-        answer.map_or(0, |a| secs_between(a, end)),
-    )
-}
-
-fn secs_between(from_ns: i64, to_ns: i64) -> i64 {
-    (to_ns.saturating_sub(from_ns) / 1_000_000_000).max(0)
-}
-
 /// A party's stream now: the one that carried its latest packet (a re-INVITE to a new port
 /// makes a new stream, which is the one to show), the larger on a tie. Audio only: a video
 /// stream's codec, quality and addresses are not what the call's audio columns mean.
-fn main_leg(legs: &[LegSummary], party: Party) -> Option<LegSummary> {
+pub fn main_leg(legs: &[LegSummary], party: Party) -> Option<LegSummary> {
     legs.iter()
         .filter(|l| l.party == Some(party) && !l.video)
         .max_by_key(|l| (l.last_ns, l.packets))
@@ -962,12 +810,24 @@ fn dash(s: &Option<Arc<str>>) -> &str {
     s.as_deref().filter(|s| !s.is_empty()).unwrap_or("-")
 }
 
+/// One SIP message of a call for `active_call_info`, as the sensor kept it.
+#[derive(Clone, Debug)]
+pub struct SipPacket {
+    /// Capture time, ns since the Unix epoch.
+    pub ts_ns: i64,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub text: String,
+    /// True when the message was longer than the kept text.
+    pub truncated: bool,
+}
+
 /// `active_call_info`: VoIPmonitor's `{"call":{…},"sip_packets":…,"rtp_streams":[…]}`, with the
 /// call's listcalls fields as an object. SIP packets are not kept, which the key says in a string
 /// as VoIPmonitor does when its `active_call_info` option is off.
 /// `active_call_info`: the call's listing fields as an object, its SIP messages in capture
 /// order (as many as the sensor keeps per call), and its RTP streams with quality.
-pub fn active_call_info(c: &CallSummary, sip: &[earshot_core::SipRecord]) -> Vec<u8> {
+pub fn active_call_info(c: &CallSummary, sip: &[SipPacket]) -> Vec<u8> {
     let call: Map<String, Value> = FIELDS
         .iter()
         .map(|f| f.to_string())
@@ -1002,7 +862,7 @@ pub fn active_call_info(c: &CallSummary, sip: &[earshot_core::SipRecord]) -> Vec
     json!({
         "call": call,
         "sip_packets": sip.iter().map(|m| json!({
-            "time": m.ts.nanos().div_euclid(1000),
+            "time": m.ts_ns.div_euclid(1000),
             "src": m.src.to_string(),
             "dst": m.dst.to_string(),
             "data": m.text,

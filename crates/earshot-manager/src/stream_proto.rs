@@ -188,7 +188,7 @@ pub struct QualityReport {
     /// the sensor cannot decode, an unknown clock, events alone): a listener hearing silence
     /// must not read "4.4".
     pub mos: Option<f64>,
-    /// `earshot_core::QualityUnknown::as_str`: `"undecodable"`, `"clock_unknown"`,
+    /// `earshot_rtp::QualityUnknown::as_str`: `"undecodable"`, `"clock_unknown"`,
     /// `"events_only"`, `"video"`; null when the MOS is known. Absent from older sensors.
     #[serde(default)]
     pub quality_unknown: Option<String>,

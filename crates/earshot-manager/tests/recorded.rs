@@ -1,11 +1,12 @@
 //! Compatibility with a real VoIPmonitor sensor's replies, recorded byte for byte in
 //! `../shared/voipmonitor` (see its README.md).
 
-use earshot_core::{CallState, Party};
 use earshot_manager::command::{parse_command, Command, ListCallsFormat};
 use earshot_manager::framing::RequestReader;
 use earshot_manager::listcalls::{self, CallSummary, LegSummary, ListContext, FIELDS};
 use earshot_manager::{replies, CallRef};
+use earshot_rtp::Party;
+use earshot_sip::CallState;
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -358,8 +359,8 @@ fn text_listing_has_the_issue_layout() {
 
 #[test]
 fn active_call_info_shape() {
-    let invite = earshot_core::SipRecord {
-        ts: earshot_wire::Timestamp(1_795_692_898_000_000_000),
+    let invite = listcalls::SipPacket {
+        ts_ns: 1_795_692_898_000_000_000,
         src: "127.0.0.1:5061".parse().unwrap(),
         dst: "127.0.0.1:5060".parse().unwrap(),
         text: "INVITE sip:service@127.0.0.1 SIP/2.0\r\n".into(),

@@ -55,13 +55,11 @@ pub async fn serve(
         );
     }
     if let Some(ca) = &config.sensor_ca {
-        let trust = earshot_sensor::tls::client_config(ca).map_err(ServeError::Tls)?;
+        let trust = earshot_tls::client_config(ca).map_err(ServeError::Tls)?;
         manager::trust_sensors(Some(trust));
     }
     let tls = match &config.tls {
-        Some((cert, key)) => {
-            Some(earshot_sensor::tls::server_config(cert, key).map_err(ServeError::Tls)?)
-        }
+        Some((cert, key)) => Some(earshot_tls::server_config(cert, key).map_err(ServeError::Tls)?),
         None => None,
     };
     let listener = tokio::net::TcpListener::bind(&config.listen)
@@ -74,11 +72,7 @@ pub async fn serve(
     tokio::spawn(async move {
         while let Some(config) = reloads.recv().await {
             if config.sensor_ca != reloading.config().sensor_ca {
-                match config
-                    .sensor_ca
-                    .as_deref()
-                    .map(earshot_sensor::tls::client_config)
-                {
+                match config.sensor_ca.as_deref().map(earshot_tls::client_config) {
                     None => manager::trust_sensors(None),
                     Some(Ok(trust)) => manager::trust_sensors(Some(trust)),
                     Some(Err(e)) => {
@@ -119,7 +113,7 @@ pub enum ServeError {
     #[error("cannot listen on {0}: {1}; pick another address with --listen")]
     Bind(String, String),
     #[error("{0}")]
-    Tls(earshot_sensor::tls::TlsError),
+    Tls(earshot_tls::TlsError),
     #[error("the web server failed: {0}")]
     Serve(String),
 }

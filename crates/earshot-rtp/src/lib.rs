@@ -3,8 +3,12 @@
 
 mod header;
 mod mos;
+mod party;
+mod quality_unknown;
 mod stats;
 
 pub use header::{is_rtcp, Rtp, TelephoneEvent};
 pub use mos::{codec_impairment, known_impairment, mos_from_r, r_factor, Impairment};
+pub use party::Party;
+pub use quality_unknown::QualityUnknown;
 pub use stats::{StreamStats, TSHARK_COMPATIBLE_NOTE};

@@ -23,8 +23,8 @@ pub mod replay;
 pub mod rewind;
 pub mod server;
 pub mod source;
+pub mod summary;
 mod swap;
-pub mod tls;
 mod waiting_room;
 
 pub use counters::SensorCounters;

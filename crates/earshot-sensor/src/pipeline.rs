@@ -756,7 +756,7 @@ impl Worker {
             let Some(&r) = self.hub.refs.get(&call.id) else {
                 continue;
             };
-            let fresh = Arc::new(CallSummary::from_call(call, r, self.cfg.sensor_id, now));
+            let fresh = Arc::new(crate::summary::summary_of(call, r, self.cfg.sensor_id, now));
             stats.rebuilt += 1;
             self.hub.listing.put(fresh);
         }
@@ -771,12 +771,12 @@ impl Worker {
         hub.sweep_from = hub.listing.update_chunks(hub.sweep_from, count, |prev| {
             // A call the engine no longer has is being removed from the table by its sink.
             let call = engine.call(prev.id)?;
-            if prev.is_current(call, now) {
+            if crate::summary::is_current(prev, call, now) {
                 stats.reused += 1;
                 return None;
             }
             stats.refreshed += 1;
-            Some(Arc::new(prev.refresh(call, now)))
+            Some(Arc::new(crate::summary::refreshed(prev, call, now)))
         });
     }
 }

@@ -770,7 +770,14 @@ async fn answer(state: &State, command: Command, who: &Who) -> Vec<u8> {
             )
         }
         Command::ActiveCallInfo(r) => match snap.find(r) {
-            Some(c) => earshot_manager::listcalls::active_call_info(c, &sip_log(state, r).await),
+            Some(c) => {
+                let sip: Vec<_> = sip_log(state, r)
+                    .await
+                    .into_iter()
+                    .map(crate::summary::sip_packet)
+                    .collect();
+                earshot_manager::listcalls::active_call_info(c, &sip)
+            }
             None => replies::CALL_NOT_FOUND.to_vec(),
         },
         Command::TotalCalls => replies::totalcalls(snap.calls.len()),

@@ -9,6 +9,7 @@
 //! [`SipError`] / [`sdp::SdpError`] or is skipped where skipping loses
 //! nothing important (e.g. a header line without a colon).
 
+mod call_state;
 mod framing;
 mod header;
 mod message;
@@ -17,6 +18,7 @@ mod name_addr;
 pub mod sdp;
 pub mod websocket;
 
+pub use call_state::CallState;
 pub use framing::{frame_message, Framing, MAX_BODY_BYTES, MAX_HEADER_BYTES};
 pub use header::{canonical_name, header_param, split_list, SplitList};
 pub use message::{

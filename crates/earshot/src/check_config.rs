@@ -136,11 +136,11 @@ fn check_player(path: &Path, text: &str) -> Result<Vec<String>> {
     }
     // The same loaders the player runs at start, so a file that passes here also starts.
     if let Some(ca) = &config.sensor_ca {
-        earshot_sensor::tls::client_config(ca)
+        earshot_tls::client_config(ca)
             .map_err(|e| anyhow!("{}: [sensors] tls_ca: {e}", path.display()))?;
     }
     if let Some((cert, key)) = &config.tls {
-        earshot_sensor::tls::server_config(cert, key)
+        earshot_tls::server_config(cert, key)
             .map_err(|e| anyhow!("{}: [tls]: {e}", path.display()))?;
     }
     if config.default_sensor.as_ref().is_some_and(|s| s.tls) && config.sensor_ca.is_none() {

@@ -48,7 +48,7 @@ impl Connection {
         let Some(ca) = &self.tls_ca else {
             return Ok(Box::new(sock));
         };
-        let config = earshot_sensor::tls::client_config(ca)?;
+        let config = earshot_tls::client_config(ca)?;
         let host = self
             .manager
             .rsplit_once(':')

@@ -427,7 +427,7 @@ pub fn settings(args: Args) -> Result<Settings> {
         m.allow.unwrap_or_else(ManagerConfig::loopback_only)
     };
     let tls = match (args.tls_cert.or(m.tls_cert), args.tls_key.or(m.tls_key)) {
-        (Some(cert), Some(key)) => Some(earshot_sensor::tls::server_config(&cert, &key)?),
+        (Some(cert), Some(key)) => Some(earshot_tls::server_config(&cert, &key)?),
         (None, None) => None,
         _ => bail!("TLS needs both a certificate and a key: set tls_cert and tls_key"),
     };

@@ -972,7 +972,7 @@ async fn sensors_over_tls() {
         r.json
     );
 
-    let trust = earshot_sensor::tls::client_config(&cert_pem).expect("client config");
+    let trust = earshot_tls::client_config(&cert_pem).expect("client config");
     earshot_player::manager::trust_sensors(Some(trust));
     let deadline = Instant::now() + Duration::from_secs(20);
     let callref = loop {
@@ -1110,7 +1110,7 @@ async fn the_player_serves_https() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start player");
-    let config = earshot_sensor::tls::client_config(&cert_pem).expect("client config");
+    let config = earshot_tls::client_config(&cert_pem).expect("client config");
     let connector = tokio_rustls::TlsConnector::from(config);
     let deadline = Instant::now() + Duration::from_secs(20);
     let login = r#"{"name":"alice","password":"pa55word-alice"}"#;

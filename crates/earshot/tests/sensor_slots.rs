@@ -159,7 +159,7 @@ fn tls_sensor(dir: &Path, pcap: &str) -> (Kill, SocketAddr, Arc<rustls::ClientCo
     let (cert_pem, key_pem) = (dir.join("cert.pem"), dir.join("key.pem"));
     std::fs::write(&cert_pem, cert.cert.pem()).unwrap();
     std::fs::write(&key_pem, cert.signing_key.serialize_pem()).unwrap();
-    let client = earshot_sensor::tls::client_config(&cert_pem).expect("client config");
+    let client = earshot_tls::client_config(&cert_pem).expect("client config");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

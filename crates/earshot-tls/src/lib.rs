@@ -1,5 +1,7 @@
-//! Optional TLS for the Manager API (rustls with the `ring` provider, so it builds from source
-//! with the Rust toolchain alone).
+//! TLS for the Manager API from PEM files: the sensor's server side, and the client side the
+//! player and the CLI trust a sensor with (rustls with the `ring` provider, so it builds from
+//! source with the Rust toolchain alone). A crate of its own so that the player, which talks
+//! to sensors, does not depend on the sensor and through it on the engine and the codecs.
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
