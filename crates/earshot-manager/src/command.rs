@@ -200,6 +200,100 @@ const USAGE_INFO: &str = "active_call_info <callreference>";
 const USAGE_STREAM: &str =
     "stream <callreference> [rate=8000|16000|48000] [channels=1|2] [from=now|start|-SECONDS] [format=s16le|opus]";
 
+impl Command {
+    /// The command line a client sends (without its line ending), as [`parse_command`] reads
+    /// it back: the one way clients (the player, the CLI) write commands. References go out
+    /// `0x`-prefixed: VoIPmonitor tries decimal first, and a bare hex reference of digits
+    /// only would be read as another number.
+    pub fn encode(&self) -> String {
+        match self {
+            Command::ListCalls(ListCallsFormat::Text) => "listcalls".into(),
+            Command::ListCalls(ListCallsFormat::Json) => "listcalls json".into(),
+            Command::ListCalls(ListCallsFormat::JsonWithParams(p)) => {
+                format!("listcalls {}", p.to_json())
+            }
+            Command::Listen { callref, listen_id } => {
+                format!("listen {} {listen_id}", callref.to_prefixed())
+            }
+            Command::ReadAudio { callref, listen_id } => {
+                format!("readaudio {} {listen_id}", callref.to_prefixed())
+            }
+            Command::ListenStop { callref, listen_id } => {
+                format!("listen_stop {} {listen_id}", callref.to_prefixed())
+            }
+            Command::Stream(r) => format!("stream {} {}", r.callref.to_prefixed(), r.options()),
+            Command::ActiveCallInfo(r) => format!("active_call_info {}", r.to_prefixed()),
+            Command::TotalCalls => "totalcalls".into(),
+            Command::SnifferStat => "sniffer_stat".into(),
+            Command::Calls => "calls".into(),
+            Command::GetVersion => "getversion".into(),
+            Command::Help => "help".into(),
+        }
+    }
+}
+
+impl StreamRequest {
+    /// The options as the command line carries them. `format` only when it is not the
+    /// default, so a sensor from before Opus streams still takes a PCM request.
+    pub fn options(&self) -> String {
+        let from = match self.from {
+            StreamFrom::Now => "now".to_string(),
+            StreamFrom::Start => "start".to_string(),
+            StreamFrom::SecondsAgo(s) => format!("-{s}"),
+        };
+        let mut o = format!("rate={} channels={} from={from}", self.rate, self.channels);
+        if self.format != crate::stream_proto::AudioEncoding::S16le {
+            o.push_str(" format=");
+            o.push_str(self.format.as_str());
+        }
+        o
+    }
+}
+
+impl ListParams {
+    /// The `listcalls {…}` object that [`parse_command`] reads back as these parameters.
+    pub fn to_json(&self) -> String {
+        let mut o = serde_json::Map::new();
+        if let Some(l) = self.limit {
+            o.insert("limit".into(), l.into());
+        }
+        if self.offset > 0 {
+            o.insert("offset".into(), self.offset.into());
+        }
+        if let Some(f) = &self.sort_field {
+            o.insert("sort_field".into(), f.clone().into());
+            o.insert(
+                "sort_dir".into(),
+                if self.sort_desc { "desc" } else { "asc" }.into(),
+            );
+        }
+        if self.earshot {
+            o.insert("earshot".into(), true.into());
+        }
+        let f = &self.filter;
+        let mut filter = serde_json::Map::new();
+        for (key, v) in [
+            ("number", &f.number),
+            ("caller", &f.caller),
+            ("called", &f.called),
+            ("callid", &f.call_id),
+            ("state", &f.state),
+            ("codec", &f.codec),
+        ] {
+            if let Some(v) = v {
+                filter.insert(key.into(), v.clone().into());
+            }
+        }
+        if let Some(id) = f.sensor_id {
+            filter.insert("sensor_id".into(), id.into());
+        }
+        if !filter.is_empty() {
+            o.insert("filter".into(), Value::Object(filter));
+        }
+        Value::Object(o).to_string()
+    }
+}
+
 /// Parses one command line (without its line ending).
 pub fn parse_command(line: &str) -> Result<Command, CommandError> {
     let line = line.trim_matches(|c: char| c == ' ' || c == '\t');
@@ -643,5 +737,116 @@ mod tests {
             parse_command("stream nothex").unwrap_err().reply(),
             b"error: call not found".to_vec()
         );
+    }
+
+    fn command_strategy() -> impl proptest::strategy::Strategy<Value = Command> {
+        use crate::stream_proto::AudioEncoding;
+        use proptest::prelude::*;
+        let callref = (1u64..).prop_map(CallRef::from_u64);
+        let id = "[A-Za-z0-9_-]{1,64}";
+        let text = proptest::option::of("[A-Za-z0-9@.+-][A-Za-z0-9@.+ -]{0,20}[A-Za-z0-9@.+-]");
+        let filter = (
+            text.clone(),
+            text.clone(),
+            text.clone(),
+            text.clone(),
+            text.clone(),
+            text,
+            proptest::option::of(any::<i64>()),
+        )
+            .prop_map(
+                |(number, caller, called, call_id, state, codec, sensor_id)| ListFilter {
+                    number,
+                    caller,
+                    called,
+                    call_id,
+                    state,
+                    codec,
+                    sensor_id,
+                },
+            );
+        let params = (
+            proptest::option::of(0usize..100_000),
+            0usize..100_000,
+            filter,
+            proptest::option::of("[a-z_]{1,20}"),
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(limit, offset, filter, sort_field, desc, earshot)| ListParams {
+                    limit,
+                    offset,
+                    filter,
+                    sort_desc: desc && sort_field.is_some(),
+                    sort_field,
+                    earshot,
+                },
+            );
+        let from = prop_oneof![
+            Just(StreamFrom::Now),
+            Just(StreamFrom::Start),
+            any::<u32>().prop_map(StreamFrom::SecondsAgo),
+        ];
+        let stream = (
+            callref.clone(),
+            prop_oneof![Just(8000u32), Just(16000), Just(48000)],
+            1u8..=2,
+            from,
+            prop_oneof![Just(AudioEncoding::S16le), Just(AudioEncoding::Opus)],
+        )
+            .prop_map(|(callref, rate, channels, from, format)| {
+                Command::Stream(StreamRequest {
+                    callref,
+                    rate,
+                    channels,
+                    from,
+                    format,
+                })
+            });
+        prop_oneof![
+            Just(Command::ListCalls(ListCallsFormat::Text)),
+            Just(Command::ListCalls(ListCallsFormat::Json)),
+            params.prop_map(|p| Command::ListCalls(ListCallsFormat::JsonWithParams(p))),
+            (callref.clone(), id)
+                .prop_map(|(callref, listen_id)| Command::Listen { callref, listen_id }),
+            (callref.clone(), id)
+                .prop_map(|(callref, listen_id)| Command::ReadAudio { callref, listen_id }),
+            (callref.clone(), id)
+                .prop_map(|(callref, listen_id)| Command::ListenStop { callref, listen_id }),
+            stream,
+            callref.prop_map(Command::ActiveCallInfo),
+            Just(Command::TotalCalls),
+            Just(Command::SnifferStat),
+            Just(Command::Calls),
+            Just(Command::GetVersion),
+            Just(Command::Help),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Every command a client can write is the command the server reads.
+        #[test]
+        fn encoded_commands_parse_back(c in command_strategy()) {
+            proptest::prop_assert_eq!(parse_command(&c.encode()), Ok(c));
+        }
+    }
+
+    #[test]
+    fn references_go_out_prefixed_and_pcm_streams_without_a_format() {
+        let r = CallRef::from_u64(0x1234);
+        let c = Command::Stream(StreamRequest {
+            callref: r,
+            rate: 16000,
+            channels: 2,
+            from: StreamFrom::SecondsAgo(30),
+            format: crate::stream_proto::AudioEncoding::S16le,
+        });
+        assert_eq!(c.encode(), "stream 0x1234 rate=16000 channels=2 from=-30");
+        let l = Command::Listen {
+            callref: r,
+            listen_id: "p1".into(),
+        };
+        assert_eq!(l.encode(), "listen 0x1234 p1");
     }
 }

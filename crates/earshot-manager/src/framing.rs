@@ -34,6 +34,20 @@ pub struct Request {
     pub command_line: String,
 }
 
+/// What a client sends for `command`: an `auth <token>` line when it has a token, the command
+/// line, and the blank line that ends a request at once (the first-segment rule above).
+pub fn encode_request(token: Option<&str>, command: &crate::Command) -> Vec<u8> {
+    let mut out = Vec::new();
+    if let Some(t) = token {
+        out.extend_from_slice(AUTH_PREFIX);
+        out.extend_from_slice(t.as_bytes());
+        out.push(b'\n');
+    }
+    out.extend_from_slice(command.encode().as_bytes());
+    out.extend_from_slice(b"\r\n\r\n");
+    out
+}
+
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum RequestError {
     #[error("request larger than {MAX_REQUEST_BYTES} bytes")]
@@ -320,6 +334,21 @@ mod tests {
         let got = r.push(b"auth tok\r\ntotalcalls\r\n\r\n").unwrap().unwrap();
         assert_eq!(got.auth_token.as_deref(), Some(&b"tok"[..]));
         assert_eq!(got.command_line, "totalcalls");
+    }
+
+    /// What a client encodes is one request, framed by its first segment, token and all.
+    #[test]
+    fn an_encoded_request_is_framed_at_once() {
+        let c = crate::Command::Listen {
+            callref: crate::CallRef::from_u64(0xabc),
+            listen_id: "p1".into(),
+        };
+        for token in [None, Some("s3cret")] {
+            let mut r = RequestReader::new();
+            let got = r.push(&encode_request(token, &c)).unwrap().unwrap();
+            assert_eq!(got.auth_token.as_deref(), token.map(str::as_bytes));
+            assert_eq!(crate::parse_command(&got.command_line), Ok(c.clone()));
+        }
     }
 
     #[test]

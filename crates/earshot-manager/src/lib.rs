@@ -25,7 +25,8 @@ pub use command::{
     StreamRequest,
 };
 pub use framing::{
-    authorize, Request, RequestError, RequestReader, IDLE_TIMEOUT, MAX_REQUEST_BYTES,
+    authorize, encode_request, Request, RequestError, RequestReader, IDLE_TIMEOUT,
+    MAX_REQUEST_BYTES,
 };
 pub use listcalls::{CallSummary, LegSummary, ListContext, FIELDS};
 pub use listing::Listing;

@@ -26,6 +26,11 @@ pub const LISTEN_STOP: &[u8] = b"";
 // connection-level refusals (`need aes!\n`), so they read well in a terminal.
 /// Missing or wrong `auth` token.
 pub const UNAUTHORIZED: &[u8] = b"error: unauthorized\n";
+
+/// Whether a reply is the server's refusal of the client's token (or of its lack of one).
+pub fn is_unauthorized(reply: &[u8]) -> bool {
+    reply.starts_with(UNAUTHORIZED.strip_suffix(b"\n").unwrap_or(UNAUTHORIZED))
+}
 /// Request above 64 KiB without a terminator.
 pub const REQUEST_TOO_LARGE: &[u8] = b"error: request too large\n";
 

@@ -1,13 +1,16 @@
 //! Async client of a sensor's Manager API (TCP 5029): one command per connection.
 //!
-//! The player only ever connects to sensors from its configuration or its registry; request
-//! parameters are validated before they reach a command line (no newlines, no spaces), so a
-//! browser cannot smuggle commands.
+//! The player only ever connects to sensors from its configuration or its registry. Requests are
+//! typed [`Command`]s written by earshot-manager's one encoder (the server's parser reads them
+//! back), and their parameters are validated before that (no newlines, no spaces), so a browser
+//! cannot smuggle commands.
 
 use crate::callview::{has_earshot_columns, CallView};
 use crate::db::{Sensor, SensorKind};
 use crate::error::ManagerError;
+use earshot_manager::replies::is_unauthorized;
 use earshot_manager::stream_proto::{MAX_FRAME_PAYLOAD, MAX_HEADER_LINE};
+use earshot_manager::{CallRef, Command, ListCallsFormat, ListParams, StreamRequest};
 use serde_json::{Map, Value};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -86,18 +89,11 @@ async fn connect(s: &Sensor) -> Result<Sock, ManagerError> {
 }
 
 /// Connects and sends `auth` (when the sensor has a token) and the command.
-async fn send(s: &Sensor, command: &str) -> Result<Sock, ManagerError> {
+async fn send(s: &Sensor, command: &Command) -> Result<Sock, ManagerError> {
     let a = addr(s);
     let mut sock = connect(s).await?;
-    let mut req = String::new();
-    if let Some(t) = &s.token {
-        req.push_str("auth ");
-        req.push_str(t);
-        req.push('\n');
-    }
-    req.push_str(command);
-    req.push_str("\r\n\r\n");
-    sock.write_all(req.as_bytes())
+    let req = earshot_manager::encode_request(s.token.as_deref(), command);
+    sock.write_all(&req)
         .await
         .map_err(|e| ManagerError::Unreachable {
             addr: a,
@@ -107,7 +103,11 @@ async fn send(s: &Sensor, command: &str) -> Result<Sock, ManagerError> {
 }
 
 /// One command, its whole reply (read to EOF), with a time limit on everything.
-pub async fn request(s: &Sensor, command: &str, limit: Duration) -> Result<Vec<u8>, ManagerError> {
+pub async fn request(
+    s: &Sensor,
+    command: &Command,
+    limit: Duration,
+) -> Result<Vec<u8>, ManagerError> {
     let a = addr(s);
     let work = async {
         let mut sock = send(s, command).await?;
@@ -125,7 +125,7 @@ pub async fn request(s: &Sensor, command: &str, limit: Duration) -> Result<Vec<u
                 addr: a.clone(),
                 reason: e.to_string(),
             })?;
-        if reply.starts_with(b"error: unauthorized") {
+        if is_unauthorized(&reply) {
             return Err(ManagerError::TokenRefused);
         }
         Ok(reply)
@@ -158,12 +158,20 @@ pub fn valid_listen_id(r: &str) -> bool {
 pub async fn list_calls(s: &Sensor, limit: Duration) -> Result<Vec<CallView>, ManagerError> {
     // VoIPmonitor answers JSON to `listcalls` with a parameter object (its GUI sends one);
     // earshot answers both forms, the object form with a totals element that is skipped below.
-    let command = match s.kind {
+    let params = match s.kind {
         // `"earshot":true` adds the call state, hold and codec names after VoIPmonitor's columns.
-        SensorKind::Earshot => r#"listcalls {"earshot":true}"#,
-        SensorKind::Voipmonitor => r#"listcalls {"sort_field":"calldate","sort_dir":"desc"}"#,
+        SensorKind::Earshot => ListParams {
+            earshot: true,
+            ..ListParams::default()
+        },
+        SensorKind::Voipmonitor => ListParams {
+            sort_field: Some("calldate".into()),
+            sort_desc: true,
+            ..ListParams::default()
+        },
     };
-    let reply = request(s, command, limit).await?;
+    let command = Command::ListCalls(ListCallsFormat::JsonWithParams(params));
+    let reply = request(s, &command, limit).await?;
     parse_list(s.id_sensor, &reply)
 }
 
@@ -202,6 +210,12 @@ pub async fn find_call(s: &Sensor, callref: &str) -> Result<Option<CallView>, Ma
         .find(|c| c.key() == want))
 }
 
+/// A reference the player was given, as the command carries it; one that does not parse
+/// names no call.
+fn call_ref(r: &str) -> Result<CallRef, ManagerError> {
+    CallRef::parse(r).map_err(|_| ManagerError::CallNotFound)
+}
+
 /// Lower case, no `0x`, no leading zeros: how two spellings of a reference are compared.
 pub fn normalize_ref(r: &str) -> String {
     let l = r.to_ascii_lowercase();
@@ -216,14 +230,10 @@ pub struct StreamConn {
 }
 
 impl StreamConn {
-    /// Opens `stream <ref> rate= channels= from=` and reads the header line.
-    pub async fn open(
-        s: &Sensor,
-        callref: &str,
-        options: &str,
-    ) -> Result<StreamConn, ManagerError> {
+    /// Opens `stream <ref> rate= channels= from= [format=]` and reads the header line.
+    pub async fn open(s: &Sensor, req: &StreamRequest) -> Result<StreamConn, ManagerError> {
         let a = addr(s);
-        let sock = send(s, &format!("stream {callref} {options}")).await?;
+        let sock = send(s, &Command::Stream(req.clone())).await?;
         let mut reader = BufReader::new(sock);
         let mut line = Vec::new();
         let mut limited = (&mut reader).take(MAX_HEADER_LINE as u64 + 1);
@@ -310,7 +320,7 @@ pub struct CallsConn {
 impl CallsConn {
     /// Sends `calls` (after `auth`).
     pub async fn open(s: &Sensor) -> Result<CallsConn, ManagerError> {
-        let sock = send(s, "calls").await?;
+        let sock = send(s, &Command::Calls).await?;
         Ok(CallsConn {
             reader: BufReader::new(sock),
             line: Vec::new(),
@@ -340,7 +350,7 @@ impl CallsConn {
             ));
         }
         self.line.pop();
-        if self.line.starts_with(b"error: unauthorized") {
+        if is_unauthorized(&self.line) {
             return Err(ManagerError::TokenRefused);
         }
         Ok(Some(&self.line))
@@ -358,7 +368,11 @@ pub enum ReadAudio {
 
 /// `listen <ref> <id>`: `success` and `call already listening` both register the listener.
 pub async fn listen(s: &Sensor, callref: &str, listen_id: &str) -> Result<(), ManagerError> {
-    let r = request(s, &format!("listen {callref} {listen_id}"), REPLY_TIMEOUT).await?;
+    let command = Command::Listen {
+        callref: call_ref(callref)?,
+        listen_id: listen_id.into(),
+    };
+    let r = request(s, &command, REPLY_TIMEOUT).await?;
     match r.as_slice() {
         b"success" | b"call already listening" => Ok(()),
         b"call not found" => Err(ManagerError::CallNotFound),
@@ -375,12 +389,11 @@ pub async fn read_audio(
     callref: &str,
     listen_id: &str,
 ) -> Result<ReadAudio, ManagerError> {
-    let r = request(
-        s,
-        &format!("readaudio {callref} {listen_id}"),
-        REPLY_TIMEOUT,
-    )
-    .await?;
+    let command = Command::ReadAudio {
+        callref: call_ref(callref)?,
+        listen_id: listen_id.into(),
+    };
+    let r = request(s, &command, REPLY_TIMEOUT).await?;
     if r.starts_with(b"information: ") {
         return Ok(ReadAudio::Wait);
     }
@@ -393,18 +406,17 @@ pub async fn read_audio(
 }
 
 pub async fn listen_stop(s: &Sensor, callref: &str, listen_id: &str) -> Result<(), ManagerError> {
-    request(
-        s,
-        &format!("listen_stop {callref} {listen_id}"),
-        REPLY_TIMEOUT,
-    )
-    .await?;
+    let command = Command::ListenStop {
+        callref: call_ref(callref)?,
+        listen_id: listen_id.into(),
+    };
+    request(s, &command, REPLY_TIMEOUT).await?;
     Ok(())
 }
 
 /// Whether the sensor answers `getversion` (with its token) within `limit`.
 pub async fn online(s: &Sensor, limit: Duration) -> bool {
-    request(s, "getversion", limit)
+    request(s, &Command::GetVersion, limit)
         .await
         .is_ok_and(|r| !r.is_empty())
 }

@@ -2,6 +2,7 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use earshot_manager::stream_proto::{Frame, StreamDecoder, StreamItem};
+use earshot_manager::{Command, ListCallsFormat, ListParams};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -75,25 +76,23 @@ impl Connection {
         Ok(sock)
     }
 
-    /// Sends one command (with the auth line when a token is set) and half-closes.
-    fn send(&self, command: &str) -> Result<Box<dyn Wire>> {
+    /// Sends one command (with the auth line when a token is set), written by the Manager
+    /// API's one encoder.
+    fn send(&self, command: &Command) -> Result<Box<dyn Wire>> {
         let mut sock = self.connect()?;
-        let mut req = String::new();
-        if let Some(t) = &self.token {
-            req.push_str(&format!("auth {t}\n"));
-        }
-        req.push_str(command);
-        req.push_str("\r\n\r\n");
-        sock.write_all(req.as_bytes())?;
+        sock.write_all(&earshot_manager::encode_request(
+            self.token.as_deref(),
+            command,
+        ))?;
         Ok(sock)
     }
 
-    fn request(&self, command: &str) -> Result<Vec<u8>> {
+    fn request(&self, command: &Command) -> Result<Vec<u8>> {
         let mut sock = self.send(command)?;
         sock.half_close();
         let mut reply = Vec::new();
         read_all(&mut sock, &mut reply).context("reading the sensor's reply")?;
-        if reply.starts_with(b"error: unauthorized") {
+        if earshot_manager::replies::is_unauthorized(&reply) {
             bail!(
                 "the sensor refused the token: pass the right one with --token (or EARSHOT_TOKEN)"
             );
@@ -122,13 +121,21 @@ pub struct CallsArgs {
 
 pub fn calls(args: CallsArgs) -> Result<()> {
     if args.json {
-        let reply = args.conn.request("listcalls json")?;
+        let reply = args
+            .conn
+            .request(&Command::ListCalls(ListCallsFormat::Json))?;
         std::io::stdout().write_all(&reply)?;
         return Ok(());
     }
     // earshot's own columns say where a MOS is unknown (null); VoIPmonitor's MOS columns hold
     // its no-data 45 there. A VoIPmonitor sensor ignores the key and answers its 68 columns.
-    let reply = args.conn.request(r#"listcalls {"earshot":true}"#)?;
+    let params = ListParams {
+        earshot: true,
+        ..ListParams::default()
+    };
+    let reply = args
+        .conn
+        .request(&Command::ListCalls(ListCallsFormat::JsonWithParams(params)))?;
     let doc: Value = serde_json::from_slice(&reply).map_err(|_| {
         anyhow!(
             "the sensor answered something other than JSON: {}",
@@ -281,10 +288,21 @@ enum Output {
 
 pub fn listen(args: ListenArgs) -> Result<()> {
     let channels = if args.stereo { 2 } else { 1 };
-    let command = format!(
+    // Checked here by the sensor's own parser: a bad option is said before connecting, in the
+    // words the sensor would use.
+    let line = format!(
         "stream {} rate={} channels={} from={}",
         args.callref, args.rate, channels, args.from
     );
+    let command = match earshot_manager::parse_command(&line) {
+        Ok(c @ Command::Stream(_)) => c,
+        Ok(_) => bail!("{:?} is not a call reference", args.callref),
+        Err(earshot_manager::CommandError::BadCallRef { .. }) => bail!(
+            "{:?} is not a call reference: give it in hex, as `earshot calls` shows it",
+            args.callref
+        ),
+        Err(e) => bail!("{e}"),
+    };
     let mut sock = args.conn.send(&command)?;
     let mut out = if args.out.as_os_str() == "-" {
         Output::Raw(std::io::stdout())

@@ -4,6 +4,7 @@
 use super::*;
 use crate::relay::{Joined, RelayKey, Upstream};
 use earshot_manager::stream_proto::AudioEncoding;
+use earshot_manager::{CallRef, StreamFrom, StreamRequest};
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new().route("/api/listen", get(listen))
@@ -34,8 +35,8 @@ pub(super) fn callref_of(q: &ListenQuery) -> Result<String, ApiError> {
     Ok(r.to_string())
 }
 
-/// The `stream` options, validated so nothing but known values reaches the sensor.
-fn stream_options(q: &ListenQuery) -> Result<String, ApiError> {
+/// The `stream` request, validated so nothing but known values reaches the sensor.
+fn stream_request(callref: &str, q: &ListenQuery) -> Result<StreamRequest, ApiError> {
     let rate = q.rate.unwrap_or(8000);
     if !matches!(rate, 8000 | 16000 | 48000) {
         return Err(ApiError::BadRequest(
@@ -46,27 +47,33 @@ fn stream_options(q: &ListenQuery) -> Result<String, ApiError> {
     if !matches!(channels, 1 | 2) {
         return Err(ApiError::BadRequest("channels must be 1 or 2".into()));
     }
-    let from = q.from.as_deref().unwrap_or("now");
-    let from_ok = matches!(from, "now" | "start")
-        || from.strip_prefix('-').is_some_and(|n| {
-            !n.is_empty() && n.len() <= 6 && n.bytes().all(|b| b.is_ascii_digit())
-        });
-    if !from_ok {
-        return Err(ApiError::BadRequest(
-            "from must be now, start or -SECONDS (e.g. -30)".into(),
-        ));
+    let from = match q.from.as_deref().unwrap_or("now") {
+        "now" => Some(StreamFrom::Now),
+        "start" => Some(StreamFrom::Start),
+        other => other
+            .strip_prefix('-')
+            .filter(|n| !n.is_empty() && n.len() <= 6 && n.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|n| n.parse().ok())
+            .map(StreamFrom::SecondsAgo),
     }
+    .ok_or_else(|| ApiError::BadRequest("from must be now, start or -SECONDS (e.g. -30)".into()))?;
     let format = match q.format.as_deref() {
         None => AudioEncoding::S16le,
         Some(f) => AudioEncoding::parse(f)
             .ok_or_else(|| ApiError::BadRequest("format must be s16le or opus".into()))?,
     };
-    let mut options = format!("rate={rate} channels={channels} from={from}");
-    // Only asked for when wanted, so sensors from before Opus streams keep working for PCM.
-    if format != AudioEncoding::S16le {
-        options.push_str(&format!(" format={}", format.as_str()));
-    }
-    Ok(options)
+    let callref = CallRef::parse(callref).map_err(|_| {
+        ApiError::BadRequest(format!(
+            "callref {callref:?} is not a call reference (hex, as the call list shows it)"
+        ))
+    })?;
+    Ok(StreamRequest {
+        callref,
+        rate,
+        channels,
+        from,
+        format,
+    })
 }
 
 /// Browsers always send Origin on WebSocket requests; a page from another site must not be
@@ -152,7 +159,7 @@ async fn check_listen(
     headers: &HeaderMap,
     q: &ListenQuery,
     session: &Session,
-) -> Result<(Sensor, String, String, ListenSlot), ApiError> {
+) -> Result<(Sensor, String, StreamRequest, ListenSlot), ApiError> {
     role_refusal(st, session, Role::Listener)?;
     if !same_origin(headers) {
         return Err(ApiError::Forbidden(
@@ -161,7 +168,7 @@ async fn check_listen(
     }
     let sensor = st.sensor(q.sensor_id).await?;
     let callref = callref_of(q)?;
-    let options = stream_options(q)?;
+    let options = stream_request(&callref, q)?;
     let slot = st.listen_slot(session.user_id, sensor.id_sensor, &callref)?;
     Ok((sensor, callref, options, slot))
 }
@@ -178,7 +185,7 @@ async fn send_error(socket: &mut WebSocket, message: &str, retry: bool) {
 struct RelaySession {
     sensor: Sensor,
     callref: String,
-    options: String,
+    options: StreamRequest,
     audit: AuditRow,
     admin: bool,
     /// Held for as long as the session lasts.
@@ -200,10 +207,10 @@ async fn relay(st: Arc<AppState>, mut socket: WebSocket, session: RelaySession) 
             let key = RelayKey {
                 sensor: sensor.id_sensor,
                 callref: manager::normalize_ref(&callref),
-                options: options.clone(),
+                options: options.options(),
             };
             let open = async {
-                let conn = StreamConn::open(&sensor, &callref, &options).await?;
+                let conn = StreamConn::open(&sensor, &options).await?;
                 Ok((conn.header.clone(), conn))
             };
             st.relays.join(key, open).await.map(Source::Stream)
@@ -483,6 +490,11 @@ mod tests {
             format: None,
             listen_id: None,
         }
+    }
+
+    /// The options as the sensor's command line gets them.
+    fn stream_options(q: &ListenQuery) -> Result<String, ApiError> {
+        stream_request("abc", q).map(|r| r.options())
     }
 
     #[test]
