@@ -42,7 +42,7 @@ pub use error::{DecodeError, EncodeError, Unsupported};
 pub use g711::{linear_to_alaw, linear_to_ulaw};
 pub use g722::G722Encoder;
 pub use g726::G726Order;
-pub use mixer::{CallAudio, Leg, MixConfig, MixError, MixMode};
+pub use mixer::{CallAudio, MixConfig, MixError, MixMode, Party};
 #[cfg(feature = "libopus")]
 pub use opus::OpusEncoder;
 pub use playout::{Chunk, Playout, PlayoutConfig, PlayoutStats, RtpIn};

@@ -39,12 +39,9 @@ const MAX_PREPEND_S: i64 = 10;
 /// the backstop that keeps a mistake there from becoming an allocation.
 const MAX_WRITE_AHEAD_S: i64 = 60;
 
-/// Which party sent the audio.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Leg {
-    Caller,
-    Called,
-}
+/// Which party sent the audio: the engine's own type (earshot-rtp), so no conversion stands
+/// between a call's packets and its mixer.
+pub use earshot_rtp::Party;
 
 /// What the output carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -282,7 +279,7 @@ impl CallAudio {
         &self.cfg
     }
 
-    pub fn stats(&self, leg: Leg) -> &PlayoutStats {
+    pub fn stats(&self, leg: Party) -> &PlayoutStats {
         self.legs[leg_index(leg)].playout.stats()
     }
 
@@ -293,7 +290,7 @@ impl CallAudio {
     }
 
     /// Feeds one packet of `leg` and appends the output that became final.
-    pub fn push(&mut self, leg: Leg, p: &RtpIn<'_>, out: &mut Vec<i16>) {
+    pub fn push(&mut self, leg: Party, p: &RtpIn<'_>, out: &mut Vec<i16>) {
         self.origin_ns.get_or_insert(p.arrival_ns);
         let idx = leg_index(leg);
         let mut chunks = std::mem::take(&mut self.legs[idx].scratch);
@@ -369,7 +366,7 @@ impl CallAudio {
     }
 
     /// Current jitter-buffer depth of `leg`, nanoseconds.
-    pub fn depth_ns(&self, leg: Leg) -> i64 {
+    pub fn depth_ns(&self, leg: Party) -> i64 {
         self.legs[leg_index(leg)].playout.depth_ns()
     }
 
@@ -601,9 +598,9 @@ impl CallAudio {
     }
 }
 
-fn leg_index(leg: Leg) -> usize {
+fn leg_index(leg: Party) -> usize {
     match leg {
-        Leg::Caller => 0,
-        Leg::Called => 1,
+        Party::Caller => 0,
+        Party::Called => 1,
     }
 }

@@ -1,7 +1,7 @@
 //! Playout, alignment and mixing on synthetic calls: µ-law/A-law tones built
 //! here, packetised with known timing, then impaired (loss, reorder, jitter).
 
-use earshot_audio::{CallAudio, Codec, Leg, MixConfig, MixMode, Playout, PlayoutConfig, RtpIn};
+use earshot_audio::{CallAudio, Codec, MixConfig, MixMode, Party, Playout, PlayoutConfig, RtpIn};
 use proptest::prelude::*;
 
 const FRAME: usize = 160;
@@ -37,7 +37,7 @@ fn alaw(s: i16) -> u8 {
 }
 
 struct Pkt {
-    leg: Leg,
+    leg: Party,
     arrival: i64,
     ssrc: u32,
     seq: u16,
@@ -61,7 +61,7 @@ impl Rng {
 }
 
 struct LegSpec {
-    leg: Leg,
+    leg: Party,
     freq: f64,
     frames: usize,
     /// Frame from which the payload type switches to PCMA.
@@ -70,7 +70,7 @@ struct LegSpec {
 }
 
 fn leg_packets(spec: &LegSpec) -> Vec<Pkt> {
-    let ssrc = if spec.leg == Leg::Caller {
+    let ssrc = if spec.leg == Party::Caller {
         0x1111
     } else {
         0x2222
@@ -183,14 +183,14 @@ fn peak_hz(x: &[i16], rate: u32) -> f64 {
 
 fn two_legs(frames: usize) -> Vec<Pkt> {
     let mut pkts = leg_packets(&LegSpec {
-        leg: Leg::Caller,
+        leg: Party::Caller,
         freq: 440.0,
         frames,
         switch_at: None,
         click_frame: None,
     });
     pkts.extend(leg_packets(&LegSpec {
-        leg: Leg::Called,
+        leg: Party::Called,
         freq: 1000.0,
         frames,
         switch_at: None,
@@ -248,7 +248,7 @@ fn mono_and_single_leg_outputs() {
 #[test]
 fn a_missing_leg_is_silence_and_length_is_the_call() {
     let pkts = leg_packets(&LegSpec {
-        leg: Leg::Called,
+        leg: Party::Called,
         freq: 1000.0,
         frames: 250,
         switch_at: None,
@@ -262,14 +262,14 @@ fn a_missing_leg_is_silence_and_length_is_the_call() {
 #[test]
 fn codec_switch_mid_call_continues_the_tone_on_the_same_channel() {
     let mut pkts = leg_packets(&LegSpec {
-        leg: Leg::Caller,
+        leg: Party::Caller,
         freq: 440.0,
         frames: 200,
         switch_at: Some(100),
         click_frame: None,
     });
     pkts.extend(leg_packets(&LegSpec {
-        leg: Leg::Called,
+        leg: Party::Called,
         freq: 1000.0,
         frames: 200,
         switch_at: None,
@@ -289,7 +289,7 @@ fn codec_switch_mid_call_continues_the_tone_on_the_same_channel() {
         longest = longest.max(run);
     }
     assert!(longest < 16 * 60, "gap of {} ms", longest / 16);
-    assert_eq!(audio.stats(Leg::Caller).late, 0);
+    assert_eq!(audio.stats(Party::Caller).late, 0);
 }
 
 fn click_time_ns(x: &[i16], rate: u32, start_ns: i64) -> i64 {
@@ -308,7 +308,7 @@ fn loss_reorder_and_jitter_keep_length_and_alignment() {
         let frames = 500;
         let click = 250;
         let mut pkts = Vec::new();
-        for (leg, freq) in [(Leg::Caller, 440.0), (Leg::Called, 1000.0)] {
+        for (leg, freq) in [(Party::Caller, 440.0), (Party::Called, 1000.0)] {
             let clean = leg_packets(&LegSpec {
                 leg,
                 freq,
@@ -355,7 +355,7 @@ fn loss_reorder_and_jitter_keep_length_and_alignment() {
                 (at - expect) / 1_000_000
             );
         }
-        let stats = audio.stats(Leg::Caller);
+        let stats = audio.stats(Party::Caller);
         assert!(stats.concealed_samples > 0, "losses were concealed");
     }
 }
@@ -375,7 +375,7 @@ fn duplicates_and_events_are_not_audio() {
     pkts.extend(dups);
     let (out, audio) = run_call(pkts, 8000, MixMode::Stereo);
     assert_eq!(out.len() / 2, 50 * FRAME);
-    assert_eq!(audio.stats(Leg::Caller).duplicate, 10);
+    assert_eq!(audio.stats(Party::Caller).duplicate, 10);
 
     let mut playout = Playout::new(PlayoutConfig::offline());
     let mut chunks = Vec::new();
@@ -521,7 +521,7 @@ proptest! {
         static PCMA: Codec = Codec::Pcma;
         for (caller, seq, ts, step, payload) in &pkts {
             now += step;
-            let leg = if *caller { Leg::Caller } else { Leg::Called };
+            let leg = if *caller { Party::Caller } else { Party::Called };
             audio.push(leg, &RtpIn {
                 arrival_ns: now,
                 ssrc: 5,

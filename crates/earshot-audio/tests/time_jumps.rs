@@ -2,7 +2,7 @@
 //! their ranges, forward and back, must never make the playout or the mixer allocate or emit
 //! in proportion to the jump. Output is judged by its length against the audio really sent.
 
-use earshot_audio::{CallAudio, Codec, Leg, MixConfig, MixMode, PlayoutConfig, RtpIn};
+use earshot_audio::{CallAudio, Codec, MixConfig, MixMode, Party, PlayoutConfig, RtpIn};
 
 const FRAME_NS: i64 = 20_000_000;
 const T0: i64 = 1_700_000_000_000_000_000;
@@ -15,7 +15,7 @@ static CN: Codec = Codec::Cn { rate: 8000 };
 /// One packet: leg, arrival, RTP timestamp, and whether it is comfort noise.
 #[derive(Clone, Copy)]
 struct P {
-    leg: Leg,
+    leg: Party,
     arrival: i64,
     seq: u16,
     ts: u32,
@@ -26,7 +26,7 @@ struct P {
 fn call(frames: usize) -> Vec<P> {
     let mut v = Vec::new();
     for k in 0..frames {
-        for leg in [Leg::Caller, Leg::Called] {
+        for leg in [Party::Caller, Party::Called] {
             v.push(P {
                 leg,
                 arrival: T0 + k as i64 * FRAME_NS,
@@ -64,7 +64,7 @@ fn run(pkts: &[P], playout: PlayoutConfig) -> Run {
     for p in pkts {
         let rtp = RtpIn {
             arrival_ns: p.arrival,
-            ssrc: 7 + u32::from(p.leg == Leg::Called),
+            ssrc: 7 + u32::from(p.leg == Party::Called),
             seq: p.seq,
             timestamp: p.ts,
             payload_type: if p.cn { 13 } else { 0 },
@@ -220,21 +220,21 @@ fn a_comfort_noise_packet_far_behind_then_audio_far_ahead() {
     for (name, cfg) in configs() {
         let pkts = [
             P {
-                leg: Leg::Caller,
+                leg: Party::Caller,
                 arrival: T0,
                 seq: 1,
                 ts: 0,
                 cn: true,
             },
             P {
-                leg: Leg::Caller,
+                leg: Party::Caller,
                 arrival: T0 + FRAME_NS,
                 seq: 2,
                 ts: 0x7FFF_FFFF,
                 cn: false,
             },
             P {
-                leg: Leg::Called,
+                leg: Party::Called,
                 arrival: T0 + 2 * FRAME_NS,
                 seq: 3,
                 ts: 0x8000_0000,
@@ -280,7 +280,7 @@ fn alternating_jumps_every_packet_stay_bounded() {
     for (name, cfg) in configs() {
         let mut pkts = call(200);
         for (i, p) in pkts.iter_mut().enumerate() {
-            if p.leg == Leg::Caller && i % 4 == 0 {
+            if p.leg == Party::Caller && i % 4 == 0 {
                 p.arrival += HOUR_NS;
             }
         }
@@ -330,9 +330,9 @@ fn a_far_chunk_before_any_audio_was_laid_out_is_not_reached_by_allocating() {
         let pt = head[2] % 20;
         let codec = Codec::from_static_pt(pt);
         let leg = if head[3] & 1 == 0 {
-            Leg::Caller
+            Party::Caller
         } else {
-            Leg::Called
+            Party::Called
         };
         let rtp = RtpIn {
             arrival_ns: now,
@@ -393,9 +393,9 @@ fn output_never_walks_a_long_stretch_where_neither_leg_has_audio() {
         let pt = head[2] % 20;
         let codec = Codec::from_static_pt(pt);
         let leg = if head[3] & 1 == 0 {
-            Leg::Caller
+            Party::Caller
         } else {
-            Leg::Called
+            Party::Called
         };
         let rtp = RtpIn {
             arrival_ns: now,

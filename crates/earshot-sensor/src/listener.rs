@@ -8,7 +8,7 @@ use crate::counters::SensorCounters;
 use crate::queue::{FrameTx, SendError};
 use crate::rewind::{KeptPacket, RewindSnapshot};
 use earshot_audio::{
-    CallAudio, Codec, DecoderOptions, Leg, MixConfig, MixMode, OpusEncoder, PlayoutConfig, RtpIn,
+    CallAudio, Codec, DecoderOptions, MixConfig, MixMode, OpusEncoder, PlayoutConfig, RtpIn,
 };
 use earshot_core::{Party, RtpPacket};
 use earshot_manager::stream_proto::{
@@ -535,7 +535,7 @@ impl Listener {
     }
 
     fn count_decode_errors(&mut self) {
-        for leg in [Leg::Caller, Leg::Called] {
+        for leg in [Party::Caller, Party::Called] {
             let i = leg_slot(leg);
             let now = self.audio.stats(leg).malformed;
             let new = now.saturating_sub(self.decode_errors_seen[i]);
@@ -647,10 +647,10 @@ fn wall_ns() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
-fn leg_slot(leg: Leg) -> usize {
+fn leg_slot(leg: Party) -> usize {
     match leg {
-        Leg::Caller => 0,
-        Leg::Called => 1,
+        Party::Caller => 0,
+        Party::Called => 1,
     }
 }
 
@@ -661,13 +661,10 @@ pub fn codec_of(p: &RtpPacket<'_>) -> Option<Codec> {
         .or_else(|| Codec::from_static_pt(p.payload_type))
 }
 
-/// An engine packet as the audio engine takes it: which leg, and the packet itself. The audio
-/// crate does not depend on the call engine, so this glue lives here, at the edge.
-pub fn audio_input<'a>(p: &RtpPacket<'a>, codec: Option<&'a Codec>) -> (Leg, RtpIn<'a>) {
-    let leg = match p.party {
-        Party::Caller => Leg::Caller,
-        Party::Called => Leg::Called,
-    };
+/// An engine packet as the audio engine takes it: which party, and the packet itself. The
+/// audio crate does not depend on the call engine, so this glue lives here, at the edge.
+pub fn audio_input<'a>(p: &RtpPacket<'a>, codec: Option<&'a Codec>) -> (Party, RtpIn<'a>) {
+    let leg = p.party;
     let input = RtpIn {
         arrival_ns: p.ts.nanos(),
         ssrc: p.ssrc,

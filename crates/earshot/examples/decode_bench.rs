@@ -9,7 +9,9 @@
 //! With CODEC (e.g. `G.711`), only that row is measured (handy under a profiler).
 
 use anyhow::{bail, Context, Result};
-use earshot_audio::{decoder_for, CallAudio, Codec, Leg, MixConfig, MixMode, PlayoutConfig, RtpIn};
+use earshot_audio::{
+    decoder_for, CallAudio, Codec, MixConfig, MixMode, Party, PlayoutConfig, RtpIn,
+};
 use earshot_core::{Engine, NullSink, RtpPacket, Sink};
 use earshot_wire::CaptureReader;
 use std::path::{Path, PathBuf};
@@ -107,7 +109,7 @@ fn one_call(codec: &Codec, clock: u32, frames: &[Vec<u8>], call_secs: u32) -> Re
     let cpu = CpuClock::start();
     let started = cpu.now();
     for i in 0..packets {
-        for (leg, ssrc) in [(Leg::Caller, 0x1111_u32), (Leg::Called, 0x2222)] {
+        for (leg, ssrc) in [(Party::Caller, 0x1111_u32), (Party::Called, 0x2222)] {
             let payload = &frames[i as usize % frames.len()];
             let p = RtpIn {
                 arrival_ns: 1_700_000_000_000_000_000 + i64::from(i) * 20_000_000,

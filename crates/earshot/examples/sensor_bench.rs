@@ -32,7 +32,7 @@
 //! ```
 
 use anyhow::{bail, Context, Result};
-use earshot_audio::{CallAudio, Codec, Leg, MixConfig, MixMode, PlayoutConfig, RtpIn};
+use earshot_audio::{CallAudio, Codec, MixConfig, MixMode, PlayoutConfig, RtpIn};
 use earshot_core::{Call, CallId, Config, Engine, Event, Party, RtpPacket, Sink};
 use earshot_manager::stream_proto::{Frame, StreamDecoder, StreamItem};
 use earshot_wire::CaptureReader;
@@ -415,10 +415,7 @@ fn depth_probe(pcap: &Path, warmup: f64) -> Result<()> {
                 return;
             };
             let codec = Codec::from_static_pt(p.payload_type);
-            let leg = match p.party {
-                Party::Caller => Leg::Caller,
-                Party::Called => Leg::Called,
-            };
+            let leg = p.party;
             let rtp = RtpIn {
                 arrival_ns: p.ts.0,
                 ssrc: p.ssrc,
@@ -436,7 +433,9 @@ fn depth_probe(pcap: &Path, warmup: f64) -> Result<()> {
                 *first = p.ts.0;
             }
             if p.ts.0 - *first >= self.warmup_ns {
-                let d = audio.depth_ns(Leg::Caller).max(audio.depth_ns(Leg::Called));
+                let d = audio
+                    .depth_ns(Party::Caller)
+                    .max(audio.depth_ns(Party::Called));
                 self.depths.push(d as f64 / 1e6);
                 self.holds.push(audio.hold_ns() as f64 / 1e6);
             }

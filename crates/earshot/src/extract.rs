@@ -3,7 +3,7 @@
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use earshot_audio::{
-    decoder_with, CallAudio, Codec, DecoderOptions, G726Order, Leg, MixConfig, MixMode,
+    decoder_with, CallAudio, Codec, DecoderOptions, G726Order, MixConfig, MixMode, Party,
     PlayoutConfig,
 };
 use earshot_core::{Call, CallId, Config, Engine, Event, RtpPacket, Sink};
@@ -182,7 +182,7 @@ struct CallOut {
 impl CallOut {
     fn finish(mut self, path: &Path) -> Result<()> {
         self.audio.finish(&mut self.pcm);
-        for (leg, name) in [(Leg::Caller, "caller"), (Leg::Called, "called")] {
+        for (leg, name) in [(Party::Caller, "caller"), (Party::Called, "called")] {
             for codec in &self.audio.stats(leg).unsupported {
                 eprintln!(
                     "earshot: call {} {name} leg ({codec}): unsupported codec, written as silence",

@@ -1,14 +1,14 @@
 //! The packet records the playout targets read: 12 header bytes, then a length-prefixed
 //! payload. One reader for both targets, so an input found by one means the same to the other.
 
-use earshot_audio::{Codec, Leg, RtpIn};
+use earshot_audio::{Codec, Party, RtpIn};
 
 /// Calls `each(head, leg, rtp)` for every whole record in `data`; `arrival(head)` gives the
 /// record's capture time (each target moves its clock its own way).
 pub fn for_each(
     data: &[u8],
     mut arrival: impl FnMut(&[u8]) -> i64,
-    mut each: impl FnMut(Leg, &RtpIn<'_>),
+    mut each: impl FnMut(Party, &RtpIn<'_>),
 ) {
     let mut rest = data;
     while rest.len() >= 13 {
@@ -20,9 +20,9 @@ pub fn for_each(
         let pt = head[2] % 20;
         let codec = Codec::from_static_pt(pt);
         let leg = if head[3] & 1 == 0 {
-            Leg::Caller
+            Party::Caller
         } else {
-            Leg::Called
+            Party::Called
         };
         let rtp = RtpIn {
             arrival_ns,
