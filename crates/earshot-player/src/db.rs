@@ -202,7 +202,8 @@ pub fn random_id() -> i64 {
     (u64::from_le_bytes(b) >> 1) as i64
 }
 
-fn now_nanos() -> u64 {
+/// The wall clock, ns since the Unix epoch: the player's one reading of it.
+pub fn now_nanos() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)

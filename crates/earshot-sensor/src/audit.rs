@@ -16,7 +16,6 @@ use std::io::Write as _;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Lines waiting for the writer; past this they are dropped and counted.
 const QUEUE_LINES: usize = 4096;
@@ -237,9 +236,7 @@ fn json_string(out: &mut String, v: &str) {
 }
 
 fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    u64::try_from(earshot_wire::Timestamp::now().nanos() / 1_000_000).unwrap_or(0)
 }
 
 /// The writer thread: appends each line; a failed write is counted and warned about once per

@@ -21,7 +21,7 @@ use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Longest a receive waits: bounds how late a stop request is seen.
 pub const READ_TIMEOUT: Duration = Duration::from_millis(50);
@@ -145,7 +145,7 @@ impl HepListener {
             Ok((n, peer)) => match buf.get(..n) {
                 Some(data) => {
                     if gate.admit(peer, data) {
-                        batch.push(now(), LinkType::HEP, data);
+                        batch.push(Timestamp::now(), LinkType::HEP, data);
                     }
                     true
                 }
@@ -176,12 +176,4 @@ impl HepListener {
                 tracing::info!(%addr, "HEP listener stopped");
             })
     }
-}
-
-fn now() -> Timestamp {
-    Timestamp(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
-    )
 }

@@ -418,7 +418,7 @@ impl Listener {
         if !due {
             return Ok(());
         }
-        let ts_ns = now_ns.unwrap_or_else(wall_ns);
+        let ts_ns = now_ns.unwrap_or_else(|| earshot_wire::Timestamp::now().nanos());
         let frame = Frame::Event(CallEvent::Status {
             ts_ns,
             state: status.state,
@@ -639,12 +639,6 @@ impl Listener {
         };
         origin + (i128::from(index) * 1_000_000_000 / i128::from(self.format.rate)) as i64
     }
-}
-
-fn wall_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 fn leg_slot(leg: Party) -> usize {

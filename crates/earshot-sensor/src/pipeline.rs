@@ -26,7 +26,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// HEP envelope times further than this from the time of receipt are replaced by it (and
 /// counted): agents keep their clocks within milliseconds by NTP, and a time far off is a
@@ -352,7 +352,7 @@ impl Now {
     fn read(started: Instant) -> Self {
         Now {
             mono_ns: i64::try_from(started.elapsed().as_nanos()).unwrap_or(i64::MAX),
-            wall_ns: wall_ns(),
+            wall_ns: Timestamp::now().nanos(),
         }
     }
 }
@@ -394,16 +394,10 @@ impl Clock {
     }
 }
 
-fn wall_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
-}
-
 impl Worker {
     fn new(cfg: PipelineConfig, shared: Arc<Shared>, link: FanoutLink) -> Self {
         let refs_gen = CallRefGenerator::new()
-            .unwrap_or_else(|_| CallRefGenerator::from_seed(wall_ns() as u64));
+            .unwrap_or_else(|_| CallRefGenerator::from_seed(Timestamp::now().nanos() as u64));
         let clock = Clock::new(shared.counters.clone());
         Worker {
             engine: Engine::new(cfg.engine.clone()),

@@ -4,7 +4,7 @@
 use crate::source::{FrameBatch, FrameSender, StopFlag};
 use earshot_wire::{CaptureError, CaptureReader, Timestamp};
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// How fast to replay.
 #[derive(Copy, Clone, Debug, PartialEq)]
@@ -47,24 +47,21 @@ const BATCH_LATENCY: Duration = Duration::from_millis(5);
 /// their frames to a queue full of one-frame batches.
 const SLEEP_MIN: Duration = Duration::from_millis(1);
 
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
-}
-
 /// Replays the file until it ends (or forever with `repeat`), or until `stop`.
 /// Opening errors are returned before anything is sent.
 pub fn run(cfg: &ReplayConfig, out: &FrameSender, stop: &StopFlag) -> Result<(), CaptureError> {
     // Each pass starts its clock where the previous one ended, so looping never moves time back.
-    let mut shift_base = now_ns();
+    let mut shift_base = Timestamp::now().nanos();
     loop {
         let mut reader = CaptureReader::open(&cfg.path)?;
         let last = replay_pass(&mut reader, cfg.speed, shift_base, out, stop);
         if !cfg.repeat || stop.is_stopped() {
             return Ok(());
         }
-        shift_base = last.map_or_else(now_ns, |t| t.nanos().max(now_ns())) + 20_000_000;
+        shift_base = last.map_or_else(
+            || Timestamp::now().nanos(),
+            |t| t.nanos().max(Timestamp::now().nanos()),
+        ) + 20_000_000;
     }
 }
 

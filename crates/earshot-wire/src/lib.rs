@@ -22,6 +22,13 @@ pub use tcp::{FlowKey, StreamEvent, TcpConfig, TcpFlags, TcpReassembler};
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
+    /// The wall clock now: the one place earshot reads it as a capture-style time (before
+    /// 1970 or past 2262 it saturates rather than wraps).
+    pub fn now() -> Self {
+        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        Timestamp(since.map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)))
+    }
+
     pub const fn from_nanos(n: i64) -> Self {
         Timestamp(n)
     }

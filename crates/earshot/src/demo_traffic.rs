@@ -19,7 +19,7 @@ use earshot_audio::{
 use earshot_sensor::{FrameBatch, FrameSender, StopFlag};
 use earshot_wire::{LinkType, Timestamp};
 use std::fmt::Write as _;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// The speech, made by scripts/make-demo-speech.sh: 16 kHz mono µ-law, no header.
 const VOICES: [(&str, &[u8]); 4] = [
@@ -241,10 +241,8 @@ struct Slot {
 /// Runs the demo traffic until `stop`, or until the pipeline goes away.
 pub fn run(out: &FrameSender, stop: &StopFlag) -> Result<()> {
     let epoch = Instant::now();
-    let mut rng = Rng(SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(1, |d| d.as_nanos() as u64)
-        ^ (u64::from(std::process::id()) << 32));
+    let mut rng =
+        Rng((Timestamp::now().nanos() as u64 | 1) ^ (u64::from(std::process::id()) << 32));
     // Encoding takes a moment (much longer in a debug build): slots start one by one as their
     // audio is ready, rather than all after the slowest, so the first calls show at once.
     let (media_tx, media_rx) = std::sync::mpsc::channel();
@@ -277,7 +275,7 @@ pub fn run(out: &FrameSender, stop: &StopFlag) -> Result<()> {
         let mut frames = Frames {
             batch: &mut batch,
             ip_id: &mut ip_id,
-            ts: wall_ns(),
+            ts: Timestamp::now().nanos(),
         };
         for (i, slot) in slots.iter_mut().enumerate() {
             if slot.call.is_none() && now >= slot.next_start {
@@ -360,12 +358,6 @@ fn new_call(rng: &mut Rng, number: u64, now: Instant, length: Duration) -> LiveC
         sip_sent: 0,
         rtp_sent: 0,
     }
-}
-
-fn wall_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
 }
 
 /// Emits whatever of `call` is due by `now`; true once its BYE has gone out.

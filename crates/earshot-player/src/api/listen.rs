@@ -450,10 +450,7 @@ impl Poller {
                     // VoIPmonitor gives no capture time: the poll's wall clock, minus the
                     // audio's length, is the best estimate of the first sample's.
                     let dur_ns = samples.len() as i64 * 1_000_000_000 / 8000;
-                    let now_ns = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map(|d| d.as_nanos() as i64)
-                        .unwrap_or(0);
+                    let now_ns = i64::try_from(crate::db::now_nanos()).unwrap_or(i64::MAX);
                     let frame = Frame::Audio(AudioFrame {
                         seq: self.seq,
                         capture_ts_ns: now_ns - dur_ns,
