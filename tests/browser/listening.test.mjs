@@ -1,10 +1,12 @@
 // The listening panel says why a call is silent: "waiting for media" while it rings (and keeps
-// listening until the answer), "cannot decode AMR" for a codec the sensor cannot decode.
+// listening until the answer), "cannot decode AMR" for a codec the sensor cannot decode, and
+// "encrypted" for SRTP media the sensor has no key for (whose row says so too).
 //
 //   EARSHOT_BIN=target/debug/earshot node --test tests/browser/listening.test.mjs
 //
 // Captures: tests/captures/listening/ringing_then_answered.pcap (12 s ringing, then G.711) and
-// amr_call.pcap (AMR both ways), each replayed in a loop by its own sensor. Screenshots go to
+// amr_call.pcap (AMR both ways), each replayed in a loop by its own sensor; and
+// tests/captures/srtp/sdes_aes_cm_80.pcap (SRTP by libsrtp2, SDES keys). Screenshots go to
 // target/screenshots/ (listening-*.png; docs/images/ has copies).
 
 import { test } from "node:test";
@@ -18,6 +20,7 @@ import {
 } from "./lib.mjs";
 
 const CAPTURES = join(REPO, "tests", "captures", "listening");
+const SRTP_CAPTURE = join(REPO, "tests", "captures", "srtp", "sdes_aes_cm_80.pcap");
 
 test("the listening panel shows waiting for media and cannot decode", { timeout: 180000 }, async (t) => {
   const why = missingPrerequisite();
@@ -32,10 +35,11 @@ test("the listening panel shows waiting for media and cannot decode", { timeout:
   let context = null;
   try {
     const db = `sqlite://${join(dir, "p.db")}?mode=rwc`;
-    const [ringPort, amrPort, webPort] = [await freePort(), await freePort(), await freePort()];
+    const [ringPort, amrPort, srtpPort, webPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
     run(["users", "add", "tester", "--role", "listener", "--password-stdin", "--database", db], "s3cret-pass\n");
     run(["sensors", "add", "--id", "1", "--name", "ringing", "--host", "127.0.0.1", "--port", String(ringPort), "--database", db]);
     run(["sensors", "add", "--id", "2", "--name", "amr", "--host", "127.0.0.1", "--port", String(amrPort), "--database", db]);
+    run(["sensors", "add", "--id", "3", "--name", "srtp", "--host", "127.0.0.1", "--port", String(srtpPort), "--database", db]);
     procs.start("player", ["player", "--listen", `127.0.0.1:${webPort}`, "--database", db]);
     const base = `http://127.0.0.1:${webPort}`;
     await until("the player's web server", 20000, async () => (await fetch(base + "/")).ok);
@@ -82,6 +86,28 @@ test("the listening panel shows waiting for media and cannot decode", { timeout:
       return amrNotice.waitFor({ state: "visible", timeout: 5000 }).then(() => true, () => false);
     }, 100);
     await page.screenshot({ path: join(SHOTS, "listening-cannot-decode.png"), fullPage: true });
+    await page.locator("#player button.stop").click();
+
+    // ---- an SRTP call without its key: the row and the panel say encrypted ----
+    procs.start("sensor-srtp", ["sensor", "--pcap", SRTP_CAPTURE, "--speed", "1", "--loop", "--manager", `127.0.0.1:${srtpPort}`]);
+    const srtpNotice = panel.filter({ hasText: "encrypted (SRTP), no key" });
+    await until("an SRTP call listened to", 60000, async () => {
+      const row = page.locator('#calls tbody tr[data-sensor="3"]:not(.over)').first();
+      await row.waitFor({ state: "visible", timeout: 20000 });
+      if (!/encrypted, no key/.test(await row.locator('td[data-label="State"]').innerText())) return false;
+      await row.locator("button.listen").click();
+      return srtpNotice.waitFor({ state: "visible", timeout: 5000 }).then(() => true, () => false);
+    }, 100);
+    const heard = await page.evaluate(() => {
+      const a = earshotTest.analyserL;
+      const buf = new Float32Array(a.fftSize);
+      a.getFloatTimeDomainData(buf);
+      return buf.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    });
+    // Ciphertext decoded as G.711 is white noise around -10 dBFS (0.3); what reaches the page
+    // here is digital silence, once in a few runs a few LSB (1.2e-4) of the audio path's own.
+    assert.ok(heard < 1e-3, `an encrypted call plays silence, not noise (max |sample| ${heard})`);
+    await page.screenshot({ path: join(SHOTS, "listening-encrypted.png"), fullPage: true });
   } catch (e) {
     console.error(logs.join("\n"));
     throw e;

@@ -26,6 +26,9 @@ pub struct PayloadFormat {
     pub encoding: String,
     pub clock_rate: u32,
     pub channels: u8,
+    /// Offered in an SRTP m-line (`RTP/SAVP`, `RTP/SAVPF`, DTLS-SRTP's `UDP/TLS/RTP/SAVPF`):
+    /// the payloads are ciphertext, never audio to decode without the key.
+    pub encrypted: bool,
 }
 
 impl PayloadFormat {
@@ -37,6 +40,7 @@ impl PayloadFormat {
             encoding: enc.to_owned(),
             clock_rate: rate,
             channels: ch,
+            encrypted: false,
         })
     }
 }

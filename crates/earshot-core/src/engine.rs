@@ -119,6 +119,9 @@ pub struct RtpPacket<'a> {
     /// formats can name the format by one byte instead of copying or comparing it.
     pub format_index: Option<u8>,
     pub event: bool,
+    /// SRTP (see [`crate::Stream::is_encrypted`]): the payload is ciphertext; a sink must not
+    /// decode it as audio.
+    pub encrypted: bool,
 }
 
 /// Receives what the engine sees, synchronously and without back-pressure: an implementation

@@ -432,6 +432,7 @@ impl Engine {
             format,
             format_index,
             event: info.is_event,
+            encrypted: info.encrypted,
         });
     }
 
@@ -673,6 +674,12 @@ fn resolve_pt(formats: &[PayloadFormat], pt: u8) -> PtInfo {
         formats_len: formats.len() as u32,
         fmt: formats.iter().rposition(|f| f.pt == pt).map(|i| i as u32),
         clock,
+        encrypted: match formats.iter().rev().find(|f| f.pt == pt) {
+            Some(f) => f.encrypted,
+            // A type no SDP named, in a call with SRTP media: ciphertext too, as far as anyone
+            // can tell; never noise.
+            None => formats.iter().any(|f| f.encrypted),
+        },
     }
 }
 

@@ -63,13 +63,15 @@ impl OrphanSdp {
                     encoding: r.encoding.to_owned(),
                     clock_rate: r.clock_rate,
                     channels: r.channels,
+                    encrypted: m.is_secure(),
                 });
             }
             for &pt in &m.formats {
                 if entry.formats.len() >= MAX_FORMATS || entry.formats.iter().any(|f| f.pt == pt) {
                     continue;
                 }
-                if let Some(fmt) = PayloadFormat::from_static(pt) {
+                if let Some(mut fmt) = PayloadFormat::from_static(pt) {
+                    fmt.encrypted = m.is_secure();
                     entry.formats.push(fmt);
                 }
             }

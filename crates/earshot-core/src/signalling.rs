@@ -432,14 +432,22 @@ fn record_formats(call: &mut Call, m: &sdp::Media<'_>) {
             encoding: r.encoding.to_owned(),
             clock_rate: r.clock_rate,
             channels: r.channels,
+            encrypted: m.is_secure(),
         };
         if call.format(r.pt) != Some(&fmt) && call.formats.len() < MAX_FORMATS {
             push_exact(&mut call.formats, fmt);
         }
     }
     for &pt in &m.formats {
-        if call.format(pt).is_none() && call.formats.len() < MAX_FORMATS {
-            if let Some(fmt) = PayloadFormat::from_static(pt) {
+        // A static type is recorded again when the m-line's security differs (an SRTP
+        // re-INVITE of a clear call, or back): the latest entry is the one in force.
+        let known = call.format(pt).map(|f| f.encrypted);
+        if known != Some(m.is_secure()) && call.formats.len() < MAX_FORMATS {
+            if m.rtpmap.iter().any(|r| r.pt == pt) {
+                continue;
+            }
+            if let Some(mut fmt) = PayloadFormat::from_static(pt) {
+                fmt.encrypted = m.is_secure();
                 push_exact(&mut call.formats, fmt);
             }
         }

@@ -58,6 +58,8 @@ pub(crate) struct PtInfo {
     /// Index of the call's format for this payload type, if its SDP gave one.
     pub fmt: Option<u32>,
     pub clock: u32,
+    /// SRTP: the format's m-line was secure, or (a type no SDP named) the call has SRTP media.
+    pub encrypted: bool,
 }
 
 /// `repr(C)` keeps the declared order: the fields every RTP packet touches come first, and
@@ -177,6 +179,13 @@ impl Stream {
     /// alone has no voice to score; without a clock rate (a dynamic payload type no SDP
     /// described) jitter cannot be measured; and a codec earshot cannot decode has no
     /// E-model impairment it knows (see `earshot_rtp::known_impairment`).
+    /// SRTP: the payload type the stream carries now came from an SRTP m-line (`RTP/SAVP`...),
+    /// so its payloads are ciphertext and never decoded as audio without the key. Loss,
+    /// jitter and MOS are still measured: the RTP header is clear in SRTP.
+    pub fn is_encrypted(&self) -> bool {
+        self.pt_cache.is_some_and(|c| c.encrypted)
+    }
+
     pub fn quality_unknown(&self) -> Option<QualityUnknown> {
         if self.is_video() {
             return Some(QualityUnknown::Video);

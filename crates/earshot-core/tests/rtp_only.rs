@@ -64,6 +64,7 @@ fn a_configured_format_names_a_dynamic_payload_type() {
             encoding: "opus".into(),
             clock_rate: 48_000,
             channels: 2,
+            encrypted: false,
         }],
         ..Config::default()
     });

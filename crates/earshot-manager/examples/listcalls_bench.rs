@@ -33,6 +33,7 @@ fn leg(party: Party, n: u64) -> LegSummary {
         mos: Some(4.4),
         unknown: None,
         video: false,
+        encrypted: false,
     }
 }
 

@@ -93,7 +93,7 @@ pub const FIELDS: [&str; 68] = [
 
 /// earshot's own columns, appended after [`FIELDS`] when `listcalls {"earshot":true}` asks:
 /// VoIPmonitor's 68 stay exactly as its clients expect them.
-pub const EARSHOT_FIELDS: [&str; 12] = [
+pub const EARSHOT_FIELDS: [&str; 14] = [
     "callstate",
     "on_hold",
     "held_by",
@@ -106,6 +106,8 @@ pub const EARSHOT_FIELDS: [&str; 12] = [
     "called_jitter_ms",
     "caller_quality_unknown",
     "called_quality_unknown",
+    "caller_encrypted",
+    "called_encrypted",
 ];
 
 /// What VoIPmonitor itself puts in its MOS columns (×10) when it has no score: its
@@ -136,6 +138,8 @@ pub struct LegSummary {
     pub unknown: Option<QualityUnknown>,
     /// A video stream: listed, never a party's main (audio) leg.
     pub video: bool,
+    /// SRTP without a key: measured, never decoded (see `earshot_core::Stream::is_encrypted`).
+    pub encrypted: bool,
 }
 
 impl LegSummary {
@@ -544,6 +548,8 @@ fn write_earshot_values(r: &mut Row<'_>, c: &CallSummary) {
     r.value(&leg_jitter(&c.called_leg));
     r.value(&leg_unknown(&c.caller_leg));
     r.value(&leg_unknown(&c.called_leg));
+    r.value(&c.caller_leg.as_ref().is_some_and(|l| l.encrypted));
+    r.value(&c.called_leg.as_ref().is_some_and(|l| l.encrypted));
 }
 
 fn leg_codec(l: &Option<LegSummary>) -> Option<&str> {
@@ -856,6 +862,7 @@ pub fn active_call_info(c: &CallSummary, sip: &[SipPacket]) -> Vec<u8> {
                 "quality_unknown": l.unknown.map(QualityUnknown::as_str),
                 "party": l.party.map(Party::as_str),
                 "media": if l.video { "video" } else { "audio" },
+                "encrypted": l.encrypted,
             })
         })
         .collect();
@@ -900,6 +907,7 @@ mod tests {
             mos: None,
             unknown: None,
             video: false,
+            encrypted: false,
         }
     }
 

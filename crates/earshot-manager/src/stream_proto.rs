@@ -154,6 +154,9 @@ pub enum ListenState {
     OnHold,
     /// RTP arrives in a codec the sensor cannot decode: the audio sent is silence.
     Undecodable,
+    /// The media is SRTP and the sensor has no key: the audio sent is silence, never the
+    /// ciphertext played as noise.
+    Encrypted,
     /// A state from a newer server.
     #[serde(other)]
     Unknown,
@@ -166,6 +169,7 @@ impl ListenState {
             ListenState::Playing => "playing",
             ListenState::OnHold => "on_hold",
             ListenState::Undecodable => "undecodable",
+            ListenState::Encrypted => "encrypted",
             ListenState::Unknown => "unknown",
         }
     }

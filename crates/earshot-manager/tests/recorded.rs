@@ -44,6 +44,7 @@ fn leg(party: Party, pt: u8) -> LegSummary {
         mos: Some(4.5),
         unknown: None,
         video: false,
+        encrypted: false,
     }
 }
 

@@ -34,6 +34,9 @@ pub struct CallView {
     /// "video"; null when known or from VoIPmonitor.
     pub quality_unknown_caller: Value,
     pub quality_unknown_called: Value,
+    /// SRTP without a key (earshot sensors; false from VoIPmonitor): measured, not heard.
+    pub encrypted_caller: bool,
+    pub encrypted_called: bool,
     pub start: Value,
     /// earshot sensors only (null from VoIPmonitor): the call's state, and its hold.
     pub state: Value,
@@ -111,6 +114,8 @@ impl CallView {
             "dst_loss" => self.loss_called = v,
             "caller_quality_unknown" => self.quality_unknown_caller = v,
             "called_quality_unknown" => self.quality_unknown_called = v,
+            "caller_encrypted" => self.encrypted_caller = v == Value::Bool(true),
+            "called_encrypted" => self.encrypted_called = v == Value::Bool(true),
             "callercodec_name" => s.codec_name[0] = v,
             "calledcodec_name" => s.codec_name[1] = v,
             "callercodec" => s.codec_number[0] = v,
@@ -147,6 +152,9 @@ impl CallView {
             self.jitter_called = s.voipmonitor_jitter[1].clone();
         }
         self.state_text = self.describe_state();
+        if self.encrypted_caller || self.encrypted_called {
+            self.state_text.push_str(" · encrypted, no key");
+        }
     }
 
     fn describe_state(&self) -> String {
@@ -392,6 +400,11 @@ mod tests {
             assert!(v.matches(text, "edge"), "{text}");
         }
         assert!(with(json!({"callstate": "trying"})).matches("calling 1001", "edge"));
+        let srtp = with(json!({"callstate": "answered", "called_encrypted": true}));
+        assert_eq!(srtp.state_text, "answered · encrypted, no key");
+        assert!(srtp.encrypted_called && !srtp.encrypted_caller);
+        assert!(srtp.matches("encrypted", "edge"));
+        assert!(!with(json!({"callstate": "answered"})).matches("encrypted", "edge"));
         let voipmonitor = |code: Value| {
             let row = json!({"callreference": "0x7f", "lastSIPresponseNum": code});
             CallView::from_columns(1, false, columns(&row)).state_text

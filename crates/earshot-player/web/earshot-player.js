@@ -146,7 +146,7 @@ const RETRY_DELAYS_MS = [500, 1000, 2000, 4000, 8000];
  *   header   {header}           the stream header (callreference, callid, caller, called, rate, channels, from)
  *   quality  {leg, report}      kind-3 frame: one party's per-second quality
  *   event    {event}            kind-2 frame: answered, hold, resume, codec_change, ended, …
- *   listening {status}          kind-2 status event: {state: waiting_for_media|playing|on_hold|undecodable, codec, party}
+ *   listening {status}          kind-2 status event: {state: waiting_for_media|playing|on_hold|undecodable|encrypted, codec, party}
  *   stats    {…}                ~10×/s: samplesPlayed, secondsPlayed, depthMs, targetMs, latencyMs, underruns, catchUps (jumps ahead after falling ≥ 0.5 s behind), droppedFrames,
  *                               bytesReceived (stream frames so far), codec ("opus" or "pcm")
  *   message  {text, level}      something to tell the user (errors, reconnection, call ended)
@@ -858,8 +858,9 @@ export class EarshotPlayerElement extends HTMLElement {
       waiting_for_media: "waiting for media",
       on_hold: "on hold",
       undecodable: `cannot decode ${codec}`,
+      encrypted: "encrypted (SRTP), no key: silence",
     }[st.state] || "";
-    const one = st.state === "undecodable" && (st.party === "caller" || st.party === "called");
+    const one = (st.state === "undecodable" || st.state === "encrypted") && (st.party === "caller" || st.party === "called");
     this.$(".listening").textContent = one ? "" : text;
     this.$(".listening").dataset.state = st.state || "";
     for (const party of ["caller", "called"]) {

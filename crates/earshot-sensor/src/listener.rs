@@ -170,6 +170,8 @@ pub struct Listener {
     /// decoded.
     leg_seen: [Option<Instant>; 2],
     leg_undecodable: [Option<String>; 2],
+    /// Per leg: its latest audio packet was SRTP (no key: silence is sent for it).
+    leg_encrypted: [bool; 2],
     /// The call is on hold (told by the fan-out from the call's state and hold/resume events).
     on_hold: bool,
     /// The status last sent and when.
@@ -272,6 +274,7 @@ impl Listener {
             decodable: HashMap::new(),
             leg_seen: [None, None],
             leg_undecodable: [None, None],
+            leg_encrypted: [false, false],
             on_hold: false,
             status: None,
         })
@@ -324,7 +327,16 @@ impl Listener {
     }
 
     fn decode(&mut self, p: &RtpPacket<'_>) -> Result<(), NoSubscribers> {
-        let codec = self.codec(p).cloned();
+        // SRTP without a key: the audio engine is told the codec cannot be decoded, so the
+        // leg is silence in step with the call, never its ciphertext decoded into noise.
+        let codec = if is_ciphertext(p) {
+            Some(srtp_codec())
+        } else {
+            self.codec(p).cloned()
+        };
+        if !p.event {
+            self.leg_encrypted[leg_slot(p.party)] = p.encrypted;
+        }
         let (leg, input) = audio_input(p, codec.as_ref());
         if let Some(c) = codec
             .as_ref()
@@ -390,6 +402,18 @@ impl Listener {
         }
         if recent == [false, false] {
             return state(ListenState::WaitingForMedia);
+        }
+        let encrypted = [0, 1].map(|i| recent[i] && self.leg_encrypted[i]);
+        if let Some(first) = (0..2).find(|&i| encrypted[i]) {
+            return Status {
+                state: ListenState::Encrypted,
+                codec: None,
+                party: (encrypted != [true, true]).then_some(if first == 0 {
+                    "caller"
+                } else {
+                    "called"
+                }),
+            };
         }
         let bad = [0, 1].map(|i| recent[i] && self.leg_undecodable[i].is_some());
         let Some(first) = (0..2).find(|&i| bad[i]) else {
@@ -648,6 +672,30 @@ fn leg_slot(leg: Party) -> usize {
     }
 }
 
+/// An SRTP packet's payload, which no decoder may see without the key.
+fn is_ciphertext(p: &RtpPacket<'_>) -> bool {
+    p.encrypted && !p.event
+}
+
+/// What SRTP media is to the audio engine without a key: a codec it cannot decode, so the
+/// party is silence in step with the call.
+fn srtp_codec() -> Codec {
+    Codec::Unsupported(SRTP.into())
+}
+
+/// The name SRTP media goes by where codecs are named (the audio engine's unsupported list).
+pub const SRTP: &str = "SRTP";
+
+/// The codec to decode a call's RTP packet with: SRTP without a key (silence), else
+/// [`codec_of`].
+pub fn audio_codec(p: &RtpPacket<'_>) -> Option<Codec> {
+    if is_ciphertext(p) {
+        Some(srtp_codec())
+    } else {
+        codec_of(p)
+    }
+}
+
 /// The codec of a call's RTP packet: its SDP format, else the RFC 3551 static table.
 pub fn codec_of(p: &RtpPacket<'_>) -> Option<Codec> {
     p.format
@@ -705,6 +753,7 @@ mod tests {
             format: None,
             format_index: None,
             event: false,
+            encrypted: false,
         }
     }
 
@@ -984,6 +1033,66 @@ mod tests {
         out
     }
 
+    /// SRTP without a key: the listener says `encrypted` (naming the party when only one
+    /// side's media is SRTP) and sends silence for it, never the ciphertext decoded as G.711
+    /// (here the payload is a clear tone: decoding it would be heard).
+    #[test]
+    fn srtp_media_is_reported_encrypted_and_sent_as_silence() {
+        let counters = Arc::new(SensorCounters::default());
+        let (mut l, mut rx) = listener(&counters);
+        for seq in 0..100u16 {
+            let tone = alaw_tone(400.0, seq);
+            let mut p = packet(seq, 8, &tone);
+            p.encrypted = true;
+            l.push(&p).expect("listener stays");
+            p.party = Party::Called;
+            p.ssrc = 9;
+            l.push(&p).expect("listener stays");
+        }
+        l.advance(Some(START_NS + 2_000_000_000))
+            .expect("listener stays");
+        let (mut samples, mut loud, mut states) = (0usize, 0usize, Vec::new());
+        while let Some(f) = rx.try_recv() {
+            match f {
+                Frame::Audio(a) => {
+                    samples += a.samples.len();
+                    loud += a.samples.iter().filter(|s| s.unsigned_abs() > 64).count();
+                }
+                Frame::Event(CallEvent::Status { state, party, .. }) => states.push((state, party)),
+                _ => {}
+            }
+        }
+        assert!(
+            samples > 8000,
+            "the call's time still passes: {samples} samples"
+        );
+        assert_eq!(loud, 0, "silence, not the payload decoded");
+        assert_eq!(
+            states.last(),
+            Some(&(ListenState::Encrypted, None)),
+            "{states:?}"
+        );
+
+        // The called party in the clear, the caller in SRTP: only the caller is named.
+        let (mut l, mut rx) = listener(&counters);
+        for seq in 0..20u16 {
+            let tone = alaw_tone(400.0, seq);
+            let mut p = packet(seq, 8, &tone);
+            p.encrypted = true;
+            l.push(&p).expect("listener stays");
+            let mut called = packet(seq, 8, &tone);
+            called.party = Party::Called;
+            called.ssrc = 9;
+            l.push(&called).expect("listener stays");
+        }
+        l.advance(Some(START_NS)).expect("listener stays");
+        let last = statuses(&mut rx).pop();
+        assert_eq!(
+            last,
+            Some((ListenState::Encrypted, None, Some("caller".into())))
+        );
+    }
+
     /// The status follows what the listener is fed: nothing (waiting), G.711 (playing), hold,
     /// and a caller switching to AMR while the called party stays on G.711.
     #[test]
@@ -1013,6 +1122,7 @@ mod tests {
             encoding: "AMR".into(),
             clock_rate: 8000,
             channels: 1,
+            encrypted: false,
         };
         let payload = [0xf0, 0x3c, 0, 0];
         let mut p = packet(1, 96, &payload);

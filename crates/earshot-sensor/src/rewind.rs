@@ -23,6 +23,7 @@ pub struct KeptPacket {
     pub payload_type: u8,
     pub marker: bool,
     pub event: bool,
+    pub encrypted: bool,
     pub payload: Vec<u8>,
     pub format: Option<PayloadFormat>,
     pub format_index: Option<u8>,
@@ -39,6 +40,7 @@ impl KeptPacket {
             payload_type: p.payload_type,
             marker: p.marker,
             event: p.event,
+            encrypted: p.encrypted,
             payload: p.payload.to_vec(),
             format: p.format.cloned(),
             format_index: p.format_index,
@@ -58,6 +60,7 @@ impl KeptPacket {
             payload: &self.payload,
             format: self.format.as_ref(),
             format_index: self.format_index,
+            encrypted: self.encrypted,
             event: self.event,
         }
     }
@@ -80,6 +83,7 @@ const NO_FORMAT: u8 = u8::MAX;
 const FLAG_CALLED: u8 = 1;
 const FLAG_MARKER: u8 = 2;
 const FLAG_EVENT: u8 = 4;
+const FLAG_ENCRYPTED: u8 = 8;
 
 /// Writes the record of `p` (header, then payload) at the end of `out`; false (nothing
 /// written) for a payload too long for the record's 16-bit length.
@@ -96,6 +100,9 @@ fn write_record(out: &mut Vec<u8>, p: &RtpPacket<'_>) -> bool {
     }
     if p.event {
         flags |= FLAG_EVENT;
+    }
+    if p.encrypted {
+        flags |= FLAG_ENCRYPTED;
     }
     let format = p.format_index.unwrap_or(NO_FORMAT);
     out.extend_from_slice(&p.ts.nanos().to_le_bytes());
@@ -145,6 +152,7 @@ fn read_record<'a>(
         format: format_index.and_then(|i| formats.get(usize::from(i))),
         format_index,
         event: flags & FLAG_EVENT != 0,
+        encrypted: flags & FLAG_ENCRYPTED != 0,
     };
     Some((packet, start + len))
 }
@@ -625,6 +633,7 @@ mod tests {
             format: None,
             format_index: None,
             event: false,
+            encrypted: false,
         }
     }
 
@@ -753,6 +762,7 @@ mod tests {
             encoding: name.to_string(),
             clock_rate: 8000,
             channels: 1,
+            encrypted: false,
         }
     }
 

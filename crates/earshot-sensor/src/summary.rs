@@ -49,6 +49,7 @@ fn leg_with_codec(s: &Stream, codec: Option<Arc<str>>) -> LegSummary {
         mos: s.mos_if_known(),
         unknown: s.quality_unknown(),
         video: s.is_video(),
+        encrypted: s.is_encrypted(),
     }
 }
 

@@ -112,6 +112,14 @@ impl Media<'_> {
             .is_some_and(|t| t.eq_ignore_ascii_case("TCP"))
     }
 
+    /// SRTP media (`RTP/SAVP`, `RTP/SAVPF`, `UDP/TLS/RTP/SAVP[F]` of DTLS-SRTP,
+    /// `TCP/TLS/RTP/SAVP`...): its payloads are ciphertext to whoever has no key.
+    pub fn is_secure(&self) -> bool {
+        self.proto
+            .split('/')
+            .any(|p| p.eq_ignore_ascii_case("SAVP") || p.eq_ignore_ascii_case("SAVPF"))
+    }
+
     /// Codec for a payload type: rtpmap first, then the RFC 3551 static
     /// table.
     pub fn codec(&self, pt: u8) -> Option<(&str, u32, u8)> {
@@ -450,6 +458,7 @@ m=image 0 udptl t38\r\n";
         assert_eq!(v.codec(31), Some(("H261", 90000, 1)));
         let t = &sdp.media[2];
         assert_eq!((t.kind, t.port, t.proto), ("image", 0, "udptl"));
+        assert!(!a.is_secure() && !t.is_secure());
         assert!(t.formats.is_empty());
         assert!(t.is_disabled());
         assert!(!sdp.is_hold());
@@ -525,5 +534,35 @@ m=audio 49170 RTP/AVP 0\r\n";
         );
         assert!(!udp.is_tcp());
         assert_eq!(udp.setup, None);
+    }
+
+    #[test]
+    fn srtp_profiles_are_secure() {
+        let m = |proto: &'static str| Media {
+            kind: "audio",
+            port: 4000,
+            proto,
+            formats: vec![0],
+            connection: None,
+            rtpmap: Vec::new(),
+            ptime: None,
+            rtcp: None,
+            rtcp_mux: false,
+            direction: Direction::SendRecv,
+            setup: None,
+            tcp_connection: None,
+        };
+        for p in [
+            "RTP/SAVP",
+            "RTP/SAVPF",
+            "UDP/TLS/RTP/SAVPF",
+            "TCP/TLS/RTP/SAVP",
+            "rtp/savp",
+        ] {
+            assert!(m(p).is_secure(), "{p}");
+        }
+        for p in ["RTP/AVP", "RTP/AVPF", "TCP/RTP/AVP", "udptl", "RTP/SAVPX"] {
+            assert!(!m(p).is_secure(), "{p}");
+        }
     }
 }

@@ -41,6 +41,7 @@ pub fn parse(option: &str, spec: &str) -> Result<PayloadFormat> {
         encoding: name.to_owned(),
         clock_rate: rate,
         channels,
+        encrypted: false,
     })
 }
 

@@ -7,7 +7,7 @@ use earshot_audio::{
     PlayoutConfig,
 };
 use earshot_core::{Call, CallId, Config, Engine, Event, RtpPacket, Sink};
-use earshot_sensor::listener::{audio_input, codec_of};
+use earshot_sensor::listener::{audio_codec, audio_input, SRTP};
 use earshot_wire::{CaptureError, CaptureReader};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -184,6 +184,13 @@ impl CallOut {
         self.audio.finish(&mut self.pcm);
         for (leg, name) in [(Party::Caller, "caller"), (Party::Called, "called")] {
             for codec in &self.audio.stats(leg).unsupported {
+                if codec.as_str() == SRTP {
+                    eprintln!(
+                        "earshot: call {} {name} leg: SRTP-encrypted media (the SDP says RTP/SAVP) and no key, written as silence",
+                        self.call_id
+                    );
+                    continue;
+                }
                 eprintln!(
                     "earshot: call {} {name} leg ({codec}): unsupported codec, written as silence",
                     self.call_id
@@ -226,7 +233,7 @@ impl Sink for CallSink {
         let Some(out) = self.calls.get_mut(&p.call) else {
             return;
         };
-        let codec = codec_of(p);
+        let codec = audio_codec(p);
         let (leg, rtp) = audio_input(p, codec.as_ref());
         out.audio.push(leg, &rtp, &mut out.pcm);
     }
@@ -292,7 +299,13 @@ impl StreamSink {
         if self.highest.is_none_or(|(_, h)| ext > h) {
             self.highest = Some((seq, ext));
         }
-        let codec = self.formats.get(&pt).cloned().or(codec);
+        // What the user said a payload type is does not make ciphertext audio.
+        let srtp = matches!(&codec, Some(Codec::Unsupported(n)) if n == SRTP);
+        let codec = if srtp {
+            codec
+        } else {
+            self.formats.get(&pt).cloned().or(codec)
+        };
         let event = event || matches!(codec, Some(Codec::TelephoneEvent));
         self.packets
             .entry(ext)
@@ -305,7 +318,7 @@ impl Sink for StreamSink {
         if p.ssrc != self.ssrc {
             return;
         }
-        self.push(p.seq, p.payload_type, codec_of(p), p.event, p.payload);
+        self.push(p.seq, p.payload_type, audio_codec(p), p.event, p.payload);
     }
 }
 

@@ -24,7 +24,7 @@ fn round(v: f64, digits: i32) -> f64 {
 
 pub fn stream_json(s: &Stream) -> Value {
     let known = s.jitter_known();
-    json!({
+    let mut v = json!({
         "ssrc": format!("0x{:08X}", s.key.ssrc),
         "src": s.key.src.to_string(),
         "dst": s.key.dst.to_string(),
@@ -44,7 +44,12 @@ pub fn stream_json(s: &Stream) -> Value {
         "mos": s.mos_if_known().map(|m| round(m, 2)),
         "start": rfc3339(Timestamp(s.stats.first_seen_ns)),
         "end": rfc3339(Timestamp(s.stats.last_seen_ns)),
-    })
+    });
+    // Only where true, so the documents of clear calls stay as they were.
+    if s.is_encrypted() {
+        v["encrypted"] = json!(true);
+    }
+    v
 }
 
 pub fn call_json(c: &Call) -> Value {
@@ -173,7 +178,7 @@ fn write_stream(out: &mut dyn Write, s: &Stream) -> io::Result<()> {
         .unwrap_or_else(|| "-".into());
     writeln!(
         out,
-        "    0x{:08X}  {} -> {}  {:<6} {:<8} {:>6} pkts  lost {} ({:.1}%)  jitter {} ms  MOS {}{}",
+        "    0x{:08X}  {} -> {}  {:<6} {:<8} {:>6} pkts  lost {} ({:.1}%)  jitter {} ms  MOS {}{}{}",
         s.key.ssrc,
         s.key.src,
         s.key.dst,
@@ -188,6 +193,11 @@ fn write_stream(out: &mut dyn Write, s: &Stream) -> io::Result<()> {
         jitter,
         mos,
         if s.is_video() { "  video" } else { "" },
+        if s.is_encrypted() {
+            "  encrypted (SRTP, no key)"
+        } else {
+            ""
+        },
     )
 }
 

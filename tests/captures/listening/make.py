@@ -70,18 +70,19 @@ def sox(args, suffix):
     return data
 
 
-def sdp(port, pt, rtpmap, fmtp=None, session=1):
+def sdp(port, pt, rtpmap, fmtp=None, session=1, proto="RTP/AVP", extra=()):
     lines = [
         "v=0",
         f"o=- {session} 1 IN IP4 {IP}",
         "s=-",
         f"c=IN IP4 {IP}",
         "t=0 0",
-        f"m=audio {port} RTP/AVP {pt}",
+        f"m=audio {port} {proto} {pt}",
         f"a=rtpmap:{pt} {rtpmap}",
     ]
     if fmtp:
         lines.append(f"a=fmtp:{pt} {fmtp}")
+    lines.extend(extra)
     lines.append("a=sendrecv")
     return "\r\n".join(lines) + "\r\n"
 
@@ -107,15 +108,18 @@ def sip(start_line, call_id, cseq, method, from_tag, to_tag=None, body=""):
 class Call:
     """One call between the caller and the callee: SIP in plain text, RTP added by the caller."""
 
-    def __init__(self, pcap, call_id, pt, rtpmap, fmtp=None):
+    def __init__(self, pcap, call_id, pt, rtpmap, fmtp=None, proto="RTP/AVP", offer_extra=(),
+                 answer_extra=()):
         self.pcap, self.call_id, self.pt = pcap, call_id, pt
         self.rtpmap, self.fmtp = rtpmap, fmtp
+        self.proto, self.offer_extra, self.answer_extra = proto, offer_extra, answer_extra
         self.ftag, self.ttag = "f" + call_id[:6], "t" + call_id[:6]
 
     def invite(self, t, ringing_s):
         uri = f"INVITE sip:callee@{IP}:{SIP_CALLEE} SIP/2.0"
-        offer = sdp(RTP_CALLER, self.pt, self.rtpmap, self.fmtp, 1)
-        answer = sdp(RTP_CALLEE, self.pt, self.rtpmap, self.fmtp, 2)
+        offer = sdp(RTP_CALLER, self.pt, self.rtpmap, self.fmtp, 1, self.proto, self.offer_extra)
+        answer = sdp(RTP_CALLEE, self.pt, self.rtpmap, self.fmtp, 2, self.proto,
+                     self.answer_extra)
         cid, p = self.call_id, self.pcap
         p.add(t, SIP_CALLER, SIP_CALLEE, sip(uri, cid, 1, "INVITE", self.ftag, body=offer))
         p.add(t + 0.01, SIP_CALLEE, SIP_CALLER,

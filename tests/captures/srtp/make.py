@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""Writes the captures of tests/captures/srtp/ (see README.md there).
+
+An SRTP call as a PBX with SDES keys makes it: SIP in plain text whose SDP says RTP/SAVP and
+carries each side's key (`a=crypto`, RFC 4568), and media protected by libsrtp2 (Cisco's
+reference SRTP library, through the pylibsrtp wrapper), not by earshot. sox encodes the audio
+(G.711 A-law). The SIP and packet framing come from ../listening/make.py.
+
+    pip install pylibsrtp && python3 tests/captures/srtp/make.py    # needs sox on PATH
+
+The keys are fixed (below), so a later test can decrypt with what the SDP says; the payload
+under the encryption is a 400 Hz tone from the caller and 1 kHz from the callee.
+"""
+
+import base64
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+
+from pylibsrtp import Policy, Session
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "listening"))
+import make as listening  # noqa: E402
+
+# Master key (16 bytes) then master salt (14), per direction: what each side sends with.
+CALLER_KEY = bytes(range(1, 31))
+CALLEE_KEY = bytes(range(101, 131))
+SUITE = "AES_CM_128_HMAC_SHA1_80"
+
+
+def crypto_line(key):
+    return f"a=crypto:1 {SUITE} inline:{base64.b64encode(key).decode()}"
+
+
+class SrtpCall(listening.Call):
+    """The listening captures' call, with its RTP protected by libsrtp2 as it is added."""
+
+    def media(self, t, frames, from_caller, ssrc, samples_per_packet=160):
+        key = CALLER_KEY if from_caller else CALLEE_KEY
+        session = Session(policy=Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND))
+        start = len(self.pcap.packets)
+        end = super().media(t, frames, from_caller, ssrc, samples_per_packet)
+        for i in range(start, len(self.pcap.packets)):
+            when, ident, frame = self.pcap.packets[i]
+            headers, rtp = frame[:42], frame[42:]
+            srtp = session.protect(rtp)
+            self.pcap.packets[i] = (when, ident, rebuild(headers, srtp))
+        return end
+
+
+def rebuild(headers, payload):
+    """Ethernet/IPv4/UDP headers of `headers` resized for `payload`, the IP checksum redone."""
+    eth, ip, udp = headers[:14], bytearray(headers[14:34]), bytearray(headers[34:42])
+    struct.pack_into("!H", udp, 4, 8 + len(payload))
+    struct.pack_into("!H", ip, 2, 20 + 8 + len(payload))
+    struct.pack_into("!H", ip, 10, 0)
+    struct.pack_into("!H", ip, 10, listening.ip_checksum(bytes(ip)))
+    return eth + bytes(ip) + bytes(udp) + payload
+
+
+def alaw_tone(hz):
+    """4 s of a sine at half scale in G.711 A-law by sox, undithered so the file is the same
+    every time."""
+    with tempfile.NamedTemporaryFile(suffix=".al", delete=False) as tmp:
+        path = tmp.name
+    subprocess.run(["sox", "-D", "-n", "-r", "8000", "-c", "1", path, "synth", "4", "sine",
+                    str(hz), "vol", "0.5"], check=True)
+    data = open(path, "rb").read()
+    os.unlink(path)
+    return listening.chunks(data, 160)
+
+
+def sdes_call():
+    """4 s each way of G.711 A-law under AES_CM_128_HMAC_SHA1_80, then BYE."""
+    caller, callee = alaw_tone(400), alaw_tone(1000)
+    p = listening.Pcap(os.path.join(HERE, "sdes_aes_cm_80.pcap"))
+    c = SrtpCall(p, "srtp-sdes-1@earshot-test", 8, "PCMA/8000", proto="RTP/SAVP",
+                 offer_extra=[crypto_line(CALLER_KEY)], answer_extra=[crypto_line(CALLEE_KEY)])
+    t = c.invite(listening.T0, 0.5)
+    end = max(c.media(t, caller, True, 0x7777AAAA), c.media(t + 0.005, callee, False, 0x8888BBBB))
+    c.bye(end + 0.1)
+    p.close()
+
+
+if __name__ == "__main__":
+    sdes_call()
