@@ -1414,15 +1414,7 @@ async fn call_list_shows_state_hold_and_current_codecs() {
     let pcap = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/captures/dialog/hold_reinvite.pcap");
     let s = sensor::Sensor::start(&["--pcap", pcap.to_str().unwrap(), "--speed", "1"]);
-    let default = Sensor {
-        id_sensor: 1,
-        name: "default".into(),
-        host: s.addr.ip().to_string(),
-        port: s.addr.port(),
-        token: None,
-        tls: false,
-        kind: SensorKind::Earshot,
-    };
+    let default = sensor_at(1, "default", s.addr, SensorKind::Earshot);
     let (app, _state) = player(&sqlite_url("dialog-state"), Some(default)).await;
     let viewer = login(&app, "viewer").await;
     let mut seen: Vec<(Value, Value, Value)> = Vec::new();
@@ -1463,15 +1455,7 @@ async fn call_list_shows_unknown_quality_as_null_with_its_reason() {
     let pcap = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/captures/listening/amr_call.pcap");
     let s = sensor::Sensor::start(&["--pcap", pcap.to_str().unwrap(), "--speed", "1"]);
-    let default = Sensor {
-        id_sensor: 1,
-        name: "default".into(),
-        host: s.addr.ip().to_string(),
-        port: s.addr.port(),
-        token: None,
-        tls: false,
-        kind: SensorKind::Earshot,
-    };
+    let default = sensor_at(1, "default", s.addr, SensorKind::Earshot);
     let (app, _state) = player(&sqlite_url("quality-unknown"), Some(default)).await;
     let viewer = login(&app, "viewer").await;
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -1773,8 +1757,9 @@ async fn a_page_stream_sends_its_window_then_only_changes() {
 }
 
 /// Registers a sensor at `addr` (no token, no TLS).
-async fn register(state: &AppState, id: i64, name: &str, addr: SocketAddr, kind: SensorKind) {
-    let sensor = Sensor {
+/// A sensor entry for `addr`, without token or TLS.
+fn sensor_at(id: i64, name: &str, addr: SocketAddr, kind: SensorKind) -> Sensor {
+    Sensor {
         id_sensor: id,
         name: name.into(),
         host: addr.ip().to_string(),
@@ -1782,10 +1767,13 @@ async fn register(state: &AppState, id: i64, name: &str, addr: SocketAddr, kind:
         token: None,
         tls: false,
         kind,
-    };
+    }
+}
+
+async fn register(state: &AppState, id: i64, name: &str, addr: SocketAddr, kind: SensorKind) {
     state
         .db
-        .add_sensor(&sensor)
+        .add_sensor(&sensor_at(id, name, addr, kind))
         .await
         .expect("register the sensor");
 }
@@ -1897,15 +1885,7 @@ async fn browsers_listening_to_one_call_share_one_sensor_stream_per_format() {
     };
     let pcap = dir.join("call.pcap");
     let s = sensor::Sensor::start(&["--pcap", pcap.to_str().unwrap(), "--speed", "1", "--loop"]);
-    let default = Sensor {
-        id_sensor: 1,
-        name: "default".into(),
-        host: s.addr.ip().to_string(),
-        port: s.addr.port(),
-        token: None,
-        tls: false,
-        kind: SensorKind::Earshot,
-    };
+    let default = sensor_at(1, "default", s.addr, SensorKind::Earshot);
     let db_url = sqlite_url("player-shared-streams");
     let db = Db::open(&db_url).await.expect("open database");
     let hash = auth::hash_password(PASSWORD).expect("hash");

@@ -131,22 +131,30 @@ fn wall_clock_replay_listings_readaudio_and_stream_end() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// call.pcap: the caller streams speech, the callee answers with a 440 Hz tone. A stereo
-/// stream puts the caller left and the callee right, and ends when the call does.
-#[test]
-fn stereo_stream_puts_the_caller_left() {
-    let Some(vm) = sensor::shared("voipmonitor") else {
-        return;
-    };
+/// call.pcap (the caller streams speech, the callee answers with a 440 Hz tone) replayed at
+/// twice real speed, its call streamed from the start with `options`; None without the
+/// shared captures.
+fn stream_recorded_call(options: &str) -> Option<(Vec<StreamItem>, std::path::PathBuf)> {
+    let vm = sensor::shared("voipmonitor")?;
     let pcap = vm.join("call.pcap");
     let s = Sensor::start(&["--pcap", pcap.to_str().unwrap(), "--speed", "2"]);
     let row = s.wait_call_with_rtp(Duration::from_secs(10));
     let r = row[0].as_str().unwrap().to_string();
     let items = sensor::read_stream(
         s.addr,
-        &format!("stream {r} channels=2 rate=8000 from=start"),
+        &format!("stream {r} {options}"),
         Duration::from_secs(30),
     );
+    Some((items, pcap))
+}
+
+/// call.pcap: the caller streams speech, the callee answers with a 440 Hz tone. A stereo
+/// stream puts the caller left and the callee right, and ends when the call does.
+#[test]
+fn stereo_stream_puts_the_caller_left() {
+    let Some((items, pcap)) = stream_recorded_call("channels=2 rate=8000 from=start") else {
+        return;
+    };
     let StreamItem::Header(h) = &items[0] else {
         panic!("header first");
     };
@@ -203,18 +211,10 @@ fn stereo_stream_puts_the_caller_left() {
 /// channels, callee's tone on the right; in a tenth of PCM's bytes or less.
 #[test]
 fn an_opus_stream_carries_the_call_in_a_tenth_of_the_bytes() {
-    let Some(vm) = sensor::shared("voipmonitor") else {
+    let Some((items, _)) = stream_recorded_call("channels=2 rate=16000 from=start format=opus")
+    else {
         return;
     };
-    let pcap = vm.join("call.pcap");
-    let s = Sensor::start(&["--pcap", pcap.to_str().unwrap(), "--speed", "2"]);
-    let row = s.wait_call_with_rtp(Duration::from_secs(10));
-    let r = row[0].as_str().unwrap().to_string();
-    let items = sensor::read_stream(
-        s.addr,
-        &format!("stream {r} channels=2 rate=16000 from=start format=opus"),
-        Duration::from_secs(30),
-    );
     let StreamItem::Header(h) = &items[0] else {
         panic!("header first");
     };

@@ -85,5 +85,27 @@ def sdes_call():
     p.close()
 
 
+def late_join():
+    """A call whose media the capture holds only from its 70,000th packet on: libsrtp2 protects
+    70,100 packets of the caller's stream (the sequence number wraps once, so ROC 1 at the
+    end) and the last 100 are written, 20 ms apart, after the call's SIP and SDP."""
+    frames = alaw_tone(400)
+    p = listening.Pcap(os.path.join(HERE, "late_join.pcap"))
+    c = SrtpCall(p, "srtp-late-1@earshot-test", 8, "PCMA/8000", proto="RTP/SAVP",
+                 offer_extra=[crypto_line(CALLER_KEY)], answer_extra=[crypto_line(CALLEE_KEY)])
+    t = c.invite(listening.T0, 0.5)
+    session = Session(policy=Policy(key=CALLER_KEY, ssrc_type=Policy.SSRC_ANY_OUTBOUND))
+    first = 70_000
+    for i in range(first + 100):
+        header = struct.pack("!BBHII", 0x80, 8, i & 0xFFFF, (1000 + i * 160) & 0xFFFFFFFF,
+                             0x7777AAAA)
+        srtp = session.protect(header + frames[i % len(frames)])
+        if i >= first:
+            p.add(t + (i - first) * 0.020, listening.RTP_CALLER, listening.RTP_CALLEE, srtp)
+    c.bye(t + 100 * 0.020 + 0.1)
+    p.close()
+
+
 if __name__ == "__main__":
     sdes_call()
+    late_join()
