@@ -6,7 +6,7 @@
 //
 // Captures: tests/captures/listening/ringing_then_answered.pcap (12 s ringing, then G.711) and
 // amr_call.pcap (AMR both ways), each replayed in a loop by its own sensor; and
-// tests/captures/srtp/sdes_aes_cm_80.pcap (SRTP by libsrtp2, SDES keys). Screenshots go to
+// tests/captures/srtp/dtls_no_key.pcap (SRTP by libsrtp2, DTLS-SRTP: no key in the SDP). Screenshots go to
 // target/screenshots/ (listening-*.png; docs/images/ has copies).
 
 import { test } from "node:test";
@@ -20,7 +20,7 @@ import {
 } from "./lib.mjs";
 
 const CAPTURES = join(REPO, "tests", "captures", "listening");
-const SRTP_CAPTURE = join(REPO, "tests", "captures", "srtp", "sdes_aes_cm_80.pcap");
+const SRTP_CAPTURE = join(REPO, "tests", "captures", "srtp", "dtls_no_key.pcap");
 
 test("the listening panel shows waiting for media and cannot decode", { timeout: 180000 }, async (t) => {
   const why = missingPrerequisite();

@@ -99,6 +99,9 @@ pub(crate) struct SipOrigin {
 #[repr(C)]
 pub struct Call {
     pub id: CallId,
+    /// Per party (caller, called): the SDES keys (`a=crypto`, tag and key) of its latest
+    /// SDP's SRTP audio, the keys it sends with. At most `earshot_sip::sdp::MAX_CRYPTO`.
+    pub sdes: [Vec<(u32, earshot_srtp::MasterKey)>; 2],
     pub last_packet: Timestamp,
     pub streams: Vec<Stream>,
     pub formats: Vec<PayloadFormat>,
@@ -164,6 +167,19 @@ pub struct Call {
 }
 
 impl Call {
+    /// The key `sender` protects its SRTP with: its SDES line whose tag the other party's
+    /// single line accepted (RFC 4568 §7.1: the answer keeps the tag of the offer it takes),
+    /// else its first.
+    pub fn srtp_key(&self, sender: Party) -> Option<&earshot_srtp::MasterKey> {
+        let slot = |p: Party| usize::from(p == Party::Called);
+        let mine = &self.sdes[slot(sender)];
+        let accepted = match self.sdes[slot(sender.other())].as_slice() {
+            [(tag, _)] => mine.iter().find(|(t, _)| t == tag),
+            _ => None,
+        };
+        accepted.or(mine.first()).map(|(_, k)| k)
+    }
+
     /// Encoding names of the audio actually seen on the call's streams, in first-seen order
     /// (a re-INVITE from PCMU to PCMA lists both); falls back to the negotiated formats when
     /// no RTP was seen.

@@ -233,6 +233,9 @@ pub struct Engine {
     pub(crate) rtp_only_addrs: FxHashMap<SocketAddr, CallId>,
     /// What every call's SIP log holds together, against `Config::sip_log_total_bytes`.
     pub(crate) sip_log_used: usize,
+    /// Where an SRTP packet is decrypted before the sink sees it: reused, so decrypting
+    /// allocates nothing per packet.
+    pub(crate) srtp_clear: Vec<u8>,
 }
 
 pub(crate) use crate::tcp_sip::{Carried, TcpSip};
@@ -267,6 +270,7 @@ impl Engine {
             rtp_only: FxHashMap::default(),
             rtp_only_addrs: FxHashMap::default(),
             sip_log_used: 0,
+            srtp_clear: Vec::with_capacity(2048),
         }
     }
 

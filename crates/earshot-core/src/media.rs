@@ -415,6 +415,13 @@ impl Engine {
             };
             sink.event(&event, call);
         }
+        // SRTP with the sender's key: the sink gets the clear payload; without a key, or when
+        // the packet does not authenticate, the ciphertext marked as such (never decoded).
+        let clear = info.encrypted && decrypt(call, idx, party, rtp, &mut self.srtp_clear);
+        let payload = match clear.then(|| Rtp::parse(&self.srtp_clear)).flatten() {
+            Some(c) => c.payload(),
+            None => rtp.payload(),
+        };
         let formats = &call.formats;
         // The same entry `Call::format` finds: the last one with this payload type.
         let format = info.fmt.and_then(|i| formats.get(i as usize));
@@ -428,11 +435,11 @@ impl Engine {
             timestamp: rtp.timestamp(),
             payload_type: pt,
             marker: rtp.marker(),
-            payload: rtp.payload(),
+            payload,
             format,
             format_index,
             event: info.is_event,
-            encrypted: info.encrypted,
+            encrypted: info.encrypted && !clear,
         });
     }
 
@@ -661,6 +668,32 @@ fn record_dtmf(dtmf: &mut String, last_event: &mut Option<u32>, rtp: &Rtp<'_>) {
             dtmf.push(d);
         }
     }
+}
+
+/// Decrypts one SRTP packet of stream `idx` into `out` with its sender's SDES key, making the
+/// stream's SRTP state on its first packet; false without a key or when the packet does not
+/// authenticate (counted in the stream's SRTP counters).
+fn decrypt(
+    call: &mut crate::Call,
+    idx: u32,
+    party: Party,
+    rtp: &Rtp<'_>,
+    out: &mut Vec<u8>,
+) -> bool {
+    let fresh = match call.streams.get(idx as usize) {
+        Some(s) if s.srtp.is_none() => call.srtp_key(party).map(earshot_srtp::SrtpStream::new),
+        _ => None,
+    };
+    let Some(stream) = call.streams.get_mut(idx as usize) else {
+        return false;
+    };
+    if let Some(f) = fresh {
+        stream.srtp = Some(Box::new(f));
+    }
+    stream
+        .srtp
+        .as_mut()
+        .is_some_and(|s| s.unprotect(rtp.bytes(), out).is_ok())
 }
 
 /// What the hot path needs to know about a payload type in a call with these formats.

@@ -174,6 +174,7 @@ fn rtp_only_call(
     };
     Call {
         id,
+        sdes: Default::default(),
         last_packet: start,
         streams: Vec::with_capacity(2),
         formats: Vec::new(),

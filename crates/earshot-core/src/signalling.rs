@@ -114,6 +114,7 @@ impl Engine {
         let id = self.next_call_id;
         self.next_call_id += 1;
         let call = Call {
+            sdes: Default::default(),
             id,
             call_id: call_id.to_owned(),
             from_tag: from.as_ref().and_then(|f| f.tag.map(str::to_owned)),
@@ -417,11 +418,36 @@ fn apply_sdp(call: &mut Call, party: Party, sdp: &sdp::Sdp<'_>) -> bool {
         .filter(|m| m.kind.eq_ignore_ascii_case("audio") || m.kind.eq_ignore_ascii_case("video"))
     {
         record_formats(call, m);
+        if m.kind.eq_ignore_ascii_case("audio") && m.is_secure() {
+            record_keys(call, party, m);
+        }
         if let Some(ep) = endpoint(party, sdp, m) {
             changed |= add_endpoint(call, ep);
         }
     }
     changed
+}
+
+/// The SDES keys `party` sends its SRTP with (its `a=crypto` lines of a supported suite). New
+/// keys replace the old (a re-INVITE may rekey); the streams of that party then start their
+/// SRTP state again with them.
+fn record_keys(call: &mut Call, party: Party, m: &sdp::Media<'_>) {
+    let keys: Vec<(u32, earshot_srtp::MasterKey)> = m
+        .crypto
+        .iter()
+        .filter_map(|v| {
+            let tag = earshot_srtp::MasterKey::sdes_tag(v)?;
+            Some((tag, earshot_srtp::MasterKey::from_sdes(v).ok()?))
+        })
+        .collect();
+    let slot = usize::from(party == Party::Called);
+    if keys.is_empty() || call.sdes[slot] == keys {
+        return;
+    }
+    call.sdes[slot] = keys;
+    for s in call.streams.iter_mut().filter(|s| s.party == Some(party)) {
+        s.srtp = None;
+    }
 }
 
 /// The payload formats of one m-line: its rtpmaps, and the static types it lists without one.

@@ -94,6 +94,9 @@ pub struct Stream {
     /// Times the audio payload type changed after the first packet.
     pub codec_changes: u32,
     pub key: StreamKey,
+    /// SRTP receiving state, once the sender's key (its SDP's `a=crypto`) is known: cold, so
+    /// last, and boxed (most streams are clear).
+    pub srtp: Option<Box<earshot_srtp::SrtpStream>>,
 }
 
 impl Stream {
@@ -113,6 +116,7 @@ impl Stream {
             current_pt: None,
             current_name: String::new(),
             codec_changes: 0,
+            srtp: None,
         }
     }
 
@@ -179,11 +183,23 @@ impl Stream {
     /// alone has no voice to score; without a clock rate (a dynamic payload type no SDP
     /// described) jitter cannot be measured; and a codec earshot cannot decode has no
     /// E-model impairment it knows (see `earshot_rtp::known_impairment`).
-    /// SRTP: the payload type the stream carries now came from an SRTP m-line (`RTP/SAVP`...),
-    /// so its payloads are ciphertext and never decoded as audio without the key. Loss,
-    /// jitter and MOS are still measured: the RTP header is clear in SRTP.
+    /// SRTP that earshot cannot read: the payload type the stream carries now came from an
+    /// SRTP m-line (`RTP/SAVP`...) and no key decrypts it, so its payloads are ciphertext and
+    /// never decoded as audio. Loss, jitter and MOS are still measured: the RTP header is
+    /// clear in SRTP.
     pub fn is_encrypted(&self) -> bool {
+        self.is_srtp() && !self.is_decrypted()
+    }
+
+    /// SRTP, decrypted or not.
+    pub fn is_srtp(&self) -> bool {
         self.pt_cache.is_some_and(|c| c.encrypted)
+    }
+
+    /// SRTP whose packets earshot decrypts (the key was in the call's SDP and the packets
+    /// authenticate with it).
+    pub fn is_decrypted(&self) -> bool {
+        self.srtp.as_ref().is_some_and(|s| s.counters.decrypted > 0)
     }
 
     pub fn quality_unknown(&self) -> Option<QualityUnknown> {

@@ -70,6 +70,11 @@ impl<'a> Rtp<'a> {
     pub fn ssrc(&self) -> u32 {
         self.ssrc
     }
+    /// The whole packet, header included (what SRTP authenticates).
+    pub fn bytes(&self) -> &'a [u8] {
+        self.buf
+    }
+
     pub fn payload(&self) -> &'a [u8] {
         // `parse` checked start <= end <= len; `get` keeps this panic-free regardless.
         self.buf

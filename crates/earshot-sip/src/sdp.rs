@@ -100,7 +100,13 @@ pub struct Media<'a> {
     pub setup: Option<&'a str>,
     /// `a=connection:` (RFC 4145): `new` or `existing`.
     pub tcp_connection: Option<&'a str>,
+    /// `a=crypto:` values (RFC 4568 SDES: `<tag> <suite> inline:<key>…`), at most
+    /// [`MAX_CRYPTO`]: the keys the SDP's sender protects its SRTP with.
+    pub crypto: Vec<&'a str>,
 }
+
+/// `a=crypto` lines kept per m-line: offers list a few suites, never dozens.
+pub const MAX_CRYPTO: usize = 8;
 
 impl Media<'_> {
     /// Media sent on TCP (`TCP/RTP/AVP`, `TCP/RTP/AVPF`, `TCP/TLS/RTP/SAVP`...): framed as
@@ -324,6 +330,7 @@ fn parse_m_line(value: &str) -> Option<Media<'_>> {
         direction: Direction::SendRecv,
         setup: None,
         tcp_connection: None,
+        crypto: Vec::new(),
     })
 }
 
@@ -357,6 +364,7 @@ fn media_attr<'a>(value: &'a str, b: &mut MediaBuild<'a>) {
         "rtcp-mux" => m.rtcp_mux = true,
         "setup" => m.setup = Some(v),
         "connection" => m.tcp_connection = Some(v),
+        "crypto" if m.crypto.len() < MAX_CRYPTO => m.crypto.push(v),
         _ => {}
     }
 }
@@ -551,6 +559,7 @@ m=audio 49170 RTP/AVP 0\r\n";
             direction: Direction::SendRecv,
             setup: None,
             tcp_connection: None,
+            crypto: Vec::new(),
         };
         for p in [
             "RTP/SAVP",

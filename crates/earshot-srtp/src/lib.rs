@@ -117,6 +117,11 @@ impl MasterKey {
         })
     }
 
+    /// The tag (`1` of `a=crypto:1 …`) an answer uses to say which offered key it accepted.
+    pub fn sdes_tag(value: &str) -> Option<u32> {
+        value.split_ascii_whitespace().next()?.parse().ok()
+    }
+
     /// The key of an `a=crypto` attribute value (RFC 4568 §9.1):
     /// `1 AES_CM_128_HMAC_SHA1_80 inline:<base64 key||salt>[|lifetime][|MKI:length]`.
     /// The first key parameter is used; a lifetime is accepted (a capture rarely outlives it),
@@ -246,6 +251,16 @@ pub struct SrtpStream {
     /// The highest sequence number authenticated and its ROC; None before the first.
     highest: Option<(u16, u32)>,
     pub counters: SrtpCounters,
+}
+
+impl std::fmt::Debug for SrtpStream {
+    // The session keys are secrets: never in logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SrtpStream")
+            .field("roc", &self.roc())
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SrtpStream {

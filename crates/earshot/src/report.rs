@@ -49,6 +49,12 @@ pub fn stream_json(s: &Stream) -> Value {
     if s.is_encrypted() {
         v["encrypted"] = json!(true);
     }
+    if let Some(srtp) = &s.srtp {
+        v["srtp"] = json!({
+            "decrypted": srtp.counters.decrypted,
+            "auth_failures": srtp.counters.auth_failures,
+        });
+    }
     v
 }
 
@@ -195,6 +201,8 @@ fn write_stream(out: &mut dyn Write, s: &Stream) -> io::Result<()> {
         if s.is_video() { "  video" } else { "" },
         if s.is_encrypted() {
             "  encrypted (SRTP, no key)"
+        } else if s.is_decrypted() {
+            "  SRTP (decrypted)"
         } else {
             ""
         },

@@ -1,11 +1,12 @@
-//! SRTP calls without a key are never noise: a call whose SDP says `RTP/SAVP` (SDES keys in
-//! `a=crypto`, media protected by libsrtp2) is measured like any other (loss, jitter, MOS) but
-//! its payloads are never decoded as audio: `analyze` marks the streams encrypted, `extract`
-//! writes silence and says why, and a live listener gets silence and an `encrypted` status.
-//! Before, all three decoded the ciphertext as G.711: loud white noise.
+//! SRTP calls: with the SDES keys their SDP carries (`a=crypto`), earshot decrypts them and
+//! they sound exactly as the same call in the clear; without a key (DTLS-SRTP, here) they are
+//! never noise: measured like any other call (loss, jitter, MOS), marked encrypted, and their
+//! payloads never decoded: `extract` writes silence and says why, a live listener gets silence
+//! and an `encrypted` status. Before, all of them decoded the ciphertext as G.711: loud noise.
 //!
-//! The capture is tests/captures/srtp/sdes_aes_cm_80.pcap (made by make.py there: libsrtp2
-//! through pylibsrtp; under the encryption, a 400 Hz / 1 kHz tone).
+//! The captures are in tests/captures/srtp/ (made by make.py there: libsrtp2 through pylibsrtp
+//! protects the media; under the encryption, a 400 Hz tone from the caller, 1 kHz from the
+//! callee; clear_twin.pcap is the same call unencrypted).
 
 #[path = "common/sensor.rs"]
 mod sensor;
@@ -16,15 +17,21 @@ use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;
 
-fn capture() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/captures/srtp/sdes_aes_cm_80.pcap")
+fn capture_named(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/captures/srtp")
+        .join(name)
 }
 
-#[test]
-fn analyze_marks_srtp_streams_encrypted_and_still_measures_them() {
+/// The call without its keys: DTLS-SRTP, whose keys no SDP carries.
+fn capture() -> PathBuf {
+    capture_named("dtls_no_key.pcap")
+}
+
+fn analyze_json(pcap: &std::path::Path) -> Value {
     let out = sensor::earshot()
         .args(["analyze", "--json"])
-        .arg(capture())
+        .arg(pcap)
         .output()
         .expect("earshot analyze");
     assert!(
@@ -32,7 +39,102 @@ fn analyze_marks_srtp_streams_encrypted_and_still_measures_them() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let doc: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+/// `earshot extract --all` of a one-call capture: the WAV's bytes.
+fn extract(pcap: &std::path::Path, name: &str) -> (Vec<u8>, String) {
+    let dir = sensor::scratch(name);
+    let out = sensor::earshot()
+        .args(["extract", "--all", "--out"])
+        .arg(&dir)
+        .arg(pcap)
+        .output()
+        .expect("earshot extract");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let wav = std::fs::read_dir(&dir)
+        .expect("out dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|e| e == "wav"))
+        .expect("a WAV");
+    let bytes = std::fs::read(&wav).expect("the WAV");
+    let _ = std::fs::remove_dir_all(dir);
+    (bytes, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn sdes_calls_are_decrypted_to_exactly_the_clear_call() {
+    let doc = analyze_json(&capture_named("sdes_aes_cm_80.pcap"));
+    let streams = doc["calls"][0]["streams"]
+        .as_array()
+        .expect("streams")
+        .clone();
+    assert_eq!(streams.len(), 2, "{doc}");
+    for s in &streams {
+        assert_eq!(s["srtp"]["decrypted"], 200, "{s}");
+        assert_eq!(s["srtp"]["auth_failures"], 0, "{s}");
+        assert!(s.get("encrypted").is_none(), "readable: {s}");
+    }
+    let (srtp, stderr) = extract(&capture_named("sdes_aes_cm_80.pcap"), "srtp-sdes");
+    assert!(!stderr.contains("SRTP"), "{stderr}");
+    let (clear, _) = extract(&capture_named("clear_twin.pcap"), "srtp-clear");
+    assert!(srtp.len() > 44 + 2 * 2 * 8000 * 3, "{} bytes", srtp.len());
+    assert!(
+        srtp == clear,
+        "the decrypted call is the clear call, bit for bit"
+    );
+
+    // Joined 70,000 packets in, past a sequence-number wrap: the ROC is found, all decrypt.
+    let doc = analyze_json(&capture_named("late_join.pcap"));
+    let s = &doc["calls"][0]["streams"][0];
+    assert_eq!(
+        (
+            s["srtp"]["decrypted"].as_u64(),
+            s["srtp"]["auth_failures"].as_u64()
+        ),
+        (Some(100), Some(0)),
+        "{s}"
+    );
+}
+
+#[test]
+fn a_live_listener_of_an_sdes_call_hears_both_tones() {
+    let pcap = capture_named("sdes_aes_cm_80.pcap");
+    let s = Sensor::start(&["--pcap", pcap.to_str().unwrap(), "--speed", "1"]);
+    let row = s.wait_call_with_rtp(Duration::from_secs(10));
+    let r = row[0].as_str().unwrap().to_string();
+    let items = sensor::read_stream(
+        s.addr,
+        &format!("stream {r} channels=2 rate=8000 from=start"),
+        Duration::from_secs(30),
+    );
+    let (mut left, mut right) = (Vec::new(), Vec::new());
+    for item in &items {
+        if let StreamItem::Frame(Frame::Audio(a)) = item {
+            for pair in a.samples.chunks_exact(2) {
+                left.push(f32::from(pair[0]));
+                right.push(f32::from(pair[1]));
+            }
+        }
+    }
+    assert!(left.len() > 8000 * 3, "{} samples", left.len());
+    let (l, r) = (
+        sensor::tone_share(&left, 8000.0, 400.0),
+        sensor::tone_share(&right, 8000.0, 1000.0),
+    );
+    assert!(
+        l > 0.8 && r > 0.8,
+        "400 Hz left ({l:.3}), 1 kHz right ({r:.3})"
+    );
+}
+
+#[test]
+fn analyze_marks_srtp_streams_without_a_key_encrypted_and_still_measures_them() {
+    let doc = analyze_json(&capture());
     let streams = doc["calls"][0]["streams"]
         .as_array()
         .expect("streams")
@@ -40,6 +142,7 @@ fn analyze_marks_srtp_streams_encrypted_and_still_measures_them() {
     assert_eq!(streams.len(), 2, "{doc}");
     for s in &streams {
         assert_eq!(s["encrypted"], true, "{s}");
+        assert!(s.get("srtp").is_none(), "no key, nothing decrypted: {s}");
         assert_eq!(s["codec"], "PCMA", "{s}");
         assert_eq!(s["packets"], 200, "{s}");
         assert!(
@@ -61,44 +164,26 @@ fn analyze_marks_srtp_streams_encrypted_and_still_measures_them() {
 }
 
 #[test]
-fn extract_writes_silence_for_srtp_and_says_why() {
-    let dir = sensor::scratch("srtp-extract");
-    let out = sensor::earshot()
-        .args(["extract", "--all", "--out"])
-        .arg(&dir)
-        .arg(capture())
-        .output()
-        .expect("earshot extract");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
+fn extract_writes_silence_for_srtp_without_a_key_and_says_why() {
+    let (wav, stderr) = extract(&capture(), "srtp-extract");
     assert_eq!(
         stderr.matches("SRTP-encrypted media").count(),
         2,
         "{stderr}"
     );
-    let wav = std::fs::read_dir(&dir)
-        .expect("out dir")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.extension().is_some_and(|e| e == "wav"))
-        .expect("a WAV");
-    let (samples, channels, _) = sensor::read_wav(&wav);
-    assert_eq!(channels, 2);
     assert!(
-        samples.len() > 2 * 8000 * 3,
-        "the call's length: {} samples",
-        samples.len()
+        wav.len() > 44 + 2 * 2 * 8000 * 3,
+        "the call's length: {} bytes",
+        wav.len()
     );
-    let loudest = samples.iter().fold(0f32, |m, s| m.max(s.abs()));
-    assert_eq!(loudest, 0.0, "silence, not the ciphertext decoded as G.711");
-    let _ = std::fs::remove_dir_all(dir);
+    assert!(
+        wav[44..].iter().all(|&b| b == 0),
+        "silence, not the ciphertext decoded as G.711"
+    );
 }
 
 #[test]
-fn a_live_listener_of_an_srtp_call_gets_silence_and_is_told_encrypted() {
+fn a_live_listener_of_an_srtp_call_without_a_key_gets_silence_and_is_told_encrypted() {
     let pcap = capture();
     let s = Sensor::start(&["--pcap", pcap.to_str().unwrap(), "--speed", "1"]);
     let row = s.wait_call_with_rtp(Duration::from_secs(10));

@@ -85,6 +85,28 @@ def sdes_call():
     p.close()
 
 
+def no_key_and_clear_twin():
+    """The SDES call twice more: as DTLS-SRTP (`UDP/TLS/RTP/SAVP`, a fingerprint, no
+    a=crypto: keys a sensor without a key log cannot know) and in the clear (RTP/AVP, the same
+    payloads unencrypted), the reference a decrypted call must equal."""
+    caller, callee = alaw_tone(400), alaw_tone(1000)
+    fingerprint = "a=fingerprint:sha-256 " + ":".join(["AB"] * 32)
+    p = listening.Pcap(os.path.join(HERE, "dtls_no_key.pcap"))
+    c = SrtpCall(p, "srtp-dtls-1@earshot-test", 8, "PCMA/8000", proto="UDP/TLS/RTP/SAVP",
+                 offer_extra=[fingerprint, "a=setup:actpass"],
+                 answer_extra=[fingerprint, "a=setup:active"])
+    t = c.invite(listening.T0, 0.5)
+    end = max(c.media(t, caller, True, 0x7777AAAA), c.media(t + 0.005, callee, False, 0x8888BBBB))
+    c.bye(end + 0.1)
+    p.close()
+    p = listening.Pcap(os.path.join(HERE, "clear_twin.pcap"))
+    c = listening.Call(p, "srtp-sdes-1@earshot-test", 8, "PCMA/8000")
+    t = c.invite(listening.T0, 0.5)
+    end = max(c.media(t, caller, True, 0x7777AAAA), c.media(t + 0.005, callee, False, 0x8888BBBB))
+    c.bye(end + 0.1)
+    p.close()
+
+
 def late_join():
     """A call whose media the capture holds only from its 70,000th packet on: libsrtp2 protects
     70,100 packets of the caller's stream (the sequence number wraps once, so ROC 1 at the
@@ -108,4 +130,5 @@ def late_join():
 
 if __name__ == "__main__":
     sdes_call()
+    no_key_and_clear_twin()
     late_join()
