@@ -31,16 +31,19 @@ CALLEE_KEY = bytes(range(101, 131))
 SUITE = "AES_CM_128_HMAC_SHA1_80"
 
 
-def crypto_line(key):
-    return f"a=crypto:1 {SUITE} inline:{base64.b64encode(key).decode()}"
+def crypto_line(key, suite=SUITE):
+    return f"a=crypto:1 {suite} inline:{base64.b64encode(key).decode()}"
 
 
 class SrtpCall(listening.Call):
     """The listening captures' call, with its RTP protected by libsrtp2 as it is added."""
 
+    profile = Policy.SRTP_PROFILE_AES128_CM_SHA1_80
+
     def media(self, t, frames, from_caller, ssrc, samples_per_packet=160):
         key = CALLER_KEY if from_caller else CALLEE_KEY
-        session = Session(policy=Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND))
+        policy = Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND, srtp_profile=self.profile)
+        session = Session(policy=policy)
         start = len(self.pcap.packets)
         end = super().media(t, frames, from_caller, ssrc, samples_per_packet)
         for i in range(start, len(self.pcap.packets)):
@@ -79,6 +82,21 @@ def sdes_call():
     p = listening.Pcap(os.path.join(HERE, "sdes_aes_cm_80.pcap"))
     c = SrtpCall(p, "srtp-sdes-1@earshot-test", 8, "PCMA/8000", proto="RTP/SAVP",
                  offer_extra=[crypto_line(CALLER_KEY)], answer_extra=[crypto_line(CALLEE_KEY)])
+    t = c.invite(listening.T0, 0.5)
+    end = max(c.media(t, caller, True, 0x7777AAAA), c.media(t + 0.005, callee, False, 0x8888BBBB))
+    c.bye(end + 0.1)
+    p.close()
+
+
+def sdes_32():
+    """The SDES call under AES_CM_128_HMAC_SHA1_32 (a 4-byte tag)."""
+    caller, callee = alaw_tone(400), alaw_tone(1000)
+    suite = "AES_CM_128_HMAC_SHA1_32"
+    p = listening.Pcap(os.path.join(HERE, "sdes_aes_cm_32.pcap"))
+    c = SrtpCall(p, "srtp-sdes-1@earshot-test", 8, "PCMA/8000", proto="RTP/SAVP",
+                 offer_extra=[crypto_line(CALLER_KEY, suite)],
+                 answer_extra=[crypto_line(CALLEE_KEY, suite)])
+    c.profile = Policy.SRTP_PROFILE_AES128_CM_SHA1_32
     t = c.invite(listening.T0, 0.5)
     end = max(c.media(t, caller, True, 0x7777AAAA), c.media(t + 0.005, callee, False, 0x8888BBBB))
     c.bye(end + 0.1)
@@ -130,5 +148,6 @@ def late_join():
 
 if __name__ == "__main__":
     sdes_call()
+    sdes_32()
     no_key_and_clear_twin()
     late_join()
