@@ -173,20 +173,7 @@ fn stereo_stream_puts_the_caller_left() {
         }
     }
     assert!(left.len() > 8000 * 15, "{} s of audio", left.len() / 8000);
-    let (tl, tr) = (
-        sensor::tone_share(&left, 8000.0, 440.0),
-        sensor::tone_share(&right, 8000.0, 440.0),
-    );
-    eprintln!("440 Hz share: left {tl:.3}, right {tr:.3}");
-    assert!(
-        tr > 0.8,
-        "right channel (callee) is the 440 Hz tone: {tr:.3}"
-    );
-    assert!(tl < 0.2, "left channel (caller) is not the tone: {tl:.3}");
-    match items.last() {
-        Some(StreamItem::Frame(Frame::End(e))) => assert_eq!(e.reason, EndReason::CallEnded),
-        other => panic!("last item is not an end frame: {other:?}"),
-    }
+    callee_tone_right_then_end(&items, &left, &right, 8000.0);
 
     // The left channel is the caller's audio as the offline engine decodes it.
     let dir = sensor::scratch("e2e-stereo");
@@ -248,11 +235,17 @@ fn an_opus_stream_carries_the_call_in_a_tenth_of_the_bytes() {
             .map(|&v| f32::from(v))
             .collect()
     };
+    callee_tone_right_then_end(&items, &side(0), &side(1), 48000.0);
+}
+
+/// call.pcap's stereo stream: the callee's 440 Hz tone on the right, not on the left, and the
+/// stream ends with the call.
+fn callee_tone_right_then_end(items: &[StreamItem], left: &[f32], right: &[f32], rate: f64) {
     let (tl, tr) = (
-        sensor::tone_share(&side(0), 48000.0, 440.0),
-        sensor::tone_share(&side(1), 48000.0, 440.0),
+        sensor::tone_share(left, rate, 440.0),
+        sensor::tone_share(right, rate, 440.0),
     );
-    eprintln!("440 Hz share after Opus: left {tl:.3}, right {tr:.3}");
+    eprintln!("440 Hz share: left {tl:.3}, right {tr:.3}");
     assert!(
         tr > 0.8,
         "right channel (callee) is the 440 Hz tone: {tr:.3}"
