@@ -168,6 +168,17 @@ pub struct CaptureCounters {
     pub hep_skipped: earshot_wire::HepSkipped,
     /// RTP/RTCP framed on TCP (RFC 4571, TURN ChannelData), skipped STUN, broken framings.
     pub tcp_media: crate::TcpMediaStats,
+    /// SRTP packets of calls: decrypted with their SDES key, refused by its tag, or without a
+    /// key (never decoded either way but the first).
+    pub srtp: SrtpTotals,
+}
+
+/// What became of the SRTP packets the engine saw (see [`CaptureCounters::srtp`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SrtpTotals {
+    pub decrypted: u64,
+    pub auth_failures: u64,
+    pub no_key: u64,
 }
 
 impl CaptureCounters {

@@ -417,7 +417,16 @@ impl Engine {
         }
         // SRTP with the sender's key: the sink gets the clear payload; without a key, or when
         // the packet does not authenticate, the ciphertext marked as such (never decoded).
-        let clear = info.encrypted && decrypt(call, idx, party, rtp, &mut self.srtp_clear);
+        let clear = info.encrypted && {
+            let outcome = decrypt(call, idx, party, rtp, &mut self.srtp_clear);
+            let totals = &mut self.counters.srtp;
+            match outcome {
+                Decrypted::Clear => totals.decrypted += 1,
+                Decrypted::Refused => totals.auth_failures += 1,
+                Decrypted::NoKey => totals.no_key += 1,
+            }
+            outcome == Decrypted::Clear
+        };
         let payload = match clear.then(|| Rtp::parse(&self.srtp_clear)).flatten() {
             Some(c) => c.payload(),
             None => rtp.payload(),
@@ -670,30 +679,41 @@ fn record_dtmf(dtmf: &mut String, last_event: &mut Option<u32>, rtp: &Rtp<'_>) {
     }
 }
 
+/// What [`decrypt`] made of an SRTP packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Decrypted {
+    /// Authenticated and decrypted: `out` holds the clear packet.
+    Clear,
+    /// The sender's key did not authenticate it.
+    Refused,
+    /// No key for the sender.
+    NoKey,
+}
+
 /// Decrypts one SRTP packet of stream `idx` into `out` with its sender's SDES key, making the
-/// stream's SRTP state on its first packet; false without a key or when the packet does not
-/// authenticate (counted in the stream's SRTP counters).
+/// stream's SRTP state on its first packet (the stream's SRTP counters count the outcome).
 fn decrypt(
     call: &mut crate::Call,
     idx: u32,
     party: Party,
     rtp: &Rtp<'_>,
     out: &mut Vec<u8>,
-) -> bool {
+) -> Decrypted {
     let fresh = match call.streams.get(idx as usize) {
         Some(s) if s.srtp.is_none() => call.srtp_key(party).map(earshot_srtp::SrtpStream::new),
         _ => None,
     };
     let Some(stream) = call.streams.get_mut(idx as usize) else {
-        return false;
+        return Decrypted::NoKey;
     };
     if let Some(f) = fresh {
         stream.srtp = Some(Box::new(f));
     }
-    stream
-        .srtp
-        .as_mut()
-        .is_some_and(|s| s.unprotect(rtp.bytes(), out).is_ok())
+    match stream.srtp.as_mut().map(|s| s.unprotect(rtp.bytes(), out)) {
+        None => Decrypted::NoKey,
+        Some(Ok(())) => Decrypted::Clear,
+        Some(Err(_)) => Decrypted::Refused,
+    }
 }
 
 /// What the hot path needs to know about a payload type in a call with these formats.

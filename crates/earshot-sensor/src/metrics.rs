@@ -120,6 +120,15 @@ pub fn render(shared: &Shared, manager: &ManagerCounters, token: &ScrapeToken) -
             (kind("rtcp"), cap.rtcp_bytes),
         ],
     );
+    e.counters(
+        "earshot_sensor_srtp_packets_total",
+        "SRTP packets of calls, by outcome (decrypted: with the SDES key of the call's SDP; auth_failed: the key did not authenticate them, not decoded; no_key: no key known, e.g. DTLS-SRTP, not decoded).",
+        [
+            (vec![("outcome", "decrypted".to_string())], cap.srtp.decrypted),
+            (vec![("outcome", "auth_failed".to_string())], cap.srtp.auth_failures),
+            (vec![("outcome", "no_key".to_string())], cap.srtp.no_key),
+        ],
+    );
     e.counter(
         "earshot_sensor_kernel_drops_total",
         "Frames the kernel dropped before libpcap read them (raise [capture] buffer_mb).",

@@ -91,7 +91,7 @@ pub fn call_json(c: &Call) -> Value {
 
 pub fn document(engine: &Engine) -> Value {
     let counters = engine.counters();
-    json!({
+    let mut doc = json!({
         "capture": {
             "packets": counters.frames,
             "sip_messages": counters.sip_messages,
@@ -114,7 +114,17 @@ pub fn document(engine: &Engine) -> Value {
         },
         "calls": engine.calls().into_iter().map(call_json).collect::<Vec<_>>(),
         "unassociated_streams": engine.unassociated_streams().iter().map(stream_json).collect::<Vec<_>>(),
-    })
+    });
+    // Only for captures with SRTP, so the documents of others stay as they were.
+    let srtp = counters.srtp;
+    if srtp != earshot_core::SrtpTotals::default() {
+        doc["capture"]["srtp_packets"] = json!({
+            "decrypted": srtp.decrypted,
+            "auth_failures": srtp.auth_failures,
+            "no_key": srtp.no_key,
+        });
+    }
+    doc
 }
 
 pub fn write_table(out: &mut dyn Write, engine: &Engine) -> io::Result<()> {
