@@ -719,15 +719,16 @@ fn decrypt(
 /// What the hot path needs to know about a payload type in a call with these formats.
 fn resolve_pt(formats: &[PayloadFormat], pt: u8) -> PtInfo {
     let (encoding, clock) = payload_format(formats, pt);
+    let fmt = formats.iter().rposition(|f| f.pt == pt);
     PtInfo {
         pt,
         is_event: encoding.is_some_and(|e| e.eq_ignore_ascii_case("telephone-event")),
         is_cn: pt == 13 || encoding.is_some_and(|e| e.eq_ignore_ascii_case("CN")),
         is_video: encoding.is_some_and(|e| is_video_format(e, clock)),
         formats_len: formats.len() as u32,
-        fmt: formats.iter().rposition(|f| f.pt == pt).map(|i| i as u32),
+        fmt: fmt.map(|i| i as u32),
         clock,
-        encrypted: match formats.iter().rev().find(|f| f.pt == pt) {
+        encrypted: match fmt.and_then(|i| formats.get(i)) {
             Some(f) => f.encrypted,
             // A type no SDP named, in a call with SRTP media: ciphertext too, as far as anyone
             // can tell; never noise.

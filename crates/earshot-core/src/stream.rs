@@ -178,11 +178,6 @@ impl Stream {
         self.quality_unknown().is_none().then(|| self.mos())
     }
 
-    /// Why the stream has no MOS, or `None` when it has one. In the order a person would want
-    /// to be told: video is never scored; a stream of telephone-events (or comfort noise)
-    /// alone has no voice to score; without a clock rate (a dynamic payload type no SDP
-    /// described) jitter cannot be measured; and a codec earshot cannot decode has no
-    /// E-model impairment it knows (see `earshot_rtp::known_impairment`).
     /// SRTP that earshot cannot read: the payload type the stream carries now came from an
     /// SRTP m-line (`RTP/SAVP`...) and no key decrypts it, so its payloads are ciphertext and
     /// never decoded as audio. Loss, jitter and MOS are still measured: the RTP header is
@@ -202,6 +197,11 @@ impl Stream {
         self.srtp.as_ref().is_some_and(|s| s.counters.decrypted > 0)
     }
 
+    /// Why the stream has no MOS, or `None` when it has one. In the order a person would want
+    /// to be told: video is never scored; a stream of telephone-events (or comfort noise)
+    /// alone has no voice to score; without a clock rate (a dynamic payload type no SDP
+    /// described) jitter cannot be measured; and a codec earshot cannot decode has no
+    /// E-model impairment it knows (see `earshot_rtp::known_impairment`).
     pub fn quality_unknown(&self) -> Option<QualityUnknown> {
         if self.is_video() {
             return Some(QualityUnknown::Video);

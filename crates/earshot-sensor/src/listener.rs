@@ -32,7 +32,7 @@ const REPLAY_BATCH: usize = 256;
 const BLOCK_MS: u32 = 20;
 
 /// What a subscriber asked for.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AudioFormat {
     pub rate: u32,
     pub channels: u8,
@@ -47,12 +47,6 @@ impl AudioFormat {
             channels,
             encoding: AudioEncoding::S16le,
         }
-    }
-
-    fn same(&self, other: &AudioFormat) -> bool {
-        self.rate == other.rate
-            && self.channels == other.channels
-            && self.encoding == other.encoding
     }
 }
 
@@ -282,7 +276,7 @@ impl Listener {
 
     /// True when a new subscriber asking for `format` from now on can join this listener.
     pub fn can_share(&self, format: &AudioFormat) -> bool {
-        self.shareable && self.format.same(format)
+        self.shareable && self.format == *format
     }
 
     pub fn subscribe(&mut self, id: u64, tx: FrameTx) {
@@ -404,27 +398,21 @@ impl Listener {
             return state(ListenState::WaitingForMedia);
         }
         let encrypted = [0, 1].map(|i| recent[i] && self.leg_encrypted[i]);
-        if let Some(first) = (0..2).find(|&i| encrypted[i]) {
+        if let Some((_, party)) = silent_party(encrypted) {
             return Status {
                 state: ListenState::Encrypted,
                 codec: None,
-                party: (encrypted != [true, true]).then_some(if first == 0 {
-                    "caller"
-                } else {
-                    "called"
-                }),
+                party,
             };
         }
         let bad = [0, 1].map(|i| recent[i] && self.leg_undecodable[i].is_some());
-        let Some(first) = (0..2).find(|&i| bad[i]) else {
+        let Some((first, party)) = silent_party(bad) else {
             return state(ListenState::Playing);
         };
-        // One party named when only its audio is lost (or only it sends); none when both are.
-        let one_party = bad != [true, true];
         Status {
             state: ListenState::Undecodable,
             codec: self.leg_undecodable[first].clone(),
-            party: one_party.then_some(if first == 0 { "caller" } else { "called" }),
+            party,
         }
     }
 
@@ -663,6 +651,14 @@ impl Listener {
         };
         origin + (i128::from(index) * 1_000_000_000 / i128::from(self.format.rate)) as i64
     }
+}
+
+/// The first leg (0 caller, 1 called) of `silent` (legs whose audio is lost), and the party to
+/// name: one only when only its audio is lost (or only it sends); none when both are.
+fn silent_party(silent: [bool; 2]) -> Option<(usize, Option<&'static str>)> {
+    let first = (0..2).find(|&i| silent[i])?;
+    let name = if first == 0 { "caller" } else { "called" };
+    Some((first, (silent != [true, true]).then_some(name)))
 }
 
 fn leg_slot(leg: Party) -> usize {

@@ -9,7 +9,7 @@ mod common;
 #[path = "common/sensor.rs"]
 mod sensor;
 
-use common::{earshot, tone_dbfs, voiced};
+use common::{tone_dbfs, voiced};
 use earshot_manager::stream_proto::{EndReason, Frame, StreamItem};
 use sensor::Sensor;
 use std::collections::BTreeMap;
@@ -87,31 +87,13 @@ fn rtp_framed_on_tcp_is_in_the_call_with_tsharks_counts() {
 
 #[test]
 fn extract_gives_each_party_its_own_tone_from_rtp_on_tcp() {
-    let dir = std::env::temp_dir().join(format!("earshot-rtptcp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let out = earshot()
-        .args(["extract", "--all", "--out"])
-        .arg(&dir)
-        .arg(capture("rtp-over-tcp.pcap"))
-        .output()
-        .expect("run earshot extract");
-    assert!(
-        out.status.success(),
-        "extract: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let wav = std::fs::read_dir(&dir)
-        .expect("extract output")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.extension().is_some_and(|e| e == "wav"))
-        .expect("a WAV file");
-    let r = hound::WavReader::open(&wav).expect("open wav");
+    let (wav, _) = sensor::extract_only_call(&capture("rtp-over-tcp.pcap"), "rtptcp");
+    let r = hound::WavReader::new(std::io::Cursor::new(wav)).expect("a WAV");
     let (channels, rate) = (r.spec().channels, r.spec().sample_rate);
     let samples: Vec<f32> = r
         .into_samples::<i16>()
         .map(|s| f32::from(s.expect("wav sample")))
         .collect();
-    let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(channels, 2);
     let seconds = samples.len() as f64 / 2.0 / f64::from(rate);
     assert!(seconds > 4.5, "{seconds:.2} s of audio");

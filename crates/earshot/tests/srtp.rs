@@ -42,33 +42,9 @@ fn analyze_json(pcap: &std::path::Path) -> Value {
     serde_json::from_slice(&out.stdout).expect("JSON")
 }
 
-/// `earshot extract --all` of a one-call capture: the WAV's bytes.
-fn extract(pcap: &std::path::Path, name: &str) -> (Vec<u8>, String) {
-    let dir = sensor::scratch(name);
-    let out = sensor::earshot()
-        .args(["extract", "--all", "--out"])
-        .arg(&dir)
-        .arg(pcap)
-        .output()
-        .expect("earshot extract");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let wav = std::fs::read_dir(&dir)
-        .expect("out dir")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.extension().is_some_and(|e| e == "wav"))
-        .expect("a WAV");
-    let bytes = std::fs::read(&wav).expect("the WAV");
-    let _ = std::fs::remove_dir_all(dir);
-    (bytes, String::from_utf8_lossy(&out.stderr).into_owned())
-}
-
 #[test]
 fn sdes_calls_are_decrypted_to_exactly_the_clear_call() {
-    let (clear, _) = extract(&capture_named("clear_twin.pcap"), "srtp-clear");
+    let (clear, _) = sensor::extract_only_call(&capture_named("clear_twin.pcap"), "srtp-clear");
     for name in ["sdes_aes_cm_80.pcap", "sdes_aes_cm_32.pcap"] {
         let doc = analyze_json(&capture_named(name));
         let streams = doc["calls"][0]["streams"]
@@ -81,7 +57,7 @@ fn sdes_calls_are_decrypted_to_exactly_the_clear_call() {
             assert_eq!(s["srtp"]["auth_failures"], 0, "{name}: {s}");
             assert!(s.get("encrypted").is_none(), "{name}: readable: {s}");
         }
-        let (srtp, stderr) = extract(&capture_named(name), "srtp-sdes");
+        let (srtp, stderr) = sensor::extract_only_call(&capture_named(name), "srtp-sdes");
         assert!(!stderr.contains("SRTP"), "{name}: {stderr}");
         assert!(
             srtp.len() > 44 + 2 * 2 * 8000 * 3,
@@ -171,7 +147,7 @@ fn analyze_marks_srtp_streams_without_a_key_encrypted_and_still_measures_them() 
 
 #[test]
 fn extract_writes_silence_for_srtp_without_a_key_and_says_why() {
-    let (wav, stderr) = extract(&capture(), "srtp-extract");
+    let (wav, stderr) = sensor::extract_only_call(&capture(), "srtp-extract");
     assert_eq!(
         stderr.matches("SRTP-encrypted media").count(),
         2,

@@ -40,6 +40,29 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// `earshot extract --all` of a one-call capture into a scratch directory named after `name`:
+/// the WAV's bytes and what extract said on stderr. The run must succeed.
+#[allow(dead_code)]
+pub fn extract_only_call(pcap: &Path, name: &str) -> (Vec<u8>, String) {
+    let dir = scratch(name);
+    let out = earshot()
+        .args(["extract", "--all", "--out"])
+        .arg(&dir)
+        .arg(pcap)
+        .output()
+        .expect("run earshot extract");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "extract: {stderr}");
+    let wav = std::fs::read_dir(&dir)
+        .expect("extract output")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|e| e == "wav"))
+        .expect("a WAV file");
+    let bytes = std::fs::read(&wav).expect("read the WAV");
+    let _ = std::fs::remove_dir_all(dir);
+    (bytes, stderr)
+}
+
 fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     l.local_addr().expect("local addr").port()
