@@ -247,6 +247,9 @@ pub struct Engine {
     /// Where an SRTP packet is decrypted before the sink sees it: reused, so decrypting
     /// allocates nothing per packet.
     pub(crate) srtp_clear: Vec<u8>,
+    /// Secrets for TLS and DTLS sessions the capture carries (SIP over TLS, DTLS-SRTP), from
+    /// key logs the edge feeds in as they grow.
+    pub(crate) keylog: earshot_keylog::KeyLog,
 }
 
 pub(crate) use crate::tcp_sip::{Carried, TcpSip};
@@ -282,7 +285,18 @@ impl Engine {
             rtp_only_addrs: FxHashMap::default(),
             sip_log_used: 0,
             srtp_clear: Vec::with_capacity(2048),
+            keylog: earshot_keylog::KeyLog::default(),
         }
+    }
+
+    /// The key log the engine reads TLS and DTLS sessions with: feed it the bytes of a key
+    /// log file (or socket) as they arrive, before or while the traffic they open is fed.
+    pub fn key_log_mut(&mut self) -> &mut earshot_keylog::KeyLog {
+        &mut self.keylog
+    }
+
+    pub fn key_log(&self) -> &earshot_keylog::KeyLog {
+        &self.keylog
     }
 
     /// Feeds one captured link-layer frame.

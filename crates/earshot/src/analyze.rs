@@ -29,6 +29,8 @@ pub struct Args {
     /// End calls after this many seconds without SIP or RTP.
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     idle_timeout: u64,
+    #[command(flatten)]
+    keylog: crate::tls_keylog::KeyLogArgs,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -38,6 +40,7 @@ pub fn run(args: Args) -> Result<()> {
         ..Config::default()
     };
     let mut engine = Engine::new(cfg);
+    args.keylog.load_into(&mut engine)?;
     for path in &args.files {
         feed_file(&mut engine, path)?;
     }

@@ -1,5 +1,6 @@
 //! `earshot extract`: the audio of calls, or of one raw RTP stream, as WAV.
 
+use crate::tls_keylog::KeyLogArgs;
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use earshot_audio::{
@@ -67,6 +68,8 @@ pub struct Args {
     /// that pack it like AAL2-G726, e.g. baresip).
     #[arg(long, value_name = "ORDER", default_value_t = G726Order::Auto)]
     g726_order: G726Order,
+    #[command(flatten)]
+    keylog: crate::tls_keylog::KeyLogArgs,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -100,6 +103,7 @@ pub fn run(args: Args) -> Result<()> {
             &formats,
             &args.out,
             &decoder,
+            &args.keylog,
         );
     }
     let playout = PlayoutConfig::offline().with_decoder(decoder);
@@ -113,7 +117,7 @@ pub fn run(args: Args) -> Result<()> {
         cfg,
         calls: BTreeMap::new(),
     };
-    feed_files(&args.files, &mut sink)?;
+    feed_files(&args.files, &args.keylog, &mut sink)?;
     if sink.calls.is_empty() {
         match &args.call {
             Some(id) => bail!("no call with Call-ID {id} in the capture"),
@@ -143,8 +147,9 @@ fn parse_ssrc(s: &str) -> Result<u32> {
     u32::from_str_radix(hex, 16).with_context(|| format!("--stream {s}: not a hex SSRC"))
 }
 
-fn feed_files(files: &[PathBuf], sink: &mut dyn Sink) -> Result<Engine> {
+fn feed_files(files: &[PathBuf], keylog: &KeyLogArgs, sink: &mut dyn Sink) -> Result<Engine> {
     let mut engine = Engine::new(Config::default());
+    keylog.load_into(&mut engine)?;
     for path in files {
         let mut reader = CaptureReader::open(path).map_err(|e| match e {
             CaptureError::Open { .. } => anyhow::anyhow!("{e}"),
@@ -411,6 +416,7 @@ fn extract_stream(
     formats: &HashMap<u8, Codec>,
     out: &Path,
     decoder: &DecoderOptions,
+    keylog: &KeyLogArgs,
 ) -> Result<()> {
     let mut sink = StreamSink {
         ssrc,
@@ -418,7 +424,7 @@ fn extract_stream(
         packets: HashMap::new(),
         highest: None,
     };
-    let engine = feed_files(files, &mut sink)?;
+    let engine = feed_files(files, keylog, &mut sink)?;
     if sink.packets.is_empty() {
         // Outside calls, what the capture itself said about the stream (the SDP of a dialog
         // whose INVITE is missing) comes after the user's word.

@@ -13,6 +13,7 @@ mod report;
 mod sensor;
 mod signals;
 mod synth;
+mod tls_keylog;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
