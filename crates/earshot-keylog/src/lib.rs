@@ -16,6 +16,11 @@
 //! store holds at most its capacity of sessions, forgetting the oldest first. Every line is
 //! accounted for in [`KeyLogStats`]. Secrets are wiped from memory when dropped and never
 //! printed by `Debug`.
+//!
+//! [`derive`] has the key derivations that turn a logged secret into keys: TLS 1.2's PRF and
+//! exporter (DTLS-SRTP), TLS 1.3's HKDF-Expand-Label and exporter.
+
+pub mod derive;
 
 use std::collections::{HashMap, VecDeque};
 use zeroize::Zeroizing;
