@@ -1,6 +1,13 @@
 //! Compiles the bundled libspeex 1.2.1 decoder sources (Xiph.org, BSD-3-Clause,
 //! see speex/COPYING) with the system C compiler. The FFI declarations are
 //! written by hand in src/speex.rs, so neither bindgen nor libclang is needed.
+//!
+//! Why not the system's libspeex, as libopus is: Debian's libspeex1 (1.2.1) is built with
+//! its notifications on, so it writes `notification: … The stream is corrupted.` to stderr
+//! for every corrupted frame it is given (tried: three frames of 0xff bytes, three lines). A
+//! sensor decodes whatever the network carries, so one hostile stream would flood its log at
+//! packet rate; `speex_notify` is a static inline inside the library and cannot be overridden
+//! from outside. Built here with DISABLE_NOTIFICATIONS, errors come back as return codes only.
 
 fn main() {
     const SOURCES: &[&str] = &[
