@@ -24,7 +24,6 @@ pub mod rewind;
 pub mod server;
 pub mod source;
 pub mod summary;
-mod swap;
 mod waiting_room;
 
 pub use counters::SensorCounters;

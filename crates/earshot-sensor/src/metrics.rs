@@ -12,8 +12,8 @@
 use crate::counters::SensorCounters as C;
 use crate::pipeline::Shared;
 use crate::server::ManagerCounters;
-use crate::swap::Swap;
 use crate::waiting_room::{Seat, WaitingRoom};
+use arc_swap::ArcSwapOption;
 use earshot_metrics::request::{head_complete, header, route, Route};
 use earshot_metrics::{Exposition, CONTENT_TYPE};
 use std::net::{IpAddr, SocketAddr};
@@ -39,7 +39,7 @@ const MAX_ANSWERING: usize = 16;
 /// what the endpoint refused.
 #[derive(Debug, Default)]
 pub struct ScrapeToken {
-    token: Swap<Option<Arc<str>>>,
+    token: ArcSwapOption<String>,
     /// Scrapes refused for a missing or wrong token, or for not coming from loopback.
     refused: AtomicU64,
     /// Connections closed unanswered: pushed out while idle, too slow to send their request,
@@ -56,15 +56,15 @@ impl ScrapeToken {
         Arc::new(t)
     }
 
-    pub fn get(&self) -> Option<Arc<str>> {
-        self.token.get()
+    pub fn get(&self) -> Option<Arc<String>> {
+        self.token.load_full()
     }
 
     /// Surrounding whitespace is not part of a token (the bearer value is trimmed too); an empty
     /// token means none.
     pub fn replace(&self, token: Option<String>) {
         let token = crate::server::normalise_token(token);
-        self.token.set(token.map(Arc::from));
+        self.token.store(token.map(Arc::new));
     }
 
     pub fn refused(&self) -> u64 {
@@ -424,7 +424,7 @@ struct Scrape {
 async fn answer(mut sock: TcpStream, head: &str, scrape: &Scrape) {
     let token = scrape.token.get();
     let allowed = earshot_metrics::scrape_allowed(
-        token.as_deref(),
+        token.as_deref().map(String::as_str),
         header(head, "authorization"),
         Some(scrape.peer),
     );

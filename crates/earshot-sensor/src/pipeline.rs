@@ -2,8 +2,8 @@
 //! listeners, and publishes a snapshot of the call table for the manager to read.
 //!
 //! Nothing here blocks on anything downstream: listeners are fed with `try_send` and dropped
-//! when full, and the manager reads snapshots (an `Arc` swapped under a lock held for a pointer
-//! copy) instead of the live table. The only waits are on the input queue, with a timeout.
+//! when full, and the manager reads snapshots (an `Arc` swapped without a lock, `arc-swap`)
+//! instead of the live table. The only waits are on the input queue, with a timeout.
 
 use crate::admission::{Gate, ListenLimits};
 use crate::audit::AuditLog;
@@ -24,7 +24,7 @@ use earshot_manager::{CallRef, CallRefGenerator, CallSummary, Listing, StreamFro
 use earshot_wire::{reuse_frame_list, Timestamp};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -120,7 +120,7 @@ impl Snapshot {
 /// What the pipeline shares with the rest of the sensor.
 pub struct Shared {
     pub counters: Arc<SensorCounters>,
-    snapshot: Mutex<Arc<Snapshot>>,
+    snapshot: arc_swap::ArcSwap<Snapshot>,
     pub started: Instant,
     pub active_listeners: AtomicU64,
     /// The listener limits and the counts they are checked against.
@@ -140,7 +140,7 @@ impl Shared {
     pub fn with(counters: Arc<SensorCounters>, listen: ListenLimits, audit: AuditLog) -> Arc<Self> {
         Arc::new(Shared {
             counters,
-            snapshot: Mutex::new(Arc::new(Snapshot::default())),
+            snapshot: arc_swap::ArcSwap::from_pointee(Snapshot::default()),
             started: Instant::now(),
             active_listeners: AtomicU64::new(0),
             listen,
@@ -150,17 +150,10 @@ impl Shared {
         })
     }
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        match self.snapshot.lock() {
-            Ok(s) => s.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.snapshot.load_full()
     }
     fn publish(&self, s: Snapshot) {
-        let s = Arc::new(s);
-        match self.snapshot.lock() {
-            Ok(mut slot) => *slot = s,
-            Err(poisoned) => *poisoned.into_inner() = s,
-        }
+        self.snapshot.store(Arc::new(s));
     }
 }
 

@@ -16,8 +16,8 @@ use crate::counters::SensorCounters;
 use crate::listener::AudioFormat;
 use crate::pipeline::{Control, Shared};
 use crate::queue::FrameRx;
-use crate::swap::Swap;
 use crate::waiting_room::{Seat, WaitingRoom};
+use arc_swap::ArcSwap;
 use crossbeam_channel::Sender as ControlSender;
 use earshot_manager::replies;
 use earshot_manager::stream_proto::{self, EndReason, Frame, StreamHeader};
@@ -130,16 +130,16 @@ impl Access {
 
 /// Swaps the running server's [`Access`]; cheap to clone.
 #[derive(Clone, Debug)]
-pub struct AccessHandle(Arc<Swap<Arc<Access>>>);
+pub struct AccessHandle(Arc<ArcSwap<Access>>);
 
 impl AccessHandle {
     pub fn current(&self) -> Arc<Access> {
-        self.0.get()
+        self.0.load_full()
     }
 
     /// Takes effect for the next connection; open ones keep what they were accepted with.
     pub fn replace(&self, access: Access) {
-        self.0.set(Arc::new(access));
+        self.0.store(Arc::new(access));
     }
 }
 
@@ -325,7 +325,7 @@ pub async fn start(
     let listener = TcpListener::bind(cfg.listen).await?;
     let local_addr = listener.local_addr()?;
     let counters = Arc::new(ManagerCounters::default());
-    let access = AccessHandle(Arc::new(Swap::new(Arc::new(Access::of(&cfg)))));
+    let access = AccessHandle(Arc::new(ArcSwap::from_pointee(Access::of(&cfg))));
     let (max_unauthenticated, max_authenticated) = cfg.shares();
     let slots = Arc::new(Semaphore::new(max_authenticated));
     let waiting = WaitingRoom::new(max_unauthenticated);

@@ -75,7 +75,7 @@ pub const WS_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct AppState {
     pub db: Db,
     /// Replaced as a whole on reload (SIGHUP); requests read it once.
-    config: std::sync::RwLock<Arc<Config>>,
+    config: arc_swap::ArcSwap<Config>,
     /// `/api/chunk` sessions, one per user, sensor, call and listen id: the first request
     /// sends `listen` and opens the audit row, the last (or the idle sweep) closes both.
     chunks: Mutex<HashMap<ChunkKey, ChunkSession>>,
@@ -146,7 +146,7 @@ impl AppState {
         let hashes = HashPool::new(l.concurrent_hashes);
         Arc::new(AppState {
             db,
-            config: std::sync::RwLock::new(Arc::new(config)),
+            config: arc_swap::ArcSwap::from_pointee(config),
             chunks: Mutex::new(HashMap::new()),
             listening: Arc::new(Mutex::new(HashMap::new())),
             limiter: Mutex::new(limiter),
@@ -228,10 +228,7 @@ impl AppState {
     }
 
     pub fn config(&self) -> Arc<Config> {
-        match self.config.read() {
-            Ok(c) => c.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.config.load_full()
     }
 
     /// Swaps the configuration for the requests that follow; running ones finish with theirs.
@@ -246,10 +243,7 @@ impl AppState {
             database_url: old.database_url.clone(),
             ..new
         };
-        match self.config.write() {
-            Ok(mut c) => *c = Arc::new(new),
-            Err(poisoned) => *poisoned.into_inner() = Arc::new(new),
-        }
+        self.config.store(Arc::new(new));
         // The default sensor may have changed: the next call list reads the registry again.
         *lock(&self.recent_sensors) = None;
     }
