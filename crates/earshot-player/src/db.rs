@@ -1,8 +1,8 @@
 //! The player's database: sensors, users, sessions and the audit log.
 //!
 //! One code path for SQLite, PostgreSQL and MySQL through `sqlx::AnyPool`. The SQL is kept
-//! portable (BIGINT/INTEGER/VARCHAR, `CREATE TABLE IF NOT EXISTS`, no RETURNING, no
-//! AUTOINCREMENT): generated ids are random positive 63-bit numbers made here, because every
+//! portable (BIGINT/INTEGER/VARCHAR, no RETURNING, no AUTOINCREMENT; the schema is
+//! versioned, `migrations/`): generated ids are random positive 63-bit numbers made here, because every
 //! engine spells auto-increment and "give me the new id" differently. Placeholders are written
 //! `?` and rewritten to `$n` for PostgreSQL.
 
@@ -143,43 +143,13 @@ pub struct Db {
     postgres: bool,
 }
 
-const SCHEMA: [&str; 4] = [
-    "CREATE TABLE IF NOT EXISTS sensors (
-        id_sensor INTEGER NOT NULL PRIMARY KEY,
-        name VARCHAR(255) NOT NULL,
-        host VARCHAR(255) NOT NULL,
-        port INTEGER NOT NULL,
-        token VARCHAR(255),
-        tls INTEGER NOT NULL,
-        kind VARCHAR(16) NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS users (
-        id BIGINT NOT NULL PRIMARY KEY,
-        name VARCHAR(255) NOT NULL UNIQUE,
-        password_hash VARCHAR(255) NOT NULL,
-        role VARCHAR(16) NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS sessions (
-        token_hash VARCHAR(64) NOT NULL PRIMARY KEY,
-        user_id BIGINT NOT NULL,
-        csrf VARCHAR(64) NOT NULL,
-        expires BIGINT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS audit (
-        id BIGINT NOT NULL PRIMARY KEY,
-        user_name VARCHAR(255) NOT NULL,
-        source_ip VARCHAR(64),
-        id_sensor BIGINT,
-        callreference VARCHAR(64) NOT NULL,
-        callid VARCHAR(255),
-        caller VARCHAR(255),
-        called VARCHAR(255),
-        started BIGINT NOT NULL,
-        stopped BIGINT,
-        via VARCHAR(16),
-        outcome VARCHAR(16),
-        reason VARCHAR(255))",
-];
+/// The versioned schema (`migrations/`, applied in order and recorded in `_sqlx_migrations`;
+/// sqlx takes a database lock while it migrates, so players sharing a database can start
+/// together).
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// Audit columns added after the first release (also in the CREATE TABLE above), created on
-/// databases made before them. Plain
+/// Audit columns added before versioned migrations began (they are in 0001_initial.sql),
+/// created on databases older than that, which 0001's `IF NOT EXISTS` leaves as they are. Plain
 /// `ALTER TABLE … ADD COLUMN` with a nullable type is understood alike by SQLite, PostgreSQL
 /// and MySQL, and old rows read as NULL.
 const AUDIT_ADDED: [(&str, &str); 3] = [
@@ -293,11 +263,23 @@ impl Db {
             .await
             .map_err(|e| open_error(url, &e))?;
         let db = Db { pool, postgres };
-        for stmt in SCHEMA {
-            sqlx::query(stmt).execute(&db.pool).await?;
-        }
-        db.add_missing_audit_columns().await?;
+        db.migrate().await?;
         Ok(db)
+    }
+
+    /// Brings the schema to the newest version. A database from before versioned migrations
+    /// gets the columns it may lack first, so that it is exactly version 1 when 0001 records it.
+    async fn migrate(&self) -> Result<(), DbError> {
+        if self.table_exists("audit").await {
+            self.add_missing_audit_columns().await?;
+        }
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn table_exists(&self, table: &str) -> bool {
+        let probe = format!("SELECT 1 FROM {table} WHERE 1 = 0");
+        sqlx::query(&probe).fetch_all(&self.pool).await.is_ok()
     }
 
     /// Engines disagree on how to ask whether a column exists; selecting it works everywhere.
@@ -678,6 +660,106 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("directory exists and is writable"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The schema of a player from before versioned migrations and before the audit log had
+    /// `via`, `outcome` and `reason`: what an upgrade meets in the field.
+    const OLD_SCHEMA: [&str; 4] = [
+        "CREATE TABLE sensors (id_sensor INTEGER NOT NULL PRIMARY KEY, name VARCHAR(255) NOT NULL,
+            host VARCHAR(255) NOT NULL, port INTEGER NOT NULL, token VARCHAR(255),
+            tls INTEGER NOT NULL, kind VARCHAR(16) NOT NULL)",
+        "CREATE TABLE users (id BIGINT NOT NULL PRIMARY KEY, name VARCHAR(255) NOT NULL UNIQUE,
+            password_hash VARCHAR(255) NOT NULL, role VARCHAR(16) NOT NULL)",
+        "CREATE TABLE sessions (token_hash VARCHAR(64) NOT NULL PRIMARY KEY,
+            user_id BIGINT NOT NULL, csrf VARCHAR(64) NOT NULL, expires BIGINT NOT NULL)",
+        "CREATE TABLE audit (id BIGINT NOT NULL PRIMARY KEY, user_name VARCHAR(255) NOT NULL,
+            source_ip VARCHAR(64), id_sensor BIGINT, callreference VARCHAR(64) NOT NULL,
+            callid VARCHAR(255), caller VARCHAR(255), called VARCHAR(255),
+            started BIGINT NOT NULL, stopped BIGINT)",
+    ];
+
+    async fn old_database(url: &str) -> AnyPool {
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(url)
+            .await
+            .expect("create the old database");
+        for stmt in OLD_SCHEMA {
+            sqlx::query(stmt).execute(&pool).await.expect("old schema");
+        }
+        sqlx::query("INSERT INTO sensors VALUES (7, 'edge', '10.0.0.7', 5029, NULL, 0, 'earshot')")
+            .execute(&pool)
+            .await
+            .expect("old sensor");
+        sqlx::query(
+            "INSERT INTO audit VALUES (11, 'alice', '127.0.0.1', 7, '0x1', 'c@x', '100', '200', 5, 9)",
+        )
+        .execute(&pool)
+        .await
+        .expect("old audit row");
+        pool
+    }
+
+    async fn applied_versions(db: &Db) -> Vec<i64> {
+        sqlx::query("SELECT version FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&db.pool)
+            .await
+            .expect("the migrations table")
+            .iter()
+            .map(|r| r.try_get::<i64, _>("version").expect("version"))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_database_from_before_migrations_is_upgraded_in_place_and_keeps_its_rows() {
+        let dir = scratch_dir("upgrade");
+        let url = format!("sqlite://{}?mode=rwc", dir.join("old.db").display());
+        old_database(&url).await.close().await;
+
+        let db = Db::open(&url).await.expect("upgrade");
+        assert_eq!(applied_versions(&db).await, vec![1]);
+        let sensors = db.sensors().await.expect("sensors");
+        assert_eq!(sensors.len(), 1);
+        assert_eq!(
+            (sensors[0].id_sensor, sensors[0].name.as_str()),
+            (7, "edge")
+        );
+        let audit = db.audit(10).await.expect("audit");
+        assert_eq!(audit.len(), 1);
+        assert_eq!(
+            (audit[0].user_name.as_str(), audit[0].outcome.as_deref()),
+            ("alice", None)
+        );
+        drop(db);
+
+        // Opening again changes nothing and applies nothing twice.
+        let db = Db::open(&url).await.expect("reopen");
+        assert_eq!(applied_versions(&db).await, vec![1]);
+        assert_eq!(db.sensors().await.expect("sensors").len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_database_a_newer_player_migrated_is_refused_with_what_to_do() {
+        let dir = scratch_dir("newer");
+        let url = format!("sqlite://{}", dir.join("newer.db").display());
+        let db = Db::open(&url).await.expect("new database");
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+             VALUES (999, 'from the future', TRUE, X'00', 0)",
+        )
+        .execute(&db.pool)
+        .await
+        .expect("a newer player's migration");
+        drop(db);
+        let err = match Db::open(&url).await {
+            Ok(_) => panic!("opened a database from a newer player"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains("newer earshot player"), "{err}");
+        assert!(err.contains("999"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

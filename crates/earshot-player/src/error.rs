@@ -19,6 +19,10 @@ pub enum DbError {
     },
     #[error("database error: {0}")]
     Sql(#[from] sqlx::Error),
+    /// The schema could not be brought to this player's version: a migration failed, or the
+    /// database was migrated by a newer player (or an applied migration was changed).
+    #[error("cannot bring the database schema to this player's version: {0}; if a newer earshot player has used this database, run that version (schemas are not downgraded)")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]
     Conflict(String),
     #[error("the database holds an invalid value: {0}")]
