@@ -10,6 +10,24 @@
 //! from outside. Built here with DISABLE_NOTIFICATIONS, errors come back as return codes only.
 
 fn main() {
+    link_opencore_amr();
+    build_speex();
+}
+
+/// AMR and AMR-WB decode through the system's OpenCORE AMR (Apache-2.0), as libopus does:
+/// Debian `libopencore-amrnb-dev` and `libopencore-amrwb-dev` (scripts/setup installs them).
+fn link_opencore_amr() {
+    for lib in ["opencore-amrnb", "opencore-amrwb"] {
+        if let Err(e) = pkg_config::probe_library(lib) {
+            panic!(
+                "{lib} not found by pkg-config ({e}): install it with `bash scripts/setup` \
+                 (Debian: apt-get install libopencore-amrnb-dev libopencore-amrwb-dev)"
+            );
+        }
+    }
+}
+
+fn build_speex() {
     const SOURCES: &[&str] = &[
         "bits.c",
         "cb_search.c",

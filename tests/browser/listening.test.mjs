@@ -1,11 +1,11 @@
 // The listening panel says why a call is silent: "waiting for media" while it rings (and keeps
-// listening until the answer), "cannot decode AMR" for a codec the sensor cannot decode, and
+// listening until the answer), "cannot decode EVS" for a codec the sensor cannot decode, and
 // "encrypted" for SRTP media the sensor has no key for (whose row says so too).
 //
 //   EARSHOT_BIN=target/debug/earshot node --test tests/browser/listening.test.mjs
 //
 // Captures: tests/captures/listening/ringing_then_answered.pcap (12 s ringing, then G.711) and
-// amr_call.pcap (AMR both ways), each replayed in a loop by its own sensor; and
+// evs_call.pcap (EVS both ways), each replayed in a loop by its own sensor; and
 // tests/captures/srtp/dtls_no_key.pcap (SRTP by libsrtp2, DTLS-SRTP: no key in the SDP). Screenshots go to
 // target/screenshots/ (listening-*.png; docs/images/ has copies).
 
@@ -38,7 +38,7 @@ test("the listening panel shows waiting for media and cannot decode", { timeout:
     const [ringPort, amrPort, srtpPort, webPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
     run(["users", "add", "tester", "--role", "listener", "--password-stdin", "--database", db], "s3cret-pass\n");
     run(["sensors", "add", "--id", "1", "--name", "ringing", "--host", "127.0.0.1", "--port", String(ringPort), "--database", db]);
-    run(["sensors", "add", "--id", "2", "--name", "amr", "--host", "127.0.0.1", "--port", String(amrPort), "--database", db]);
+    run(["sensors", "add", "--id", "2", "--name", "evs", "--host", "127.0.0.1", "--port", String(amrPort), "--database", db]);
     run(["sensors", "add", "--id", "3", "--name", "srtp", "--host", "127.0.0.1", "--port", String(srtpPort), "--database", db]);
     procs.start("player", ["player", "--listen", `127.0.0.1:${webPort}`, "--database", db]);
     const base = `http://127.0.0.1:${webPort}`;
@@ -52,7 +52,7 @@ test("the listening panel shows waiting for media and cannot decode", { timeout:
     await logIn(page, base, "tester", "s3cret-pass");
 
     // ---- a ringing call: "waiting for media", still listening past 10 s, then audio ----
-    procs.start("sensor-amr", ["sensor", "--pcap", join(CAPTURES, "amr_call.pcap"), "--speed", "1", "--loop", "--manager", `127.0.0.1:${amrPort}`]);
+    procs.start("sensor-amr", ["sensor", "--pcap", join(CAPTURES, "evs_call.pcap"), "--speed", "1", "--loop", "--manager", `127.0.0.1:${amrPort}`]);
     procs.start("sensor-ringing", ["sensor", "--pcap", join(CAPTURES, "ringing_then_answered.pcap"), "--speed", "1", "--loop", "--manager", `127.0.0.1:${ringPort}`]);
     const ringing = page.locator('#calls tbody tr[data-sensor="1"] button.listen').first();
     await ringing.waitFor({ state: "visible", timeout: 20000 });
@@ -75,11 +75,11 @@ test("the listening panel shows waiting for media and cannot decode", { timeout:
     await until("the waiting notice to go", 5000, async () => (await panel.innerText()).trim() === "");
     await page.locator("#player button.stop").click();
 
-    // ---- an AMR call: "cannot decode AMR" ----
-    // The AMR call repeats every 7 s and an ended one lingers in the list (faded, class
+    // ---- an EVS call: "cannot decode EVS" ----
+    // The EVS call repeats every 7 s and an ended one lingers in the list (faded, class
     // "over", below live calls): pick a live one, and try again if it ends under the click.
-    const amrNotice = panel.filter({ hasText: "cannot decode AMR" });
-    await until("an AMR call listened to", 60000, async () => {
+    const amrNotice = panel.filter({ hasText: "cannot decode EVS" });
+    await until("an EVS call listened to", 60000, async () => {
       const amr = page.locator('#calls tbody tr[data-sensor="2"]:not(.over) button.listen').first();
       await amr.waitFor({ state: "visible", timeout: 20000 });
       await amr.click();

@@ -36,6 +36,12 @@ pub enum Codec {
     Dvi4 {
         rate: u32,
     },
+    /// AMR (`wideband: false`, 8 kHz) or AMR-WB (16 kHz) in RFC 4867's octet-aligned or
+    /// bandwidth-efficient payload format.
+    Amr {
+        wideband: bool,
+        octet_aligned: bool,
+    },
     /// RFC 3389 comfort noise.
     Cn {
         rate: u32,
@@ -68,6 +74,7 @@ impl Codec {
                 mode: ilbc_mode(fmtp),
             },
             "SPEEX" => Codec::Speex { rate: clock_rate },
+            "AMR" | "AMR-WB" => amr_from_fmtp(encoding, name == "AMR-WB", fmtp),
             "DVI4" => Codec::Dvi4 { rate: clock_rate },
             "CN" => Codec::Cn { rate: clock_rate },
             "TELEPHONE-EVENT" => Codec::TelephoneEvent,
@@ -125,6 +132,7 @@ impl Codec {
     pub fn rtp_clock_rate(&self) -> u32 {
         match self {
             Codec::Opus { .. } => 48000,
+            Codec::Amr { wideband: true, .. } => 16000,
             Codec::L16 { rate, .. }
             | Codec::Speex { rate }
             | Codec::Dvi4 { rate }
@@ -158,6 +166,14 @@ impl fmt::Display for Codec {
             Codec::L16 { rate, channels } => write!(f, "L16/{rate}/{channels}"),
             Codec::Ilbc { mode } => write!(f, "iLBC mode={mode}"),
             Codec::Speex { rate } => write!(f, "speex/{rate}"),
+            Codec::Amr {
+                wideband,
+                octet_aligned,
+            } => {
+                let name = if *wideband { "AMR-WB" } else { "AMR" };
+                let form = if *octet_aligned { " octet-align" } else { "" };
+                write!(f, "{name}{form}")
+            }
             Codec::Dvi4 { rate } => write!(f, "DVI4/{rate}"),
             Codec::Cn { rate } => write!(f, "CN/{rate}"),
             Codec::TelephoneEvent => write!(f, "telephone-event"),
@@ -194,6 +210,26 @@ fn opus_channels(fmtp: Option<&str>) -> u8 {
     match fmtp_param(fmtp, "sprop-stereo") {
         Some("1") => 2,
         _ => 1,
+    }
+}
+
+/// RFC 4867 §8.1: `octet-align=1` chooses the octet-aligned format (bandwidth-efficient
+/// otherwise). Interleaving, CRCs and robust sorting change the payload's layout in ways
+/// earshot does not read yet: such a stream is named unsupported rather than decoded wrongly.
+fn amr_from_fmtp(encoding: &str, wideband: bool, fmtp: Option<&str>) -> Codec {
+    let on = |key| fmtp_param(fmtp, key).is_some_and(|v| v != "0");
+    for (key, what) in [
+        ("interleaving", "interleaved"),
+        ("crc", "with CRCs"),
+        ("robust-sorting", "robust-sorted"),
+    ] {
+        if fmtp_param(fmtp, key).is_some() && (key == "interleaving" || on(key)) {
+            return Codec::Unsupported(format!("{encoding} ({what})"));
+        }
+    }
+    Codec::Amr {
+        wideband,
+        octet_aligned: on("octet-align"),
     }
 }
 

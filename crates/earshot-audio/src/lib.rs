@@ -13,6 +13,7 @@
 //! assert_eq!(dec.decode(&[0xFF; 160], &mut pcm).unwrap(), 160);
 //! ```
 
+pub mod amr;
 mod cn;
 mod codec;
 mod error;
@@ -113,6 +114,19 @@ pub fn decoder_with(
             .map(|d| Box::new(d) as Box<dyn Decoder>)
             .ok_or_else(|| Unsupported::Codec(codec.to_string())),
         Codec::Cn { rate } => Ok(Box::new(cn::CnDecoder::new(rate))),
+        Codec::Amr {
+            wideband,
+            octet_aligned,
+        } => {
+            let band = if wideband {
+                amr::AmrBand::Wide
+            } else {
+                amr::AmrBand::Narrow
+            };
+            amr::AmrDecoder::new(band, octet_aligned)
+                .map(|d| Box::new(d) as Box<dyn Decoder>)
+                .ok_or_else(|| Unsupported::Codec(codec.to_string()))
+        }
         Codec::TelephoneEvent => Err(Unsupported::NotAudio(codec.to_string())),
         Codec::Ilbc { .. } | Codec::Unsupported(_) => Err(Unsupported::Codec(codec.to_string())),
     }

@@ -200,8 +200,9 @@ impl Stream {
     /// Why the stream has no MOS, or `None` when it has one. In the order a person would want
     /// to be told: video is never scored; a stream of telephone-events (or comfort noise)
     /// alone has no voice to score; without a clock rate (a dynamic payload type no SDP
-    /// described) jitter cannot be measured; and a codec earshot cannot decode has no
-    /// E-model impairment it knows (see `earshot_rtp::known_impairment`).
+    /// described) jitter cannot be measured; a codec whose impairment depends on its mode (AMR)
+    /// is not scored; and a codec earshot cannot decode has no E-model impairment it knows (see
+    /// `earshot_rtp::known_impairment`).
     pub fn quality_unknown(&self) -> Option<QualityUnknown> {
         if self.is_video() {
             return Some(QualityUnknown::Video);
@@ -213,6 +214,9 @@ impl Stream {
             return Some(QualityUnknown::ClockUnknown);
         }
         let codec = self.current_codec().unwrap_or("");
+        if earshot_rtp::mode_dependent(codec) {
+            return Some(QualityUnknown::ModeDependent);
+        }
         if known_impairment(codec).is_none() {
             return Some(QualityUnknown::Undecodable);
         }

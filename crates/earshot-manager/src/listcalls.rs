@@ -437,6 +437,10 @@ pub fn unknown_text(l: Option<&LegSummary>) -> Option<String> {
         QualityUnknown::EventsOnly => "telephone-events only".into(),
         QualityUnknown::ClockUnknown => "clock rate unknown".into(),
         QualityUnknown::Undecodable => format!("cannot decode {}", codec.unwrap_or("its codec")),
+        QualityUnknown::ModeDependent => format!(
+            "{}: its impairment depends on the mode",
+            codec.unwrap_or("its codec")
+        ),
         QualityUnknown::Video => "video".into(),
     })
 }

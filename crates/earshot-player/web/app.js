@@ -289,6 +289,8 @@ function unknownWhy(c, party) {
       return isOver(c) ? "no media" : "no media yet";
     case "undecodable":
       return `${codec || "its codec"} cannot be decoded`;
+    case "mode_dependent":
+      return `${codec || "its codec"}: no MOS, its impairment depends on the mode`;
     case "clock_unknown":
       return "clock rate unknown (no rtpmap for its payload type)";
     case "events_only":

@@ -8,7 +8,9 @@ mod quality_unknown;
 mod stats;
 
 pub use header::{is_rtcp, Rtp, TelephoneEvent};
-pub use mos::{codec_impairment, known_impairment, mos_from_r, r_factor, Impairment};
+pub use mos::{
+    codec_impairment, known_impairment, mode_dependent, mos_from_r, r_factor, Impairment,
+};
 pub use party::Party;
 pub use quality_unknown::QualityUnknown;
 pub use stats::{StreamStats, TSHARK_COMPATIBLE_NOTE};

@@ -38,9 +38,10 @@ pub fn codec_impairment(encoding: &str) -> Impairment {
 /// scale with the figures of their closest narrowband relative, so their scores stay
 /// comparable with G.711 calls on the same dashboard.
 ///
-/// Codecs earshot cannot decode have no entry even where G.113 lists one: AMR, AMR-WB, EVS,
-/// iLBC and G.723.1 change bit rate by mode (each mode its own Ie), and the mode is in frames
-/// earshot does not read, so any figure would be a guess presented as a measurement.
+/// Codecs that change bit rate by mode have no entry even where G.113 lists one: AMR, AMR-WB,
+/// EVS, iLBC and G.723.1 (each mode its own Ie, and the mode may change with every frame), so
+/// any figure would be a guess presented as a measurement. Of those, the ones earshot decodes
+/// are named by [`mode_dependent`].
 pub fn known_impairment(encoding: &str) -> Option<Impairment> {
     let e = encoding.to_ascii_lowercase();
     let (ie, bpl) = match e.as_str() {
@@ -56,6 +57,12 @@ pub fn known_impairment(encoding: &str) -> Option<Impairment> {
         _ => return None,
     };
     Some(Impairment { ie, bpl })
+}
+
+/// Codecs earshot decodes but does not score, because their impairment depends on the mode
+/// (see [`known_impairment`]), by SDP encoding name.
+pub fn mode_dependent(encoding: &str) -> bool {
+    encoding.eq_ignore_ascii_case("AMR") || encoding.eq_ignore_ascii_case("AMR-WB")
 }
 
 /// The transmission rating factor R for a codec, a loss percentage (0–100) and a jitter in ms.

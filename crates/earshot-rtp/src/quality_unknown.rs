@@ -15,6 +15,10 @@ pub enum QualityUnknown {
     /// A codec earshot cannot decode (AMR, AMR-WB, EVS, iLBC...): its E-model impairment is not
     /// known. The jitter is measured (its clock rate is known).
     Undecodable,
+    /// A codec earshot decodes whose E-model impairment depends on its mode, which may change
+    /// with every frame (AMR, AMR-WB): any one figure would be a guess shown as a measurement.
+    /// The jitter is measured.
+    ModeDependent,
     /// Video: measured, never scored with the (speech) E-model.
     Video,
 }
@@ -27,12 +31,16 @@ impl QualityUnknown {
             QualityUnknown::EventsOnly => "events_only",
             QualityUnknown::ClockUnknown => "clock_unknown",
             QualityUnknown::Undecodable => "undecodable",
+            QualityUnknown::ModeDependent => "mode_dependent",
             QualityUnknown::Video => "video",
         }
     }
 
     /// Whether the stream's jitter was measured all the same.
     pub fn jitter_known(self) -> bool {
-        matches!(self, QualityUnknown::Undecodable | QualityUnknown::Video)
+        matches!(
+            self,
+            QualityUnknown::Undecodable | QualityUnknown::ModeDependent | QualityUnknown::Video
+        )
     }
 }

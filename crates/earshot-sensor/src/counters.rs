@@ -133,9 +133,9 @@ impl CodeCounts {
 }
 
 /// Codec labels of [`CodecCounts`]; anything else is "other".
-pub const CODEC_LABELS: [&str; 13] = [
+pub const CODEC_LABELS: [&str; 14] = [
     "pcmu", "pcma", "g722", "g729", "opus", "gsm", "g726", "l16", "ilbc", "speex", "dvi4", "cn",
-    "other",
+    "other", "amr",
 ];
 
 #[derive(Debug, Default)]
@@ -182,6 +182,7 @@ fn codec_slot(codec: &earshot_audio::Codec) -> usize {
         C::Dvi4 { .. } => 10,
         C::Cn { .. } => 11,
         C::TelephoneEvent | C::Unsupported(_) => 12,
+        C::Amr { .. } => 13,
     }
 }
 

@@ -1448,12 +1448,12 @@ async fn call_list_shows_state_hold_and_current_codecs() {
 }
 
 /// /api/calls passes an earshot sensor's unknown quality through as null, with the reason and
-/// each party's codec, for an AMR call (tests/captures/listening/amr_call.pcap): before, it
+/// each party's codec, for an EVS call (tests/captures/listening/evs_call.pcap): before, it
 /// showed MOS 4.4 for a codec the sensor cannot decode.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_list_shows_unknown_quality_as_null_with_its_reason() {
     let pcap = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/captures/listening/amr_call.pcap");
+        .join("../../tests/captures/listening/evs_call.pcap");
     let s = sensor::Sensor::start(&["--pcap", pcap.to_str().unwrap(), "--speed", "1"]);
     let default = sensor_at(1, "default", s.addr, SensorKind::Earshot);
     let (app, _state) = player(&sqlite_url("quality-unknown"), Some(default)).await;
@@ -1463,11 +1463,11 @@ async fn call_list_shows_unknown_quality_as_null_with_its_reason() {
         let r = call(&app, "GET", "/api/calls", &viewer, &[], None).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.json);
         let first = r.json["calls"].as_array().and_then(|c| c.first()).cloned();
-        if let Some(c) = first.filter(|c| c["codec_caller"] == "AMR" && c["codec_called"] == "AMR")
+        if let Some(c) = first.filter(|c| c["codec_caller"] == "EVS" && c["codec_called"] == "EVS")
         {
             break c;
         }
-        assert!(Instant::now() < deadline, "no AMR call listed: {}", r.json);
+        assert!(Instant::now() < deadline, "no EVS call listed: {}", r.json);
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     for side in ["caller", "called"] {

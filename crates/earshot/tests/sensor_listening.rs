@@ -166,11 +166,11 @@ fn a_listener_of_a_ringing_call_waits_is_kept_alive_and_hears_the_answer() {
     }
 }
 
-/// amr_call.pcap: both parties send AMR (RFC 4867 octet-aligned), which earshot cannot
-/// decode. The listener is told so, with the codec's name, not left with silence and no word.
+/// evs_call.pcap: both parties send EVS, which earshot cannot decode (no free decoder
+/// exists). The listener is told so, with the codec's name, not left with silence and no word.
 #[test]
-fn a_listener_of_an_amr_call_is_told_it_cannot_be_decoded() {
-    let pcap = capture("amr_call.pcap");
+fn a_listener_of_an_evs_call_is_told_it_cannot_be_decoded() {
+    let pcap = capture("evs_call.pcap");
     let s = Sensor::start(&["--pcap", pcap.to_str().unwrap(), "--speed", "1"]);
     let r = only_call(&s, Duration::from_secs(10));
     std::thread::sleep(Duration::from_secs(1));
@@ -182,12 +182,12 @@ fn a_listener_of_an_amr_call_is_told_it_cannot_be_decoded() {
     let st = statuses(&items);
     assert!(
         st.iter()
-            .any(|(_, s, c)| *s == ListenState::Undecodable && c.as_deref() == Some("AMR")),
-        "no undecodable AMR status: {st:?}"
+            .any(|(_, s, c)| *s == ListenState::Undecodable && c.as_deref() == Some("EVS")),
+        "no undecodable EVS status: {st:?}"
     );
     assert!(
         !st.iter().any(|(_, s, _)| *s == ListenState::Playing),
-        "an AMR call reported as playing: {st:?}"
+        "an EVS call reported as playing: {st:?}"
     );
     // Its quality frames carry no MOS: the E-model's 4.4 assumed a codec it knows.
     let mos: Vec<Option<f64>> = items
@@ -200,6 +200,6 @@ fn a_listener_of_an_amr_call_is_told_it_cannot_be_decoded() {
     assert!(!mos.is_empty(), "no quality frames");
     assert!(
         mos.iter().all(Option::is_none),
-        "MOS of an AMR leg: {mos:?}"
+        "MOS of an EVS leg: {mos:?}"
     );
 }

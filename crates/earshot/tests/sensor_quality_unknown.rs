@@ -1,8 +1,8 @@
 //! Quality earshot cannot know is reported as unknown on every Manager API surface (listcalls
 //! text and JSON, `active_call_info`, the `stream` quality frames), never as MOS 4.4 / jitter 0.
 //!
-//! Captures from tests/captures/listening/ (made by make.py there, not by earshot): an AMR call
-//! (a codec earshot cannot decode, with a known 8 kHz clock: its jitter is measured, its MOS is
+//! Captures from tests/captures/listening/ (made by make.py there, not by earshot): an EVS call
+//! (a codec earshot cannot decode, with a known 16 kHz clock: its jitter is measured, its MOS is
 //! not) and a call that rings 12 s before any media. Replayed at real speed by the binary.
 
 #[path = "common/sensor.rs"]
@@ -65,11 +65,11 @@ fn received(row: &Map<String, Value>) -> u64 {
     n("src_received").min(n("dst_received"))
 }
 
-/// amr_call.pcap: both parties send AMR (rtpmap AMR/8000). Before the fix the listing said
+/// evs_call.pcap: both parties send EVS (rtpmap EVS/16000), which earshot cannot decode. Before the fix the listing said
 /// MOS 4.4 (44) for both, and nothing told a client it was a guess.
 #[test]
-fn an_amr_call_has_jitter_but_no_mos_everywhere() {
-    let pcap = capture("amr_call.pcap");
+fn an_evs_call_has_jitter_but_no_mos_everywhere() {
+    let pcap = capture("evs_call.pcap");
     let s = Sensor::start(&["--pcap", pcap.to_str().unwrap(), "--speed", "1"]);
     let row = wait_row(&s, Duration::from_secs(15), |r| received(r) >= 50);
     let r = row["callreference"]
@@ -102,7 +102,7 @@ fn an_amr_call_has_jitter_but_no_mos_everywhere() {
             .lines()
             .find(|l| l.starts_with(line))
             .unwrap_or_else(|| panic!("no {line} line: {text}"));
-        assert!(l.ends_with(" MOS - (cannot decode AMR)"), "{l}");
+        assert!(l.ends_with(" MOS - (cannot decode EVS)"), "{l}");
         assert!(l.contains(" ms MOS"), "its jitter is measured: {l}");
     }
 
@@ -114,8 +114,8 @@ fn an_amr_call_has_jitter_but_no_mos_everywhere() {
     let table = String::from_utf8_lossy(&out.stdout);
     let line = table
         .lines()
-        .find(|l| l.contains(" AMR/AMR "))
-        .unwrap_or_else(|| panic!("no AMR call in {table}"));
+        .find(|l| l.contains(" EVS/EVS "))
+        .unwrap_or_else(|| panic!("no EVS call in {table}"));
     assert!(line.ends_with(" -"), "{table}");
 
     let info: Value =

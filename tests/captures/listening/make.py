@@ -178,37 +178,30 @@ def ringing_then_answered():
     p.close()
 
 
-# RFC 4867 §3.6 speech bits per AMR frame type (modes 0-7, then SID) and the frame bytes.
-AMR_BITS = [95, 103, 118, 134, 148, 159, 204, 244, 39]
+def evs_payload(i):
+    """One EVS payload in its compact format (3GPP TS 26.445 Annex A.2.1): a single 13.2 kbit/s
+    frame is 33 bytes, no header. The bits are a pattern: earshot cannot decode EVS, and what
+    matters is that a sensor names the codec and never plays the bytes."""
+    return bytes(((i * 37 + k * 11) & 0xFF) for k in range(33))
 
 
-def amr_payload(i, mode=7):
-    """One RFC 4867 octet-aligned AMR payload of one frame: CMR 15 (no request), one TOC entry
-    (F=0, FT=mode, Q=1), the speech bits padded to whole octets. The bits are a pattern: earshot
-    cannot decode AMR, and what matters is that the payload is well formed."""
-    cmr = 0xF0
-    toc = (mode << 3) | 0x04
-    size = (AMR_BITS[mode] + 7) // 8
-    speech = bytes(((i * 37 + k * 11) & 0xFF) for k in range(size))
-    return bytes([cmr, toc]) + speech
-
-
-def amr_call():
-    """An answered call whose SDP offers only AMR (PT 96, octet-aligned): 6 s each way."""
-    frames = [amr_payload(i) for i in range(300)]
-    p = Pcap(os.path.join(HERE, "amr_call.pcap"))
-    c = Call(p, "amr-1@earshot-test", 96, "AMR/8000", "octet-align=1")
+def evs_call():
+    """An answered call whose SDP offers only EVS (PT 96, 16 kHz clock): 6 s each way."""
+    frames = [evs_payload(i) for i in range(300)]
+    p = Pcap(os.path.join(HERE, "evs_call.pcap"))
+    c = Call(p, "evs-1@earshot-test", 96, "EVS/16000")
     t = c.invite(T0, 0.5)
-    end = max(c.media(t, frames, True, 0x5555EEEE), c.media(t + 0.005, frames, False, 0x6666FFFF))
+    end = max(c.media(t, frames, True, 0x5555EEEE, 320),
+              c.media(t + 0.005, frames, False, 0x6666FFFF, 320))
     c.bye(end + 0.1)
     p.close()
 
 
 if __name__ == "__main__":
-    which = sys.argv[1:] or ["gsm", "ringing", "amr"]
+    which = sys.argv[1:] or ["gsm", "ringing", "evs"]
     if "gsm" in which:
         gsm_tone()
     if "ringing" in which:
         ringing_then_answered()
-    if "amr" in which:
-        amr_call()
+    if "evs" in which:
+        evs_call()
