@@ -29,6 +29,17 @@ pub struct PayloadFormat {
     /// Offered in an SRTP m-line (`RTP/SAVP`, `RTP/SAVPF`, DTLS-SRTP's `UDP/TLS/RTP/SAVPF`):
     /// the payloads are ciphertext, never audio to decode without the key.
     pub encrypted: bool,
+    /// The SDP's `a=fmtp` parameters for the type, if any (at most [`MAX_FMTP`] bytes): how the
+    /// codec is carried, e.g. AMR's `octet-align=1`.
+    pub fmtp: Option<Box<str>>,
+}
+
+/// The longest `a=fmtp` value kept; real ones are a few dozen bytes.
+pub const MAX_FMTP: usize = 256;
+
+/// An m-line's fmtp for `pt`, if it is short enough to keep.
+pub fn kept_fmtp(m: &earshot_sip::sdp::Media<'_>, pt: u8) -> Option<Box<str>> {
+    m.fmtp(pt).filter(|v| v.len() <= MAX_FMTP).map(Box::from)
 }
 
 impl PayloadFormat {
@@ -41,6 +52,7 @@ impl PayloadFormat {
             clock_rate: rate,
             channels: ch,
             encrypted: false,
+            fmtp: None,
         })
     }
 }

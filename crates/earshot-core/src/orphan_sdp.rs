@@ -64,6 +64,7 @@ impl OrphanSdp {
                     clock_rate: r.clock_rate,
                     channels: r.channels,
                     encrypted: m.is_secure(),
+                    fmtp: crate::call::kept_fmtp(m, r.pt),
                 });
             }
             for &pt in &m.formats {

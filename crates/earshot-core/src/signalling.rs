@@ -459,6 +459,7 @@ fn record_formats(call: &mut Call, m: &sdp::Media<'_>) {
             clock_rate: r.clock_rate,
             channels: r.channels,
             encrypted: m.is_secure(),
+            fmtp: crate::call::kept_fmtp(m, r.pt),
         };
         if call.format(r.pt) != Some(&fmt) && call.formats.len() < MAX_FORMATS {
             push_exact(&mut call.formats, fmt);

@@ -65,6 +65,7 @@ fn a_configured_format_names_a_dynamic_payload_type() {
             clock_rate: 48_000,
             channels: 2,
             encrypted: false,
+            fmtp: None,
         }],
         ..Config::default()
     });

@@ -695,7 +695,7 @@ pub fn audio_codec(p: &RtpPacket<'_>) -> Option<Codec> {
 /// The codec of a call's RTP packet: its SDP format, else the RFC 3551 static table.
 pub fn codec_of(p: &RtpPacket<'_>) -> Option<Codec> {
     p.format
-        .map(|f| Codec::from_sdp(&f.encoding, f.clock_rate, f.channels, None))
+        .map(|f| Codec::from_sdp(&f.encoding, f.clock_rate, f.channels, f.fmtp.as_deref()))
         .or_else(|| Codec::from_static_pt(p.payload_type))
 }
 
@@ -1113,16 +1113,17 @@ mod tests {
         assert_eq!(statuses(&mut rx), vec![(ListenState::OnHold, None, None)]);
         l.set_on_hold(false);
 
-        let amr = PayloadFormat {
+        let evs = PayloadFormat {
             pt: 96,
-            encoding: "AMR".into(),
-            clock_rate: 8000,
+            encoding: "EVS".into(),
+            clock_rate: 16000,
             channels: 1,
             encrypted: false,
+            fmtp: None,
         };
         let payload = [0xf0, 0x3c, 0, 0];
         let mut p = packet(1, 96, &payload);
-        p.format = Some(&amr);
+        p.format = Some(&evs);
         l.push(&p).expect("listener stays");
         let mut called = packet(2, 0, &[0xff; 160]);
         called.party = Party::Called;
@@ -1131,7 +1132,7 @@ mod tests {
         l.advance(Some(START_NS)).expect("listener stays");
         let undecodable = (
             ListenState::Undecodable,
-            Some("AMR".to_string()),
+            Some("EVS".to_string()),
             Some("caller".to_string()),
         );
         assert_eq!(statuses(&mut rx), vec![undecodable]);

@@ -763,6 +763,7 @@ mod tests {
             clock_rate: 8000,
             channels: 1,
             encrypted: false,
+            fmtp: None,
         }
     }
 

@@ -103,6 +103,9 @@ pub struct Media<'a> {
     /// `a=crypto:` values (RFC 4568 SDES: `<tag> <suite> inline:<key>…`), at most
     /// [`MAX_CRYPTO`]: the keys the SDP's sender protects its SRTP with.
     pub crypto: Vec<&'a str>,
+    /// `a=fmtp:<pt> <parameters>` (RFC 4566 §6), at most [`MAX_RTPMAP`]: how a format is
+    /// carried (`octet-align=1` for AMR, `sprop-stereo=1` for Opus...).
+    pub fmtp: Vec<(u8, &'a str)>,
 }
 
 /// `a=crypto` lines kept per m-line: offers list a few suites, never dozens.
@@ -124,6 +127,11 @@ impl Media<'_> {
         self.proto
             .split('/')
             .any(|p| p.eq_ignore_ascii_case("SAVP") || p.eq_ignore_ascii_case("SAVPF"))
+    }
+
+    /// The `a=fmtp` parameters of a payload type.
+    pub fn fmtp(&self, pt: u8) -> Option<&str> {
+        self.fmtp.iter().find(|(p, _)| *p == pt).map(|(_, v)| *v)
     }
 
     /// Codec for a payload type: rtpmap first, then the RFC 3551 static
@@ -331,6 +339,7 @@ fn parse_m_line(value: &str) -> Option<Media<'_>> {
         setup: None,
         tcp_connection: None,
         crypto: Vec::new(),
+        fmtp: Vec::new(),
     })
 }
 
@@ -365,6 +374,7 @@ fn media_attr<'a>(value: &'a str, b: &mut MediaBuild<'a>) {
         "setup" => m.setup = Some(v),
         "connection" => m.tcp_connection = Some(v),
         "crypto" if m.crypto.len() < MAX_CRYPTO => m.crypto.push(v),
+        "fmtp" if m.fmtp.len() < MAX_RTPMAP => m.fmtp.extend(parse_fmtp(v)),
         _ => {}
     }
 }
@@ -394,6 +404,13 @@ fn parse_rtpmap(v: &str) -> Option<RtpMap<'_>> {
         clock_rate,
         channels,
     })
+}
+
+/// `<pt> <parameters>`
+fn parse_fmtp(v: &str) -> Option<(u8, &str)> {
+    let (pt, rest) = v.split_once(|c: char| c.is_ascii_whitespace())?;
+    let pt: u8 = pt.parse().ok().filter(|&p| p < 128)?;
+    Some((pt, rest.trim()))
 }
 
 /// `<port> [IN IP4 <addr>]`
@@ -545,6 +562,19 @@ m=audio 49170 RTP/AVP 0\r\n";
     }
 
     #[test]
+    fn fmtp_parameters_are_kept_per_payload_type() {
+        let sdp = parse(
+            b"v=0\r\nm=audio 4000 RTP/AVP 96 97\r\na=rtpmap:96 AMR/8000\r\n\
+              a=fmtp:96 octet-align=1; mode-set=7\r\na=fmtp:x bad\r\na=fmtp:97\r\n",
+        )
+        .unwrap();
+        let m = &sdp.media[0];
+        assert_eq!(m.fmtp(96), Some("octet-align=1; mode-set=7"));
+        assert_eq!(m.fmtp(97), None, "no parameters");
+        assert_eq!(m.fmtp.len(), 1);
+    }
+
+    #[test]
     fn srtp_profiles_are_secure() {
         let m = |proto: &'static str| Media {
             kind: "audio",
@@ -560,6 +590,7 @@ m=audio 49170 RTP/AVP 0\r\n";
             setup: None,
             tcp_connection: None,
             crypto: Vec::new(),
+            fmtp: Vec::new(),
         };
         for p in [
             "RTP/SAVP",

@@ -42,6 +42,7 @@ pub fn parse(option: &str, spec: &str) -> Result<PayloadFormat> {
         clock_rate: rate,
         channels,
         encrypted: false,
+        fmtp: None,
     })
 }
 

@@ -339,9 +339,12 @@ fn user_formats(sdp: Option<&Path>, codecs: &[String]) -> Result<HashMap<u8, Cod
                 path.display()
             )
         })?;
-        for map in parsed.media.iter().flat_map(|m| &m.rtpmap) {
-            let codec = Codec::from_sdp(map.encoding, map.clock_rate, map.channels, None);
-            formats.insert(map.pt, codec);
+        for m in &parsed.media {
+            for map in &m.rtpmap {
+                let codec =
+                    Codec::from_sdp(map.encoding, map.clock_rate, map.channels, m.fmtp(map.pt));
+                formats.insert(map.pt, codec);
+            }
         }
         if formats.is_empty() {
             bail!(
