@@ -6,7 +6,7 @@ use earshot_audio::{decoder_for, Codec};
 use libfuzzer_sys::fuzz_target;
 
 fn codec(selector: u8) -> Codec {
-    match selector % 23 {
+    match selector % 27 {
         0 => Codec::Pcmu,
         1 => Codec::Pcma,
         2 => Codec::G722,
@@ -28,6 +28,10 @@ fn codec(selector: u8) -> Codec {
         20 => Codec::Speex { rate: 8000 },
         21 => Codec::Speex { rate: 16000 },
         22 => Codec::Speex { rate: 32000 },
+        23..=26 => Codec::Amr {
+            wideband: selector % 2 == 0,
+            octet_aligned: selector % 4 >= 2,
+        },
         n => Codec::G726 {
             bits: 2 + (n - 12) % 4,
             aal2: n >= 16,

@@ -139,27 +139,41 @@ fn main() -> Result<()> {
         .unwrap_or(2.0);
     let only = std::env::args().nth(2);
     let shared = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/pcaps/wireshark");
-    let cases: [(&str, &str, Codec, u32); 5] = [
-        ("G.711", "sip-rtp-g711.pcap", Codec::Pcmu, 8000),
-        ("G.722", "sip-rtp-g722.pcap", Codec::G722, 8000),
+    let ours = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/captures/amr");
+    let cases: [(&str, PathBuf, Codec, u32); 7] = [
+        ("G.711", shared.join("sip-rtp-g711.pcap"), Codec::Pcmu, 8000),
+        ("G.722", shared.join("sip-rtp-g722.pcap"), Codec::G722, 8000),
         (
             "G.729",
-            "sip-rtp-g729a.pcap",
+            shared.join("sip-rtp-g729a.pcap"),
             Codec::from_sdp("G729", 8000, 1, None),
             8000,
         ),
         (
             "Opus",
-            "sip-rtp-opus.pcap",
+            shared.join("sip-rtp-opus.pcap"),
             Codec::from_sdp("opus", 48000, 2, None),
             48000,
         ),
         // The capture's first stream is its speex/8000 call.
         (
             "Speex",
-            "sip-rtp-speex.pcap",
+            shared.join("sip-rtp-speex.pcap"),
             Codec::from_sdp("speex", 8000, 1, None),
             8000,
+        ),
+        // 12.2 kbit/s and 23.85 kbit/s, octet-aligned (tests/captures/amr/, made by make.py).
+        (
+            "AMR",
+            ours.join("amr_nb_octet.pcap"),
+            Codec::from_sdp("AMR", 8000, 1, Some("octet-align=1")),
+            8000,
+        ),
+        (
+            "AMR-WB",
+            ours.join("amr_wb_octet.pcap"),
+            Codec::from_sdp("AMR-WB", 16000, 1, Some("octet-align=1")),
+            16000,
         ),
     ];
     println!("| codec | decoder alone (frames/s) | whole path: CPU per call-second | calls per core (real time) | decoder-alone ceiling (calls) |");
@@ -171,7 +185,7 @@ fn main() -> Result<()> {
         {
             continue;
         }
-        let frames = payloads(&shared.join(file))?;
+        let frames = payloads(&file)?;
         let fps = decoder_only(&codec, &frames, secs)?;
         // Enough calls to take about `secs` of CPU.
         let call_secs = 20;
