@@ -17,7 +17,19 @@ pub const RELAY_BOUNDS: &[f64] = &[
 ];
 
 /// Why a request was refused for its session: labels of `earshot_player_auth_refusals_total`.
-pub const REFUSAL_LABELS: [&str; 4] = ["no_session", "expired", "csrf", "role"];
+/// Why requests were refused: sessions (the first four), then API keys and listen tokens.
+pub const REFUSAL_LABELS: [&str; 10] = [
+    "no_session",
+    "expired",
+    "csrf",
+    "role",
+    "no_key",
+    "bad_key",
+    "key_expired",
+    "key_sensor",
+    "key_rate",
+    "token",
+];
 
 #[derive(Debug)]
 pub struct PlayerMetrics {

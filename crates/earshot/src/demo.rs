@@ -175,6 +175,7 @@ async fn serve(args: Args, dir: &Path) -> Result<()> {
         proxy_auth: None,
         metrics_token: None,
         limits: Default::default(),
+        embed: Default::default(),
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     // The demo's configuration never changes: nothing is ever sent on the reload channel.
