@@ -6,6 +6,7 @@ mod client;
 mod codec_spec;
 mod demo;
 mod demo_traffic;
+mod embed_example;
 mod extract;
 mod ops;
 mod player;
