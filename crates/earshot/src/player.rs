@@ -415,9 +415,7 @@ pub fn keys(args: KeysArgs) -> Result<()> {
                 expires,
             } => {
                 let role: Role = role.parse().map_err(|e: String| anyhow!(e))?;
-                if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
-                    bail!("the key's name must be 1-255 characters, without control characters");
-                }
+                earshot_player::api::validate_key_name(&name).map_err(|e| anyhow!(e))?;
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_secs() as i64)

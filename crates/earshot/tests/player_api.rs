@@ -2560,3 +2560,53 @@ async fn keys_commands() {
     let (ok, _, err) = go(&["keys", "revoke", "helpdesk"]);
     assert!(!ok && err.contains("earshot keys list"), "{err}");
 }
+
+/// The admin page's keys: an admin creates one (shown once), lists it (never the key itself)
+/// and revokes it; the key works on /api/v1 until then. Others may not touch keys.
+#[tokio::test]
+async fn admins_manage_api_keys_from_the_page() {
+    let (app, _) = player(&sqlite_url("player-keys-page"), None).await;
+    let admin = login(&app, "admin").await;
+    let listener = login(&app, "listener").await;
+    let body = json!({"name": "crm", "role": "listener", "sensors": [1, 2], "expires_days": 30});
+    let r = call(
+        &app,
+        "POST",
+        "/api/keys",
+        &listener,
+        &[],
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = call(&app, "GET", "/api/keys", &listener, &[], None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let no_csrf = Auth {
+        csrf: None,
+        ..admin.clone()
+    };
+    let r = call(&app, "POST", "/api/keys", &no_csrf, &[], Some(body.clone())).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    let r = call(&app, "POST", "/api/keys", &admin, &[], Some(body.clone())).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
+    let key = r.json["key"].as_str().unwrap().to_string();
+    assert_eq!(r.json["sensors"], json!([1, 2]));
+    let r = call(&app, "POST", "/api/keys", &admin, &[], Some(body)).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.json);
+    let r = call(&app, "GET", "/api/keys", &admin, &[], None).await;
+    assert_eq!(r.json[0]["name"], "crm");
+    assert!(
+        !r.json.to_string().contains(&key[4..]),
+        "the key is never listed"
+    );
+    let r = with_key(&app, "GET", "/api/v1/calls?sensor_id=2", &key, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+
+    let r = call(&app, "DELETE", "/api/keys/crm", &admin, &[], None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    let r = with_key(&app, "GET", "/api/v1/calls?sensor_id=2", &key, None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = call(&app, "DELETE", "/api/keys/crm", &admin, &[], None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}

@@ -40,6 +40,7 @@ use std::time::Duration;
 mod audit;
 mod calls;
 mod chunk;
+mod keys;
 mod listen;
 mod sensors;
 mod session;
@@ -47,6 +48,7 @@ mod v1;
 
 pub use self::calls::CallsQuery;
 pub use self::chunk::wav_8k_mono;
+pub use self::keys::validate_key_name;
 pub use self::listen::ListenQuery;
 pub use self::sensors::validate_sensor;
 use self::{listen::*, session::*};
@@ -367,6 +369,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(chunk::routes())
         .merge(audit::routes())
         .merge(v1::routes())
+        .merge(keys::routes())
         .fallback(|| async { ApiError::NotFound("no such page or API endpoint".into()) })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
