@@ -641,7 +641,7 @@ async function refreshAudit() {
   const tbody = document.querySelector("#audit tbody");
   tbody.replaceChildren(
     ...r.body.map((a) => {
-      const tr = cellRow([when(a.started), a.stopped ? when(a.stopped) : "listening", a.user_name, text(a.api_key), text(a.source_ip), text(a.id_sensor), a.callreference, text(a.caller), text(a.called), text(a.callid)]);
+      const tr = cellRow([when(a.started), a.stopped ? when(a.stopped) : "listening", a.user_name, text(a.source_ip), text(a.id_sensor), a.callreference, text(a.caller), text(a.called), text(a.callid), text(a.api_key)]);
       tr.dataset.callref = a.callreference;
       return tr;
     }),
