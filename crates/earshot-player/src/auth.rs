@@ -48,6 +48,13 @@ pub fn new_tokens() -> Result<(String, String), AuthError> {
     Ok((hex(&random_bytes::<32>()?), hex(&random_bytes::<16>()?)))
 }
 
+/// `n` random bytes as hex.
+pub fn random_hex(n: usize) -> Result<String, AuthError> {
+    let mut b = vec![0u8; n];
+    getrandom::fill(&mut b).map_err(|e| AuthError::Random(e.to_string()))?;
+    Ok(hex(&b))
+}
+
 /// Only this hash is stored, so a leaked database does not hand out live sessions.
 pub fn token_hash(token: &str) -> String {
     hex(&Sha256::digest(token.as_bytes()))

@@ -34,6 +34,10 @@
 //! [listening]
 //! max_per_user_per_call = 4
 //! chunk_idle_seconds = 30
+//! [embed]              # other sites' dashboards (docs/api.md); nothing is allowed by default
+//! allowed_origins = ["https://dash.example.com"]  # CORS for /api/v1, token WebSockets, frame-ancestors
+//! requests_per_minute = 120  # per API key on /api/v1
+//! token_seconds = 60         # how long a listen token may be used to start its session
 //! ```
 
 use crate::db::{Sensor, SensorKind};
@@ -66,6 +70,101 @@ pub struct FileConfig {
     pub login: LoginSection,
     #[serde(default)]
     pub listening: ListeningSection,
+    #[serde(default)]
+    pub embed: EmbedSection,
+}
+
+/// `[embed]`: the dashboards of other sites that embed live listening (docs/api.md).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbedSection {
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    pub requests_per_minute: Option<u32>,
+    pub token_seconds: Option<u64>,
+}
+
+/// Embedding as the player runs it: [`Embed::default`] allows no other origin at all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embed {
+    /// Origins (`scheme://host[:port]`, lower case) whose pages may call `/api/v1` from the
+    /// browser, listen with a token, and frame the player.
+    pub allowed_origins: Vec<String>,
+    /// `/api/v1` requests one API key may make per minute (all players' memory separately).
+    pub requests_per_minute: u32,
+    /// The lifetime of a listen token: it must start its session within this.
+    pub token_seconds: u64,
+}
+
+/// The longest a listen token may live: it is a bearer secret in a URL, meant to be used at once.
+pub const MAX_TOKEN_SECONDS: u64 = 600;
+
+impl Default for Embed {
+    fn default() -> Self {
+        Embed {
+            allowed_origins: Vec::new(),
+            requests_per_minute: 120,
+            token_seconds: 60,
+        }
+    }
+}
+
+impl Embed {
+    pub fn allows(&self, origin: &str) -> bool {
+        self.allowed_origins
+            .iter()
+            .any(|o| o.eq_ignore_ascii_case(origin))
+    }
+
+    fn resolve(section: EmbedSection) -> Result<Embed, ConfigError> {
+        let d = Embed::default();
+        let allowed_origins = section
+            .allowed_origins
+            .iter()
+            .map(|o| parse_origin(o))
+            .collect::<Result<Vec<_>, _>>()?;
+        let requests_per_minute = match section.requests_per_minute {
+            Some(0) => {
+                return Err(ConfigError::Invalid(
+                    "[embed] requests_per_minute must be at least 1".into(),
+                ))
+            }
+            v => v.unwrap_or(d.requests_per_minute),
+        };
+        let token_seconds = match section.token_seconds {
+            Some(s) if s == 0 || s > MAX_TOKEN_SECONDS => {
+                return Err(ConfigError::Invalid(format!(
+                    "[embed] token_seconds must be 1-{MAX_TOKEN_SECONDS}: a listen token is meant to be used at once"
+                )))
+            }
+            v => v.unwrap_or(d.token_seconds),
+        };
+        Ok(Embed {
+            allowed_origins,
+            requests_per_minute,
+            token_seconds,
+        })
+    }
+}
+
+/// An origin exactly as browsers send it (`https://dash.example.com`, `http://10.0.0.5:3000`):
+/// a scheme, a host and maybe a port; no path, no wildcard. It goes into headers and is
+/// compared with the `Origin` header, so anything else is refused when the file is read.
+pub fn parse_origin(o: &str) -> Result<String, ConfigError> {
+    let bad = || {
+        ConfigError::Invalid(format!(
+            "[embed] allowed_origins: {o:?} is not an origin; write it as the browser's address bar shows the dashboard, without a path: \"https://dash.example.com\" or \"http://10.0.0.5:3000\""
+        ))
+    };
+    let (scheme, authority) = o.split_once("://").ok_or_else(bad)?;
+    if !matches!(scheme, "http" | "https") || authority.is_empty() {
+        return Err(bad());
+    }
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']');
+    if !authority.chars().all(allowed) {
+        return Err(bad());
+    }
+    Ok(o.to_ascii_lowercase())
 }
 
 /// `[http]`: limits of the web server itself. Every connection costs a file descriptor and
@@ -300,6 +399,8 @@ pub struct Config {
     pub metrics_token: Option<String>,
     /// Connection, login and listening limits.
     pub limits: Limits,
+    /// Other sites' dashboards embedding the player.
+    pub embed: Embed,
 }
 
 /// Single sign-on through a reverse proxy: the proxy authenticates the user and names them in
@@ -402,6 +503,7 @@ impl Config {
             proxy_auth,
             metrics_token: normalize_token(o.metrics_token.or(file.metrics.token)),
             limits,
+            embed: Embed::resolve(file.embed)?,
         })
     }
 }

@@ -130,6 +130,55 @@ pub struct AuditRow {
     pub outcome: Option<String>,
     /// Why it was refused or failed, in the words the user was given.
     pub reason: Option<String>,
+    /// The API key whose listen token started the session (embedded players); `None` for a
+    /// logged-in user.
+    pub api_key: Option<String>,
+    /// The person the dashboard named when it minted the token (as the dashboard knows them).
+    pub end_user: Option<String>,
+}
+
+/// A backend's API key (the key itself is shown once and never stored).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ApiKey {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    /// The sensors it may see and listen to; `None`: every sensor.
+    pub sensors: Option<Vec<i64>>,
+    /// Unix seconds.
+    pub created: i64,
+    /// Unix seconds; `None`: never.
+    pub expires: Option<i64>,
+}
+
+impl ApiKey {
+    pub fn allows_sensor(&self, id: i64) -> bool {
+        self.sensors.as_ref().is_none_or(|s| s.contains(&id))
+    }
+
+    pub fn expired(&self, now: i64) -> bool {
+        self.expires.is_some_and(|e| e <= now)
+    }
+}
+
+/// The sensor list as stored: `1,2,3`.
+fn sensors_text(sensors: &Option<Vec<i64>>) -> Option<String> {
+    sensors
+        .as_ref()
+        .map(|v| v.iter().map(i64::to_string).collect::<Vec<_>>().join(","))
+}
+
+fn sensors_from(text: Option<String>) -> Result<Option<Vec<i64>>, DbError> {
+    let Some(text) = text else { return Ok(None) };
+    text.split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.trim()
+                .parse()
+                .map_err(|_| DbError::Invalid(format!("API key sensor list {text:?}")))
+        })
+        .collect::<Result<Vec<i64>, _>>()
+        .map(Some)
 }
 
 /// Values of [`AuditRow::outcome`].
@@ -531,8 +580,8 @@ impl Db {
     pub async fn audit_start(&self, row: &AuditRow) -> Result<i64, DbError> {
         let id = random_id();
         let sql = self.q(
-            "INSERT INTO audit (id, user_name, source_ip, id_sensor, callreference, callid, caller, called, started, stopped, via, outcome, reason) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO audit (id, user_name, source_ip, id_sensor, callreference, callid, caller, called, started, stopped, via, outcome, reason, api_key, end_user) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         );
         sqlx::query(&sql)
             .bind(id)
@@ -548,6 +597,8 @@ impl Db {
             .bind(row.via.clone())
             .bind(row.outcome.clone())
             .bind(row.reason.as_deref().map(clip_reason))
+            .bind(row.api_key.clone())
+            .bind(row.end_user.as_deref().map(clip_reason))
             .execute(&self.pool)
             .await?;
         Ok(id)
@@ -566,7 +617,7 @@ impl Db {
     /// The most recent rows first.
     pub async fn audit(&self, limit: i64) -> Result<Vec<AuditRow>, DbError> {
         let sql = self.q(
-            "SELECT id, user_name, source_ip, id_sensor, callreference, callid, caller, called, started, stopped, via, outcome, reason \
+            "SELECT id, user_name, source_ip, id_sensor, callreference, callid, caller, called, started, stopped, via, outcome, reason, api_key, end_user \
              FROM audit ORDER BY started DESC, id DESC LIMIT ?",
         );
         let rows = sqlx::query(&sql)
@@ -589,9 +640,188 @@ impl Db {
                     via: opt_text(r, "via")?,
                     outcome: opt_text(r, "outcome")?,
                     reason: opt_text(r, "reason")?,
+                    api_key: opt_text(r, "api_key")?,
+                    end_user: opt_text(r, "end_user")?,
                 })
             })
             .collect()
+    }
+
+    // ---- API keys, listen tokens ----
+
+    fn api_key_from(row: &AnyRow) -> Result<ApiKey, DbError> {
+        Ok(ApiKey {
+            id: int_col(row, "id")?,
+            name: text_col(row, "name")?,
+            role: text_col(row, "role")?.parse().map_err(DbError::Invalid)?,
+            sensors: sensors_from(opt_text(row, "sensors")?)?,
+            created: int_col(row, "created")?,
+            expires: row.try_get::<Option<i64>, _>("expires")?,
+        })
+    }
+
+    const API_KEY_COLUMNS: &str = "id, name, role, sensors, created, expires";
+
+    pub async fn add_api_key(
+        &self,
+        name: &str,
+        key_hash: &str,
+        role: Role,
+        sensors: Option<Vec<i64>>,
+        expires: Option<i64>,
+    ) -> Result<ApiKey, DbError> {
+        if self.api_key_named(name).await?.is_some() {
+            return Err(DbError::Conflict(format!(
+                "an API key named {name} exists already: revoke it first (`earshot keys revoke {name}`) or pick another name"
+            )));
+        }
+        let key = ApiKey {
+            id: random_id(),
+            name: name.to_string(),
+            role,
+            sensors,
+            created: now_secs(),
+            expires,
+        };
+        let sql = self.q(
+            "INSERT INTO api_keys (id, name, key_hash, role, sensors, created, expires) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        );
+        sqlx::query(&sql)
+            .bind(key.id)
+            .bind(key.name.clone())
+            .bind(key_hash.to_string())
+            .bind(role.as_str().to_string())
+            .bind(sensors_text(&key.sensors))
+            .bind(key.created)
+            .bind(key.expires)
+            .execute(&self.pool)
+            .await?;
+        Ok(key)
+    }
+
+    /// The key with this hash, read from the database on every request (never cached), so that
+    /// a key revoked through any player sharing the database is refused at once by all.
+    /// The lookup is by the SHA-256 of what the client sent: a timing difference in the index
+    /// search tells an attacker about hashes, not about keys.
+    pub async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKey>, DbError> {
+        let sql = self.q(&format!(
+            "SELECT {} FROM api_keys WHERE key_hash = ?",
+            Self::API_KEY_COLUMNS
+        ));
+        let row = sqlx::query(&sql)
+            .bind(key_hash.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Self::api_key_from).transpose()
+    }
+
+    pub async fn api_key_by_id(&self, id: i64) -> Result<Option<ApiKey>, DbError> {
+        let sql = self.q(&format!(
+            "SELECT {} FROM api_keys WHERE id = ?",
+            Self::API_KEY_COLUMNS
+        ));
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Self::api_key_from).transpose()
+    }
+
+    pub async fn api_key_named(&self, name: &str) -> Result<Option<ApiKey>, DbError> {
+        let sql = self.q(&format!(
+            "SELECT {} FROM api_keys WHERE name = ?",
+            Self::API_KEY_COLUMNS
+        ));
+        let row = sqlx::query(&sql)
+            .bind(name.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Self::api_key_from).transpose()
+    }
+
+    pub async fn api_keys(&self) -> Result<Vec<ApiKey>, DbError> {
+        let sql = format!(
+            "SELECT {} FROM api_keys ORDER BY name",
+            Self::API_KEY_COLUMNS
+        );
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        rows.iter().map(Self::api_key_from).collect()
+    }
+
+    /// Whether a key was revoked (deleted: nothing of it is needed any more; the audit rows
+    /// keep its name).
+    pub async fn revoke_api_key(&self, name: &str) -> Result<bool, DbError> {
+        let sql = self.q("DELETE FROM api_keys WHERE name = ?");
+        let r = sqlx::query(&sql)
+            .bind(name.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// The secret named `name`, created (32 random bytes, hex) by the first player that asks.
+    /// Two players asking at once both insert; the primary key lets one win, and both then
+    /// read the winner's, so every player sharing the database signs with the same secret.
+    pub async fn shared_secret(&self, name: &str) -> Result<String, DbError> {
+        let select = self.q("SELECT secret FROM player_secrets WHERE name = ?");
+        let read = || async {
+            let row = sqlx::query(&select)
+                .bind(name.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+            row.as_ref().map(|r| text_col(r, "secret")).transpose()
+        };
+        if let Some(s) = read().await? {
+            return Ok(s);
+        }
+        let fresh = crate::auth::random_hex(32).map_err(|e| DbError::Invalid(e.to_string()))?;
+        let insert = self.q("INSERT INTO player_secrets (name, secret) VALUES (?, ?)");
+        let inserted = sqlx::query(&insert)
+            .bind(name.to_string())
+            .bind(fresh)
+            .execute(&self.pool)
+            .await;
+        match (inserted, read().await?) {
+            (_, Some(s)) => Ok(s),
+            (Err(e), None) => Err(e.into()),
+            (Ok(_), None) => Err(DbError::Invalid(format!(
+                "the secret {name} was written but cannot be read back"
+            ))),
+        }
+    }
+
+    /// Records that the listen token with this nonce started a session. False when it had
+    /// already (on this player or another): a token serves one session. Expired records are
+    /// purged first; their tokens are refused for their expiry anyway.
+    pub async fn use_listen_token(&self, nonce: &str, expires: i64) -> Result<bool, DbError> {
+        let purge = self.q("DELETE FROM used_listen_tokens WHERE expires < ?");
+        sqlx::query(&purge)
+            .bind(now_secs())
+            .execute(&self.pool)
+            .await?;
+        let insert = self.q("INSERT INTO used_listen_tokens (nonce, expires) VALUES (?, ?)");
+        let inserted = sqlx::query(&insert)
+            .bind(nonce.to_string())
+            .bind(expires)
+            .execute(&self.pool)
+            .await;
+        match inserted {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                // A unique violation is spelt differently by each engine; the row being
+                // there is the same everywhere.
+                let probe = self.q("SELECT nonce FROM used_listen_tokens WHERE nonce = ?");
+                let found = sqlx::query(&probe)
+                    .bind(nonce.to_string())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                if found.is_some() {
+                    Ok(false)
+                } else {
+                    Err(e.into())
+                }
+            }
+        }
     }
 }
 
@@ -719,7 +949,7 @@ mod tests {
         old_database(&url).await.close().await;
 
         let db = Db::open(&url).await.expect("upgrade");
-        assert_eq!(applied_versions(&db).await, vec![1]);
+        assert_eq!(applied_versions(&db).await, vec![1, 2]);
         let sensors = db.sensors().await.expect("sensors");
         assert_eq!(sensors.len(), 1);
         assert_eq!(
@@ -736,7 +966,7 @@ mod tests {
 
         // Opening again changes nothing and applies nothing twice.
         let db = Db::open(&url).await.expect("reopen");
-        assert_eq!(applied_versions(&db).await, vec![1]);
+        assert_eq!(applied_versions(&db).await, vec![1, 2]);
         assert_eq!(db.sensors().await.expect("sensors").len(), 1);
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -24,6 +24,7 @@ pub mod limiter;
 pub mod manager;
 pub mod metrics;
 pub mod relay;
+pub mod tokens;
 mod web;
 
 pub use api::{router, AppState};

@@ -154,6 +154,55 @@ pub fn retry_seconds(wait: Duration) -> u64 {
     (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
+/// Requests per API key per minute, in fixed one-minute windows: a dashboard's backend that
+/// loops (a bug, a stolen key) is slowed down before it loads the sensors or the database.
+/// In memory, per player: a key may make `limit` requests per minute on each player. Bounded
+/// like the login counters: when full, windows that are over go first, then the oldest.
+#[derive(Debug)]
+pub struct KeyRate {
+    windows: HashMap<i64, (Instant, u32)>,
+    capacity: usize,
+}
+
+/// The length of a rate window.
+pub const RATE_WINDOW: Duration = Duration::from_secs(60);
+
+impl KeyRate {
+    pub fn new(capacity: usize) -> KeyRate {
+        KeyRate {
+            windows: HashMap::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Counts one request of `key`; `Err(wait)` when it is over `limit` in this window.
+    pub fn hit(&mut self, key: i64, limit: u32, now: Instant) -> Result<(), Duration> {
+        if !self.windows.contains_key(&key) && self.windows.len() >= self.capacity {
+            self.windows
+                .retain(|_, (start, _)| now.saturating_duration_since(*start) < RATE_WINDOW);
+            if self.windows.len() >= self.capacity {
+                let oldest = self
+                    .windows
+                    .iter()
+                    .min_by_key(|(_, (s, _))| *s)
+                    .map(|(k, _)| *k);
+                if let Some(k) = oldest {
+                    self.windows.remove(&k);
+                }
+            }
+        }
+        let w = self.windows.entry(key).or_insert((now, 0));
+        if now.saturating_duration_since(w.0) >= RATE_WINDOW {
+            *w = (now, 0);
+        }
+        if w.1 >= limit {
+            return Err((w.0 + RATE_WINDOW).saturating_duration_since(now));
+        }
+        w.1 += 1;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,5 +296,20 @@ mod tests {
         assert_eq!(retry_seconds(Duration::ZERO), 1);
         assert_eq!(retry_seconds(Duration::from_secs(5)), 5);
         assert_eq!(retry_seconds(Duration::from_millis(5001)), 6);
+    }
+
+    #[test]
+    fn a_key_over_its_rate_waits_for_the_next_window() {
+        let mut r = KeyRate::new(2);
+        let t0 = Instant::now();
+        assert!(r.hit(1, 2, t0).is_ok());
+        assert!(r.hit(1, 2, t0).is_ok());
+        let wait = r.hit(1, 2, t0 + Duration::from_secs(10)).unwrap_err();
+        assert_eq!(wait, Duration::from_secs(50));
+        // Another key has its own window; a third evicts the oldest, never grows the map.
+        assert!(r.hit(2, 2, t0).is_ok());
+        assert!(r.hit(3, 2, t0 + Duration::from_secs(1)).is_ok());
+        assert_eq!(r.windows.len(), 2);
+        assert!(r.hit(1, 2, t0 + RATE_WINDOW).is_ok());
     }
 }

@@ -16,8 +16,20 @@ pub const RELAY_BOUNDS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
-/// Why a request was refused for its session: labels of `earshot_player_auth_refusals_total`.
-pub const REFUSAL_LABELS: [&str; 4] = ["no_session", "expired", "csrf", "role"];
+/// Why a request was refused for its session, API key or listen token: labels of
+/// `earshot_player_auth_refusals_total`.
+pub const REFUSAL_LABELS: [&str; 10] = [
+    "no_session",
+    "expired",
+    "csrf",
+    "role",
+    "no_key",
+    "bad_key",
+    "key_expired",
+    "key_sensor",
+    "key_rate",
+    "token",
+];
 
 #[derive(Debug)]
 pub struct PlayerMetrics {

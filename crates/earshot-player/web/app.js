@@ -513,7 +513,7 @@ function cellRow(values) {
 }
 
 async function refreshAdmin() {
-  await Promise.all([refreshSensorTable(), refreshAudit()]);
+  await Promise.all([refreshSensorTable(), refreshKeys(), refreshAudit()]);
 }
 
 async function refreshSensorTable() {
@@ -578,6 +578,62 @@ $("add-sensor").addEventListener("submit", async (ev) => {
   refreshSensorTable();
 });
 
+async function refreshKeys() {
+  const r = await api("/api/keys", { timeout: 5000 });
+  if (!r.ok || !Array.isArray(r.body)) {
+    $("admin-error").textContent = (r.body && r.body.error) || `cannot list the API keys (HTTP ${r.status})`;
+    return;
+  }
+  const tbody = document.querySelector("#keys tbody");
+  tbody.replaceChildren(
+    ...r.body.map((k) => {
+      const tr = cellRow([k.name, k.role, k.sensors ? k.sensors.join(", ") : "all", when(k.created), k.expires ? when(k.expires) : "never"]);
+      tr.dataset.key = k.name;
+      const td = document.createElement("td");
+      td.className = "actions";
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "remove";
+      b.textContent = "revoke";
+      b.setAttribute("aria-label", `revoke the API key ${k.name}`);
+      b.addEventListener("click", () => revokeKey(k));
+      td.append(b);
+      tr.append(td);
+      return tr;
+    }),
+  );
+}
+
+async function revokeKey(k) {
+  if (!confirm(`Revoke the API key ${k.name}? Its backend is refused at once, and its listen tokens too.`)) return;
+  const r = await api(`/api/keys/${encodeURIComponent(k.name)}`, { method: "DELETE" });
+  $("admin-error").textContent = r.ok ? "" : (r.body && r.body.error) || `HTTP ${r.status}`;
+  refreshKeys();
+}
+
+$("add-key").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const f = new FormData(ev.target);
+  const sensors = String(f.get("sensors") || "").trim();
+  const days = String(f.get("expires_days") || "").trim();
+  const body = {
+    name: String(f.get("name")).trim(),
+    role: String(f.get("role")),
+    sensors: sensors && sensors !== "all" ? sensors.split(",").map((v) => Number(v.trim())) : null,
+    expires_days: days ? Number(days) : null,
+  };
+  const r = await api("/api/keys", { method: "POST", body });
+  if (!r.ok) {
+    $("admin-error").textContent = (r.body && r.body.error) || `HTTP ${r.status}`;
+    return;
+  }
+  $("admin-error").textContent = "";
+  ev.target.reset();
+  $("new-key-value").textContent = r.body.key;
+  $("new-key").hidden = false;
+  refreshKeys();
+});
+
 async function refreshAudit() {
   const r = await api("/api/audit?limit=200", { timeout: 5000 });
   if (!r.ok || !Array.isArray(r.body)) {
@@ -587,7 +643,7 @@ async function refreshAudit() {
   const tbody = document.querySelector("#audit tbody");
   tbody.replaceChildren(
     ...r.body.map((a) => {
-      const tr = cellRow([when(a.started), a.stopped ? when(a.stopped) : "listening", a.user_name, text(a.source_ip), text(a.id_sensor), a.callreference, text(a.caller), text(a.called), text(a.callid)]);
+      const tr = cellRow([when(a.started), a.stopped ? when(a.stopped) : "listening", a.user_name, text(a.source_ip), text(a.id_sensor), a.callreference, text(a.caller), text(a.called), text(a.callid), text(a.api_key)]);
       tr.dataset.callref = a.callreference;
       return tr;
     }),

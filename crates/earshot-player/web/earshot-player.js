@@ -4,7 +4,8 @@
 //   parseFrame(arrayBuffer)   one `stream` frame (as /api/listen sends it) → an object
 //   ListenSession             one listening session: WebSocket, AudioWorklet playback, mute/solo,
 //                             volume, level meters, latency, quality, reconnection, WAV recording
-//   EarshotPlayerElement      <earshot-player sensor="1" callref="…" start="now">
+//   EarshotPlayerElement      <earshot-player sensor="1" callref="…" start="now">, or on another
+//                             site <earshot-player token="…" src-origin="https://player…">
 //   fmtDuration, wavBlob      small helpers the page shares
 //
 // The page (/app.js) and the web component use the same code; see docs/player.md.
@@ -137,7 +138,7 @@ export async function opusSupported(channels = 2) {
 }
 
 // Errors after which reconnecting cannot help.
-const FATAL = /call not found|not registered|not a call reference|callref is missing|does not allow|log in|session has expired|origin|must be|needs a WebSocket|no sensor_id given/i;
+const FATAL = /listen token|call not found|not registered|not a call reference|callref is missing|does not allow|log in|session has expired|origin|must be|needs a WebSocket|no sensor_id given/i;
 const RETRY_DELAYS_MS = [500, 1000, 2000, 4000, 8000];
 
 /**
@@ -161,11 +162,16 @@ export class ListenSession extends EventTarget {
    *                                Opus, the band telephone audio has; 48000 in PCM)
    * @param {string} [o.codec]      "auto" (Opus where the browser has WebCodecs, else PCM), "opus"
    *                                or "pcm"; Opus takes about 5 KB/s at 16 kHz stereo, PCM 64 KB/s
-   * @param {string} [o.base]       URL of the player (default: this page's origin)
+   * @param {string} [o.token]      a listen token (POST /api/v1/listen-tokens, minted by the
+   *                                page's backend): listens with it instead of a login; it names
+   *                                the call, so callref and sensorId may be left out
+   * @param {string} [o.base]       URL of the player (default: this page's origin; with a token,
+   *                                the origin this module was loaded from)
    * @param {number} [o.maxRecordSeconds]  how much received audio is kept for the WAV (default 1800)
    */
-  constructor({ callref, sensorId, from = "now", rate, codec = "auto", base, maxRecordSeconds = 1800 }) {
+  constructor({ callref, sensorId, from = "now", rate, codec = "auto", base, token, maxRecordSeconds = 1800 }) {
     super();
+    this.token = token ? String(token).trim() : null;
     this.callref = String(callref || "").trim();
     this.sensorId = sensorId === undefined || sensorId === null || sensorId === "" ? null : String(sensorId).trim();
     this.from = normalizeFrom(from);
@@ -177,7 +183,9 @@ export class ListenSession extends EventTarget {
     this.opusDecoder = null;
     // Bytes of stream frames received (what the link carries, less WebSocket framing).
     this.bytesReceived = 0;
-    this.base = base ? new URL(base, location.href) : new URL(location.href);
+    // A page on another site loads this module from the player: with a token, that is where
+    // the player is unless told otherwise.
+    this.base = base ? new URL(base, location.href) : new URL(this.token ? new URL(import.meta.url).origin : location.href);
     this.maxRecordSeconds = maxRecordSeconds;
     this.state = "idle";
     this.header = null;
@@ -211,7 +219,7 @@ export class ListenSession extends EventTarget {
 
   /** Starts playback. Call it from a user gesture (click, Enter) so audio may start. */
   async start() {
-    if (!this.callref) throw new Error("no call reference");
+    if (!this.callref && !this.token) throw new Error("no call reference");
     this.stopped = false;
     this.ended = false;
     const ctx = audioContext(); // synchronously, inside the gesture
@@ -308,7 +316,11 @@ export class ListenSession extends EventTarget {
   }
 
   listenUrl(from) {
-    const q = new URLSearchParams({ callref: this.callref, rate: String(this.rate), channels: "2", from });
+    // A token fixes the call and its start; a callref given too must be the token's.
+    const q = this.token
+      ? new URLSearchParams({ token: this.token, rate: String(this.rate), channels: "2" })
+      : new URLSearchParams({ callref: this.callref, rate: String(this.rate), channels: "2", from });
+    if (this.token && this.callref) q.set("callref", this.callref);
     if (this.opus) q.set("format", "opus");
     if (this.sensorId !== null) q.set("sensor_id", this.sensorId);
     const u = new URL("/api/listen?" + q, this.base);
@@ -514,6 +526,10 @@ export class ListenSession extends EventTarget {
   async onClose() {
     if (this.stopped || this.ended) return;
     if (this.fatal) return this.fail(this.fatal);
+    // A token serves one session: reconnecting with it would only be refused.
+    if (this.token) {
+      return this.fail(this.transientError || "the connection closed; a listen token serves one session: the page must ask its server for a new one to listen again");
+    }
     if (!this.gotHeader) {
       // The upgrade was refused (the browser hides the status): see whether we are still logged in.
       try {
@@ -713,13 +729,15 @@ const STATE_TEXT = {
 
 /**
  * <earshot-player sensor="1" callref="4a3f7b2c1d" start="now|start|N" rate="16000" codec="auto|opus|pcm" autoplay>
- * Needs a logged-in user with the listener role on the same origin as the player.
+ * Needs a logged-in user with the listener role on the same origin as the player, or, on
+ * another site's page, token="…" (minted by that site's backend with an API key, docs/api.md)
+ * and src-origin="https://player.example.com" (default: where this module was loaded from).
  * Methods: play(), stop(), download(). Property: session (the ListenSession).
  * Events (bubbling, composed): earshot-state {state}, earshot-message {text, level}.
  */
 export class EarshotPlayerElement extends HTMLElement {
   static get observedAttributes() {
-    return ["callref", "sensor", "start"];
+    return ["callref", "sensor", "start", "token"];
   }
 
   constructor() {
@@ -771,11 +789,13 @@ export class EarshotPlayerElement extends HTMLElement {
       ? `${h.caller || "?"} → ${h.called || "?"}`
       : callref
         ? `call ${callref}${this.getAttribute("sensor") ? ` on sensor ${this.getAttribute("sensor")}` : ""}`
-        : "No call selected";
+        : this.getAttribute("token")
+          ? "live call"
+          : "No call selected";
     this.$(".title").title = h ? `Call-ID ${h.callid || "?"} · ref ${h.callreference}` : "";
     this.$(".party[data-party=caller] .name").textContent = (h && h.caller) || "–";
     this.$(".party[data-party=called] .name").textContent = (h && h.called) || "–";
-    this.$(".play").disabled = !callref;
+    this.$(".play").disabled = !callref && !this.getAttribute("token");
   }
 
   /** Mute/solo as currently pressed. */
@@ -786,10 +806,13 @@ export class EarshotPlayerElement extends HTMLElement {
   /** Starts (or restarts) listening to the call the attributes name. */
   play() {
     const callref = this.getAttribute("callref");
-    if (!callref) return;
+    const token = this.getAttribute("token");
+    if (!callref && !token) return;
     this.stop();
     const s = new ListenSession({
       callref,
+      token,
+      base: this.getAttribute("src-origin") || undefined,
       sensorId: this.getAttribute("sensor"),
       from: this.getAttribute("start") || "now",
       rate: Number(this.getAttribute("rate")) || undefined,

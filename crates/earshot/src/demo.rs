@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 ///   earshot demo
 ///   earshot demo --open                                   # also open the browser
 ///   earshot demo --listen 127.0.0.1:0 --manager 127.0.0.1:0  # any free ports
+///   earshot demo --embed-example   # also a dashboard on another origin (docs/api.md)
 #[derive(clap::Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -44,10 +45,21 @@ pub struct Args {
     /// Open the player in the web browser (when there is one; never fails).
     #[arg(long)]
     open: bool,
+    /// Also serve an example dashboard on another origin (--embed-listen) that lists the calls
+    /// and embeds live listening with listen tokens minted by its backend (docs/api.md).
+    #[arg(long)]
+    embed_example: bool,
+    /// Address of the example dashboard (loopback; port 0 picks a free one).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8081")]
+    embed_listen: SocketAddr,
 }
 
 pub fn run(args: Args) -> Result<()> {
-    for (what, addr) in [("--listen", args.listen), ("--manager", args.manager)] {
+    for (what, addr) in [
+        ("--listen", args.listen),
+        ("--manager", args.manager),
+        ("--embed-listen", args.embed_listen),
+    ] {
         if !addr.ip().is_loopback() {
             bail!(
                 "{what} {addr}: the demo only listens on loopback; use 127.0.0.1 \
@@ -157,6 +169,30 @@ async fn serve(args: Args, dir: &Path) -> Result<()> {
         kind: SensorKind::Earshot,
     })
     .await?;
+    // The example dashboard: its port is taken now, so its origin can be allowed.
+    let embed = match args.embed_example {
+        false => None,
+        true => {
+            let listener = tokio::net::TcpListener::bind(args.embed_listen)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot listen on {} for the embedding example (in use? pick another with --embed-listen 127.0.0.1:PORT)",
+                        args.embed_listen
+                    )
+                })?;
+            let key = earshot_player::tokens::new_key()?;
+            db.add_api_key(
+                crate::embed_example::KEY_NAME,
+                &auth::token_hash(&key),
+                Role::Listener,
+                None,
+                None,
+            )
+            .await?;
+            Some((listener, key))
+        }
+    };
     drop(db);
     let web = free_addr(args.listen).with_context(|| {
         format!(
@@ -175,6 +211,13 @@ async fn serve(args: Args, dir: &Path) -> Result<()> {
         proxy_auth: None,
         metrics_token: None,
         limits: Default::default(),
+        embed: earshot_player::config::Embed {
+            allowed_origins: match &embed {
+                Some((l, _)) => vec![format!("http://{}", l.local_addr()?)],
+                None => Vec::new(),
+            },
+            ..Default::default()
+        },
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     // The demo's configuration never changes: nothing is ever sent on the reload channel.
@@ -189,6 +232,14 @@ async fn serve(args: Args, dir: &Path) -> Result<()> {
     wait_listening(web).await;
     // Before the banner, so a signal sent on seeing it finds the handlers in place.
     let stop_signal = crate::signals::until_stop_or_hangup();
+    // Before the banner: tools (and the tests) read up to the banner line, then stop reading.
+    if let Some((listener, key)) = embed {
+        let origin = crate::embed_example::spawn(listener, web, key)?;
+        println!(
+            "embedding example: a dashboard on another origin at {origin}/ (API key {})",
+            crate::embed_example::KEY_NAME
+        );
+    }
     let url = format!("http://{web}/");
     println!(
         "earshot demo: open {url}  user: demo  password: {password}  manager: {}",

@@ -6,6 +6,7 @@ mod client;
 mod codec_spec;
 mod demo;
 mod demo_traffic;
+mod embed_example;
 mod extract;
 mod ops;
 mod player;
@@ -46,6 +47,7 @@ enum Command {
     Player(player::PlayerArgs),
     Sensors(player::SensorsArgs),
     Users(player::UsersArgs),
+    Keys(player::KeysArgs),
     Audit(player::AuditArgs),
     Synth(synth::Args),
     CheckConfig(check_config::Args),
@@ -80,6 +82,7 @@ fn main() -> ExitCode {
         Command::Player(args) => player::player(args),
         Command::Sensors(args) => player::sensors(args),
         Command::Users(args) => player::users(args),
+        Command::Keys(args) => player::keys(args),
         Command::Audit(args) => player::audit(args),
         Command::Synth(args) => synth::run(args),
         Command::CheckConfig(args) => check_config::run(args),

@@ -1,5 +1,5 @@
 //! `earshot player` (the browser player's web server) and its administration commands:
-//! `earshot sensors`, `earshot users`, `earshot audit`.
+//! `earshot sensors`, `earshot users`, `earshot keys`, `earshot audit`.
 
 use anyhow::{anyhow, bail, Context, Result};
 use earshot_player::{auth, Config, Db, FileConfig, Overrides, Role, Sensor, SensorKind};
@@ -345,6 +345,127 @@ pub fn users(args: UsersArgs) -> Result<()> {
     })
 }
 
+/// Manage API keys: what other systems' backends (a dashboard embedding live listening)
+/// authenticate with on the player's /api/v1 (`Authorization: Bearer esk_…`, docs/api.md).
+/// The key is shown once, when it is made; only its SHA-256 is stored.
+///
+/// Examples:
+///   earshot keys add helpdesk --role listener --sensors 1,2 --expires 90d
+///   earshot keys add reports --role viewer
+///   earshot keys list
+///   earshot keys revoke helpdesk
+#[derive(clap::Args, Debug)]
+#[command(verbatim_doc_comment)]
+pub struct KeysArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    #[command(subcommand)]
+    command: KeysCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum KeysCommand {
+    /// Create a key and print it (once: it cannot be shown again).
+    Add {
+        name: String,
+        /// viewer: list calls; listener: also mint listen tokens; admin: also sees sensor errors in full.
+        #[arg(long, value_parser = ["viewer", "listener", "admin"])]
+        role: String,
+        /// Only these sensors (ids, comma-separated); default: every sensor.
+        #[arg(long, value_delimiter = ',', value_name = "ID,ID")]
+        sensors: Option<Vec<i64>>,
+        /// When it stops working: a number of days (`90d`), hours (`12h`), or Unix seconds.
+        #[arg(long, value_name = "WHEN")]
+        expires: Option<String>,
+    },
+    /// List the keys (never the keys themselves).
+    List,
+    /// Revoke a key: refused at once by every player sharing the database.
+    Revoke { name: String },
+}
+
+/// `90d`, `12h`, `30m` from now, or an absolute Unix time.
+fn expiry(text: &str, now: i64) -> Result<i64> {
+    let t = text.trim();
+    let unit = |suffix: char, secs: i64| -> Option<i64> {
+        let n: i64 = t.strip_suffix(suffix)?.parse().ok()?;
+        (n > 0).then(|| now.saturating_add(n.saturating_mul(secs)))
+    };
+    let at = unit('d', 86_400)
+        .or_else(|| unit('h', 3_600))
+        .or_else(|| unit('m', 60))
+        .or_else(|| t.parse::<i64>().ok())
+        .ok_or_else(|| {
+            anyhow!("--expires {text}: give days (90d), hours (12h), minutes (30m) or Unix seconds")
+        })?;
+    if at <= now {
+        bail!("--expires {text} is in the past: give a time to come");
+    }
+    Ok(at)
+}
+
+pub fn keys(args: KeysArgs) -> Result<()> {
+    runtime()?.block_on(async {
+        let db = args.db.open().await?;
+        match args.command {
+            KeysCommand::Add {
+                name,
+                role,
+                sensors,
+                expires,
+            } => {
+                let role: Role = role.parse().map_err(|e: String| anyhow!(e))?;
+                earshot_player::api::validate_key_name(&name).map_err(|e| anyhow!(e))?;
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs() as i64)
+                    .unwrap_or(0);
+                let expires = expires.as_deref().map(|e| expiry(e, now)).transpose()?;
+                let key = earshot_player::tokens::new_key()?;
+                let made = db
+                    .add_api_key(&name, &auth::token_hash(&key), role, sensors, expires)
+                    .await?;
+                eprintln!(
+                    "API key {} added as {} (copy it now: it is not shown again):",
+                    made.name,
+                    made.role.as_str()
+                );
+                println!("{key}");
+            }
+            KeysCommand::List => {
+                let mut out = std::io::stdout().lock();
+                writeln!(
+                    out,
+                    "{:<30} {:<9} {:<16} {:<19}  EXPIRES",
+                    "NAME", "ROLE", "SENSORS", "CREATED"
+                )?;
+                for k in db.api_keys().await? {
+                    let sensors = match &k.sensors {
+                        None => "all".to_string(),
+                        Some(v) => v.iter().map(i64::to_string).collect::<Vec<_>>().join(","),
+                    };
+                    writeln!(
+                        out,
+                        "{:<30} {:<9} {:<16} {:<19}  {}",
+                        k.name,
+                        k.role.as_str(),
+                        sensors,
+                        time_text(k.created),
+                        k.expires.map(time_text).unwrap_or_else(|| "never".into())
+                    )?;
+                }
+            }
+            KeysCommand::Revoke { name } => {
+                if !db.revoke_api_key(&name).await? {
+                    bail!("no API key {name} (see `earshot keys list`)");
+                }
+                println!("API key {name} revoked");
+            }
+        }
+        Ok(())
+    })
+}
+
 /// Show who listened to which call, most recent first.
 #[derive(clap::Args, Debug)]
 pub struct AuditArgs {
@@ -378,17 +499,18 @@ pub fn audit(args: AuditArgs) -> Result<()> {
         }
         writeln!(
             out,
-            "{:<19}  {:<19}  {:<16} {:<15} {:>6} {:<14} {:<16} {:<16} CALL-ID",
-            "STARTED", "STOPPED", "USER", "FROM", "SENSOR", "REF", "CALLER", "CALLED"
+            "{:<19}  {:<19}  {:<16} {:<16} {:<15} {:>6} {:<14} {:<16} {:<16} CALL-ID",
+            "STARTED", "STOPPED", "USER", "API KEY", "FROM", "SENSOR", "REF", "CALLER", "CALLED"
         )?;
         let dash = || "-".to_string();
         for r in rows {
             writeln!(
                 out,
-                "{:<19}  {:<19}  {:<16} {:<15} {:>6} {:<14} {:<16} {:<16} {}",
+                "{:<19}  {:<19}  {:<16} {:<16} {:<15} {:>6} {:<14} {:<16} {:<16} {}",
                 time_text(r.started),
                 r.stopped.map(time_text).unwrap_or_else(dash),
                 r.user_name,
+                r.api_key.unwrap_or_else(dash),
                 r.source_ip.unwrap_or_else(dash),
                 r.id_sensor.map(|i| i.to_string()).unwrap_or_else(dash),
                 r.callreference,

@@ -60,6 +60,12 @@ fn parse_banner(line: &str) -> Option<Banner> {
 
 /// Starts the demo on free ports; with `tmp`, its temporary directory goes there.
 fn start_demo(tmp: Option<&Path>) -> (Demo, Banner, Instant) {
+    let (demo, banner, started, _) = start_demo_with(tmp, &[]);
+    (demo, banner, started)
+}
+
+/// [`start_demo`] with more arguments; also the lines printed before the banner.
+fn start_demo_with(tmp: Option<&Path>, extra: &[&str]) -> (Demo, Banner, Instant, Vec<String>) {
     let started = Instant::now();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_earshot"));
     if let Some(dir) = tmp {
@@ -73,6 +79,7 @@ fn start_demo(tmp: Option<&Path>) -> (Demo, Banner, Instant) {
             "--manager",
             "127.0.0.1:0",
         ])
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -90,13 +97,15 @@ fn start_demo(tmp: Option<&Path>) -> (Demo, Banner, Instant) {
         }
     });
     let deadline = started + Duration::from_secs(10);
+    let mut before = Vec::new();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
             Ok(line) => {
                 if let Some(b) = parse_banner(&line) {
-                    return (demo, b, started);
+                    return (demo, b, started, before);
                 }
+                before.push(line);
             }
             Err(_) => {
                 drop(demo);
@@ -308,4 +317,70 @@ fn demo_stops_cleanly_on_sigterm_sigint_and_sighup() {
         assert!(left.is_empty(), "SIG{name}: left behind {left:?}");
         let _ = std::fs::remove_dir_all(&tmp);
     }
+}
+
+/// `earshot demo --embed-example`: a dashboard on another origin whose backend lists the calls
+/// and mints listen tokens with its API key, and whose page embeds the element from the player;
+/// the player allows that origin (CORS on the element's script) and no other.
+#[test]
+fn the_embedding_example_runs_a_dashboard_on_another_origin() {
+    let (_demo, banner, _, before) =
+        start_demo_with(None, &["--embed-example", "--embed-listen", "127.0.0.1:0"]);
+    let line = before
+        .iter()
+        .find(|l| l.starts_with("embedding example:"))
+        .unwrap_or_else(|| panic!("no embedding example line: {before:?}"));
+    let dash: SocketAddr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    assert_ne!(dash, banner.web);
+    let (status, _, page) = http(dash, "GET", "/", "", "");
+    assert_eq!(status, 200);
+    assert!(
+        page.contains(&format!("http://{}/earshot-player.js", banner.web)),
+        "{page}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let callref = loop {
+        let (status, _, body) = http(dash, "GET", "/calls", "", "");
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        if let Some(r) = v["calls"][0]["callreference"].as_str() {
+            break r.to_string();
+        }
+        assert!(Instant::now() < deadline, "no call: {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let (status, _, body) = http(
+        dash,
+        "GET",
+        &format!("/token?sensor_id=1&callref={callref}"),
+        "",
+        "",
+    );
+    assert_eq!(status, 201, "{body}");
+    assert!(body.contains("\"token\":\"elt1."), "{body}");
+    let origin = format!("origin: http://{dash}\r\n");
+    let (_, head, _) = http(banner.web, "GET", "/earshot-player.js", &origin, "");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains(&format!("access-control-allow-origin: http://{dash}")),
+        "{head}"
+    );
+    let (_, head, _) = http(
+        banner.web,
+        "GET",
+        "/earshot-player.js",
+        "origin: http://evil.example\r\n",
+        "",
+    );
+    assert!(
+        !head
+            .to_ascii_lowercase()
+            .contains("access-control-allow-origin"),
+        "{head}"
+    );
 }

@@ -235,6 +235,7 @@ async fn start_player(sensor: SocketAddr) -> SocketAddr {
         secure_cookie: false,
         metrics_token: Some(SCRAPE_TOKEN.into()),
         limits: Default::default(),
+        embed: Default::default(),
         sensor_ca: None,
         tls: None,
         proxy_auth: None,

@@ -43,6 +43,7 @@ fn config(db_url: &str, default_sensor: Option<Sensor>) -> Config {
         proxy_auth: None,
         metrics_token: None,
         limits: Default::default(),
+        embed: Default::default(),
     }
 }
 
@@ -1958,4 +1959,654 @@ async fn browsers_listening_to_one_call_share_one_sensor_stream_per_format() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+// ---- embedding (issue 17): API keys, /api/v1, listen tokens, origins ----
+
+/// A player whose configuration is `config(db_url, default_sensor)` changed by `edit`.
+async fn player_with(
+    db_url: &str,
+    default_sensor: Option<Sensor>,
+    edit: impl FnOnce(&mut Config),
+) -> (Router, Arc<AppState>) {
+    let (_, state) = player(db_url, default_sensor.clone()).await;
+    let mut c = config(db_url, default_sensor);
+    edit(&mut c);
+    state.replace_config(c);
+    (earshot_player::router(state.clone()), state)
+}
+
+/// A second player on the same database (its users already exist).
+async fn another_player(db_url: &str) -> (Router, Arc<AppState>) {
+    let db = Db::open(db_url)
+        .await
+        .expect("the second player opens the database");
+    let state = AppState::new(config(db_url, None), db);
+    (earshot_player::router(state.clone()), state)
+}
+
+/// A new API key in `db`, returned as the backend would hold it.
+async fn api_key(db: &Db, name: &str, role: Role, sensors: Option<Vec<i64>>) -> String {
+    let key = earshot_player::tokens::new_key().expect("random key");
+    db.add_api_key(name, &auth::token_hash(&key), role, sensors, None)
+        .await
+        .expect("add the key");
+    key
+}
+
+async fn with_key(app: &Router, method: &str, uri: &str, key: &str, body: Option<Value>) -> Reply {
+    let bearer = format!("Bearer {key}");
+    router::send(app, method, uri, &[("authorization", &bearer)], body).await
+}
+
+/// Sends a `calls` snapshot of one call (then `synced`) to every player that subscribes, for
+/// a while.
+fn feed_snapshot(lines: tokio::sync::broadcast::Sender<String>, r: &'static str) {
+    tokio::spawn(async move {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut sent = 0;
+        while Instant::now() < deadline {
+            if lines.receiver_count() > sent {
+                sent = lines.receiver_count();
+                let _ = lines.send(feed_call("snapshot", r, "answered"));
+                let _ = lines.send("{\"event\":\"synced\"}\n".into());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+}
+
+/// Keys are checked on every request, against the database: an unknown, expired or revoked
+/// key is refused (revoked through one player, refused by another at once); a key limited to
+/// some sensors sees and mints for those only; a viewer key may list but not mint; the rate
+/// per key is enforced with 429 and Retry-After.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_are_checked_on_every_request() {
+    let url = sqlite_url("player-api-keys");
+    let (app, state) = player(&url, None).await;
+    let (app_b, _state_b) = another_player(&url).await;
+    let (s1, _, lines1) = calls_stand_in().await;
+    let (s2, _, lines2) = calls_stand_in().await;
+    register(&state, 1, "edge1", s1, SensorKind::Earshot).await;
+    register(&state, 2, "edge2", s2, SensorKind::Earshot).await;
+    feed_snapshot(lines1, "0x10");
+    feed_snapshot(lines2, "0x20");
+    let all = api_key(&state.db, "all", Role::Listener, None).await;
+    let one = api_key(&state.db, "one", Role::Listener, Some(vec![1])).await;
+    let viewer = api_key(&state.db, "viewer", Role::Viewer, None).await;
+
+    // No key, not a key, an unknown key.
+    let r = router::send(&app, "GET", "/api/v1/calls", &[], None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        error_of(&r).contains("Authorization: Bearer esk_"),
+        "{}",
+        r.json
+    );
+    let r = with_key(&app, "GET", "/api/v1/calls", "s3cret", None).await;
+    assert!(error_of(&r).contains("start with esk_"), "{}", r.json);
+    let r = with_key(
+        &app,
+        "GET",
+        "/api/v1/calls",
+        &format!("esk_{}", "0".repeat(64)),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(error_of(&r).contains("not known"), "{}", r.json);
+
+    // Every sensor's calls, paged.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = with_key(&app, "GET", "/api/v1/calls", &all, None).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+        if r.json["total"] == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "both calls: {}", r.json);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = with_key(&app, "GET", "/api/v1/calls?limit=1&offset=1", &all, None).await;
+    assert_eq!(
+        r.json["calls"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        r.json
+    );
+    assert_eq!(
+        (r.json["total"].clone(), r.json["offset"].clone()),
+        (json!(2), json!(1))
+    );
+    let r = with_key(&app, "GET", "/api/v1/calls?limit=0", &all, None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = with_key(&app, "GET", "/api/v1/calls/1/0x10", &all, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    assert_eq!(r.json["callreference"], "0x10");
+    let r = with_key(&app, "GET", "/api/v1/calls/1/0x99", &all, None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(error_of(&r).contains("may have ended"), "{}", r.json);
+
+    // A key limited to sensor 1 sees its calls only and cannot reach sensor 2.
+    let r = with_key(&app, "GET", "/api/v1/calls", &one, None).await;
+    let sensors: HashSet<i64> = r.json["calls"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["sensor_id"].as_i64())
+        .collect();
+    assert_eq!(sensors, HashSet::from([1]), "{}", r.json);
+    assert_eq!(r.json["total"], 1);
+    for uri in ["/api/v1/calls?sensor_id=2", "/api/v1/calls/2/0x20"] {
+        let r = with_key(&app, "GET", uri, &one, None).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{uri}");
+        assert!(error_of(&r).contains("limited to sensors 1"), "{}", r.json);
+    }
+    let mint = |sensor: i64, r: &str| json!({"sensor_id": sensor, "callref": r, "user": "Ann"});
+    let r = with_key(
+        &app,
+        "POST",
+        "/api/v1/listen-tokens",
+        &one,
+        Some(mint(2, "0x20")),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.json);
+    let r = with_key(
+        &app,
+        "POST",
+        "/api/v1/listen-tokens",
+        &one,
+        Some(mint(1, "0x10")),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
+    assert!(r.json["token"].as_str().unwrap().starts_with("elt1."));
+    assert_eq!(r.json["expires_in"], 60);
+
+    // A viewer key lists, but may not mint.
+    let r = with_key(&app, "GET", "/api/v1/calls", &viewer, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = with_key(
+        &app,
+        "POST",
+        "/api/v1/listen-tokens",
+        &viewer,
+        Some(mint(1, "0x10")),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(error_of(&r).contains("--role listener"), "{}", r.json);
+
+    // Revoked on A: refused by B at the very next request.
+    let r = with_key(&app_b, "GET", "/api/v1/calls/1/0x10", &all, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    assert!(state.db.revoke_api_key("all").await.unwrap());
+    let r = with_key(&app_b, "GET", "/api/v1/calls/1/0x10", &all, None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.json);
+    assert!(error_of(&r).contains("revoked"), "{}", r.json);
+
+    // An expired key.
+    let old = earshot_player::tokens::new_key().unwrap();
+    let past = earshot_player::db::now_secs() - 1;
+    state
+        .db
+        .add_api_key(
+            "old",
+            &auth::token_hash(&old),
+            Role::Listener,
+            None,
+            Some(past),
+        )
+        .await
+        .unwrap();
+    let r = with_key(&app, "GET", "/api/v1/calls", &old, None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(error_of(&r).contains("expired"), "{}", r.json);
+
+    // The rate per key.
+    let (limited, limited_state) = player_with(&sqlite_url("player-api-rate"), None, |c| {
+        c.embed.requests_per_minute = 3;
+    })
+    .await;
+    let busy = api_key(&limited_state.db, "busy", Role::Viewer, None).await;
+    let calm = api_key(&limited_state.db, "calm", Role::Viewer, None).await;
+    for _ in 0..3 {
+        let r = with_key(&limited, "GET", "/api/v1/calls", &busy, None).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    }
+    let r = with_key(&limited, "GET", "/api/v1/calls", &busy, None).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.json);
+    let wait: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    assert!(error_of(&r).contains("requests_per_minute"), "{}", r.json);
+    // Another key has its own count.
+    let r = with_key(&limited, "GET", "/api/v1/calls", &calm, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+}
+
+/// CORS, the WebSocket origin and frame-ancestors follow `[embed] allowed_origins`; nothing is
+/// allowed by default. The API describes itself.
+#[tokio::test]
+async fn embed_origins_cors_frame_ancestors_and_openapi() {
+    let dash = "http://dash.example:3000";
+    let (closed, _) = player(&sqlite_url("player-embed-closed"), None).await;
+    let (open, _) = player_with(&sqlite_url("player-embed-open"), None, |c| {
+        c.embed.allowed_origins = vec![dash.into()];
+    })
+    .await;
+    let preflight = [
+        ("origin", dash),
+        ("access-control-request-method", "POST"),
+        (
+            "access-control-request-headers",
+            "authorization, content-type",
+        ),
+    ];
+    let acao = |r: &Reply| {
+        r.headers
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    let csp = |r: &Reply| {
+        r.headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+
+    let r = router::send(
+        &closed,
+        "OPTIONS",
+        "/api/v1/listen-tokens",
+        &preflight,
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(acao(&r), None);
+    assert!(error_of(&r).contains("allowed_origins"), "{}", r.json);
+    let r = router::send(
+        &closed,
+        "GET",
+        "/earshot-player.js",
+        &[("origin", dash)],
+        None,
+    )
+    .await;
+    assert_eq!(acao(&r), None);
+    let r = router::send(&closed, "GET", "/", &[], None).await;
+    assert!(csp(&r).ends_with("frame-ancestors 'self'"), "{}", csp(&r));
+
+    let r = router::send(&open, "OPTIONS", "/api/v1/listen-tokens", &preflight, None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(acao(&r).as_deref(), Some(dash));
+    let methods = r.headers["access-control-allow-methods"].to_str().unwrap();
+    assert!(methods.contains("POST"), "{methods}");
+    for path in [
+        "/earshot-player.js",
+        "/player-worklet.js",
+        "/api/v1/openapi.json",
+    ] {
+        let r = router::send(&open, "GET", path, &[("origin", dash)], None).await;
+        assert_eq!(acao(&r).as_deref(), Some(dash), "{path}");
+        let r = router::send(
+            &open,
+            "GET",
+            path,
+            &[("origin", "http://evil.example")],
+            None,
+        )
+        .await;
+        assert_eq!(acao(&r), None, "{path}");
+    }
+    // Never for what the session cookie opens.
+    let r = router::send(&open, "GET", "/api/calls", &[("origin", dash)], None).await;
+    assert_eq!(acao(&r), None);
+    let r = router::send(&open, "GET", "/", &[], None).await;
+    assert!(
+        csp(&r).ends_with(&format!("frame-ancestors 'self' {dash}")),
+        "{}",
+        csp(&r)
+    );
+
+    let r = router::send(&open, "GET", "/api/v1/openapi.json", &[], None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json["openapi"], "3.1.0");
+    for path in [
+        "/api/v1/calls",
+        "/api/v1/calls/{sensor}/{callref}",
+        "/api/v1/listen-tokens",
+    ] {
+        assert!(r.json["paths"][path].is_object(), "{path} is described");
+    }
+
+    // Origins are checked when the configuration is read.
+    for bad in [
+        "dash.example",
+        "https://dash.example/",
+        "https://*.example",
+        "ftp://x",
+    ] {
+        assert!(earshot_player::config::parse_origin(bad).is_err(), "{bad}");
+    }
+    assert_eq!(
+        earshot_player::config::parse_origin("https://Dash.Example:8443").unwrap(),
+        "https://dash.example:8443"
+    );
+}
+
+async fn ws_token(addr: SocketAddr, query: &str, origin: Option<&str>) -> Ws {
+    let mut req = format!("ws://{addr}/api/listen?{query}")
+        .into_client_request()
+        .expect("ws request");
+    if let Some(o) = origin {
+        req.headers_mut()
+            .insert("origin", o.parse().expect("header"));
+    }
+    let (ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("WebSocket upgrade");
+    ws
+}
+
+/// The first message of a token's WebSocket: the error it was refused with, or `None` when
+/// the session started (a header came, then audio).
+async fn token_refusal(ws: &mut Ws) -> Option<String> {
+    let Some(Message::Text(t)) = next_msg(ws).await else {
+        panic!("expected a text message first");
+    };
+    let v: Value = serde_json::from_str(&t).expect("JSON");
+    match v["type"].as_str() {
+        Some("error") => {
+            assert_eq!(v["retry"], false, "{v}");
+            Some(v["error"].as_str().unwrap_or_default().to_string())
+        }
+        Some("header") => None,
+        _ => panic!("unexpected first message {v}"),
+    }
+}
+
+/// A listen token plays its one call once, from an allowed origin (its own, when it names
+/// one), before it expires; it is refused for another call, from another origin, forged,
+/// expired, reused after its session ended, and once its key is revoked. The audit names the
+/// key, the end user and the client's address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_tokens_play_one_call_once() {
+    listen_tokens_play_one_call_once_on(&sqlite_url("player-tokens")).await;
+}
+
+/// The same on PostgreSQL: the signing secret and the used tokens shared by two players.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_tokens_play_one_call_once_on_postgres() {
+    let Some(db) = FreshPostgres::create().await else {
+        return;
+    };
+    listen_tokens_play_one_call_once_on(&db.url).await;
+    db.drop().await;
+}
+
+async fn listen_tokens_play_one_call_once_on(db_url: &str) {
+    let Some(dir) = sensor::shared("voipmonitor") else {
+        return;
+    };
+    let pcap = dir.join("call.pcap");
+    let s = sensor::Sensor::start(&[
+        "--pcap",
+        pcap.to_str().unwrap(),
+        "--speed",
+        "1",
+        "--loop",
+        "--sensor-id",
+        "1",
+    ]);
+    let default = sensor_at(1, "default", s.addr, SensorKind::Earshot);
+    let dash = "http://dash.example:3000";
+    let (app, state) = player_with(db_url, Some(default), |c| {
+        c.embed.allowed_origins = vec![dash.into()];
+    })
+    .await;
+    let key = api_key(&state.db, "helpdesk", Role::Listener, None).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let callref = loop {
+        let r = with_key(&app, "GET", "/api/v1/calls", &key, None).await;
+        if let Some(c) = r.json["calls"].as_array().and_then(|c| c.first()) {
+            break c["callreference"].as_str().unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline, "no call listed: {}", r.json);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mint = |origin: Option<&str>| {
+        let mut body = json!({"sensor_id": 1, "callref": callref, "user": "Ann Agent"});
+        if let Some(o) = origin {
+            body["origin"] = o.into();
+        }
+        let (app, key) = (app.clone(), key.clone());
+        async move {
+            let r = with_key(&app, "POST", "/api/v1/listen-tokens", &key, Some(body)).await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
+            r.json["token"].as_str().unwrap().to_string()
+        }
+    };
+    // An origin the player does not allow cannot be bound into a token.
+    let body =
+        json!({"sensor_id": 1, "callref": callref, "user": "Ann", "origin": "http://evil.example"});
+    let r = with_key(&app, "POST", "/api/v1/listen-tokens", &key, Some(body)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(error_of(&r).contains("allowed_origins"), "{}", r.json);
+
+    let addr = serve(app.clone()).await;
+    let token = mint(Some(dash)).await;
+    let q = |t: &str| format!("token={t}&rate=8000&channels=2");
+
+    // Refusals that do not use the token up.
+    let mut ws = ws_token(addr, &q(&token), Some("http://evil.example")).await;
+    let e = token_refusal(&mut ws).await.expect("refused");
+    assert!(e.contains("allowed_origins"), "{e}");
+    let mut ws = ws_token(addr, &format!("{}&callref=0x1234", q(&token)), Some(dash)).await;
+    let e = token_refusal(&mut ws).await.expect("refused");
+    assert!(e.contains("is for call"), "{e}");
+    let mut ws = ws_token(addr, &q(&token), None).await;
+    let e = token_refusal(&mut ws)
+        .await
+        .expect("refused without the token's origin");
+    assert!(
+        e.contains(&format!("only be used from pages of {dash}")),
+        "{e}"
+    );
+    let forged = format!("{}0", &token[..token.len() - 1]);
+    let forged = if forged == token {
+        format!("{}1", &token[..token.len() - 1])
+    } else {
+        forged
+    };
+    let mut ws = ws_token(addr, &q(&forged), Some(dash)).await;
+    let e = token_refusal(&mut ws).await.expect("refused");
+    assert!(e.contains("signature"), "{e}");
+
+    // The session: a header, then audio.
+    let mut ws = ws_token(addr, &q(&token), Some(dash)).await;
+    assert_eq!(token_refusal(&mut ws).await, None);
+    let mut audio = 0;
+    while audio < 5 {
+        match next_msg(&mut ws).await {
+            Some(Message::Binary(b)) if b.first() == Some(&1) => audio += 1,
+            Some(_) => {}
+            None => panic!("the stream ended before 5 audio frames"),
+        }
+    }
+    ws.close(None).await.unwrap();
+    drop(ws);
+
+    // Used: refused afterwards, on this player and on another sharing the database.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut ws = ws_token(addr, &q(&token), Some(dash)).await;
+    let e = token_refusal(&mut ws).await.expect("refused");
+    assert!(e.contains("used already"), "{e}");
+    let (app_b, state_b) = another_player(&state.config().database_url).await;
+    let mut c = config(
+        &state.config().database_url,
+        state.config().default_sensor.clone(),
+    );
+    c.embed.allowed_origins = vec![dash.into()];
+    state_b.replace_config(c);
+    let addr_b = serve(app_b).await;
+    let mut ws = ws_token(addr_b, &q(&token), Some(dash)).await;
+    let e = token_refusal(&mut ws).await.expect("refused on B");
+    assert!(e.contains("used already"), "{e}");
+    // A token minted on A is good on B (one secret in the database).
+    let fresh = mint(None).await;
+    let mut ws = ws_token(addr_b, &q(&fresh), Some(dash)).await;
+    assert_eq!(token_refusal(&mut ws).await, None, "A's token on B");
+    drop(ws);
+
+    // Expired: signed with the database's secret, but its time is over.
+    let secret = state
+        .db
+        .shared_secret(earshot_player::tokens::SECRET_NAME)
+        .await
+        .unwrap();
+    let key_row = state.db.api_key_named("helpdesk").await.unwrap().unwrap();
+    let expired = earshot_player::tokens::sign(
+        &earshot_player::tokens::ListenGrant {
+            key_id: key_row.id,
+            key_name: key_row.name.clone(),
+            sensor_id: 1,
+            callref: callref.clone(),
+            from: "now".into(),
+            user: "Ann Agent".into(),
+            origin: None,
+            expires: earshot_player::db::now_secs() - 1,
+            nonce: "00ff".into(),
+        },
+        secret.as_bytes(),
+    );
+    let mut ws = ws_token(addr, &q(&expired), Some(dash)).await;
+    let e = token_refusal(&mut ws).await.expect("refused");
+    assert!(e.contains("expired"), "{e}");
+
+    // A revoked key's tokens die with it.
+    let orphan = mint(None).await;
+    assert!(state.db.revoke_api_key("helpdesk").await.unwrap());
+    let mut ws = ws_token(addr, &q(&orphan), Some(dash)).await;
+    let e = token_refusal(&mut ws).await.expect("refused");
+    assert!(e.contains("revoked"), "{e}");
+
+    // The audit: the session, named by key and end user, from the client's address; and the
+    // refusals of signed tokens.
+    let rows = state.db.audit(50).await.unwrap();
+    let listened = rows
+        .iter()
+        .find(|r| r.outcome.as_deref() == Some("listened"))
+        .expect("the session's row");
+    assert_eq!(listened.api_key.as_deref(), Some("helpdesk"));
+    assert_eq!(listened.end_user.as_deref(), Some("Ann Agent"));
+    assert_eq!(listened.user_name, "Ann Agent");
+    assert_eq!(listened.source_ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(listened.callreference, callref);
+    assert!(rows.iter().any(|r| r.outcome.as_deref() == Some("refused")
+        && r.reason
+            .as_deref()
+            .is_some_and(|w| w.contains("used already"))
+        && r.api_key.as_deref() == Some("helpdesk")));
+}
+
+/// `earshot keys`: a key is printed once (stdout, alone, so a script can capture it), works
+/// on the API, is listed without itself, and is refused once revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_commands() {
+    let url = sqlite_url("player-keys-cli");
+    let go = |args: &[&str]| {
+        let mut v: Vec<&str> = args.to_vec();
+        v.extend(["--database", url.as_str()]);
+        run(&v, None)
+    };
+    let (ok, key, err) = go(&[
+        "keys",
+        "add",
+        "helpdesk",
+        "--role",
+        "listener",
+        "--sensors",
+        "1,2",
+        "--expires",
+        "90d",
+    ]);
+    assert!(ok, "{err}");
+    let key = key.trim().to_string();
+    assert!(key.starts_with("esk_") && key.len() == 68, "{key}");
+    assert!(err.contains("not shown again"), "{err}");
+    let (ok, _, err) = go(&["keys", "add", "helpdesk", "--role", "viewer"]);
+    assert!(!ok && err.contains("exists already"), "{err}");
+    let (ok, _, err) = go(&["keys", "add", "x", "--role", "viewer", "--expires", "soon"]);
+    assert!(!ok && err.contains("90d"), "{err}");
+    let (ok, list, _) = go(&["keys", "list"]);
+    assert!(
+        ok && list.contains("helpdesk") && list.contains("1,2"),
+        "{list}"
+    );
+    assert!(
+        !list.contains(&key[4..20]),
+        "the key itself is never listed: {list}"
+    );
+
+    let (app, _) = another_player(&url).await;
+    let r = with_key(&app, "GET", "/api/v1/calls?sensor_id=1", &key, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    let (ok, out, err) = go(&["keys", "revoke", "helpdesk"]);
+    assert!(ok && out.contains("revoked"), "{err}");
+    let r = with_key(&app, "GET", "/api/v1/calls?sensor_id=1", &key, None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let (ok, _, err) = go(&["keys", "revoke", "helpdesk"]);
+    assert!(!ok && err.contains("earshot keys list"), "{err}");
+}
+
+/// The admin page's keys: an admin creates one (shown once), lists it (never the key itself)
+/// and revokes it; the key works on /api/v1 until then. Others may not touch keys.
+#[tokio::test]
+async fn admins_manage_api_keys_from_the_page() {
+    let (app, _) = player(&sqlite_url("player-keys-page"), None).await;
+    let admin = login(&app, "admin").await;
+    let listener = login(&app, "listener").await;
+    let body = json!({"name": "crm", "role": "listener", "sensors": [1, 2], "expires_days": 30});
+    let r = call(
+        &app,
+        "POST",
+        "/api/keys",
+        &listener,
+        &[],
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = call(&app, "GET", "/api/keys", &listener, &[], None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let no_csrf = Auth {
+        csrf: None,
+        ..admin.clone()
+    };
+    let r = call(&app, "POST", "/api/keys", &no_csrf, &[], Some(body.clone())).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    let r = call(&app, "POST", "/api/keys", &admin, &[], Some(body.clone())).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
+    let key = r.json["key"].as_str().unwrap().to_string();
+    assert_eq!(r.json["sensors"], json!([1, 2]));
+    let r = call(&app, "POST", "/api/keys", &admin, &[], Some(body)).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.json);
+    let r = call(&app, "GET", "/api/keys", &admin, &[], None).await;
+    assert_eq!(r.json[0]["name"], "crm");
+    assert!(
+        !r.json.to_string().contains(&key[4..]),
+        "the key is never listed"
+    );
+    let r = with_key(&app, "GET", "/api/v1/calls?sensor_id=2", &key, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+
+    let r = call(&app, "DELETE", "/api/keys/crm", &admin, &[], None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    let r = with_key(&app, "GET", "/api/v1/calls?sensor_id=2", &key, None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = call(&app, "DELETE", "/api/keys/crm", &admin, &[], None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
 }

@@ -42,6 +42,7 @@ fn config(db_url: &str, default_sensor: Option<Sensor>, limits: Limits) -> Confi
         proxy_auth: None,
         metrics_token: None,
         limits,
+        embed: Default::default(),
     }
 }
 

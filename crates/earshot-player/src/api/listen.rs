@@ -21,6 +21,9 @@ pub struct ListenQuery {
     /// PCM takes 64 KB/s.
     format: Option<String>,
     pub(super) listen_id: Option<String>,
+    /// A listen token from `POST /api/v1/listen-tokens`, instead of the session cookie: it
+    /// names the sensor, the call and the start, which the query may repeat but not change.
+    pub(super) token: Option<String>,
 }
 
 pub(super) fn callref_of(q: &ListenQuery) -> Result<String, ApiError> {
@@ -47,16 +50,9 @@ fn stream_request(callref: &str, q: &ListenQuery) -> Result<StreamRequest, ApiEr
     if !matches!(channels, 1 | 2) {
         return Err(ApiError::BadRequest("channels must be 1 or 2".into()));
     }
-    let from = match q.from.as_deref().unwrap_or("now") {
-        "now" => Some(StreamFrom::Now),
-        "start" => Some(StreamFrom::Start),
-        other => other
-            .strip_prefix('-')
-            .filter(|n| !n.is_empty() && n.len() <= 6 && n.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|n| n.parse().ok())
-            .map(StreamFrom::SecondsAgo),
-    }
-    .ok_or_else(|| ApiError::BadRequest("from must be now, start or -SECONDS (e.g. -30)".into()))?;
+    let from = parse_from(q.from.as_deref().unwrap_or("now")).ok_or_else(|| {
+        ApiError::BadRequest("from must be now, start or -SECONDS (e.g. -30)".into())
+    })?;
     let format = match q.format.as_deref() {
         None => AudioEncoding::S16le,
         Some(f) => AudioEncoding::parse(f)
@@ -74,6 +70,19 @@ fn stream_request(callref: &str, q: &ListenQuery) -> Result<StreamRequest, ApiEr
         from,
         format,
     })
+}
+
+/// Where a stream starts: `now`, `start` or `-SECONDS` (at most six digits).
+pub(super) fn parse_from(from: &str) -> Option<StreamFrom> {
+    match from {
+        "now" => Some(StreamFrom::Now),
+        "start" => Some(StreamFrom::Start),
+        other => other
+            .strip_prefix('-')
+            .filter(|n| !n.is_empty() && n.len() <= 6 && n.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|n| n.parse().ok())
+            .map(StreamFrom::SecondsAgo),
+    }
 }
 
 /// Browsers always send Origin on WebSocket requests; a page from another site must not be
@@ -101,6 +110,9 @@ async fn listen(
     Query(q): Query<ListenQuery>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
+    if let Some(token) = q.token.clone() {
+        return listen_with_token(st, headers, ip, q, token, ws).await;
+    }
     let checked = match require(&st, &headers, Role::Viewer, false).await {
         Err(e) => Err((None, e)),
         Ok((session, _)) => match check_listen(&st, &headers, &q, &session).await {
@@ -123,13 +135,7 @@ async fn listen(
                 st.audit_attempt(attempt(session), REFUSED, &e.to_string())
                     .await;
             }
-            let Ok(ws) = ws else { return Err(e) };
-            // A browser cannot read the body of a refused upgrade: accept it, say why in the
-            // page's own terms, and close, so the page shows the reason instead of retrying.
-            let text = e.to_string();
-            return Ok(ws.on_upgrade(move |mut socket| async move {
-                send_error(&mut socket, &text, false).await
-            }));
+            return refuse_upgrade(ws, e);
         }
     };
     let Ok(ws) = ws else {
@@ -149,6 +155,163 @@ async fn listen(
         _slot: slot,
     };
     Ok(ws.on_upgrade(move |socket| relay(st, socket, session)))
+}
+
+/// A browser cannot read the body of a refused upgrade: accept it, say why in the page's own
+/// terms, and close, so the page shows the reason instead of retrying.
+fn refuse_upgrade(
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    e: ApiError,
+) -> Result<Response, ApiError> {
+    let Ok(ws) = ws else { return Err(e) };
+    let text = e.to_string();
+    Ok(ws.on_upgrade(move |mut socket| async move { send_error(&mut socket, &text, false).await }))
+}
+
+/// `/api/listen?token=…`: a browser on a dashboard's page, listening with a listen token
+/// instead of a login. Refusals of a correctly signed token are audited (a dashboard's key
+/// made it, so they cannot be an anonymous flood); a forged or expired one is not.
+async fn listen_with_token(
+    st: Arc<AppState>,
+    headers: HeaderMap,
+    ip: Option<String>,
+    q: ListenQuery,
+    token: String,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let grant = match verified_grant(&st, &token).await {
+        Ok(g) => g,
+        Err(e) => return refuse_upgrade(ws, e),
+    };
+    let mut audit = AuditRow {
+        user_name: grant.user.clone(),
+        source_ip: source_ip(&st, ip, &headers),
+        id_sensor: Some(grant.sensor_id),
+        callreference: grant.callref.clone(),
+        via: Some("websocket".into()),
+        api_key: Some(grant.key_name.clone()),
+        end_user: Some(grant.user.clone()),
+        ..AuditRow::default()
+    };
+    let checked = check_token_listen(&st, &headers, &q, &grant).await;
+    let (sensor, options, slot, admin) = match checked {
+        Ok(c) => c,
+        Err(e) => {
+            st.audit_attempt(audit, REFUSED, &e.to_string()).await;
+            return refuse_upgrade(ws, e);
+        }
+    };
+    let Ok(ws) = ws else {
+        return Err(ApiError::BadRequest(
+            "/api/listen needs a WebSocket connection".into(),
+        ));
+    };
+    // Only now, with every check passed: a refused attempt does not use the token up.
+    match st.db.use_listen_token(&grant.nonce, grant.expires).await {
+        Ok(true) => {}
+        Ok(false) => {
+            st.metrics.refused("token");
+            let e = ApiError::Forbidden(
+                "this listen token was used already (a token serves one session): the dashboard must mint a new one".into(),
+            );
+            st.audit_attempt(audit, REFUSED, &e.to_string()).await;
+            return refuse_upgrade(Ok(ws), e);
+        }
+        Err(e) => return refuse_upgrade(Ok(ws), e.into()),
+    }
+    audit.id_sensor = Some(sensor.id_sensor);
+    let session = RelaySession {
+        sensor,
+        callref: grant.callref,
+        options,
+        audit,
+        admin,
+        _slot: slot,
+    };
+    Ok(ws.on_upgrade(move |socket| relay(st, socket, session)))
+}
+
+/// The grant of a token this player's database signed, unexpired.
+async fn verified_grant(
+    st: &AppState,
+    token: &str,
+) -> Result<crate::tokens::ListenGrant, ApiError> {
+    let secret = st.signing_secret().await?;
+    crate::tokens::verify(token, &secret, now_secs()).map_err(|e| {
+        st.metrics.refused("token");
+        ApiError::Unauthorized(e.to_string())
+    })
+}
+
+/// Everything a token's session needs before it may start: a page origin the player allows
+/// (and the token's own, if it names one), the query naming the token's call or none, a key
+/// that still exists and may listen to the sensor, valid stream options and room under the
+/// key's cap on the call.
+async fn check_token_listen(
+    st: &AppState,
+    headers: &HeaderMap,
+    q: &ListenQuery,
+    grant: &crate::tokens::ListenGrant,
+) -> Result<(Sensor, StreamRequest, ListenSlot, bool), ApiError> {
+    let refuse = |message: String| {
+        st.metrics.refused("token");
+        ApiError::Forbidden(message)
+    };
+    let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
+    if let Some(o) = origin {
+        if !same_origin(headers) && !st.config().embed.allows(o) {
+            return Err(refuse(format!(
+                "pages from {o} may not listen with a token: the player's admin adds the dashboard's origin to [embed] allowed_origins"
+            )));
+        }
+    }
+    if let Some(bound) = &grant.origin {
+        if !origin.is_some_and(|o| o.eq_ignore_ascii_case(bound)) {
+            return Err(refuse(format!(
+                "this listen token may only be used from pages of {bound}: open the player from there, or mint the token without origin"
+            )));
+        }
+    }
+    let same_call = q
+        .callref
+        .as_deref()
+        .is_none_or(|r| manager::normalize_ref(r) == manager::normalize_ref(&grant.callref));
+    let same_sensor = q.sensor_id.is_none_or(|s| s == grant.sensor_id);
+    let same_from = q.from.as_deref().is_none_or(|f| f == grant.from);
+    if !(same_call && same_sensor && same_from) {
+        return Err(refuse(format!(
+            "this listen token is for call {} on sensor {} from {}, not the call asked for: the dashboard must mint a token for that call",
+            grant.callref, grant.sensor_id, grant.from
+        )));
+    }
+    let key = st.db.api_key_by_id(grant.key_id).await?;
+    let key = key.filter(|k| !k.expired(now_secs())).ok_or_else(|| {
+        refuse(format!(
+            "the API key {} that minted this token was revoked or has expired: the dashboard needs a new key",
+            grant.key_name
+        ))
+    })?;
+    if key.role < Role::Listener || !key.allows_sensor(grant.sensor_id) {
+        return Err(refuse(format!(
+            "the API key {} may no longer listen to sensor {}: ask an admin",
+            key.name, grant.sensor_id
+        )));
+    }
+    let sensor = st.sensor(Some(grant.sensor_id)).await?;
+    let asked = ListenQuery {
+        sensor_id: Some(grant.sensor_id),
+        callref: Some(grant.callref.clone()),
+        from: Some(grant.from.clone()),
+        rate: q.rate,
+        channels: q.channels,
+        format: q.format.clone(),
+        listen_id: None,
+        token: None,
+    };
+    let options = stream_request(&grant.callref, &asked)?;
+    // Counted per key: key ids and user ids are both random 63-bit numbers.
+    let slot = st.listen_slot(key.id, sensor.id_sensor, &grant.callref)?;
+    Ok((sensor, options, slot, key.role >= Role::Admin))
 }
 
 /// Everything a listening session needs before it may start: a listener's role, the
@@ -486,6 +649,7 @@ mod tests {
             from: from.map(str::to_string),
             format: None,
             listen_id: None,
+            token: None,
         }
     }
 

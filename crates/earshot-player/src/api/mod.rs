@@ -14,7 +14,7 @@ use crate::db::{
 use crate::directory::Directory;
 pub use crate::directory::LIST_TIMEOUT;
 use crate::error::{ApiError, ManagerError};
-use crate::limiter::{retry_seconds, LoginLimiter};
+use crate::limiter::{retry_seconds, KeyRate, LoginLimiter};
 use crate::lock;
 use crate::manager::{self, ReadAudio, StreamConn};
 use crate::metrics::{bump, PlayerMetrics};
@@ -40,12 +40,15 @@ use std::time::Duration;
 mod audit;
 mod calls;
 mod chunk;
+mod keys;
 mod listen;
 mod sensors;
 mod session;
+mod v1;
 
 pub use self::calls::CallsQuery;
 pub use self::chunk::wav_8k_mono;
+pub use self::keys::validate_key_name;
 pub use self::listen::ListenQuery;
 pub use self::sensors::validate_sensor;
 use self::{listen::*, session::*};
@@ -93,7 +96,16 @@ pub struct AppState {
     /// The sensor list the call lists were made from lately: a hundred pages' streams read it
     /// twice a second each, the database once a second at most.
     recent_sensors: Mutex<Option<(std::time::Instant, Vec<Sensor>)>>,
+    /// `/api/v1` requests per API key in the current minute (`[embed] requests_per_minute`).
+    key_rate: Mutex<KeyRate>,
+    /// The listen tokens' HMAC secret, read from the database once: it never changes, and
+    /// every player sharing the database reads the same one.
+    signing_secret: tokio::sync::OnceCell<Vec<u8>>,
 }
+
+/// API keys whose request rate is remembered at most (more keys than that would be a
+/// registry nobody manages; the oldest windows are forgotten first).
+const MAX_RATED_KEYS: usize = 10_000;
 
 /// How long [`AppState::listed_sensors`] reuses the registry it read.
 const SENSORS_FRESH: Duration = Duration::from_secs(1);
@@ -155,7 +167,37 @@ impl AppState {
             directory: Directory::default(),
             relays: Arc::default(),
             recent_sensors: Mutex::new(None),
+            key_rate: Mutex::new(KeyRate::new(MAX_RATED_KEYS)),
+            signing_secret: tokio::sync::OnceCell::new(),
         })
+    }
+
+    /// Counts one `/api/v1` request of `key`; 429 with Retry-After once over its rate.
+    fn count_key_request(&self, key: &crate::db::ApiKey) -> Result<(), ApiError> {
+        let limit = self.config().embed.requests_per_minute;
+        let counted = lock(&self.key_rate).hit(key.id, limit, std::time::Instant::now());
+        counted.map_err(|wait| {
+            self.metrics.refused("key_rate");
+            ApiError::TooMany {
+                message: format!(
+                    "the API key {} made its {limit} requests of this minute ([embed] requests_per_minute): wait for Retry-After, and cache what you can",
+                    key.name
+                ),
+                retry_after: retry_seconds(wait),
+            }
+        })
+    }
+
+    /// The secret listen tokens are signed with (created in the database by the first player).
+    async fn signing_secret(&self) -> Result<Vec<u8>, ApiError> {
+        let secret = self
+            .signing_secret
+            .get_or_try_init(|| async {
+                let s = self.db.shared_secret(crate::tokens::SECRET_NAME).await?;
+                Ok::<_, ApiError>(s.into_bytes())
+            })
+            .await?;
+        Ok(secret.clone())
     }
 
     /// A slot for one more listening session of `user` on this call, unless they hold the
@@ -326,6 +368,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(listen::routes())
         .merge(chunk::routes())
         .merge(audit::routes())
+        .merge(v1::routes())
+        .merge(keys::routes())
         .fallback(|| async { ApiError::NotFound("no such page or API endpoint".into()) })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -335,15 +379,20 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Every response: answered within the request time limit, and with the security headers.
+/// Every response: answered within the request time limit, with the security headers, and
+/// with CORS for the origins `[embed] allowed_origins` lists (nothing else is allowed).
 async fn guard_response(
     State(st): State<Arc<AppState>>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let path = req.uri().path();
+    let path = req.uri().path().to_string();
     let api = path.starts_with("/api/") || path == "/metrics";
     let config = st.config();
+    let cors_origin = cors_origin(&config, &path, req.headers());
+    if req.method() == axum::http::Method::OPTIONS && cross_origin_path(&path) {
+        return preflight(&config, cors_origin.as_deref());
+    }
     let limit = config.limits.request_timeout;
     // Bounds a body trickled in byte by byte too: the handler is still reading it.
     let mut resp = match tokio::time::timeout(limit, next.run(req)).await {
@@ -357,8 +406,85 @@ async fn guard_response(
             .into_response()
         }
     };
-    security_headers(resp.headers_mut(), &config.limits.frame_ancestors, api);
+    let ancestors = frame_ancestors(&config);
+    security_headers(resp.headers_mut(), &ancestors, api);
+    if cross_origin_path(&path) {
+        allow_origin(resp.headers_mut(), cors_origin.as_deref());
+    }
     resp
+}
+
+/// What pages of other origins may fetch: the versioned API (their backends need no CORS, but
+/// a dashboard may call it from the browser with a key of its own), and the element's module
+/// and its AudioWorklet, which browsers fetch in CORS mode when the page is elsewhere.
+/// Nothing that works with the session cookie: no credentials are ever allowed cross-origin.
+fn cross_origin_path(path: &str) -> bool {
+    path.starts_with("/api/v1/") || path == "/earshot-player.js" || path == "/player-worklet.js"
+}
+
+/// The request's `Origin` when `[embed] allowed_origins` lists it and the path may be fetched
+/// cross-origin.
+fn cors_origin(config: &Config, path: &str, headers: &HeaderMap) -> Option<String> {
+    let origin = headers.get(header::ORIGIN)?.to_str().ok()?;
+    (cross_origin_path(path) && config.embed.allows(origin)).then(|| origin.to_string())
+}
+
+fn allow_origin(h: &mut HeaderMap, origin: Option<&str>) {
+    // Caches must keep one answer per origin: the header differs by who asks.
+    h.append(header::VARY, HeaderValue::from_static("origin"));
+    if let Some(v) = origin.and_then(|o| HeaderValue::from_str(o).ok()) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+    }
+}
+
+/// The answer to a CORS preflight: the methods and headers `/api/v1` takes, for an allowed
+/// origin; a refusal that says what to configure otherwise (a browser then blocks the call).
+fn preflight(config: &Config, origin: Option<&str>) -> Response {
+    let mut resp = match origin {
+        Some(_) => StatusCode::NO_CONTENT.into_response(),
+        None => ApiError::Forbidden(
+            "this origin may not call the player from the browser: the player's admin adds it to [embed] allowed_origins".into(),
+        )
+        .into_response(),
+    };
+    let h = resp.headers_mut();
+    allow_origin(h, origin);
+    if origin.is_some() {
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("authorization, content-type"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
+    }
+    security_headers(h, &frame_ancestors(config), true);
+    resp
+}
+
+/// `[http] frame_ancestors` plus the dashboards of `[embed] allowed_origins`: the pages that
+/// may frame the player. `'none'` stays alone (CSP ignores it next to sources).
+pub fn frame_ancestors(config: &Config) -> String {
+    let base = config.limits.frame_ancestors.trim();
+    if base == "'none'" || config.embed.allowed_origins.is_empty() {
+        return base.to_string();
+    }
+    let mut out = base.to_string();
+    for o in &config.embed.allowed_origins {
+        if !out
+            .split_ascii_whitespace()
+            .any(|s| s.eq_ignore_ascii_case(o))
+        {
+            out.push(' ');
+            out.push_str(o);
+        }
+    }
+    out
 }
 
 /// The page's content security policy, with `frame_ancestors` (`[http] frame_ancestors`,
