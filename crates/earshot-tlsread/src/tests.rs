@@ -455,3 +455,89 @@ fn records_past_the_waiting_limit_are_counted_and_later_ones_still_read() {
     );
     assert_eq!(conn.stats().auth_failures, 0);
 }
+
+/// RFC 8448 §3 ("Simple 1-RTT Handshake"): the server's handshake traffic secret and the one
+/// protected record of its flight (EncryptedExtensions, Certificate, CertificateVerify,
+/// Finished), with the flight's plaintext, as the RFC prints them.
+const RFC8448_SERVER_HS_SECRET: &str =
+    "b67b7d690cc16c4e75e54213cb2d37b4e9c912bcded9105d42befd59d391ad38";
+const RFC8448_SERVER_FLIGHT_RECORD: &str = concat!(
+    "17030302a2d1ff334a56f5bff6594a07cc87b580233f500f45e489e7f33af35e",
+    "df7869fcf40aa40aa2b8ea73f848a7ca07612ef9f945cb960b4068905123ea78",
+    "b111b429ba9191cd05d2a389280f526134aadc7fc78c4b729df828b5ecf7b13b",
+    "d9aefb0e57f271585b8ea9bb355c7c79020716cfb9b1183ef3ab20e37d57a6b9",
+    "d7477609aee6e122a4cf51427325250c7d0e509289444c9b3a648f1d71035d2e",
+    "d65b0e3cdd0cbae8bf2d0b227812cbb360987255cc744110c453baa4fcd61092",
+    "8d809810e4b7ed1a8fd991f06aa6248204797e36a6a73b70a2559c09ead68694",
+    "5ba246ab66e5edd8044b4c6de3fcf2a89441ac66272fd8fb330ef8190579b368",
+    "4596c960bd596eea520a56a8d650f563aad27409960dca63d3e688611ea5e22f",
+    "4415cf9538d51a200c27034272968a264ed6540c84838d89f72c24461aad6d26",
+    "f59ecaba9acbbb317b66d902f4f292a36ac1b639c637ce343117b65962224531",
+    "7b49eeda0c6258f100d7d961ffb138647e92ea330faeea6dfa31c7a84dc3bd7e",
+    "1b7a6c7178af36879018e3f252107f243d243dc7339d5684c8b0378bf30244da",
+    "8c87c843f5e56eb4c5e8280a2b48052cf93b16499a66db7cca71e4599426f7d4",
+    "61e66f99882bd89fc50800becca62d6c74116dbd2972fda1fa80f85df881edbe",
+    "5a37668936b335583b599186dc5c6918a396fa48a181d6b6fa4f9d62d513afbb",
+    "992f2b992f67f8afe67f76913fa388cb5630c8ca01e0c65d11c66a1e2ac4c859",
+    "77b7c7a6999bbf10dc35ae69f5515614636c0b9b68c19ed2e31c0b3b66763038",
+    "ebba42f3b38edc0399f3a9f23faa63978c317fc9fa66a73f60f0504de93b5b84",
+    "5e275592c12335ee340bbc4fddd502784016e4b3be7ef04dda49f4b440a30cb5",
+    "d2af939828fd4ae3794e44f94df5a631ede42c1719bfdabf0253fe5175be898e",
+    "750edc53370d2b",
+);
+/// The flight's first bytes: EncryptedExtensions (type 8, 36 bytes of extensions).
+const RFC8448_ENCRYPTED_EXTENSIONS: &str = concat!(
+    "080000240022000a00140012001d00170018001901000101010201030104001c",
+    "0002400100000000",
+);
+/// And its end: Finished (type 20) with its 32-byte verify_data.
+const RFC8448_FINISHED: &str =
+    "140000209b9b141d906337fbd2cbdce71df4deda4ab42c309572cb7fffee5454b78f0718";
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+#[test]
+fn rfc_8448_the_servers_protected_flight_opens_with_its_handshake_secret() {
+    let record = unhex(RFC8448_SERVER_FLIGHT_RECORD);
+    assert_eq!(record.len(), 679);
+    let suite = Suite::from_id(0x1301, true).expect("TLS_AES_128_GCM_SHA256");
+    let keys = Protection::tls13(suite, &unhex(RFC8448_SERVER_HS_SECRET)).expect("keys");
+    let header: [u8; HEADER] = record[..HEADER].try_into().expect("header");
+    let mut body = record[HEADER..].to_vec();
+    let opened = keys
+        .open(&header, 0, &mut body)
+        .expect("the record authenticates");
+    assert_eq!(opened.content_type, HANDSHAKE);
+    let plain = &body[opened.start..opened.end];
+    assert_eq!(plain.len(), 657);
+    assert!(plain.starts_with(&unhex(RFC8448_ENCRYPTED_EXTENSIONS)));
+    assert!(plain.ends_with(&unhex(RFC8448_FINISHED)));
+
+    // The same record through a connection whose key log names the RFC's secret: it opens,
+    // and the server's Finished at its end moves the server to its application keys.
+    let mut log = KeyLog::default();
+    log.feed(
+        key_log_line(
+            "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+            &unhex(RFC8448_SERVER_HS_SECRET),
+        )
+        .as_bytes(),
+    );
+    let mut conn = Connection::new();
+    let mut budget = Budget::new(1 << 20);
+    for (dir, bytes) in [
+        (Dir::Client, client_hello()),
+        (Dir::Server, server_hello(0x1301, true)),
+        (Dir::Server, record),
+    ] {
+        conn.feed(dir, 0, &bytes, &mut budget, &mut |_| {});
+        conn.poll_keys(&log, &mut budget, &mut |_| {});
+    }
+    assert_eq!((conn.stats().decrypted, conn.stats().auth_failures), (1, 0));
+    assert_eq!(conn.halves[1].epoch, Epoch::Application);
+}
