@@ -34,8 +34,10 @@ const CLASSIFY_LIMIT: usize = 4096;
 const MAX_BUFFER: usize = 1 << 20;
 /// Flows whose classification is remembered; the map is cleared when it grows past this.
 const MAX_FLOWS: usize = 65_536;
-/// TLS connections followed at once; past this a new one is counted and not read.
-const MAX_TLS_CONNECTIONS: usize = 16_384;
+/// TLS connections followed at once; past this a new one is counted and not read. Each may
+/// hold up to a record per side being reassembled and one being decrypted (~18 KiB each)
+/// besides what waits for keys, so this bounds that memory too.
+const MAX_TLS_CONNECTIONS: usize = 4096;
 /// Bytes all TLS connections together keep while waiting for their keys (each at most
 /// `earshot_tlsread::MAX_WAITING_BYTES`).
 const TLS_WAITING_BUDGET: usize = 64 << 20;
@@ -136,8 +138,9 @@ struct TlsFlows {
     budget: Option<Budget>,
     stats: TlsStats,
     waiting: FxHashSet<ConnKey>,
-    /// A connection began waiting since the last look at the key log.
-    new_waiting: bool,
+    /// Connections that began waiting since the last look at the key log: only they are
+    /// looked at while its generation stays the same.
+    fresh: Vec<ConnKey>,
     polled_generation: Option<u64>,
 }
 
@@ -262,7 +265,7 @@ impl TcpSip {
     /// them: only then is [`TcpSip::poll_tls`] worth calling.
     pub(crate) fn tls_wants_keys(&self, generation: u64) -> bool {
         !self.tls.waiting.is_empty()
-            && (self.tls.new_waiting || self.tls.polled_generation != Some(generation))
+            && (!self.tls.fresh.is_empty() || self.tls.polled_generation != Some(generation))
     }
 
     /// Reads the records that waited for keys the key log now has.
@@ -331,33 +334,40 @@ impl TlsFlows {
             deliver(key, inner, o, media, out)
         });
         if conn.reader.is_waiting() && self.waiting.insert(key) {
-            self.new_waiting = true;
+            self.fresh.push(key);
         }
         count(&mut self.stats, conn);
     }
 
+    /// Looks the waiting connections up in the key log: all of them when its generation
+    /// moved, else only those that began waiting since the last look.
     fn poll(&mut self, log: &KeyLog, media: &mut TcpMediaStats, out: &mut TcpOut<'_>) {
-        self.polled_generation = Some(log.generation());
-        self.new_waiting = false;
+        let generation = log.generation();
+        let keys: Vec<ConnKey> = match self.polled_generation == Some(generation) {
+            true => std::mem::take(&mut self.fresh),
+            false => {
+                self.fresh.clear();
+                self.waiting.iter().copied().collect()
+            }
+        };
+        self.polled_generation = Some(generation);
         let budget = self
             .budget
             .get_or_insert_with(|| Budget::new(TLS_WAITING_BUDGET));
-        let (conns, stats) = (&mut self.conns, &mut self.stats);
-        let mut done = Vec::new();
-        self.waiting.retain(|&key| {
-            let Some(conn) = conns.get_mut(&key) else {
-                return false;
+        for key in keys {
+            let Some(conn) = self.conns.get_mut(&key) else {
+                self.waiting.remove(&key);
+                continue;
             };
             let TlsConn { reader, inner, .. } = conn;
             reader.poll_keys(log, budget, &mut |o| deliver(key, inner, o, media, out));
-            count(stats, conn);
-            if conn.open_flows == 0 && !conn.reader.is_waiting() {
-                done.push(key);
+            count(&mut self.stats, conn);
+            if !conn.reader.is_waiting() {
+                self.waiting.remove(&key);
+                if conn.open_flows == 0 {
+                    self.conns.remove(&key);
+                }
             }
-            conn.reader.is_waiting()
-        });
-        for key in done {
-            self.conns.remove(&key);
         }
     }
 
