@@ -206,6 +206,10 @@ fn a_live_sensor_reads_sip_over_tls_once_the_key_log_is_written() {
     let dir = sensor::scratch("tls-live");
     let keys = dir.join("sslkeys.log");
     let pcap = capture("tls13.pcap");
+    let metrics = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        l.local_addr().expect("its address")
+    };
     let s = Sensor::start(&[
         "--pcap",
         pcap.to_str().unwrap(),
@@ -213,6 +217,8 @@ fn a_live_sensor_reads_sip_over_tls_once_the_key_log_is_written() {
         "1",
         "--tls-keylog",
         keys.to_str().unwrap(),
+        "--metrics",
+        &metrics.to_string(),
     ]);
     // The INVITE is about 0.55 s into the capture, the media from 0.65 s for 3 s.
     std::thread::sleep(Duration::from_millis(1000));
