@@ -371,19 +371,14 @@ impl TlsFlows {
         }
     }
 
-    /// Bytes of one side were never captured: the connection cannot be followed.
+    /// Bytes of one side were never captured: the connection cannot be followed (counted as
+    /// broken).
     fn lose(&mut self, key: ConnKey) {
         let budget = self
             .budget
             .get_or_insert_with(|| Budget::new(TLS_WAITING_BUDGET));
         if let Some(conn) = self.conns.get_mut(&key) {
-            conn.reader.close(budget);
-            conn.reader = earshot_tlsread::Connection::new();
-            // A fresh reader without hellos reads nothing; counted as broken once.
-            if !conn.counted_broken {
-                conn.counted_broken = true;
-                self.stats.broken += 1;
-            }
+            conn.reader.abandon(budget);
             count(&mut self.stats, conn);
         }
         self.waiting.remove(&key);
@@ -428,8 +423,11 @@ impl TlsFlows {
 /// Brings [`TlsStats`] up to date with what one connection's reader counted since.
 fn count(stats: &mut TlsStats, conn: &mut TlsConn) {
     let now = conn.reader.stats();
-    stats.auth_failures += now.auth_failures - conn.counted.auth_failures;
-    stats.dropped_waiting_bytes += now.dropped_waiting_bytes - conn.counted.dropped_waiting_bytes;
+    // The reader's numbers only grow; saturating all the same, a counter must never panic.
+    stats.auth_failures += now.auth_failures.saturating_sub(conn.counted.auth_failures);
+    stats.dropped_waiting_bytes += now
+        .dropped_waiting_bytes
+        .saturating_sub(conn.counted.dropped_waiting_bytes);
     conn.counted = now;
     if conn.reader.has_decrypted() && !conn.counted_decrypted {
         conn.counted_decrypted = true;
@@ -1169,5 +1167,95 @@ mod tests {
             assert!(got.is_empty(), "seed {seed}: {} frames", got.len());
             assert_eq!(stats.desyncs, 0, "seed {seed}");
         }
+    }
+
+    fn tcp<'a>(src: &str, dst: &str, seq: u32, payload: &'a [u8]) -> Packet<'a> {
+        Packet {
+            ts: Timestamp(1),
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            vlan: None,
+            transport: earshot_wire::Transport::Tcp {
+                seq,
+                syn: false,
+                fin: false,
+                rst: false,
+            },
+            payload,
+            from_hep: false,
+        }
+    }
+
+    /// A ClientHello record (random 0x42...) and an INVITE-sized record after it.
+    fn client_side() -> Vec<u8> {
+        let mut hello = vec![1, 0, 0, 38, 3, 3];
+        hello.extend_from_slice(&[0x42; 32]);
+        hello.extend_from_slice(&[0, 0, 0, 0]);
+        let mut bytes = vec![0x16, 3, 1, 0, hello.len() as u8];
+        bytes.extend_from_slice(&hello);
+        bytes
+    }
+
+    #[test]
+    fn a_tls_flow_without_keys_is_counted_and_never_read_as_sip() {
+        let mut t = TcpSip::default();
+        let mut quiet = |_: Carried, _: SipMeta, _: &[u8]| panic!("nothing is read as SIP");
+        t.push(
+            &tcp("10.0.0.1:40000", "10.0.0.2:5061", 1, &client_side()),
+            &mut quiet,
+        );
+        // A TLS 1.2 ServerHello (ECDHE-RSA-AES128-GCM-SHA256) from the server.
+        let mut hello = vec![2, 0, 0, 38, 3, 3];
+        hello.extend_from_slice(&[0x5E; 32]);
+        hello.extend_from_slice(&[0, 0xC0, 0x2F, 0]);
+        let mut server = vec![0x16, 3, 3, 0, hello.len() as u8];
+        server.extend_from_slice(&hello);
+        t.push(
+            &tcp("10.0.0.2:5061", "10.0.0.1:40000", 1, &server),
+            &mut quiet,
+        );
+        // ChangeCipherSpec, then a protected record that looks like SIP: still only TLS.
+        let mut bytes = vec![0x14, 3, 3, 0, 1, 1, 0x17, 3, 3, 0, 32];
+        bytes.extend_from_slice(b"INVITE sip:bob@example SIP/2.0\r\n");
+        let next = 1 + client_side().len() as u32;
+        t.push(
+            &tcp("10.0.0.1:40000", "10.0.0.2:5061", next, &bytes),
+            &mut quiet,
+        );
+        let stats = t.tls_stats();
+        assert_eq!((stats.connections, stats.without_key), (1, 1), "{stats:?}");
+        assert!(
+            t.tls_wants_keys(0),
+            "a new waiter is looked up at the first chance"
+        );
+        t.poll_tls(&KeyLog::default(), &mut quiet);
+        assert!(
+            !t.tls_wants_keys(0),
+            "then not again until the key log moves"
+        );
+        assert!(t.tls_wants_keys(1));
+    }
+
+    #[test]
+    fn segments_far_ahead_on_a_tls_side_do_not_panic_and_the_idle_connection_is_forgotten() {
+        let mut t = TcpSip::default();
+        let first = client_side();
+        t.push(
+            &tcp("10.0.0.1:40000", "10.0.0.2:5061", 1, &first),
+            &mut |_, _, _: &[u8]| {},
+        );
+        // Segments far past the next expected byte (held or skipped by the reassembler).
+        let later = [0x17u8, 3, 3, 0, 4, 1, 2, 3, 4];
+        for i in 0..40u32 {
+            t.push(
+                &tcp("10.0.0.1:40000", "10.0.0.2:5061", 100_000 + i * 9, &later),
+                &mut |_, _, _: &[u8]| {},
+            );
+        }
+        t.expire(Timestamp(i64::MAX / 2));
+        let stats = t.tls_stats();
+        assert_eq!(stats.connections, 1);
+        assert!(stats.broken <= 1, "{stats:?}");
+        assert!(t.tls.conns.is_empty(), "forgotten once idle");
     }
 }

@@ -357,6 +357,12 @@ impl Connection {
         self.waiting_bytes = 0;
     }
 
+    /// Gives the connection up (bytes of a side were never captured, so its records cannot
+    /// be found again): what waits is dropped and counted, nothing more is read.
+    pub fn abandon(&mut self, budget: &mut Budget) {
+        self.break_off(budget);
+    }
+
     fn break_off(&mut self, budget: &mut Budget) {
         self.broken = true;
         self.close(budget);
