@@ -438,8 +438,39 @@ def main():
                  b"GET /metrics HTTP/1.1\r\nauthorization:  Bearer t0k \r\n\r\n"]:
         s.add(head)
 
+    tls_records_seeds()
+
     total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(OUT) for f in fs)
     print(f"seed corpus: {OUT} ({total // 1024} KiB)")
+
+
+def tls_records_seeds():
+    """tls_records: [key log length] [key log] then pieces [flags] [len] [bytes], flags bit 0
+    the side (server), bit 1 "the key log arrives now". From the project's own SIP-over-TLS
+    captures (tests/captures/sip-tls/, made here, so these seeds could be committed): each
+    connection's TCP payloads in capture order, with its key log arriving after the
+    handshake, and once with no key log at all."""
+    s = Seeds("tls_records")
+    here = os.path.join(ROOT, "tests", "captures", "sip-tls")
+    for name in ["tls12_chacha20", "tls12_cbc_etm", "tls12_cbc_mte", "tls12_aes_gcm", "tls13"]:
+        keys = b"".join(l + b"\n" for l in open(os.path.join(here, name + ".keys"), "rb")
+                        .read().splitlines() if not l.startswith(b"#"))[:255]
+        pieces = []
+        for _, link, frame in frames(os.path.join(here, name + ".pcap")):
+            p = ip_packet(link, frame)
+            if not p or p[0] != 6 or not p[7]:
+                continue
+            server = p[2] == 45061
+            pieces.append((1 if server else 0, p[7]))
+        for with_keys in (True, False):
+            out = bytes([len(keys) if with_keys else 0]) + (keys if with_keys else b"")
+            for i, (side, payload) in enumerate(pieces):
+                late = 2 if with_keys and i == 3 else 0
+                for at in range(0, len(payload), 255):
+                    chunk = payload[at:at + 255]
+                    out += bytes([side | late, len(chunk)]) + chunk
+                    late = 0
+            s.add(out[:MAX_BYTES])
 
 
 if __name__ == "__main__":

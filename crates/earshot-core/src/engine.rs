@@ -171,6 +171,11 @@ pub struct CaptureCounters {
     /// SRTP packets of calls: decrypted with their SDES key, refused by its tag, or without a
     /// key (never decoded either way but the first).
     pub srtp: SrtpTotals,
+    /// SIP over TLS: connections seen, decrypted with the key log, waiting for a key;
+    /// records failing authentication; bytes dropped while waiting.
+    pub tls: crate::TlsStats,
+    /// What became of the key log lines fed so far (`Engine::key_log_mut`).
+    pub key_log: earshot_keylog::KeyLogStats,
 }
 
 /// What became of the SRTP packets the engine saw (see [`CaptureCounters::srtp`]).
@@ -400,6 +405,30 @@ impl Engine {
                 for (m, bytes) in msgs {
                     self.on_sip_bytes(m, &bytes, sink);
                 }
+                self.read_waiting_tls(sink);
+            }
+        }
+    }
+
+    /// Reads the SIP-over-TLS records that waited for keys, if the key log has grown since
+    /// they were last looked at (cheap otherwise). The engine does so after each TCP packet
+    /// and in [`Engine::expire`]; a live caller that fed the key log
+    /// ([`Engine::key_log_mut`]) may call it at once.
+    pub fn read_waiting_tls(&mut self, sink: &mut dyn Sink) {
+        if !self.streams_in.tls_wants_keys(self.keylog.generation()) {
+            return;
+        }
+        let mut found = Vec::new();
+        self.streams_in.poll_tls(
+            &self.keylog,
+            &mut |what: Carried, m: SipMeta, bytes: &[u8]| found.push((what, m, bytes.to_vec())),
+        );
+        for (what, m, bytes) in found {
+            match what {
+                Carried::Sip => self.on_sip_bytes(m, &bytes, sink),
+                Carried::Media => {
+                    self.on_media(m.ts, m.src, m.dst, &bytes, sink);
+                }
             }
         }
     }
@@ -449,6 +478,7 @@ impl Engine {
                 self.remove_call(id, sink);
             }
         }
+        self.read_waiting_tls(sink);
         self.streams_in.expire(now);
         self.orphan_sdp
             .expire(now.nanos(), self.cfg.idle_timeout_ns);
@@ -564,6 +594,8 @@ impl Engine {
             c.hep_skipped = decap.stats().hep_skipped.clone();
         }
         c.tcp_media = self.streams_in.media.clone();
+        c.tls = self.streams_in.tls_stats();
+        c.key_log = self.keylog.stats();
         c
     }
 }

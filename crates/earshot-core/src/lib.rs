@@ -25,4 +25,4 @@ pub use engine::{
 pub use lookahead::{Peek, Peeker};
 pub use rtp_only::{is_rtp_only, RTP_ONLY_PREFIX};
 pub use stream::{is_video_format, QualityUnknown, Stream, StreamKey};
-pub use tcp_sip::TcpMediaStats;
+pub use tcp_sip::{TcpMediaStats, TlsStats};

@@ -11,13 +11,21 @@
 //! header that is not plausible RTP, RTCP, STUN or ChannelData means the flow lost its framing:
 //! it is counted ([`TcpMediaStats::desyncs`]) and the rest of the flow ignored. A gap in the
 //! capture (missing segments) instead looks for the framing again after the hole.
+//!
+//! A flow whose first bytes are a TLS handshake record is one side of a TLS connection: both
+//! sides go to one `earshot_tlsread::Connection`, and what it decrypts with the engine's key
+//! log is framed like clear SIP over TCP (or WebSocket), one stream per side. Without keys
+//! the connection is counted ([`TlsStats`]) and its bytes never read as SIP.
 
 use crate::signalling::SipMeta;
+use earshot_keylog::KeyLog;
 use earshot_sip::websocket::WsDecoder;
 use earshot_sip::{frame_message, looks_like_sip, Framing};
+use earshot_tlsread::{Budget, Dir, Output};
 use earshot_wire::tcp::{FlowKey, StreamEvent, TcpConfig, TcpReassembler};
 use earshot_wire::{Packet, Timestamp};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::net::SocketAddr;
 use std::ops::Range;
 
 /// Unclassified bytes kept before a flow is declared not to carry SIP.
@@ -26,14 +34,29 @@ const CLASSIFY_LIMIT: usize = 4096;
 const MAX_BUFFER: usize = 1 << 20;
 /// Flows whose classification is remembered; the map is cleared when it grows past this.
 const MAX_FLOWS: usize = 65_536;
+/// TLS connections followed at once; past this a new one is counted and not read. Each may
+/// hold up to a record per side being reassembled and one being decrypted (~18 KiB each)
+/// besides what waits for keys, so this bounds that memory too.
+const MAX_TLS_CONNECTIONS: usize = 4096;
+/// Bytes all TLS connections together keep while waiting for their keys (each at most
+/// `earshot_tlsread::MAX_WAITING_BYTES`).
+const TLS_WAITING_BUDGET: usize = 64 << 20;
+/// A TLS connection with no bytes for this long (capture time) is forgotten, even if records
+/// still wait for a key that never came.
+const TLS_IDLE_NS: i64 = 300 * 1_000_000_000;
 
 enum Kind {
     Unknown,
     Sip,
     WebSocket(Box<WsDecoder>),
     Media(MediaFraming),
+    /// One side of a TLS connection (see [`TlsFlows`]).
+    Tls(ConnKey, Dir),
     NotSip,
 }
+
+/// A TLS connection by its client's and its server's address.
+type ConnKey = (SocketAddr, SocketAddr);
 
 /// What a piece of a TCP stream handed to the caller is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,16 +89,66 @@ pub struct TcpMediaStats {
     pub desyncs: u64,
 }
 
+/// SIP over TLS, for the capture counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TlsStats {
+    /// TLS connections seen (a flow starting with a ClientHello or ServerHello record).
+    pub connections: u64,
+    /// Connections of which at least one record was decrypted with the key log.
+    pub decrypted: u64,
+    /// Connections waiting for keys the key log does not have (one later decrypted leaves
+    /// this count).
+    pub without_key: u64,
+    /// Records whose authentication failed (a wrong secret in the key log, or damaged bytes);
+    /// never read.
+    pub auth_failures: u64,
+    /// Bytes of records dropped while waiting for keys (a connection's or all connections'
+    /// limit reached, or a connection forgotten before its key came).
+    pub dropped_waiting_bytes: u64,
+    /// Connections that stopped looking like TLS (a record header TLS cannot send), or were
+    /// not followed because too many were open.
+    pub broken: u64,
+}
+
 struct FlowState {
     kind: Kind,
     buf: Vec<u8>,
     vlan: Option<u16>,
 }
 
+/// One TLS connection: the reader, and the decrypted stream of each side framed as SIP.
+struct TlsConn {
+    reader: earshot_tlsread::Connection,
+    /// Client's, server's.
+    inner: [FlowState; 2],
+    /// Flows of the connection the reassembler still has open.
+    open_flows: u8,
+    last_ts: Timestamp,
+    /// What of the reader's numbers is already in [`TlsStats`].
+    counted: earshot_tlsread::Stats,
+    counted_decrypted: bool,
+    counted_without_key: bool,
+    counted_broken: bool,
+}
+
+/// Every TLS connection being read, the bytes they keep waiting for keys, and which wait.
+#[derive(Default)]
+struct TlsFlows {
+    conns: FxHashMap<ConnKey, TlsConn>,
+    budget: Option<Budget>,
+    stats: TlsStats,
+    waiting: FxHashSet<ConnKey>,
+    /// Connections that began waiting since the last look at the key log: only they are
+    /// looked at while its generation stays the same.
+    fresh: Vec<ConnKey>,
+    polled_generation: Option<u64>,
+}
+
 pub(crate) struct TcpSip {
     reasm: TcpReassembler,
     flows: FxHashMap<FlowKey, FlowState>,
     pub(crate) media: TcpMediaStats,
+    tls: TlsFlows,
 }
 
 /// Where a TCP flow's pieces go: what it is, who sent it (and when), and its bytes.
@@ -87,6 +160,7 @@ impl Default for TcpSip {
             reasm: TcpReassembler::new(TcpConfig::default()),
             flows: FxHashMap::default(),
             media: TcpMediaStats::default(),
+            tls: TlsFlows::default(),
         }
     }
 }
@@ -126,41 +200,306 @@ impl TcpSip {
         if self.flows.len() >= MAX_FLOWS && !self.flows.contains_key(&key) {
             self.flows.clear();
         }
-        self.flows.entry(key).or_insert_with(|| FlowState {
-            kind: Kind::Unknown,
-            buf: Vec::new(),
-            vlan: p.vlan,
-        });
+        self.flows
+            .entry(key)
+            .or_insert_with(|| FlowState::new(p.vlan));
         let flows = &mut self.flows;
         let stats = &mut self.media;
+        let tls = &mut self.tls;
         self.reasm.packet(p, &mut |ev: StreamEvent<'_>| match ev {
             StreamEvent::Data { flow, ts, data } => {
-                if let Some(state) = flows.get_mut(&flow) {
-                    state.feed(flow, ts, data, stats, out);
+                let Some(state) = flows.get_mut(&flow) else {
+                    return;
+                };
+                if let Some(dir) = state.tls_start(data) {
+                    state.kind = match tls.join(flow, dir, state.vlan, ts) {
+                        Some(key) => Kind::Tls(key, dir),
+                        None => Kind::NotSip,
+                    };
+                }
+                match state.kind {
+                    Kind::Tls(key, dir) => tls.feed(key, dir, ts, data, stats, out),
+                    _ => state.feed(flow, ts, data, stats, out),
                 }
             }
-            StreamEvent::Gap { flow, .. } => {
-                if let Some(state) = flows.get_mut(&flow) {
-                    state.resync();
-                }
-            }
+            StreamEvent::Gap { flow, .. } => match flows.get_mut(&flow) {
+                // The record framing is lost with the missing bytes: the connection is read
+                // no further (counted as broken).
+                Some(FlowState {
+                    kind: Kind::Tls(key, _),
+                    ..
+                }) => tls.lose(*key),
+                Some(state) => state.resync(),
+                None => {}
+            },
             StreamEvent::Closed { flow, .. } => {
-                flows.remove(&flow);
+                if let Some(FlowState {
+                    kind: Kind::Tls(key, _),
+                    ..
+                }) = flows.remove(&flow)
+                {
+                    tls.flow_closed(key);
+                }
             }
         });
     }
 
     pub(crate) fn expire(&mut self, now: Timestamp) {
         let flows = &mut self.flows;
+        let tls = &mut self.tls;
         self.reasm.expire(now, &mut |ev: StreamEvent<'_>| {
             if let StreamEvent::Closed { flow, .. } = ev {
-                flows.remove(&flow);
+                if let Some(FlowState {
+                    kind: Kind::Tls(key, _),
+                    ..
+                }) = flows.remove(&flow)
+                {
+                    tls.flow_closed(key);
+                }
             }
         });
+        self.tls.expire(now);
+    }
+
+    /// Whether TLS connections wait for keys and the key log (at `generation`) may have
+    /// them: only then is [`TcpSip::poll_tls`] worth calling.
+    pub(crate) fn tls_wants_keys(&self, generation: u64) -> bool {
+        !self.tls.waiting.is_empty()
+            && (!self.tls.fresh.is_empty() || self.tls.polled_generation != Some(generation))
+    }
+
+    /// Reads the records that waited for keys the key log now has.
+    pub(crate) fn poll_tls(&mut self, log: &KeyLog, out: &mut TcpOut<'_>) {
+        self.tls.poll(log, &mut self.media, out);
+    }
+
+    pub(crate) fn tls_stats(&self) -> TlsStats {
+        self.tls.stats
+    }
+}
+
+impl TlsFlows {
+    /// The connection a flow starting with a hello belongs to (created for the first of its
+    /// two sides); `None` when too many are open.
+    fn join(
+        &mut self,
+        flow: FlowKey,
+        dir: Dir,
+        vlan: Option<u16>,
+        ts: Timestamp,
+    ) -> Option<ConnKey> {
+        let key = match dir {
+            Dir::Client => (flow.src, flow.dst),
+            Dir::Server => (flow.dst, flow.src),
+        };
+        if !self.conns.contains_key(&key) {
+            self.stats.connections += 1;
+            if self.conns.len() >= MAX_TLS_CONNECTIONS {
+                self.stats.broken += 1;
+                return None;
+            }
+        }
+        let conn = self.conns.entry(key).or_insert_with(|| TlsConn {
+            reader: earshot_tlsread::Connection::new(),
+            inner: [FlowState::new(vlan), FlowState::new(vlan)],
+            open_flows: 0,
+            last_ts: ts,
+            counted: Default::default(),
+            counted_decrypted: false,
+            counted_without_key: false,
+            counted_broken: false,
+        });
+        conn.open_flows = conn.open_flows.saturating_add(1);
+        Some(key)
+    }
+
+    fn feed(
+        &mut self,
+        key: ConnKey,
+        dir: Dir,
+        ts: Timestamp,
+        data: &[u8],
+        media: &mut TcpMediaStats,
+        out: &mut TcpOut<'_>,
+    ) {
+        let budget = self
+            .budget
+            .get_or_insert_with(|| Budget::new(TLS_WAITING_BUDGET));
+        let Some(conn) = self.conns.get_mut(&key) else {
+            return;
+        };
+        conn.last_ts = conn.last_ts.max(ts);
+        let TlsConn { reader, inner, .. } = conn;
+        reader.feed(dir, ts.nanos(), data, budget, &mut |o| {
+            deliver(key, inner, o, media, out)
+        });
+        if conn.reader.is_waiting() && self.waiting.insert(key) {
+            self.fresh.push(key);
+        }
+        count(&mut self.stats, conn);
+    }
+
+    /// Looks the waiting connections up in the key log: all of them when its generation
+    /// moved, else only those that began waiting since the last look.
+    fn poll(&mut self, log: &KeyLog, media: &mut TcpMediaStats, out: &mut TcpOut<'_>) {
+        let generation = log.generation();
+        let keys: Vec<ConnKey> = match self.polled_generation == Some(generation) {
+            true => std::mem::take(&mut self.fresh),
+            false => {
+                self.fresh.clear();
+                self.waiting.iter().copied().collect()
+            }
+        };
+        self.polled_generation = Some(generation);
+        let budget = self
+            .budget
+            .get_or_insert_with(|| Budget::new(TLS_WAITING_BUDGET));
+        for key in keys {
+            let Some(conn) = self.conns.get_mut(&key) else {
+                self.waiting.remove(&key);
+                continue;
+            };
+            let TlsConn { reader, inner, .. } = conn;
+            reader.poll_keys(log, budget, &mut |o| deliver(key, inner, o, media, out));
+            count(&mut self.stats, conn);
+            if !conn.reader.is_waiting() {
+                self.waiting.remove(&key);
+                if conn.open_flows == 0 {
+                    self.conns.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// Bytes of one side were never captured: the connection cannot be followed (counted as
+    /// broken).
+    fn lose(&mut self, key: ConnKey) {
+        let budget = self
+            .budget
+            .get_or_insert_with(|| Budget::new(TLS_WAITING_BUDGET));
+        if let Some(conn) = self.conns.get_mut(&key) {
+            conn.reader.abandon(budget);
+            count(&mut self.stats, conn);
+        }
+        self.waiting.remove(&key);
+    }
+
+    /// One side's flow ended; the connection goes with its last flow, unless records still
+    /// wait for a key (a live key log may yet bring it).
+    fn flow_closed(&mut self, key: ConnKey) {
+        let Some(conn) = self.conns.get_mut(&key) else {
+            return;
+        };
+        conn.open_flows = conn.open_flows.saturating_sub(1);
+        if conn.open_flows == 0 && !conn.reader.is_waiting() {
+            self.remove(key);
+        }
+    }
+
+    fn remove(&mut self, key: ConnKey) {
+        let budget = self
+            .budget
+            .get_or_insert_with(|| Budget::new(TLS_WAITING_BUDGET));
+        if let Some(mut conn) = self.conns.remove(&key) {
+            conn.reader.close(budget);
+            count(&mut self.stats, &mut conn);
+        }
+        self.waiting.remove(&key);
+    }
+
+    fn expire(&mut self, now: Timestamp) {
+        let idle: Vec<ConnKey> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| now.nanos().saturating_sub(c.last_ts.nanos()) > TLS_IDLE_NS)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in idle {
+            self.remove(key);
+        }
+    }
+}
+
+/// Brings [`TlsStats`] up to date with what one connection's reader counted since.
+fn count(stats: &mut TlsStats, conn: &mut TlsConn) {
+    let now = conn.reader.stats();
+    // The reader's numbers only grow; saturating all the same, a counter must never panic.
+    stats.auth_failures += now.auth_failures.saturating_sub(conn.counted.auth_failures);
+    stats.dropped_waiting_bytes += now
+        .dropped_waiting_bytes
+        .saturating_sub(conn.counted.dropped_waiting_bytes);
+    conn.counted = now;
+    if conn.reader.has_decrypted() && !conn.counted_decrypted {
+        conn.counted_decrypted = true;
+        stats.decrypted += 1;
+    }
+    let without_key = conn.reader.has_waited() && !conn.reader.has_decrypted();
+    if without_key != conn.counted_without_key {
+        conn.counted_without_key = without_key;
+        match without_key {
+            true => stats.without_key += 1,
+            false => stats.without_key = stats.without_key.saturating_sub(1),
+        }
+    }
+    if conn.reader.is_broken() && !conn.counted_broken {
+        conn.counted_broken = true;
+        stats.broken += 1;
+    }
+}
+
+/// What a TLS connection decrypted goes to its side's stream, framed as SIP like clear TCP.
+fn deliver(
+    (client, server): ConnKey,
+    inner: &mut [FlowState; 2],
+    o: Output<'_>,
+    media: &mut TcpMediaStats,
+    out: &mut TcpOut<'_>,
+) {
+    let (dir, i) = match o {
+        Output::Data { dir, .. } | Output::Gap { dir } => (dir, usize::from(dir == Dir::Server)),
+    };
+    let flow = match dir {
+        Dir::Client => FlowKey {
+            src: client,
+            dst: server,
+        },
+        Dir::Server => FlowKey {
+            src: server,
+            dst: client,
+        },
+    };
+    match o {
+        Output::Data { ts, bytes, .. } => inner[i].feed(flow, Timestamp(ts), bytes, media, out),
+        Output::Gap { .. } => inner[i].resync(),
     }
 }
 
 impl FlowState {
+    fn new(vlan: Option<u16>) -> FlowState {
+        FlowState {
+            kind: Kind::Unknown,
+            buf: Vec::new(),
+            vlan,
+        }
+    }
+
+    /// Which side of a TLS connection a flow is, from its first bytes: a handshake record
+    /// whose first message is a ClientHello or a ServerHello. Only a flow not yet classified,
+    /// at its very first bytes, can become TLS.
+    fn tls_start(&self, data: &[u8]) -> Option<Dir> {
+        if !matches!(self.kind, Kind::Unknown)
+            || !self.buf.is_empty()
+            || !earshot_tlsread::looks_like_tls(data)
+        {
+            return None;
+        }
+        match data.get(5) {
+            Some(1) => Some(Dir::Client),
+            Some(2) => Some(Dir::Server),
+            _ => None,
+        }
+    }
+
     fn feed(
         &mut self,
         flow: FlowKey,
@@ -189,7 +528,7 @@ impl FlowState {
                 self.feed_media(framing, meta, data, stats, out);
                 return;
             }
-            Kind::NotSip => return,
+            Kind::NotSip | Kind::Tls(..) => return,
             Kind::Unknown | Kind::Sip => {}
         }
         self.buf.extend_from_slice(data);
@@ -828,5 +1167,95 @@ mod tests {
             assert!(got.is_empty(), "seed {seed}: {} frames", got.len());
             assert_eq!(stats.desyncs, 0, "seed {seed}");
         }
+    }
+
+    fn tcp<'a>(src: &str, dst: &str, seq: u32, payload: &'a [u8]) -> Packet<'a> {
+        Packet {
+            ts: Timestamp(1),
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            vlan: None,
+            transport: earshot_wire::Transport::Tcp {
+                seq,
+                syn: false,
+                fin: false,
+                rst: false,
+            },
+            payload,
+            from_hep: false,
+        }
+    }
+
+    /// A ClientHello record (random 0x42...) and an INVITE-sized record after it.
+    fn client_side() -> Vec<u8> {
+        let mut hello = vec![1, 0, 0, 38, 3, 3];
+        hello.extend_from_slice(&[0x42; 32]);
+        hello.extend_from_slice(&[0, 0, 0, 0]);
+        let mut bytes = vec![0x16, 3, 1, 0, hello.len() as u8];
+        bytes.extend_from_slice(&hello);
+        bytes
+    }
+
+    #[test]
+    fn a_tls_flow_without_keys_is_counted_and_never_read_as_sip() {
+        let mut t = TcpSip::default();
+        let mut quiet = |_: Carried, _: SipMeta, _: &[u8]| panic!("nothing is read as SIP");
+        t.push(
+            &tcp("10.0.0.1:40000", "10.0.0.2:5061", 1, &client_side()),
+            &mut quiet,
+        );
+        // A TLS 1.2 ServerHello (ECDHE-RSA-AES128-GCM-SHA256) from the server.
+        let mut hello = vec![2, 0, 0, 38, 3, 3];
+        hello.extend_from_slice(&[0x5E; 32]);
+        hello.extend_from_slice(&[0, 0xC0, 0x2F, 0]);
+        let mut server = vec![0x16, 3, 3, 0, hello.len() as u8];
+        server.extend_from_slice(&hello);
+        t.push(
+            &tcp("10.0.0.2:5061", "10.0.0.1:40000", 1, &server),
+            &mut quiet,
+        );
+        // ChangeCipherSpec, then a protected record that looks like SIP: still only TLS.
+        let mut bytes = vec![0x14, 3, 3, 0, 1, 1, 0x17, 3, 3, 0, 32];
+        bytes.extend_from_slice(b"INVITE sip:bob@example SIP/2.0\r\n");
+        let next = 1 + client_side().len() as u32;
+        t.push(
+            &tcp("10.0.0.1:40000", "10.0.0.2:5061", next, &bytes),
+            &mut quiet,
+        );
+        let stats = t.tls_stats();
+        assert_eq!((stats.connections, stats.without_key), (1, 1), "{stats:?}");
+        assert!(
+            t.tls_wants_keys(0),
+            "a new waiter is looked up at the first chance"
+        );
+        t.poll_tls(&KeyLog::default(), &mut quiet);
+        assert!(
+            !t.tls_wants_keys(0),
+            "then not again until the key log moves"
+        );
+        assert!(t.tls_wants_keys(1));
+    }
+
+    #[test]
+    fn segments_far_ahead_on_a_tls_side_do_not_panic_and_the_idle_connection_is_forgotten() {
+        let mut t = TcpSip::default();
+        let first = client_side();
+        t.push(
+            &tcp("10.0.0.1:40000", "10.0.0.2:5061", 1, &first),
+            &mut |_, _, _: &[u8]| {},
+        );
+        // Segments far past the next expected byte (held or skipped by the reassembler).
+        let later = [0x17u8, 3, 3, 0, 4, 1, 2, 3, 4];
+        for i in 0..40u32 {
+            t.push(
+                &tcp("10.0.0.1:40000", "10.0.0.2:5061", 100_000 + i * 9, &later),
+                &mut |_, _, _: &[u8]| {},
+            );
+        }
+        t.expire(Timestamp(i64::MAX / 2));
+        let stats = t.tls_stats();
+        assert_eq!(stats.connections, 1);
+        assert!(stats.broken <= 1, "{stats:?}");
+        assert!(t.tls.conns.is_empty(), "forgotten once idle");
     }
 }

@@ -13,6 +13,7 @@ pub mod counters;
 mod fanout;
 pub mod hep;
 pub mod hep_policy;
+pub mod keylog_watch;
 pub mod listener;
 pub mod live;
 pub mod memory;

@@ -129,6 +129,40 @@ pub fn render(shared: &Shared, manager: &ManagerCounters, token: &ScrapeToken) -
             (vec![("outcome", "no_key".to_string())], cap.srtp.no_key),
         ],
     );
+    e.counters(
+        "earshot_sensor_key_log_lines_total",
+        "Lines read from the TLS key logs (--tls-keylog), by outcome (secret: a secret added or repeated; malformed: not a key log line; unknown_label: a label earshot has no use for).",
+        [
+            (vec![("outcome", "secret".to_string())], cap.key_log.secrets),
+            (vec![("outcome", "malformed".to_string())], cap.key_log.malformed),
+            (vec![("outcome", "unknown_label".to_string())], cap.key_log.unknown_labels),
+        ],
+    );
+    e.counter(
+        "earshot_sensor_tls_connections_total",
+        "TLS connections seen (SIP over TLS).",
+        cap.tls.connections,
+    );
+    e.counter(
+        "earshot_sensor_tls_connections_decrypted_total",
+        "TLS connections read with the key logs' secrets.",
+        cap.tls.decrypted,
+    );
+    e.gauge(
+        "earshot_sensor_tls_connections_without_key",
+        "TLS connections waiting for secrets the key logs do not have (never read as SIP until they come).",
+        cap.tls.without_key as f64,
+    );
+    e.counter(
+        "earshot_sensor_tls_auth_failures_total",
+        "TLS records whose authentication failed (a wrong secret in a key log, or damaged bytes); never read.",
+        cap.tls.auth_failures,
+    );
+    e.counter(
+        "earshot_sensor_tls_dropped_waiting_bytes_total",
+        "Bytes of TLS records dropped while waiting for their keys (256 KiB a connection, 64 MiB in all).",
+        cap.tls.dropped_waiting_bytes,
+    );
     e.counter(
         "earshot_sensor_kernel_drops_total",
         "Frames the kernel dropped before libpcap read them (raise [capture] buffer_mb).",

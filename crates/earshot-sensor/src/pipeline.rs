@@ -174,6 +174,9 @@ pub enum Control {
         callref: CallRef,
         reply: tokio::sync::oneshot::Sender<Vec<earshot_core::SipRecord>>,
     },
+    /// New whole lines of a TLS key log (`--tls-keylog`, see `keylog_watch.rs`): fed to the
+    /// engine's key log, then the SIP-over-TLS records that waited for them are read.
+    KeyLog(Vec<u8>),
     /// Tell every listener the sensor is going away, then stop.
     Shutdown,
 }
@@ -594,6 +597,11 @@ impl Worker {
                     .map(|c| c.sip_log.clone())
                     .unwrap_or_default();
                 let _ = reply.send(log);
+            }
+            Control::KeyLog(lines) => {
+                self.engine.key_log_mut().feed(&lines);
+                self.engine.read_waiting_tls(&mut self.hub);
+                self.register_new_calls();
             }
             Control::Shutdown => return false,
         }

@@ -124,6 +124,18 @@ pub fn document(engine: &Engine) -> Value {
             "no_key": srtp.no_key,
         });
     }
+    // Likewise only for captures with TLS connections.
+    let tls = counters.tls;
+    if tls.connections > 0 {
+        doc["capture"]["tls"] = json!({
+            "connections": tls.connections,
+            "decrypted": tls.decrypted,
+            "without_key": tls.without_key,
+            "auth_failures": tls.auth_failures,
+            "dropped_waiting_bytes": tls.dropped_waiting_bytes,
+            "broken": tls.broken,
+        });
+    }
     doc
 }
 

@@ -29,6 +29,9 @@ use std::time::Duration;
 ///   --hep ADDR      HEP v1/v2/v3 over UDP from heplify, Kamailio, OpenSIPS, FreeSWITCH...
 ///                   (from loopback only unless --hep-allow lists the agents' addresses)
 ///   --pcap FILE     a capture file replayed as if live (at --speed, optionally --loop)
+/// SIP over TLS is read with the secrets its endpoints log (--tls-keylog FILE, the
+/// SSLKEYLOGFILE format): the file is followed as it grows, and connections seen before their
+/// secrets were written are read once they are.
 /// Every setting can come from a TOML file (--config; see dist/sensor.toml for every key,
 /// commented); command-line options override it.
 ///
@@ -37,6 +40,7 @@ use std::time::Duration;
 ///   earshot sensor --interface eth1 --interface eth2 --hep 0.0.0.0:9060 --hep-allow 10.0.0.0/24
 ///   earshot sensor --pcap call.pcap --loop
 ///   earshot sensor --pcap call.pcap --speed max --manager 127.0.0.1:15029
+///   earshot sensor --interface eth0 --tls-keylog /var/log/pbx/sslkeys.log
 ///   echo listcalls | nc 127.0.0.1 5029
 #[derive(clap::Args, Debug, Default, Clone)]
 #[command(verbatim_doc_comment)]
@@ -82,6 +86,12 @@ pub struct Args {
     /// Start the capture files again when they end, forever.
     #[arg(long = "loop")]
     repeat: bool,
+    /// A TLS key log (the SSLKEYLOGFILE format an SBC, a PBX, OpenSSL or Python's ssl writes)
+    /// with the secrets of SIP-over-TLS connections, followed as it grows (polled every
+    /// 200 ms; waited for if it does not exist yet; read again from the start if it shrinks).
+    /// Repeatable. [capture] tls_keylog.
+    #[arg(long = "tls-keylog", value_name = "FILE")]
+    tls_keylog: Vec<PathBuf>,
     /// Where the Manager API listens.
     #[arg(long, value_name = "ADDR:PORT")]
     manager: Option<SocketAddr>,
@@ -258,6 +268,8 @@ pub struct CaptureSection {
     pub speed: Option<String>,
     #[serde(default, rename = "loop")]
     pub repeat: bool,
+    /// TLS key logs followed as they grow (`--tls-keylog`).
+    pub tls_keylog: Option<OneOrMany<PathBuf>>,
     /// Frames queued between capture and the pipeline, in batches of up to 256.
     pub queue_batches: Option<usize>,
 }
@@ -331,6 +343,8 @@ pub struct Settings {
     pub hep: Vec<SocketAddr>,
     pub hep_policy: HepPolicy,
     pub pcaps: Vec<PathBuf>,
+    /// Key logs to follow (`--tls-keylog`).
+    pub tls_keylogs: Vec<PathBuf>,
     pub speed: Speed,
     pub repeat: bool,
     pub queue_batches: usize,
@@ -516,6 +530,14 @@ pub fn settings(args: Args) -> Result<Settings> {
     if pcaps.is_empty() {
         pcaps = file.capture.pcap;
     }
+    let tls_keylogs = if args.tls_keylog.is_empty() {
+        file.capture
+            .tls_keylog
+            .map(OneOrMany::into_vec)
+            .unwrap_or_default()
+    } else {
+        args.tls_keylog
+    };
     let metrics = args
         .metrics
         .or(file.metrics.listen)
@@ -532,6 +554,7 @@ pub fn settings(args: Args) -> Result<Settings> {
         hep,
         hep_policy,
         pcaps,
+        tls_keylogs,
         speed,
         repeat: args.repeat || file.capture.repeat,
         queue_batches: file.capture.queue_batches.unwrap_or(4096),
@@ -636,6 +659,13 @@ async fn serve(settings: Settings, args: Args) -> Result<()> {
         shared.clone(),
     )?;
     let stop = StopFlag::default();
+    if !settings.tls_keylogs.is_empty() {
+        earshot_sensor::keylog_watch::spawn(
+            settings.tls_keylogs.clone(),
+            control_tx.clone(),
+            stop.clone(),
+        )?;
+    }
     let sender = FrameSender::new(frame_tx, counters.clone());
     let mut sources = Vec::new();
     // Interfaces and HEP sockets are opened before anything else starts, so a missing
