@@ -111,9 +111,10 @@ pub(crate) struct SipOrigin {
 #[repr(C)]
 pub struct Call {
     pub id: CallId,
-    /// Per party (caller, called): the SDES keys (`a=crypto`, tag and key) of its latest
-    /// SDP's SRTP audio, the keys it sends with. At most `earshot_sip::sdp::MAX_CRYPTO`.
-    pub sdes: [Vec<(u32, earshot_srtp::MasterKey)>; 2],
+    /// Per party (caller, called): the SDES keys of its latest SDP's SRTP audio, the keys it
+    /// sends with: one entry per `a=crypto` line (its tag, suite and key, or keys the packets'
+    /// MKI chooses between). At most `earshot_sip::sdp::MAX_CRYPTO` lines.
+    pub sdes: [Vec<earshot_srtp::SdesKeys>; 2],
     pub last_packet: Timestamp,
     pub streams: Vec<Stream>,
     pub formats: Vec<PayloadFormat>,
@@ -182,14 +183,14 @@ impl Call {
     /// The key `sender` protects its SRTP with: its SDES line whose tag the other party's
     /// single line accepted (RFC 4568 §7.1: the answer keeps the tag of the offer it takes),
     /// else its first.
-    pub fn srtp_key(&self, sender: Party) -> Option<&earshot_srtp::MasterKey> {
+    pub fn srtp_key(&self, sender: Party) -> Option<&earshot_srtp::SdesKeys> {
         let slot = |p: Party| usize::from(p == Party::Called);
         let mine = &self.sdes[slot(sender)];
         let accepted = match self.sdes[slot(sender.other())].as_slice() {
-            [(tag, _)] => mine.iter().find(|(t, _)| t == tag),
+            [theirs] => mine.iter().find(|k| k.tag == theirs.tag),
             _ => None,
         };
-        accepted.or(mine.first()).map(|(_, k)| k)
+        accepted.or(mine.first())
     }
 
     /// Encoding names of the audio actually seen on the call's streams, in first-seen order

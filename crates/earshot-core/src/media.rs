@@ -416,17 +416,31 @@ impl Engine {
             sink.event(&event, call);
         }
         // SRTP with the sender's key: the sink gets the clear payload; without a key, or when
-        // the packet does not authenticate, the ciphertext marked as such (never decoded).
-        let clear = info.encrypted && {
-            let outcome = decrypt(call, idx, party, rtp, &mut self.srtp_clear);
+        // no packet of the stream has authenticated yet, the ciphertext marked as such (never
+        // decoded).
+        let outcome = info
+            .encrypted
+            .then(|| decrypt(call, idx, party, rtp, &mut self.srtp_clear));
+        if let Some(outcome) = outcome {
             let totals = &mut self.counters.srtp;
             match outcome {
                 Decrypted::Clear => totals.decrypted += 1,
                 Decrypted::Refused => totals.auth_failures += 1,
                 Decrypted::NoKey => totals.no_key += 1,
             }
-            outcome == Decrypted::Clear
+        }
+        // A packet refused by a stream whose key opened others is corrupted or forged: the
+        // sinks never see it, as if lost (handed on as ciphertext it would switch the party
+        // to silence and back, and the audio after it would be re-anchored).
+        let proven = || {
+            call.streams
+                .get(idx as usize)
+                .is_some_and(Stream::is_decrypted)
         };
+        if outcome == Some(Decrypted::Refused) && proven() {
+            return;
+        }
+        let clear = outcome == Some(Decrypted::Clear);
         let payload = match clear.then(|| Rtp::parse(&self.srtp_clear)).flatten() {
             Some(c) => c.payload(),
             None => rtp.payload(),

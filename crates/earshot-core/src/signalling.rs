@@ -432,13 +432,10 @@ fn apply_sdp(call: &mut Call, party: Party, sdp: &sdp::Sdp<'_>) -> bool {
 /// keys replace the old (a re-INVITE may rekey); the streams of that party then start their
 /// SRTP state again with them.
 fn record_keys(call: &mut Call, party: Party, m: &sdp::Media<'_>) {
-    let keys: Vec<(u32, earshot_srtp::MasterKey)> = m
+    let keys: Vec<earshot_srtp::SdesKeys> = m
         .crypto
         .iter()
-        .filter_map(|v| {
-            let tag = earshot_srtp::MasterKey::sdes_tag(v)?;
-            Some((tag, earshot_srtp::MasterKey::from_sdes(v).ok()?))
-        })
+        .filter_map(|v| earshot_srtp::SdesKeys::parse(v).ok())
         .collect();
     let slot = usize::from(party == Party::Called);
     if keys.is_empty() || call.sdes[slot] == keys {

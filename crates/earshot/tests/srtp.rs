@@ -42,10 +42,24 @@ fn analyze_json(pcap: &std::path::Path) -> Value {
     serde_json::from_slice(&out.stdout).expect("JSON")
 }
 
+/// The SDES calls of tests/captures/srtp/: the clear twin's call under each suite earshot
+/// decrypts (libsrtp2 protected them), two with two master keys told apart by MKI and the
+/// sender moving to the second mid-call.
+const SDES_CAPTURES: [&str; 8] = [
+    "sdes_aes_cm_80.pcap",
+    "sdes_aes_cm_32.pcap",
+    "sdes_aes_256_cm_80.pcap",
+    "sdes_aes_256_cm_32.pcap",
+    "sdes_aead_aes_128_gcm.pcap",
+    "sdes_aead_aes_256_gcm.pcap",
+    "sdes_mki.pcap",
+    "sdes_mki_gcm.pcap",
+];
+
 #[test]
 fn sdes_calls_are_decrypted_to_exactly_the_clear_call() {
     let (clear, _) = sensor::extract_only_call(&capture_named("clear_twin.pcap"), "srtp-clear");
-    for name in ["sdes_aes_cm_80.pcap", "sdes_aes_cm_32.pcap"] {
+    for name in SDES_CAPTURES {
         let doc = analyze_json(&capture_named(name));
         let streams = doc["calls"][0]["streams"]
             .as_array()
@@ -70,17 +84,101 @@ fn sdes_calls_are_decrypted_to_exactly_the_clear_call() {
         );
     }
 
-    // Joined 70,000 packets in, past a sequence-number wrap: the ROC is found, all decrypt.
-    let doc = analyze_json(&capture_named("late_join.pcap"));
-    let s = &doc["calls"][0]["streams"][0];
-    assert_eq!(
-        (
-            s["srtp"]["decrypted"].as_u64(),
-            s["srtp"]["auth_failures"].as_u64()
-        ),
-        (Some(100), Some(0)),
-        "{s}"
-    );
+    // Joined 70,000 packets in, past a sequence-number wrap: the ROC is found, all decrypt;
+    // under AES-GCM too, whose tag is the cipher's.
+    for name in ["late_join.pcap", "late_join_gcm.pcap"] {
+        let doc = analyze_json(&capture_named(name));
+        let s = &doc["calls"][0]["streams"][0];
+        assert_eq!(
+            (
+                s["srtp"]["decrypted"].as_u64(),
+                s["srtp"]["auth_failures"].as_u64()
+            ),
+            (Some(100), Some(0)),
+            "{name}: {s}"
+        );
+    }
+}
+
+/// A copy of `name` in the test's scratch folder where the caller's SRTP packets `bad` (by
+/// their order in the capture) have one bit of their authentication tag flipped: the last
+/// byte, or the one before an MKI of `mki_after_tag` bytes (AES-GCM puts the MKI after it).
+fn with_corrupted_tags(name: &str, bad: std::ops::Range<usize>, mki_after_tag: usize) -> PathBuf {
+    let mut pcap = std::fs::read(capture_named(name)).expect("the capture");
+    // make.py writes classic pcap (24-byte file header, 16-byte record headers), Ethernet,
+    // IPv4 without options and UDP: the payload starts 42 bytes into each frame.
+    let (mut at, mut caller_packet) = (24, 0);
+    while at + 16 <= pcap.len() {
+        let len = u32::from_le_bytes(pcap[at + 8..at + 12].try_into().expect("4 bytes")) as usize;
+        let frame = at + 16..at + 16 + len;
+        let sport = u16::from_be_bytes([pcap[frame.start + 34], pcap[frame.start + 35]]);
+        if sport == 38010 {
+            if bad.contains(&caller_packet) {
+                pcap[frame.end - 1 - mki_after_tag] ^= 0x01;
+            }
+            caller_packet += 1;
+        }
+        at = frame.end;
+    }
+    let path = sensor::scratch(&format!("corrupt-{name}")).join(name);
+    std::fs::write(&path, pcap).expect("write the corrupted capture");
+    path
+}
+
+/// A packet whose tag does not verify is counted and never played: the call is the clear call
+/// but for the caller's 10 refused packets, which are silence, not decrypted garbage, and the
+/// audio after them is where it was (they are dropped as lost packets, not handed on as
+/// ciphertext, which switched the party to "encrypted" and back and shifted it by 3 ms).
+/// AES-GCM (the tag is the cipher's) and the MKI calls (the tag after the MKI, or before it)
+/// alike.
+#[test]
+fn a_packet_whose_tag_does_not_verify_is_counted_and_never_played() {
+    let (clear, _) = sensor::extract_only_call(&capture_named("clear_twin.pcap"), "srtp-clear2");
+    for (name, mki_after_tag) in [
+        ("sdes_aead_aes_128_gcm.pcap", 0),
+        ("sdes_mki.pcap", 0),
+        ("sdes_mki_gcm.pcap", 1),
+    ] {
+        let pcap = with_corrupted_tags(name, 50..60, mki_after_tag);
+        let doc = analyze_json(&pcap);
+        let caller = doc["calls"][0]["streams"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["ssrc"] == "0x7777AAAA"))
+            .cloned()
+            .unwrap_or_else(|| panic!("{name}: the caller's stream in {doc}"));
+        assert_eq!(caller["srtp"]["decrypted"], 190, "{name}: {caller}");
+        assert_eq!(caller["srtp"]["auth_failures"], 10, "{name}: {caller}");
+        let (wav, stderr) = sensor::extract_only_call(&pcap, &format!("srtp-corrupt-{name}"));
+        assert!(
+            !stderr.contains("SRTP"),
+            "{name}: the key is known: {stderr}"
+        );
+        assert_eq!(wav.len(), clear.len(), "{name}: the call's length");
+        // Interleaved stereo s16le after the 44-byte header: the caller is the left channel.
+        let samples = |w: &[u8]| -> Vec<i16> {
+            w[44..]
+                .chunks_exact(2)
+                .map(|b| i16::from_le_bytes([b[0], b[1]]))
+                .collect()
+        };
+        let (got, want) = (samples(&wav), samples(&clear));
+        let differ: Vec<usize> = (0..got.len()).filter(|&i| got[i] != want[i]).collect();
+        assert!(
+            differ.iter().all(|&i| got[i] == 0 && i % 2 == 0),
+            "{name}: where the call differs from the clear one it is the caller's silence"
+        );
+        // The 10 packets' 1,600 samples in a row, and nothing else: the caller's audio after
+        // them is not shifted.
+        let frames = differ
+            .first()
+            .zip(differ.last())
+            .map(|(a, b)| (b - a) / 2 + 1);
+        assert_eq!(
+            (differ.len(), frames),
+            (10 * 160, Some(10 * 160)),
+            "{name}: the refused packets are silence, and only they"
+        );
+    }
 }
 
 #[test]

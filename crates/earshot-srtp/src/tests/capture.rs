@@ -1,6 +1,7 @@
 //! Against libsrtp2: tests/captures/srtp/ was protected by Cisco's libsrtp2 (pylibsrtp, see
 //! make.py there), with the SDES keys its SDP carries. Every packet must authenticate and
-//! decrypt to G.711 A-law of the tone under it; a stream joined past a ROC wrap too.
+//! decrypt to G.711 A-law of the tone under it, in every suite; a stream joined past a ROC wrap
+//! too; with two keys, each packet's MKI picks its key; SRTCP sender reports open to RTCP.
 
 use super::super::*;
 use std::path::PathBuf;
@@ -47,13 +48,23 @@ fn tone_hz(x: &[i16], rate: f64) -> f64 {
     crossings as f64 / 2.0 / (x.len() as f64 / rate)
 }
 
-fn caller_key() -> MasterKey {
+fn caller_key() -> SdesKeys {
     MasterKey::new(
         Suite::AesCm128HmacSha1_80,
         &(1..=16).collect::<Vec<u8>>(),
         &(17..=30).collect::<Vec<u8>>(),
     )
     .expect("the caller's key")
+    .into()
+}
+
+/// The caller's `a=crypto` line in a capture's INVITE (the first one in the file).
+fn caller_line(name: &str) -> SdesKeys {
+    let bytes = std::fs::read(capture(name)).expect("the capture");
+    let text = String::from_utf8_lossy(&bytes);
+    let at = text.find("a=crypto:").expect("an a=crypto line") + "a=crypto:".len();
+    let line = text[at..].split("\r\n").next().expect("a line");
+    SdesKeys::parse(line).expect("the caller's keys")
 }
 
 #[test]
@@ -83,12 +94,13 @@ fn libsrtp2s_packets_authenticate_and_decrypt_to_the_tone() {
     );
 
     // The callee's key does not open the caller's packets; a flipped bit in a tag fails.
-    let callee = MasterKey::new(
+    let callee: SdesKeys = MasterKey::new(
         Suite::AesCm128HmacSha1_80,
         &(101..=116).collect::<Vec<u8>>(),
         &(117..=130).collect::<Vec<u8>>(),
     )
-    .expect("the callee's key");
+    .expect("the callee's key")
+    .into();
     assert_eq!(
         SrtpStream::new(&callee).unprotect(&packets[0], &mut out),
         Err(SrtpError::Authentication)
@@ -117,4 +129,164 @@ fn a_stream_joined_past_a_wrap_finds_its_roc() {
     }
     assert_eq!(s.roc(), Some(1));
     assert_eq!(s.counters.decrypted, 100);
+}
+
+/// The caller's 200 packets of `name` decrypted with the key its SDP gives: every one
+/// authenticates, loses its MKI and tag, and the payloads are the 400 Hz tone.
+fn decrypts_to_the_tone(name: &str) -> SrtpStream {
+    let keys = caller_line(name);
+    let packets = udp_from(name, 38010);
+    assert_eq!(packets.len(), 200, "{name}");
+    let mut s = SrtpStream::new(&keys);
+    let (mut out, mut pcm) = (Vec::new(), Vec::new());
+    for p in &packets {
+        s.unprotect(p, &mut out)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(out.len(), 12 + 160, "{name}: header and payload only");
+        assert_eq!(out[..12], p[..12], "{name}: the header is clear");
+        pcm.extend(out[12..].iter().map(|&b| alaw(b)));
+    }
+    assert_eq!(s.counters.decrypted, 200, "{name}");
+    let hz = tone_hz(&pcm, 8000.0);
+    assert!((hz - 400.0).abs() < 5.0, "{name}: 400 Hz, not {hz:.1} Hz");
+    s
+}
+
+/// RFC 6188's AES-256 counter mode and RFC 7714's AES-GCM (both key sizes), as libsrtp2
+/// protects them: the key derivation (AES-256's PRF; AES-CM's with GCM's 96-bit salt), the IVs,
+/// the tags.
+#[test]
+fn every_suite_of_libsrtp2_decrypts_to_the_tone() {
+    for name in [
+        "sdes_aes_256_cm_80.pcap",
+        "sdes_aes_256_cm_32.pcap",
+        "sdes_aead_aes_128_gcm.pcap",
+        "sdes_aead_aes_256_gcm.pcap",
+    ] {
+        decrypts_to_the_tone(name);
+    }
+}
+
+/// sdes_mki.pcap: two keys per side, a 4-byte MKI in every packet, the caller moving to its
+/// second key at packet 100 (sdes_mki_gcm.pcap: AES-GCM, a 1-byte MKI after the tag, at 120).
+/// Each packet opens with the key its MKI names; with the first key alone the packets of the
+/// second are refused by MKI; a packet whose MKI is changed to the other key's is refused by
+/// its tag.
+#[test]
+fn each_packets_mki_picks_its_key() {
+    for (name, switch) in [("sdes_mki.pcap", 100), ("sdes_mki_gcm.pcap", 120)] {
+        decrypts_to_the_tone(name);
+        let both = caller_line(name);
+        let (mki_len, [first, second]) = (both.mki_len(), both.keys()) else {
+            panic!("{name}: two keys")
+        };
+        let packets = udp_from(name, 38010);
+        let mki_at = |p: &[u8]| match both.suite.is_aead() {
+            true => p.len() - mki_len..p.len(),
+            false => p.len() - 10 - mki_len..p.len() - 10,
+        };
+        assert!(
+            packets[..switch]
+                .iter()
+                .all(|p| p[mki_at(p)] == *first.mki()),
+            "{name}"
+        );
+        assert!(
+            packets[switch..]
+                .iter()
+                .all(|p| p[mki_at(p)] == *second.mki()),
+            "{name}"
+        );
+
+        let only_first = SdesKeys::new(both.tag, vec![first.clone()]).expect("one key");
+        let mut s = SrtpStream::new(&only_first);
+        let mut out = Vec::new();
+        for (i, p) in packets.iter().enumerate() {
+            let want = if i < switch {
+                Ok(())
+            } else {
+                Err(SrtpError::UnknownMki)
+            };
+            assert_eq!(s.unprotect(p, &mut out), want, "{name}: packet {i}");
+        }
+        assert_eq!(s.counters.auth_failures, 200 - switch as u64, "{name}");
+
+        let mut s = SrtpStream::new(&both);
+        let mut relabelled = packets[0].clone();
+        let at = mki_at(&relabelled);
+        relabelled[at].copy_from_slice(second.mki());
+        assert_eq!(
+            s.unprotect(&relabelled, &mut out),
+            Err(SrtpError::Authentication)
+        );
+        assert_eq!(s.unprotect(&packets[0], &mut out), Ok(()));
+    }
+}
+
+/// late_join_gcm.pcap: late_join.pcap's stream (70,100 packets, the last 100 captured, ROC 1)
+/// under AEAD_AES_128_GCM. The first packet's ROC is found by trying candidates against the
+/// GCM tag, and every packet decrypts.
+#[test]
+fn a_gcm_stream_joined_past_a_wrap_finds_its_roc() {
+    let keys = caller_line("late_join_gcm.pcap");
+    assert_eq!(keys.suite, Suite::AeadAes128Gcm);
+    let packets = udp_from("late_join_gcm.pcap", 38010);
+    assert_eq!(packets.len(), 100);
+    let mut s = SrtpStream::new(&keys);
+    let mut out = Vec::new();
+    for p in &packets {
+        s.unprotect(p, &mut out).expect("authenticates");
+    }
+    assert_eq!(s.roc(), Some(1));
+    assert_eq!(s.counters.decrypted, 100);
+}
+
+/// The sender reports of every capture with SRTCP (three a call from the caller, one a second
+/// from port 38011) open with the caller's key to RTCP: a sender report of its SSRC with 50,
+/// 100, 150 packets sent, then SDES with its CNAME; SRTCP indexes 1, 2, 3. Encrypted SRTCP
+/// (AES-CM, GCM, with MKI) and SRTCP sent in the clear but authenticated (UNENCRYPTED_SRTCP:
+/// the _32 and AES-256-GCM captures) alike; a flipped bit anywhere is refused, `out` left empty.
+#[test]
+fn srtcp_sender_reports_open_to_rtcp() {
+    for name in [
+        "sdes_aes_256_cm_80.pcap",
+        "sdes_aes_256_cm_32.pcap",
+        "sdes_aead_aes_128_gcm.pcap",
+        "sdes_aead_aes_256_gcm.pcap",
+        "sdes_mki.pcap",
+        "sdes_mki_gcm.pcap",
+    ] {
+        let mut s = SrtcpStream::new(&caller_line(name));
+        let reports = udp_from(name, 38011);
+        assert_eq!(reports.len(), 3, "{name}");
+        let mut out = Vec::new();
+        for (i, p) in reports.iter().enumerate() {
+            assert_eq!(
+                s.unprotect_rtcp(p, &mut out),
+                Ok(i as u32 + 1),
+                "{name}: {i}"
+            );
+            assert_eq!(out.len(), 56, "{name}: sender report and SDES, no trailer");
+            assert_eq!(out[..2], [0x80, 200], "{name}: a sender report");
+            assert_eq!(out[4..8], 0x7777_AAAAu32.to_be_bytes(), "{name}: its SSRC");
+            let sent = u32::from_be_bytes([out[20], out[21], out[22], out[23]]);
+            assert_eq!(sent, 50 * (i as u32 + 1), "{name}: packets sent");
+            assert_eq!(out[28..30], [0x81, 202], "{name}: then SDES");
+            assert_eq!(&out[38..54], b"caller@127.0.0.1", "{name}: its CNAME");
+        }
+        assert_eq!(s.counters.decrypted, 3);
+        for at in [0, 4, 9, 40, reports[0].len() - 1] {
+            let mut bad = reports[0].clone();
+            bad[at] ^= 0x04;
+            out.extend_from_slice(b"stale");
+            assert!(
+                s.unprotect_rtcp(&bad, &mut out).is_err(),
+                "{name}: byte {at}"
+            );
+            assert!(out.is_empty(), "{name}: nothing to read as RTCP");
+        }
+        // SRTP keys (labels 0-2) are not SRTCP's (3-5).
+        let mut wrong = SrtpStream::new(&caller_line(name));
+        assert!(wrong.unprotect(&reports[0], &mut out).is_err(), "{name}");
+    }
 }
