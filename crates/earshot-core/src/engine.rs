@@ -171,6 +171,26 @@ pub struct CaptureCounters {
     /// SRTP packets of calls: decrypted with their SDES key, refused by its tag, or without a
     /// key (never decoded either way but the first).
     pub srtp: SrtpTotals,
+    /// DTLS-SRTP handshakes on calls' media addresses and whether a key log keyed them.
+    pub dtls: DtlsTotals,
+}
+
+/// What the engine made of DTLS on calls' media addresses (see [`CaptureCounters::dtls`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DtlsTotals {
+    /// DTLS datagrams (RFC 7983: first byte 20–63) to or from a call's media address.
+    pub datagrams: u64,
+    /// DTLS 1.2 handshakes whose ClientHello and ServerHello were read.
+    pub handshakes: u64,
+    /// Handshakes whose master secret a key log gave: their SRTP keys are known.
+    pub keyed: u64,
+    /// Handshakes no key log line keys (yet): `handshakes - keyed`.
+    pub without_key: u64,
+    /// Keyed handshakes whose SRTP profile earshot does not decrypt yet: the keys are kept,
+    /// the media stays encrypted.
+    pub unsupported_profile: u64,
+    /// Datagrams of a call already holding `MAX_DTLS` associations, not observed.
+    pub dropped: u64,
 }
 
 /// What became of the SRTP packets the engine saw (see [`CaptureCounters::srtp`]).
@@ -564,6 +584,7 @@ impl Engine {
             c.hep_skipped = decap.stats().hep_skipped.clone();
         }
         c.tcp_media = self.streams_in.media.clone();
+        c.dtls.without_key = c.dtls.handshakes.saturating_sub(c.dtls.keyed);
         c
     }
 }
