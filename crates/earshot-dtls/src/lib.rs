@@ -438,14 +438,15 @@ impl DtlsObserver {
             return false;
         }
         // The server answers the client: a hello pair only when the ClientHello came from the
-        // address this one goes to (a capture that missed the ClientHello has no random).
+        // address this one goes to. Any other (a capture that missed the ClientHello, a hello
+        // from the client's own address) has no random to key, and is not kept.
+        if self.client.is_none_or(|(a, _)| a != dst) {
+            return false;
+        }
         self.forget_keys();
         self.server = Some((src, hello));
-        let paired = self.client.is_some_and(|(a, _)| a == dst);
-        if paired {
-            self.stats.handshakes += 1;
-        }
-        paired
+        self.stats.handshakes += 1;
+        true
     }
 
     fn forget_keys(&mut self) {

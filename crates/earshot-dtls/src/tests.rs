@@ -259,6 +259,33 @@ fn hostile_lengths_are_refused_without_allocating_or_waiting_for_them() {
     assert!(o.keys().is_none());
 }
 
+/// Found by the fuzz target: a ServerHello from the ClientHello's own address was kept, and a
+/// key log then keyed a handshake that was never counted.
+#[test]
+fn a_server_hello_that_answers_no_client_hello_is_not_a_handshake() {
+    let mut o = DtlsObserver::new();
+    let (c, s) = (addr(5000), addr(6000));
+    let random = [3; 32];
+    let ch = client_hello_body(random);
+    o.on_datagram(c, s, &record(1, ch.len(), 0, 0, &ch));
+    let sh = server_hello_body([4; 32], 0xc02b, 1);
+    assert!(
+        !o.on_datagram(c, s, &record(2, sh.len(), 0, 0, &sh))
+            .handshake
+    );
+    let mut log = KeyLog::default();
+    log.insert(random, Label::ClientRandom, vec![0x42; 48].into());
+    assert_eq!(o.look_up(&log), Lookup::Unchanged);
+    assert!(o.keys().is_none());
+    // The real answer, from the other side, pairs.
+    assert!(
+        o.on_datagram(s, c, &record(2, sh.len(), 1, 0, &sh))
+            .handshake
+    );
+    assert_eq!(o.look_up(&log), Lookup::Keyed { first: true });
+    assert_eq!(o.stats().handshakes, 1);
+}
+
 #[test]
 fn dtls_1_0_and_1_3_server_hellos_are_not_keyed() {
     let mut o = DtlsObserver::new();
