@@ -107,3 +107,69 @@ fn a_key_log_that_corrects_a_wrong_secret_keys_the_packets_that_follow() {
     assert_eq!((k.srtp.auth_failures, k.srtp.decrypted), (100, 300));
     assert_eq!(k.dtls.keyed, 1, "one handshake, keyed (twice)");
 }
+
+/// Counts this thread's allocations, to hold the RTP path to none per packet.
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        ALLOCATIONS.with(|a| a.set(a.get() + 1));
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static COUNTING: Counting = Counting;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.with(|a| a.get())
+}
+
+#[test]
+fn srtp_packets_waiting_for_a_key_and_decrypted_ones_allocate_nothing() {
+    let path = capture("dtls_srtp_aes_cm_80.pcap");
+    let mut reader = CaptureReader::open(&path).expect("the capture");
+    let mut frames = Vec::new();
+    while let Some(frame) = reader.next_frame() {
+        let f = frame.expect("a frame");
+        frames.push((f.ts, f.link, f.data.to_vec()));
+    }
+    let mut engine = Engine::new(Config::default());
+    let sink = &mut earshot_core::NullSink;
+    // SIP, the handshake and the first SRTP packets of both streams.
+    let media = frames.len() - 402;
+    let (head, rest) = frames.split_at(media + 20);
+    for (ts, link, data) in head {
+        engine.handle_frame(*ts, *link, data, sink);
+    }
+    let (waiting, rest) = rest.split_at(100);
+    let before = allocations();
+    for (ts, link, data) in waiting {
+        engine.handle_frame(*ts, *link, data, sink);
+    }
+    assert_eq!(allocations() - before, 0, "packets waiting for a key");
+    engine.key_log_mut().feed(&key_log("keys.log"));
+    let (keying, rest) = rest.split_at(10);
+    let before = allocations();
+    for (ts, link, data) in keying {
+        engine.handle_frame(*ts, *link, data, sink);
+    }
+    // Each stream's SRTP state, once: the counter counts.
+    assert!(
+        allocations() > before,
+        "the first keyed packets make their SRTP state"
+    );
+    let before = allocations();
+    for (ts, link, data) in &rest[..100] {
+        engine.handle_frame(*ts, *link, data, sink);
+    }
+    assert_eq!(allocations() - before, 0, "decrypted packets");
+    assert_eq!(engine.counters().srtp.decrypted, 110);
+}
