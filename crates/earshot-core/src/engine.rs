@@ -191,6 +191,8 @@ pub struct DtlsTotals {
     pub unsupported_profile: u64,
     /// Datagrams of a call already holding `MAX_DTLS` associations, not observed.
     pub dropped: u64,
+    /// ServerHellos of another version than DTLS 1.2 (DTLS 1.0, DTLS 1.3): not keyed.
+    pub unsupported_version: u64,
 }
 
 /// What became of the SRTP packets the engine saw (see [`CaptureCounters::srtp`]).

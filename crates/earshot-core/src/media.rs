@@ -212,7 +212,10 @@ impl Engine {
             totals.dropped += 1;
             return true;
         };
-        if leg.observer.on_datagram(src, dst, payload).handshake {
+        let refused = leg.observer.stats().unsupported_version;
+        let seen = leg.observer.on_datagram(src, dst, payload);
+        totals.unsupported_version += leg.observer.stats().unsupported_version - refused;
+        if seen.handshake {
             totals.handshakes += 1;
             let found = leg.observer.look_up(&self.keylog);
             note_lookup(totals, found, leg.observer.keys());

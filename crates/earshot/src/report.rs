@@ -135,6 +135,7 @@ pub fn document(engine: &Engine) -> Value {
             "without_key": dtls.without_key,
             "unsupported_profile": dtls.unsupported_profile,
             "dropped": dtls.dropped,
+            "unsupported_version": dtls.unsupported_version,
         });
     }
     doc

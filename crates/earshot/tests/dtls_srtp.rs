@@ -77,6 +77,15 @@ fn with_its_key_log_a_dtls_srtp_call_is_exactly_the_clear_call() {
             (&1.into(), &1.into(), &0.into()),
             "{name}: {dtls}"
         );
+        assert_eq!(
+            (
+                &dtls["unsupported_profile"],
+                &dtls["unsupported_version"],
+                &dtls["dropped"]
+            ),
+            (&0.into(), &0.into(), &0.into()),
+            "{name}: {dtls}"
+        );
         let (wav, stderr) =
             sensor::extract_only_call_with(&capture(name), "dtls-keyed", &with_key_log(&keys));
         assert!(!stderr.contains("SRTP"), "{name}: {stderr}");
