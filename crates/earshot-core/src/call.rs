@@ -177,6 +177,23 @@ pub struct Call {
     pub(crate) reinvite_cseq: [Option<u32>; 2],
     /// Every media address ever bound to this call (see `media.rs`), for removal.
     pub(crate) bound: Vec<std::net::SocketAddr>,
+    /// The DTLS-SRTP handshakes seen on the call's media addresses, one per address pair (at
+    /// most `media::MAX_DTLS`); empty for calls without DTLS.
+    pub(crate) dtls: Vec<DtlsLeg>,
+}
+
+/// One DTLS association of a call: the two addresses it runs between, and its observer.
+#[derive(Clone, Debug)]
+pub(crate) struct DtlsLeg {
+    pub ends: [SocketAddr; 2],
+    pub observer: earshot_dtls::DtlsObserver,
+}
+
+impl DtlsLeg {
+    /// True when a packet from `src` to `dst` travels this association, either way.
+    pub fn carries(&self, src: SocketAddr, dst: SocketAddr) -> bool {
+        self.ends == [src, dst] || self.ends == [dst, src]
+    }
 }
 
 impl Call {

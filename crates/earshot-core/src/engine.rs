@@ -176,6 +176,28 @@ pub struct CaptureCounters {
     pub tls: crate::TlsStats,
     /// What became of the key log lines fed so far (`Engine::key_log_mut`).
     pub key_log: earshot_keylog::KeyLogStats,
+    /// DTLS-SRTP handshakes on calls' media addresses and whether a key log keyed them.
+    pub dtls: DtlsTotals,
+}
+
+/// What the engine made of DTLS on calls' media addresses (see [`CaptureCounters::dtls`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DtlsTotals {
+    /// DTLS datagrams (RFC 7983: first byte 20–63) to or from a call's media address.
+    pub datagrams: u64,
+    /// DTLS 1.2 handshakes whose ClientHello and ServerHello were read.
+    pub handshakes: u64,
+    /// Handshakes whose master secret a key log gave: their SRTP keys are known.
+    pub keyed: u64,
+    /// Handshakes no key log line keys (yet): `handshakes - keyed`.
+    pub without_key: u64,
+    /// Keyed handshakes whose SRTP profile earshot does not decrypt yet: the keys are kept,
+    /// the media stays encrypted.
+    pub unsupported_profile: u64,
+    /// Datagrams of a call already holding `MAX_DTLS` associations, not observed.
+    pub dropped: u64,
+    /// ServerHellos of another version than DTLS 1.2 (DTLS 1.0, DTLS 1.3): not keyed.
+    pub unsupported_version: u64,
 }
 
 /// What became of the SRTP packets the engine saw (see [`CaptureCounters::srtp`]).
@@ -596,6 +618,7 @@ impl Engine {
         c.tcp_media = self.streams_in.media.clone();
         c.tls = self.streams_in.tls_stats();
         c.key_log = self.keylog.stats();
+        c.dtls.without_key = c.dtls.handshakes.saturating_sub(c.dtls.keyed);
         c
     }
 }

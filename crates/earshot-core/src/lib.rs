@@ -20,9 +20,10 @@ mod tcp_sip;
 
 pub use call::{Call, CallId, CallState, MediaEndpoint, Party, PayloadFormat, SipRecord};
 pub use engine::{
-    CaptureCounters, Config, Engine, Event, NullSink, RtpPacket, Sink, SrtpTotals, TableSizes,
+    CaptureCounters, Config, DtlsTotals, Engine, Event, NullSink, RtpPacket, Sink, SrtpTotals,
+    TableSizes,
 };
 pub use lookahead::{Peek, Peeker};
 pub use rtp_only::{is_rtp_only, RTP_ONLY_PREFIX};
-pub use stream::{is_video_format, QualityUnknown, Stream, StreamKey};
+pub use stream::{is_video_format, KeySource, QualityUnknown, Stream, StreamKey};
 pub use tcp_sip::{TcpMediaStats, TlsStats};

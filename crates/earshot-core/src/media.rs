@@ -35,7 +35,7 @@
 use crate::call::{CallId, Party, PayloadFormat};
 use crate::engine::{Engine, Event, RtpPacket, Sink};
 use crate::flows::Key4;
-use crate::stream::{is_video_format, PtInfo, Stream, StreamKey};
+use crate::stream::{is_video_format, KeySource, PtInfo, Stream, StreamKey};
 use earshot_rtp::{is_rtcp, Rtp, TelephoneEvent};
 use earshot_wire::{Timestamp, Udp4};
 use rustc_hash::FxHashMap;
@@ -158,6 +158,9 @@ impl Engine {
         payload: &[u8],
         sink: &mut dyn Sink,
     ) -> bool {
+        if earshot_dtls::is_dtls(payload) {
+            return self.on_dtls(src, dst, payload);
+        }
         if is_rtcp(payload) {
             self.counters.rtcp_bytes += payload.len() as u64;
             return self.on_rtcp(src, dst);
@@ -188,6 +191,35 @@ impl Engine {
                     account_unassociated(s, ts, &rtp, formats);
                 }
             }
+        }
+        true
+    }
+
+    /// A DTLS datagram (RFC 7983) to or from a call's media address: the call's observer of
+    /// that address pair reads its handshake. A handshake that completes is looked up in the
+    /// key log at once, and the pair's streams keyed by an earlier handshake start over.
+    fn on_dtls(&mut self, src: SocketAddr, dst: SocketAddr, payload: &[u8]) -> bool {
+        let key = StreamKey { src, dst, ssrc: 0 };
+        let Some((binding, _)) = self.binding_for(key, true) else {
+            return false;
+        };
+        let Some(call) = self.calls.get_mut(&binding.call) else {
+            return false;
+        };
+        let totals = &mut self.counters.dtls;
+        totals.datagrams += 1;
+        let Some(leg) = dtls_leg(&mut call.dtls, src, dst) else {
+            totals.dropped += 1;
+            return true;
+        };
+        let refused = leg.observer.stats().unsupported_version;
+        let seen = leg.observer.on_datagram(src, dst, payload);
+        totals.unsupported_version += leg.observer.stats().unsupported_version - refused;
+        if seen.handshake {
+            totals.handshakes += 1;
+            let found = leg.observer.look_up(&self.keylog);
+            note_lookup(totals, found, leg.observer.keys());
+            forget_dtls_keys(&mut call.streams, leg);
         }
         true
     }
@@ -417,10 +449,14 @@ impl Engine {
         }
         // SRTP with the sender's key: the sink gets the clear payload; without a key, or when
         // no packet of the stream has authenticated yet, the ciphertext marked as such (never
-        // decoded).
-        let outcome = info
-            .encrypted
-            .then(|| decrypt(call, idx, party, rtp, &mut self.srtp_clear));
+        // decoded). The key is the sender's SDES key, or its DTLS-SRTP handshake's.
+        let outcome = info.encrypted.then(|| {
+            let mut keys = Keys {
+                log: &self.keylog,
+                dtls: &mut self.counters.dtls,
+            };
+            decrypt(call, idx, party, rtp, &mut keys, &mut self.srtp_clear)
+        });
         if let Some(outcome) = outcome {
             let totals = &mut self.counters.srtp;
             match outcome {
@@ -704,30 +740,145 @@ enum Decrypted {
     NoKey,
 }
 
-/// Decrypts one SRTP packet of stream `idx` into `out` with its sender's SDES key, making the
-/// stream's SRTP state on its first packet (the stream's SRTP counters count the outcome).
+/// Where [`decrypt`] finds DTLS-SRTP keys: the engine's key log, and the totals that count
+/// handshakes it keys.
+struct Keys<'a> {
+    log: &'a earshot_keylog::KeyLog,
+    dtls: &'a mut crate::DtlsTotals,
+}
+
+/// Decrypts one SRTP packet of stream `idx` into `out` with its sender's key: its SDES key,
+/// else the DTLS-SRTP handshake's on the stream's addresses. The stream's SRTP state is made
+/// on the first packet a key is known for (the stream's SRTP counters count the outcome).
 fn decrypt(
     call: &mut crate::Call,
     idx: u32,
     party: Party,
     rtp: &Rtp<'_>,
+    keys: &mut Keys<'_>,
     out: &mut Vec<u8>,
 ) -> Decrypted {
+    // Every packet so far refused by DTLS-SRTP keys: the key log may have corrected the
+    // secret since (the look up is one comparison while it has not grown). If it did, every
+    // stream of the pair starts over with the new keys.
+    if let Some(s) = call.streams.get(idx as usize) {
+        if s.srtp_source == Some(KeySource::Dtls) && never_authenticated(s) {
+            if let Some(leg) = dtls_rekeyed(&mut call.dtls, s.key, keys) {
+                forget_dtls_keys(&mut call.streams, leg);
+            }
+        }
+    }
     let fresh = match call.streams.get(idx as usize) {
-        Some(s) if s.srtp.is_none() => call.srtp_key(party).map(earshot_srtp::SrtpStream::new),
+        Some(s) if s.srtp.is_none() => match call.srtp_key(party) {
+            Some(k) => Some((earshot_srtp::SrtpStream::new(k), KeySource::Sdes)),
+            None => dtls_key(&mut call.dtls, s.key, keys),
+        },
         _ => None,
     };
     let Some(stream) = call.streams.get_mut(idx as usize) else {
         return Decrypted::NoKey;
     };
-    if let Some(f) = fresh {
+    if let Some((f, source)) = fresh {
         stream.srtp = Some(Box::new(f));
+        stream.srtp_source = Some(source);
     }
     match stream.srtp.as_mut().map(|s| s.unprotect(rtp.bytes(), out)) {
         None => Decrypted::NoKey,
         Some(Ok(())) => Decrypted::Clear,
         Some(Err(_)) => Decrypted::Refused,
     }
+}
+
+/// DTLS associations one call may observe (RFC 5764 §4.1: one per RTP and RTCP component of
+/// each media line, one in all with BUNDLE and rtcp-mux): a call flooded with DTLS from many
+/// ports costs at most this many observers.
+pub(crate) const MAX_DTLS: usize = 4;
+
+/// The call's DTLS association between `src` and `dst`, made on its first datagram while the
+/// call has room for one.
+fn dtls_leg(
+    legs: &mut Vec<crate::call::DtlsLeg>,
+    src: SocketAddr,
+    dst: SocketAddr,
+) -> Option<&mut crate::call::DtlsLeg> {
+    let i = match legs.iter().position(|l| l.carries(src, dst)) {
+        Some(i) => i,
+        None if legs.len() < MAX_DTLS => {
+            crate::call::push_exact(
+                legs,
+                crate::call::DtlsLeg {
+                    ends: [src, dst],
+                    observer: earshot_dtls::DtlsObserver::new(),
+                },
+            );
+            legs.len() - 1
+        }
+        None => return None,
+    };
+    legs.get_mut(i)
+}
+
+/// Counts a key log look up that keyed a handshake.
+fn note_lookup(
+    totals: &mut crate::DtlsTotals,
+    found: earshot_dtls::Lookup,
+    keys: Option<&earshot_dtls::SrtpKeys>,
+) {
+    if found == (earshot_dtls::Lookup::Keyed { first: true }) {
+        totals.keyed += 1;
+        if keys.is_some_and(|k| k.profile.suite().is_none()) {
+            totals.unsupported_profile += 1;
+        }
+    }
+}
+
+/// The SRTP state for a stream from the DTLS-SRTP keys of its address pair, if a key log gave
+/// them.
+fn dtls_key(
+    legs: &mut [crate::call::DtlsLeg],
+    stream: StreamKey,
+    keys: &mut Keys<'_>,
+) -> Option<(earshot_srtp::SrtpStream, KeySource)> {
+    let leg = legs
+        .iter_mut()
+        .find(|l| l.carries(stream.src, stream.dst))?;
+    let found = leg.observer.look_up(keys.log);
+    note_lookup(keys.dtls, found, leg.observer.keys());
+    let master = leg.observer.keys()?.master_key(stream.src).ok()?;
+    // Once per stream, when it is keyed: one key, no MKI (use_srtp's MKI is not used).
+    let keys = earshot_srtp::SdesKeys::new(0, vec![master]).ok()?;
+    Some((earshot_srtp::SrtpStream::new(&keys), KeySource::Dtls))
+}
+
+/// The association of a stream's address pair, if the key log gave it other keys since the
+/// last look.
+fn dtls_rekeyed<'l>(
+    legs: &'l mut [crate::call::DtlsLeg],
+    stream: StreamKey,
+    keys: &mut Keys<'_>,
+) -> Option<&'l crate::call::DtlsLeg> {
+    let leg = legs
+        .iter_mut()
+        .find(|l| l.carries(stream.src, stream.dst))?;
+    let found = leg.observer.look_up(keys.log);
+    note_lookup(keys.dtls, found, leg.observer.keys());
+    (found != earshot_dtls::Lookup::Unchanged).then_some(&*leg)
+}
+
+/// The streams of a DTLS association that were keyed by it start over: it has other keys.
+fn forget_dtls_keys(streams: &mut [Stream], leg: &crate::call::DtlsLeg) {
+    for s in streams.iter_mut() {
+        if s.srtp_source == Some(KeySource::Dtls) && leg.carries(s.key.src, s.key.dst) {
+            s.srtp = None;
+        }
+    }
+}
+
+/// No packet of the stream authenticated with its SRTP key, and some were refused.
+fn never_authenticated(s: &Stream) -> bool {
+    s.srtp
+        .as_ref()
+        .is_some_and(|r| r.counters.decrypted == 0 && r.counters.auth_failures > 0)
 }
 
 /// What the hot path needs to know about a payload type in a call with these formats.

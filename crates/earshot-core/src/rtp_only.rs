@@ -218,5 +218,6 @@ fn rtp_only_call(
         answer_codec: None,
         reinvite_cseq: [None; 2],
         bound: Vec::new(),
+        dtls: Vec::new(),
     }
 }

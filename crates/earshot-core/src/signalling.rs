@@ -171,6 +171,7 @@ impl Engine {
             answer_codec: None,
             reinvite_cseq: [None; 2],
             bound: Vec::new(),
+            dtls: Vec::new(),
         };
         self.calls.insert(id, call);
         push_exact(self.by_call_id.entry(call_id.to_owned()).or_default(), id);

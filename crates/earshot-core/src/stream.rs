@@ -97,6 +97,27 @@ pub struct Stream {
     /// SRTP receiving state, once the sender's key (its SDP's `a=crypto`) is known: cold, so
     /// last, and boxed (most streams are clear).
     pub srtp: Option<Box<earshot_srtp::SrtpStream>>,
+    /// Where `srtp`'s key came from; meaningful only while `srtp` is `Some` (both are set
+    /// together).
+    pub srtp_source: Option<KeySource>,
+}
+
+/// Where a stream's SRTP master key came from.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum KeySource {
+    /// The sender's `a=crypto` in the call's SDP (RFC 4568).
+    Sdes,
+    /// The DTLS-SRTP handshake on the stream's addresses, with a key log's master secret.
+    Dtls,
+}
+
+impl KeySource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeySource::Sdes => "sdes",
+            KeySource::Dtls => "dtls",
+        }
+    }
 }
 
 impl Stream {
@@ -117,6 +138,7 @@ impl Stream {
             current_name: String::new(),
             codec_changes: 0,
             srtp: None,
+            srtp_source: None,
         }
     }
 

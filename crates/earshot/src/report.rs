@@ -51,6 +51,7 @@ pub fn stream_json(s: &Stream) -> Value {
     }
     if let Some(srtp) = &s.srtp {
         v["srtp"] = json!({
+            "keys": s.srtp_source.map(earshot_core::KeySource::as_str),
             "decrypted": srtp.counters.decrypted,
             "auth_failures": srtp.counters.auth_failures,
         });
@@ -134,6 +135,19 @@ pub fn document(engine: &Engine) -> Value {
             "auth_failures": tls.auth_failures,
             "dropped_waiting_bytes": tls.dropped_waiting_bytes,
             "broken": tls.broken,
+        });
+    }
+    // Only for captures with DTLS on calls' media, likewise.
+    let dtls = counters.dtls;
+    if dtls != earshot_core::DtlsTotals::default() {
+        doc["capture"]["dtls"] = json!({
+            "datagrams": dtls.datagrams,
+            "handshakes": dtls.handshakes,
+            "keyed": dtls.keyed,
+            "without_key": dtls.without_key,
+            "unsupported_profile": dtls.unsupported_profile,
+            "dropped": dtls.dropped,
+            "unsupported_version": dtls.unsupported_version,
         });
     }
     doc

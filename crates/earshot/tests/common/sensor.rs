@@ -44,10 +44,20 @@ pub fn scratch(name: &str) -> PathBuf {
 /// the WAV's bytes and what extract said on stderr. The run must succeed.
 #[allow(dead_code)]
 pub fn extract_only_call(pcap: &Path, name: &str) -> (Vec<u8>, String) {
+    extract_only_call_with(pcap, name, &[])
+}
+
+/// [`extract_only_call`] with more options (`--tls-keylog FILE`...).
+pub fn extract_only_call_with(
+    pcap: &Path,
+    name: &str,
+    options: &[&std::ffi::OsStr],
+) -> (Vec<u8>, String) {
     let dir = scratch(name);
     let out = earshot()
         .args(["extract", "--all", "--out"])
         .arg(&dir)
+        .args(options)
         .arg(pcap)
         .output()
         .expect("run earshot extract");
