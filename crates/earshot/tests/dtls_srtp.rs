@@ -46,18 +46,6 @@ fn clear_call() -> Vec<u8> {
     sensor::extract_only_call(&capture("clear_twin.pcap"), "dtls-clear").0
 }
 
-fn assert_silence(wav: &[u8], what: &str) {
-    assert!(
-        wav.len() > 44 + 2 * 2 * 8000 * 3,
-        "{what}: the call's length: {} bytes",
-        wav.len()
-    );
-    assert!(
-        wav[44..].iter().all(|&b| b == 0),
-        "{what}: silence, not ciphertext decoded as G.711"
-    );
-}
-
 #[test]
 fn with_its_key_log_a_dtls_srtp_call_is_exactly_the_clear_call() {
     let clear = clear_call();
@@ -123,7 +111,7 @@ fn without_a_key_log_a_dtls_srtp_call_stays_encrypted_silence() {
         2,
         "{stderr}"
     );
-    assert_silence(&wav, "no key log");
+    sensor::assert_silent_wav(&wav, "no key log");
 }
 
 #[test]
@@ -142,7 +130,7 @@ fn a_wrong_master_secret_is_refused_by_every_tag_and_nothing_plays() {
         "{doc}"
     );
     let (wav, _) = sensor::extract_only_call_with(&pcap, "dtls-wrong", &with_key_log(&wrong));
-    assert_silence(&wav, "a wrong secret");
+    sensor::assert_silent_wav(&wav, "a wrong secret");
 }
 
 /// SRTP_AEAD_AES_128_GCM (RFC 7714) negotiated by OpenSSL's use_srtp: the exported keys (a

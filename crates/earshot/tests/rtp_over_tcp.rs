@@ -131,16 +131,7 @@ fn a_live_sensor_streams_rtp_read_from_tcp() {
         &format!("stream {r} channels=2 rate=8000 from=start"),
         Duration::from_secs(30),
     );
-    let (mut left, mut right) = (Vec::new(), Vec::new());
-    for item in &items {
-        if let StreamItem::Frame(Frame::Audio(a)) = item {
-            assert_eq!(a.channels, 2);
-            for pair in a.samples.chunks_exact(2) {
-                left.push(f32::from(pair[0]));
-                right.push(f32::from(pair[1]));
-            }
-        }
-    }
+    let (left, right) = sensor::stereo_channels(&items);
     assert!(left.len() > 8000 * 4, "{} samples of audio", left.len());
     let voiced_left = voiced(&left, 8000);
     let voiced_right = voiced(&right, 8000);

@@ -162,16 +162,7 @@ fn stereo_stream_puts_the_caller_left() {
         (h.channels, h.caller.as_str(), h.called.as_str()),
         (2, "sipp", "service")
     );
-    let (mut left, mut right) = (Vec::new(), Vec::new());
-    for item in &items {
-        if let StreamItem::Frame(Frame::Audio(a)) = item {
-            assert_eq!(a.channels, 2);
-            for pair in a.samples.chunks_exact(2) {
-                left.push(f32::from(pair[0]));
-                right.push(f32::from(pair[1]));
-            }
-        }
-    }
+    let (left, right) = sensor::stereo_channels(&items);
     assert!(left.len() > 8000 * 15, "{} s of audio", left.len() / 8000);
     callee_tone_right_then_end(&items, &left, &right, 8000.0);
 

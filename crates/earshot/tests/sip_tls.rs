@@ -9,7 +9,6 @@ mod common;
 mod sensor;
 
 use common::voiced;
-use earshot_manager::stream_proto::{Frame, StreamItem};
 use sensor::Sensor;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -243,15 +242,7 @@ fn a_live_sensor_reads_sip_over_tls_once_the_key_log_is_written() {
         &format!("stream {r} channels=2 rate=8000 from=start"),
         Duration::from_secs(20),
     );
-    let (mut left, mut right) = (Vec::new(), Vec::new());
-    for item in &items {
-        if let StreamItem::Frame(Frame::Audio(a)) = item {
-            for pair in a.samples.chunks_exact(2) {
-                left.push(f32::from(pair[0]));
-                right.push(f32::from(pair[1]));
-            }
-        }
-    }
+    let (left, right) = sensor::stereo_channels(&items);
     let (l, r) = (voiced(&left, 8000), voiced(&right, 8000));
     assert!(
         l.len() >= 4000 && r.len() >= 4000,

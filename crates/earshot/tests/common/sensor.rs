@@ -391,3 +391,37 @@ pub fn read_stream(addr: SocketAddr, command: &str, limit: Duration) -> Vec<Stre
         .map(|(_, item)| item)
         .collect()
 }
+
+/// The left (caller) and right (called) channels of a stereo stream's audio frames.
+#[allow(dead_code)]
+pub fn stereo_channels(
+    items: &[earshot_manager::stream_proto::StreamItem],
+) -> (Vec<f32>, Vec<f32>) {
+    use earshot_manager::stream_proto::Frame;
+    let (mut left, mut right) = (Vec::new(), Vec::new());
+    for item in items {
+        if let StreamItem::Frame(Frame::Audio(a)) = item {
+            assert_eq!(a.channels, 2, "a stereo stream");
+            for pair in a.samples.chunks_exact(2) {
+                left.push(f32::from(pair[0]));
+                right.push(f32::from(pair[1]));
+            }
+        }
+    }
+    (left, right)
+}
+
+/// A WAV of a whole call (at least 3 s of 8 kHz stereo) that is silence after its header: what
+/// an encrypted call without its key must give, never ciphertext decoded as audio.
+#[allow(dead_code)]
+pub fn assert_silent_wav(wav: &[u8], what: &str) {
+    assert!(
+        wav.len() > 44 + 2 * 2 * 8000 * 3,
+        "{what}: the call's length: {} bytes",
+        wav.len()
+    );
+    assert!(
+        wav[44..].iter().all(|&b| b == 0),
+        "{what}: silence, not ciphertext decoded as G.711"
+    );
+}
