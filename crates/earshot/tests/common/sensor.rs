@@ -53,7 +53,11 @@ pub fn extract_only_call_with(
     name: &str,
     options: &[&std::ffi::OsStr],
 ) -> (Vec<u8>, String) {
-    let dir = scratch(name);
+    // One directory per run, not per name: tests of one binary run in parallel and may extract
+    // the same capture under the same name (one removing the other's WAV before it is read).
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = scratch(&format!("{name}-{run}"));
     let out = earshot()
         .args(["extract", "--all", "--out"])
         .arg(&dir)
