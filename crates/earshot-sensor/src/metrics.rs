@@ -163,6 +163,7 @@ pub fn render(shared: &Shared, manager: &ManagerCounters, token: &ScrapeToken) -
         "Bytes of TLS records dropped while waiting for their keys (256 KiB a connection, 64 MiB in all).",
         cap.tls.dropped_waiting_bytes,
     );
+    dtls_metrics(&mut e, &cap.dtls);
     e.counter(
         "earshot_sensor_kernel_drops_total",
         "Frames the kernel dropped before libpcap read them (raise [capture] buffer_mb).",
@@ -509,6 +510,46 @@ async fn read_head(sock: &mut TcpStream) -> Option<String> {
         buf.extend_from_slice(chunk.get(..n)?);
     }
     String::from_utf8(buf).ok()
+}
+
+/// DTLS-SRTP on calls' media addresses: how many handshakes were read, how many a key log
+/// keyed, and why the others give no keys (an operator whose WebRTC calls stay "encrypted"
+/// sees here whether the key log is missing or the profile or version is one earshot does not
+/// decrypt).
+fn dtls_metrics(e: &mut Exposition, d: &earshot_core::DtlsTotals) {
+    e.counter(
+        "earshot_sensor_dtls_datagrams_total",
+        "DTLS datagrams (RFC 7983) to or from a call's media address.",
+        d.datagrams,
+    );
+    e.counter(
+        "earshot_sensor_dtls_handshakes_total",
+        "DTLS 1.2 handshakes whose ClientHello and ServerHello were read.",
+        d.handshakes,
+    );
+    e.counter(
+        "earshot_sensor_dtls_handshakes_keyed_total",
+        "DTLS handshakes whose master secret a key log gave (--tls-keylog): their SRTP keys are known.",
+        d.keyed,
+    );
+    e.gauge(
+        "earshot_sensor_dtls_handshakes_without_key",
+        "DTLS handshakes no key log line keys yet: their media stays encrypted until one does.",
+        d.without_key as f64,
+    );
+    e.counters(
+        "earshot_sensor_dtls_unsupported_total",
+        "DTLS handshakes earshot reads but does not key, by reason (profile: an SRTP protection profile it does not decrypt; version: DTLS 1.0 or 1.3).",
+        [
+            (vec![("reason", "profile".to_string())], d.unsupported_profile),
+            (vec![("reason", "version".to_string())], d.unsupported_version),
+        ],
+    );
+    e.counter(
+        "earshot_sensor_dtls_dropped_datagrams_total",
+        "DTLS datagrams of a call already observing its maximum of associations (4), not read.",
+        d.dropped,
+    );
 }
 
 #[cfg(test)]

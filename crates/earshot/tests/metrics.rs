@@ -603,3 +603,55 @@ async fn idle_connections_do_not_block_a_scrape() {
     );
     drop(idle);
 }
+
+/// A WebRTC-style call (DTLS-SRTP, tests/captures/dtls-srtp) with its key log: /metrics says
+/// the handshake was read and keyed and the media decrypted; without the key log, that the
+/// handshake waits for a key. An operator sees there why such calls stay "encrypted".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dtls_srtp_handshakes_and_keys_are_on_metrics() {
+    let captures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/captures/dtls-srtp");
+    let pcap = captures.join("dtls_srtp_aes_cm_80.pcap");
+    let keys = captures.join("keys.log");
+    for keyed in [true, false] {
+        let metrics = free_addr();
+        let mut args = vec![
+            "--pcap",
+            pcap.to_str().unwrap(),
+            "--speed",
+            "max",
+            "--metrics",
+        ];
+        let addr = metrics.to_string();
+        args.push(&addr);
+        if keyed {
+            args.extend(["--tls-keylog", keys.to_str().unwrap()]);
+        }
+        let _s = sensor::Sensor::start(&args);
+        let m = scrape_until(metrics, "the DTLS handshake counted", |m| {
+            m.get("earshot_sensor_dtls_handshakes_total") >= 1.0
+                && m.get("earshot_sensor_srtp_packets_total{outcome=\"decrypted\"}")
+                    + m.get("earshot_sensor_srtp_packets_total{outcome=\"no_key\"}")
+                    > 0.0
+        })
+        .await;
+        assert!(m.require("earshot_sensor_dtls_datagrams_total") >= 2.0);
+        let (keyed_n, waiting) = (
+            m.require("earshot_sensor_dtls_handshakes_keyed_total"),
+            m.require("earshot_sensor_dtls_handshakes_without_key"),
+        );
+        if keyed {
+            assert_eq!((keyed_n, waiting), (1.0, 0.0), "{}", m.text);
+            assert!(m.get("earshot_sensor_srtp_packets_total{outcome=\"decrypted\"}") > 0.0);
+        } else {
+            assert_eq!((keyed_n, waiting), (0.0, 1.0), "{}", m.text);
+            assert_eq!(
+                m.get("earshot_sensor_srtp_packets_total{outcome=\"decrypted\"}"),
+                0.0
+            );
+        }
+        assert_eq!(
+            m.require("earshot_sensor_dtls_unsupported_total{reason=\"profile\"}"),
+            0.0
+        );
+    }
+}
