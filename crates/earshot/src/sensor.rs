@@ -92,6 +92,12 @@ pub struct Args {
     /// Repeatable. [capture] tls_keylog.
     #[arg(long = "tls-keylog", value_name = "FILE")]
     tls_keylog: Vec<PathBuf>,
+    /// A Unix socket key log writers connect to instead of sharing a file (a PBX's or SBC's
+    /// key log callback, or `socat - UNIX-CONNECT:PATH`): each sends SSLKEYLOGFILE lines.
+    /// Only the sensor's user may connect (mode 0600); at most 16 writers at once; a socket
+    /// left at PATH by an earlier sensor is replaced. [capture] tls_keylog_socket.
+    #[arg(long = "tls-keylog-socket", value_name = "PATH")]
+    tls_keylog_socket: Option<PathBuf>,
     /// Where the Manager API listens.
     #[arg(long, value_name = "ADDR:PORT")]
     manager: Option<SocketAddr>,
@@ -270,6 +276,8 @@ pub struct CaptureSection {
     pub repeat: bool,
     /// TLS key logs followed as they grow (`--tls-keylog`).
     pub tls_keylog: Option<OneOrMany<PathBuf>>,
+    /// A Unix socket key log writers connect to (`--tls-keylog-socket`).
+    pub tls_keylog_socket: Option<PathBuf>,
     /// Frames queued between capture and the pipeline, in batches of up to 256.
     pub queue_batches: Option<usize>,
 }
@@ -345,6 +353,8 @@ pub struct Settings {
     pub pcaps: Vec<PathBuf>,
     /// Key logs to follow (`--tls-keylog`).
     pub tls_keylogs: Vec<PathBuf>,
+    /// The key log socket (`--tls-keylog-socket`).
+    pub tls_keylog_socket: Option<PathBuf>,
     pub speed: Speed,
     pub repeat: bool,
     pub queue_batches: usize,
@@ -555,6 +565,7 @@ pub fn settings(args: Args) -> Result<Settings> {
         hep_policy,
         pcaps,
         tls_keylogs,
+        tls_keylog_socket: args.tls_keylog_socket.or(file.capture.tls_keylog_socket),
         speed,
         repeat: args.repeat || file.capture.repeat,
         queue_batches: file.capture.queue_batches.unwrap_or(4096),
@@ -659,9 +670,22 @@ async fn serve(settings: Settings, args: Args) -> Result<()> {
         shared.clone(),
     )?;
     let stop = StopFlag::default();
-    if !settings.tls_keylogs.is_empty() {
+    let keylog_socket = settings
+        .tls_keylog_socket
+        .as_deref()
+        .map(|p| {
+            earshot_sensor::keylog_watch::KeyLogSocket::bind(p).with_context(|| {
+                format!(
+                    "cannot listen for key log writers at {} (--tls-keylog-socket): check that its directory exists and the sensor may write there",
+                    p.display()
+                )
+            })
+        })
+        .transpose()?;
+    if !settings.tls_keylogs.is_empty() || keylog_socket.is_some() {
         earshot_sensor::keylog_watch::spawn(
             settings.tls_keylogs.clone(),
+            keylog_socket,
             control_tx.clone(),
             stop.clone(),
         )?;

@@ -202,22 +202,40 @@ fn extract_gives_the_caller_400_hz_and_the_callee_1_khz() {
 /// listener hears both tones.
 #[test]
 fn a_live_sensor_reads_sip_over_tls_once_the_key_log_is_written() {
-    let dir = sensor::scratch("tls-live");
-    let keys = dir.join("sslkeys.log");
+    live_key_log(Delivery::File);
+}
+
+/// The same with the key log lines sent to `--tls-keylog-socket`, as a PBX's key log callback
+/// would, in two writes, the first ending mid-line.
+#[test]
+fn a_live_sensor_reads_sip_over_tls_once_the_key_log_socket_gets_the_lines() {
+    live_key_log(Delivery::Socket);
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Delivery {
+    File,
+    Socket,
+}
+
+fn live_key_log(delivery: Delivery) {
+    let dir = sensor::scratch(&format!("tls-live-{delivery:?}"));
+    let keys = dir.join(match delivery {
+        Delivery::File => "sslkeys.log",
+        Delivery::Socket => "keylog.sock",
+    });
     let pcap = capture("tls13.pcap");
-    let metrics = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-        l.local_addr().expect("its address")
+    let option = match delivery {
+        Delivery::File => "--tls-keylog",
+        Delivery::Socket => "--tls-keylog-socket",
     };
     let s = Sensor::start(&[
         "--pcap",
         pcap.to_str().unwrap(),
         "--speed",
         "1",
-        "--tls-keylog",
+        option,
         keys.to_str().unwrap(),
-        "--metrics",
-        &metrics.to_string(),
     ]);
     // The INVITE is about 0.55 s into the capture, the media from 0.65 s for 3 s.
     std::thread::sleep(Duration::from_millis(1000));
@@ -226,14 +244,25 @@ fn a_live_sensor_reads_sip_over_tls_once_the_key_log_is_written() {
     // Written in two pieces, the first ending mid-line, as a growing file is.
     let text = std::fs::read_to_string(capture("tls13.keys")).expect("key log");
     let (a, b) = text.split_at(text.len() / 2);
-    std::fs::write(&keys, a).expect("write key log");
+    let mut out: Box<dyn std::io::Write> = match delivery {
+        Delivery::File => {
+            std::fs::write(&keys, "").expect("create key log");
+            Box::new(
+                std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&keys)
+                    .expect("open key log"),
+            )
+        }
+        Delivery::Socket => Box::new(
+            std::os::unix::net::UnixStream::connect(&keys).expect("connect to the key log socket"),
+        ),
+    };
+    out.write_all(a.as_bytes()).expect("write key log");
+    out.flush().expect("flush");
     std::thread::sleep(Duration::from_millis(250));
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&keys)
-        .expect("open key log");
-    std::io::Write::write_all(&mut f, b.as_bytes()).expect("append key log");
-    drop(f);
+    out.write_all(b.as_bytes()).expect("append key log");
+    drop(out);
     let deadline = Instant::now() + Duration::from_secs(5);
     let row = s.wait_call_with_rtp(deadline - Instant::now());
     let r = row[0].as_str().expect("call reference").to_string();
@@ -257,6 +286,40 @@ fn a_live_sensor_reads_sip_over_tls_once_the_key_log_is_written() {
     assert!(
         l400 > 0.8 && r1k > 0.8,
         "400 Hz left {l400:.3}, 1 kHz right {r1k:.3}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A key log socket path the sensor cannot use stops it at once with what to check, and a
+/// regular file at that path is never deleted.
+#[test]
+fn a_key_log_socket_path_that_cannot_be_used_is_explained() {
+    let dir = sensor::scratch("tls-socket-bad");
+    let pcap = capture("tls13.pcap");
+    let missing = dir.join("no-such-dir/keylog.sock");
+    let file = dir.join("keys.log");
+    std::fs::write(&file, "CLIENT_RANDOM kept\n").expect("write");
+    for (path, says) in [
+        (&missing, "check that its directory exists"),
+        (&file, "not a socket"),
+    ] {
+        let out = sensor::earshot()
+            .args([
+                "sensor",
+                "--pcap",
+                pcap.to_str().unwrap(),
+                "--tls-keylog-socket",
+            ])
+            .arg(path)
+            .output()
+            .expect("run earshot sensor");
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{path:?}: {err}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(&file).expect("kept"),
+        "CLIENT_RANDOM kept\n"
     );
     let _ = std::fs::remove_dir_all(dir);
 }
