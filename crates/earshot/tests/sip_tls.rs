@@ -202,14 +202,20 @@ fn extract_gives_the_caller_400_hz_and_the_callee_1_khz() {
 /// listener hears both tones.
 #[test]
 fn a_live_sensor_reads_sip_over_tls_once_the_key_log_is_written() {
-    live_key_log(Delivery::File);
+    live_key_log("tls13", Delivery::File);
+}
+
+/// The same over TLS 1.2 (ECDHE-RSA-AES128-GCM-SHA256: CLIENT_RANDOM lines, the PRF's keys).
+#[test]
+fn a_live_sensor_reads_sip_over_tls_1_2_once_the_key_log_is_written() {
+    live_key_log("tls12_aes_gcm", Delivery::File);
 }
 
 /// The same with the key log lines sent to `--tls-keylog-socket`, as a PBX's key log callback
 /// would, in two writes, the first ending mid-line.
 #[test]
 fn a_live_sensor_reads_sip_over_tls_once_the_key_log_socket_gets_the_lines() {
-    live_key_log(Delivery::Socket);
+    live_key_log("tls13", Delivery::Socket);
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -218,13 +224,13 @@ enum Delivery {
     Socket,
 }
 
-fn live_key_log(delivery: Delivery) {
-    let dir = sensor::scratch(&format!("tls-live-{delivery:?}"));
+fn live_key_log(name: &str, delivery: Delivery) {
+    let dir = sensor::scratch(&format!("tls-live-{name}-{delivery:?}"));
     let keys = dir.join(match delivery {
         Delivery::File => "sslkeys.log",
         Delivery::Socket => "keylog.sock",
     });
-    let pcap = capture("tls13.pcap");
+    let pcap = capture(&format!("{name}.pcap"));
     let option = match delivery {
         Delivery::File => "--tls-keylog",
         Delivery::Socket => "--tls-keylog-socket",
@@ -242,7 +248,7 @@ fn live_key_log(delivery: Delivery) {
     let listed = s.calls_json();
     assert_eq!(listed.len(), 1, "no call before the key log: {listed:?}");
     // Written in two pieces, the first ending mid-line, as a growing file is.
-    let text = std::fs::read_to_string(capture("tls13.keys")).expect("key log");
+    let text = std::fs::read_to_string(capture(&format!("{name}.keys"))).expect("key log");
     let (a, b) = text.split_at(text.len() / 2);
     let mut out: Box<dyn std::io::Write> = match delivery {
         Delivery::File => {

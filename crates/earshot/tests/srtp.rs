@@ -204,6 +204,44 @@ fn a_live_listener_of_an_sdes_call_hears_both_tones() {
     );
 }
 
+/// Both channels of what a live listener of the capture's call hears from its start (the
+/// sensor replays the capture as fast as it can, the listener asks for the call from its
+/// start: the rewind's packets through the same decoders and playout as live).
+fn live_call_audio(pcap: &std::path::Path) -> (Vec<f32>, Vec<f32>) {
+    let s = Sensor::start(&["--pcap", pcap.to_str().unwrap(), "--speed", "max"]);
+    let row = s.wait_call_with_rtp(Duration::from_secs(20));
+    let r = row[0].as_str().expect("call reference").to_string();
+    let items = sensor::read_stream(
+        s.addr,
+        &format!("stream {r} channels=2 rate=8000 from=start"),
+        Duration::from_secs(30),
+    );
+    sensor::stereo_channels(&items)
+}
+
+/// Issue 16: live `stream` of every suite's call is the clear call's, sample for sample (the
+/// offline test above shows `extract`; this is the sensor's path: the pipeline's decryption,
+/// the rewind, the fan-out's decoders).
+#[test]
+fn live_streams_of_every_suite_are_the_clear_calls_bit_for_bit() {
+    let (left, right) = live_call_audio(&capture_named("clear_twin.pcap"));
+    assert!(left.len() >= 8000 * 3, "{} samples", left.len());
+    assert!(
+        sensor::tone_share(&left, 8000.0, 400.0) > 0.8
+            && sensor::tone_share(&right, 8000.0, 1000.0) > 0.8,
+        "the clear call carries its tones"
+    );
+    for name in SDES_CAPTURES {
+        let (l, r) = live_call_audio(&capture_named(name));
+        assert_eq!(
+            l.len(),
+            left.len(),
+            "{name}: as many samples as the clear call"
+        );
+        assert!(l == left && r == right, "{name}: the clear call's samples");
+    }
+}
+
 #[test]
 fn analyze_marks_srtp_streams_without_a_key_encrypted_and_still_measures_them() {
     let doc = analyze_json(&capture());
