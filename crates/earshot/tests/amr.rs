@@ -3,9 +3,12 @@
 //! OpenCORE's AMR-NB and VisualOn's AMR-WB encoders, made by make.py there) is compared with
 //! FFmpeg's own decode of the same frames (its native decoders, not the OpenCORE library
 //! earshot uses): each party's channel correlates ≥ 0.99 with its reference, and carries its
-//! tone (400 Hz caller, left; 1 kHz callee, right).
+//! tone (400 Hz caller, left; 1 kHz callee, right). Live `stream` of the same calls from a
+//! sensor replaying them is held to the same references.
 
 mod common;
+#[path = "common/sensor.rs"]
+mod sensor;
 
 use common::earshot;
 use std::path::PathBuf;
@@ -82,8 +85,31 @@ fn tone_hz(channel: &[i16], rate: u32) -> f64 {
     crossings as f64 / 2.0 / (mid.len() as f64 / f64::from(rate))
 }
 
+/// What a live listener hears of the capture's call from its start (the sensor replays it as
+/// fast as it can; `from=start` plays the rewind through the listeners' decoders): its left
+/// and right channels at `rate`.
+fn live(pcap: &str, rate: u32) -> (Vec<i16>, Vec<i16>) {
+    let path = dir().join(pcap);
+    let s = sensor::Sensor::start(&["--pcap", path.to_str().unwrap(), "--speed", "max"]);
+    let row = s.wait_call_with_rtp(std::time::Duration::from_secs(20));
+    let r = row[0].as_str().expect("call reference").to_string();
+    let items = sensor::read_stream(
+        s.addr,
+        &format!("stream {r} channels=2 rate={rate} from=start"),
+        std::time::Duration::from_secs(30),
+    );
+    let (l, r) = sensor::stereo_channels(&items);
+    // The stream's samples are i16 values carried as f32 by the helper.
+    let back = |c: Vec<f32>| c.into_iter().map(|v| v as i16).collect();
+    (back(l), back(r))
+}
+
 fn check(pcap: &str, band: &str, rate: u32) {
-    let (left, right) = extract(pcap, rate);
+    check_channels(pcap, band, rate, extract(pcap, rate));
+    check_channels(&format!("{pcap} (live)"), band, rate, live(pcap, rate));
+}
+
+fn check_channels(pcap: &str, band: &str, rate: u32, (left, right): (Vec<i16>, Vec<i16>)) {
     for (channel, party, hz) in [(&left, "caller", 400.0), (&right, "callee", 1000.0)] {
         let reference = reference(&format!("ref_{band}_{party}.s16"));
         let corr = best_correlation(channel, &reference, rate);
