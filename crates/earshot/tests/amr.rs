@@ -27,7 +27,8 @@ fn reference(name: &str) -> Vec<i16> {
 
 /// `extract --all` of one call at `rate`: its left (caller) and right (callee) channels.
 fn extract(pcap: &str, rate: u32) -> (Vec<i16>, Vec<i16>) {
-    let out = std::env::temp_dir().join(format!("earshot-amr-{pcap}-{}", std::process::id()));
+    let name = pcap.rsplit('/').next().unwrap_or(pcap);
+    let out = std::env::temp_dir().join(format!("earshot-amr-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let run = earshot()
         .args(["extract", "--all", "--rate", &rate.to_string(), "--out"])
@@ -107,6 +108,33 @@ fn live(pcap: &str, rate: u32) -> (Vec<i16>, Vec<i16>) {
 fn check(pcap: &str, band: &str, rate: u32) {
     check_channels(pcap, band, rate, extract(pcap, rate));
     check_channels(&format!("{pcap} (live)"), band, rate, live(pcap, rate));
+}
+
+/// Issue 18: a whole AMR-WB call between two real baresip agents (tests/captures/baresip/:
+/// its amr module, VisualOn's encoder, octet-aligned), offline and live: the caller's 400 Hz
+/// on the left, the callee's 1 kHz on the right, all 20 s of it.
+#[test]
+fn a_baresip_amr_wb_call_carries_its_tones_offline_and_live() {
+    let pcap = "../baresip/amr_wb_call.pcap";
+    for (how, (left, right)) in [
+        ("extract", extract(pcap, 16000)),
+        ("live", live(pcap, 16000)),
+    ] {
+        assert!(left.len() >= 16000 * 19, "{how}: {} samples", left.len());
+        for (channel, hz) in [(&left, 400.0), (&right, 1000.0)] {
+            let got = tone_hz(channel, 16000);
+            assert!(
+                (got - hz).abs() < hz * 0.02,
+                "{how}: {got:.0} Hz, want {hz}"
+            );
+            let share = sensor::tone_share(
+                &channel.iter().map(|&v| f32::from(v)).collect::<Vec<_>>(),
+                16000.0,
+                hz,
+            );
+            assert!(share > 0.8, "{how}: {hz} Hz is {share:.3} of the channel");
+        }
+    }
 }
 
 fn check_channels(pcap: &str, band: &str, rate: u32, (left, right): (Vec<i16>, Vec<i16>)) {
