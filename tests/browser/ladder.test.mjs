@@ -77,7 +77,7 @@ test("the SIP ladder shows the call's messages in order and each one's text", { 
     assert.match(text, /^INVITE sip:/);
     assert.match(text, /CSeq: 20620 INVITE/);
     assert.match(text, /a=sendonly/);
-    assert.match(await page.locator("#ladder-section .ladder-caption").textContent(), /^\[5\] \+3\.51\d s · 127\.0\.0\.1:46000 → 127\.0\.0\.1:46010 · INVITE \(SDP\)/);
+    assert.match(await page.locator("#ladder-section .ladder-caption").textContent(), /^\[5\] \+3\.51\d s · 127\.0\.0\.1:46000 → 127\.0\.0\.1:46010 · INVITE \(SDP\) · over UDP/);
     assert.ok(await page.locator('#ladder-section g.arrow[data-index="4"].selected').count());
     await page.locator("#ladder-section").screenshot({ path: join(SHOTS, "ladder.png") });
 

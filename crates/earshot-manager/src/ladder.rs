@@ -11,6 +11,8 @@ use crate::listcalls::SipPacket;
 use earshot_sip::{SipMessage, StartLine};
 use serde::Serialize;
 use serde_json::Value;
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 
 /// Longest arrow label, in bytes: a method or status with its reason and " (SDP)".
@@ -45,6 +47,11 @@ pub struct Arrow {
     pub cseq: Option<String>,
     /// Whether the message carries SDP.
     pub sdp: bool,
+    /// The transport its top Via names (`UDP`, `TCP`, `TLS`, `WS`, `WSS`, `SCTP`).
+    pub transport: Option<String>,
+    /// True when an earlier arrow carried the same text between the same addresses: a
+    /// retransmission (sngrep marks them so).
+    pub retransmission: bool,
     /// Capture time, ns since the Unix epoch.
     pub time_ns: i64,
     /// Time since the first message, in ms (the ladder's time axis).
@@ -62,12 +69,17 @@ pub fn build(msgs: &[SipPacket], max_arrows: usize, max_text: usize) -> Ladder {
     let shown = &msgs[..msgs.len().min(max_arrows)];
     let first = shown.first().map_or(0, |m| m.ts_ns);
     let mut columns: Vec<SocketAddr> = Vec::new();
+    // Each message's fingerprint (addresses and a hash of its text): a set of them finds
+    // retransmissions in one pass, without comparing texts pairwise.
+    let mut seen: HashSet<(SocketAddr, SocketAddr, u64)> = HashSet::with_capacity(shown.len());
     let arrows = shown
         .iter()
         .map(|m| {
             let from = column(&mut columns, m.src);
             let to = column(&mut columns, m.dst);
-            arrow(m, from, to, first, max_text)
+            let mut a = arrow(m, from, to, first, max_text);
+            a.retransmission = !seen.insert((m.src, m.dst, text_hash(&m.text)));
+            a
         })
         .collect();
     Ladder {
@@ -75,6 +87,20 @@ pub fn build(msgs: &[SipPacket], max_arrows: usize, max_text: usize) -> Ladder {
         arrows,
         left_out: msgs.len() - shown.len(),
     }
+}
+
+fn text_hash(text: &str) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut h);
+    h.finish()
+}
+
+/// The transport of a Via value (`SIP/2.0/UDP host;branch=…`).
+fn via_transport(via: &str) -> Option<String> {
+    let proto = via.split_ascii_whitespace().next()?;
+    let t = proto.rsplit('/').next()?.trim();
+    let plausible = !t.is_empty() && t.len() <= 8 && t.bytes().all(|b| b.is_ascii_alphanumeric());
+    plausible.then(|| t.to_ascii_uppercase())
 }
 
 /// The column of `addr`, added at the right when it is new. A linear search: a call's
@@ -97,6 +123,8 @@ fn arrow(m: &SipPacket, from: usize, to: usize, first_ns: i64, max_text: usize) 
         status: None,
         cseq: None,
         sdp: false,
+        transport: None,
+        retransmission: false,
         time_ns: m.ts_ns,
         offset_ms: m.ts_ns.saturating_sub(first_ns) as f64 / 1e6,
         text: text.to_string(),
@@ -105,6 +133,7 @@ fn arrow(m: &SipPacket, from: usize, to: usize, first_ns: i64, max_text: usize) 
     match SipMessage::parse(m.text.as_bytes()) {
         Ok(msg) => {
             a.sdp = msg.sdp().is_some();
+            a.transport = msg.header("Via").and_then(via_transport);
             a.cseq = msg
                 .header("CSeq")
                 .map(|c| cut_str(c.trim(), MAX_LABEL).0.to_string());
@@ -234,6 +263,22 @@ mod tests {
         assert_eq!(l.arrows[5].offset_ms, 900.0);
         assert!(l.arrows[0].text.starts_with("INVITE sip:b@x"));
         assert_eq!(l.left_out, 0);
+    }
+
+    #[test]
+    fn retransmissions_and_transports_are_named() {
+        let invite = "INVITE sip:b@x SIP/2.0\nVia: SIP/2.0/tcp a;branch=z1\nCSeq: 1 INVITE\n\n";
+        let msgs = [
+            sip(0, A, B, invite),
+            sip(500, A, B, invite),
+            sip(600, B, A, invite),
+            sip(700, A, B, "OPTIONS sip:b@x SIP/2.0\nVia: nonsense/!!\n\n"),
+        ];
+        let l = build(&msgs, 10, 4096);
+        let again: Vec<bool> = l.arrows.iter().map(|a| a.retransmission).collect();
+        assert_eq!(again, [false, true, false, false]);
+        assert_eq!(l.arrows[0].transport.as_deref(), Some("TCP"));
+        assert_eq!(l.arrows[3].transport, None);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 // The SIP ladder of a call, as sngrep and Homer draw it: one column per signalling address
 // (ip:port, in the order the messages first name them), one arrow per message in capture
-// order with its method or status and its time since the first message. Clicking an arrow
+// order with its method or status and its time since the first message (a retransmission
+// dashed, as sngrep marks it). Clicking an arrow
 // (or Enter on it) shows the message's text below. The ladder comes from /api/ladder (the
 // sensor's active_call_info); message text is only ever set as textContent, never as markup.
 
@@ -92,7 +93,8 @@ export function drawLadder(section, d, status) {
   const select = (i) => {
     groups.forEach((g, j) => g.classList.toggle("selected", j === i));
     const a = arrows[i];
-    caption.textContent = `[${i + 1}] ${seconds(a.offset_ms)} · ${columns[a.from] ?? "?"} → ${columns[a.to] ?? "?"} · ${a.label}${a.truncated ? " · cut: the sensor kept only the start of it" : ""}`;
+    const notes = [a.transport ? `over ${a.transport}` : "", a.retransmission ? "retransmission" : "", a.truncated ? "cut: the sensor kept only the start of it" : ""];
+    caption.textContent = [`[${i + 1}] ${seconds(a.offset_ms)}`, `${columns[a.from] ?? "?"} → ${columns[a.to] ?? "?"}`, a.label, ...notes.filter(Boolean)].join(" · ");
     detail.textContent = String(a.text ?? "");
   };
   groups.forEach((g, i) => {
@@ -113,9 +115,9 @@ export function drawLadder(section, d, status) {
 function arrowGroup(a, i, x, columns) {
   const y = TOP + i * ROW + ROW / 2;
   const k = kind(a);
-  const g = svg("g", { class: `arrow ${k}`, tabindex: 0, role: "button", "data-index": i });
+  const g = svg("g", { class: `arrow ${k}${a.retransmission ? " retransmission" : ""}`, tabindex: 0, role: "button", "data-index": i });
   g.dataset.label = a.label;
-  g.setAttribute("aria-label", `${i + 1}: ${a.label}, ${columns[a.from] ?? "?"} to ${columns[a.to] ?? "?"}, ${seconds(a.offset_ms)}`);
+  g.setAttribute("aria-label", `${i + 1}: ${a.label}, ${columns[a.from] ?? "?"} to ${columns[a.to] ?? "?"}, ${seconds(a.offset_ms)}${a.retransmission ? ", retransmission" : ""}`);
   const time = svg("text", { x: 6, y: y + 4, class: "time" });
   time.textContent = seconds(a.offset_ms);
   const label = svg("text", { class: "label", "text-anchor": "middle" });

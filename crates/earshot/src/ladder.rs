@@ -171,12 +171,20 @@ fn or_dash(s: &str) -> &str {
 fn write_text(out: &mut impl Write, l: &Ladder, i: usize, a: &Arrow) -> Result<()> {
     writeln!(
         out,
-        "\n[{}] +{:.3} s  {} → {}  {}{}",
+        "\n[{}] +{:.3} s  {} → {}  {}{}{}{}",
         i + 1,
         a.offset_ms / 1000.0,
         l.columns[a.from],
         l.columns[a.to],
         a.label,
+        a.transport
+            .as_deref()
+            .map_or(String::new(), |t| format!("  over {t}")),
+        if a.retransmission {
+            "  (retransmission)"
+        } else {
+            ""
+        },
         if a.truncated {
             "  (cut: not all of it was kept)"
         } else {
@@ -230,6 +238,11 @@ pub fn render(l: &Ladder) -> String {
         put(&mut line, 0, &margin);
         draw_arrow(&mut line, center(a.from), center(a.to), &a.label);
         push_line(&mut text, &line);
+        if a.retransmission {
+            // Right of the ladder, as sngrep marks a message seen before.
+            text.pop();
+            text.push_str("   (retransmission)\n");
+        }
     }
     text
 }

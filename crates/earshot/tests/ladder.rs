@@ -138,8 +138,11 @@ fn an_unknown_call_id_names_the_ones_there_are() {
 }
 
 /// SIP messages of a classic little-endian Ethernet/IPv4/UDP pcap, read without earshot:
-/// (source, destination, first token of a request or the status code of a response, Call-ID).
-fn sip_in_pcap(bytes: &[u8]) -> Vec<(String, String, String, String)> {
+/// (source, destination, first token of a request or the status code of a response, Call-ID,
+/// the whole text).
+type Seen = (String, String, String, String, String);
+
+fn sip_in_pcap(bytes: &[u8]) -> Vec<Seen> {
     assert_eq!(
         &bytes[..4],
         &[0xd4, 0xc3, 0xb2, 0xa1],
@@ -176,7 +179,8 @@ fn sip_in_pcap(bytes: &[u8]) -> Vec<(String, String, String, String)> {
                 (k.eq_ignore_ascii_case("call-id") || k == "i").then(|| v.trim().to_string())
             })
             .unwrap_or_default();
-        out.push((addr(12, port(0)), addr(16, port(2)), kind, call_id));
+        let whole = text.to_string();
+        out.push((addr(12, port(0)), addr(16, port(2)), kind, call_id, whole));
     }
     out
 }
@@ -235,4 +239,38 @@ fn a_held_and_resumed_call_matches_tsharks_view() {
         let want = tshark_sip(&dir.join(format!("{name}.tshark-sip.txt")));
         assert_eq!(got, want, "{name}:\n{out}");
     }
+}
+
+#[test]
+fn retransmissions_are_marked_as_the_capture_repeats_them() {
+    let Some(dir) = shared_pcaps() else { return };
+    let pcap = dir.join("wireshark/aaa.pcap");
+    let seen = sip_in_pcap(&std::fs::read(&pcap).expect("read the capture"));
+    let id = "105090259-446faf7a@192.168.1.2";
+    let want: Vec<&Seen> = seen.iter().filter(|m| m.3 == id).collect();
+    // A retransmission: the same text between the same addresses as an earlier message.
+    let again: Vec<bool> = want
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            want[..i]
+                .iter()
+                .any(|e| (&e.0, &e.1, &e.4) == (&m.0, &m.1, &m.4))
+        })
+        .collect();
+    assert!(again.iter().filter(|a| **a).count() >= 4, "{again:?}");
+    let (ok, out, err) = ladder(&[pcap.to_str().expect("path"), id, "--full"]);
+    assert!(ok, "{err}");
+    let got = messages(&out);
+    assert_eq!(got.len(), want.len(), "{out}");
+    let marked: Vec<bool> = out
+        .lines()
+        .filter(|l| l.starts_with('['))
+        .map(|l| l.contains("(retransmission)"))
+        .collect();
+    assert_eq!(marked, again, "{out}");
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(g.2.split(' ').next(), Some(w.2.as_str()), "{out}");
+    }
+    assert!(out.contains("over UDP"), "{out}");
 }
