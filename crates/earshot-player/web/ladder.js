@@ -45,9 +45,12 @@ export async function showLadder(section, c, api) {
     section.hidden = true;
     section.replaceChildren();
   });
+  // A live call goes on: "refresh" reads its messages again.
+  const refresh = el("button", { type: "button", className: "ladder-refresh", textContent: "refresh" });
+  refresh.addEventListener("click", () => showLadder(section, c, api));
   const status = el("p", { className: "muted ladder-status", textContent: "loading the call's SIP messages…" });
   section.setAttribute("aria-labelledby", "ladder-title");
-  section.replaceChildren(el("div", { className: "ladder-head" }, title, close), status);
+  section.replaceChildren(el("div", { className: "ladder-head" }, title, el("span", {}, refresh, " ", close)), status);
   const q = new URLSearchParams({ callref: String(c.callreference) });
   if (c.sensor_id !== null && c.sensor_id !== undefined) q.set("sensor_id", String(c.sensor_id));
   const r = await api(`/api/ladder?${q}`, { timeout: 8000 });
