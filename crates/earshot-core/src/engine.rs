@@ -32,6 +32,9 @@ pub struct Config {
     pub sip_log_bytes: usize,
     pub sip_log_call_bytes: usize,
     pub sip_log_total_bytes: usize,
+    /// Keeps the SIP log of the calls with this Call-ID only (`earshot ladder`): the other
+    /// calls of a big capture then spend none of `sip_log_total_bytes`. `None` logs every call.
+    pub sip_log_call_id: Option<String>,
     /// HEP envelope times further than this from the time of receipt are replaced by it
     /// (`DecapConfig::hep_max_skew_ns`); `None` trusts them (offline analysis).
     pub hep_max_skew_ns: Option<i64>,
@@ -65,6 +68,7 @@ impl Default for Config {
             sip_log_call_bytes: 8 << 10,
             // 64 MiB: every call's dialog up to ~16,000 calls, 670 B a call at 100,000.
             sip_log_total_bytes: 64 << 20,
+            sip_log_call_id: None,
             hep_max_skew_ns: None,
             unanswered_timeout_ns: None,
             rtp_only_calls: false,

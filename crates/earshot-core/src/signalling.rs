@@ -195,7 +195,8 @@ impl Engine {
             return;
         };
         call.sip_messages += 1;
-        if limits.messages > 0 {
+        let logged = self.cfg.sip_log_call_id.as_deref();
+        if limits.messages > 0 && logged.is_none_or(|id| id == call.call_id) {
             let origin = SipOrigin {
                 ts: meta.ts,
                 src: meta.src,

@@ -142,6 +142,35 @@ fn the_total_sip_log_budget_is_shared_and_given_back() {
     assert_eq!(h.only_call().sip_log.len(), 6, "a later call logs again");
 }
 
+/// With `sip_log_call_id` only that call logs: the calls before it spend none of the total
+/// budget, which would otherwise have run out before it (`earshot ladder` on a big capture).
+#[test]
+fn a_log_for_one_call_id_is_not_starved_by_the_others() {
+    let cfg = Config {
+        retain_ended: true,
+        sip_log_total_bytes: 20 << 10,
+        sip_log_call_id: Some("call-39@memory".into()),
+        ..live()
+    };
+    let mut h = Harness::new(cfg);
+    for i in 0..40 {
+        whole_call(&mut h, i, i64::from(i));
+    }
+    let calls = h.engine.calls();
+    assert_eq!(calls.len(), 40);
+    for c in &calls {
+        if c.call_id == "call-39@memory" {
+            assert_eq!(
+                c.sip_log.len(),
+                6,
+                "the call asked for logs all of its dialog"
+            );
+        } else {
+            assert!(c.sip_log.is_empty(), "{} logs nothing", c.call_id);
+        }
+    }
+}
+
 /// After a peak of calls has come and gone, the engine's tables shrink back instead of
 /// keeping their peak's buckets for the life of the process.
 #[test]

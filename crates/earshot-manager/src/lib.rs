@@ -14,6 +14,7 @@ pub mod callref;
 pub mod calls_feed;
 pub mod command;
 pub mod framing;
+pub mod ladder;
 pub mod listcalls;
 pub mod listing;
 pub mod replies;

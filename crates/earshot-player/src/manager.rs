@@ -108,6 +108,16 @@ pub async fn request(
     command: &Command,
     limit: Duration,
 ) -> Result<Vec<u8>, ManagerError> {
+    request_bounded(s, command, limit, MAX_REPLY).await
+}
+
+/// [`request`] for a reply of at most `max_reply` bytes: a longer one is an error, not cut.
+pub async fn request_bounded(
+    s: &Sensor,
+    command: &Command,
+    limit: Duration,
+    max_reply: u64,
+) -> Result<Vec<u8>, ManagerError> {
     let a = addr(s);
     let work = async {
         let mut sock = send(s, command).await?;
@@ -118,13 +128,18 @@ pub async fn request(
         }
         let mut reply = Vec::new();
         (&mut sock)
-            .take(MAX_REPLY)
+            .take(max_reply.saturating_add(1))
             .read_to_end(&mut reply)
             .await
             .map_err(|e| ManagerError::Unreachable {
                 addr: a.clone(),
                 reason: e.to_string(),
             })?;
+        if reply.len() as u64 > max_reply {
+            return Err(ManagerError::Protocol(format!(
+                "the sensor's reply is longer than {max_reply} bytes"
+            )));
+        }
         if is_unauthorized(&reply) {
             return Err(ManagerError::TokenRefused);
         }
@@ -412,6 +427,26 @@ pub async fn listen_stop(s: &Sensor, callref: &str, listen_id: &str) -> Result<(
     };
     request(s, &command, REPLY_TIMEOUT).await?;
     Ok(())
+}
+
+/// The largest `active_call_info` reply read: the sensor keeps 8 KiB of SIP a call by
+/// default, and its call fields and streams are a few KB more.
+const MAX_CALL_INFO: u64 = 4 << 20;
+
+/// `active_call_info <ref>`: the call's fields, its kept SIP messages and its streams.
+pub async fn call_info(s: &Sensor, callref: &str) -> Result<Value, ManagerError> {
+    let command = Command::ActiveCallInfo(call_ref(callref)?);
+    let r = request_bounded(s, &command, REPLY_TIMEOUT, MAX_CALL_INFO).await?;
+    let text = r.trim_ascii();
+    if text == b"call not found" || text == b"error: call not found" {
+        return Err(ManagerError::CallNotFound);
+    }
+    serde_json::from_slice(&r).map_err(|_| {
+        ManagerError::Protocol(format!(
+            "active_call_info did not return JSON: {}",
+            String::from_utf8_lossy(&r[..r.len().min(200)])
+        ))
+    })
 }
 
 /// Whether the sensor answers `getversion` (with its token) within `limit`.

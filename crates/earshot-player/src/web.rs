@@ -7,6 +7,7 @@ const INDEX: &str = include_str!("../web/index.html");
 const APP_JS: &str = include_str!("../web/app.js");
 const WORKLET_JS: &str = include_str!("../web/player-worklet.js");
 const PLAYER_JS: &str = include_str!("../web/earshot-player.js");
+const LADDER_JS: &str = include_str!("../web/ladder.js");
 const STYLE: &str = include_str!("../web/style.css");
 const EMBED_EXAMPLE: &str = include_str!("../web/embed-example.html");
 const EMBED_EXAMPLE_JS: &str = include_str!("../web/embed-example.js");
@@ -25,6 +26,9 @@ pub async fn worklet_js() -> impl IntoResponse {
 }
 pub async fn player_js() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, JS)], PLAYER_JS)
+}
+pub async fn ladder_js() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, JS)], LADDER_JS)
 }
 pub async fn style_css() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE)

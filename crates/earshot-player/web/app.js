@@ -2,6 +2,7 @@
 // The panel is the <earshot-player> web component (earshot-player.js), the same code a
 // developer embeds in their own page.
 import { fmtDuration } from "/earshot-player.js";
+import { showLadder } from "/ladder.js";
 
 const $ = (id) => document.getElementById(id);
 const player = $("player");
@@ -471,6 +472,17 @@ function newRow(c) {
     listen(c.callreference, c.sensor_id, tr.classList.contains("over") ? "start" : null);
   });
   td.append(b);
+  // The SIP ladder needs a listener's role, as listening does (the API checks it).
+  if (me && me.role !== "viewer") {
+    const sip = document.createElement("button");
+    sip.type = "button";
+    sip.className = "ladder";
+    sip.textContent = "SIP";
+    sip.title = "SIP ladder: the call's messages";
+    sip.setAttribute("aria-label", `SIP ladder of ${c.caller ?? "?"} → ${c.called ?? "?"}`);
+    sip.addEventListener("click", () => showLadder($("ladder-section"), c, api));
+    td.append(" ", sip);
+  }
   tr.append(td);
   return tr;
 }

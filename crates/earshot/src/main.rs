@@ -8,6 +8,7 @@ mod demo;
 mod demo_traffic;
 mod embed_example;
 mod extract;
+mod ladder;
 mod ops;
 mod player;
 mod report;
@@ -40,6 +41,7 @@ struct Cli {
 enum Command {
     Demo(demo::Args),
     Analyze(analyze::Args),
+    Ladder(ladder::Args),
     Calls(client::CallsArgs),
     Listen(client::ListenArgs),
     Extract(extract::Args),
@@ -66,6 +68,7 @@ fn main() -> ExitCode {
     let quiet_on_closed_stdout = matches!(
         cli.command,
         Command::Analyze(_)
+            | Command::Ladder(_)
             | Command::Calls(_)
             | Command::Audit(_)
             | Command::Synth(_)
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Analyze(args) => analyze::run(args),
+        Command::Ladder(args) => ladder::run(args),
         Command::Calls(args) => client::calls(args),
         Command::Listen(args) => client::listen(args),
         Command::Extract(args) => extract::run(args),

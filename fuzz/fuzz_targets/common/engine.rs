@@ -49,6 +49,7 @@ const CFG: Config = Config {
     sip_log_bytes: 512,
     sip_log_call_bytes: 1024,
     sip_log_total_bytes: 4096,
+    sip_log_call_id: None,
     // As the live sensor runs it, so HEP envelope times are checked against the carrying frame's.
     hep_max_skew_ns: Some(10_000_000_000),
     unanswered_timeout_ns: Some(32_000_000_000),

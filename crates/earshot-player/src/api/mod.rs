@@ -41,6 +41,7 @@ mod audit;
 mod calls;
 mod chunk;
 mod keys;
+mod ladder;
 mod listen;
 mod sensors;
 mod session;
@@ -355,6 +356,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/app.js", get(web::app_js))
         .route("/player-worklet.js", get(web::worklet_js))
         .route("/earshot-player.js", get(web::player_js))
+        .route("/ladder.js", get(web::ladder_js))
         .route("/style.css", get(web::style_css))
         .route("/favicon.svg", get(web::favicon))
         .route("/favicon.ico", get(web::favicon))
@@ -366,6 +368,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(sensors::routes())
         .merge(calls::routes())
         .merge(listen::routes())
+        .merge(ladder::routes())
         .merge(chunk::routes())
         .merge(audit::routes())
         .merge(v1::routes())
