@@ -17,14 +17,7 @@ async fn chunk(
     bump(&st.metrics.chunk_requests);
     st.sweep_chunks().await;
     let admin = session.role >= Role::Admin;
-    let mut row = AuditRow {
-        user_name: session.user_name.clone(),
-        source_ip: source_ip(&st, ip, &headers),
-        id_sensor: q.sensor_id,
-        callreference: q.callref.clone().unwrap_or_default(),
-        via: Some("chunk".into()),
-        ..AuditRow::default()
-    };
+    let mut row = audit::call_request_row(&st, &session, ip, &headers, &q, "chunk");
     let (sensor, callref, listen_id) = match check_chunk(&st, &session, &q).await {
         Ok(c) => c,
         Err(e) => {

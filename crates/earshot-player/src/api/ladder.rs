@@ -36,14 +36,7 @@ async fn ladder_of_call(
     Query(q): Query<ListenQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let admin = session.role >= Role::Admin;
-    let mut row = AuditRow {
-        user_name: session.user_name.clone(),
-        source_ip: source_ip(&st, ip, &headers),
-        id_sensor: q.sensor_id,
-        callreference: q.callref.clone().unwrap_or_default(),
-        via: Some("ladder".into()),
-        ..AuditRow::default()
-    };
+    let mut row = audit::call_request_row(&st, &session, ip, &headers, &q, "ladder");
     let checked = async {
         role_refusal(&st, &session, Role::Listener)?;
         let sensor = st.sensor(q.sensor_id).await?;

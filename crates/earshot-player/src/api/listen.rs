@@ -120,13 +120,8 @@ async fn listen(
             Err(e) => Err((Some(session), e)),
         },
     };
-    let attempt = |session: &Session| AuditRow {
-        user_name: session.user_name.clone(),
-        source_ip: source_ip(&st, ip.clone(), &headers),
-        id_sensor: q.sensor_id,
-        callreference: q.callref.clone().unwrap_or_default(),
-        via: Some("websocket".into()),
-        ..AuditRow::default()
+    let attempt = |session: &Session| {
+        audit::call_request_row(&st, session, ip.clone(), &headers, &q, "websocket")
     };
     let (session, (sensor, callref, options, slot)) = match checked {
         Ok(c) => c,
