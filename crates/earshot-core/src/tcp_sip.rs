@@ -713,6 +713,19 @@ fn is_rtp_version(b: u8) -> bool {
     b >> 6 == 2
 }
 
+/// DTLS 1.0/1.2 record content types (change_cipher_spec, alert, handshake, application_data,
+/// heartbeat, tls12_cid), a subset of RFC 7983's 20–63.
+const DTLS_CONTENT_TYPES: std::ops::RangeInclusive<u8> = 20..=25;
+/// A DTLS record header: type, version, epoch, sequence number, length.
+const DTLS_RECORD_HEADER: usize = 13;
+
+/// Whether `b` starts like a DTLS 1.0 or 1.2 record: a content type and version 0xFEFF or
+/// 0xFEFD (a byte a chance RTP or STUN frame does not have there). Fewer than three bytes:
+/// no.
+fn is_dtls_record(b: &[u8]) -> bool {
+    matches!(b, [t, 0xFE, 0xFD | 0xFF, ..] if DTLS_CONTENT_TYPES.contains(t))
+}
+
 /// Reads a frame header; never trusts a length further than the 16 bits that carry it.
 fn frame_head(framing: MediaFraming, b: &[u8]) -> Head {
     match framing {
@@ -725,6 +738,20 @@ fn frame_head(framing: MediaFraming, b: &[u8]) -> Head {
                 return Head::Frame {
                     total: 2 + len,
                     payload: Some(2..2 + len),
+                };
+            }
+            // ICE-TCP carries DTLS-SRTP's handshake in the same framing (RFC 6544, RFC 7983):
+            // handed to the media path like RTP, where the call's DTLS observer reads it.
+            if DTLS_CONTENT_TYPES.contains(&b[2]) {
+                if b.len() < 5 {
+                    return Head::Need(5);
+                }
+                return match is_dtls_record(&b[2..]) && len >= DTLS_RECORD_HEADER {
+                    true => Head::Frame {
+                        total: 2 + len,
+                        payload: Some(2..2 + len),
+                    },
+                    false => Head::Bad,
                 };
             }
             // ICE-TCP (RFC 6544) sends its connectivity checks in the same framing.
@@ -762,7 +789,9 @@ fn frame_head(framing: MediaFraming, b: &[u8]) -> Head {
                 1 if b.len() < 5 => Head::Need(5),
                 1 => Head::Frame {
                     total: 4 + len.next_multiple_of(4),
-                    payload: (len >= MIN_MEDIA && is_rtp_version(b[4])).then_some(4..4 + len),
+                    payload: (len >= MIN_MEDIA
+                        && (is_rtp_version(b[4]) || is_dtls_record(&b[4..])))
+                    .then_some(4..4 + len),
                 },
                 _ => Head::Bad,
             }
@@ -1103,6 +1132,61 @@ mod tests {
             assert_eq!(got[5], rtp(5, 12));
             assert_eq!((stats.frames, stats.skipped, stats.desyncs), (6, 2, 0));
         }
+    }
+
+    /// A DTLS 1.2 record of `len` bytes in all (header included).
+    fn dtls_record(content_type: u8, len: usize) -> Vec<u8> {
+        let mut r = vec![content_type, 0xFE, 0xFD, 0, 0, 0, 0, 0, 0, 0, 1];
+        r.extend_from_slice(&((len - 13) as u16).to_be_bytes());
+        r.resize(len, 0x5A);
+        r
+    }
+
+    #[test]
+    fn dtls_records_on_ice_tcp_and_turn_reach_the_media_path_with_the_rtp() {
+        // ICE-TCP: a ClientHello alone in the first segment, then RTP, then application data.
+        let hello = dtls_record(22, 120);
+        let (pkts, media) = stream_of(3);
+        let alert = dtls_record(21, 15);
+        let mut bytes = rfc4571(&hello);
+        bytes.extend_from_slice(&media);
+        bytes.extend_from_slice(&rfc4571(&alert));
+        let mut state = new_state();
+        let mut stats = TcpMediaStats::default();
+        let first = rfc4571(&hello).len();
+        let got = feed_all(&mut state, &mut stats, &[&bytes[..first], &bytes[first..]]);
+        assert!(matches!(state.kind, Kind::Media(MediaFraming::Rfc4571)));
+        let mut want = vec![hello.clone()];
+        want.extend(pkts.iter().cloned());
+        want.push(alert);
+        assert_eq!(got, want);
+        assert_eq!((stats.frames, stats.desyncs), (5, 0));
+        // TURN over TCP (an Allocate request first): DTLS in ChannelData is media too; other
+        // data that is not RTP is skipped.
+        let mut bytes = vec![0x00, 0x03, 0x00, 0x00];
+        bytes.extend_from_slice(&STUN_MAGIC);
+        bytes.extend_from_slice(&[1; 12]);
+        bytes.extend_from_slice(&channel_data(&rtp(0, 20)));
+        bytes.extend_from_slice(&channel_data(&hello));
+        bytes.extend_from_slice(&channel_data(b"\x16 not a DTLS record"));
+        let mut state = new_state();
+        let mut stats = TcpMediaStats::default();
+        let got = feed_all(&mut state, &mut stats, &[&bytes]);
+        assert_eq!(got, vec![rtp(0, 20), hello]);
+        assert_eq!((stats.frames, stats.skipped, stats.desyncs), (2, 2, 0));
+    }
+
+    #[test]
+    fn a_dtls_content_type_without_dtls_version_loses_the_framing() {
+        let (_, mut bytes) = stream_of(2);
+        let mut fake = dtls_record(22, 40);
+        fake[1] = 0x03; // TLS's version byte, not DTLS's
+        bytes.extend_from_slice(&rfc4571(&fake));
+        let mut state = new_state();
+        let mut stats = TcpMediaStats::default();
+        let got = feed_all(&mut state, &mut stats, &[&bytes]);
+        assert_eq!(got.len(), 2);
+        assert_eq!(stats.desyncs, 1);
     }
 
     #[test]

@@ -50,9 +50,23 @@ fn clear_call() -> Vec<u8> {
 fn with_its_key_log_a_dtls_srtp_call_is_exactly_the_clear_call() {
     let clear = clear_call();
     let keys = capture("keys.log");
-    // The plain handshake, and the one whose ClientHello came in three fragments.
-    for name in ["dtls_srtp_aes_cm_80.pcap", "dtls_srtp_fragmented.pcap"] {
+    // The plain handshake, the one whose ClientHello came in three fragments, and the plain
+    // one carried as ICE-TCP carries it (RFC 6544: RFC 4571 frames on one TCP connection,
+    // make_ice_tcp.py), where the DTLS records must be taken from the TCP framing.
+    for name in [
+        "dtls_srtp_aes_cm_80.pcap",
+        "dtls_srtp_fragmented.pcap",
+        "ice_tcp_aes_cm_80.pcap",
+    ] {
         let doc = analyze_json(&capture(name), &with_key_log(&keys));
+        if name.starts_with("ice_tcp") {
+            let tcp = &doc["capture"]["tcp_media"];
+            assert_eq!(
+                (&tcp["frames"], &tcp["desyncs"]),
+                (&412.into(), &0.into()),
+                "{tcp}"
+            );
+        }
         for s in streams(&doc) {
             assert_eq!(s["srtp"]["keys"], "dtls", "{name}: {s}");
             assert_eq!(s["srtp"]["decrypted"], 200, "{name}: {s}");
