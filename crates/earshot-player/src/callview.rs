@@ -217,6 +217,8 @@ impl CallView {
             &self.callid,
             &self.callreference,
             &self.state,
+            // The A-leg's Call-ID: searching for it finds every leg of the call.
+            &self.group,
         ] {
             if let Some(s) = v.as_str() {
                 hay.push_str(s);

@@ -27,8 +27,8 @@ cleanup() {
 }
 trap cleanup EXIT
 cp sipp/*.xml "$work/"
-sox -n -r 8000 -c 1 -e a-law "$work/tone_caller.wav" synth 2 sine 440 vol 0.5
-sox -n -r 8000 -c 1 -e a-law "$work/tone_callee.wav" synth 2.6 sine 660 vol 0.5
+sox -n -r 8000 -c 1 -e a-law "$work/tone_caller.wav" synth 6 sine 440 vol 0.5
+sox -n -r 8000 -c 1 -e a-law "$work/tone_callee.wav" synth 6.6 sine 660 vol 0.5
 cd "$work"
 
 tcpdump -i lo -U -s 0 -w cap.pcap 'udp and portrange 47000-47299' 2>tcpdump.log &
