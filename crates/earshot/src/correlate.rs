@@ -39,9 +39,11 @@ pub struct CorrelationArgs {
 
 /// The engine's correlation settings from the file's section and the command line.
 pub fn build(file: &CorrelationSection, args: &CorrelationArgs) -> Result<Correlation> {
-    let mut c = Correlation::default();
-    c.enabled = file.enabled.unwrap_or(true) && !args.no_correlation;
-    c.headers = file.headers.clone().unwrap_or_default();
+    let mut c = Correlation {
+        enabled: file.enabled.unwrap_or(true) && !args.no_correlation,
+        headers: file.headers.clone().unwrap_or_default(),
+        ..Correlation::default()
+    };
     c.headers.extend(args.headers.iter().cloned());
     if let Some(n) = file.max_keys {
         c.max_keys = n;

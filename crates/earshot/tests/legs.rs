@@ -140,3 +140,23 @@ fn the_sensor_lists_the_group_in_earshot_columns_and_leaves_voipmonitors_alone()
     let plain = s.calls_json();
     assert_eq!(plain[0].as_array().map(Vec::len), Some(68));
 }
+
+/// A real capture (heplify's test data, SIP over TCP through a carrier's SBC) whose INVITEs
+/// carry `X-cid` headers naming A-legs the capture does not hold: none of its 37 calls may be
+/// grouped, with each other or by accident.
+#[test]
+fn x_cids_naming_calls_not_captured_group_nothing() {
+    let Some(pcap) = sensor::shared("pcaps/heplify/sip_ipv4_tcp_fragmented.pcap") else {
+        return;
+    };
+    let out = sensor::earshot()
+        .args(["analyze", "--json"])
+        .arg(&pcap)
+        .output()
+        .expect("earshot analyze");
+    assert!(out.status.success());
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let calls = doc["calls"].as_array().expect("calls");
+    assert_eq!(calls.len(), 37);
+    assert!(calls.iter().all(|c| c.get("group").is_none()));
+}
