@@ -5,8 +5,9 @@
 //
 //   EARSHOT_BIN=target/debug/earshot node --test tests/browser/legs.test.mjs
 //
-// The capture: four A/B pairs (X-CID, Session-ID, icid, and X-Orig-Call, which the sensor is
-// configured to read) and one unrelated call. Screenshot: target/screenshots/legs.png
+// The capture: five A/B pairs (X-CID, Session-ID, icid, X-Orig-Call, which the sensor is
+// configured to read, and X-Merge, hidden with a secret it is not given) and one unrelated
+// call. Screenshot: target/screenshots/legs.png
 // (docs/images/ has a copy).
 
 import { test } from "node:test";
@@ -33,14 +34,15 @@ test("A/B legs are grouped in the list and heard together", { timeout: 180000 },
     await logIn(page, base, "tester", "s3cret-pass");
     procs.start("sensor", ["sensor", "--pcap", CAPTURE, "--speed", "1", "--config", conf, "--manager", `127.0.0.1:${sensorPort}`]);
 
-    // All nine calls listed, the eight legs grouped.
+    // All eleven calls listed, the eight legs of the pairs the sensor reads grouped (the
+    // X-Merge pair needs a secret it is not given).
     const rowsInfo = () => page.evaluate(() => [...document.querySelectorAll("#calls tbody tr:not(.spacer)")].map((tr) => ({
       title: tr.title, cls: tr.className, hidden: tr.hidden,
       state: tr.querySelector('td[data-label="State"]').textContent,
     })));
-    const rows = await until("nine calls, eight of them legs", 60000, async () => {
+    const rows = await until("eleven calls, eight of them legs", 60000, async () => {
       const r = await rowsInfo();
-      return r.length === 9 && r.filter((x) => /a-leg|b-leg/.test(x.cls)).length === 8 && r;
+      return r.length === 11 && r.filter((x) => /a-leg|b-leg/.test(x.cls)).length === 8 && r;
     }, 200);
     // Each B-leg right after its A-leg, both naming the A-leg's Call-ID.
     for (const [name, via] of [["xcid", "x-cid"], ["sid", "session-id"], ["icid", "icid"], ["hdr", "header"]]) {
@@ -52,8 +54,9 @@ test("A/B legs are grouped in the list and heard together", { timeout: 180000 },
       assert.match(rows[a + 1].cls, /b-leg/);
       assert.ok(rows[a + 1].state.includes(`B-leg of a-${name}@pbx.example (${via})`), rows[a + 1].state);
     }
-    const lone = rows.find((r) => r.title.includes("lone@pbx.example"));
-    assert.doesNotMatch(lone.cls, /a-leg|b-leg/);
+    for (const id of ["lone@pbx.example", "a-sec@pbx.example", "b-sec@sbc.example"]) {
+      assert.doesNotMatch(rows.find((r) => r.title.includes(id)).cls, /a-leg|b-leg/, id);
+    }
 
     // Both legs of the last pair (6 s calls, the last to start: most likely still live, and
     // replayed from their start if not): the A-leg's stream and the B-leg's, each with audio.

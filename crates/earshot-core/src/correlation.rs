@@ -126,6 +126,9 @@ pub struct Correlation {
     /// Headers whose value is the A-leg's Call-ID (VoIPmonitor's `callidmerge_header`), in
     /// addition to `X-CID` and `X-Call-ID`; at most [`MAX_CONFIGURED_HEADERS`] are read.
     pub headers: Vec<String>,
+    /// VoIPmonitor's `callidmerge_secret`: the configured headers' values are the A-leg's
+    /// Call-ID XORed with this secret (cycled) and base64-encoded; `None`: in the clear.
+    pub secret: Option<Vec<u8>>,
     pub regex: Option<HeaderRegex>,
     /// Entries the index holds at most; a key that finds it full is not indexed and counted
     /// (`CaptureCounters::correlation_dropped`).
@@ -137,6 +140,7 @@ impl Default for Correlation {
         Correlation {
             enabled: true,
             headers: Vec::new(),
+            secret: None,
             regex: None,
             max_keys: 262_144,
         }
@@ -235,8 +239,14 @@ pub(crate) fn keys<'m>(cfg: &Correlation, msg: &'m SipMessage<'_>) -> Vec<Found<
         }
     }
     for h in cfg.headers.iter().take(MAX_CONFIGURED_HEADERS) {
-        if let Some(v) = msg.header(h) {
-            push(CorrelationKind::Header, v.into());
+        let Some(v) = msg.header(h) else { continue };
+        match &cfg.secret {
+            None => push(CorrelationKind::Header, v.into()),
+            Some(secret) => {
+                if let Some(clear) = unveil(v.trim(), secret) {
+                    push(CorrelationKind::Header, clear.into());
+                }
+            }
         }
     }
     if let Some(uuid) = msg.header("Session-ID").and_then(session_uuid) {
@@ -271,6 +281,22 @@ pub(crate) fn icid_value(value: &str) -> Option<&str> {
             .eq_ignore_ascii_case("icid-value")
             .then(|| v.trim().trim_matches('"'))
     })
+}
+
+/// A merge header's value as VoIPmonitor's `callidmerge_secret` hides it: base64 of the Call-ID
+/// XORed with the secret. `None` for a value that is too long, not base64 or not text.
+fn unveil(value: &str, secret: &[u8]) -> Option<String> {
+    use base64::Engine as _;
+    if value.len() > MAX_KEY_BYTES || secret.is_empty() {
+        return None;
+    }
+    let mut bytes = base64::engine::general_purpose::STANDARD
+        .decode(value)
+        .ok()?;
+    for (b, k) in bytes.iter_mut().zip(secret.iter().cycle()) {
+        *b ^= k;
+    }
+    String::from_utf8(bytes).ok()
 }
 
 /// The expression's first capture group in `value`, else its whole match.
@@ -452,6 +478,32 @@ mod tests {
             ..cfg
         };
         assert!(found(&off, "X-CID: a-leg@pbx\r\n").is_empty());
+    }
+
+    #[test]
+    fn a_secret_unveils_the_configured_header() {
+        use base64::Engine as _;
+        let secret = b"s3cret";
+        let hidden: Vec<u8> = b"a-leg@pbx"
+            .iter()
+            .zip(secret.iter().cycle())
+            .map(|(b, k)| b ^ k)
+            .collect();
+        let value = base64::engine::general_purpose::STANDARD.encode(hidden);
+        let cfg = Correlation {
+            headers: vec!["X-Merge".into()],
+            secret: Some(secret.to_vec()),
+            ..Correlation::default()
+        };
+        let got = found(&cfg, &format!("X-Merge: {value}\r\nX-CID: a-leg@pbx\r\n"));
+        assert_eq!(
+            got,
+            vec![(CorrelationKind::XCid, "a-leg@pbx".into())],
+            "the same Call-ID twice is one key"
+        );
+        let got = found(&cfg, &format!("X-Merge: {value}\r\n"));
+        assert_eq!(got, vec![(CorrelationKind::Header, "a-leg@pbx".into())]);
+        assert!(found(&cfg, "X-Merge: not base64!\r\n").is_empty());
     }
 
     #[test]

@@ -13,6 +13,9 @@ pub struct CorrelationSection {
     pub enabled: Option<bool>,
     /// More headers whose value is the A-leg's Call-ID (VoIPmonitor's `callidmerge_header`).
     pub headers: Option<Vec<String>>,
+    /// VoIPmonitor's `callidmerge_secret`: those headers' values are base64 of the A-leg's
+    /// Call-ID XORed with this string.
+    pub header_secret: Option<String>,
     /// A header and an expression whose first group (else whole match) is a key both legs
     /// carry: `regex_header = "X-Info"`, `regex = "corr=([0-9a-f]+)"`.
     pub regex_header: Option<String>,
@@ -28,6 +31,10 @@ pub struct CorrelationArgs {
     /// VoIPmonitor's callidmerge_header (repeatable). [correlation] headers.
     #[arg(long = "correlate-header", value_name = "NAME")]
     pub headers: Vec<String>,
+    /// The --correlate-header values are base64 of the Call-ID XORed with SECRET
+    /// (VoIPmonitor's callidmerge_secret). [correlation] header_secret.
+    #[arg(long = "correlate-secret", value_name = "SECRET")]
+    pub secret: Option<String>,
     /// HEADER:REGEX: the expression's first group (else its match) in HEADER's value is a key
     /// legs of one call share. [correlation] regex_header, regex.
     #[arg(long = "correlate-regex", value_name = "HEADER:REGEX")]
@@ -45,6 +52,12 @@ pub fn build(file: &CorrelationSection, args: &CorrelationArgs) -> Result<Correl
         ..Correlation::default()
     };
     c.headers.extend(args.headers.iter().cloned());
+    c.secret = args
+        .secret
+        .as_ref()
+        .or(file.header_secret.as_ref())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.as_bytes().to_vec());
     if let Some(n) = file.max_keys {
         c.max_keys = n;
     }

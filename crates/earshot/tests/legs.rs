@@ -3,7 +3,8 @@
 //! a configured header or expression; unrelated calls are not.
 //!
 //! The capture is tests/captures/legs/b2bua_legs.pcap.gz (make-sipp.sh there: SIPp on both
-//! sides of every leg): four A/B pairs, one per kind, and a lone call.
+//! sides of every leg): five A/B pairs, one per kind (the fifth's header hidden as
+//! VoIPmonitor's `callidmerge_secret` hides it), and a lone call.
 
 #[path = "common/sensor.rs"]
 mod sensor;
@@ -33,7 +34,7 @@ fn groups(args: &[&str]) -> BTreeMap<String, Option<(String, String, String)>> {
     );
     let doc: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     let calls = doc["calls"].as_array().expect("calls");
-    assert_eq!(calls.len(), 9, "four pairs and a lone call");
+    assert_eq!(calls.len(), 11, "five pairs and a lone call");
     calls
         .iter()
         .map(|c| {
@@ -64,6 +65,7 @@ fn both_legs_are_grouped_by_each_built_in_kind_and_unrelated_calls_are_not() {
     // X-Orig-Call means nothing unless configured; the lone call shares nothing.
     assert_eq!(got["a-hdr@pbx.example"], None);
     assert_eq!(got["b-hdr@sbc.example"], None);
+    assert_eq!(got["b-sec@sbc.example"], None);
     assert_eq!(got["lone@pbx.example"], None);
 }
 
@@ -79,6 +81,19 @@ fn a_configured_header_or_expression_groups_its_pair() {
     ]);
     pair(&got, "hdr", "regex");
     assert_eq!(got["lone@pbx.example"], None);
+}
+
+#[test]
+fn a_header_hidden_by_voipmonitors_callidmerge_secret_is_read_with_the_secret() {
+    let merge = ["--correlate-header", "X-Merge"];
+    let got = groups(&[&merge[..], &["--correlate-secret", "s3cret"]].concat());
+    pair(&got, "sec", "header");
+    pair(&got, "xcid", "x-cid");
+    assert_eq!(got["lone@pbx.example"], None);
+    // Without the secret the value is no Call-ID; with another, neither.
+    assert_eq!(groups(&merge)["b-sec@sbc.example"], None);
+    let wrong = groups(&[&merge[..], &["--correlate-secret", "other"]].concat());
+    assert_eq!(wrong["b-sec@sbc.example"], None);
 }
 
 #[test]
@@ -115,7 +130,7 @@ fn the_sensor_lists_the_group_in_earshot_columns_and_leaves_voipmonitors_alone()
                 )
             })
             .collect();
-        if calls.len() == 9 && calls.iter().filter(|c| !c.1.is_null()).count() == 6 {
+        if calls.len() == 11 && calls.iter().filter(|c| !c.1.is_null()).count() == 6 {
             break calls;
         }
         assert!(
