@@ -182,12 +182,14 @@ pub(crate) enum Namespace {
     Icid,
 }
 
-/// One key of a call as the index holds it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct IndexKey {
-    pub ns: Namespace,
-    pub value: Box<str>,
-}
+/// One key of a call as the index holds it: a 64-bit SipHash of its namespace and value,
+/// not the text, so an entry is a few dozen bytes however long the key (the index and the
+/// call's list of its own entries would otherwise each hold a copy of up to
+/// [`MAX_KEY_BYTES`]). Two different keys that hash alike would group two calls wrongly: by
+/// chance that is one in 2^64 per pair, and on purpose it takes a second preimage of a key
+/// the attacker does not choose (the victim's), about 2^64 SipHash evaluations.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct IndexKey(u64);
 
 /// A key read from an INVITE, borrowed from it (or normalised into `owned`).
 #[derive(Debug)]
@@ -198,10 +200,13 @@ pub(crate) struct Found<'m> {
 
 impl Found<'_> {
     pub fn index_key(&self) -> IndexKey {
-        IndexKey {
-            ns: self.kind.namespace(),
-            value: Box::from(&*self.value),
-        }
+        use std::hash::{Hash, Hasher};
+        // `DefaultHasher::new` has fixed keys: the same key hashes alike for the process's
+        // life (and across runs: analysis stays deterministic).
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.kind.namespace().hash(&mut h);
+        self.value.as_bytes().hash(&mut h);
+        IndexKey(h.finish())
     }
 
     pub fn is_call_id(&self) -> bool {
@@ -378,7 +383,7 @@ impl crate::engine::Engine {
                 self.counters.correlation_dropped += 1;
                 continue;
             }
-            self.correlation.insert(key.clone(), id);
+            self.correlation.insert(key, id);
             mine.push(key);
         }
         if let Some(call) = self.calls.get_mut(&id) {
