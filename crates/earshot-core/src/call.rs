@@ -180,6 +180,11 @@ pub struct Call {
     /// The DTLS-SRTP handshakes seen on the call's media addresses, one per address pair (at
     /// most `media::MAX_DTLS`); empty for calls without DTLS.
     pub(crate) dtls: Vec<DtlsLeg>,
+    /// The group of correlated legs (A-leg and B-legs through a B2BUA) the call belongs to;
+    /// `None` for a call no other leg was found for (see `correlation.rs`).
+    pub group: Option<Box<crate::correlation::CallGroup>>,
+    /// The call's entries in the engine's correlation index, taken out when it leaves.
+    pub(crate) corr_keys: Vec<crate::correlation::IndexKey>,
 }
 
 /// One DTLS association of a call: the two addresses it runs between, and its observer.

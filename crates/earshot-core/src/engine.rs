@@ -51,6 +51,8 @@ pub struct Config {
     /// What dynamic payload types carry in calls made of RTP alone (the operator's word,
     /// `PT=NAME/RATE`), when no SDP on the wire says.
     pub rtp_only_formats: Vec<PayloadFormat>,
+    /// What legs of one call through a B2BUA are grouped by (see `correlation.rs`).
+    pub correlation: crate::correlation::Correlation,
 }
 
 impl Default for Config {
@@ -74,6 +76,7 @@ impl Default for Config {
             rtp_only_calls: false,
             rtp_only_idle_ns: 10 * 1_000_000_000,
             rtp_only_formats: Vec::new(),
+            correlation: Default::default(),
         }
     }
 }
@@ -87,6 +90,9 @@ pub enum Event {
     MediaChanged(CallId),
     /// The call is about to leave the table.
     CallRemoved(CallId),
+    /// Another leg was correlated with the call, which became its group's A-leg
+    /// (`Call::group`); B-legs are grouped before their `CallNew`.
+    Grouped(CallId),
     /// A completed offer/answer put the answered call on hold (`Call::held_by` says who).
     Hold(CallId),
     /// A completed offer/answer took it off hold.
@@ -162,6 +168,10 @@ pub struct CaptureCounters {
     /// SIP messages of calls not kept in their call's log (`Config::sip_log_*` limits); 0
     /// when the log is off.
     pub sip_log_skipped: u64,
+    /// Calls put in another call's group as a B-leg (see `Call::group`).
+    pub legs_grouped: u64,
+    /// Correlation keys not indexed because the index was full (`Correlation::max_keys`).
+    pub correlation_dropped: u64,
     /// SIP outside INVITE dialogs, by method (requests only).
     pub other_sip: BTreeMap<String, u64>,
     pub first_ts: Option<Timestamp>,
@@ -275,6 +285,9 @@ pub struct Engine {
     pub(crate) rtp_only_addrs: FxHashMap<SocketAddr, CallId>,
     /// What every call's SIP log holds together, against `Config::sip_log_total_bytes`.
     pub(crate) sip_log_used: usize,
+    /// Correlation keys (X-CID values, Session-ID UUIDs, icids...) → the call that indexed
+    /// them first; bounded by `Config::correlation.max_keys`.
+    pub(crate) correlation: FxHashMap<crate::correlation::IndexKey, CallId>,
     /// Where an SRTP packet is decrypted before the sink sees it: reused, so decrypting
     /// allocates nothing per packet.
     pub(crate) srtp_clear: Vec<u8>,
@@ -315,6 +328,7 @@ impl Engine {
             rtp_only: FxHashMap::default(),
             rtp_only_addrs: FxHashMap::default(),
             sip_log_used: 0,
+            correlation: FxHashMap::default(),
             srtp_clear: Vec::with_capacity(2048),
             keylog: earshot_keylog::KeyLog::default(),
         }
@@ -517,6 +531,7 @@ impl Engine {
     fn shrink_tables(&mut self) {
         shrink_map(&mut self.calls);
         shrink_map(&mut self.by_call_id);
+        shrink_map(&mut self.correlation);
         shrink_map(&mut self.bindings);
         shrink_map(&mut self.sharers);
         shrink_map(&mut self.candidates);
@@ -549,6 +564,7 @@ impl Engine {
             return;
         };
         self.forget_rtp_only(&call);
+        self.forget_correlation(&call);
         self.sip_log_used = self.sip_log_used.saturating_sub(call.sip_log_bytes());
         if let Some(ids) = self.by_call_id.get_mut(&call.call_id) {
             ids.retain(|&i| i != id);

@@ -8,6 +8,7 @@
 //!   packet that belongs to a call, for the audio path, without the engine ever waiting on it.
 
 mod call;
+mod correlation;
 mod engine;
 mod flows;
 mod lookahead;
@@ -19,6 +20,10 @@ mod stream;
 mod tcp_sip;
 
 pub use call::{Call, CallId, CallState, MediaEndpoint, Party, PayloadFormat, SipRecord};
+pub use correlation::{
+    CallGroup, Correlation, CorrelationError, CorrelationKind, HeaderRegex, Leg, MAX_KEYS_PER_CALL,
+    MAX_KEY_BYTES,
+};
 pub use engine::{
     CaptureCounters, Config, DtlsTotals, Engine, Event, NullSink, RtpPacket, Sink, SrtpTotals,
     TableSizes,

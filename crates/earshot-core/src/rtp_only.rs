@@ -219,5 +219,7 @@ fn rtp_only_call(
         reinvite_cseq: [None; 2],
         bound: Vec::new(),
         dtls: Vec::new(),
+        group: None,
+        corr_keys: Vec::new(),
     }
 }

@@ -49,7 +49,11 @@ impl Engine {
                 StartLine::Request { method, .. } if method.eq_ignore_ascii_case("INVITE") => {
                     match self.new_call(meta, call_id, cseq, &msg) {
                         Some(id) => {
+                            let a_leg = self.correlate(id, &msg);
                             self.emit(sink, Event::CallNew(id), id);
+                            if let Some(a) = a_leg {
+                                self.emit(sink, Event::Grouped(a), a);
+                            }
                             id
                         }
                         None => return,
@@ -172,6 +176,8 @@ impl Engine {
             reinvite_cseq: [None; 2],
             bound: Vec::new(),
             dtls: Vec::new(),
+            group: None,
+            corr_keys: Vec::new(),
         };
         self.calls.insert(id, call);
         push_exact(self.by_call_id.entry(call_id.to_owned()).or_default(), id);

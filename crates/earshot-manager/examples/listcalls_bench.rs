@@ -70,6 +70,7 @@ fn summary(n: u64) -> CallSummary {
         caller_leg: Some(caller.clone()),
         called_leg: Some(called.clone()),
         legs: vec![caller, called],
+        group: None,
     }
 }
 

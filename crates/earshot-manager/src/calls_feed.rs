@@ -326,6 +326,7 @@ pub(crate) mod tests {
             caller_leg: None,
             called_leg: None,
             legs: Vec::new(),
+            group: None,
         }
     }
 

@@ -93,7 +93,7 @@ pub const FIELDS: [&str; 68] = [
 
 /// earshot's own columns, appended after [`FIELDS`] when `listcalls {"earshot":true}` asks:
 /// VoIPmonitor's 68 stay exactly as its clients expect them.
-pub const EARSHOT_FIELDS: [&str; 14] = [
+pub const EARSHOT_FIELDS: [&str; 17] = [
     "callstate",
     "on_hold",
     "held_by",
@@ -108,6 +108,12 @@ pub const EARSHOT_FIELDS: [&str; 14] = [
     "called_quality_unknown",
     "caller_encrypted",
     "called_encrypted",
+    // Both legs of a call through a B2BUA: the group's key (its A-leg's Call-ID), this
+    // call's role in it ("a" or "b"), and what correlated it ("x-cid", "session-id", "icid",
+    // "header", "regex"); null for a call in no group.
+    "group",
+    "leg",
+    "correlated_by",
 ];
 
 /// What VoIPmonitor itself puts in its MOS columns (×10) when it has no score: its
@@ -258,6 +264,19 @@ pub struct CallSummary {
     pub caller_leg: Option<LegSummary>,
     pub called_leg: Option<LegSummary>,
     pub legs: Vec<LegSummary>,
+    /// The group of correlated legs the call belongs to (A-leg and B-legs through a B2BUA).
+    pub group: Option<GroupSummary>,
+}
+
+/// A call's place among the legs of one call (see `earshot_core::CallGroup`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupSummary {
+    /// The A-leg's SIP Call-ID: the same for every leg of the group.
+    pub key: Arc<str>,
+    /// "a" or "b".
+    pub leg: &'static str,
+    /// What correlated the legs: "x-cid", "session-id", "icid", "header", "regex".
+    pub via: &'static str,
 }
 
 /// A party's stream now: the one that carried its latest packet (a re-INVITE to a new port
@@ -554,6 +573,10 @@ fn write_earshot_values(r: &mut Row<'_>, c: &CallSummary) {
     r.value(&leg_unknown(&c.called_leg));
     r.value(&c.caller_leg.as_ref().is_some_and(|l| l.encrypted));
     r.value(&c.called_leg.as_ref().is_some_and(|l| l.encrypted));
+    let g = c.group.as_ref();
+    r.text(g.map(|g| &*g.key));
+    r.text(g.map(|g| g.leg));
+    r.text(g.map(|g| g.via));
 }
 
 fn leg_codec(l: &Option<LegSummary>) -> Option<&str> {
@@ -948,6 +971,7 @@ mod tests {
             legs: caller.iter().chain(called.iter()).cloned().collect(),
             caller_leg: caller,
             called_leg: called,
+            group: None,
         }
     }
 
@@ -1148,6 +1172,7 @@ mod tests {
             caller_leg: Some(l.clone()),
             called_leg: None,
             legs: vec![l],
+            group: None,
         }
     }
 

@@ -82,6 +82,7 @@ fn summary(id: u64, start_s: i64) -> CallSummary {
         caller_leg: Some(caller.clone()),
         called_leg: Some(called.clone()),
         legs: vec![caller, called],
+        group: None,
     }
 }
 

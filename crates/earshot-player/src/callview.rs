@@ -46,6 +46,11 @@ pub struct CallView {
     /// call trying, "no answer", "on hold (by caller)", "failed (486)"; from the response code
     /// for VoIPmonitor's calls, which have no state.
     pub state_text: String,
+    /// earshot sensors only (null otherwise): the legs of one call through a B2BUA share a
+    /// `group` (the A-leg's Call-ID); `leg` is "a" or "b", `correlated_by` what tied them.
+    pub group: Value,
+    pub leg: Value,
+    pub correlated_by: Value,
     #[serde(skip)]
     source: Source,
 }
@@ -110,6 +115,9 @@ impl CallView {
             "callstate" => self.state = v,
             "on_hold" => self.on_hold = v,
             "held_by" => self.held_by = v,
+            "group" => self.group = v,
+            "leg" => self.leg = v,
+            "correlated_by" => self.correlated_by = v,
             "src_loss" => self.loss_caller = v,
             "dst_loss" => self.loss_called = v,
             "caller_quality_unknown" => self.quality_unknown_caller = v,
@@ -209,6 +217,8 @@ impl CallView {
             &self.callid,
             &self.callreference,
             &self.state,
+            // The A-leg's Call-ID: searching for it finds every leg of the call.
+            &self.group,
         ] {
             if let Some(s) = v.as_str() {
                 hay.push_str(s);
@@ -413,5 +423,17 @@ mod tests {
         assert_eq!(voipmonitor(json!("183")), "ringing (183)");
         assert_eq!(voipmonitor(json!(200)), "answered");
         assert_eq!(voipmonitor(json!(503)), "failed (503)");
+    }
+
+    #[test]
+    fn a_legs_group_follows_its_columns() {
+        let mut v = CallView::from_columns(3, true, columns(&earshot_call()));
+        assert_eq!((&v.group, &v.leg), (&Value::Null, &Value::Null));
+        let grouped = json!({"group": "a@pbx", "leg": "a", "correlated_by": "x-cid"});
+        v.apply(columns(&grouped));
+        let listed = serde_json::to_value(&v).expect("serialises");
+        assert_eq!(listed["group"], "a@pbx");
+        assert_eq!(listed["leg"], "a");
+        assert_eq!(listed["correlated_by"], "x-cid");
     }
 }

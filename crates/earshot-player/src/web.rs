@@ -5,6 +5,7 @@ use axum::response::IntoResponse;
 
 const INDEX: &str = include_str!("../web/index.html");
 const APP_JS: &str = include_str!("../web/app.js");
+const LEGS_JS: &str = include_str!("../web/legs.js");
 const WORKLET_JS: &str = include_str!("../web/player-worklet.js");
 const PLAYER_JS: &str = include_str!("../web/earshot-player.js");
 const LADDER_JS: &str = include_str!("../web/ladder.js");
@@ -20,6 +21,10 @@ pub async fn index() -> impl IntoResponse {
 }
 pub async fn app_js() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, JS)], APP_JS)
+}
+/// Both legs of a call in the list (web/legs.js).
+pub async fn legs_js() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, JS)], LEGS_JS)
 }
 pub async fn worklet_js() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, JS)], WORKLET_JS)

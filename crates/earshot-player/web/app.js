@@ -3,9 +3,12 @@
 // developer embeds in their own page.
 import { fmtDuration } from "/earshot-player.js";
 import { showLadder } from "/ladder.js";
+import { bLegsOf, groupKey, groupLegs, isA, isB, isCollapsed, legNote, toggle } from "/legs.js";
 
 const $ = (id) => document.getElementById(id);
 const player = $("player");
+// The second player: a group's B-leg, heard with its A-leg ("both legs").
+const playerB = $("player-b");
 const status = $("status");
 let me = null; // {name, role, csrf}
 let pollTimer = 0;
@@ -36,6 +39,9 @@ window.earshotTest = {
   get stats() { return player.session ? player.session.stats : {}; },
   get calls() { return lastCalls; },
   get streamed() { return streamed; },
+  get samplesPlayedB() { return playerB.session ? playerB.session.samplesPlayed : 0; },
+  get analyserBL() { return playerB.session && playerB.session.analyserL; },
+  get analyserBR() { return playerB.session && playerB.session.analyserR; },
 };
 
 function say(text, level = "info") {
@@ -139,7 +145,28 @@ function listen(callref, sensorId, from = null) {
   player.setAttribute("start", from ?? startFrom());
   say("");
   player.play(); // synchronously in the click/submit: the AudioContext may start
+  stopB();
   markListening();
+}
+
+// Both legs of a call: the A-leg in the main player, its B-leg in the second one; the
+// browser mixes the two (each stereo: caller left, called right). Through a B2BUA the legs
+// carry the same conversation, so what the second adds is what one leg has and the other
+// lacks (media the SBC plays or drops on one side).
+function listenBoth(a, b, from = null) {
+  listen(a.callreference, a.sensor_id, from);
+  playerB.setAttribute("callref", b.callreference);
+  if (b.sensor_id === null || b.sensor_id === undefined) playerB.removeAttribute("sensor");
+  else playerB.setAttribute("sensor", String(b.sensor_id));
+  playerB.setAttribute("start", from ?? startFrom());
+  playerB.hidden = false;
+  playerB.play();
+  say(`Listening to both legs: ${a.callid ?? a.callreference} and ${b.callid ?? b.callreference}.`);
+}
+
+function stopB() {
+  if (playerB.session) playerB.stop();
+  playerB.hidden = true;
 }
 
 $("chunkplayer").addEventListener("submit", (ev) => {
@@ -149,6 +176,7 @@ $("chunkplayer").addEventListener("submit", (ev) => {
 });
 $("stop").addEventListener("click", () => {
   player.stop();
+  stopB();
   markListening();
 });
 
@@ -326,7 +354,7 @@ const pair = (a, b, d) => `${num(a, d)} / ${num(b, d)}`;
 
 // [label, text, tooltip]
 function cellsOf(c) {
-  const state = [callState(c), undecodable(c)].filter(Boolean).join(" · ");
+  const state = [callState(c), undecodable(c), legNote(c, lastCalls)].filter(Boolean).join(" · ");
   return [
     ["Caller", c.caller ?? "–"],
     ["Called", c.called ?? "–"],
@@ -363,10 +391,12 @@ const OVER = new Set(["ended", "failed", "cancelled", "unanswered"]);
 const isOver = (c) => OVER.has(String(c.state));
 
 function renderCalls(unsorted) {
-  const calls = [...unsorted.filter((c) => !isOver(c)), ...unsorted.filter(isOver)];
+  // B-legs right under their A-leg (legs.js), even when one of them is over.
+  const calls = groupLegs([...unsorted.filter((c) => !isOver(c)), ...unsorted.filter(isOver)]);
   const tbody = document.querySelector("#calls tbody");
   const filter = $("filter").value.trim();
   const seen = new Set();
+  const aLegsHere = new Set(calls.filter(isA).map(groupKey));
   let shown = 0;
   let prev = null;
   for (const c of calls) {
@@ -389,8 +419,17 @@ function renderCalls(unsorted) {
     const button = tr.querySelector("button.listen");
     button.textContent = isOver(c) ? "replay" : "listen";
     button.title = isOver(c) ? "the call is over: plays what the sensor kept of it, from its start" : "";
-    // A stream's window was filtered by the player already.
-    tr.hidden = !streamed && !matches(c, filter);
+    tr.classList.toggle("a-leg", isA(c));
+    tr.classList.toggle("b-leg", isB(c));
+    const bs = bLegsOf(calls, c);
+    const fold = tr.querySelector("button.fold");
+    fold.hidden = bs.length === 0;
+    fold.textContent = isCollapsed(c) ? "▸" : "▾";
+    fold.title = isCollapsed(c) ? "show the B-legs" : "fold the B-legs";
+    fold.setAttribute("aria-expanded", String(!isCollapsed(c)));
+    tr.querySelector("button.both").hidden = bs.length === 0;
+    // A stream's window was filtered by the player already; folded B-legs are hidden.
+    tr.hidden = (!streamed && !matches(c, filter)) || (isB(c) && isCollapsed(c) && aLegsHere.has(groupKey(c)));
     if (!tr.hidden) shown++;
     // Keep the sensors' order, without moving rows that are already in place.
     const want = prev ? prev.nextSibling : $("spacer-top").nextSibling;
@@ -483,6 +522,29 @@ function newRow(c) {
     sip.addEventListener("click", () => showLadder($("ladder-section"), c, api));
     td.append(" ", sip);
   }
+  // An A-leg's: hear it with its B-leg, and fold its B-legs away (shown when it has some).
+  const both = document.createElement("button");
+  both.type = "button";
+  both.className = "both";
+  both.textContent = "both legs";
+  both.hidden = true;
+  both.title = "plays this A-leg and its B-leg together, each in a player of its own";
+  both.addEventListener("click", () => {
+    const a = lastCalls.find((x) => keyOf(x) === keyOf(c)) || c;
+    const [b0] = bLegsOf(lastCalls, a);
+    if (b0) listenBoth(a, b0, tr.classList.contains("over") ? "start" : null);
+  });
+  const fold = document.createElement("button");
+  fold.type = "button";
+  fold.className = "fold";
+  fold.hidden = true;
+  fold.setAttribute("aria-label", `B-legs of ${c.caller ?? "?"} → ${c.called ?? "?"}`);
+  fold.addEventListener("click", () => {
+    // The call as listed now: the row may predate its grouping.
+    toggle(lastCalls.find((x) => keyOf(x) === keyOf(c)) || c);
+    renderCalls(lastCalls);
+  });
+  td.append(both, fold);
   tr.append(td);
   return tr;
 }
@@ -490,8 +552,10 @@ function newRow(c) {
 function markListening() {
   const s = player.session;
   const active = s && !s.stopped ? `${s.sensorId}|${s.callref.toLowerCase()}` : null;
+  const sb = playerB.session; // a B-leg heard with its A-leg
+  const activeB = sb && !sb.stopped ? `${sb.sensorId}|${sb.callref.toLowerCase()}` : null;
   for (const [key, tr] of rows) {
-    const on = key === active;
+    const on = key === active || key === activeB;
     tr.classList.toggle("listening", on);
     if (on) tr.setAttribute("aria-current", "true");
     else tr.removeAttribute("aria-current");

@@ -246,6 +246,16 @@ pub fn render(shared: &Shared, manager: &ManagerCounters, token: &ScrapeToken) -
         "SIP messages of calls not kept for active_call_info ([calls] sip_log_messages, sip_log_call_kb, sip_log_mb).",
         cap.sip_log_skipped,
     );
+    e.counter(
+        "earshot_sensor_legs_grouped_total",
+        "Calls grouped as a B-leg with another call's A-leg (X-CID, Session-ID, icid, [correlation]).",
+        cap.legs_grouped,
+    );
+    e.counter(
+        "earshot_sensor_correlation_dropped_total",
+        "Correlation keys not indexed because the index was full ([correlation] max_keys).",
+        cap.correlation_dropped,
+    );
     e.gauge(
         "earshot_sensor_active_streams",
         "RTP streams being tracked now.",

@@ -959,7 +959,8 @@ impl Sink for Hub {
                 }
             }
             // Moved media is the engine's business; listeners hear of re-INVITEs and holds.
-            Event::MediaChanged(_) => {}
+            // Text for the listing only (the call is dirty, so its summary is rebuilt).
+            Event::MediaChanged(_) | Event::Grouped(_) => {}
             Event::Hold(id) => {
                 let ts_ns = call.last_sip.nanos();
                 self.broadcast(*id, Frame::Event(CallEvent::Hold { ts_ns }));

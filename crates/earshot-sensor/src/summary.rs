@@ -8,7 +8,7 @@
 
 use earshot_core::{Call, Party, SipRecord, Stream};
 use earshot_manager::listcalls::{main_leg, SipPacket};
-use earshot_manager::{CallRef, CallSummary, LegSummary};
+use earshot_manager::{CallRef, CallSummary, GroupSummary, LegSummary};
 use std::sync::Arc;
 
 /// A stream as the listings show it.
@@ -76,6 +76,7 @@ pub fn summary_of(
         called_agent: opt(&call.called_agent),
         codecs: call.codecs().into(),
         sensor_id,
+        group: call.group.as_deref().map(group_of),
         ..numbers(call, callref, now_ns, legs, None)
     }
 }
@@ -84,7 +85,10 @@ pub fn summary_of(
 /// when no SIP message has arrived since `prev` was made (`last_sip_ns`); otherwise, and for
 /// another call, a fresh [`summary_of`]. The text is shared with `prev`.
 pub fn refreshed(prev: &CallSummary, call: &Call, now_ns: i64) -> CallSummary {
-    if call.id != prev.id || call.last_sip.nanos() != prev.last_sip_ns {
+    if call.id != prev.id
+        || call.last_sip.nanos() != prev.last_sip_ns
+        || call.group.is_some() != prev.group.is_some()
+    {
         return summary_of(call, prev.callref, prev.sensor_id, now_ns);
     }
     let legs = call
@@ -148,6 +152,18 @@ fn numbers(
         caller_leg: main_leg(&legs, Party::Caller),
         called_leg: main_leg(&legs, Party::Called),
         legs,
+        // Set when the call is grouped, which is a SIP event (`Event::Grouped` for an A-leg)
+        // and so a fresh `summary_of`: between two, the group is the text's.
+        group: text.and_then(|t| t.group.clone()),
+    }
+}
+
+/// A call's group as the listings show it.
+pub fn group_of(g: &earshot_core::CallGroup) -> GroupSummary {
+    GroupSummary {
+        key: Arc::from(&*g.key),
+        leg: g.leg.as_str(),
+        via: g.via.as_str(),
     }
 }
 

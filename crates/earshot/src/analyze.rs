@@ -31,12 +31,15 @@ pub struct Args {
     idle_timeout: u64,
     #[command(flatten)]
     keylog: crate::tls_keylog::KeyLogArgs,
+    #[command(flatten)]
+    correlation: crate::correlate::CorrelationArgs,
 }
 
 pub fn run(args: Args) -> Result<()> {
     let cfg = Config {
         idle_timeout_ns: i64::try_from(args.idle_timeout.saturating_mul(1_000_000_000))
             .unwrap_or(i64::MAX),
+        correlation: crate::correlate::build(&Default::default(), &args.correlation)?,
         ..Config::default()
     };
     let mut engine = Engine::new(cfg);

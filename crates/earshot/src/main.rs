@@ -4,6 +4,7 @@ mod analyze;
 mod check_config;
 mod client;
 mod codec_spec;
+mod correlate;
 mod demo;
 mod demo_traffic;
 mod embed_example;

@@ -60,6 +60,16 @@ pub fn stream_json(s: &Stream) -> Value {
 }
 
 pub fn call_json(c: &Call) -> Value {
+    let mut v = call_fields(c);
+    // Only for grouped calls, so the documents of others stay as they were.
+    if let Some(g) = &c.group {
+        v["group"] =
+            json!({ "key": &*g.key, "leg": g.leg.as_str(), "correlated_by": g.via.as_str() });
+    }
+    v
+}
+
+fn call_fields(c: &Call) -> Value {
     json!({
         "call_id": c.call_id,
         "caller": c.caller,
@@ -179,6 +189,13 @@ pub fn write_table(out: &mut dyn Write, engine: &Engine) -> io::Result<()> {
             mos.map(|m| format!("{m:.1}")).unwrap_or_else(|| "-".into()),
             c.call_id,
         )?;
+        if let Some(g) = &c.group {
+            let role = match g.leg {
+                earshot_core::Leg::A => "A-leg",
+                earshot_core::Leg::B => "B-leg",
+            };
+            writeln!(out, "    {role} of {} (by {})", g.key, g.via)?;
+        }
         if !c.dtmf.is_empty() {
             writeln!(out, "    DTMF {}", c.dtmf)?;
         }

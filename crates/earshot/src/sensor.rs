@@ -153,6 +153,8 @@ pub struct Args {
     /// payload_types). Static types (0 PCMU, 8 PCMA, 9 G722, 18 G729...) need none.
     #[arg(long = "codec", value_name = "PT=NAME/RATE[/CH]")]
     codecs: Vec<String>,
+    #[command(flatten)]
+    correlation: crate::correlate::CorrelationArgs,
 }
 
 impl Args {
@@ -187,6 +189,8 @@ pub struct FileConfig {
     pub hep: HepSection,
     #[serde(default)]
     pub codecs: CodecsSection,
+    #[serde(default)]
+    pub correlation: crate::correlate::CorrelationSection,
 }
 
 /// How payloads are read where devices disagree with the specifications.
@@ -403,6 +407,7 @@ pub fn settings(args: Args) -> Result<Settings> {
         pipeline.engine.rtp_only_formats.retain(|k| k.pt != f.pt);
         pipeline.engine.rtp_only_formats.push(f);
     }
+    pipeline.engine.correlation = crate::correlate::build(&file.correlation, &args.correlation)?;
     let c = &file.calls;
     if let Some(s) = c.idle_timeout_s {
         pipeline.engine.idle_timeout_ns = secs(s);

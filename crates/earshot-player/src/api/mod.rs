@@ -354,6 +354,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/", get(web::index))
         .route("/api/chunkplayer/index.html", get(web::index))
         .route("/app.js", get(web::app_js))
+        .route("/legs.js", get(web::legs_js))
         .route("/player-worklet.js", get(web::worklet_js))
         .route("/earshot-player.js", get(web::player_js))
         .route("/ladder.js", get(web::ladder_js))
