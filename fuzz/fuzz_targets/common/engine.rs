@@ -56,6 +56,15 @@ const CFG: Config = Config {
     rtp_only_calls: false,
     rtp_only_idle_ns: 10_000_000_000,
     rtp_only_formats: Vec::new(),
+    // Legs grouped by their headers as the sensor does by default, with a small index so a
+    // run can fill it (a full index counts the keys it drops).
+    correlation: earshot_core::Correlation {
+        enabled: true,
+        headers: Vec::new(),
+        secret: None,
+        regex: None,
+        max_keys: 16,
+    },
 };
 
 /// One step of the script, its time already applied.
