@@ -18,6 +18,8 @@
 //! most), so no length a packet claims makes the observer allocate or wait for more. The rest
 //! of the handshake (certificates, key exchange, the encrypted epoch 1) is skipped.
 
+#![warn(missing_docs, unreachable_pub)]
+
 mod parse;
 
 use earshot_keylog::derive::{tls12_export, PrfHash};
@@ -36,15 +38,20 @@ pub fn is_dtls(datagram: &[u8]) -> bool {
 /// The SRTP protection profile a DTLS-SRTP session negotiated (RFC 5764 §4.1.2, RFC 7714 §14.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Profile {
+    /// `SRTP_AES128_CM_HMAC_SHA1_80` (0x0001): AES-128 counter mode, 80-bit HMAC-SHA1 tag.
     AesCm128HmacSha1_80,
+    /// `SRTP_AES128_CM_HMAC_SHA1_32` (0x0002): as above with a 32-bit tag on SRTP.
     AesCm128HmacSha1_32,
+    /// `SRTP_AEAD_AES_128_GCM` (0x0007, RFC 7714): AES-128-GCM with a 16-byte tag.
     AeadAes128Gcm,
+    /// `SRTP_AEAD_AES_256_GCM` (0x0008, RFC 7714): AES-256-GCM with a 16-byte tag.
     AeadAes256Gcm,
     /// A profile number this observer has no key lengths for.
     Other(u16),
 }
 
 impl Profile {
+    /// The profile a `use_srtp` extension's two-byte `SRTPProtectionProfile` names.
     pub fn from_id(id: u16) -> Profile {
         match id {
             0x0001 => Profile::AesCm128HmacSha1_80,
@@ -91,10 +98,13 @@ impl Profile {
 /// Why a side's SRTP master key cannot be made.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum KeyError {
+    /// The negotiated profile (by its RFC name) has no earshot-srtp suite.
     #[error("{0} is not a profile earshot decrypts yet: its packets stay encrypted (silence)")]
     UnsupportedProfile(&'static str),
+    /// The sender asked for is neither the DTLS client nor the server.
     #[error("{0} took no part in this DTLS handshake: look for its stream's other address")]
     NotAnEndpoint(SocketAddr),
+    /// earshot-srtp refused the exported key or salt (what it said).
     #[error("the exported key does not fit the SRTP suite: {0}")]
     Key(String),
 }
@@ -102,9 +112,11 @@ pub enum KeyError {
 /// The SRTP master keys of one DTLS-SRTP session, one per sending side.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SrtpKeys {
+    /// The profile the ServerHello's `use_srtp` extension chose.
     pub profile: Profile,
-    /// The DTLS client's and server's addresses: each sends with its own write key.
+    /// The DTLS client's address: it sends with the client write key.
     pub client: SocketAddr,
+    /// The DTLS server's address: it sends with the server write key.
     pub server: SocketAddr,
     /// The exporter's output: client key | server key | client salt | server salt.
     material: Zeroizing<Vec<u8>>,
@@ -160,7 +172,9 @@ pub const MAX_SERVER_HELLO: usize = 1024;
 
 /// What an observer has seen.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ObserverStats {
+    /// Datagrams given to [`DtlsObserver::on_datagram`].
     pub datagrams: u64,
     /// Records with epoch 0 handshake messages, read.
     pub handshake_records: u64,
@@ -193,7 +207,10 @@ pub enum Lookup {
     Unchanged,
     /// Keys derived for this handshake; `first` unless they replace others derived before
     /// (a key log that corrected a secret).
-    Keyed { first: bool },
+    Keyed {
+        /// True for the session's first keys, false when they replace keys derived before.
+        first: bool,
+    },
 }
 
 /// A hello being reassembled from fragments into a fixed buffer: bytes past `N` are not kept
@@ -293,6 +310,7 @@ impl Default for DtlsObserver {
 }
 
 impl DtlsObserver {
+    /// An observer that has seen nothing.
     pub fn new() -> DtlsObserver {
         DtlsObserver {
             client_hello: Reassembly::new(),
@@ -305,6 +323,7 @@ impl DtlsObserver {
         }
     }
 
+    /// What it has seen so far.
     pub fn stats(&self) -> ObserverStats {
         self.stats
     }

@@ -11,11 +11,14 @@ use zeroize::Zeroizing;
 /// in `_SHA384`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PrfHash {
+    /// SHA-256: every suite whose name does not end in `_SHA384`.
     Sha256,
+    /// SHA-384: `TLS_AES_256_GCM_SHA384` and the TLS 1.2 `…_SHA384` suites.
     Sha384,
 }
 
 impl PrfHash {
+    /// The hash's output length in bytes (RFC 8446's `Hash.length`): 32 or 48.
     pub fn output_len(self) -> usize {
         match self {
             PrfHash::Sha256 => 32,

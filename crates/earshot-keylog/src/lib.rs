@@ -20,6 +20,8 @@
 //! [`derive`] has the key derivations that turn a logged secret into keys: TLS 1.2's PRF and
 //! exporter (DTLS-SRTP), TLS 1.3's HKDF-Expand-Label and exporter.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod derive;
 
 use std::collections::{HashMap, VecDeque};
@@ -43,16 +45,26 @@ pub type Secret = Zeroizing<Vec<u8>>;
 pub enum Label {
     /// TLS 1.2 (and DTLS 1.2) master secret.
     ClientRandom,
+    /// TLS 1.3 `client_early_traffic_secret` (0-RTT data, RFC 8446 §7.1).
     ClientEarlyTrafficSecret,
+    /// TLS 1.3 `client_handshake_traffic_secret`: the client's encrypted handshake messages.
     ClientHandshakeTrafficSecret,
+    /// TLS 1.3 `server_handshake_traffic_secret`: the server's encrypted handshake messages.
     ServerHandshakeTrafficSecret,
+    /// TLS 1.3 `client_application_traffic_secret_0`: the client's application data until a
+    /// KeyUpdate.
     ClientTrafficSecret0,
+    /// TLS 1.3 `server_application_traffic_secret_0`: the server's application data until a
+    /// KeyUpdate.
     ServerTrafficSecret0,
+    /// TLS 1.3 `early_exporter_master_secret` (RFC 8446 §7.5).
     EarlyExporterSecret,
+    /// TLS 1.3 `exporter_master_secret` (RFC 8446 §7.5).
     ExporterSecret,
 }
 
 impl Label {
+    /// Every label, in the order of the variants (which is also each one's slot in [`Secrets`]).
     pub const ALL: [Label; 8] = [
         Label::ClientRandom,
         Label::ClientEarlyTrafficSecret,
@@ -94,6 +106,7 @@ pub struct Secrets {
 }
 
 impl Secrets {
+    /// The secret logged under `label` for this session, if a line gave it.
     pub fn get(&self, label: Label) -> Option<&[u8]> {
         self.slots[label.slot()].as_deref().map(Vec::as_slice)
     }
@@ -113,6 +126,7 @@ impl std::fmt::Debug for Secrets {
 
 /// What became of the lines fed so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct KeyLogStats {
     /// Lines that added (or repeated) a secret.
     pub secrets: u64,
@@ -282,10 +296,12 @@ impl KeyLog {
         self.sessions.len()
     }
 
+    /// True while no session's secret has been read.
     pub fn is_empty(&self) -> bool {
         self.sessions.is_empty()
     }
 
+    /// The line counts so far.
     pub fn stats(&self) -> KeyLogStats {
         self.stats
     }

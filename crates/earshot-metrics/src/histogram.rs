@@ -40,10 +40,13 @@ impl Histogram {
         }
     }
 
+    /// Counts one observation of `d` (saturating at `u64::MAX` nanoseconds, about 584 years).
     pub fn observe(&self, d: Duration) {
         self.observe_ns(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
     }
 
+    /// Counts one observation of `ns` nanoseconds, for callers that already hold a raw count
+    /// and would only convert it into a `Duration` and back.
     pub fn observe_ns(&self, ns: u64) {
         // `le` is inclusive: a value equal to a bound belongs to that bucket.
         let slot = self.bounds_ns.partition_point(|b| *b < ns);

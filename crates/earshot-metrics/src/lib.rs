@@ -6,6 +6,8 @@
 //! have meant moving every existing counter behind its types, and its histograms take a lock
 //! per observation; a fixed set of atomic buckets never waits, which the packet path requires.
 
+#![warn(missing_docs, unreachable_pub)]
+
 mod access;
 mod histogram;
 pub mod request;

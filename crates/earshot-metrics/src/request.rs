@@ -5,8 +5,11 @@
 /// Where a request head goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
+    /// `GET /metrics` (any query string): the scrape itself.
     Metrics,
+    /// A `GET` for any other path: answered 404.
     NotFound,
+    /// Any method but `GET`, or no request line at all: answered 405.
     BadMethod,
 }
 

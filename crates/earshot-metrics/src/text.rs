@@ -12,15 +12,18 @@ pub struct Exposition {
 }
 
 impl Exposition {
+    /// An empty scrape.
     pub fn new() -> Self {
         Exposition::default()
     }
 
+    /// A counter without labels: a total that only grows (until the process restarts).
     pub fn counter(&mut self, name: &str, help: &str, value: u64) {
         self.header(name, help, "counter");
         self.sample(name, &[], &value.to_string());
     }
 
+    /// A gauge without labels: a value that may go up and down.
     pub fn gauge(&mut self, name: &str, help: &str, value: f64) {
         self.header(name, help, "gauge");
         self.sample(name, &[], &number(value));
@@ -62,6 +65,7 @@ impl Exposition {
         self.sample(&format!("{name}_count"), &[], &s.count.to_string());
     }
 
+    /// The whole text, ready to be sent with [`CONTENT_TYPE`].
     pub fn finish(self) -> String {
         self.out
     }

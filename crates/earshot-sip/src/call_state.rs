@@ -26,6 +26,7 @@ pub enum CallState {
 }
 
 impl CallState {
+    /// The lower-case name the Manager API (`listcalls`, its state filter) and logs show.
     pub fn as_str(self) -> &'static str {
         match self {
             CallState::Trying => "trying",

@@ -9,6 +9,8 @@
 //! [`SipError`] / [`sdp::SdpError`] or is skipped where skipping loses
 //! nothing important (e.g. a header line without a colon).
 
+#![warn(missing_docs, unreachable_pub)]
+
 mod call_state;
 mod framing;
 mod header;

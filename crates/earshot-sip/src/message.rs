@@ -18,25 +18,50 @@ pub const MAX_LINE_BYTES: usize = 16 * 1024;
 /// Why a buffer could not be parsed as a SIP message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SipError {
+    /// Nothing but CR and LF bytes: an empty buffer or a keep-alive (RFC 5626 §3.5.1).
     #[error("empty message: no start line")]
     Empty,
+    /// The first line is not UTF-8, so it cannot be a request or status line.
     #[error("start line is not valid UTF-8")]
     StartLineNotUtf8,
+    /// The first line is neither `Method Request-URI SIP/2.0` nor `SIP/2.0 Code Reason`;
+    /// the text says which part is wrong.
     #[error("malformed start line: {0}")]
     BadStartLine(&'static str),
+    /// A status line whose code is not three digits from 100 to 699 (RFC 3261 §7.2).
     #[error("status code is not a number between 100 and 699")]
     BadStatusCode,
+    /// More header lines than [`MAX_HEADERS`].
     #[error("more than {limit} header lines")]
-    TooManyHeaders { limit: usize },
+    TooManyHeaders {
+        /// The limit passed ([`MAX_HEADERS`]).
+        limit: usize,
+    },
+    /// A physical line longer than [`MAX_LINE_BYTES`].
     #[error("line longer than {limit} bytes")]
-    LineTooLong { limit: usize },
+    LineTooLong {
+        /// The limit passed ([`MAX_LINE_BYTES`]).
+        limit: usize,
+    },
 }
 
 /// Request line or status line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartLine<'a> {
-    Request { method: &'a str, uri: &'a str },
-    Response { code: u16, reason: &'a str },
+    /// `Method Request-URI SIP/2.0`.
+    Request {
+        /// The method token as written (`INVITE`, `BYE`, an extension method).
+        method: &'a str,
+        /// The Request-URI as written, not parsed further.
+        uri: &'a str,
+    },
+    /// `SIP/2.0 Code Reason-Phrase`.
+    Response {
+        /// The status code, 100–699.
+        code: u16,
+        /// The reason phrase as written (may be empty).
+        reason: &'a str,
+    },
 }
 
 impl fmt::Display for StartLine<'_> {
@@ -52,13 +77,16 @@ impl fmt::Display for StartLine<'_> {
 /// invalid UTF-8 forced a copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header<'a> {
+    /// The name as written (long or compact form, any case).
     pub name: &'a str,
+    /// The value with surrounding whitespace trimmed and folded lines joined.
     pub value: Cow<'a, str>,
 }
 
 /// A parsed SIP message borrowing from the packet buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SipMessage<'a> {
+    /// The request or status line.
     pub start: StartLine<'a>,
     /// Headers in wire order, names as written (compact forms not expanded).
     pub headers: Vec<Header<'a>>,
@@ -127,6 +155,7 @@ impl<'a> SipMessage<'a> {
         self.headers(name).flat_map(split_list)
     }
 
+    /// The Call-ID (compact `i`), which names the dialog's call; `None` when missing or empty.
     pub fn call_id(&self) -> Option<&str> {
         self.header("Call-ID").filter(|v| !v.is_empty())
     }
@@ -139,10 +168,12 @@ impl<'a> SipMessage<'a> {
         Some((num, parts.next()?))
     }
 
+    /// The From header (compact `f`): the caller's name-addr and its tag.
     pub fn from(&self) -> Option<NameAddr<'_>> {
         parse_name_addr(self.header("From")?)
     }
 
+    /// The To header (compact `t`): the callee's name-addr and, once answered, its tag.
     pub fn to(&self) -> Option<NameAddr<'_>> {
         parse_name_addr(self.header("To")?)
     }
@@ -152,6 +183,7 @@ impl<'a> SipMessage<'a> {
         self.header("User-Agent").or_else(|| self.header("Server"))
     }
 
+    /// The Content-Type (compact `c`) as written, parameters included.
     pub fn content_type(&self) -> Option<&str> {
         self.header("Content-Type")
     }
@@ -205,6 +237,7 @@ impl<'a> SipMessage<'a> {
         }
     }
 
+    /// True for a request, false for a response.
     pub fn is_request(&self) -> bool {
         matches!(self.start, StartLine::Request { .. })
     }

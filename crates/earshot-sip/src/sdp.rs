@@ -9,23 +9,34 @@ pub const MAX_MEDIA: usize = 64;
 /// Per-media cap on rtpmap entries (there are only 128 payload types).
 const MAX_RTPMAP: usize = 128;
 
+/// Why a body is not read as SDP at all (malformed lines inside one are skipped instead).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SdpError {
+    /// Nothing but whitespace.
     #[error("empty SDP body")]
     Empty,
+    /// The first non-blank line is not `v=` (RFC 8866 §5.1).
     #[error("SDP does not start with a v= line")]
     NoVersion,
+    /// More `m=` sections than [`MAX_MEDIA`].
     #[error("more than {limit} media sections")]
-    TooManyMedia { limit: usize },
+    TooManyMedia {
+        /// The limit passed ([`MAX_MEDIA`]).
+        limit: usize,
+    },
 }
 
 /// Stream direction attribute; `SendRecv` when none is given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
 pub enum Direction {
+    /// `a=sendrecv`: both ways.
     #[default]
     SendRecv,
+    /// `a=sendonly`: this side sends, does not receive (the usual hold, RFC 3264 §8.4).
     SendOnly,
+    /// `a=recvonly`: this side receives, does not send.
     RecvOnly,
+    /// `a=inactive`: neither way.
     Inactive,
 }
 
@@ -40,6 +51,7 @@ impl Direction {
         }
     }
 
+    /// The attribute name as SDP writes it.
     pub fn as_str(self) -> &'static str {
         match self {
             Direction::SendRecv => "sendrecv",
@@ -59,9 +71,11 @@ impl fmt::Display for Direction {
 /// `a=rtpmap:<pt> <encoding>/<clock>[/<channels>]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RtpMap<'a> {
+    /// The payload type, 0–127.
     pub pt: u8,
     /// As written (case preserved: `PCMU`, `pcmu`, `opus`).
     pub encoding: &'a str,
+    /// RTP timestamp rate in Hz (8000 for G.711 and G.722, 48000 for Opus).
     pub clock_rate: u32,
     /// 1 when not given.
     pub channels: u8,
@@ -80,19 +94,23 @@ impl fmt::Display for RtpMap<'_> {
 /// One `m=` section with session-level defaults already applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Media<'a> {
+    /// The media type as written: `audio`, `video`, `application`, `image`, …
     pub kind: &'a str,
     /// 0 means the stream is rejected/disabled.
     pub port: u16,
+    /// The transport as written: `RTP/AVP`, `RTP/SAVP`, `UDP/TLS/RTP/SAVPF`, `TCP/RTP/AVP`, …
     pub proto: &'a str,
     /// Numeric payload types in offer order (non-numeric formats skipped).
     pub formats: Vec<u8>,
     /// Media-level c= if present, else the session-level one.
     pub connection: Option<IpAddr>,
+    /// The section's `a=rtpmap` lines (at most 128; static payload types may have none).
     pub rtpmap: Vec<RtpMap<'a>>,
     /// Media-level a=ptime, else session-level.
     pub ptime: Option<u32>,
     /// `a=rtcp:` port and optional address (RFC 3605).
     pub rtcp: Option<(u16, Option<IpAddr>)>,
+    /// `a=rtcp-mux` (RFC 5761): RTCP shares the RTP port.
     pub rtcp_mux: bool,
     /// Media-level direction, else session-level, else sendrecv.
     pub direction: Direction,
@@ -162,6 +180,7 @@ impl Media<'_> {
 pub struct Sdp<'a> {
     /// Username of o= (often `-`).
     pub origin_user: Option<&'a str>,
+    /// Session id of o=, as written; with the username and address it names the session.
     pub origin_session_id: Option<&'a str>,
     /// Incremented on each change; lets a tracker spot re-INVITEs that
     /// actually alter media.
@@ -170,6 +189,7 @@ pub struct Sdp<'a> {
     pub origin_addr: Option<IpAddr>,
     /// Session-level c=.
     pub connection: Option<IpAddr>,
+    /// The `m=` sections in order (at most [`MAX_MEDIA`]).
     pub media: Vec<Media<'a>>,
     /// Session-level direction.
     pub direction: Direction,

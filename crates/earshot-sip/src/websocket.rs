@@ -63,6 +63,7 @@ struct FrameHeader {
 }
 
 impl WsDecoder {
+    /// A decoder that has not yet seen the stream's first byte (the HTTP Upgrade, if any).
     pub fn new() -> Self {
         WsDecoder {
             phase: Phase::Detect,

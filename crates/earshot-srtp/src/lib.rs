@@ -20,6 +20,8 @@
 //! §4.2) or the associated data (RFC 7714 §8.2, §9.2), index estimation (RFC 3711 §3.3.1,
 //! Appendix A), the packet layouts with MKI and the SRTCP index.
 
+#![warn(missing_docs, unreachable_pub)]
+
 mod sdes;
 mod session;
 mod srtcp;
@@ -33,11 +35,17 @@ pub use srtp::{SrtpCounters, SrtpError, SrtpStream, ROC_CANDIDATES};
 /// 7714's AES-GCM ones (their SDES names, RFC 7714 §14.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Suite {
+    /// `AES_CM_128_HMAC_SHA1_80`: AES-128 counter mode, 80-bit HMAC-SHA1 tag (RFC 3711).
     AesCm128HmacSha1_80,
+    /// `AES_CM_128_HMAC_SHA1_32`: as above with a 32-bit tag on SRTP (SRTCP keeps 80 bits).
     AesCm128HmacSha1_32,
+    /// `AES_256_CM_HMAC_SHA1_80`: AES-256 counter mode, 80-bit tag (RFC 6188).
     AesCm256HmacSha1_80,
+    /// `AES_256_CM_HMAC_SHA1_32`: AES-256 counter mode, 32-bit tag on SRTP (RFC 6188).
     AesCm256HmacSha1_32,
+    /// `AEAD_AES_128_GCM`: AES-128-GCM, 16-byte tag, 12-byte salt (RFC 7714).
     AeadAes128Gcm,
+    /// `AEAD_AES_256_GCM`: AES-256-GCM, 16-byte tag, 12-byte salt (RFC 7714).
     AeadAes256Gcm,
 }
 

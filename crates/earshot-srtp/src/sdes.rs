@@ -11,37 +11,55 @@ pub const MAX_KEYS: usize = 16;
 /// The longest MKI (RFC 4568 §9.1: 1 to 128 bytes).
 pub const MAX_MKI_LEN: usize = 128;
 
+/// Why an `a=crypto` line gave no keys; each message says what to look at in the SDP.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum SdesError {
+    /// The line is not `<tag> <suite> <key params>`: no key, a tag that is not a number, a
+    /// key parameter without `inline:` or with stray `|` parts, keys of different suites.
     #[error(
         "a=crypto needs `<tag> <suite> inline:<key>[|<lifetime>][|<MKI>:<length>]`, key \
          parameters separated by `;`: check the SDP's a=crypto line"
     )]
     Syntax,
+    /// A suite name earshot has no decryption for (the name as written).
     #[error(
         "crypto suite {0} is not one earshot decrypts (AES_CM_128_HMAC_SHA1_80/_32, \
          AES_256_CM_HMAC_SHA1_80/_32, AEAD_AES_128_GCM, AEAD_AES_256_GCM): its media stays \
          marked encrypted"
     )]
     Suite(String),
+    /// The inline key||salt is not valid base64.
     #[error("the inline key is not base64: check the SDP's a=crypto line")]
     Base64,
+    /// The decoded key||salt has the wrong length for the suite.
     #[error("the inline key is {got} bytes, the suite needs {want} (master key and salt)")]
-    KeyLength { got: usize, want: usize },
+    KeyLength {
+        /// Bytes the base64 decoded to.
+        got: usize,
+        /// Master key plus master salt length of the suite, in bytes.
+        want: usize,
+    },
+    /// A key lifetime (as written) is neither `2^n` nor a decimal packet count.
     #[error("key lifetime `{0}` is neither `2^<n>` (n up to 63) nor a number of packets")]
     Lifetime(String),
+    /// An MKI (as written, or its length) that is malformed, longer than [`MAX_MKI_LEN`], or
+    /// whose value does not fit its length.
     #[error(
         "MKI `{0}` is not `<value>:<length>` with a decimal value that fits a length of 1 to \
          128 bytes"
     )]
     Mki(String),
+    /// A line with several keys where some key has no MKI, or the MKIs differ in length.
     #[error(
         "several keys in one a=crypto line need an MKI each, all of one length (RFC 4568 §6.1): \
          without it no packet says which key it uses"
     )]
     MkiNeeded,
+    /// More than [`MAX_KEYS`] key parameters in one line.
     #[error("more than {MAX_KEYS} keys in one a=crypto line: earshot reads at most {MAX_KEYS}")]
     TooManyKeys,
+    /// A session parameter (as written) that changes the packet format or the key schedule:
+    /// `UNENCRYPTED_SRTP`, `UNAUTHENTICATED_SRTP`, or a `KDR` above 0.
     #[error(
         "session parameter {0} is not supported (payloads sent in the clear, packets without \
          a tag, or session keys derived anew every 2^n packets): its media stays marked \
@@ -54,6 +72,7 @@ pub enum SdesError {
 /// its packets (empty when the line has one key and no MKI).
 #[derive(Clone, PartialEq, Eq)]
 pub struct MasterKey {
+    /// The suite the key is for; it fixes the key and salt lengths.
     pub suite: Suite,
     key: Vec<u8>,
     salt: Vec<u8>,
@@ -157,6 +176,7 @@ impl MasterKey {
 pub struct SdesKeys {
     /// The tag (`1` of `a=crypto:1 …`) an answer uses to say which offered line it accepted.
     pub tag: u32,
+    /// The suite every key of the line is for.
     pub suite: Suite,
     keys: Vec<MasterKey>,
 }

@@ -54,6 +54,7 @@ impl Layout {
 #[derive(Clone)]
 pub struct SrtcpStream {
     keys: KeyRing,
+    /// SRTCP packets decrypted and refused so far.
     pub counters: SrtpCounters,
 }
 
@@ -68,6 +69,7 @@ impl std::fmt::Debug for SrtcpStream {
 }
 
 impl SrtcpStream {
+    /// A receiver for the SRTCP of the sender whose `a=crypto` keys are `keys`.
     pub fn new(keys: &SdesKeys) -> SrtcpStream {
         SrtcpStream {
             keys: KeyRing::new(keys, SRTCP_LABELS),

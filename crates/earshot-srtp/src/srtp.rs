@@ -14,17 +14,23 @@ pub const ROC_CANDIDATES: u32 = 16;
 /// Why an SRTP or SRTCP packet gave no clear packet.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum SrtpError {
+    /// The packet cannot hold its header, the MKI and the tag of the suite.
     #[error("shorter than its header, MKI and authentication tag: not SRTP of this suite")]
     TooShort,
+    /// The tag did not verify (for SRTP, under any of the [`ROC_CANDIDATES`] ROCs tried):
+    /// refused, not decrypted.
     #[error("the authentication tag does not verify (wrong key, corrupted, or not this stream)")]
     Authentication,
+    /// The packet's MKI is none of the line's keys.
     #[error("the packet's MKI names none of the a=crypto line's keys (a key the SDP never gave)")]
     UnknownMki,
 }
 
 /// What one stream's receiver has seen.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SrtpCounters {
+    /// Packets whose tag verified and whose payload was decrypted.
     pub decrypted: u64,
     /// Packets refused by their tag or MKI: never decrypted, never played.
     pub auth_failures: u64,
@@ -142,6 +148,7 @@ pub struct SrtpStream {
     keys: KeyRing,
     /// The highest sequence number authenticated and its ROC; None before the first.
     highest: Option<(u16, u32)>,
+    /// SRTP packets decrypted and refused so far.
     pub counters: SrtpCounters,
 }
 

@@ -3,19 +3,41 @@
 //! source with the Rust toolchain alone). A crate of its own so that the player, which talks
 //! to sensors, does not depend on the sensor and through it on the engine and the codecs.
 
+#![warn(missing_docs, unreachable_pub)]
+
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::Path;
 use std::sync::Arc;
 
+/// Why a TLS configuration could not be built from its files; the messages name the file so
+/// that a misconfigured sensor or player says which path to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
+    /// A certificate file could not be read or is not valid PEM.
     #[error("cannot read the TLS certificate {path}: {reason}")]
-    Certificate { path: String, reason: String },
+    Certificate {
+        /// The file as configured.
+        path: String,
+        /// What the PEM reader reported (I/O error or malformed block).
+        reason: String,
+    },
+    /// The private key file could not be read, or holds no key in a format rustls takes.
     #[error("cannot read the TLS private key {path}: {reason} (a PEM file with one PKCS#8, PKCS#1 or SEC1 key)")]
-    Key { path: String, reason: String },
+    Key {
+        /// The file as configured.
+        path: String,
+        /// What the PEM reader reported.
+        reason: String,
+    },
+    /// A certificate file was read but held no `CERTIFICATE` block.
     #[error("{path} holds no certificate: expected PEM blocks `-----BEGIN CERTIFICATE-----`")]
-    NoCertificate { path: String },
+    NoCertificate {
+        /// The file as configured.
+        path: String,
+    },
+    /// rustls refused the result: the key does not match the leaf certificate, a CA
+    /// certificate is unusable as a trust anchor, or no protocol version is available.
     #[error("the TLS certificate and key do not fit together: {0}")]
     Config(String),
 }

@@ -16,18 +16,27 @@ use zeroize::Zeroizing;
 /// The bulk cipher (and MAC) of a suite.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Bulk {
+    /// AES-128-GCM (RFC 5288 in TLS 1.2, RFC 8446 §5.3 nonces in TLS 1.3).
     Aes128Gcm,
+    /// AES-256-GCM.
     Aes256Gcm,
+    /// ChaCha20-Poly1305 (RFC 7905; TLS 1.3's `TLS_CHACHA20_POLY1305_SHA256`).
     ChaCha20Poly1305,
+    /// TLS 1.2 AES-128-CBC with the HMAC named, MAC-then-encrypt unless the hellos agreed on
+    /// encrypt-then-MAC (RFC 7366).
     Aes128Cbc(MacHash),
+    /// TLS 1.2 AES-256-CBC with the HMAC named, as [`Bulk::Aes128Cbc`].
     Aes256Cbc(MacHash),
 }
 
 /// The HMAC of a CBC suite.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MacHash {
+    /// HMAC-SHA1, 20-byte MAC (the `…_CBC_SHA` suites).
     Sha1,
+    /// HMAC-SHA256, 32-byte MAC (the `…_CBC_SHA256` suites).
     Sha256,
+    /// HMAC-SHA384, 48-byte MAC (the `…_CBC_SHA384` suites).
     Sha384,
 }
 
@@ -44,8 +53,11 @@ impl MacHash {
 /// A cipher suite this reader can open: its bulk cipher and the hash of its PRF or HKDF.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Suite {
+    /// The two-byte `CipherSuite` value the ServerHello carried (IANA TLS registry).
     pub id: u16,
+    /// How its records are protected.
     pub bulk: Bulk,
+    /// The hash of TLS 1.2's PRF or TLS 1.3's HKDF for this suite.
     pub hash: PrfHash,
 }
 

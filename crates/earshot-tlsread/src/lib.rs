@@ -22,6 +22,8 @@
 //! ([`MAX_BODY`]), means the stream is not (or no longer) TLS: the connection is broken and
 //! reads nothing more.
 
+#![warn(missing_docs, unreachable_pub)]
+
 mod cipher;
 mod hello;
 
@@ -51,6 +53,7 @@ const HEARTBEAT: u8 = 24;
 pub enum Dir {
     /// From the client (the side that sent the ClientHello).
     Client,
+    /// From the server (the side that answered with the ServerHello).
     Server,
 }
 
@@ -67,21 +70,34 @@ impl Dir {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Output<'a> {
     /// Application data one side sent, with the time of the bytes that completed its record.
-    Data { dir: Dir, ts: i64, bytes: &'a [u8] },
+    Data {
+        /// The side that sent it.
+        dir: Dir,
+        /// The `ts` given with the bytes that completed the record (the caller's clock).
+        ts: i64,
+        /// The record's plaintext (borrowed until the callback returns).
+        bytes: &'a [u8],
+    },
     /// Some of that side's application data is missing (a record dropped while waiting for
     /// keys, or one that failed authentication): a reader of the plaintext must find its
     /// framing again.
-    Gap { dir: Dir },
+    Gap {
+        /// The side whose data is missing.
+        dir: Dir,
+    },
 }
 
 /// Bytes all connections of a caller may keep waiting for keys, shared among them.
 #[derive(Clone, Copy, Debug)]
 pub struct Budget {
+    /// Bytes of records waiting, over all connections fed with this budget.
     pub used: usize,
+    /// The most `used` may reach; a record that would pass it is dropped and counted.
     pub max: usize,
 }
 
 impl Budget {
+    /// A budget of `max` bytes, none used.
     pub fn new(max: usize) -> Budget {
         Budget { used: 0, max }
     }
@@ -89,8 +105,11 @@ impl Budget {
 
 /// What happened to a connection's records.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stats {
+    /// Whole records seen, both directions, of any content type.
     pub records: u64,
+    /// Protected records opened (tag or MAC verified).
     pub decrypted: u64,
     /// Records whose authentication tag (or MAC, or padding) did not verify.
     pub auth_failures: u64,
@@ -105,7 +124,11 @@ pub struct Stats {
 /// The TLS version the ServerHello chose.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Version {
+    /// TLS 1.2 (RFC 5246): one key block from the master secret (`CLIENT_RANDOM`), used after
+    /// each side's ChangeCipherSpec.
     Tls12,
+    /// TLS 1.3 (RFC 8446), chosen by the ServerHello's `supported_versions`: handshake, then
+    /// application traffic secrets.
     Tls13,
 }
 
@@ -219,6 +242,7 @@ impl std::fmt::Debug for Connection {
 }
 
 impl Connection {
+    /// A connection before its first byte.
     pub fn new() -> Connection {
         Connection {
             halves: [Half::default(), Half::default()],
@@ -238,6 +262,7 @@ impl Connection {
         }
     }
 
+    /// What happened to its records so far.
     pub fn stats(&self) -> Stats {
         self.stats
     }
@@ -247,14 +272,17 @@ impl Connection {
         self.broken
     }
 
+    /// The ClientHello's random: the key log's index of the session, once it was read.
     pub fn client_random(&self) -> Option<&[u8; 32]> {
         self.client_random.as_ref()
     }
 
+    /// The version the ServerHello chose, once it was read.
     pub fn version(&self) -> Option<Version> {
         self.version
     }
 
+    /// The cipher suite the ServerHello chose, once it was read and if it is one read here.
     pub fn suite(&self) -> Option<Suite> {
         self.suite
     }

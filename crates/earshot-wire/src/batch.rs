@@ -19,6 +19,7 @@ pub struct FrameBatch {
 const TYPICAL_FRAME: usize = 256;
 
 impl FrameBatch {
+    /// An empty batch with room for `frames` typical frames without reallocating.
     pub fn with_capacity(frames: usize) -> Self {
         FrameBatch {
             bytes: Vec::with_capacity(frames * TYPICAL_FRAME),
@@ -26,15 +27,18 @@ impl FrameBatch {
         }
     }
 
+    /// Copies one frame in at the end.
     pub fn push(&mut self, ts: Timestamp, link: LinkType, data: &[u8]) {
         self.bytes.extend_from_slice(data);
         self.index.push((ts, link, self.bytes.len()));
     }
 
+    /// Frames held.
     pub fn len(&self) -> usize {
         self.index.len()
     }
 
+    /// True when no frame is held.
     pub fn is_empty(&self) -> bool {
         self.index.is_empty()
     }
@@ -70,8 +74,11 @@ impl FrameBatch {
 /// A captured frame that owns its bytes (what a [`FrameBatch`] yields when taken apart).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OwnedFrame {
+    /// Capture time.
     pub ts: Timestamp,
+    /// How `data` begins.
     pub link: LinkType,
+    /// The bytes as captured (possibly cut to the snap length).
     pub data: Vec<u8>,
 }
 

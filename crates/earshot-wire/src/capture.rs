@@ -19,19 +19,29 @@ const BUF_SIZE: usize = 1024 * 1024;
 /// Bound on interfaces per pcapng section, so a hostile file cannot grow the table without end.
 const MAX_INTERFACES: usize = 65_536;
 
+/// Why a capture file cannot be read (further).
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
+    /// The file could not be opened.
     #[error("{path}: {source}")]
     Open {
+        /// The path as given.
         path: String,
+        /// What the operating system said.
         source: std::io::Error,
     },
+    /// The first four bytes (after gzip, if any) are neither a pcap nor a pcapng magic.
     #[error("not a pcap or pcapng file (magic number {0:02x?})")]
     BadMagic([u8; 4]),
+    /// The file ends before its file header.
     #[error("empty file: no capture header")]
     Empty,
+    /// Reading failed (including a corrupt gzip stream).
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// A header, record or block that is cut short or cannot be right (a record above
+    /// [`MAX_RECORD`], lengths that disagree, a packet on an undeclared interface); the text
+    /// says which.
     #[error("damaged capture: {0}")]
     Damaged(String),
 }
@@ -39,8 +49,12 @@ pub enum CaptureError {
 /// One captured frame, borrowed from the reader's buffer until the next call to `next_frame`.
 #[derive(Debug, Clone, Copy)]
 pub struct Frame<'a> {
+    /// Capture time, at the resolution the file records (µs or ns for pcap, per interface
+    /// for pcapng).
     pub ts: Timestamp,
+    /// The link type of the frame's interface: how `data` begins.
     pub link: LinkType,
+    /// The bytes captured, at most the snap length.
     pub data: &'a [u8],
     /// Length on the wire; larger than `data.len()` when the capture was cut by snaplen.
     pub orig_len: u32,
@@ -49,7 +63,9 @@ pub struct Frame<'a> {
 /// Which container the stream turned out to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CaptureFormat {
+    /// Classic libpcap format (microsecond or nanosecond magic, either byte order).
     Pcap,
+    /// pcapng (sections, interface descriptions, enhanced and simple packet blocks).
     PcapNg,
 }
 
@@ -247,6 +263,7 @@ fn read_prefix(r: &mut dyn Read) -> Result<([u8; 4], usize), CaptureError> {
 }
 
 impl CaptureReader {
+    /// Opens a file (pcap, pcapng, either gzipped) and reads its header.
     pub fn open(path: &Path) -> Result<Self, CaptureError> {
         let f = std::fs::File::open(path).map_err(|source| CaptureError::Open {
             path: path.display().to_string(),
@@ -277,6 +294,7 @@ impl CaptureReader {
         })
     }
 
+    /// Which container the file is.
     pub fn format(&self) -> CaptureFormat {
         match self.format {
             Format::Pcap(_) => CaptureFormat::Pcap,

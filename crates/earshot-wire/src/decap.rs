@@ -8,19 +8,26 @@ use crate::frag::{FragKey, FragTable, Fragment};
 use crate::{LinkType, Timestamp};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 
+/// The transport a [`Packet`]'s payload came over, with what of its header later layers use.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Transport {
+    /// A UDP datagram's payload (reassembled, if it was fragmented).
     Udp,
     /// For packets out of HEP (`from_hep`), `seq` is 0 and meaningless: HEP agents send whole
     /// messages, so such payloads must not go through [`crate::tcp::TcpReassembler`].
     Tcp {
+        /// The segment's sequence number: where its first payload byte sits in the stream.
         seq: u32,
+        /// The SYN flag: the stream starts after this segment's sequence number.
         syn: bool,
+        /// The FIN flag: the sender's side of the stream ends after this payload.
         fin: bool,
+        /// The RST flag: the connection is torn down.
         rst: bool,
     },
     /// One SCTP DATA chunk; `ppid` is its payload protocol identifier.
     Sctp {
+        /// The payload protocol identifier (IANA registry; 0 when unspecified).
         ppid: u32,
     },
 }
@@ -28,12 +35,18 @@ pub enum Transport {
 /// A transport-layer payload with its addresses.
 #[derive(Debug, Clone, Copy)]
 pub struct Packet<'a> {
+    /// Capture time of the frame (or the HEP envelope's, see [`DecapConfig::hep_max_skew_ns`]).
     pub ts: Timestamp,
+    /// Source address and port of the innermost IP and transport headers.
     pub src: SocketAddr,
+    /// Destination address and port of the innermost IP and transport headers.
     pub dst: SocketAddr,
     /// Innermost 802.1Q VLAN id, if any.
     pub vlan: Option<u16>,
+    /// Which transport, and its TCP flags or SCTP PPID.
     pub transport: Transport,
+    /// The transport payload, borrowed from the frame (or from the reassembly or inflate
+    /// buffer, until `out` returns).
     pub payload: &'a [u8],
     /// True when the packet came out of a HEP envelope.
     pub from_hep: bool,
@@ -42,10 +55,13 @@ pub struct Packet<'a> {
 /// An unfragmented IPv4 UDP datagram from [`Decapsulator::decode_udp4`].
 #[derive(Debug, Clone, Copy)]
 pub struct Udp4<'a> {
+    /// Source address and port.
     pub src: SocketAddrV4,
+    /// Destination address and port.
     pub dst: SocketAddrV4,
     /// Innermost 802.1Q VLAN id, if any.
     pub vlan: Option<u16>,
+    /// The UDP payload, borrowed from the frame.
     pub payload: &'a [u8],
 }
 
@@ -64,14 +80,24 @@ impl<'a> Udp4<'a> {
     }
 }
 
+/// What a [`Decapsulator`] has decoded so far; every count only grows.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DecapStats {
+    /// Frames given to [`Decapsulator::decode`] (or its HEP and UDP shortcuts).
     pub frames: u64,
+    /// Frames dropped because a header was cut short or inconsistent (at most one per frame).
     pub malformed: u64,
+    /// Frames dropped because a link type, EtherType, tunnel or protocol is not one decoded
+    /// here (at most one per frame).
     pub unsupported: u64,
+    /// IP fragments taken into reassembly.
     pub fragments: u64,
+    /// Fragmented datagrams completed and decoded.
     pub reassembled: u64,
+    /// Incomplete fragmented datagrams dropped after [`DecapConfig::frag_timeout_ns`].
     pub fragment_timeouts: u64,
+    /// Packets passed on out of a HEP envelope.
     pub hep: u64,
     /// HEP packets whose envelope time was too far from the frame's and was replaced by it.
     pub hep_time_replaced: u64,
@@ -82,6 +108,7 @@ pub struct DecapStats {
 /// Why HEP packets were not passed on. Each skipped HEP packet is counted once, under the
 /// first reason met.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HepSkipped {
     /// The envelope is cut short, a chunk overruns it, or addresses are missing.
     pub malformed: u64,
@@ -94,6 +121,7 @@ pub struct HepSkipped {
 }
 
 impl HepSkipped {
+    /// HEP packets skipped for any reason.
     pub fn total(&self) -> u64 {
         self.malformed + self.unsupported + self.inflate_failed + self.too_big
     }
@@ -140,6 +168,8 @@ impl Default for DecapConfig {
     }
 }
 
+/// The decoder: one per capture source, holding its fragment reassembly state, its statistics
+/// and its configuration.
 #[derive(Debug)]
 pub struct Decapsulator {
     cfg: DecapConfig,
@@ -297,10 +327,12 @@ const IP_DSTOPTS: u8 = 60;
 const IP_SCTP: u8 = 132;
 
 impl Decapsulator {
+    /// A decoder with the default [`DecapConfig`].
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// A decoder with `cfg`.
     pub fn with_config(cfg: DecapConfig) -> Self {
         let frags = FragTable::new(cfg.max_frag_datagrams, cfg.max_frag_bytes);
         Self {
@@ -311,6 +343,7 @@ impl Decapsulator {
         }
     }
 
+    /// The configuration it was made with.
     pub fn config(&self) -> &DecapConfig {
         &self.cfg
     }
@@ -444,6 +477,7 @@ impl Decapsulator {
         self.decode(ts, LinkType::HEP, payload, out);
     }
 
+    /// The counts so far.
     pub fn stats(&self) -> &DecapStats {
         &self.stats
     }

@@ -115,7 +115,7 @@ pub(crate) struct FragTable {
 }
 
 impl FragTable {
-    pub fn new(max_datagrams: usize, max_bytes: usize) -> Self {
+    pub(crate) fn new(max_datagrams: usize, max_bytes: usize) -> Self {
         Self {
             map: HashMap::new(),
             max_datagrams: max_datagrams.max(1),
@@ -124,17 +124,17 @@ impl FragTable {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.map.len()
     }
 
     /// Adds a fragment; returns (first fragment's next header, payload) when the datagram is
     /// complete. `Err` drops the datagram as malformed.
-    pub fn insert(
+    pub(crate) fn insert(
         &mut self,
         ts: Timestamp,
         key: FragKey,
@@ -178,7 +178,7 @@ impl FragTable {
 
     /// Drops datagrams older than `timeout_ns`; returns how many. Sweeps at most once per
     /// second of capture time so that a stream of fragments doesn't scan the table each time.
-    pub fn expire(&mut self, now: Timestamp, timeout_ns: i64) -> u64 {
+    pub(crate) fn expire(&mut self, now: Timestamp, timeout_ns: i64) -> u64 {
         if now.0 < self.next_sweep {
             return 0;
         }

@@ -26,21 +26,29 @@ use std::net::SocketAddr;
 /// One direction of a TCP connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FlowKey {
+    /// The sender's address and port.
     pub src: SocketAddr,
+    /// The receiver's address and port.
     pub dst: SocketAddr,
 }
 
+/// The TCP header flags reassembly acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TcpFlags {
+    /// SYN: the stream's first byte is the one after this segment's sequence number.
     pub syn: bool,
+    /// FIN: the sender's stream ends after this segment's payload.
     pub fin: bool,
+    /// RST: the connection is gone; the flow is forgotten at once.
     pub rst: bool,
 }
 
 /// Why a flow ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseReason {
+    /// The sender's FIN, once every byte before it was delivered.
     Fin,
+    /// A RST segment.
     Rst,
     /// Idle longer than the timeout.
     Expired,
@@ -50,33 +58,48 @@ pub enum CloseReason {
     Restarted,
 }
 
+/// What reassembly hands on, in stream order per flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StreamEvent<'a> {
     /// In-order bytes; `ts` is the capture time of the segment that carried them.
     Data {
+        /// The direction the bytes travelled.
         flow: FlowKey,
+        /// Capture time of the segment that carried them.
         ts: Timestamp,
+        /// The bytes, borrowed until the callback returns.
         data: &'a [u8],
     },
     /// `skipped` bytes were never seen; the next `Data` of this flow follows the hole.
     /// A consumer parsing a stream should resynchronise.
     Gap {
+        /// The direction with the hole.
         flow: FlowKey,
+        /// Capture time at which the bytes were given up.
         ts: Timestamp,
+        /// Stream bytes never delivered.
         skipped: u64,
     },
     /// The flow is forgotten; any state kept for it can go.
     Closed {
+        /// The direction forgotten.
         flow: FlowKey,
+        /// Capture time of the segment or `expire` call that ended it.
         ts: Timestamp,
+        /// Why it ended.
         reason: CloseReason,
     },
 }
 
+/// Limits of a [`TcpReassembler`] (see the module documentation for what happens at each).
 #[derive(Debug, Clone)]
 pub struct TcpConfig {
+    /// Flows (one direction each) followed at once; when full, the least recently active
+    /// eighth is evicted.
     pub max_flows: usize,
+    /// Out-of-order bytes one flow may hold while it waits for a missing segment.
     pub max_buffered_per_flow: usize,
+    /// Out-of-order bytes all flows together may hold.
     pub max_buffered_total: usize,
     /// How long out-of-order data may wait for a missing segment (capture time).
     pub gap_timeout_ns: i64,
@@ -96,14 +119,23 @@ impl Default for TcpConfig {
     }
 }
 
+/// What a [`TcpReassembler`] has done so far; every count only grows.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TcpStats {
+    /// Segments fed.
     pub segments: u64,
+    /// Stream bytes delivered in order through [`StreamEvent::Data`].
     pub delivered_bytes: u64,
+    /// Payload bytes at offsets already delivered (retransmissions, overlaps), dropped.
     pub retransmitted_bytes: u64,
+    /// Holes given up on ([`StreamEvent::Gap`]s).
     pub gaps: u64,
+    /// Stream bytes those holes skipped.
     pub skipped_bytes: u64,
+    /// Flows pushed out because `max_flows` was reached.
     pub evicted_flows: u64,
+    /// Flows dropped by [`TcpReassembler::expire`] after `idle_timeout_ns` without a segment.
     pub expired_flows: u64,
 }
 
@@ -141,6 +173,7 @@ impl Flow {
     }
 }
 
+/// Reassembles many TCP flows at once, within the bounds of its [`TcpConfig`].
 #[derive(Debug)]
 pub struct TcpReassembler {
     cfg: TcpConfig,
@@ -158,6 +191,7 @@ impl Default for TcpReassembler {
 type Out<'o> = dyn FnMut(StreamEvent<'_>) + 'o;
 
 impl TcpReassembler {
+    /// A reassembler following no flow yet.
     pub fn new(cfg: TcpConfig) -> Self {
         Self {
             cfg,
@@ -167,10 +201,12 @@ impl TcpReassembler {
         }
     }
 
+    /// The counts so far.
     pub fn stats(&self) -> &TcpStats {
         &self.stats
     }
 
+    /// Flows followed now.
     pub fn flows(&self) -> usize {
         self.flows.len()
     }
