@@ -48,7 +48,14 @@ pub struct Config {
     /// What dynamic payload types carry in calls made of RTP alone (the operator's word,
     /// `PT=NAME/RATE`), when no SDP on the wire says.
     pub rtp_only_formats: Vec<PayloadFormat>,
+    /// Per-second quality points each stream keeps (see `quality.rs`): a ring of the last
+    /// seconds live (6 bytes a second a stream, allocated at the stream's first full second),
+    /// a bounded series offline, or none.
+    pub timeline: earshot_rtp::TimelineMode,
 }
+
+/// Seconds of per-second quality a live engine keeps per stream: two minutes, 720 bytes.
+pub const DEFAULT_TIMELINE_SECONDS: u16 = 120;
 
 impl Default for Config {
     fn default() -> Self {
@@ -70,6 +77,7 @@ impl Default for Config {
             rtp_only_calls: false,
             rtp_only_idle_ns: 10 * 1_000_000_000,
             rtp_only_formats: Vec::new(),
+            timeline: earshot_rtp::TimelineMode::Ring(DEFAULT_TIMELINE_SECONDS),
         }
     }
 }
@@ -142,6 +150,8 @@ pub struct CaptureCounters {
     pub sip_messages: u64,
     pub rtp_packets: u64,
     pub rtcp_packets: u64,
+    /// RTCP report blocks matched to a call's stream (the far end's view of it).
+    pub rtcp_reports: u64,
     /// Transport payload bytes of the SIP messages, RTP and RTCP packets counted above.
     pub sip_bytes: u64,
     pub rtp_bytes: u64,
@@ -274,6 +284,8 @@ pub struct Engine {
     /// Where an SRTP packet is decrypted before the sink sees it: reused, so decrypting
     /// allocates nothing per packet.
     pub(crate) srtp_clear: Vec<u8>,
+    /// Seconds the sensor said it dropped packets in (`Engine::note_capture_gap`).
+    pub(crate) capture_gaps: crate::quality::CaptureGaps,
     /// Secrets for TLS and DTLS sessions the capture carries (SIP over TLS, DTLS-SRTP), from
     /// key logs the edge feeds in as they grow.
     pub(crate) keylog: earshot_keylog::KeyLog,
@@ -312,6 +324,7 @@ impl Engine {
             rtp_only_addrs: FxHashMap::default(),
             sip_log_used: 0,
             srtp_clear: Vec::with_capacity(2048),
+            capture_gaps: Default::default(),
             keylog: earshot_keylog::KeyLog::default(),
         }
     }
