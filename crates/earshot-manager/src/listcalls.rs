@@ -93,7 +93,7 @@ pub const FIELDS: [&str; 68] = [
 
 /// earshot's own columns, appended after [`FIELDS`] when `listcalls {"earshot":true}` asks:
 /// VoIPmonitor's 68 stay exactly as its clients expect them.
-pub const EARSHOT_FIELDS: [&str; 14] = [
+pub const EARSHOT_FIELDS: [&str; 18] = [
     "callstate",
     "on_hold",
     "held_by",
@@ -108,6 +108,10 @@ pub const EARSHOT_FIELDS: [&str; 14] = [
     "called_quality_unknown",
     "caller_encrypted",
     "called_encrypted",
+    "caller_capture_loss",
+    "called_capture_loss",
+    "caller_network_loss",
+    "called_network_loss",
 ];
 
 /// What VoIPmonitor itself puts in its MOS columns (×10) when it has no score: its
@@ -140,6 +144,10 @@ pub struct LegSummary {
     pub video: bool,
     /// SRTP without a key: measured, never decoded (see `earshot_core::Stream::is_encrypted`).
     pub encrypted: bool,
+    /// Of `lost`, packets the sensor missed that the call did not lose (the receiver's RTCP
+    /// reports say it got them, or the sensor's drop counters rose then): see
+    /// `earshot_core::Stream::capture_loss`. `lost - capture_loss` is the network's.
+    pub capture_loss: u64,
 }
 
 impl LegSummary {
@@ -554,6 +562,13 @@ fn write_earshot_values(r: &mut Row<'_>, c: &CallSummary) {
     r.value(&leg_unknown(&c.called_leg));
     r.value(&c.caller_leg.as_ref().is_some_and(|l| l.encrypted));
     r.value(&c.called_leg.as_ref().is_some_and(|l| l.encrypted));
+    // Capture loss beside network loss, per party's main leg: null without one.
+    let capture = |l: &Option<LegSummary>| l.as_ref().map(|l| l.capture_loss.min(l.lost));
+    let network = |l: &Option<LegSummary>| l.as_ref().map(|l| l.lost - l.capture_loss.min(l.lost));
+    r.value(&capture(&c.caller_leg));
+    r.value(&capture(&c.called_leg));
+    r.value(&network(&c.caller_leg));
+    r.value(&network(&c.called_leg));
 }
 
 fn leg_codec(l: &Option<LegSummary>) -> Option<&str> {
@@ -867,6 +882,8 @@ pub fn active_call_info(c: &CallSummary, sip: &[SipPacket]) -> Vec<u8> {
                 "party": l.party.map(Party::as_str),
                 "media": if l.video { "video" } else { "audio" },
                 "encrypted": l.encrypted,
+                "capture_loss": l.capture_loss.min(l.lost),
+                "network_loss": l.lost - l.capture_loss.min(l.lost),
             })
         })
         .collect();
@@ -912,6 +929,7 @@ mod tests {
             unknown: None,
             video: false,
             encrypted: false,
+            capture_loss: 0,
         }
     }
 

@@ -323,6 +323,8 @@ function undecodable(c) {
 const num = (v, d) => (v === null || v === undefined || v === "" || !Number.isFinite(Number(v)) ? "–" : Number(v).toFixed(d));
 const pair = (a, b, d) => `${num(a, d)} / ${num(b, d)}`;
 
+const CAPTURE_LOSS_TITLE = "packets the sensor missed that the call did not lose (the receiver's RTCP, or the sensor's own drops): not the call's fault";
+
 // [label, text, tooltip]
 function cellsOf(c) {
   const state = [callState(c), undecodable(c)].filter(Boolean).join(" · ");
@@ -334,6 +336,7 @@ function cellsOf(c) {
     ["State", state],
     ["Codecs", Array.isArray(c.codecs) && c.codecs.length ? [...new Set(c.codecs)].join(", ") : "–"],
     ["MOS", pair(c.mos_caller, c.mos_called, 1), unknownTitle(c, "mos")],
+    ["Capture loss", pair(c.capture_loss_caller, c.capture_loss_called, 0), CAPTURE_LOSS_TITLE],
     ["Loss %", pair(c.loss_caller, c.loss_called, 1)],
     ["Jitter ms", pair(c.jitter_caller, c.jitter_called, 1), unknownTitle(c, "jitter")],
   ];

@@ -256,6 +256,11 @@ struct Worker {
     /// When (`Now::mono_ns`) the table was last published and the calls last aged.
     published_at: i64,
     expired_at: i64,
+    /// The sensor's own drops (kernel + internal) and the capture time when last looked at:
+    /// when they rose, the engine is told those seconds may be missing packets
+    /// (`Engine::note_capture_gap`), so the calls' loss then counts as capture loss.
+    drops_seen: u64,
+    drops_seen_at: i64,
 }
 
 /// How the summaries of one publish were made. Only the calls with a SIP event and one
@@ -426,6 +431,8 @@ impl Worker {
             last_publish: PublishStats::default(),
             published_at: 0,
             expired_at: 0,
+            drops_seen: 0,
+            drops_seen_at: 0,
         }
     }
 
@@ -503,6 +510,7 @@ impl Worker {
         self.clock.read = now;
         if now.mono_ns.saturating_sub(self.expired_at) >= 1_000_000_000 {
             self.expired_at = now.mono_ns;
+            self.note_own_drops();
             self.engine
                 .expire(Timestamp(self.clock.now_ns()), &mut self.hub);
             crate::memory::after_expire(self.engine.table_sizes().calls);
@@ -518,6 +526,28 @@ impl Worker {
         if self.maybe_publish(Duration::from_nanos(since as u64)) {
             self.published_at = now.mono_ns;
         }
+    }
+
+    /// Tells the engine about drops of the sensor's own since the last look (once a second).
+    fn note_own_drops(&mut self) {
+        let c = &self.shared.counters;
+        let drops = SensorCounters::get(&c.kernel_drops) + SensorCounters::get(&c.internal_drops);
+        let now = self.clock.now_ns();
+        if drops > self.drops_seen {
+            // The drops happened since the last look, or up to a second before it: libpcap's
+            // counters are read once a second (`live::STATS_INTERVAL`). A first look has no
+            // start, so the second before it stands for it.
+            let last = if self.drops_seen_at > 0 {
+                self.drops_seen_at
+            } else {
+                now
+            };
+            let from = last.saturating_sub(1_000_000_000);
+            self.engine
+                .note_capture_gap(Timestamp(from), Timestamp(now), drops - self.drops_seen);
+        }
+        self.drops_seen = drops;
+        self.drops_seen_at = now;
     }
 
     /// After the hand-off dropped formats and ended calls (a fan-out stalled through a million
@@ -751,7 +781,13 @@ impl Worker {
             let Some(&r) = self.hub.refs.get(&call.id) else {
                 continue;
             };
-            let fresh = Arc::new(crate::summary::summary_of(call, r, self.cfg.sensor_id, now));
+            let fresh = Arc::new(crate::summary::summary_of(
+                call,
+                r,
+                self.cfg.sensor_id,
+                now,
+                self.engine.capture_gaps(),
+            ));
             stats.rebuilt += 1;
             self.hub.listing.put(fresh);
         }
@@ -771,7 +807,12 @@ impl Worker {
                 return None;
             }
             stats.refreshed += 1;
-            Some(Arc::new(crate::summary::refreshed(prev, call, now)))
+            Some(Arc::new(crate::summary::refreshed(
+                prev,
+                call,
+                now,
+                engine.capture_gaps(),
+            )))
         });
     }
 }
