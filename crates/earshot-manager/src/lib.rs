@@ -16,6 +16,7 @@ pub mod command;
 pub mod framing;
 pub mod listcalls;
 pub mod listing;
+pub mod quality;
 pub mod replies;
 pub mod stream_proto;
 

@@ -853,6 +853,16 @@ pub struct SipPacket {
 /// `active_call_info`: the call's listing fields as an object, its SIP messages in capture
 /// order (as many as the sensor keeps per call), and its RTP streams with quality.
 pub fn active_call_info(c: &CallSummary, sip: &[SipPacket]) -> Vec<u8> {
+    active_call_info_with(c, sip, None)
+}
+
+/// [`active_call_info`] with the call's quality over time (`"quality"`, see
+/// [`crate::quality::quality_json`]) when the sensor has it.
+pub fn active_call_info_with(
+    c: &CallSummary,
+    sip: &[SipPacket],
+    quality: Option<&[crate::quality::StreamTimeline]>,
+) -> Vec<u8> {
     let call: Map<String, Value> = FIELDS
         .iter()
         .map(|f| f.to_string())
@@ -887,7 +897,7 @@ pub fn active_call_info(c: &CallSummary, sip: &[SipPacket]) -> Vec<u8> {
             })
         })
         .collect();
-    json!({
+    let mut v = json!({
         "call": call,
         "sip_packets": sip.iter().map(|m| json!({
             "time": m.ts_ns.div_euclid(1000),
@@ -899,9 +909,11 @@ pub fn active_call_info(c: &CallSummary, sip: &[SipPacket]) -> Vec<u8> {
         "rtp_streams": streams,
         // earshot's additions, apart from VoIPmonitor's 68 fields.
         "earshot": EARSHOT_FIELDS.iter().map(|f| f.to_string()).zip(earshot_row(c)).collect::<Map<String, Value>>(),
-    })
-    .to_string()
-    .into_bytes()
+    });
+    if let Some(q) = quality {
+        v["quality"] = crate::quality::quality_json(q);
+    }
+    v.to_string().into_bytes()
 }
 
 #[cfg(test)]

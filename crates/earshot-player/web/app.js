@@ -2,6 +2,7 @@
 // The panel is the <earshot-player> web component (earshot-player.js), the same code a
 // developer embeds in their own page.
 import { fmtDuration } from "/earshot-player.js";
+import { QualityChart } from "/quality-chart.js";
 
 const $ = (id) => document.getElementById(id);
 const player = $("player");
@@ -131,7 +132,10 @@ $("from-seconds").addEventListener("focus", () => {
 // ---- the ChunkPlayer form ----
 
 // `from`: where to start, else the "Start from" choice.
+const qualityChart = new QualityChart($("quality-chart"));
+
 function listen(callref, sensorId, from = null) {
+  qualityChart.show(sensorId, callref);
   player.setAttribute("callref", callref);
   if (sensorId === null || sensorId === undefined || sensorId === "") player.removeAttribute("sensor");
   else player.setAttribute("sensor", String(sensorId));
@@ -455,6 +459,10 @@ function newRow(c) {
   const tr = document.createElement("tr");
   tr.dataset.callref = c.callreference;
   tr.dataset.sensor = c.sensor_id;
+  // Any listed call's quality over time, without listening: click its row.
+  tr.addEventListener("click", (e) => {
+    if (!e.target.closest("button")) qualityChart.show(c.sensor_id, c.callreference);
+  });
   for (const [label] of cellsOf(c)) {
     const td = document.createElement("td");
     td.dataset.label = label;

@@ -157,6 +157,13 @@ impl Shared {
     }
 }
 
+/// What `active_call_info` needs from the engine beyond the published summary.
+#[derive(Default)]
+pub struct CallDetail {
+    pub sip: Vec<earshot_core::SipRecord>,
+    pub quality: Vec<earshot_manager::quality::StreamTimeline>,
+}
+
 /// Requests from the manager to the pipeline.
 pub enum Control {
     Subscribe {
@@ -169,10 +176,11 @@ pub enum Control {
     Unsubscribe {
         id: u64,
     },
-    /// The SIP messages the engine kept for a call (`active_call_info`).
+    /// The SIP messages the engine kept for a call and its streams' quality over time
+    /// (`active_call_info`).
     SipLog {
         callref: CallRef,
-        reply: tokio::sync::oneshot::Sender<Vec<earshot_core::SipRecord>>,
+        reply: tokio::sync::oneshot::Sender<CallDetail>,
     },
     /// New whole lines of a TLS key log (`--tls-keylog`, see `keylog_watch.rs`): fed to the
     /// engine's key log, then the SIP-over-TLS records that waited for them are read.
@@ -619,14 +627,18 @@ impl Worker {
             } => self.subscribe(id, callref, format, from, tx),
             Control::Unsubscribe { id } => self.hub.send_audio(AudioMsg::Unsubscribe { id }),
             Control::SipLog { callref, reply } => {
-                let log = self
+                let call = self
                     .hub
                     .by_ref
                     .get(&callref)
-                    .and_then(|id| self.engine.call(*id))
-                    .map(|c| c.sip_log.clone())
-                    .unwrap_or_default();
-                let _ = reply.send(log);
+                    .and_then(|id| self.engine.call(*id));
+                let detail = CallDetail {
+                    sip: call.map(|c| c.sip_log.clone()).unwrap_or_default(),
+                    quality: call
+                        .map(|c| crate::summary::timelines(c, self.engine.capture_gaps()))
+                        .unwrap_or_default(),
+                };
+                let _ = reply.send(detail);
             }
             Control::KeyLog(lines) => {
                 self.engine.key_log_mut().feed(&lines);

@@ -180,3 +180,30 @@ pub fn sip_packet(m: SipRecord) -> SipPacket {
         truncated: m.truncated,
     }
 }
+
+/// The call's streams' per-second quality, as the engine keeps it (the open second last).
+pub fn timelines(call: &Call, gaps: &CaptureGaps) -> Vec<earshot_manager::quality::StreamTimeline> {
+    use earshot_manager::quality::{QualitySecond, StreamTimeline};
+    call.streams
+        .iter()
+        .filter_map(|s| {
+            let t = s.timeline()?;
+            let points = earshot_core::all_points(t, &s.stats)
+                .map(|(sec, p)| QualitySecond {
+                    sec,
+                    packets: p.packets,
+                    lost: p.lost,
+                    jitter_ms: p.jitter_ms(),
+                    mos: earshot_core::point_mos(s, &p),
+                    capture_gap: gaps.contains(sec),
+                })
+                .collect();
+            Some(StreamTimeline {
+                party: s.party,
+                ssrc: s.key.ssrc,
+                points,
+                left_out: t.left_out(),
+            })
+        })
+        .collect()
+}

@@ -39,6 +39,7 @@ use std::time::Duration;
 
 mod audit;
 mod calls;
+mod quality;
 mod chunk;
 mod keys;
 mod listen;
@@ -353,6 +354,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/", get(web::index))
         .route("/api/chunkplayer/index.html", get(web::index))
         .route("/app.js", get(web::app_js))
+        .route("/quality-chart.js", get(web::quality_chart_js))
         .route("/player-worklet.js", get(web::worklet_js))
         .route("/earshot-player.js", get(web::player_js))
         .route("/style.css", get(web::style_css))
@@ -365,6 +367,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(session::routes())
         .merge(sensors::routes())
         .merge(calls::routes())
+        .merge(quality::routes())
         .merge(listen::routes())
         .merge(chunk::routes())
         .merge(audit::routes())
