@@ -49,7 +49,7 @@ pub struct Config {
     /// `PT=NAME/RATE`), when no SDP on the wire says.
     pub rtp_only_formats: Vec<PayloadFormat>,
     /// Per-second quality points each stream keeps (see `quality.rs`): a ring of the last
-    /// seconds live (6 bytes a second a stream, allocated at the stream's first full second),
+    /// seconds live (6 bytes a second a stream, allocated at the stream's first packet),
     /// a bounded series offline, or none.
     pub timeline: earshot_rtp::TimelineMode,
 }

@@ -684,6 +684,7 @@ fn account_unassociated(
 /// `encoding` is asked for only when the stream's main or current payload type changes.
 /// True when the packet changed the stream's audio payload type (a codec change).
 #[inline]
+#[allow(clippy::too_many_arguments)]
 fn update_stream<'f>(
     stream: &mut Stream,
     ts: Timestamp,

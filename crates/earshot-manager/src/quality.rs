@@ -85,7 +85,7 @@ mod tests {
             sec,
             packets: 50,
             lost: 1,
-            jitter_ms: 3.14159,
+            jitter_ms: 3.125,
             mos: Some(4.123),
             capture_gap: sec == 11,
         };

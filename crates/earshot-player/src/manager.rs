@@ -220,7 +220,9 @@ pub async fn call_quality(s: &Sensor, callref: &str) -> Result<serde_json::Value
     }
     let mut v: serde_json::Value = serde_json::from_slice(&r)
         .map_err(|e| ManagerError::refusal(&format!("active_call_info: not JSON: {e}")))?;
-    Ok(v.get_mut("quality").map(serde_json::Value::take).unwrap_or_default())
+    Ok(v.get_mut("quality")
+        .map(serde_json::Value::take)
+        .unwrap_or_default())
 }
 
 /// A reference the player was given, as the command carries it; one that does not parse

@@ -66,8 +66,9 @@ impl TimelineMode {
     }
 }
 
-/// Per-second points of one stream. The point buffer is allocated when the first second
-/// closes, at the mode's capacity, and never grows beyond it.
+/// Per-second points of one stream. A ring's buffer is allocated with the timeline (at a
+/// stream's first packet), at its capacity, so no later packet allocates; a series grows as
+/// its seconds close, up to its capacity. Neither grows beyond it.
 #[derive(Clone, Debug)]
 pub struct Timeline {
     mode: TimelineMode,
@@ -101,7 +102,10 @@ impl Timeline {
             open_sec: None,
             expected_at_open: 0,
             packets_at_open: 0,
-            points: Vec::new(),
+            points: match mode {
+                TimelineMode::Ring(n) => Vec::with_capacity(usize::from(n)),
+                _ => Vec::new(),
+            },
             head: 0,
             first_sec: 0,
             left_out: 0,
@@ -187,9 +191,6 @@ impl Timeline {
         if self.points.is_empty() {
             self.first_sec = sec;
             self.head = 0;
-            if self.points.capacity() == 0 {
-                self.points.reserve_exact(cap);
-            }
         }
         if self.points.len() < cap {
             self.points.push(p);

@@ -39,10 +39,10 @@ use std::time::Duration;
 
 mod audit;
 mod calls;
-mod quality;
 mod chunk;
 mod keys;
 mod listen;
+mod quality;
 mod sensors;
 mod session;
 mod v1;

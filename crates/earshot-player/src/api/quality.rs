@@ -26,7 +26,9 @@ async fn quality(
         .as_deref()
         .filter(|r| manager::valid_callref(r))
         .ok_or_else(|| {
-            ApiError::BadRequest("callref must be a call reference (hex, as the call list shows it)".into())
+            ApiError::BadRequest(
+                "callref must be a call reference (hex, as the call list shows it)".into(),
+            )
         })?;
     let quality = manager::call_quality(&sensor, callref)
         .await
