@@ -4,7 +4,8 @@
 //! numbers a report shows must stay finite and in range.
 
 use earshot_rtp::{
-    codec_impairment, is_rtcp, mos_from_r, r_factor, Rtp, StreamStats, TelephoneEvent,
+    codec_impairment, is_rtcp, mos_from_r, r_factor, report_blocks, Rtp, StreamStats,
+    TelephoneEvent, Timeline, TimelineMode,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -12,6 +13,9 @@ const CODECS: [&str; 5] = ["PCMU", "G729", "opus", "unknown", ""];
 
 fn packet_views(buf: &[u8]) {
     let _ = is_rtcp(buf);
+    // RTCP report blocks: never more than the datagram holds (24 bytes each).
+    let blocks = report_blocks(buf).count();
+    assert!(blocks <= buf.len() / 24, "{blocks} blocks in {} bytes", buf.len());
     if let Some(rtp) = Rtp::parse(buf) {
         assert!(rtp.payload().len() <= buf.len());
         let _ = (
@@ -36,6 +40,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let mut stats = StreamStats::default();
+    // Per-second points on the same hostile clock: bounded by the ring, whatever the jumps.
+    let mut ring = Timeline::new(TimelineMode::Ring(8));
+    let mut series = Timeline::new(TimelineMode::Series(16));
     let mut arrival = 0i64;
     // Records of 12 bytes: time step (i32 µs), seq, timestamp, payload type, rate selector.
     for r in rest.chunks_exact(12) {
@@ -55,6 +62,8 @@ fuzz_target!(|data: &[u8]| {
             4 => Some(u32::MAX),
             _ => Some(u32::from(r[11]) * 1000),
         };
+        ring.on_packet(arrival, &stats, |s| s % 3 == 0);
+        series.on_packet(arrival, &stats, |_| false);
         stats.on_packet(
             arrival,
             seq,
@@ -64,6 +73,12 @@ fuzz_target!(|data: &[u8]| {
             160,
             rate,
         );
+    }
+    assert!(ring.points().count() <= 8 && series.points().count() <= 16);
+    let _ = ring.capture_gap_lost(&stats, |s| s % 3 == 0);
+    let _ = stats.lost_up_to(u32::from(selector) << 8);
+    for (_, p) in ring.points().chain(ring.open_point(&stats)) {
+        assert!((0.0..=100.0).contains(&p.loss_percent()));
     }
     let loss = stats.loss_percent();
     assert!((0.0..=100.0).contains(&loss), "loss {loss}");

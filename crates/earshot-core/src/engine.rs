@@ -53,7 +53,14 @@ pub struct Config {
     pub rtp_only_formats: Vec<PayloadFormat>,
     /// What legs of one call through a B2BUA are grouped by (see `correlation.rs`).
     pub correlation: crate::correlation::Correlation,
+    /// Per-second quality points each stream keeps (see `quality.rs`): a ring of the last
+    /// seconds live (6 bytes a second a stream, allocated at the stream's first packet),
+    /// a bounded series offline, or none.
+    pub timeline: earshot_rtp::TimelineMode,
 }
+
+/// Seconds of per-second quality a live engine keeps per stream: two minutes, 720 bytes.
+pub const DEFAULT_TIMELINE_SECONDS: u16 = 120;
 
 impl Default for Config {
     fn default() -> Self {
@@ -77,6 +84,7 @@ impl Default for Config {
             rtp_only_idle_ns: 10 * 1_000_000_000,
             rtp_only_formats: Vec::new(),
             correlation: Default::default(),
+            timeline: earshot_rtp::TimelineMode::Ring(DEFAULT_TIMELINE_SECONDS),
         }
     }
 }
@@ -152,6 +160,8 @@ pub struct CaptureCounters {
     pub sip_messages: u64,
     pub rtp_packets: u64,
     pub rtcp_packets: u64,
+    /// RTCP report blocks matched to a call's stream (the far end's view of it).
+    pub rtcp_reports: u64,
     /// Transport payload bytes of the SIP messages, RTP and RTCP packets counted above.
     pub sip_bytes: u64,
     pub rtp_bytes: u64,
@@ -291,6 +301,8 @@ pub struct Engine {
     /// Where an SRTP packet is decrypted before the sink sees it: reused, so decrypting
     /// allocates nothing per packet.
     pub(crate) srtp_clear: Vec<u8>,
+    /// Seconds the sensor said it dropped packets in (`Engine::note_capture_gap`).
+    pub(crate) capture_gaps: crate::quality::CaptureGaps,
     /// Secrets for TLS and DTLS sessions the capture carries (SIP over TLS, DTLS-SRTP), from
     /// key logs the edge feeds in as they grow.
     pub(crate) keylog: earshot_keylog::KeyLog,
@@ -330,6 +342,7 @@ impl Engine {
             sip_log_used: 0,
             correlation: FxHashMap::default(),
             srtp_clear: Vec::with_capacity(2048),
+            capture_gaps: Default::default(),
             keylog: earshot_keylog::KeyLog::default(),
         }
     }

@@ -14,6 +14,7 @@ mod flows;
 mod lookahead;
 mod media;
 mod orphan_sdp;
+mod quality;
 mod rtp_only;
 mod signalling;
 mod stream;
@@ -24,11 +25,13 @@ pub use correlation::{
     CallGroup, Correlation, CorrelationError, CorrelationKind, HeaderRegex, Leg, MAX_KEYS_PER_CALL,
     MAX_KEY_BYTES,
 };
+pub use earshot_rtp::{QualityPoint, Timeline, TimelineMode};
 pub use engine::{
     CaptureCounters, Config, DtlsTotals, Engine, Event, NullSink, RtpPacket, Sink, SrtpTotals,
     TableSizes,
 };
 pub use lookahead::{Peek, Peeker};
+pub use quality::{all_points, point_mos, CaptureGaps, FarEndReport, MAX_CAPTURE_GAPS};
 pub use rtp_only::{is_rtp_only, RTP_ONLY_PREFIX};
 pub use stream::{is_video_format, KeySource, QualityUnknown, Stream, StreamKey};
 pub use tcp_sip::{TcpMediaStats, TlsStats};

@@ -35,8 +35,9 @@
 use crate::call::{CallId, Party, PayloadFormat};
 use crate::engine::{Engine, Event, RtpPacket, Sink};
 use crate::flows::Key4;
+use crate::quality::CaptureGaps;
 use crate::stream::{is_video_format, KeySource, PtInfo, Stream, StreamKey};
-use earshot_rtp::{is_rtcp, Rtp, TelephoneEvent};
+use earshot_rtp::{is_rtcp, report_blocks, Rtp, TelephoneEvent, TimelineMode};
 use earshot_wire::{Timestamp, Udp4};
 use rustc_hash::FxHashMap;
 use std::net::SocketAddr;
@@ -163,7 +164,7 @@ impl Engine {
         }
         if is_rtcp(payload) {
             self.counters.rtcp_bytes += payload.len() as u64;
-            return self.on_rtcp(src, dst);
+            return self.on_rtcp(src, dst, payload);
         }
         let Some(rtp) = Rtp::parse(payload) else {
             return false;
@@ -188,7 +189,8 @@ impl Engine {
                 let ttl = self.cfg.idle_timeout_ns;
                 let formats = self.orphan_sdp.formats(src, dst, ts.nanos(), ttl);
                 if let Some(s) = self.unassociated.get_mut(loc.idx as usize) {
-                    account_unassociated(s, ts, &rtp, formats);
+                    let timing = (self.cfg.timeline, &self.capture_gaps);
+                    account_unassociated(s, ts, &rtp, formats, timing);
                 }
             }
         }
@@ -379,12 +381,30 @@ impl Engine {
         }
     }
 
-    fn on_rtcp(&mut self, src: SocketAddr, dst: SocketAddr) -> bool {
+    fn on_rtcp(&mut self, src: SocketAddr, dst: SocketAddr, payload: &[u8]) -> bool {
         self.counters.rtcp_packets += 1;
         let key = StreamKey { src, dst, ssrc: 0 };
         let owner = self.binding_for(key, true).map(|(b, _)| b.call);
         if let Some(call) = owner.and_then(|id| self.calls.get_mut(&id)) {
             call.rtcp_packets += 1;
+            // The far end's report on each of the call's streams it names: a report block is
+            // about a stream the reporter receives, so it is matched by SSRC among the streams
+            // sent to the report's source (the receiver). At most 31 blocks a packet, each a
+            // scan of the call's few streams.
+            // An SSRC alone decides when no stream of it went to the reporter's address (a
+            // NAT or an SBC between the sensor and the reporter).
+            for b in report_blocks(payload) {
+                let to_reporter = call
+                    .streams
+                    .iter()
+                    .position(|s| s.key.ssrc == b.ssrc && s.key.dst.ip() == src.ip());
+                let i =
+                    to_reporter.or_else(|| call.streams.iter().position(|s| s.key.ssrc == b.ssrc));
+                if let Some(s) = i.and_then(|i| call.streams.get_mut(i)) {
+                    s.far_end_report(self.cfg.timeline, &b);
+                    self.counters.rtcp_reports += 1;
+                }
+            }
         }
         true
     }
@@ -431,6 +451,7 @@ impl Engine {
             info.clock,
             info.is_event,
             info.is_cn,
+            (self.cfg.timeline, &self.capture_gaps),
         );
         // Video is measured above, but no sink may get it: sinks decode audio.
         if info.is_video {
@@ -533,7 +554,8 @@ impl Engine {
         }
         let ttl = self.cfg.idle_timeout_ns;
         let formats = self.orphan_sdp.formats(key.src, key.dst, ts.nanos(), ttl);
-        account_unassociated(&mut cand.stream, ts, rtp, formats);
+        let timing = (self.cfg.timeline, &self.capture_gaps);
+        account_unassociated(&mut cand.stream, ts, rtp, formats, timing);
         if cand.consecutive < CANDIDATE_PROOF {
             return false;
         }
@@ -642,6 +664,7 @@ fn account_unassociated(
     ts: Timestamp,
     rtp: &Rtp<'_>,
     formats: &[PayloadFormat],
+    timing: (TimelineMode, &CaptureGaps),
 ) {
     let pt = rtp.payload_type();
     let info = resolve_pt(formats, pt);
@@ -654,12 +677,14 @@ fn account_unassociated(
         info.clock,
         info.is_event,
         info.is_cn,
+        timing,
     );
 }
 
 /// `encoding` is asked for only when the stream's main or current payload type changes.
 /// True when the packet changed the stream's audio payload type (a codec change).
 #[inline]
+#[allow(clippy::too_many_arguments)]
 fn update_stream<'f>(
     stream: &mut Stream,
     ts: Timestamp,
@@ -668,6 +693,7 @@ fn update_stream<'f>(
     clock: u32,
     is_event: bool,
     is_cn: bool,
+    timing: (TimelineMode, &CaptureGaps),
 ) -> bool {
     let pt = rtp.payload_type();
     let audio = !is_event && !is_cn;
@@ -698,6 +724,7 @@ fn update_stream<'f>(
         }
     }
     let clock = (!is_event && clock > 0).then_some(clock);
+    stream.time_packet(timing.0, ts, timing.1);
     stream.stats.on_packet(
         ts.nanos(),
         rtp.sequence(),

@@ -100,6 +100,8 @@ pub struct Stream {
     /// Where `srtp`'s key came from; meaningful only while `srtp` is `Some` (both are set
     /// together).
     pub srtp_source: Option<KeySource>,
+    /// Per-second points and the far end's RTCP view (see `quality.rs`): cold, boxed.
+    pub(crate) quality: Option<Box<crate::quality::StreamQuality>>,
 }
 
 /// Where a stream's SRTP master key came from.
@@ -139,6 +141,7 @@ impl Stream {
             codec_changes: 0,
             srtp: None,
             srtp_source: None,
+            quality: None,
         }
     }
 

@@ -34,6 +34,7 @@ fn leg(party: Party, n: u64) -> LegSummary {
         unknown: None,
         video: false,
         encrypted: false,
+        capture_loss: 0,
     }
 }
 

@@ -28,7 +28,7 @@ pub const SYNCED: &[u8] = b"{\"event\":\"synced\"}\n";
 pub const NUMBERS_EVERY_NS: i64 = 1_000_000_000;
 
 /// Fields that change with RTP or the clock, not with SIP: rate-limited.
-const NUMBER_FIELDS: [&str; 32] = [
+const NUMBER_FIELDS: [&str; 36] = [
     "lastpackettime",
     "duration",
     "connect_duration",
@@ -62,6 +62,10 @@ const NUMBER_FIELDS: [&str; 32] = [
     "called_jitter_ms",
     "caller_quality_unknown",
     "called_quality_unknown",
+    "caller_capture_loss",
+    "called_capture_loss",
+    "caller_network_loss",
+    "called_network_loss",
 ];
 
 struct Known {

@@ -17,6 +17,7 @@ pub mod framing;
 pub mod ladder;
 pub mod listcalls;
 pub mod listing;
+pub mod quality;
 pub mod replies;
 pub mod stream_proto;
 

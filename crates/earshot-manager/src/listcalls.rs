@@ -93,7 +93,7 @@ pub const FIELDS: [&str; 68] = [
 
 /// earshot's own columns, appended after [`FIELDS`] when `listcalls {"earshot":true}` asks:
 /// VoIPmonitor's 68 stay exactly as its clients expect them.
-pub const EARSHOT_FIELDS: [&str; 17] = [
+pub const EARSHOT_FIELDS: [&str; 21] = [
     "callstate",
     "on_hold",
     "held_by",
@@ -114,6 +114,10 @@ pub const EARSHOT_FIELDS: [&str; 17] = [
     "group",
     "leg",
     "correlated_by",
+    "caller_capture_loss",
+    "called_capture_loss",
+    "caller_network_loss",
+    "called_network_loss",
 ];
 
 /// What VoIPmonitor itself puts in its MOS columns (×10) when it has no score: its
@@ -146,6 +150,10 @@ pub struct LegSummary {
     pub video: bool,
     /// SRTP without a key: measured, never decoded (see `earshot_core::Stream::is_encrypted`).
     pub encrypted: bool,
+    /// Of `lost`, packets the sensor missed that the call did not lose (the receiver's RTCP
+    /// reports say it got them, or the sensor's drop counters rose then): see
+    /// `earshot_core::Stream::capture_loss`. `lost - capture_loss` is the network's.
+    pub capture_loss: u64,
 }
 
 impl LegSummary {
@@ -577,6 +585,13 @@ fn write_earshot_values(r: &mut Row<'_>, c: &CallSummary) {
     r.text(g.map(|g| &*g.key));
     r.text(g.map(|g| g.leg));
     r.text(g.map(|g| g.via));
+    // Capture loss beside network loss, per party's main leg: null without one.
+    let capture = |l: &Option<LegSummary>| l.as_ref().map(|l| l.capture_loss.min(l.lost));
+    let network = |l: &Option<LegSummary>| l.as_ref().map(|l| l.lost - l.capture_loss.min(l.lost));
+    r.value(&capture(&c.caller_leg));
+    r.value(&capture(&c.called_leg));
+    r.value(&network(&c.caller_leg));
+    r.value(&network(&c.called_leg));
 }
 
 fn leg_codec(l: &Option<LegSummary>) -> Option<&str> {
@@ -861,6 +876,16 @@ pub struct SipPacket {
 /// `active_call_info`: the call's listing fields as an object, its SIP messages in capture
 /// order (as many as the sensor keeps per call), and its RTP streams with quality.
 pub fn active_call_info(c: &CallSummary, sip: &[SipPacket]) -> Vec<u8> {
+    active_call_info_with(c, sip, None)
+}
+
+/// [`active_call_info`] with the call's quality over time (`"quality"`, see
+/// [`crate::quality::quality_json`]) when the sensor has it.
+pub fn active_call_info_with(
+    c: &CallSummary,
+    sip: &[SipPacket],
+    quality: Option<&[crate::quality::StreamTimeline]>,
+) -> Vec<u8> {
     let call: Map<String, Value> = FIELDS
         .iter()
         .map(|f| f.to_string())
@@ -890,10 +915,12 @@ pub fn active_call_info(c: &CallSummary, sip: &[SipPacket]) -> Vec<u8> {
                 "party": l.party.map(Party::as_str),
                 "media": if l.video { "video" } else { "audio" },
                 "encrypted": l.encrypted,
+                "capture_loss": l.capture_loss.min(l.lost),
+                "network_loss": l.lost - l.capture_loss.min(l.lost),
             })
         })
         .collect();
-    json!({
+    let mut v = json!({
         "call": call,
         "sip_packets": sip.iter().map(|m| json!({
             "time": m.ts_ns.div_euclid(1000),
@@ -905,9 +932,11 @@ pub fn active_call_info(c: &CallSummary, sip: &[SipPacket]) -> Vec<u8> {
         "rtp_streams": streams,
         // earshot's additions, apart from VoIPmonitor's 68 fields.
         "earshot": EARSHOT_FIELDS.iter().map(|f| f.to_string()).zip(earshot_row(c)).collect::<Map<String, Value>>(),
-    })
-    .to_string()
-    .into_bytes()
+    });
+    if let Some(q) = quality {
+        v["quality"] = crate::quality::quality_json(q);
+    }
+    v.to_string().into_bytes()
 }
 
 #[cfg(test)]
@@ -935,6 +964,7 @@ mod tests {
             unknown: None,
             video: false,
             encrypted: false,
+            capture_loss: 0,
         }
     }
 

@@ -45,6 +45,7 @@ fn leg(party: Party, pt: u8) -> LegSummary {
         unknown: None,
         video: false,
         encrypted: false,
+        capture_loss: 0,
     }
 }
 

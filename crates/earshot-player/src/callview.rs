@@ -37,6 +37,10 @@ pub struct CallView {
     /// SRTP without a key (earshot sensors; false from VoIPmonitor): measured, not heard.
     pub encrypted_caller: bool,
     pub encrypted_called: bool,
+    /// Of a party's loss, packets the sensor missed that the call did not lose (earshot
+    /// sensors; null from VoIPmonitor and for a party without media).
+    pub capture_loss_caller: Value,
+    pub capture_loss_called: Value,
     pub start: Value,
     /// earshot sensors only (null from VoIPmonitor): the call's state, and its hold.
     pub state: Value,
@@ -124,6 +128,8 @@ impl CallView {
             "called_quality_unknown" => self.quality_unknown_called = v,
             "caller_encrypted" => self.encrypted_caller = v == Value::Bool(true),
             "called_encrypted" => self.encrypted_called = v == Value::Bool(true),
+            "caller_capture_loss" => self.capture_loss_caller = v,
+            "called_capture_loss" => self.capture_loss_called = v,
             "callercodec_name" => s.codec_name[0] = v,
             "calledcodec_name" => s.codec_name[1] = v,
             "callercodec" => s.codec_number[0] = v,

@@ -225,6 +225,21 @@ pub async fn find_call(s: &Sensor, callref: &str) -> Result<Option<CallView>, Ma
         .find(|c| c.key() == want))
 }
 
+/// `active_call_info <ref>`'s `quality` (the call's streams' per-second points, see
+/// docs/manager-protocol.md); `null` from a sensor that has none (VoIPmonitor).
+pub async fn call_quality(s: &Sensor, callref: &str) -> Result<serde_json::Value, ManagerError> {
+    let command = Command::ActiveCallInfo(call_ref(callref)?);
+    let r = request(s, &command, REPLY_TIMEOUT).await?;
+    if r.trim_ascii() == b"call not found" {
+        return Err(ManagerError::CallNotFound);
+    }
+    let mut v: serde_json::Value = serde_json::from_slice(&r)
+        .map_err(|e| ManagerError::refusal(&format!("active_call_info: not JSON: {e}")))?;
+    Ok(v.get_mut("quality")
+        .map(serde_json::Value::take)
+        .unwrap_or_default())
+}
+
 /// A reference the player was given, as the command carries it; one that does not parse
 /// names no call.
 fn call_ref(r: &str) -> Result<CallRef, ManagerError> {

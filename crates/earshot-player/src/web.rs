@@ -13,6 +13,7 @@ const STYLE: &str = include_str!("../web/style.css");
 const EMBED_EXAMPLE: &str = include_str!("../web/embed-example.html");
 const EMBED_EXAMPLE_JS: &str = include_str!("../web/embed-example.js");
 const FAVICON: &str = include_str!("../web/favicon.svg");
+const QUALITY_CHART_JS: &str = include_str!("../web/quality-chart.js");
 
 const JS: &str = "text/javascript; charset=utf-8";
 
@@ -25,6 +26,9 @@ pub async fn app_js() -> impl IntoResponse {
 /// Both legs of a call in the list (web/legs.js).
 pub async fn legs_js() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, JS)], LEGS_JS)
+}
+pub async fn quality_chart_js() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, JS)], QUALITY_CHART_JS)
 }
 pub async fn worklet_js() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, JS)], WORKLET_JS)

@@ -4,6 +4,7 @@
 import { fmtDuration } from "/earshot-player.js";
 import { showLadder } from "/ladder.js";
 import { bLegsOf, groupKey, groupLegs, isA, isB, isCollapsed, legNote, toggle } from "/legs.js";
+import { QualityChart } from "/quality-chart.js";
 
 const $ = (id) => document.getElementById(id);
 const player = $("player");
@@ -138,7 +139,10 @@ $("from-seconds").addEventListener("focus", () => {
 // ---- the ChunkPlayer form ----
 
 // `from`: where to start, else the "Start from" choice.
+const qualityChart = new QualityChart($("quality-chart"));
+
 function listen(callref, sensorId, from = null) {
+  qualityChart.show(sensorId, callref);
   player.setAttribute("callref", callref);
   if (sensorId === null || sensorId === undefined || sensorId === "") player.removeAttribute("sensor");
   else player.setAttribute("sensor", String(sensorId));
@@ -352,6 +356,8 @@ function undecodable(c) {
 const num = (v, d) => (v === null || v === undefined || v === "" || !Number.isFinite(Number(v)) ? "–" : Number(v).toFixed(d));
 const pair = (a, b, d) => `${num(a, d)} / ${num(b, d)}`;
 
+const CAPTURE_LOSS_TITLE = "packets the sensor missed that the call did not lose (the receiver's RTCP, or the sensor's own drops): not the call's fault";
+
 // [label, text, tooltip]
 function cellsOf(c) {
   const state = [callState(c), undecodable(c), legNote(c, lastCalls)].filter(Boolean).join(" · ");
@@ -363,6 +369,7 @@ function cellsOf(c) {
     ["State", state],
     ["Codecs", Array.isArray(c.codecs) && c.codecs.length ? [...new Set(c.codecs)].join(", ") : "–"],
     ["MOS", pair(c.mos_caller, c.mos_called, 1), unknownTitle(c, "mos")],
+    ["Capture loss", pair(c.capture_loss_caller, c.capture_loss_called, 0), CAPTURE_LOSS_TITLE],
     ["Loss %", pair(c.loss_caller, c.loss_called, 1)],
     ["Jitter ms", pair(c.jitter_caller, c.jitter_called, 1), unknownTitle(c, "jitter")],
   ];
@@ -492,6 +499,10 @@ function newRow(c) {
   const tr = document.createElement("tr");
   tr.dataset.callref = c.callreference;
   tr.dataset.sensor = c.sensor_id;
+  // Any listed call's quality over time, without listening: click its row.
+  tr.addEventListener("click", (e) => {
+    if (!e.target.closest("button")) qualityChart.show(c.sensor_id, c.callreference);
+  });
   for (const [label] of cellsOf(c)) {
     const td = document.createElement("td");
     td.dataset.label = label;

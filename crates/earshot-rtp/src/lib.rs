@@ -5,7 +5,9 @@ mod header;
 mod mos;
 mod party;
 mod quality_unknown;
+mod rtcp;
 mod stats;
+mod timeline;
 
 pub use header::{is_rtcp, Rtp, TelephoneEvent};
 pub use mos::{
@@ -13,4 +15,6 @@ pub use mos::{
 };
 pub use party::Party;
 pub use quality_unknown::QualityUnknown;
+pub use rtcp::{report_blocks, ReportBlock};
 pub use stats::{StreamStats, TSHARK_COMPATIBLE_NOTE};
+pub use timeline::{QualityPoint, Timeline, TimelineMode};

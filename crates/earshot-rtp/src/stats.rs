@@ -91,6 +91,36 @@ impl StreamStats {
         self.expected() as i64 - self.packets as i64
     }
 
+    /// What the sensor saw lost of the sequence numbers up to `highest` (an RTCP report's
+    /// extended highest sequence number; its low 16 bits are compared with this stream's).
+    /// Packets the sensor saw after the report's highest are left out using the window of
+    /// recent sequence numbers; a report further behind than that window is `None` (too old to
+    /// compare). A report ahead of the sensor (it missed the latest packets) counts the
+    /// packets in between as missing.
+    pub fn lost_up_to(&self, highest: u32) -> Option<i64> {
+        if !self.seq.started {
+            return None;
+        }
+        let h = highest as u16;
+        let behind = self.seq.max.wrapping_sub(h);
+        if behind == 0 {
+            return Some(self.lost());
+        }
+        if behind >= 0x8000 {
+            // The receiver is ahead: the sensor missed `ahead` packets it has not seen yet.
+            let ahead = h.wrapping_sub(self.seq.max);
+            return Some(self.lost() + i64::from(ahead));
+        }
+        if behind >= DUP_WINDOW {
+            return None;
+        }
+        // Bits 0..behind: sequence numbers max, max-1, ... newer than the report's highest.
+        let newer = u64::from(behind);
+        let mask = (1u64 << newer) - 1;
+        let received_after = i64::from((self.seq.seen & mask).count_ones());
+        Some(self.lost() - (newer as i64 - received_after))
+    }
+
     pub fn loss_percent(&self) -> f64 {
         let expected = self.expected();
         if expected == 0 {
@@ -288,6 +318,28 @@ mod tests {
         s.on_packet(i64::MAX, 2, 320, 0, false, 160, Some(8000));
         assert_eq!(s.packets, 3);
         assert!(s.jitter_ms().is_finite() && s.max_delta_ms().is_finite());
+    }
+
+    #[test]
+    fn loss_up_to_a_reports_highest_sequence() {
+        let mut s = StreamStats::default();
+        for seq in (0u16..100).filter(|&q| q != 10 && q != 95) {
+            feed(&mut s, f64::from(seq) * 20.0, seq, u32::from(seq) * 160);
+        }
+        assert_eq!(s.lost(), 2);
+        assert_eq!(s.lost_up_to(50), Some(1), "95 is after the report");
+        assert_eq!(s.lost_up_to(99), Some(2));
+        assert_eq!(
+            s.lost_up_to(0x0001_0063),
+            Some(2),
+            "cycles are the receiver's own"
+        );
+        assert_eq!(
+            s.lost_up_to(102),
+            Some(5),
+            "the receiver has three the sensor has not"
+        );
+        assert_eq!(s.lost_up_to(20), None, "older than the window");
     }
 
     #[test]

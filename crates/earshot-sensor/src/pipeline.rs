@@ -157,6 +157,13 @@ impl Shared {
     }
 }
 
+/// What `active_call_info` needs from the engine beyond the published summary.
+#[derive(Default)]
+pub struct CallDetail {
+    pub sip: Vec<earshot_core::SipRecord>,
+    pub quality: Vec<earshot_manager::quality::StreamTimeline>,
+}
+
 /// Requests from the manager to the pipeline.
 pub enum Control {
     Subscribe {
@@ -169,10 +176,11 @@ pub enum Control {
     Unsubscribe {
         id: u64,
     },
-    /// The SIP messages the engine kept for a call (`active_call_info`).
+    /// The SIP messages the engine kept for a call and its streams' quality over time
+    /// (`active_call_info`).
     SipLog {
         callref: CallRef,
-        reply: tokio::sync::oneshot::Sender<Vec<earshot_core::SipRecord>>,
+        reply: tokio::sync::oneshot::Sender<CallDetail>,
     },
     /// New whole lines of a TLS key log (`--tls-keylog`, see `keylog_watch.rs`): fed to the
     /// engine's key log, then the SIP-over-TLS records that waited for them are read.
@@ -256,6 +264,11 @@ struct Worker {
     /// When (`Now::mono_ns`) the table was last published and the calls last aged.
     published_at: i64,
     expired_at: i64,
+    /// The sensor's own drops (kernel + internal) and the capture time when last looked at:
+    /// when they rose, the engine is told those seconds may be missing packets
+    /// (`Engine::note_capture_gap`), so the calls' loss then counts as capture loss.
+    drops_seen: u64,
+    drops_seen_at: i64,
 }
 
 /// How the summaries of one publish were made. Only the calls with a SIP event and one
@@ -426,6 +439,8 @@ impl Worker {
             last_publish: PublishStats::default(),
             published_at: 0,
             expired_at: 0,
+            drops_seen: 0,
+            drops_seen_at: 0,
         }
     }
 
@@ -503,6 +518,7 @@ impl Worker {
         self.clock.read = now;
         if now.mono_ns.saturating_sub(self.expired_at) >= 1_000_000_000 {
             self.expired_at = now.mono_ns;
+            self.note_own_drops();
             self.engine
                 .expire(Timestamp(self.clock.now_ns()), &mut self.hub);
             crate::memory::after_expire(self.engine.table_sizes().calls);
@@ -518,6 +534,28 @@ impl Worker {
         if self.maybe_publish(Duration::from_nanos(since as u64)) {
             self.published_at = now.mono_ns;
         }
+    }
+
+    /// Tells the engine about drops of the sensor's own since the last look (once a second).
+    fn note_own_drops(&mut self) {
+        let c = &self.shared.counters;
+        let drops = SensorCounters::get(&c.kernel_drops) + SensorCounters::get(&c.internal_drops);
+        let now = self.clock.now_ns();
+        if drops > self.drops_seen {
+            // The drops happened since the last look, or up to a second before it: libpcap's
+            // counters are read once a second (`live::STATS_INTERVAL`). A first look has no
+            // start, so the second before it stands for it.
+            let last = if self.drops_seen_at > 0 {
+                self.drops_seen_at
+            } else {
+                now
+            };
+            let from = last.saturating_sub(1_000_000_000);
+            self.engine
+                .note_capture_gap(Timestamp(from), Timestamp(now), drops - self.drops_seen);
+        }
+        self.drops_seen = drops;
+        self.drops_seen_at = now;
     }
 
     /// After the hand-off dropped formats and ended calls (a fan-out stalled through a million
@@ -589,14 +627,18 @@ impl Worker {
             } => self.subscribe(id, callref, format, from, tx),
             Control::Unsubscribe { id } => self.hub.send_audio(AudioMsg::Unsubscribe { id }),
             Control::SipLog { callref, reply } => {
-                let log = self
+                let call = self
                     .hub
                     .by_ref
                     .get(&callref)
-                    .and_then(|id| self.engine.call(*id))
-                    .map(|c| c.sip_log.clone())
-                    .unwrap_or_default();
-                let _ = reply.send(log);
+                    .and_then(|id| self.engine.call(*id));
+                let detail = CallDetail {
+                    sip: call.map(|c| c.sip_log.clone()).unwrap_or_default(),
+                    quality: call
+                        .map(|c| crate::summary::timelines(c, self.engine.capture_gaps()))
+                        .unwrap_or_default(),
+                };
+                let _ = reply.send(detail);
             }
             Control::KeyLog(lines) => {
                 self.engine.key_log_mut().feed(&lines);
@@ -751,7 +793,13 @@ impl Worker {
             let Some(&r) = self.hub.refs.get(&call.id) else {
                 continue;
             };
-            let fresh = Arc::new(crate::summary::summary_of(call, r, self.cfg.sensor_id, now));
+            let fresh = Arc::new(crate::summary::summary_of(
+                call,
+                r,
+                self.cfg.sensor_id,
+                now,
+                self.engine.capture_gaps(),
+            ));
             stats.rebuilt += 1;
             self.hub.listing.put(fresh);
         }
@@ -771,7 +819,12 @@ impl Worker {
                 return None;
             }
             stats.refreshed += 1;
-            Some(Arc::new(crate::summary::refreshed(prev, call, now)))
+            Some(Arc::new(crate::summary::refreshed(
+                prev,
+                call,
+                now,
+                engine.capture_gaps(),
+            )))
         });
     }
 }

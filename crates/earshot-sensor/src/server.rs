@@ -771,12 +771,13 @@ async fn answer(state: &State, command: Command, who: &Who) -> Vec<u8> {
         }
         Command::ActiveCallInfo(r) => match snap.find(r) {
             Some(c) => {
-                let sip: Vec<_> = sip_log(state, r)
-                    .await
+                let detail = sip_log(state, r).await;
+                let sip: Vec<_> = detail
+                    .sip
                     .into_iter()
                     .map(crate::summary::sip_packet)
                     .collect();
-                earshot_manager::listcalls::active_call_info(c, &sip)
+                earshot_manager::listcalls::active_call_info_with(c, &sip, Some(&detail.quality))
             }
             None => replies::CALL_NOT_FOUND.to_vec(),
         },
@@ -800,18 +801,18 @@ async fn answer(state: &State, command: Command, who: &Who) -> Vec<u8> {
 }
 
 /// Asks the pipeline for a call's SIP messages; empty if it does not answer within a second.
-async fn sip_log(state: &State, callref: CallRef) -> Vec<earshot_core::SipRecord> {
+async fn sip_log(state: &State, callref: CallRef) -> crate::pipeline::CallDetail {
     let (reply, rx) = tokio::sync::oneshot::channel();
     if state
         .control
         .try_send(Control::SipLog { callref, reply })
         .is_err()
     {
-        return Vec::new();
+        return Default::default();
     }
     match tokio::time::timeout(Duration::from_secs(1), rx).await {
         Ok(Ok(log)) => log,
-        _ => Vec::new(),
+        _ => Default::default(),
     }
 }
 

@@ -6,19 +6,19 @@
 //! refreshing the numbers of a call many times a second copies pointers, not strings
 //! ([`refreshed`]).
 
-use earshot_core::{Call, Party, SipRecord, Stream};
+use earshot_core::{Call, CaptureGaps, Party, SipRecord, Stream};
 use earshot_manager::listcalls::{main_leg, SipPacket};
 use earshot_manager::{CallRef, CallSummary, GroupSummary, LegSummary};
 use std::sync::Arc;
 
 /// A stream as the listings show it.
-pub fn leg_of(s: &Stream) -> LegSummary {
-    leg_with_codec(s, s.current_codec().map(Arc::from))
+pub fn leg_of(s: &Stream, gaps: &CaptureGaps) -> LegSummary {
+    leg_with_codec(s, s.current_codec().map(Arc::from), gaps)
 }
 
 /// The stream's numbers, with its codec name taken from `prev` (the same stream's previous
 /// summary) when it has not changed: no allocation for a stream that only got packets.
-fn leg_refreshed(s: &Stream, prev: &[LegSummary]) -> LegSummary {
+fn leg_refreshed(s: &Stream, prev: &[LegSummary], gaps: &CaptureGaps) -> LegSummary {
     let name = s.current_codec();
     let codec = prev
         .iter()
@@ -26,10 +26,10 @@ fn leg_refreshed(s: &Stream, prev: &[LegSummary]) -> LegSummary {
         .find(|c| Some(&***c) == name)
         .cloned()
         .or_else(|| name.map(Arc::from));
-    leg_with_codec(s, codec)
+    leg_with_codec(s, codec, gaps)
 }
 
-fn leg_with_codec(s: &Stream, codec: Option<Arc<str>>) -> LegSummary {
+fn leg_with_codec(s: &Stream, codec: Option<Arc<str>>, gaps: &CaptureGaps) -> LegSummary {
     LegSummary {
         party: s.party,
         src: s.key.src,
@@ -50,6 +50,7 @@ fn leg_with_codec(s: &Stream, codec: Option<Arc<str>>) -> LegSummary {
         unknown: s.quality_unknown(),
         video: s.is_video(),
         encrypted: s.is_encrypted(),
+        capture_loss: s.capture_loss(gaps),
     }
 }
 
@@ -60,9 +61,10 @@ pub fn summary_of(
     callref: CallRef,
     sensor_id: Option<i64>,
     now_ns: i64,
+    gaps: &CaptureGaps,
 ) -> CallSummary {
     let opt = |s: &Option<String>| s.as_deref().map(Arc::from);
-    let legs: Vec<LegSummary> = call.streams.iter().map(leg_of).collect();
+    let legs: Vec<LegSummary> = call.streams.iter().map(|s| leg_of(s, gaps)).collect();
     CallSummary {
         callref,
         id: call.id,
@@ -84,17 +86,17 @@ pub fn summary_of(
 /// `prev` brought up to date with `call`'s numbers (packets, loss, jitter, durations, state)
 /// when no SIP message has arrived since `prev` was made (`last_sip_ns`); otherwise, and for
 /// another call, a fresh [`summary_of`]. The text is shared with `prev`.
-pub fn refreshed(prev: &CallSummary, call: &Call, now_ns: i64) -> CallSummary {
+pub fn refreshed(prev: &CallSummary, call: &Call, now_ns: i64, gaps: &CaptureGaps) -> CallSummary {
     if call.id != prev.id
         || call.last_sip.nanos() != prev.last_sip_ns
         || call.group.is_some() != prev.group.is_some()
     {
-        return summary_of(call, prev.callref, prev.sensor_id, now_ns);
+        return summary_of(call, prev.callref, prev.sensor_id, now_ns, gaps);
     }
     let legs = call
         .streams
         .iter()
-        .map(|s| leg_refreshed(s, &prev.legs))
+        .map(|s| leg_refreshed(s, &prev.legs, gaps))
         .collect();
     numbers(call, prev.callref, now_ns, legs, Some(prev))
 }
@@ -193,4 +195,31 @@ pub fn sip_packet(m: SipRecord) -> SipPacket {
         text: m.text,
         truncated: m.truncated,
     }
+}
+
+/// The call's streams' per-second quality, as the engine keeps it (the open second last).
+pub fn timelines(call: &Call, gaps: &CaptureGaps) -> Vec<earshot_manager::quality::StreamTimeline> {
+    use earshot_manager::quality::{QualitySecond, StreamTimeline};
+    call.streams
+        .iter()
+        .filter_map(|s| {
+            let t = s.timeline()?;
+            let points = earshot_core::all_points(t, &s.stats)
+                .map(|(sec, p)| QualitySecond {
+                    sec,
+                    packets: p.packets,
+                    lost: p.lost,
+                    jitter_ms: p.jitter_ms(),
+                    mos: earshot_core::point_mos(s, &p),
+                    capture_gap: gaps.contains(sec),
+                })
+                .collect();
+            Some(StreamTimeline {
+                party: s.party,
+                ssrc: s.key.ssrc,
+                points,
+                left_out: t.left_out(),
+            })
+        })
+        .collect()
 }

@@ -2,7 +2,7 @@
 
 use crate::report;
 use anyhow::{anyhow, Result};
-use earshot_core::{Config, Engine, NullSink, Peek, Peeker};
+use earshot_core::{Config, Engine, NullSink, Peek, Peeker, TimelineMode};
 use earshot_wire::{reuse_frame_list, CaptureError, CaptureReader, Frame, FrameBatch};
 use std::io::Write;
 use std::path::PathBuf;
@@ -26,6 +26,11 @@ pub struct Args {
     /// Print one JSON document (schema: docs/analyze-json.md) instead of the table.
     #[arg(long)]
     json: bool,
+    /// With --json: each stream's quality per second (packets, loss, jitter, MOS), the
+    /// first SECONDS of it (`--timeline=N`; default 14400, 4 hours; points beyond are counted,
+    /// not listed).
+    #[arg(long, value_name = "SECONDS", num_args = 0..=1, require_equals = true, default_missing_value = "14400")]
+    timeline: Option<u32>,
     /// End calls after this many seconds without SIP or RTP.
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     idle_timeout: u64,
@@ -40,6 +45,11 @@ pub fn run(args: Args) -> Result<()> {
         idle_timeout_ns: i64::try_from(args.idle_timeout.saturating_mul(1_000_000_000))
             .unwrap_or(i64::MAX),
         correlation: crate::correlate::build(&Default::default(), &args.correlation)?,
+        // Offline, points cost memory for every stream of the capture: only when asked for.
+        timeline: match args.timeline {
+            Some(n) => TimelineMode::Series(n),
+            None => TimelineMode::Off,
+        },
         ..Config::default()
     };
     let mut engine = Engine::new(cfg);
@@ -53,7 +63,10 @@ pub fn run(args: Args) -> Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &report::document(&engine))?;
+        serde_json::to_writer_pretty(
+            &mut out,
+            &report::document(&engine, args.timeline.is_some()),
+        )?;
         writeln!(out)?;
     } else {
         report::write_table(&mut out, &engine)?;

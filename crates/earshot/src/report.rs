@@ -1,7 +1,7 @@
 //! Rendering analysis results: the human table and the `--json` document
 //! (schema documented in docs/analyze-json.md; the field names are a public interface).
 
-use earshot_core::{Call, Engine, Stream};
+use earshot_core::{Call, CaptureGaps, Engine, Stream};
 use earshot_wire::Timestamp;
 use serde_json::{json, Value};
 use std::io::{self, Write};
@@ -22,7 +22,15 @@ fn round(v: f64, digits: i32) -> f64 {
     (v * m).round() / m
 }
 
-pub fn stream_json(s: &Stream) -> Value {
+/// What a stream's document holds beyond its totals.
+#[derive(Copy, Clone)]
+pub struct Detail<'a> {
+    pub gaps: &'a CaptureGaps,
+    /// Per-second points (`analyze --timeline`).
+    pub timeline: bool,
+}
+
+pub fn stream_json(s: &Stream, d: Detail<'_>) -> Value {
     let known = s.jitter_known();
     let mut v = json!({
         "ssrc": format!("0x{:08X}", s.key.ssrc),
@@ -35,6 +43,8 @@ pub fn stream_json(s: &Stream) -> Value {
         "clock_rate": s.clock_rate,
         "packets": s.stats.packets,
         "lost": s.stats.lost(),
+        "network_loss": s.network_loss(d.gaps),
+        "capture_loss": s.capture_loss(d.gaps),
         "duplicates": s.stats.duplicates,
         "out_of_order": s.stats.out_of_order,
         // null when no clock rate is known (see `Stream::jitter_known`).
@@ -45,6 +55,17 @@ pub fn stream_json(s: &Stream) -> Value {
         "start": rfc3339(Timestamp(s.stats.first_seen_ns)),
         "end": rfc3339(Timestamp(s.stats.last_seen_ns)),
     });
+    if let Some(f) = s.far_end() {
+        v["far_end"] = json!({
+            "reports": f.reports,
+            "lost": f.cumulative_lost,
+            "highest_seq": f.highest_seq,
+            "sensor_lost": f.sensor_lost,
+        });
+    }
+    if d.timeline {
+        v["timeline"] = timeline_json(s, d.gaps);
+    }
     // Only where true, so the documents of clear calls stay as they were.
     if s.is_encrypted() {
         v["encrypted"] = json!(true);
@@ -59,8 +80,39 @@ pub fn stream_json(s: &Stream) -> Value {
     v
 }
 
-pub fn call_json(c: &Call) -> Value {
-    let mut v = call_fields(c);
+/// The stream's per-second points (schema: docs/analyze-json.md, "Timeline").
+pub fn timeline_json(s: &Stream, gaps: &CaptureGaps) -> Value {
+    let Some(t) = s.timeline() else {
+        return json!({"points": [], "points_left_out": 0, "skipped_seconds": 0});
+    };
+    let mut first = None;
+    let points: Vec<Value> = earshot_core::all_points(t, &s.stats)
+        .map(|(sec, p)| {
+            let start = *first.get_or_insert(sec);
+            let mut v = json!({
+                "t": sec.saturating_sub(start),
+                "packets": p.packets,
+                "lost": p.lost,
+                "jitter_ms": round(p.jitter_ms(), 1),
+                "mos": earshot_core::point_mos(s, &p).map(|m| round(m, 2)),
+            });
+            if gaps.contains(sec) {
+                v["capture_gap"] = json!(true);
+            }
+            v
+        })
+        .collect();
+    let start = first.map(|sec| rfc3339(Timestamp(sec.saturating_mul(1_000_000_000))));
+    json!({
+        "start": start,
+        "points": points,
+        "points_left_out": t.left_out(),
+        "skipped_seconds": t.skipped_seconds(),
+    })
+}
+
+pub fn call_json(c: &Call, d: Detail<'_>) -> Value {
+    let mut v = call_fields(c, d);
     // Only for grouped calls, so the documents of others stay as they were.
     if let Some(g) = &c.group {
         v["group"] =
@@ -69,7 +121,7 @@ pub fn call_json(c: &Call) -> Value {
     v
 }
 
-fn call_fields(c: &Call) -> Value {
+fn call_fields(c: &Call, d: Detail<'_>) -> Value {
     json!({
         "call_id": c.call_id,
         "caller": c.caller,
@@ -96,18 +148,23 @@ fn call_fields(c: &Call) -> Value {
         "vlan": c.vlan,
         "sip_messages": c.sip_messages,
         "rtcp_packets": c.rtcp_packets,
-        "streams": c.streams.iter().map(stream_json).collect::<Vec<_>>(),
+        "streams": c.streams.iter().map(|s| stream_json(s, d)).collect::<Vec<_>>(),
     })
 }
 
-pub fn document(engine: &Engine) -> Value {
+pub fn document(engine: &Engine, timeline: bool) -> Value {
     let counters = engine.counters();
+    let d = Detail {
+        gaps: engine.capture_gaps(),
+        timeline,
+    };
     let mut doc = json!({
         "capture": {
             "packets": counters.frames,
             "sip_messages": counters.sip_messages,
             "rtp_packets": counters.rtp_packets,
             "rtcp_packets": counters.rtcp_packets,
+            "rtcp_reports": counters.rtcp_reports,
             "malformed": counters.malformed,
             "hep_skipped": {
                 "malformed": counters.hep_skipped.malformed,
@@ -123,8 +180,8 @@ pub fn document(engine: &Engine) -> Value {
             "duration_s": round(counters.duration_s(), 6),
             "other_sip_requests": counters.other_sip,
         },
-        "calls": engine.calls().into_iter().map(call_json).collect::<Vec<_>>(),
-        "unassociated_streams": engine.unassociated_streams().iter().map(stream_json).collect::<Vec<_>>(),
+        "calls": engine.calls().into_iter().map(|c| call_json(c, d)).collect::<Vec<_>>(),
+        "unassociated_streams": engine.unassociated_streams().iter().map(|s| stream_json(s, d)).collect::<Vec<_>>(),
     });
     // Only for captures with SRTP, so the documents of others stay as they were.
     let srtp = counters.srtp;
@@ -200,14 +257,14 @@ pub fn write_table(out: &mut dyn Write, engine: &Engine) -> io::Result<()> {
             writeln!(out, "    DTMF {}", c.dtmf)?;
         }
         for s in &c.streams {
-            write_stream(out, s)?;
+            write_stream(out, s, engine.capture_gaps())?;
         }
     }
     let un = engine.unassociated_streams();
     if !un.is_empty() {
         writeln!(out, "unassociated RTP (no SDP seen)")?;
         for s in un {
-            write_stream(out, s)?;
+            write_stream(out, s, engine.capture_gaps())?;
         }
     }
     let k = engine.counters();
@@ -223,7 +280,7 @@ pub fn write_table(out: &mut dyn Write, engine: &Engine) -> io::Result<()> {
     )
 }
 
-fn write_stream(out: &mut dyn Write, s: &Stream) -> io::Result<()> {
+fn write_stream(out: &mut dyn Write, s: &Stream, gaps: &CaptureGaps) -> io::Result<()> {
     let st = &s.stats;
     // "-" where no clock rate is known (see `Stream::jitter_known`).
     let jitter = if s.jitter_known() {
@@ -237,7 +294,7 @@ fn write_stream(out: &mut dyn Write, s: &Stream) -> io::Result<()> {
         .unwrap_or_else(|| "-".into());
     writeln!(
         out,
-        "    0x{:08X}  {} -> {}  {:<6} {:<8} {:>6} pkts  lost {} ({:.1}%)  jitter {} ms  MOS {}{}{}",
+        "    0x{:08X}  {} -> {}  {:<6} {:<8} {:>6} pkts  lost {} ({:.1}%){}  jitter {} ms  MOS {}{}{}",
         s.key.ssrc,
         s.key.src,
         s.key.dst,
@@ -249,6 +306,7 @@ fn write_stream(out: &mut dyn Write, s: &Stream) -> io::Result<()> {
         st.packets,
         st.lost(),
         st.loss_percent(),
+        loss_split(s, gaps),
         jitter,
         mos,
         if s.is_video() { "  video" } else { "" },
@@ -260,6 +318,17 @@ fn write_stream(out: &mut dyn Write, s: &Stream) -> io::Result<()> {
             ""
         },
     )
+}
+
+/// ` (network N, capture M)` where the sensor has evidence that some loss was its own (an
+/// RTCP report from the receiver, or its drop counters), else nothing: the line stays as it
+/// was for captures without such evidence.
+fn loss_split(s: &Stream, gaps: &CaptureGaps) -> String {
+    let capture = s.capture_loss(gaps);
+    if capture == 0 && s.far_end().is_none() {
+        return String::new();
+    }
+    format!(" (network {}, capture {capture})", s.network_loss(gaps))
 }
 
 fn or_dash(s: &str) -> &str {

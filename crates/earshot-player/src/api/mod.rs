@@ -43,6 +43,7 @@ mod chunk;
 mod keys;
 mod ladder;
 mod listen;
+mod quality;
 mod sensors;
 mod session;
 mod v1;
@@ -355,6 +356,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/chunkplayer/index.html", get(web::index))
         .route("/app.js", get(web::app_js))
         .route("/legs.js", get(web::legs_js))
+        .route("/quality-chart.js", get(web::quality_chart_js))
         .route("/player-worklet.js", get(web::worklet_js))
         .route("/earshot-player.js", get(web::player_js))
         .route("/ladder.js", get(web::ladder_js))
@@ -368,6 +370,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(session::routes())
         .merge(sensors::routes())
         .merge(calls::routes())
+        .merge(quality::routes())
         .merge(listen::routes())
         .merge(ladder::routes())
         .merge(chunk::routes())
