@@ -65,6 +65,8 @@ const CFG: Config = Config {
         regex: None,
         max_keys: 16,
     },
+    // A short ring, so runs wrap it (hostile clocks move it forwards and back).
+    timeline: earshot_core::TimelineMode::Ring(8),
 };
 
 /// One step of the script, its time already applied.
