@@ -228,13 +228,7 @@ pub async fn find_call(s: &Sensor, callref: &str) -> Result<Option<CallView>, Ma
 /// `active_call_info <ref>`'s `quality` (the call's streams' per-second points, see
 /// docs/manager-protocol.md); `null` from a sensor that has none (VoIPmonitor).
 pub async fn call_quality(s: &Sensor, callref: &str) -> Result<serde_json::Value, ManagerError> {
-    let command = Command::ActiveCallInfo(call_ref(callref)?);
-    let r = request(s, &command, REPLY_TIMEOUT).await?;
-    if r.trim_ascii() == b"call not found" {
-        return Err(ManagerError::CallNotFound);
-    }
-    let mut v: serde_json::Value = serde_json::from_slice(&r)
-        .map_err(|e| ManagerError::refusal(&format!("active_call_info: not JSON: {e}")))?;
+    let mut v = active_call_info(s, callref, MAX_REPLY).await?;
     Ok(v.get_mut("quality")
         .map(serde_json::Value::take)
         .unwrap_or_default())
@@ -450,8 +444,18 @@ const MAX_CALL_INFO: u64 = 4 << 20;
 
 /// `active_call_info <ref>`: the call's fields, its kept SIP messages and its streams.
 pub async fn call_info(s: &Sensor, callref: &str) -> Result<Value, ManagerError> {
+    active_call_info(s, callref, MAX_CALL_INFO).await
+}
+
+/// `active_call_info <ref>`'s reply of at most `max_reply` bytes, parsed; the sensor's "call
+/// not found" (either spelling) as [`ManagerError::CallNotFound`].
+async fn active_call_info(
+    s: &Sensor,
+    callref: &str,
+    max_reply: u64,
+) -> Result<Value, ManagerError> {
     let command = Command::ActiveCallInfo(call_ref(callref)?);
-    let r = request_bounded(s, &command, REPLY_TIMEOUT, MAX_CALL_INFO).await?;
+    let r = request_bounded(s, &command, REPLY_TIMEOUT, max_reply).await?;
     let text = r.trim_ascii();
     if text == b"call not found" || text == b"error: call not found" {
         return Err(ManagerError::CallNotFound);
