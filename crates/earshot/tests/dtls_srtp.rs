@@ -22,18 +22,7 @@ fn with_key_log(log: &Path) -> [&OsStr; 2] {
 }
 
 fn analyze_json(pcap: &Path, options: &[&OsStr]) -> Value {
-    let out = sensor::earshot()
-        .args(["analyze", "--json"])
-        .args(options)
-        .arg(pcap)
-        .output()
-        .expect("earshot analyze");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON")
+    sensor::analyze_json_with(options, pcap)
 }
 
 fn streams(doc: &Value) -> Vec<Value> {

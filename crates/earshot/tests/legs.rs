@@ -21,18 +21,7 @@ fn capture() -> PathBuf {
 
 /// Each call's (group key, leg, correlated_by), by Call-ID, from `analyze --json ARGS`.
 fn groups(args: &[&str]) -> BTreeMap<String, Option<(String, String, String)>> {
-    let out = sensor::earshot()
-        .args(["analyze", "--json"])
-        .args(args)
-        .arg(capture())
-        .output()
-        .expect("earshot analyze");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let doc = sensor::analyze_json_with(args, &capture());
     let calls = doc["calls"].as_array().expect("calls");
     assert_eq!(calls.len(), 11, "five pairs and a lone call");
     calls

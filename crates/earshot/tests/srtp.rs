@@ -29,17 +29,7 @@ fn capture() -> PathBuf {
 }
 
 fn analyze_json(pcap: &std::path::Path) -> Value {
-    let out = sensor::earshot()
-        .args(["analyze", "--json"])
-        .arg(pcap)
-        .output()
-        .expect("earshot analyze");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON")
+    sensor::analyze_json_with::<&str>(&[], pcap)
 }
 
 /// The SDES calls of tests/captures/srtp/: the clear twin's call under each suite earshot

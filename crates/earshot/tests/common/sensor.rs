@@ -429,3 +429,24 @@ pub fn assert_silent_wav(wav: &[u8], what: &str) {
         "{what}: silence, not ciphertext decoded as G.711"
     );
 }
+
+/// `earshot analyze --json OPTIONS PCAP`, which must succeed, parsed.
+#[allow(dead_code)]
+pub fn analyze_json_with<S: AsRef<std::ffi::OsStr>>(
+    options: &[S],
+    pcap: &Path,
+) -> serde_json::Value {
+    let out = earshot()
+        .args(["analyze", "--json"])
+        .args(options)
+        .arg(pcap)
+        .output()
+        .expect("run earshot analyze");
+    assert!(
+        out.status.success(),
+        "earshot analyze {}: {}",
+        pcap.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("analyze --json prints JSON")
+}
