@@ -90,6 +90,12 @@ impl CaptureGaps {
         self.spans.get(i).is_some_and(|s| s.0 <= sec)
     }
 
+    /// The spans `(first second, last second)` that end at or after `sec`, in time order.
+    pub fn spans_from(&self, sec: i64) -> impl Iterator<Item = (i64, i64)> + '_ {
+        let i = self.spans.partition_point(|s| s.1 < sec);
+        self.spans.range(i..).map(|s| (s.0, s.1))
+    }
+
     pub fn dropped(&self) -> u64 {
         self.spans.iter().map(|s| s.2).sum()
     }
@@ -153,7 +159,7 @@ impl Stream {
         let rtcp = q.far_end.map_or(0, |f| f.capture_loss());
         let gap = q
             .timeline
-            .capture_gap_lost(&self.stats, |s| gaps.contains(s));
+            .capture_gap_lost(&self.stats, |sec| gaps.spans_from(sec));
         rtcp.max(gap).min(lost)
     }
 

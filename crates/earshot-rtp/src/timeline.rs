@@ -225,16 +225,54 @@ impl Timeline {
             .sum()
     }
 
-    /// Packets lost in seconds `is_gap` flags (the sensor's own drops), over the whole stream:
-    /// the points kept, those gone, and the open second.
-    pub fn capture_gap_lost(&self, stats: &StreamStats, is_gap: impl Fn(i64) -> bool) -> u64 {
-        let open = self
-            .open_point(stats)
-            .filter(|(s, p)| p.lost > 0 && is_gap(*s))
-            .map_or(0, |(_, p)| p.lost as u64);
-        self.gap_lost_dropped
-            .saturating_add(self.gap_lost_kept(&is_gap))
-            .saturating_add(open)
+    /// Packets lost in the seconds the sensor flagged as its own drops, over the whole stream:
+    /// the points kept, those gone, and the open second. `spans_from(sec)` gives the flagged
+    /// spans of seconds `(first, last)` that end at or after `sec`, in time order and not
+    /// overlapping (as the sensor's capture-gap list keeps them).
+    ///
+    /// Asked once a second for every stream of a live sensor, so it looks only at the kept
+    /// seconds inside the spans that overlap the timeline (none, nearly always), not at every
+    /// kept point: the cost follows the sensor's drops, not the timeline's length.
+    pub fn capture_gap_lost<I>(&self, stats: &StreamStats, spans_from: impl FnOnce(i64) -> I) -> u64
+    where
+        I: IntoIterator<Item = (i64, i64)>,
+    {
+        let open = self.open_point(stats);
+        let len = self.points.len() as i64;
+        let last = match open {
+            Some((sec, _)) => sec,
+            None if len > 0 => self.first_sec.saturating_add(len - 1),
+            None => return self.gap_lost_dropped,
+        };
+        let first = if len > 0 { self.first_sec } else { last };
+        let mut lost = self.gap_lost_dropped;
+        for (from, to) in spans_from(first) {
+            if from > last {
+                break;
+            }
+            lost = lost.saturating_add(self.lost_between(from.max(first), to.min(last)));
+            if let Some((sec, p)) = open {
+                if (from..=to).contains(&sec) && p.lost > 0 {
+                    lost = lost.saturating_add(p.lost as u64);
+                }
+            }
+        }
+        lost
+    }
+
+    /// Packets lost in the kept points of seconds `from..=to` (positive losses only).
+    fn lost_between(&self, from: i64, to: i64) -> u64 {
+        let len = self.points.len() as i64;
+        let lo = from.saturating_sub(self.first_sec).max(0);
+        let hi = to.saturating_sub(self.first_sec).min(len - 1);
+        (lo..=hi)
+            .filter_map(|i| {
+                self.points
+                    .get(((self.head as i64 + i) % len.max(1)) as usize)
+            })
+            .filter(|p| p.lost > 0)
+            .map(|p| p.lost as u64)
+            .sum()
     }
 
     /// The kept points, oldest first, with their capture second (Unix).
@@ -386,7 +424,7 @@ mod tests {
             t.points().all(|(sec, _)| sec > 1001),
             "second 1001 left the ring"
         );
-        assert_eq!(t.capture_gap_lost(&s, gap), 5);
+        assert_eq!(t.capture_gap_lost(&s, spans(&[(1001, 1001)])), 5);
     }
 
     #[test]
@@ -394,5 +432,67 @@ mod tests {
         let (t, _) = run(TimelineMode::Off, 5, |_| false);
         assert_eq!(t.points().count(), 0);
         assert_eq!(t.points.capacity(), 0);
+    }
+
+    /// `spans_from` over a fixed list of spans, as the sensor's capture-gap list answers it.
+    fn spans(list: &[(i64, i64)]) -> impl FnOnce(i64) -> Vec<(i64, i64)> + '_ {
+        move |sec| list.iter().copied().filter(|s| s.1 >= sec).collect()
+    }
+
+    /// The same sum the slow way: every kept point, the gone ones, the open second.
+    fn gap_lost_by_walking(t: &Timeline, s: &StreamStats, list: &[(i64, i64)]) -> u64 {
+        let is_gap = |sec: i64| list.iter().any(|&(a, b)| (a..=b).contains(&sec));
+        let open = t
+            .open_point(s)
+            .filter(|(sec, p)| p.lost > 0 && is_gap(*sec))
+            .map_or(0, |(_, p)| p.lost as u64);
+        t.gap_lost_dropped + t.gap_lost_kept(&is_gap) + open
+    }
+
+    #[test]
+    fn gap_losses_from_the_spans_equal_a_walk_over_every_point() {
+        // Rings of several sizes, wrapped or not, with losses in many seconds and spans before,
+        // inside, across and after what is kept.
+        let mut seed = 7u64;
+        let mut next = move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            seed >> 33
+        };
+        let mut counted = 0;
+        for cap in [1u16, 2, 5, 120] {
+            for seconds in [1i64, 3, 7, 130, 300] {
+                let mut t = Timeline::new(TimelineMode::Ring(cap));
+                let mut st = StreamStats::default();
+                let mut seq = 0u16;
+                for i in 0..seconds * 10 {
+                    seq = seq.wrapping_add(1 + (next() % 4 == 0) as u16 * (next() % 3) as u16);
+                    let at = 1000 * NS_PER_SEC + i * 100 * MS;
+                    t.on_packet(at, &st, |_| false);
+                    st.on_packet(at, seq, (i * 800) as u32, 0, false, 172, Some(8000));
+                }
+                let lists: [&[(i64, i64)]; 5] = [
+                    &[],
+                    &[(990, 999)],
+                    &[(1000, 1000), (1002, 1004), (1010, 1400)],
+                    &[(900, 1100)],
+                    &[(1000 + seconds - 1, 1000 + seconds + 5)],
+                ];
+                for list in lists {
+                    let walked = gap_lost_by_walking(&t, &st, list);
+                    counted += usize::from(walked > 0);
+                    assert_eq!(
+                        t.capture_gap_lost(&st, spans(list)),
+                        walked,
+                        "ring {cap}, {seconds} s, spans {list:?}"
+                    );
+                }
+            }
+        }
+        assert!(
+            counted > 30,
+            "most cases have losses in flagged seconds: {counted}"
+        );
     }
 }

@@ -21,7 +21,7 @@ use earshot_core::CallId;
 use earshot_manager::stream_proto::{CallEvent, EndFrame, EndReason, Frame};
 use earshot_manager::StreamFrom;
 use earshot_wire::Timestamp;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -153,11 +153,12 @@ pub(crate) struct Fanout {
     /// Every call's recent RTP, for listeners who start in the past (and the calls' formats).
     rewind: Rewind,
     handoff: Handoff,
-    listeners: HashMap<CallId, Vec<Listener>>,
+    /// Keyed by the engine's call numbers, which no packet chooses (a fast hash is safe).
+    listeners: FxHashMap<CallId, Vec<Listener>>,
     /// Listeners of ended calls still playing their rewind; they end once it has played.
     draining: Vec<Listener>,
     /// Per call the pipeline sends packets of, the ticket of its latest subscription.
-    tickets: HashMap<CallId, u64>,
+    tickets: FxHashMap<CallId, u64>,
     shared: Arc<Shared>,
     limits: Limits,
     /// Calls that lost their last listener, so the pipeline stops sending their packets.
@@ -181,9 +182,9 @@ impl Fanout {
         Fanout {
             rewind: Rewind::new(limits.rewind),
             handoff,
-            listeners: HashMap::new(),
+            listeners: FxHashMap::default(),
             draining: Vec::new(),
-            tickets: HashMap::new(),
+            tickets: FxHashMap::default(),
             shared,
             limits,
             gone,

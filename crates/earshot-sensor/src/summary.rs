@@ -121,8 +121,10 @@ fn numbers(
     text: Option<&CallSummary>,
 ) -> CallSummary {
     let (duration_secs, connect_secs) = durations(call, now_ns);
-    let empty: Arc<str> = Arc::from("");
-    let shared = |f: fn(&CallSummary) -> &Arc<str>| text.map_or(empty.clone(), |t| f(t).clone());
+    // A refresh (once a second for every call) shares `text`'s strings; only `summary_of`
+    // fills them afresh, so the empty placeholder is made only for it.
+    let shared =
+        |f: fn(&CallSummary) -> &Arc<str>| text.map_or_else(|| Arc::from(""), |t| f(t).clone());
     let shared_opt = |f: fn(&CallSummary) -> &Option<Arc<str>>| text.and_then(|t| f(t).clone());
     CallSummary {
         callref,
