@@ -699,3 +699,351 @@ fn secs(s: u64) -> i64 {
         .unwrap_or(i64::MAX / SECOND)
         .saturating_mul(SECOND)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> FileConfig {
+        toml::from_str(text).expect("valid TOML of the sensor's keys")
+    }
+
+    /// The message of the error `resolve` gives (`SensorConfig` is not `Debug`: it holds a
+    /// TLS configuration with keys).
+    fn error(f: FileConfig, o: Overrides) -> String {
+        match resolve(f, o) {
+            Ok(_) => panic!("accepted a configuration that should fail"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn resolved(f: FileConfig, o: Overrides) -> SensorConfig {
+        resolve(f, o).unwrap_or_else(|e| panic!("refused: {e}"))
+    }
+
+    fn scratch(name: &str, content: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("earshot-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join(name);
+        std::fs::write(&path, content).expect("write");
+        path
+    }
+
+    #[test]
+    fn nothing_given_means_the_documented_defaults() {
+        let c = resolved(FileConfig::default(), Overrides::default());
+        assert_eq!(c.manager.listen, DEFAULT_MANAGER);
+        assert_eq!(c.manager.allow, ManagerConfig::loopback_only());
+        assert_eq!(c.manager.token, None);
+        assert_eq!(c.manager.max_connections, DEFAULT_MAX_CONNECTIONS);
+        assert_eq!(c.queue_batches, DEFAULT_QUEUE_BATCHES);
+        assert_eq!(c.speed, Speed::Times(1.0));
+        assert!(c.has_no_source());
+        assert!(c.manager.tls.is_none());
+        assert_eq!(c.metrics, None);
+    }
+
+    #[test]
+    fn the_file_alone() {
+        let c = resolved(
+            file(
+                r#"
+                [sensor]
+                id = 7
+                [capture]
+                interface = "eth0"
+                filter = "udp"
+                snaplen = 9216
+                buffer_mb = 8
+                promiscuous = false
+                hep = ["127.0.0.1:9060", "127.0.0.1:9061"]
+                pcap = ["a.pcap"]
+                speed = "max"
+                loop = true
+                tls_keylog = "/tmp/keys.log"
+                queue_batches = 16
+                [calls]
+                idle_timeout_s = 5
+                unanswered_timeout_s = 0
+                max_calls = 10
+                [manager]
+                listen = "0.0.0.0:15029"
+                token = "  s3cret  "
+                allow = ["10.0.0.0/8"]
+                max_connections = 100
+                [metrics]
+                listen = "9105"
+                [hep]
+                auth_key = "k"
+                [codecs]
+                g726_order = "aal2"
+                payload_types = ["111=opus/48000/2"]
+                "#,
+            ),
+            Overrides::default(),
+        );
+        assert_eq!(c.manager.sensor_id, Some(7));
+        assert_eq!(c.pipeline.sensor_id, Some(7));
+        assert_eq!(c.live.len(), 1);
+        let live = &c.live[0];
+        assert_eq!(live.interface, "eth0");
+        assert_eq!(live.filter.as_deref(), Some("udp"));
+        assert_eq!((live.snaplen, live.buffer_bytes), (9216, 8 << 20));
+        assert!(!live.promiscuous);
+        assert_eq!(c.hep.len(), 2);
+        assert_eq!(c.pcaps, [PathBuf::from("a.pcap")]);
+        assert_eq!(c.speed, Speed::Max);
+        assert!(c.repeat);
+        assert_eq!(c.tls_keylogs, [PathBuf::from("/tmp/keys.log")]);
+        assert_eq!(c.queue_batches, 16);
+        assert_eq!(c.pipeline.engine.idle_timeout_ns, 5 * SECOND);
+        assert_eq!(c.pipeline.engine.unanswered_timeout_ns, None);
+        assert_eq!(c.pipeline.engine.max_calls, 10);
+        assert_eq!(c.manager.listen, "0.0.0.0:15029".parse().expect("addr"));
+        assert_eq!(
+            c.manager.token.as_deref(),
+            Some("s3cret"),
+            "tokens are trimmed"
+        );
+        assert_eq!(
+            c.manager.allow,
+            ["10.0.0.0/8".parse::<IpNet>().expect("net")]
+        );
+        assert_eq!(c.manager.max_connections, 100);
+        assert_eq!(c.metrics, Some("127.0.0.1:9105".parse().expect("addr")));
+        assert_eq!(c.hep_policy.auth_key.as_deref(), Some(&b"k"[..]));
+        assert_eq!(c.pipeline.decoder.g726_order, G726Order::Aal2);
+        assert_eq!(c.pipeline.engine.rtp_only_formats.len(), 1);
+        assert!(!c.has_no_source());
+    }
+
+    #[test]
+    fn flags_override_the_file_and_lists_replace_it() {
+        let f = file(
+            r#"
+            [sensor]
+            id = 1
+            [capture]
+            interface = ["eth0", "eth1"]
+            snaplen = 2000
+            speed = "2"
+            [manager]
+            listen = "127.0.0.1:15029"
+            token = "from-file"
+            [codecs]
+            payload_types = ["96=AMR/8000", "97=L16/16000"]
+            [correlation]
+            headers = ["X-Orig"]
+            "#,
+        );
+        let o = Overrides {
+            interface: vec!["lo".into()],
+            snaplen: Some(65535),
+            speed: Some("max".into()),
+            manager: Some("127.0.0.1:0".parse().expect("addr")),
+            sensor_id: Some(2),
+            token: Some("from-flag".into()),
+            codecs: vec!["96=AMR-WB/16000".into()],
+            correlation: CorrelationOverrides {
+                headers: vec!["X-Other".into()],
+                ..CorrelationOverrides::default()
+            },
+            ..Overrides::default()
+        };
+        let c = resolved(f, o);
+        let interfaces: Vec<_> = c.live.iter().map(|l| l.interface.as_str()).collect();
+        assert_eq!(interfaces, ["lo"], "a flag's list replaces the file's");
+        assert_eq!(c.live[0].snaplen, 65535);
+        assert_eq!(c.speed, Speed::Max);
+        assert_eq!(c.manager.listen.port(), 0);
+        assert_eq!(c.manager.sensor_id, Some(2));
+        assert_eq!(c.manager.token.as_deref(), Some("from-flag"));
+        // --codec adds to the file's payload types; its payload type replaces the file's.
+        let formats: Vec<_> = c
+            .pipeline
+            .engine
+            .rtp_only_formats
+            .iter()
+            .map(|f| (f.pt, f.encoding.as_str()))
+            .collect();
+        assert_eq!(formats, [(97, "L16"), (96, "AMR-WB")]);
+        assert_eq!(c.pipeline.engine.correlation.headers, ["X-Orig", "X-Other"]);
+    }
+
+    #[test]
+    fn the_token_comes_from_the_first_given_of_flag_flag_file_file_token_file() {
+        let path = scratch("token", "  from-token-file  \nsecond line\n");
+        let f = || {
+            file(&format!(
+                "[manager]\ntoken_file = {:?}",
+                path.display().to_string()
+            ))
+        };
+        let c = resolved(f(), Overrides::default());
+        assert_eq!(c.manager.token.as_deref(), Some("from-token-file"));
+        let o = Overrides {
+            token: Some("flag".into()),
+            ..Overrides::default()
+        };
+        assert_eq!(resolved(f(), o).manager.token.as_deref(), Some("flag"));
+        let empty = scratch("empty-token", "\n");
+        let o = Overrides {
+            token_file: Some(empty.clone()),
+            ..Overrides::default()
+        };
+        let e = error(FileConfig::default(), o);
+        assert!(
+            e.contains("is empty: write the token on its first line"),
+            "{e}"
+        );
+        let o = Overrides {
+            token_file: Some(PathBuf::from("/nonexistent/earshot-token")),
+            ..Overrides::default()
+        };
+        let e = error(FileConfig::default(), o);
+        assert!(
+            e.starts_with("cannot read the token file /nonexistent/earshot-token"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn each_invalid_value_is_refused_with_what_to_do() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "[manager]\nmax_connections = 1",
+                "[manager] max_connections must be at least 2, not 1",
+            ),
+            ("[manager]\nlisten = \"0.0.0.0:5029\"", "without a token"),
+            (
+                "[manager]\ntls_cert = \"c.pem\"",
+                "TLS needs both a certificate and a key",
+            ),
+            (
+                "[capture]\nbuffer_mb = 0",
+                "must be between 1 and 2047 (MiB), not 0",
+            ),
+            (
+                "[capture]\nbuffer_mb = 4096",
+                "must be between 1 and 2047 (MiB), not 4096",
+            ),
+            (
+                "[capture]\nsnaplen = 10",
+                "must be between 64 and 262144 bytes, not 10",
+            ),
+            ("[capture]\nspeed = \"fast\"", "fast"),
+            (
+                "[listen]\nqueue_kb = 8",
+                "[listen] queue_kb must be at least 64",
+            ),
+            (
+                "[listen]\nqueue_kb = 4096\nmemory_mb = 1",
+                "[listen] memory_mb must hold",
+            ),
+            (
+                "[metrics]\nlisten = \"nowhere\"",
+                "expected ADDR:PORT (e.g. 127.0.0.1:9105) or a port",
+            ),
+            (
+                "[codecs]\ng726_order = \"sideways\"",
+                "[codecs] g726_order: ",
+            ),
+            (
+                "[codecs]\npayload_types = [\"96\"]",
+                "[codecs] payload_types 96: expected PT=NAME/RATE",
+            ),
+            (
+                "[correlation]\nregex = \"x\"",
+                "[correlation] regex_header and regex go together",
+            ),
+        ];
+        for (text, expected) in cases {
+            let e = error(file(text), Overrides::default());
+            assert!(e.contains(expected), "{text:?}: {e:?} lacks {expected:?}");
+        }
+        let o = Overrides {
+            correlation: CorrelationOverrides {
+                regex: Some("no-colon".into()),
+                ..CorrelationOverrides::default()
+            },
+            ..Overrides::default()
+        };
+        let e = error(FileConfig::default(), o);
+        assert!(e.contains("expected HEADER:REGEX"), "{e}");
+        let o = Overrides {
+            tls_key: Some("k.pem".into()),
+            ..Overrides::default()
+        };
+        let e = error(FileConfig::default(), o);
+        assert!(e.contains("set tls_cert and tls_key"), "{e}");
+    }
+
+    #[test]
+    fn a_token_makes_an_api_beyond_loopback_acceptable() {
+        let o = Overrides {
+            manager: Some("0.0.0.0:0".parse().expect("addr")),
+            token: Some("t".into()),
+            ..Overrides::default()
+        };
+        assert!(resolve(FileConfig::default(), o).is_ok());
+        let blank = Overrides {
+            manager: Some("0.0.0.0:0".parse().expect("addr")),
+            token: Some("   ".into()),
+            ..Overrides::default()
+        };
+        let e = error(FileConfig::default(), blank);
+        assert!(e.contains("without a token"), "a blank token is none: {e}");
+    }
+
+    #[test]
+    fn unknown_keys_and_unreadable_files_name_the_file() {
+        let path = scratch("typo.toml", "[manager]\ntokn = \"x\"\n");
+        let e = FileConfig::load(&path).map(|_| ()).unwrap_err().to_string();
+        assert!(e.starts_with(&path.display().to_string()), "{e}");
+        assert!(e.contains("unknown field `tokn`"), "{e}");
+        let missing = Path::new("/nonexistent/sensor.toml");
+        let e = FileConfig::load(missing)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("cannot read /nonexistent/sensor.toml: "),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_shipped_file_resolves() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dist/sensor.toml");
+        let f = FileConfig::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let c = resolved(f, Overrides::default());
+        assert_eq!(c.manager.listen, DEFAULT_MANAGER);
+    }
+
+    #[test]
+    fn payload_types_as_in_an_rtpmap() {
+        let f = payload_format("--codec", "99=opus/48000/2").expect("valid");
+        assert_eq!(
+            (f.pt, f.encoding.as_str(), f.clock_rate, f.channels),
+            (99, "opus", 48000, 2)
+        );
+        let l16 = payload_format("--codec", "96=L16/16000").expect("valid");
+        assert_eq!(l16.channels, 0);
+        for bad in [
+            "",
+            "96",
+            "96=",
+            "96=/8000",
+            "96=AMR",
+            "96=AMR/0",
+            "200=AMR/8000",
+            "96=AMR/8000/1/2",
+        ] {
+            let e = payload_format("--codec", bad)
+                .map(|_| ())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("PT=NAME/RATE"), "{bad}: {e}");
+        }
+    }
+}

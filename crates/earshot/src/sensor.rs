@@ -205,13 +205,13 @@ pub fn run(args: Args) -> Result<()> {
 async fn serve(config: SensorConfig, args: Args) -> Result<()> {
     // Handlers go in before the sensor starts (and logs "listening"): a supervisor (or a test)
     // that signals the sensor as soon as it reads that must not kill it with the default
-    // action. A SIGHUP that arrives before the start has finished has nothing to reload yet.
+    // action. Signals wait in their queue until `stopped` is polled, after the reloader is set.
     let running: Arc<OnceLock<Reloader>> = Arc::default();
     let stopped = crate::signals::until_stop({
         let running = running.clone();
         move || match running.get() {
             Some(reloader) => reload(&args, reloader),
-            None => tracing::warn!("SIGHUP during start-up: nothing to reload yet"),
+            None => tracing::warn!("SIGHUP before the sensor started: nothing to reload yet"),
         }
     });
     let sensor = Sensor::start(config).await?;
