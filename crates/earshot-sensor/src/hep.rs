@@ -15,7 +15,7 @@
 //! auth key); see `hep_policy.rs`.
 
 use crate::hep_policy::{Gate, HepPolicy};
-use crate::source::{FrameBatch, FrameSender, StopFlag};
+use crate::source::{FrameBatch, FrameSender, StopFlag, BATCH_FRAMES};
 use earshot_wire::{LinkType, Timestamp};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use std::io::ErrorKind;
@@ -25,8 +25,6 @@ use std::time::Duration;
 
 /// Longest a receive waits: bounds how late a stop request is seen.
 pub const READ_TIMEOUT: Duration = Duration::from_millis(50);
-/// Datagrams per batch at most.
-const BATCH: usize = 256;
 /// Largest UDP payload (IPv4); IPv6 jumbograms are not used for HEP.
 const MAX_DATAGRAM: usize = 65_535;
 /// Socket receive buffer asked for. Linux's default (about 200 KB) overflows within a
@@ -124,7 +122,7 @@ impl HepListener {
                 continue;
             }
             if self.socket.set_nonblocking(true).is_ok() {
-                while batch.len() < BATCH && self.recv(&mut buf, &mut batch, &mut gate) {}
+                while batch.len() < BATCH_FRAMES && self.recv(&mut buf, &mut batch, &mut gate) {}
                 if let Err(e) = self.socket.set_nonblocking(false) {
                     // Without blocking reads the loop would spin; give up rather than burn a core.
                     tracing::error!(addr = %self.local, "HEP listener: {e}");

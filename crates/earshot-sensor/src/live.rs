@@ -36,8 +36,9 @@
 //! ## What a capture thread does
 //!
 //! Nothing but move frames: the handle is put in non-blocking mode and the thread takes packets
-//! with `pcap_next_ex` while there are any, copying each into a [`FrameBatch`] (allocated per batch of
-//! up to 256 frames, never per packet); when there are none it sends the partial batch at once (so the tail of
+//! with `pcap_next_ex` while there are any, copying each into a [`Batcher`]'s batch (allocated
+//! per batch of up to 256 frames, never per packet: the sources' one batching policy, in
+//! source.rs); when there are none it sends the partial batch at once (so the tail of
 //! a burst is never held back) and waits in `poll(2)` on the capture descriptor, which becomes
 //! readable when the kernel retires a block, for at most [`READ_TIMEOUT`], so a stop request is
 //! seen within that time. We cannot rely on libpcap's own read timeout for this: libpcap 1.10
@@ -52,7 +53,7 @@
 //! All `unsafe` code of the live source lives in the [`ffi`] module.
 
 use crate::counters::SensorCounters;
-use crate::source::{FrameBatch, FrameSender, Offer, StopFlag};
+use crate::source::{Batcher, FrameSender, Offer, StopFlag};
 use earshot_wire::{LinkType, Timestamp};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -64,9 +65,6 @@ pub const READ_TIMEOUT: Duration = Duration::from_millis(100);
 pub const RING_TIMEOUT: Duration = Duration::from_millis(20);
 /// At most one drop warning per interface this often.
 pub const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
-/// Frames per batch, and the longest a partial batch is held while packets keep coming.
-const BATCH: usize = 256;
-const BATCH_LATENCY: Duration = Duration::from_millis(5);
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How to capture on one interface.
@@ -182,8 +180,8 @@ impl LiveCapture {
     /// Captures until `stop`, until the pipeline goes away, or until the interface fails (the
     /// error is returned then, e.g. when the interface disappears).
     pub fn run(mut self, out: &FrameSender, stop: &StopFlag) -> Result<(), LiveError> {
-        let mut batch = FrameBatch::with_capacity(BATCH);
-        let mut batch_started = Instant::now();
+        // The sources' one batching policy (source.rs).
+        let mut batch = Batcher::default();
         let mut drops = DropTracker::default();
         let started = Instant::now();
         let mut log = DropLog::new(DROP_LOG_INTERVAL);
@@ -194,9 +192,6 @@ impl LiveCapture {
             }
             let idle = match self.handle.next() {
                 Ok(Some((ts, data))) => {
-                    if batch.is_empty() {
-                        batch_started = Instant::now();
-                    }
                     batch.push(ts, self.link, data);
                     false
                 }
@@ -205,10 +200,7 @@ impl LiveCapture {
             };
             // Nothing more queued in the kernel also flushes, so a pause in traffic never
             // strands frames in a partial batch.
-            if !batch.is_empty()
-                && (idle || batch.len() >= BATCH || batch_started.elapsed() >= BATCH_LATENCY)
-            {
-                let full = std::mem::replace(&mut batch, FrameBatch::with_capacity(BATCH));
+            if let Some(full) = batch.take_due(idle) {
                 match out.offer(full) {
                     Offer::Sent => {}
                     Offer::Dropped(n) => drops.queue += n,
@@ -225,8 +217,8 @@ impl LiveCapture {
                 }
             }
         };
-        if !batch.is_empty() {
-            if let Offer::Dropped(n) = out.offer(batch) {
+        if let Some(rest) = batch.take() {
+            if let Offer::Dropped(n) = out.offer(rest) {
                 drops.queue += n;
             }
         }

@@ -1,7 +1,7 @@
 //! A capture file replayed as if it were live: frames are released at wall-clock pace (or
 //! faster), with their timestamps shifted to now, so calls look current to every consumer.
 
-use crate::source::{FrameBatch, FrameSender, StopFlag};
+use crate::source::{Batcher, FrameBatch, FrameSender, StopFlag};
 use earshot_wire::{CaptureError, CaptureReader, Timestamp};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -38,9 +38,6 @@ pub struct ReplayConfig {
     pub repeat: bool,
 }
 
-/// Frames per batch, and the longest a partial batch waits before it is sent anyway.
-const BATCH: usize = 256;
-const BATCH_LATENCY: Duration = Duration::from_millis(5);
 /// A frame due less than this far ahead is sent now rather than slept for. At carrier rates
 /// frames are microseconds apart: sending the batch before each of those tiny sleeps made
 /// batches of one frame, and 10,000 calls at real time (1 M frames/s) then lost a fifth of
@@ -75,8 +72,9 @@ fn replay_pass(
 ) -> Option<Timestamp> {
     let started = Instant::now();
     let mut first_ts: Option<i64> = None;
-    let mut batch = FrameBatch::with_capacity(BATCH);
-    let mut batch_started = Instant::now();
+    // The sources' one batching policy (source.rs); the latency clock starts at a batch's
+    // first frame, so the frame after a sleep is never sent alone.
+    let mut batch = Batcher::default();
     let mut last = None;
     while let Some(item) = reader.next_frame() {
         if stop.is_stopped() {
@@ -89,31 +87,25 @@ fn replay_pass(
             let elapsed = started.elapsed();
             if due > elapsed + SLEEP_MIN {
                 // Send what we have before sleeping, so nothing waits behind the pause.
-                if !batch.is_empty() {
-                    let full = std::mem::replace(&mut batch, FrameBatch::with_capacity(BATCH));
+                if let Some(full) = batch.take() {
                     if !send(out, speed, full) {
                         return last;
                     }
                 }
                 sleep_until(started + due, stop);
-                // The next batch starts now: timed from before the sleep, its first frame
-                // would be sent alone.
-                batch_started = Instant::now();
             }
         }
         let ts = Timestamp(shift_base + offset);
         last = Some(ts);
         batch.push(ts, frame.link, frame.data);
-        if batch.len() >= BATCH || batch_started.elapsed() >= BATCH_LATENCY {
-            let full = std::mem::replace(&mut batch, FrameBatch::with_capacity(BATCH));
+        if let Some(full) = batch.take_due(false) {
             if !send(out, speed, full) {
                 return last;
             }
-            batch_started = Instant::now();
         }
     }
-    if !batch.is_empty() {
-        send(out, speed, batch);
+    if let Some(rest) = batch.take() {
+        send(out, speed, rest);
     }
     last
 }

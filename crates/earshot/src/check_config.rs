@@ -81,7 +81,8 @@ fn guess_kind(t: &toml::Table) -> Option<Kind> {
 
 /// Parses with the daemon's own structures, then resolves the settings exactly as at start.
 fn check_sensor(path: &Path, text: &str) -> Result<Vec<String>> {
-    let file: crate::sensor::FileConfig = toml::from_str(text).map_err(|e| explain(path, &e))?;
+    let file: earshot_sensor::config::FileConfig =
+        toml::from_str(text).map_err(|e| explain(path, &e))?;
     let mut notes = Vec::new();
     for pcap in &file.capture.pcap {
         earshot_wire::CaptureReader::open(pcap)
@@ -97,7 +98,7 @@ fn check_sensor(path: &Path, text: &str) -> Result<Vec<String>> {
                 .to_string(),
         );
     }
-    crate::sensor::settings(crate::sensor::Args::with_config(path))
+    earshot_sensor::config::resolve(file, earshot_sensor::config::Overrides::default())
         .map_err(|e| anyhow!("{}: {e:#}", path.display()))?;
     Ok(notes)
 }

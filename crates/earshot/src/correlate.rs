@@ -1,28 +1,11 @@
 //! What legs of one call through a B2BUA are grouped by: the `[correlation]` section of the
 //! sensor's configuration and the `--correlate-*` options of `sensor` and `analyze`.
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use earshot_core::Correlation;
-use serde::Deserialize;
+use earshot_sensor::config::CorrelationOverrides;
 
-/// `[correlation]`: X-CID, X-Call-ID, Session-ID and P-Charging-Vector are always read.
-#[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
-pub struct CorrelationSection {
-    /// false: no call is grouped with another.
-    pub enabled: Option<bool>,
-    /// More headers whose value is the A-leg's Call-ID (VoIPmonitor's `callidmerge_header`).
-    pub headers: Option<Vec<String>>,
-    /// VoIPmonitor's `callidmerge_secret`: those headers' values are base64 of the A-leg's
-    /// Call-ID XORed with this string.
-    pub header_secret: Option<String>,
-    /// A header and an expression whose first group (else whole match) is a key both legs
-    /// carry: `regex_header = "X-Info"`, `regex = "corr=([0-9a-f]+)"`.
-    pub regex_header: Option<String>,
-    pub regex: Option<String>,
-    /// Keys the index holds at most (default 262144).
-    pub max_keys: Option<usize>,
-}
+pub use earshot_sensor::config::CorrelationSection;
 
 /// The same on the command line (added to the file's settings).
 #[derive(clap::Args, Debug, Default, Clone)]
@@ -44,39 +27,25 @@ pub struct CorrelationArgs {
     pub no_correlation: bool,
 }
 
-/// The engine's correlation settings from the file's section and the command line.
-pub fn build(file: &CorrelationSection, args: &CorrelationArgs) -> Result<Correlation> {
-    let mut c = Correlation {
-        enabled: file.enabled.unwrap_or(true) && !args.no_correlation,
-        headers: file.headers.clone().unwrap_or_default(),
-        ..Correlation::default()
-    };
-    c.headers.extend(args.headers.iter().cloned());
-    c.secret = args
-        .secret
-        .as_ref()
-        .or(file.header_secret.as_ref())
-        .filter(|s| !s.is_empty())
-        .map(|s| s.as_bytes().to_vec());
-    if let Some(n) = file.max_keys {
-        c.max_keys = n;
-    }
-    let regex = match (&args.regex, &file.regex_header, &file.regex) {
-        (Some(spec), _, _) => {
-            let (h, re) = spec
-                .split_once(':')
-                .ok_or_else(|| anyhow!("--correlate-regex {spec:?}: expected HEADER:REGEX"))?;
-            Some((h.trim().to_owned(), re.to_owned()))
+impl CorrelationArgs {
+    /// The options as the sensor's configuration takes them.
+    pub fn overrides(&self) -> CorrelationOverrides {
+        CorrelationOverrides {
+            headers: self.headers.clone(),
+            secret: self.secret.clone(),
+            regex: self.regex.clone(),
+            no_correlation: self.no_correlation,
         }
-        (None, Some(h), Some(re)) => Some((h.clone(), re.clone())),
-        (None, None, None) => None,
-        (None, _, _) => return Err(anyhow!("[correlation] regex_header and regex go together")),
-    };
-    if let Some((h, re)) = regex {
-        c.regex = Some(Correlation::header_regex(&h, &re)?);
     }
-    c.validate()?;
-    Ok(c)
+}
+
+/// The engine's correlation settings from the file's section and the command line (the rules
+/// are `earshot_sensor::config::correlation`, shared with the sensor).
+pub fn build(file: &CorrelationSection, args: &CorrelationArgs) -> Result<Correlation> {
+    Ok(earshot_sensor::config::correlation(
+        file,
+        &args.overrides(),
+    )?)
 }
 
 #[cfg(test)]
