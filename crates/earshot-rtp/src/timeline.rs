@@ -66,9 +66,11 @@ impl TimelineMode {
     }
 }
 
-/// Per-second points of one stream. A ring's buffer is allocated with the timeline (at a
-/// stream's first packet), at its capacity, so no later packet allocates; a series grows as
-/// its seconds close, up to its capacity. Neither grows beyond it.
+/// Per-second points of one stream. The buffer grows by doubling as seconds close (from 4
+/// points: at most six allocations in a stream's life for a two-minute ring, each when a
+/// second closes, never for a packet within one), up to its capacity and never beyond it, so
+/// a short call holds a few points, not the whole ring (a live sensor's 120-point ring is
+/// 720 bytes a stream; 100,000 calls of a few seconds would otherwise hold 140 MB of it).
 #[derive(Clone, Debug)]
 pub struct Timeline {
     mode: TimelineMode,
@@ -102,10 +104,7 @@ impl Timeline {
             open_sec: None,
             expected_at_open: 0,
             packets_at_open: 0,
-            points: match mode {
-                TimelineMode::Ring(n) => Vec::with_capacity(usize::from(n)),
-                _ => Vec::new(),
-            },
+            points: Vec::new(),
             head: 0,
             first_sec: 0,
             left_out: 0,
@@ -193,6 +192,11 @@ impl Timeline {
             self.head = 0;
         }
         if self.points.len() < cap {
+            let len = self.points.len();
+            if len == self.points.capacity() {
+                let want = len.saturating_mul(2).max(4).min(cap);
+                self.points.reserve_exact(want - len);
+            }
             self.points.push(p);
             return;
         }
@@ -367,6 +371,28 @@ mod tests {
         assert_eq!(secs, vec![1005, 1006, 1007, 1008]);
         assert_eq!(t.left_out(), 5);
         assert!(t.points.capacity() <= 4);
+    }
+
+    #[test]
+    fn a_ring_grows_with_the_stream_up_to_its_capacity() {
+        // A 3-second stream holds a few points, a long one exactly the ring, and the buffer
+        // grows a bounded number of times.
+        let (short, _) = run(TimelineMode::Ring(120), 3, |_| false);
+        assert!(short.points.capacity() <= 4, "{}", short.points.capacity());
+        let mut t = Timeline::new(TimelineMode::Ring(120));
+        let s = StreamStats::default();
+        let mut grown = 0;
+        let mut cap = t.points.capacity();
+        for sec in 0..600 {
+            t.on_packet(sec * NS_PER_SEC, &s, |_| false);
+            if t.points.capacity() != cap {
+                grown += 1;
+                cap = t.points.capacity();
+            }
+        }
+        assert_eq!(t.points.capacity(), 120);
+        assert_eq!(t.points().count(), 120);
+        assert!(grown <= 6, "grew {grown} times");
     }
 
     #[test]
