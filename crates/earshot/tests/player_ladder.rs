@@ -1,6 +1,8 @@
 //! `/api/ladder`: a call's SIP ladder from a sensor's `active_call_info`, with listening's
 //! rules (a listener's role, an audit row per look) and bounds against a hostile or broken
-//! sensor (at most 500 arrows of 16 KiB text, a reply of at most 4 MiB read).
+//! sensor (at most 500 arrows of 16 KiB text, a reply of at most 4 MiB read); and
+//! `/api/calls/quality`, which asks the sensor the same `active_call_info` and refuses what is
+//! not a call reference by the same rule as the ladder and listening.
 
 #[path = "common/router.rs"]
 mod router;
@@ -209,4 +211,33 @@ async fn a_hostile_sensor_gets_a_bounded_ladder() {
     let listener = login(&app, "listener").await;
     let r = get(&app, "/api/ladder?sensor_id=1&callref=0x1", &listener).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.json);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quality_chart_asks_only_for_call_references() {
+    let info = json!({"call": {"callid": "c1@x"}, "quality": [{"party": "caller", "points": []}]});
+    let (addr, seen) = stand_in(info.to_string().into_bytes()).await;
+    let (app, _) = player("quality-refs", addr).await;
+    let viewer = login(&app, "viewer").await;
+    for (uri, says) in [
+        ("/api/calls/quality?sensor_id=1", "callref is missing"),
+        (
+            "/api/calls/quality?sensor_id=1&callref=1%0Alistcalls",
+            "is not a call reference",
+        ),
+    ] {
+        let r = get(&app, uri, &viewer).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{uri}: {}", r.json);
+        assert!(r.json.to_string().contains(says), "{uri}: {}", r.json);
+    }
+    assert!(seen.lock().expect("log").is_empty(), "the sensor was asked");
+    let r = get(
+        &app,
+        "/api/calls/quality?sensor_id=1&callref=0x1a2b",
+        &viewer,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    assert_eq!(r.json["quality"], info["quality"]);
+    assert_eq!(seen.lock().expect("log").len(), 1);
 }

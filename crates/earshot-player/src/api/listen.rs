@@ -27,7 +27,13 @@ pub struct ListenQuery {
 }
 
 pub(super) fn callref_of(q: &ListenQuery) -> Result<String, ApiError> {
-    let r = q.callref.as_deref().ok_or_else(|| {
+    checked_callref(q.callref.as_deref()).map(str::to_string)
+}
+
+/// A call reference from a query, refused (with what to do) when missing or not one: the one
+/// rule of every page endpoint that names a call (listen, chunk, ladder, quality).
+pub(super) fn checked_callref(r: Option<&str>) -> Result<&str, ApiError> {
+    let r = r.ok_or_else(|| {
         ApiError::BadRequest("callref is missing: pick a call from the list".into())
     })?;
     if !manager::valid_callref(r) {
@@ -35,7 +41,7 @@ pub(super) fn callref_of(q: &ListenQuery) -> Result<String, ApiError> {
             "callref {r:?} is not a call reference (hex, as the call list shows it)"
         )));
     }
-    Ok(r.to_string())
+    Ok(r)
 }
 
 /// The `stream` request, validated so nothing but known values reaches the sensor.

@@ -21,15 +21,7 @@ async fn quality(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let admin = session.role >= Role::Admin;
     let sensor = st.sensor(q.sensor_id).await?;
-    let callref = q
-        .callref
-        .as_deref()
-        .filter(|r| manager::valid_callref(r))
-        .ok_or_else(|| {
-            ApiError::BadRequest(
-                "callref must be a call reference (hex, as the call list shows it)".into(),
-            )
-        })?;
+    let callref = super::listen::checked_callref(q.callref.as_deref())?;
     let quality = manager::call_quality(&sensor, callref)
         .await
         .map_err(|e| sensor_error(e, admin))?;
