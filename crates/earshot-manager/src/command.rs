@@ -109,13 +109,13 @@ impl ListFilter {
     pub fn matches(&self, c: &crate::CallSummary) -> bool {
         let has =
             |hay: &str, needle: &Option<String>| needle.as_deref().is_none_or(|n| hay.contains(n));
-        has(&c.caller, &self.caller)
-            && has(&c.called, &self.called)
-            && has(&c.call_id, &self.call_id)
+        has(&c.text.caller, &self.caller)
+            && has(&c.text.called, &self.called)
+            && has(&c.text.call_id, &self.call_id)
             && self
                 .number
                 .as_deref()
-                .is_none_or(|n| c.caller.contains(n) || c.called.contains(n))
+                .is_none_or(|n| c.text.caller.contains(n) || c.text.called.contains(n))
             && self
                 .state
                 .as_deref()

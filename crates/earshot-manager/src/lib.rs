@@ -30,7 +30,7 @@ pub use framing::{
     authorize, encode_request, Request, RequestError, RequestReader, IDLE_TIMEOUT,
     MAX_REQUEST_BYTES,
 };
-pub use listcalls::{CallSummary, GroupSummary, LegSummary, ListContext, FIELDS};
+pub use listcalls::{CallSummary, CallText, GroupSummary, LegSummary, ListContext, FIELDS};
 pub use listing::Listing;
 
 /// Default Manager API address: loopback only, like VoIPmonitor.

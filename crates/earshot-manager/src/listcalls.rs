@@ -236,11 +236,12 @@ pub fn codec_id_name(id: i64) -> Option<&'static str> {
     })
 }
 
-/// A call as `listcalls` and `active_call_info` show it: a cheap, owned snapshot.
-#[derive(Clone, Debug, PartialEq)]
-pub struct CallSummary {
-    pub callref: CallRef,
-    pub id: u64,
+/// What SIP says of a call, shared by its summaries: set when a SIP message arrives, while
+/// the numbers beside it are refreshed every second. One pointer for all of it, so a refresh
+/// of 10,000 calls a second copies (and later drops) one reference per call rather than one
+/// per string, each on a cache line of its own.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct CallText {
     pub call_id: Arc<str>,
     pub caller: Arc<str>,
     pub called: Arc<str>,
@@ -249,6 +250,17 @@ pub struct CallSummary {
     pub called_domain: Option<Arc<str>>,
     pub caller_agent: Option<Arc<str>>,
     pub called_agent: Option<Arc<str>>,
+    pub codecs: Arc<[String]>,
+    /// The group of correlated legs the call belongs to (A-leg and B-legs through a B2BUA).
+    pub group: Option<GroupSummary>,
+}
+
+/// A call as `listcalls` and `active_call_info` show it: a cheap, owned snapshot.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CallSummary {
+    pub callref: CallRef,
+    pub id: u64,
+    pub text: Arc<CallText>,
     pub caller_ip: IpAddr,
     pub called_ip: IpAddr,
     pub state: CallState,
@@ -265,15 +277,12 @@ pub struct CallSummary {
     pub on_hold: bool,
     pub held_by: Option<Party>,
     pub reinvites: u32,
-    pub codecs: Arc<[String]>,
     pub vlan: Option<u16>,
     pub sensor_id: Option<i64>,
     /// Main stream (most packets) sent by the caller and by the called party.
     pub caller_leg: Option<LegSummary>,
     pub called_leg: Option<LegSummary>,
     pub legs: Vec<LegSummary>,
-    /// The group of correlated legs the call belongs to (A-leg and B-legs through a B2BUA).
-    pub group: Option<GroupSummary>,
 }
 
 /// A call's place among the legs of one call (see `earshot_core::CallGroup`).
@@ -507,20 +516,20 @@ pub fn write_row(out: &mut Vec<u8>, c: &CallSummary, extra: bool) {
     let mut r = Row::open(out);
     r.sep();
     let _ = write!(ByteWriter(r.out), "\"{:#x}\"", c.callref.as_u64());
-    r.value(&*c.call_id);
+    r.value(&*c.text.call_id);
     write_datetime(&mut r, c.start_ns);
     r.value(&c.start_ns.div_euclid(1_000_000_000)); // calldate_num
     r.value(&c.last_packet_ns.div_euclid(1_000_000_000)); // lastpackettime
     r.value(&c.duration_secs);
     r.value(&c.connect_secs);
-    r.text(Some(&c.caller));
-    r.text(Some(&c.called));
+    r.text(Some(&c.text.caller));
+    r.text(Some(&c.text.called));
     r.nulls(4); // caller/called country, caller/called international
-    r.text(c.caller_name.as_deref());
-    r.text(c.caller_domain.as_deref());
-    r.text(c.called_domain.as_deref());
-    r.text(c.caller_agent.as_deref());
-    r.text(c.called_agent.as_deref());
+    r.text(c.text.caller_name.as_deref());
+    r.text(c.text.caller_domain.as_deref());
+    r.text(c.text.called_domain.as_deref());
+    r.text(c.text.caller_agent.as_deref());
+    r.text(c.text.called_agent.as_deref());
     r.ip(c.caller_ip);
     r.ip(c.called_ip);
     r.nulls(7); // ip countries, encapsulations, sipproxies
@@ -581,7 +590,7 @@ fn write_earshot_values(r: &mut Row<'_>, c: &CallSummary) {
     r.value(&leg_unknown(&c.called_leg));
     r.value(&c.caller_leg.as_ref().is_some_and(|l| l.encrypted));
     r.value(&c.called_leg.as_ref().is_some_and(|l| l.encrypted));
-    let g = c.group.as_ref();
+    let g = c.text.group.as_ref();
     r.text(g.map(|g| &*g.key));
     r.text(g.map(|g| g.leg));
     r.text(g.map(|g| g.via));
@@ -692,19 +701,19 @@ fn sort_key(c: &CallSummary, col: usize) -> Key<'_> {
     let (src, dst) = (c.caller_leg.as_ref(), c.called_leg.as_ref());
     let secs = |ns: i64| Key::Num(ns.div_euclid(1_000_000_000) as f64);
     match FIELDS[col] {
-        "callid" => Key::Str(&c.call_id),
+        "callid" => Key::Str(&c.text.call_id),
         // The date text sorts as its seconds do.
         "calldate" | "calldate_num" => secs(c.start_ns),
         "lastpackettime" => secs(c.last_packet_ns),
         "duration" => Key::Num(c.duration_secs as f64),
         "connect_duration" => Key::Num(c.connect_secs as f64),
-        "caller" => text_key(Some(&c.caller)),
-        "called" => text_key(Some(&c.called)),
-        "callername" => text_key(c.caller_name.as_deref()),
-        "callerdomain" => text_key(c.caller_domain.as_deref()),
-        "calleddomain" => text_key(c.called_domain.as_deref()),
-        "calleragent" => text_key(c.caller_agent.as_deref()),
-        "calledagent" => text_key(c.called_agent.as_deref()),
+        "caller" => text_key(Some(&c.text.caller)),
+        "called" => text_key(Some(&c.text.called)),
+        "callername" => text_key(c.text.caller_name.as_deref()),
+        "callerdomain" => text_key(c.text.caller_domain.as_deref()),
+        "calleddomain" => text_key(c.text.called_domain.as_deref()),
+        "calleragent" => text_key(c.text.caller_agent.as_deref()),
+        "calledagent" => text_key(c.text.called_agent.as_deref()),
         "lastSIPresponseNum" => num(c.last_sip_code.map(f64::from)),
         "callercodec" => num(src.map(|l| l.codec_id() as f64)),
         "calledcodec" => num(dst.map(|l| l.codec_id() as f64)),
@@ -795,19 +804,19 @@ fn text_block(out: &mut String, c: &CallSummary) {
     let mut kv = |k: &str, v: &dyn std::fmt::Display| {
         let _ = writeln!(out, "{k}: {v}");
     };
-    let codecs = if c.codecs.is_empty() {
+    let codecs = if c.text.codecs.is_empty() {
         "-".to_string()
     } else {
-        c.codecs.join(",")
+        c.text.codecs.join(",")
     };
     let sensor = c.sensor_id.map_or("-".to_string(), |s| s.to_string());
     let code = c.last_sip_code.map_or("-".to_string(), |s| s.to_string());
     let start = datetime(c.start_ns).unwrap_or_default();
     kv("id", &c.id);
-    kv("caller", &c.caller);
-    kv("called", &c.called);
+    kv("caller", &c.text.caller);
+    kv("called", &c.text.called);
     kv("callreference", &c.callref);
-    kv("callid", &c.call_id);
+    kv("callid", &c.text.call_id);
     kv("state", &c.state);
     kv("last_sip_code", &code);
     kv("start", &start);
@@ -828,8 +837,8 @@ fn text_block(out: &mut String, c: &CallSummary) {
     }
     kv("caller_ip", &c.caller_ip);
     kv("called_ip", &c.called_ip);
-    kv("caller_agent", &dash(&c.caller_agent));
-    kv("called_agent", &dash(&c.called_agent));
+    kv("caller_agent", &dash(&c.text.caller_agent));
+    kv("called_agent", &dash(&c.text.called_agent));
     kv("sensor_id", &sensor);
     for (name, leg) in [("caller_rtp", &c.caller_leg), ("called_rtp", &c.called_leg)] {
         kv(name, &rtp_line(leg.as_ref()));
@@ -974,14 +983,18 @@ mod tests {
         CallSummary {
             callref: CallRef::from_u64(0x1234),
             id: 1,
-            call_id: "c1".into(),
-            caller: "1001".into(),
-            called: "1002".into(),
-            caller_name: None,
-            caller_domain: None,
-            called_domain: None,
-            caller_agent: None,
-            called_agent: None,
+            text: std::sync::Arc::new(CallText {
+                call_id: "c1".into(),
+                caller: "1001".into(),
+                called: "1002".into(),
+                caller_name: None,
+                caller_domain: None,
+                called_domain: None,
+                caller_agent: None,
+                called_agent: None,
+                codecs: Vec::new().into(),
+                group: None,
+            }),
             caller_ip: ip,
             called_ip: ip,
             state: CallState::Answered,
@@ -995,13 +1008,11 @@ mod tests {
             on_hold: false,
             held_by: None,
             reinvites: 0,
-            codecs: Vec::new().into(),
             vlan: None,
             sensor_id: None,
             legs: caller.iter().chain(called.iter()).cloned().collect(),
             caller_leg: caller,
             called_leg: called,
-            group: None,
         }
     }
 
@@ -1175,14 +1186,18 @@ mod tests {
         CallSummary {
             callref: CallRef::from_u64(0x1000 + n),
             id: n,
-            call_id: format!("{n}@\"quoted\"\u{e9}\\").into(),
-            caller: caller.into(),
-            called: called.into(),
-            caller_name: Some("".into()),
-            caller_domain: Some("example.com".into()),
-            called_domain: None,
-            caller_agent: Some("agent\n1".into()),
-            called_agent: None,
+            text: std::sync::Arc::new(CallText {
+                call_id: format!("{n}@\"quoted\"\u{e9}\\").into(),
+                caller: caller.into(),
+                called: called.into(),
+                caller_name: Some("".into()),
+                caller_domain: Some("example.com".into()),
+                called_domain: None,
+                caller_agent: Some("agent\n1".into()),
+                called_agent: None,
+                codecs: vec![codec.1.to_string()].into(),
+                group: None,
+            }),
             caller_ip: "192.0.2.1".parse().expect("address"),
             called_ip: "2001:db8::1".parse().expect("address"),
             state,
@@ -1196,13 +1211,11 @@ mod tests {
             on_hold: false,
             held_by: Some(Party::Called),
             reinvites: 1,
-            codecs: vec![codec.1.to_string()].into(),
             vlan: Some(7),
             sensor_id: Some(n as i64 % 2),
             caller_leg: Some(l.clone()),
             called_leg: None,
             legs: vec![l],
-            group: None,
         }
     }
 

@@ -54,16 +54,20 @@ fn summary(id: u64, start_s: i64) -> CallSummary {
     let caller = leg(Party::Caller, 8);
     let called = leg(Party::Called, 8);
     CallSummary {
+        text: std::sync::Arc::new(earshot_manager::CallText {
+            call_id: format!("{id}-29453@127.0.0.1").into(),
+            caller: "sipp".into(),
+            called: "service".into(),
+            caller_name: Some("sipp".into()),
+            caller_domain: Some("127.0.0.1".into()),
+            called_domain: Some("127.0.0.1".into()),
+            caller_agent: None,
+            called_agent: Some("".into()),
+            codecs: vec!["PCMA".to_string()].into(),
+            group: None,
+        }),
         callref: CallRef::from_u64(0x563de480a000 + id),
         id,
-        call_id: format!("{id}-29453@127.0.0.1").into(),
-        caller: "sipp".into(),
-        called: "service".into(),
-        caller_name: Some("sipp".into()),
-        caller_domain: Some("127.0.0.1".into()),
-        called_domain: Some("127.0.0.1".into()),
-        caller_agent: None,
-        called_agent: Some("".into()),
         caller_ip: "127.0.0.1".parse().unwrap(),
         called_ip: "127.0.0.1".parse().unwrap(),
         state: CallState::Answered,
@@ -77,13 +81,11 @@ fn summary(id: u64, start_s: i64) -> CallSummary {
         on_hold: false,
         held_by: None,
         reinvites: 0,
-        codecs: vec!["PCMA".to_string()].into(),
         vlan: None,
         sensor_id: Some(1),
         caller_leg: Some(caller.clone()),
         called_leg: Some(called.clone()),
         legs: vec![caller, called],
-        group: None,
     }
 }
 

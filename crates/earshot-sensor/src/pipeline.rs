@@ -1156,7 +1156,7 @@ mod tests {
         let snap = shared.snapshot();
         assert_eq!(snap.calls.len(), 1);
         let first = snap.calls.iter().next().expect("a call");
-        assert_eq!(&*first.call_id, "new-1@example.com");
+        assert_eq!(&*first.text.call_id, "new-1@example.com");
         assert!(snap.find(first.callref).is_some());
         assert!(!w.maybe_publish(soon), "published once, not on every loop");
     }
@@ -1174,7 +1174,7 @@ mod tests {
         assert_eq!(w.last_publish.rebuilt, 2);
         let first = listed(&shared);
         assert_eq!(
-            first.iter().map(|c| &*c.call_id).collect::<Vec<_>>(),
+            first.iter().map(|c| &*c.text.call_id).collect::<Vec<_>>(),
             ["a@example.com", "b@example.com"],
             "in start order"
         );
@@ -1203,8 +1203,7 @@ mod tests {
             .collect();
         assert_eq!(changed.len(), 1);
         for (old, new) in changed {
-            assert!(Arc::ptr_eq(&old.call_id, &new.call_id), "text shared");
-            assert!(Arc::ptr_eq(&old.caller, &new.caller), "text shared");
+            assert!(Arc::ptr_eq(&old.text, &new.text), "text shared");
             assert!(new.last_packet_ns > old.last_packet_ns);
         }
 
@@ -1217,7 +1216,7 @@ mod tests {
         let a = fourth
             .calls
             .iter()
-            .find(|c| &*c.call_id == "a@example.com")
+            .find(|c| &*c.text.call_id == "a@example.com")
             .expect("call a");
         assert_eq!(a.last_sip_code, Some(180));
     }

@@ -903,7 +903,7 @@ async fn listen(state: &State, callref: CallRef, listen_id: String, who: &Who) -
     let already = polled.keys().any(|(r, _)| *r == callref);
     if !polled.contains_key(&(callref, listen_id.clone())) {
         let format = AudioFormat::pcm(8000, 1);
-        let info = call_info(callref, &call.call_id, "");
+        let info = call_info(callref, &call.text.call_id, "");
         let audit = &state.shared.audit;
         let (id, rx, admitted) =
             match subscribe(state, callref, format, StreamFrom::Now, &who.client) {
@@ -943,7 +943,7 @@ async fn read_audio(state: &State, callref: CallRef, listen_id: String, who: &Wh
             .shared
             .snapshot()
             .find(callref)
-            .map(|c| c.call_id.clone())
+            .map(|c| c.text.call_id.clone())
             .unwrap_or_default();
         let info = call_info(callref, &call_id, "");
         let reason = "no listen registration with this id: send listen first";
@@ -1019,9 +1019,9 @@ async fn stream<S: AsyncWrite + Unpin>(
     let header = StreamHeader {
         version: stream_proto::PROTOCOL_VERSION,
         callreference: req.callref.to_string(),
-        callid: call.call_id.to_string(),
-        caller: call.caller.to_string(),
-        called: call.called.to_string(),
+        callid: call.text.call_id.to_string(),
+        caller: call.text.caller.to_string(),
+        called: call.text.called.to_string(),
         format: req.format.as_str().into(),
         rate: req.rate,
         channels: req.channels,
@@ -1036,7 +1036,7 @@ async fn stream<S: AsyncWrite + Unpin>(
         channels: req.channels,
         encoding: req.format,
     };
-    let info = call_info(req.callref, &call.call_id, &header.from);
+    let info = call_info(req.callref, &call.text.call_id, &header.from);
     let audit = &state.shared.audit;
     let (id, mut rx, _admitted) = match subscribe(state, req.callref, format, req.from, &who.client)
     {

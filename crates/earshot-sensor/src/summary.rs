@@ -2,13 +2,13 @@
 //! where the engine's types are known, so the protocol crate (earshot-manager) formats
 //! summaries without depending on the engine.
 //!
-//! A summary's text (call-id, numbers, names, agents, codec names) is shared (`Arc<str>`), so
-//! refreshing the numbers of a call many times a second copies pointers, not strings
-//! ([`refreshed`]).
+//! A summary's text (call-id, numbers, names, agents, codec names, group) is one shared
+//! [`CallText`], so refreshing the numbers of a call every second copies one pointer, not
+//! strings ([`refreshed`]).
 
 use earshot_core::{Call, CaptureGaps, Party, SipRecord, Stream};
 use earshot_manager::listcalls::{main_leg, SipPacket};
-use earshot_manager::{CallRef, CallSummary, GroupSummary, LegSummary};
+use earshot_manager::{CallRef, CallSummary, CallText, GroupSummary, LegSummary};
 use std::sync::Arc;
 
 /// A stream as the listings show it.
@@ -65,9 +65,7 @@ pub fn summary_of(
 ) -> CallSummary {
     let opt = |s: &Option<String>| s.as_deref().map(Arc::from);
     let legs: Vec<LegSummary> = call.streams.iter().map(|s| leg_of(s, gaps)).collect();
-    CallSummary {
-        callref,
-        id: call.id,
+    let text = CallText {
         call_id: Arc::from(call.call_id.as_str()),
         caller: Arc::from(call.caller.as_str()),
         called: Arc::from(call.called.as_str()),
@@ -77,10 +75,9 @@ pub fn summary_of(
         caller_agent: opt(&call.caller_agent),
         called_agent: opt(&call.called_agent),
         codecs: call.codecs().into(),
-        sensor_id,
         group: call.group.as_deref().map(group_of),
-        ..numbers(call, callref, now_ns, legs, None)
-    }
+    };
+    numbers(call, callref, sensor_id, now_ns, legs, Arc::new(text))
 }
 
 /// `prev` brought up to date with `call`'s numbers (packets, loss, jitter, durations, state)
@@ -89,7 +86,7 @@ pub fn summary_of(
 pub fn refreshed(prev: &CallSummary, call: &Call, now_ns: i64, gaps: &CaptureGaps) -> CallSummary {
     if call.id != prev.id
         || call.last_sip.nanos() != prev.last_sip_ns
-        || call.group.is_some() != prev.group.is_some()
+        || call.group.is_some() != prev.text.group.is_some()
     {
         return summary_of(call, prev.callref, prev.sensor_id, now_ns, gaps);
     }
@@ -98,7 +95,14 @@ pub fn refreshed(prev: &CallSummary, call: &Call, now_ns: i64, gaps: &CaptureGap
         .iter()
         .map(|s| leg_refreshed(s, &prev.legs, gaps))
         .collect();
-    numbers(call, prev.callref, now_ns, legs, Some(prev))
+    numbers(
+        call,
+        prev.callref,
+        prev.sensor_id,
+        now_ns,
+        legs,
+        prev.text.clone(),
+    )
 }
 
 /// Whether [`refreshed`] would give a summary equal to `prev`: nothing to rebuild.
@@ -112,31 +116,20 @@ pub fn is_current(prev: &CallSummary, call: &Call, now_ns: i64) -> bool {
         && connect == prev.connect_secs
 }
 
-/// Everything that is not text; the text from `text` (or empty, for `summary_of` to fill).
+/// Everything that is not text, with the call's `text`.
 fn numbers(
     call: &Call,
     callref: CallRef,
+    sensor_id: Option<i64>,
     now_ns: i64,
     legs: Vec<LegSummary>,
-    text: Option<&CallSummary>,
+    text: Arc<CallText>,
 ) -> CallSummary {
     let (duration_secs, connect_secs) = durations(call, now_ns);
-    // A refresh (once a second for every call) shares `text`'s strings; only `summary_of`
-    // fills them afresh, so the empty placeholder is made only for it.
-    let shared =
-        |f: fn(&CallSummary) -> &Arc<str>| text.map_or_else(|| Arc::from(""), |t| f(t).clone());
-    let shared_opt = |f: fn(&CallSummary) -> &Option<Arc<str>>| text.and_then(|t| f(t).clone());
     CallSummary {
         callref,
         id: call.id,
-        call_id: shared(|t| &t.call_id),
-        caller: shared(|t| &t.caller),
-        called: shared(|t| &t.called),
-        caller_name: shared_opt(|t| &t.caller_name),
-        caller_domain: shared_opt(|t| &t.caller_domain),
-        called_domain: shared_opt(|t| &t.called_domain),
-        caller_agent: shared_opt(|t| &t.caller_agent),
-        called_agent: shared_opt(|t| &t.called_agent),
+        text,
         caller_ip: call.caller_sip.ip(),
         called_ip: call.called_sip.ip(),
         state: call.state,
@@ -150,15 +143,11 @@ fn numbers(
         on_hold: call.on_hold,
         held_by: call.held_by,
         reinvites: call.reinvites,
-        codecs: text.map_or_else(|| Arc::from(Vec::new()), |t| t.codecs.clone()),
         vlan: call.vlan,
-        sensor_id: text.and_then(|t| t.sensor_id),
+        sensor_id,
         caller_leg: main_leg(&legs, Party::Caller),
         called_leg: main_leg(&legs, Party::Called),
         legs,
-        // Set when the call is grouped, which is a SIP event (`Event::Grouped` for an A-leg)
-        // and so a fresh `summary_of`: between two, the group is the text's.
-        group: text.and_then(|t| t.group.clone()),
     }
 }
 
