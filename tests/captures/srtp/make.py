@@ -413,6 +413,39 @@ def srtcp_receiver_reports():
         p.close()
 
 
+def srtp_dtmf():
+    """An SDES call (AES_CM_128_HMAC_SHA1_80) whose caller sends DTMF as telephone-events
+    (RFC 4733, PT 101, SRTP like its audio), and its clear twin: 3 s of the 400 Hz tone in which
+    the digit 5 (packets 50-54) and then 9 (100-104) replace the audio, each event five
+    packets with one RTP timestamp, the last three its end (E bit)."""
+    tone = alaw_tone(400)
+    for name, secure in (("srtp_dtmf.pcap", True), ("srtp_dtmf_clear.pcap", False)):
+        p = listening.Pcap(os.path.join(HERE, name))
+        events = ["a=rtpmap:101 telephone-event/8000", "a=fmtp:101 0-16"]
+        extra = {"proto": "RTP/SAVP", "offer_extra": events + [crypto_line(CALLER_KEY)],
+                 "answer_extra": events + [crypto_line(CALLEE_KEY)]} if secure else {
+                 "offer_extra": events, "answer_extra": events}
+        c = listening.Call(p, "srtp-dtmf-1@earshot-test", 8, "PCMA/8000", **extra)
+        t = c.invite(listening.T0, 0.5)
+        session = Session(policy=Policy(key=CALLER_KEY, ssrc_type=Policy.SSRC_ANY_OUTBOUND))
+        for i in range(150):
+            digit = {0: 5, 1: 9}.get((i - 50) // 50) if (i - 50) % 50 < 5 and i >= 50 else None
+            if digit is None:
+                pt, ts, payload = 8, 1000 + i * 160, tone[i % len(tone)]
+            else:
+                n = (i - 50) % 50
+                end = 0x80 if n >= 2 else 0
+                # The event starts at its first packet's time and lasts 3 packets' worth.
+                pt, ts = 101, 1000 + (i - n) * 160
+                payload = struct.pack("!BBH", digit, end | 10, 160 * min(n + 1, 3))
+            marker = 0x80 if i == 0 or (digit is not None and (i - 50) % 50 == 0) else 0
+            rtp = struct.pack("!BBHII", 0x80, marker | pt, i, ts, 0x7777AAAA) + payload
+            data = session.protect(rtp) if secure else rtp
+            p.add(t + i * 0.020, listening.RTP_CALLER, listening.RTP_CALLEE, data)
+        c.bye(t + 150 * 0.020 + 0.1)
+        p.close()
+
+
 if __name__ == "__main__":
     sdes_call()
     sdes_32()
@@ -421,3 +454,4 @@ if __name__ == "__main__":
     more_suites()
     late_join_gcm()
     srtcp_receiver_reports()
+    srtp_dtmf()
