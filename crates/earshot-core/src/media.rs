@@ -894,8 +894,7 @@ fn decrypt(
 /// same master key and salt): its SDES key, else the DTLS-SRTP handshake's on the packet's
 /// addresses. The receiving state lives on the sender's stream of the packet's SSRC (else
 /// its first stream), made on its first SRTCP packet; a sender with no stream (it only
-/// receives) gets a fresh one per packet, which costs the key derivation and allocates
-/// nothing (one key, no MKI) or only its MKI.
+/// receives) gets a fresh one per packet when its line has one key.
 fn open_srtcp(
     call: &mut crate::Call,
     sender: Party,
@@ -925,7 +924,12 @@ fn open_srtcp(
         let sdes = call
             .srtp_key(sender)
             .filter(|_| source != Some(KeySource::Dtls));
-        match sdes {
+        // No stream to keep it on: a receiver for this packet alone, which costs the key
+        // derivation (about half a microsecond) and allocates nothing with one key. A line of
+        // many keys (MKI) would cost that many derivations per packet: its RTCP is not read
+        // then (counted as without a key).
+        let per_packet = idx.is_none();
+        match sdes.filter(|k| !per_packet || k.keys().len() == 1) {
             Some(k) => Some(earshot_srtp::SrtcpStream::new(k)),
             None => {
                 dtls_master(&mut call.dtls, flow, keys).map(|k| earshot_srtp::SrtcpStream::new(&k))

@@ -18,7 +18,8 @@ fn capture(name: &str) -> PathBuf {
 const CALLEE_RTCP: u16 = 38021;
 
 /// Feeds a capture (make.py's Ethernet, IPv4, UDP frames) with `edit` applied to each UDP
-/// payload, by source port; the frame's lengths and IPv4 checksum follow the payload.
+/// payload, by source port; the frame's lengths and IPv4 checksum follow the payload, and an
+/// emptied payload drops the frame.
 fn run(name: &str, edit: impl Fn(u16, &mut Vec<u8>)) -> Engine {
     let path = capture(name);
     let mut reader =
@@ -29,6 +30,9 @@ fn run(name: &str, edit: impl Fn(u16, &mut Vec<u8>)) -> Engine {
         let (headers, payload) = f.data.split_at(42);
         let mut payload = payload.to_vec();
         edit(u16::from_be_bytes([headers[34], headers[35]]), &mut payload);
+        if payload.is_empty() {
+            continue;
+        }
         let data = reframe(headers, &payload);
         engine.handle_frame(f.ts, f.link, &data, &mut NullSink);
     }
@@ -85,6 +89,24 @@ fn srtcp_receiver_reports_split_the_loss_as_the_clear_twins_do() {
     // The SRTP media, only authenticated for a sink that reads no payload, counts as usable.
     assert_eq!(srtp.counters().srtp.decrypted, 190 + 200);
     assert!(caller_stream(&srtp).is_decrypted());
+}
+
+/// A reporter that sends no RTP (it only receives) has no stream to keep its SRTCP state on:
+/// each report is opened by a receiver made for it, with the same result.
+#[test]
+fn srtcp_of_a_party_that_only_receives_is_read_too() {
+    let engine = run("srtcp_rr.pcap", |port, p| {
+        if port == 38020 {
+            p.clear();
+        }
+    });
+    assert_eq!(
+        engine.calls()[0].streams.len(),
+        1,
+        "the caller's stream alone"
+    );
+    assert_eq!(split(&engine), (5, 5, Some((5, 4))));
+    assert_eq!(engine.counters().srtcp.decrypted, 4);
 }
 
 /// A receiver report a forger sends in the clear on the callee's RTCP port, well-formed RTCP
