@@ -10,6 +10,10 @@
 //! * libsrtp2's packets of tests/captures/srtp/ (AES-CM, AES-256-CM, AES-GCM, MKI, SRTCP) in
 //!   any order, each changed or not as the input says (bits flipped anywhere, cut, lengthened):
 //!   an unchanged one always opens, to the same clear packet; a changed one never does.
+//!
+//! In the last two, every SRTP packet is also only authenticated (`SrtpStream::authenticate`,
+//! what the engine does when nothing reads the payload) by a second receiver, which must agree
+//! with the decrypting one on every packet, its ROC and its counts.
 
 use earshot_srtp::{MasterKey, SdesKeys, SrtcpStream, SrtpError, SrtpStream, Suite};
 use libfuzzer_sys::fuzz_target;
@@ -68,10 +72,31 @@ fn srtcp_overhead(keys: &SdesKeys) -> usize {
     keys.mki_len() + keys.suite.srtcp_tag_len() + 4
 }
 
-/// Opens `packet` as SRTP or SRTCP and checks what a receiver promises about `out`.
+/// One sender's receivers: SRTP decrypted, SRTP only authenticated (what `analyze` does for
+/// payloads nobody reads), SRTCP.
+struct Receivers {
+    rtp: SrtpStream,
+    lazy: SrtpStream,
+    rtcp: SrtcpStream,
+    scratch: Vec<u8>,
+}
+
+impl Receivers {
+    fn new(keys: &SdesKeys) -> Receivers {
+        Receivers {
+            rtp: SrtpStream::new(keys),
+            lazy: SrtpStream::new(keys),
+            rtcp: SrtcpStream::new(keys),
+            scratch: Vec::new(),
+        }
+    }
+}
+
+/// Opens `packet` as SRTP or SRTCP and checks what a receiver promises about `out`; SRTP is
+/// also only authenticated by a second receiver, which must accept and refuse the same
+/// packets and follow the same ROC.
 fn open(
-    rtp: &mut SrtpStream,
-    rtcp: &mut SrtcpStream,
+    r: &mut Receivers,
     keys: &SdesKeys,
     as_rtcp: bool,
     packet: &[u8],
@@ -80,11 +105,15 @@ fn open(
     out.extend_from_slice(b"stale");
     let (opened, overhead) = if as_rtcp {
         (
-            rtcp.unprotect_rtcp(packet, out).map(|_| ()),
+            r.rtcp.unprotect_rtcp(packet, out).map(|_| ()),
             srtcp_overhead(keys),
         )
     } else {
-        (rtp.unprotect(packet, out), srtp_overhead(keys))
+        let opened = r.rtp.unprotect(packet, out);
+        assert_eq!(r.lazy.authenticate(packet, &mut r.scratch), opened);
+        assert_eq!(r.lazy.roc(), r.rtp.roc());
+        assert_eq!(r.lazy.counters, r.rtp.counters);
+        (opened, srtp_overhead(keys))
     };
     match opened {
         Ok(()) => assert_eq!(out.len() + overhead, packet.len()),
@@ -138,11 +167,11 @@ fn any_packets(data: &[u8]) {
     let Some(keys) = key_ring(data) else {
         return;
     };
-    let (mut rtp, mut rtcp) = (SrtpStream::new(&keys), SrtcpStream::new(&keys));
+    let mut r = Receivers::new(&keys);
     let mut out = Vec::new();
     for packet in data[3..].split(|&b| b == 0xff).take(64) {
         let as_rtcp = packet.first().is_some_and(|b| b & 1 == 1);
-        open(&mut rtp, &mut rtcp, &keys, as_rtcp, packet, &mut out);
+        open(&mut r, &keys, as_rtcp, packet, &mut out);
     }
 }
 
@@ -152,7 +181,7 @@ fn captured_packets(data: &[u8]) {
         return;
     };
     let call = &calls()[usize::from(which) % CAPTURES.len()];
-    let (mut rtp, mut rtcp) = (SrtpStream::new(&call.keys), SrtcpStream::new(&call.keys));
+    let mut r = Receivers::new(&call.keys);
     let (mut out, mut clear) = (Vec::new(), Vec::new());
     let mut steps = 0;
     while let Some((&[pick, how, at_hi, at_lo, bits], rest)) = ops.split_first_chunk::<5>() {
@@ -182,19 +211,12 @@ fn captured_packets(data: &[u8]) {
             }
             _ => false,
         };
-        let opened = open(&mut rtp, &mut rtcp, &call.keys, as_rtcp, &packet, &mut out);
+        let opened = open(&mut r, &call.keys, as_rtcp, &packet, &mut out);
         assert_eq!(opened, !changed, "libsrtp2's packet, changed: {changed}");
         if opened {
             // The same packet always opens to the same clear packet.
-            let mut fresh = (SrtpStream::new(&call.keys), SrtcpStream::new(&call.keys));
-            assert!(open(
-                &mut fresh.0,
-                &mut fresh.1,
-                &call.keys,
-                as_rtcp,
-                original,
-                &mut clear
-            ));
+            let mut fresh = Receivers::new(&call.keys);
+            assert!(open(&mut fresh, &call.keys, as_rtcp, original, &mut clear));
             assert_eq!(out, clear);
         }
     }

@@ -130,6 +130,9 @@ pub struct RtpPacket<'a> {
     pub timestamp: u32,
     pub payload_type: u8,
     pub marker: bool,
+    /// The RTP payload: clear, or (SRTP, see `encrypted`) ciphertext; empty for an SRTP
+    /// packet that authenticated but was not decrypted because the sink said it would not
+    /// read this call's payloads ([`Sink::wants_payload`]).
     pub payload: &'a [u8],
     pub format: Option<&'a PayloadFormat>,
     /// Where `format` is in the call's formats (`Call::formats`, which only grows while the
@@ -147,11 +150,25 @@ pub struct RtpPacket<'a> {
 pub trait Sink {
     fn event(&mut self, _event: &Event, _call: &Call) {}
     fn rtp(&mut self, _packet: &RtpPacket<'_>) {}
+    /// Whether the sink will read the payloads of `call`'s RTP now. The engine asks for each
+    /// SRTP packet with a key: every one is authenticated (its tag checked, refused ones
+    /// counted and kept from the sink), but its payload is decrypted only when the sink
+    /// answers true or the packet is a telephone-event (DTMF is read from it). When false, the
+    /// sink gets the authenticated packet with an empty payload. True by default: a sink that
+    /// decodes audio gets it clear without saying anything.
+    fn wants_payload(&self, _call: CallId) -> bool {
+        true
+    }
 }
 
-/// A sink that ignores everything, for pure analysis.
+/// A sink that ignores everything, for pure analysis: it reads no payload, so SRTP is
+/// authenticated but not decrypted for it (see [`Sink::wants_payload`]).
 pub struct NullSink;
-impl Sink for NullSink {}
+impl Sink for NullSink {
+    fn wants_payload(&self, _call: CallId) -> bool {
+        false
+    }
+}
 
 /// Whole-capture counters.
 #[derive(Clone, Debug, Default)]
@@ -195,6 +212,10 @@ pub struct CaptureCounters {
     /// SRTP packets of calls: decrypted with their SDES key, refused by its tag, or without a
     /// key (never decoded either way but the first).
     pub srtp: SrtpTotals,
+    /// SRTCP packets of calls whose media is SRTP (RFC 3711 §3.4): `decrypted`, authenticated
+    /// with the sender's SRTCP keys and read as RTCP; `auth_failures`, refused by the tag;
+    /// `no_key`, no key known, not read (ciphertext is never taken for report blocks).
+    pub srtcp: SrtpTotals,
     /// SIP over TLS: connections seen, decrypted with the key log, waiting for a key;
     /// records failing authentication; bytes dropped while waiting.
     pub tls: crate::TlsStats,
@@ -227,6 +248,8 @@ pub struct DtlsTotals {
 /// What became of the SRTP packets the engine saw (see [`CaptureCounters::srtp`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SrtpTotals {
+    /// Authenticated with the sender's key, so usable: decrypted, or only authenticated when
+    /// nothing read the payload (see [`Sink::wants_payload`]).
     pub decrypted: u64,
     pub auth_failures: u64,
     pub no_key: u64,

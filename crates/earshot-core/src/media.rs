@@ -384,9 +384,34 @@ impl Engine {
     fn on_rtcp(&mut self, src: SocketAddr, dst: SocketAddr, payload: &[u8]) -> bool {
         self.counters.rtcp_packets += 1;
         let key = StreamKey { src, dst, ssrc: 0 };
-        let owner = self.binding_for(key, true).map(|(b, _)| b.call);
-        if let Some(call) = owner.and_then(|id| self.calls.get_mut(&id)) {
+        let owner = self.binding_for(key, true);
+        if let Some((call, sender)) =
+            owner.and_then(|(b, p)| Some((self.calls.get_mut(&b.call)?, p)))
+        {
             call.rtcp_packets += 1;
+            // A call whose media is SRTP sends SRTCP: its reports are encrypted (and always
+            // followed by its index and tag), and only what the sender's key authenticates is
+            // read. Without a key nothing is: ciphertext must never pass for report blocks.
+            let payload = if call.formats.iter().any(|f| f.encrypted) {
+                let mut keys = Keys {
+                    log: &self.keylog,
+                    dtls: &mut self.counters.dtls,
+                };
+                let outcome =
+                    open_srtcp(call, sender, key, payload, &mut keys, &mut self.srtp_clear);
+                let totals = &mut self.counters.srtcp;
+                match outcome {
+                    Decrypted::Clear | Decrypted::Authenticated => totals.decrypted += 1,
+                    Decrypted::Refused => totals.auth_failures += 1,
+                    Decrypted::NoKey => totals.no_key += 1,
+                }
+                if outcome != Decrypted::Clear {
+                    return true;
+                }
+                self.srtp_clear.as_slice()
+            } else {
+                payload
+            };
             // The far end's report on each of the call's streams it names: a report block is
             // about a stream the reporter receives, so it is matched by SSRC among the streams
             // sent to the report's source (the receiver). At most 31 blocks a packet, each a
@@ -440,8 +465,14 @@ impl Engine {
                 c
             }
         };
-        if info.is_event {
-            record_dtmf(&mut call.dtmf, &mut stream.last_event, rtp);
+        // Clear RTP's events are read here; SRTP's once decrypted (below), never ciphertext.
+        if info.is_event && !info.encrypted {
+            record_dtmf(
+                &mut call.dtmf,
+                &mut stream.last_event,
+                rtp.timestamp(),
+                rtp.payload(),
+            );
         }
         let switched = update_stream(
             stream,
@@ -470,18 +501,26 @@ impl Engine {
         }
         // SRTP with the sender's key: the sink gets the clear payload; without a key, or when
         // no packet of the stream has authenticated yet, the ciphertext marked as such (never
-        // decoded). The key is the sender's SDES key, or its DTLS-SRTP handshake's.
+        // decoded). The key is the sender's SDES key, or its DTLS-SRTP handshake's. Every
+        // packet is authenticated; its payload is decrypted only when something reads it: a
+        // telephone-event (the DTMF digit), or a sink that wants this call's audio. `analyze`
+        // reads neither for most packets, and the keystream is most of what decryption adds.
         let outcome = info.encrypted.then(|| {
+            let want = if info.is_event || sink.wants_payload(call_id) {
+                Want::Clear
+            } else {
+                Want::Proof
+            };
             let mut keys = Keys {
                 log: &self.keylog,
                 dtls: &mut self.counters.dtls,
             };
-            decrypt(call, idx, party, rtp, &mut keys, &mut self.srtp_clear)
+            decrypt(call, idx, party, rtp, &mut keys, want, &mut self.srtp_clear)
         });
         if let Some(outcome) = outcome {
             let totals = &mut self.counters.srtp;
             match outcome {
-                Decrypted::Clear => totals.decrypted += 1,
+                Decrypted::Clear | Decrypted::Authenticated => totals.decrypted += 1,
                 Decrypted::Refused => totals.auth_failures += 1,
                 Decrypted::NoKey => totals.no_key += 1,
             }
@@ -497,11 +536,23 @@ impl Engine {
         if outcome == Some(Decrypted::Refused) && proven() {
             return;
         }
-        let clear = outcome == Some(Decrypted::Clear);
-        let payload = match clear.then(|| Rtp::parse(&self.srtp_clear)).flatten() {
-            Some(c) => c.payload(),
-            None => rtp.payload(),
+        let clear = matches!(outcome, Some(Decrypted::Clear | Decrypted::Authenticated));
+        let payload = match outcome {
+            Some(Decrypted::Clear) => Rtp::parse(&self.srtp_clear).map_or(&[][..], |c| c.payload()),
+            // Proven the sender's, not decrypted: the sink said it reads no payload.
+            Some(Decrypted::Authenticated) => &[],
+            _ => rtp.payload(),
         };
+        if info.is_event && outcome == Some(Decrypted::Clear) {
+            if let Some(stream) = call.streams.get_mut(idx as usize) {
+                record_dtmf(
+                    &mut call.dtmf,
+                    &mut stream.last_event,
+                    rtp.timestamp(),
+                    payload,
+                );
+            }
+        }
         let formats = &call.formats;
         // The same entry `Call::format` finds: the last one with this payload type.
         let format = info.fmt.and_then(|i| formats.get(i as usize));
@@ -740,11 +791,10 @@ fn update_stream<'f>(
 /// One digit per event: an event is identified by its RTP timestamp, repeated in every packet
 /// of it (including the three redundant end packets). The last one is remembered per stream,
 /// because both directions may carry events at once and their packets interleave.
-fn record_dtmf(dtmf: &mut String, last_event: &mut Option<u32>, rtp: &Rtp<'_>) {
-    let Some(ev) = TelephoneEvent::parse(rtp.payload()) else {
+fn record_dtmf(dtmf: &mut String, last_event: &mut Option<u32>, id: u32, payload: &[u8]) {
+    let Some(ev) = TelephoneEvent::parse(payload) else {
         return;
     };
-    let id = rtp.timestamp();
     if *last_event == Some(id) {
         return;
     }
@@ -761,10 +811,22 @@ fn record_dtmf(dtmf: &mut String, last_event: &mut Option<u32>, rtp: &Rtp<'_>) {
 enum Decrypted {
     /// Authenticated and decrypted: `out` holds the clear packet.
     Clear,
+    /// Authenticated, not decrypted ([`Want::Proof`]): the sender's, but `out` holds nothing
+    /// to read.
+    Authenticated,
     /// The sender's key did not authenticate it.
     Refused,
     /// No key for the sender.
     NoKey,
+}
+
+/// What [`decrypt`] is asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Want {
+    /// The clear packet: its payload will be read.
+    Clear,
+    /// Only whether the packet is the sender's (its tag), and the ROC kept: no payload read.
+    Proof,
 }
 
 /// Where [`decrypt`] finds DTLS-SRTP keys: the engine's key log, and the totals that count
@@ -774,15 +836,17 @@ struct Keys<'a> {
     dtls: &'a mut crate::DtlsTotals,
 }
 
-/// Decrypts one SRTP packet of stream `idx` into `out` with its sender's key: its SDES key,
-/// else the DTLS-SRTP handshake's on the stream's addresses. The stream's SRTP state is made
-/// on the first packet a key is known for (the stream's SRTP counters count the outcome).
+/// Authenticates one SRTP packet of stream `idx` with its sender's key (its SDES key, else
+/// the DTLS-SRTP handshake's on the stream's addresses) and, when `want` asks for it,
+/// decrypts it into `out`. The stream's SRTP state is made on the first packet a key is known
+/// for (the stream's SRTP counters count the outcome).
 fn decrypt(
     call: &mut crate::Call,
     idx: u32,
     party: Party,
     rtp: &Rtp<'_>,
     keys: &mut Keys<'_>,
+    want: Want,
     out: &mut Vec<u8>,
 ) -> Decrypted {
     // Every packet so far refused by DTLS-SRTP keys: the key log may have corrected the
@@ -809,10 +873,81 @@ fn decrypt(
         stream.srtp = Some(Box::new(f));
         stream.srtp_source = Some(source);
     }
-    match stream.srtp.as_mut().map(|s| s.unprotect(rtp.bytes(), out)) {
-        None => Decrypted::NoKey,
-        Some(Ok(())) => Decrypted::Clear,
-        Some(Err(_)) => Decrypted::Refused,
+    let Some(srtp) = stream.srtp.as_mut() else {
+        return Decrypted::NoKey;
+    };
+    let (result, opened) = match want {
+        Want::Clear => (srtp.unprotect(rtp.bytes(), out), Decrypted::Clear),
+        Want::Proof => (
+            srtp.authenticate(rtp.bytes(), out),
+            Decrypted::Authenticated,
+        ),
+    };
+    match result {
+        Ok(()) => opened,
+        Err(_) => Decrypted::Refused,
+    }
+}
+
+/// Authenticates one SRTCP packet `sender` sent on `flow` and decrypts it into `out` with the
+/// SRTCP session keys of the master key its SRTP uses (RFC 3711 §4.3.2: labels 3–5 of the
+/// same master key and salt): its SDES key, else the DTLS-SRTP handshake's on the packet's
+/// addresses. The receiving state lives on the sender's stream of the packet's SSRC (else
+/// its first stream), made on its first SRTCP packet; a sender with no stream (it only
+/// receives) gets a fresh one per packet when its line has one key.
+fn open_srtcp(
+    call: &mut crate::Call,
+    sender: Party,
+    flow: StreamKey,
+    packet: &[u8],
+    keys: &mut Keys<'_>,
+    out: &mut Vec<u8>,
+) -> Decrypted {
+    let ssrc = packet
+        .get(4..8)
+        .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    let of_sender = |s: &Stream| s.party == Some(sender);
+    let idx = call
+        .streams
+        .iter()
+        .position(|s| of_sender(s) && s.key.ssrc == ssrc)
+        .or_else(|| call.streams.iter().position(of_sender));
+    let known = idx
+        .and_then(|i| call.streams.get(i))
+        .is_some_and(|s| s.srtcp.is_some());
+    let fresh = if known {
+        None
+    } else {
+        let source = idx
+            .and_then(|i| call.streams.get(i))
+            .and_then(|s| s.srtp_source);
+        let sdes = call
+            .srtp_key(sender)
+            .filter(|_| source != Some(KeySource::Dtls));
+        // No stream to keep it on: a receiver for this packet alone, which costs the key
+        // derivation (about half a microsecond) and allocates nothing with one key. A line of
+        // many keys (MKI) would cost that many derivations per packet: its RTCP is not read
+        // then (counted as without a key).
+        let per_packet = idx.is_none();
+        match sdes.filter(|k| !per_packet || k.keys().len() == 1) {
+            Some(k) => Some(earshot_srtp::SrtcpStream::new(k)),
+            None => {
+                dtls_master(&mut call.dtls, flow, keys).map(|k| earshot_srtp::SrtcpStream::new(&k))
+            }
+        }
+    };
+    let result = match (idx.and_then(|i| call.streams.get_mut(i)), fresh) {
+        (Some(s), Some(f)) => s.srtcp.insert(Box::new(f)).unprotect_rtcp(packet, out),
+        (Some(s), None) => match s.srtcp.as_mut() {
+            Some(r) => r.unprotect_rtcp(packet, out),
+            None => return Decrypted::NoKey,
+        },
+        (None, Some(mut f)) => f.unprotect_rtcp(packet, out),
+        (None, None) => return Decrypted::NoKey,
+    };
+    match result {
+        Ok(_) => Decrypted::Clear,
+        Err(_) => Decrypted::Refused,
     }
 }
 
@@ -866,15 +1001,23 @@ fn dtls_key(
     stream: StreamKey,
     keys: &mut Keys<'_>,
 ) -> Option<(earshot_srtp::SrtpStream, KeySource)> {
-    let leg = legs
-        .iter_mut()
-        .find(|l| l.carries(stream.src, stream.dst))?;
+    let keys = dtls_master(legs, stream, keys)?;
+    Some((earshot_srtp::SrtpStream::new(&keys), KeySource::Dtls))
+}
+
+/// The master key the sender of `flow` protects its SRTP and SRTCP with, from the DTLS-SRTP
+/// handshake of the flow's address pair, if a key log gave its secret.
+fn dtls_master(
+    legs: &mut [crate::call::DtlsLeg],
+    flow: StreamKey,
+    keys: &mut Keys<'_>,
+) -> Option<earshot_srtp::SdesKeys> {
+    let leg = legs.iter_mut().find(|l| l.carries(flow.src, flow.dst))?;
     let found = leg.observer.look_up(keys.log);
     note_lookup(keys.dtls, found, leg.observer.keys());
-    let master = leg.observer.keys()?.master_key(stream.src).ok()?;
+    let master = leg.observer.keys()?.master_key(flow.src).ok()?;
     // Once per stream, when it is keyed: one key, no MKI (use_srtp's MKI is not used).
-    let keys = earshot_srtp::SdesKeys::new(0, vec![master]).ok()?;
-    Some((earshot_srtp::SrtpStream::new(&keys), KeySource::Dtls))
+    earshot_srtp::SdesKeys::new(0, vec![master]).ok()
 }
 
 /// The association of a stream's address pair, if the key log gave it other keys since the
@@ -897,6 +1040,7 @@ fn forget_dtls_keys(streams: &mut [Stream], leg: &crate::call::DtlsLeg) {
     for s in streams.iter_mut() {
         if s.srtp_source == Some(KeySource::Dtls) && leg.carries(s.key.src, s.key.dst) {
             s.srtp = None;
+            s.srtcp = None;
         }
     }
 }

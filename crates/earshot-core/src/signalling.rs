@@ -452,6 +452,7 @@ fn record_keys(call: &mut Call, party: Party, m: &sdp::Media<'_>) {
     call.sdes[slot] = keys;
     for s in call.streams.iter_mut().filter(|s| s.party == Some(party)) {
         s.srtp = None;
+        s.srtcp = None;
     }
 }
 

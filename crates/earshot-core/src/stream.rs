@@ -100,6 +100,9 @@ pub struct Stream {
     /// Where `srtp`'s key came from; meaningful only while `srtp` is `Some` (both are set
     /// together).
     pub srtp_source: Option<KeySource>,
+    /// SRTCP receiving state of the stream's sender (its SRTCP session keys, derived from the
+    /// same master key), made on its first SRTCP packet: cold and boxed like `srtp`.
+    pub srtcp: Option<Box<earshot_srtp::SrtcpStream>>,
     /// Per-second points and the far end's RTCP view (see `quality.rs`): cold, boxed.
     pub(crate) quality: Option<Box<crate::quality::StreamQuality>>,
 }
@@ -141,6 +144,7 @@ impl Stream {
             codec_changes: 0,
             srtp: None,
             srtp_source: None,
+            srtcp: None,
             quality: None,
         }
     }

@@ -30,7 +30,9 @@ pub enum SrtpError {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SrtpCounters {
-    /// Packets whose tag verified and whose payload was decrypted.
+    /// Packets whose tag verified: authenticated and usable. Their payload was decrypted
+    /// ([`SrtpStream::unprotect`]) or left encrypted because nothing would read it
+    /// ([`SrtpStream::authenticate`]); either way the packet is proven the sender's.
     pub decrypted: u64,
     /// Packets refused by their tag or MKI: never decrypted, never played.
     pub auth_failures: u64,
@@ -201,7 +203,39 @@ impl SrtpStream {
         result
     }
 
+    /// Authenticates one SRTP packet exactly as [`SrtpStream::unprotect`] does — the same tag
+    /// check (for the first packet the same bounded ROC search, confirmed by the tag), the
+    /// same ROC state and counters — without decrypting its payload where the suite allows
+    /// it: with the HMAC-SHA1 suites no keystream is run and nothing is copied. A sensor that
+    /// only measures a call (loss, jitter and MOS come from the RTP header, clear in SRTP)
+    /// needs no more, and the keystream and the copy are most of what decryption adds after
+    /// the MAC.
+    ///
+    /// AES-GCM authenticates its ciphertext only as it decrypts it (the `aes-gcm` crate has
+    /// no verify-only call), so with the GCM suites this is `unprotect` into `scratch`. With
+    /// the others `scratch` is left empty; what it holds afterwards is not to be read.
+    pub fn authenticate(&mut self, packet: &[u8], scratch: &mut Vec<u8>) -> Result<(), SrtpError> {
+        scratch.clear();
+        let result = self.open_with(packet, scratch, false);
+        if result.is_err() {
+            scratch.clear();
+        }
+        self.counters.count(&result);
+        result
+    }
+
     fn open(&mut self, packet: &[u8], out: &mut Vec<u8>) -> Result<(), SrtpError> {
+        self.open_with(packet, out, true)
+    }
+
+    /// `decrypt`: whether a counter-mode payload is decrypted into `out` once the tag
+    /// verified (AES-GCM always decrypts: it verifies that way).
+    fn open_with(
+        &mut self,
+        packet: &[u8],
+        out: &mut Vec<u8>,
+        decrypt: bool,
+    ) -> Result<(), SrtpError> {
         let header = header_len(packet).ok_or(SrtpError::TooShort)?;
         let layout = Layout::of(packet.len(), header, self.keys.suite, self.keys.mki_len)
             .ok_or(SrtpError::TooShort)?;
@@ -216,7 +250,7 @@ impl SrtpStream {
             layout: &layout,
         };
         let roc = match self.keys.get(&packet[layout.mki.clone()])? {
-            SessionKeys::Cm(k) => p.open_cm(k, candidates, out),
+            SessionKeys::Cm(k) => p.open_cm(k, candidates, decrypt.then_some(out)),
             SessionKeys::Gcm(k) => p.open_gcm(k, candidates, out),
         };
         let roc = roc.ok_or(SrtpError::Authentication)?;
@@ -244,16 +278,19 @@ struct Packet<'a> {
 
 impl Packet<'_> {
     /// RFC 3711: the first ROC whose HMAC over header, payload and ROC is the tag; then the
-    /// payload decrypted into `out`.
+    /// payload decrypted into `out`, when given (else the packet is only authenticated).
     fn open_cm(
         &self,
         k: &CmKeys,
         mut rocs: impl Iterator<Item = u32>,
-        out: &mut Vec<u8>,
+        out: Option<&mut Vec<u8>>,
     ) -> Option<u32> {
         let authenticated = &self.bytes[..self.layout.body_end];
         let tag = &self.bytes[self.layout.tag.clone()];
         let roc = rocs.find(|r| k.verifies(authenticated, &r.to_be_bytes(), tag))?;
+        let Some(out) = out else {
+            return Some(roc);
+        };
         out.extend_from_slice(authenticated);
         k.decrypt(
             self.ssrc,

@@ -192,6 +192,15 @@ pub fn document(engine: &Engine, timeline: bool) -> Value {
             "no_key": srtp.no_key,
         });
     }
+    // Likewise only for calls whose SRTP sent SRTCP.
+    let srtcp = counters.srtcp;
+    if srtcp != earshot_core::SrtpTotals::default() {
+        doc["capture"]["srtcp_packets"] = json!({
+            "decrypted": srtcp.decrypted,
+            "auth_failures": srtcp.auth_failures,
+            "no_key": srtcp.no_key,
+        });
+    }
     // Likewise only for captures with TLS connections.
     let tls = counters.tls;
     if tls.connections > 0 {

@@ -10,7 +10,7 @@
 //! within what a classic pcap or a HEP source can produce (0 to 2^62 ns, past 2106), `engine_time` uses
 //! all of i64 (see FUZZING.md: it fails until the engine's time arithmetic saturates).
 
-use earshot_core::{Call, Config, Engine, Event, RtpPacket, Sink};
+use earshot_core::{Call, CallId, Config, Engine, Event, RtpPacket, Sink};
 use earshot_wire::{Frame, LinkType, Timestamp};
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 
@@ -212,9 +212,17 @@ fn sdp(u: &mut Unstructured<'_>) -> Result<String> {
         .map(|_| u.choose(&RTPMAPS).copied())
         .collect::<Result<_>>()?;
     let pts: Vec<&str> = maps.iter().filter_map(|m| m.split(' ').next()).collect();
-    s += &format!("m=audio {port} RTP/AVP {}\r\n", pts.join(" "));
+    // A third of the calls are SRTP with an SDES key (one fixed key, so packets of either
+    // party meet keyed streams): the engine authenticates their RTP (decrypting it only when
+    // the sink wants payloads) and their RTCP as SRTCP, and forged packets meet the tag checks.
+    let srtp = u.int_in_range(0..=2u8)? == 0;
+    let proto = if srtp { "RTP/SAVP" } else { "RTP/AVP" };
+    s += &format!("m=audio {port} {proto} {}\r\n", pts.join(" "));
     for m in maps {
         s += &format!("a=rtpmap:{m}\r\n");
+    }
+    if srtp {
+        s += "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0e\r\n";
     }
     s += u.choose(&["", "", "a=sendonly\r\n", "a=inactive\r\n", "a=recvonly\r\n"])?;
     if u.arbitrary()? {
@@ -360,6 +368,10 @@ impl Sink for Counting {
     fn rtp(&mut self, p: &RtpPacket<'_>) {
         assert!(p.payload.len() <= 65_535);
         self.rtp += 1;
+    }
+    /// Payloads of odd calls only: SRTP of even calls is authenticated, not decrypted.
+    fn wants_payload(&self, call: CallId) -> bool {
+        call % 2 == 1
     }
 }
 

@@ -363,6 +363,89 @@ def late_join_gcm():
     p.close()
 
 
+def receiver_report(reporter, ssrc, received, highest, cname):
+    """An RTCP compound packet of a receiver (RFC 3550 §6.4.2): a receiver report with one
+    block about `ssrc`, honestly computed from the `received` of its packets 0..`highest`
+    (RFC 3550 A.3: cumulative lost = expected - received), then SDES with its CNAME."""
+    expected = highest + 1
+    lost = expected - received
+    block = struct.pack("!IIIIII", ssrc, lost & 0xFFFFFF, highest, 0, 0, 0)
+    rr = struct.pack("!BBHI", 0x81, 201, 7, reporter) + block
+    chunk = struct.pack("!I", reporter) + bytes([1, len(cname)]) + cname + b"\x00"
+    chunk += b"\x00" * (-len(chunk) % 4)
+    return rr + struct.pack("!BBH", 0x81, 202, len(chunk) // 4) + chunk
+
+
+# srtcp_rr*.pcap: of the caller's packets, 100..104 never reach the callee (network loss) and
+# 105..109 reach it but not the capture (capture loss).
+NETWORK_LOST, CAPTURE_MISSED = range(100, 105), range(105, 110)
+
+
+def srtcp_receiver_reports():
+    """The SDES call (AES_CM_128_HMAC_SHA1_80) whose callee reports on the caller's stream by
+    SRTCP, and its clear twin: after the caller's 50th, 100th, 150th and 200th packet the callee
+    sends a receiver report of what it got (SSRC 0x8888BBBB, its CNAME) from its RTCP port,
+    encrypted by libsrtp2's `srtp_protect_rtcp` with the callee's key (the clear twin sends the
+    same report unprotected). Of the caller's packets the capture lacks 100..109: the reports
+    say the callee lost 100..104 (network loss) and got 105..109 (capture loss)."""
+    for name, secure in (("srtcp_rr.pcap", True), ("srtcp_rr_clear.pcap", False)):
+        caller, callee = alaw_tone(400), alaw_tone(1000)
+        p = listening.Pcap(os.path.join(HERE, name))
+        extra = {"proto": "RTP/SAVP", "offer_extra": [crypto_line(CALLER_KEY)],
+                 "answer_extra": [crypto_line(CALLEE_KEY)]} if secure else {}
+        c = (SrtpCall if secure else listening.Call)(p, "srtp-rtcp-1@earshot-test", 8,
+                                                     "PCMA/8000", **extra)
+        t = c.invite(listening.T0, 0.5)
+        start = len(p.packets)
+        end = c.media(t, caller, True, 0x7777AAAA)
+        # The caller's packets are the `start + seq`th; drop the ten the capture lacks.
+        missing = {start + seq for seq in (*NETWORK_LOST, *CAPTURE_MISSED)}
+        p.packets = [pk for i, pk in enumerate(p.packets) if i not in missing]
+        end = max(end, c.media(t + 0.005, callee, False, 0x8888BBBB))
+        session = Libsrtp(SUITE, [CALLEE_KEY]) if secure else None
+        for highest in (49, 99, 149, 199):
+            received = sum(1 for s in range(highest + 1) if s not in NETWORK_LOST)
+            rr = receiver_report(0x8888BBBB, 0x7777AAAA, received, highest, b"callee@127.0.0.1")
+            when = t + highest * 0.020 + 0.010
+            packet = session.protect_rtcp(rr) if secure else rr
+            p.add(when, listening.RTP_CALLEE + 1, listening.RTP_CALLER + 1, packet)
+        c.bye(end + 0.1)
+        p.close()
+
+
+def srtp_dtmf():
+    """An SDES call (AES_CM_128_HMAC_SHA1_80) whose caller sends DTMF as telephone-events
+    (RFC 4733, PT 101, SRTP like its audio), and its clear twin: 3 s of the 400 Hz tone in which
+    the digit 5 (packets 50-54) and then 9 (100-104) replace the audio, each event five
+    packets with one RTP timestamp, the last three its end (E bit)."""
+    tone = alaw_tone(400)
+    for name, secure in (("srtp_dtmf.pcap", True), ("srtp_dtmf_clear.pcap", False)):
+        p = listening.Pcap(os.path.join(HERE, name))
+        events = ["a=rtpmap:101 telephone-event/8000", "a=fmtp:101 0-16"]
+        extra = {"proto": "RTP/SAVP", "offer_extra": events + [crypto_line(CALLER_KEY)],
+                 "answer_extra": events + [crypto_line(CALLEE_KEY)]} if secure else {
+                 "offer_extra": events, "answer_extra": events}
+        c = listening.Call(p, "srtp-dtmf-1@earshot-test", 8, "PCMA/8000", **extra)
+        t = c.invite(listening.T0, 0.5)
+        session = Session(policy=Policy(key=CALLER_KEY, ssrc_type=Policy.SSRC_ANY_OUTBOUND))
+        for i in range(150):
+            digit = {0: 5, 1: 9}.get((i - 50) // 50) if (i - 50) % 50 < 5 and i >= 50 else None
+            if digit is None:
+                pt, ts, payload = 8, 1000 + i * 160, tone[i % len(tone)]
+            else:
+                n = (i - 50) % 50
+                end = 0x80 if n >= 2 else 0
+                # The event starts at its first packet's time and lasts 3 packets' worth.
+                pt, ts = 101, 1000 + (i - n) * 160
+                payload = struct.pack("!BBH", digit, end | 10, 160 * min(n + 1, 3))
+            marker = 0x80 if i == 0 or (digit is not None and (i - 50) % 50 == 0) else 0
+            rtp = struct.pack("!BBHII", 0x80, marker | pt, i, ts, 0x7777AAAA) + payload
+            data = session.protect(rtp) if secure else rtp
+            p.add(t + i * 0.020, listening.RTP_CALLER, listening.RTP_CALLEE, data)
+        c.bye(t + 150 * 0.020 + 0.1)
+        p.close()
+
+
 if __name__ == "__main__":
     sdes_call()
     sdes_32()
@@ -370,3 +453,5 @@ if __name__ == "__main__":
     late_join()
     more_suites()
     late_join_gcm()
+    srtcp_receiver_reports()
+    srtp_dtmf()

@@ -290,3 +290,84 @@ fn srtcp_sender_reports_open_to_rtcp() {
         assert!(wrong.unprotect(&reports[0], &mut out).is_err(), "{name}");
     }
 }
+
+/// `authenticate` is `unprotect` without the keystream: on every capture's caller stream (each
+/// suite, MKIs, a late join past a wrap) it accepts and refuses the same packets, finds the
+/// same ROC and counts the same; a packet authenticated and then one unprotected decrypt as
+/// with `unprotect` alone (the ROC state is the same).
+#[test]
+fn authenticating_alone_accepts_refuses_and_tracks_the_roc_as_unprotect_does() {
+    for name in [
+        "sdes_aes_cm_80.pcap",
+        "sdes_aes_cm_32.pcap",
+        "sdes_aes_256_cm_80.pcap",
+        "sdes_aes_256_cm_32.pcap",
+        "sdes_aead_aes_128_gcm.pcap",
+        "sdes_aead_aes_256_gcm.pcap",
+        "sdes_mki.pcap",
+        "sdes_mki_gcm.pcap",
+        "late_join.pcap",
+        "late_join_gcm.pcap",
+    ] {
+        let keys = caller_line(name);
+        let mut packets = udp_from(name, 38010);
+        // Corrupted tags (the last byte is the tag's, or the MKI's with GCM and an MKI: both
+        // refuse) and a forged first packet.
+        for i in [0, 7, 50] {
+            let last = packets[i].len() - 1;
+            packets[i][last] ^= 0x40;
+        }
+        let (mut full, mut lazy) = (SrtpStream::new(&keys), SrtpStream::new(&keys));
+        let (mut clear, mut scratch, mut mixed_out) = (Vec::new(), Vec::new(), Vec::new());
+        let mut mixed = SrtpStream::new(&keys);
+        for (i, p) in packets.iter().enumerate() {
+            let want = full.unprotect(p, &mut clear);
+            assert_eq!(
+                lazy.authenticate(p, &mut scratch),
+                want,
+                "{name}: packet {i}"
+            );
+            assert_eq!(lazy.roc(), full.roc(), "{name}: packet {i}");
+            // Every third packet decrypted, the others only authenticated: the decrypted ones
+            // are what `unprotect` alone gives.
+            if i % 3 == 0 {
+                assert_eq!(mixed.unprotect(p, &mut mixed_out), want, "{name}: {i}");
+                assert_eq!(mixed_out, clear, "{name}: packet {i} decrypts the same");
+            } else {
+                assert_eq!(mixed.authenticate(p, &mut scratch), want, "{name}: {i}");
+            }
+        }
+        assert_eq!(lazy.counters, full.counters, "{name}");
+        assert_eq!(mixed.counters, full.counters, "{name}");
+        assert_eq!(full.counters.auth_failures, 3, "{name}");
+    }
+}
+
+/// srtcp_rr.pcap (make.py's `srtcp_receiver_reports`): the callee's receiver reports, which
+/// libsrtp2 protected with the callee's key (AES_CM_128_HMAC_SHA1_80, encrypted), open to
+/// exactly the clear twin's RTCP, byte for byte, SRTCP indexes 1–4.
+#[test]
+fn srtcp_receiver_reports_open_to_the_clear_twins_rtcp() {
+    let bytes = std::fs::read(capture("srtcp_rr.pcap")).expect("the capture");
+    let text = String::from_utf8_lossy(&bytes);
+    // The answer's a=crypto line: the second in the file.
+    let line = text
+        .match_indices("a=crypto:")
+        .nth(1)
+        .map(|(at, _)| &text[at + "a=crypto:".len()..])
+        .and_then(|rest| rest.split("\r\n").next())
+        .expect("the callee's a=crypto line");
+    let mut s = SrtcpStream::new(&SdesKeys::parse(line).expect("the callee's keys"));
+    let (secure, clear) = (
+        udp_from("srtcp_rr.pcap", 38021),
+        udp_from("srtcp_rr_clear.pcap", 38021),
+    );
+    assert_eq!((secure.len(), clear.len()), (4, 4));
+    let mut out = Vec::new();
+    for (i, (p, want)) in secure.iter().zip(&clear).enumerate() {
+        assert_eq!(p[..8], want[..8], "the first header and SSRC stay clear");
+        assert_ne!(p[8..want.len()], want[8..], "the rest is encrypted");
+        assert_eq!(s.unprotect_rtcp(p, &mut out), Ok(i as u32 + 1));
+        assert_eq!(&out, want, "report {i}");
+    }
+}
