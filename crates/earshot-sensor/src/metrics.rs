@@ -122,11 +122,20 @@ pub fn render(shared: &Shared, manager: &ManagerCounters, token: &ScrapeToken) -
     );
     e.counters(
         "earshot_sensor_srtp_packets_total",
-        "SRTP packets of calls, by outcome (decrypted: with the SDES key of the call's SDP; auth_failed: the key did not authenticate them, not decoded; no_key: no key known, e.g. DTLS-SRTP, not decoded).",
+        "SRTP packets of calls, by outcome (decrypted: authenticated with the call's key, SDES or DTLS-SRTP, so usable; the payload is decrypted when something reads it; auth_failed: the key did not authenticate them, not decoded; no_key: no key known, not decoded).",
         [
             (vec![("outcome", "decrypted".to_string())], cap.srtp.decrypted),
             (vec![("outcome", "auth_failed".to_string())], cap.srtp.auth_failures),
             (vec![("outcome", "no_key".to_string())], cap.srtp.no_key),
+        ],
+    );
+    e.counters(
+        "earshot_sensor_srtcp_packets_total",
+        "SRTCP packets of calls, by outcome (decrypted: authenticated and decrypted with the sender's key, then read as RTCP reports; auth_failed: the key did not authenticate them, not read; no_key: no key known, not read).",
+        [
+            (vec![("outcome", "decrypted".to_string())], cap.srtcp.decrypted),
+            (vec![("outcome", "auth_failed".to_string())], cap.srtcp.auth_failures),
+            (vec![("outcome", "no_key".to_string())], cap.srtcp.no_key),
         ],
     );
     e.counters(

@@ -973,6 +973,12 @@ impl Hub {
 }
 
 impl Sink for Hub {
+    /// SRTP payloads are decrypted only for calls whose packets go to the fan-out (every call
+    /// with rewind on, only listened ones without): the rest are authenticated, not decrypted.
+    fn wants_payload(&self, call: CallId) -> bool {
+        self.feeds_fanout(call)
+    }
+
     fn rtp(&mut self, p: &RtpPacket<'_>) {
         if self.feeds_fanout(p.call) {
             self.batch.push(p);

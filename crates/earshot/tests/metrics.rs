@@ -655,3 +655,37 @@ async fn dtls_srtp_handshakes_and_keys_are_on_metrics() {
         );
     }
 }
+
+/// An SRTP call whose receivers send SRTCP reports (tests/captures/srtp/srtcp_rr.pcap, made by
+/// libsrtp2): /metrics counts them decrypted, none refused, none without a key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn srtcp_reports_are_on_metrics() {
+    let pcap =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/captures/srtp/srtcp_rr.pcap");
+    let metrics = free_addr();
+    let addr = metrics.to_string();
+    let _s = sensor::Sensor::start(&[
+        "--pcap",
+        pcap.to_str().unwrap(),
+        "--speed",
+        "max",
+        "--metrics",
+        &addr,
+    ]);
+    let m = scrape_until(metrics, "the SRTCP reports counted", |m| {
+        m.get("earshot_sensor_srtcp_packets_total{outcome=\"decrypted\"}") > 0.0
+    })
+    .await;
+    assert_eq!(
+        m.require("earshot_sensor_srtcp_packets_total{outcome=\"auth_failed\"}"),
+        0.0,
+        "{}",
+        m.text
+    );
+    assert_eq!(
+        m.require("earshot_sensor_srtcp_packets_total{outcome=\"no_key\"}"),
+        0.0,
+        "{}",
+        m.text
+    );
+}
