@@ -75,7 +75,14 @@ fuzz_target!(|data: &[u8]| {
         );
     }
     assert!(ring.points().count() <= 8 && series.points().count() <= 16);
-    let _ = ring.capture_gap_lost(&stats, |s| s % 3 == 0);
+    // Drop spans every third second from where the timeline starts (a bounded list, as the
+    // sensor's capture gaps are).
+    let _ = ring.capture_gap_lost(&stats, |from| {
+        (0..64i64).map(move |i| {
+            let s = from.saturating_add(i.saturating_mul(3));
+            (s, s)
+        })
+    });
     let _ = stats.lost_up_to(u32::from(selector) << 8);
     for (_, p) in ring.points().chain(ring.open_point(&stats)) {
         assert!((0.0..=100.0).contains(&p.loss_percent()));

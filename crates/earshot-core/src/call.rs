@@ -4,8 +4,10 @@ use crate::stream::Stream;
 use earshot_wire::Timestamp;
 use std::net::SocketAddr;
 
-/// Engine-local identifier of a call: sequential, never reused within one engine.
-pub type CallId = u64;
+/// The engine's own key of a call: sequential, never reused within one engine. Not the SIP
+/// Call-ID ([`Call::call_id`], which several calls may share across forks and legs) nor the
+/// Manager API's call reference (`earshot_manager::CallRef`, what clients are given).
+pub type CallKey = u64;
 
 pub use earshot_rtp::Party;
 pub use earshot_sip::CallState;
@@ -110,7 +112,7 @@ pub(crate) struct SipOrigin {
 #[derive(Clone, Debug)]
 #[repr(C)]
 pub struct Call {
-    pub id: CallId,
+    pub id: CallKey,
     /// Per party (caller, called): the SDES keys of its latest SDP's SRTP audio, the keys it
     /// sends with: one entry per `a=crypto` line (its tag, suite and key, or keys the packets'
     /// MKI chooses between). At most `earshot_sip::sdp::MAX_CRYPTO` lines.
@@ -118,7 +120,7 @@ pub struct Call {
     pub last_packet: Timestamp,
     pub streams: Vec<Stream>,
     pub formats: Vec<PayloadFormat>,
-    pub call_id: String,
+    pub sip_call_id: String,
     pub from_tag: Option<String>,
     pub to_tag: Option<String>,
     /// User parts of From and To (the numbers, in telephony).

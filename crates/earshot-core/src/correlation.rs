@@ -18,7 +18,7 @@
 //! ([`Correlation::max_keys`], keys at most [`MAX_KEY_BYTES`], at most [`MAX_KEYS_PER_CALL`]
 //! per call) and each call takes its own entries out when it leaves the table.
 
-use crate::call::{Call, CallId};
+use crate::call::{Call, CallKey};
 use earshot_sip::SipMessage;
 use regex_automata::meta::Regex;
 use std::fmt;
@@ -68,7 +68,7 @@ impl CorrelationKind {
     fn namespace(self) -> Namespace {
         match self {
             CorrelationKind::XCid | CorrelationKind::Header | CorrelationKind::Regex => {
-                Namespace::CallId
+                Namespace::CallKey
             }
             CorrelationKind::SessionId => Namespace::Session,
             CorrelationKind::Icid => Namespace::Icid,
@@ -103,7 +103,7 @@ impl Leg {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CallGroup {
     /// The group's A-leg (engine id); for the A-leg itself, its own id.
-    pub a_leg: CallId,
+    pub a_leg: CallKey,
     /// The A-leg's SIP Call-ID: what names the group outside the engine.
     pub key: Box<str>,
     pub leg: Leg,
@@ -177,7 +177,7 @@ impl Correlation {
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Namespace {
-    CallId,
+    CallKey,
     Session,
     Icid,
 }
@@ -210,7 +210,7 @@ impl Found<'_> {
     }
 
     pub fn is_call_id(&self) -> bool {
-        self.kind.namespace() == Namespace::CallId
+        self.kind.namespace() == Namespace::CallKey
     }
 }
 
@@ -313,10 +313,10 @@ fn regex_key<'v>(re: &Regex, value: &'v str) -> Option<&'v str> {
 }
 
 /// Where the group a call joins begins: the call that holds the key, or that call's own A-leg.
-pub(crate) fn founder_of(owner: &Call) -> (CallId, Box<str>) {
+pub(crate) fn founder_of(owner: &Call) -> (CallKey, Box<str>) {
     match &owner.group {
         Some(g) => (g.a_leg, g.key.clone()),
-        None => (owner.id, Box::from(owner.call_id.as_str())),
+        None => (owner.id, Box::from(owner.sip_call_id.as_str())),
     }
 }
 
@@ -324,7 +324,7 @@ impl crate::engine::Engine {
     /// Reads the new call's correlation keys from its INVITE, puts it in the group the first
     /// key that another live call holds leads to, and indexes its keys. Returns the call that
     /// just became an A-leg (it had no group before), whose listing must follow.
-    pub(crate) fn correlate(&mut self, id: CallId, msg: &SipMessage<'_>) -> Option<CallId> {
+    pub(crate) fn correlate(&mut self, id: CallKey, msg: &SipMessage<'_>) -> Option<CallKey> {
         let found = keys(&self.cfg.correlation, msg);
         if found.is_empty() {
             return None;
@@ -360,8 +360,8 @@ impl crate::engine::Engine {
 
     /// The live call (not `id`) a key leads to: for a Call-ID reference, the newest call with
     /// that Call-ID; else whoever indexed the key first.
-    fn key_owner(&self, id: CallId, f: &Found<'_>) -> Option<CallId> {
-        let live = |c: &CallId| *c != id && self.calls.contains_key(c);
+    fn key_owner(&self, id: CallKey, f: &Found<'_>) -> Option<CallKey> {
+        let live = |c: &CallKey| *c != id && self.calls.contains_key(c);
         if f.is_call_id() {
             let by_id = self.by_call_id.get(&*f.value);
             if let Some(&c) = by_id.and_then(|ids| ids.iter().rev().find(|c| live(c))) {
@@ -372,7 +372,7 @@ impl crate::engine::Engine {
     }
 
     /// Keys nobody holds yet become the call's; a full index takes none and counts them.
-    fn index_keys(&mut self, id: CallId, found: &[Found<'_>]) {
+    fn index_keys(&mut self, id: CallKey, found: &[Found<'_>]) {
         let mut mine = Vec::new();
         for f in found {
             let key = f.index_key();
@@ -552,7 +552,7 @@ mod tests {
         engine.handle_packet(&p, sink);
     }
 
-    fn leg(engine: &mut Engine, sink: &mut Events, call_id: &str, extra: &str) -> CallId {
+    fn leg(engine: &mut Engine, sink: &mut Events, call_id: &str, extra: &str) -> CallKey {
         let text = format!(
             "INVITE sip:2002@example.com SIP/2.0\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\n\
              From: <sip:1001@example.com>;tag={call_id}\r\nTo: <sip:2002@example.com>\r\n{extra}\
@@ -562,12 +562,12 @@ mod tests {
         engine
             .calls()
             .iter()
-            .find(|c| c.call_id == call_id)
+            .find(|c| c.sip_call_id == call_id)
             .map(|c| c.id)
             .expect("call made")
     }
 
-    fn group(engine: &Engine, id: CallId) -> Option<(String, Leg, CorrelationKind)> {
+    fn group(engine: &Engine, id: CallKey) -> Option<(String, Leg, CorrelationKind)> {
         let g = engine.call(id)?.group.as_ref()?;
         Some((g.key.to_string(), g.leg, g.via))
     }

@@ -1,6 +1,6 @@
 //! The engine: one entry point for captured frames, the call table, and its bookkeeping.
 
-use crate::call::{Call, CallId, CallState, Party, PayloadFormat};
+use crate::call::{Call, CallKey, CallState, Party, PayloadFormat};
 use crate::flows::{FlowTable, Key4};
 use crate::media::{Binding, Candidate};
 use crate::signalling::SipMeta;
@@ -92,28 +92,28 @@ impl Default for Config {
 /// What happened to a call; delivered to the [`Sink`] together with the call.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
-    CallNew(CallId),
-    CallState(CallId, CallState),
+    CallNew(CallKey),
+    CallState(CallKey, CallState),
     /// An SDP moved or added media (re-INVITE, UPDATE, early media).
-    MediaChanged(CallId),
+    MediaChanged(CallKey),
     /// The call is about to leave the table.
-    CallRemoved(CallId),
+    CallRemoved(CallKey),
     /// Another leg was correlated with the call, which became its group's A-leg
     /// (`Call::group`); B-legs are grouped before their `CallNew`.
-    Grouped(CallId),
+    Grouped(CallKey),
     /// A completed offer/answer put the answered call on hold (`Call::held_by` says who).
-    Hold(CallId),
+    Hold(CallKey),
     /// A completed offer/answer took it off hold.
-    Resume(CallId),
+    Resume(CallKey),
     /// A 2xx answered a re-INVITE; `codec` is the answer's first audio codec when it differs
     /// from the previous answer's.
     Reinvite {
-        call: CallId,
+        call: CallKey,
         codec: Option<String>,
     },
     /// A party's stream changed its audio payload type (`Call::codec_name` names it).
     CodecChange {
-        call: CallId,
+        call: CallKey,
         party: Party,
         payload_type: u8,
     },
@@ -122,7 +122,7 @@ pub enum Event {
 /// One RTP packet of a call, borrowed from the frame being processed.
 #[derive(Debug)]
 pub struct RtpPacket<'a> {
-    pub call: CallId,
+    pub call: CallKey,
     pub party: Party,
     pub ts: Timestamp,
     pub ssrc: u32,
@@ -156,7 +156,7 @@ pub trait Sink {
     /// answers true or the packet is a telephone-event (DTMF is read from it). When false, the
     /// sink gets the authenticated packet with an empty payload. True by default: a sink that
     /// decodes audio gets it clear without saying anything.
-    fn wants_payload(&self, _call: CallId) -> bool {
+    fn wants_payload(&self, _call: CallKey) -> bool {
         true
     }
 }
@@ -165,7 +165,7 @@ pub trait Sink {
 /// authenticated but not decrypted for it (see [`Sink::wants_payload`]).
 pub struct NullSink;
 impl Sink for NullSink {
-    fn wants_payload(&self, _call: CallId) -> bool {
+    fn wants_payload(&self, _call: CallKey) -> bool {
         false
     }
 }
@@ -298,13 +298,13 @@ pub struct Engine {
     /// default one, with its allocations, for every frame).
     pub(crate) decap: Option<Box<Decapsulator>>,
     streams_in: TcpSip,
-    pub(crate) calls: FxHashMap<CallId, Call>,
-    pub(crate) by_call_id: FxHashMap<String, Vec<CallId>>,
-    pub(crate) next_call_id: CallId,
+    pub(crate) calls: FxHashMap<CallKey, Call>,
+    pub(crate) by_call_id: FxHashMap<String, Vec<CallKey>>,
+    pub(crate) next_call_id: CallKey,
     pub(crate) bindings: FxHashMap<SocketAddr, Binding>,
     /// Addresses announced by more than one live call, with those calls oldest first (see
     /// `media.rs`, rule 1); only shared addresses have an entry.
-    pub(crate) sharers: FxHashMap<SocketAddr, Vec<CallId>>,
+    pub(crate) sharers: FxHashMap<SocketAddr, Vec<CallKey>>,
     pub(crate) binding_epoch: u64,
     pub(crate) flows: FlowTable,
     pub(crate) unassociated: Vec<Stream>,
@@ -314,13 +314,13 @@ pub struct Engine {
     pub(crate) counters: CaptureCounters,
     /// Calls made of RTP alone by their two addresses, and the addresses they use (see
     /// `rtp_only.rs`); empty unless `Config::rtp_only_calls`.
-    pub(crate) rtp_only: FxHashMap<(SocketAddr, SocketAddr), CallId>,
-    pub(crate) rtp_only_addrs: FxHashMap<SocketAddr, CallId>,
+    pub(crate) rtp_only: FxHashMap<(SocketAddr, SocketAddr), CallKey>,
+    pub(crate) rtp_only_addrs: FxHashMap<SocketAddr, CallKey>,
     /// What every call's SIP log holds together, against `Config::sip_log_total_bytes`.
     pub(crate) sip_log_used: usize,
     /// Correlation keys (X-CID values, Session-ID UUIDs, icids...) → the call that indexed
     /// them first; bounded by `Config::correlation.max_keys`.
-    pub(crate) correlation: FxHashMap<crate::correlation::IndexKey, CallId>,
+    pub(crate) correlation: FxHashMap<crate::correlation::IndexKey, CallKey>,
     /// Where an SRTP packet is decrypted before the sink sees it: reused, so decrypting
     /// allocates nothing per packet.
     pub(crate) srtp_clear: Vec<u8>,
@@ -541,7 +541,7 @@ impl Engine {
         }
         if !self.cfg.retain_ended {
             let linger = self.cfg.linger_ns;
-            let old: Vec<CallId> = self
+            let old: Vec<CallKey> = self
                 .calls
                 .values()
                 .filter(|c| {
@@ -591,7 +591,7 @@ impl Engine {
         }
     }
 
-    fn remove_call(&mut self, id: CallId, sink: &mut dyn Sink) {
+    fn remove_call(&mut self, id: CallKey, sink: &mut dyn Sink) {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
@@ -602,10 +602,10 @@ impl Engine {
         self.forget_rtp_only(&call);
         self.forget_correlation(&call);
         self.sip_log_used = self.sip_log_used.saturating_sub(call.sip_log_bytes());
-        if let Some(ids) = self.by_call_id.get_mut(&call.call_id) {
+        if let Some(ids) = self.by_call_id.get_mut(&call.sip_call_id) {
             ids.retain(|&i| i != id);
             if ids.is_empty() {
-                self.by_call_id.remove(&call.call_id);
+                self.by_call_id.remove(&call.sip_call_id);
             }
         }
         // Only what still points at this call goes: with ports reused (SIPp, NAT), a flow key
@@ -624,13 +624,13 @@ impl Engine {
         }
     }
 
-    pub(crate) fn emit(&mut self, sink: &mut dyn Sink, event: Event, id: CallId) {
+    pub(crate) fn emit(&mut self, sink: &mut dyn Sink, event: Event, id: CallKey) {
         if let Some(call) = self.calls.get(&id) {
             sink.event(&event, call);
         }
     }
 
-    pub fn call(&self, id: CallId) -> Option<&Call> {
+    pub fn call(&self, id: CallKey) -> Option<&Call> {
         self.calls.get(&id)
     }
 

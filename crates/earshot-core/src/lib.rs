@@ -20,7 +20,7 @@ mod signalling;
 mod stream;
 mod tcp_sip;
 
-pub use call::{Call, CallId, CallState, MediaEndpoint, Party, PayloadFormat, SipRecord};
+pub use call::{Call, CallKey, CallState, MediaEndpoint, Party, PayloadFormat, SipRecord};
 pub use correlation::{
     CallGroup, Correlation, CorrelationError, CorrelationKind, HeaderRegex, Leg, MAX_KEYS_PER_CALL,
     MAX_KEY_BYTES,

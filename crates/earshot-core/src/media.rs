@@ -32,7 +32,7 @@
 //! consecutive sequence numbers, which rules out most non-RTP UDP; duplicates and slightly late
 //! packets in between neither count nor break the run.
 
-use crate::call::{CallId, Party, PayloadFormat};
+use crate::call::{CallKey, Party, PayloadFormat};
 use crate::engine::{Engine, Event, RtpPacket, Sink};
 use crate::flows::Key4;
 use crate::quality::CaptureGaps;
@@ -44,7 +44,7 @@ use std::net::SocketAddr;
 
 #[derive(Copy, Clone, Debug)]
 pub(crate) struct Binding {
-    pub call: CallId,
+    pub call: CallKey,
     pub party: Party,
     /// Learned from where media came from (rule 5) rather than announced in an SDP.
     pub learned: bool,
@@ -53,7 +53,7 @@ pub(crate) struct Binding {
 /// Where a stream lives: in a call, or in the unassociated list.
 #[derive(Copy, Clone, Debug)]
 pub(crate) struct StreamLoc {
-    pub call: Option<CallId>,
+    pub call: Option<CallKey>,
     pub idx: u32,
     /// The binding epoch at which this location was last known to be right.
     pub epoch: u64,
@@ -84,7 +84,7 @@ const MAX_CODEC_EVENTS: u32 = 64;
 impl Engine {
     /// Installs a call's SDP addresses as bindings; a binding taken from another call makes
     /// every stream location re-check itself (see `StreamLoc::epoch`).
-    pub(crate) fn rebind_media(&mut self, id: CallId, _ts: Timestamp) {
+    pub(crate) fn rebind_media(&mut self, id: CallKey, _ts: Timestamp) {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -303,7 +303,7 @@ impl Engine {
     /// `seq` continues its stream `idx`. A sequence number far from the stream's is a sender
     /// that started over: SIPp replaying the same RTP, SSRC and all, for the next call on the
     /// same ports while the old call's BYE is not seen (or not sent yet).
-    fn still_holds(&self, id: CallId, idx: u32, key: StreamKey, seq: u16) -> bool {
+    fn still_holds(&self, id: CallKey, idx: u32, key: StreamKey, seq: u16) -> bool {
         let Some(c) = self.calls.get(&id) else {
             return false;
         };
@@ -323,7 +323,7 @@ impl Engine {
     /// `rtcp` says which of the endpoint's addresses count: an RTP packet is only ever sent to
     /// an RTP address. Counting the RTCP one too would give call A (RTP on port P, RTCP on
     /// P+1) the RTP of call B announced on P+1 (a PBX handing out consecutive ports).
-    fn announced(&self, id: CallId, party: Party, addr: SocketAddr, rtcp: bool) -> bool {
+    fn announced(&self, id: CallKey, party: Party, addr: SocketAddr, rtcp: bool) -> bool {
         self.calls.get(&id).is_some_and(|c| {
             c.end.is_none()
                 && c.media
@@ -436,7 +436,7 @@ impl Engine {
 
     fn account_call_rtp(
         &mut self,
-        call_id: CallId,
+        call_id: CallKey,
         k4: Option<Key4>,
         idx: u32,
         ts: Timestamp,
@@ -643,8 +643,8 @@ impl Engine {
 /// instead of growing the tables, and the work of every SDP, without limit.
 fn remember_bound(
     bindings: &mut FxHashMap<SocketAddr, Binding>,
-    sharers: &mut FxHashMap<SocketAddr, Vec<CallId>>,
-    id: CallId,
+    sharers: &mut FxHashMap<SocketAddr, Vec<CallKey>>,
+    id: CallKey,
     bound: &mut Vec<SocketAddr>,
     addr: SocketAddr,
 ) {
@@ -670,10 +670,10 @@ const MAX_SHARERS: usize = 32;
 
 /// Records that call `new` announced `addr`, which live call `old` announced before it.
 fn note_sharer(
-    sharers: &mut FxHashMap<SocketAddr, Vec<CallId>>,
+    sharers: &mut FxHashMap<SocketAddr, Vec<CallKey>>,
     addr: SocketAddr,
-    old: CallId,
-    new: CallId,
+    old: CallKey,
+    new: CallKey,
 ) {
     let ids = sharers.entry(addr).or_default();
     for id in [old, new] {
@@ -688,9 +688,9 @@ fn note_sharer(
 
 /// Takes call `id` off the calls sharing `addr`; an address left to one call is not shared.
 pub(crate) fn forget_sharer(
-    sharers: &mut FxHashMap<SocketAddr, Vec<CallId>>,
+    sharers: &mut FxHashMap<SocketAddr, Vec<CallKey>>,
     addr: SocketAddr,
-    id: CallId,
+    id: CallKey,
 ) {
     if let Some(ids) = sharers.get_mut(&addr) {
         ids.retain(|&i| i != id);

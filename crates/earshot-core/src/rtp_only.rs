@@ -20,7 +20,7 @@
 //! [`Config::max_calls`]; random UDP must first pass the three-packet proof and the payload
 //! type and port filters of unannounced streams.
 
-use crate::call::{Call, CallId, CallState, MediaEndpoint, Party, PayloadFormat};
+use crate::call::{Call, CallKey, CallState, MediaEndpoint, Party, PayloadFormat};
 use crate::engine::{Engine, Event, Sink};
 use crate::media::StreamLoc;
 use crate::stream::Stream;
@@ -82,7 +82,7 @@ impl Engine {
         true
     }
 
-    fn start_rtp_only_call(&mut self, stream: &Stream) -> Option<CallId> {
+    fn start_rtp_only_call(&mut self, stream: &Stream) -> Option<CallKey> {
         if self.calls.len() >= self.cfg.max_calls {
             self.counters.calls_dropped += 1;
             return None;
@@ -155,11 +155,11 @@ pub(crate) fn address_pair(a: SocketAddr, b: SocketAddr) -> (SocketAddr, SocketA
 
 /// True for a call [`Engine`] made of RTP alone.
 pub fn is_rtp_only(call: &Call) -> bool {
-    call.call_id.starts_with(RTP_ONLY_PREFIX)
+    call.sip_call_id.starts_with(RTP_ONLY_PREFIX)
 }
 
 fn rtp_only_call(
-    id: CallId,
+    id: CallKey,
     call_id: String,
     src: SocketAddr,
     dst: SocketAddr,
@@ -178,7 +178,7 @@ fn rtp_only_call(
         last_packet: start,
         streams: Vec::with_capacity(2),
         formats: Vec::new(),
-        call_id,
+        sip_call_id: call_id,
         from_tag: None,
         to_tag: None,
         caller: src.to_string(),

@@ -1,7 +1,7 @@
 //! SIP messages → call table: dialog matching, state machine, SDP → media endpoints.
 
 use crate::call::{
-    push_exact, Call, CallId, CallState, MediaEndpoint, Party, PayloadFormat, SipLogLimits,
+    push_exact, Call, CallKey, CallState, MediaEndpoint, Party, PayloadFormat, SipLogLimits,
     SipOrigin,
 };
 use crate::engine::{Engine, Event, Sink};
@@ -79,7 +79,7 @@ impl Engine {
         self.counters.orphan_sdp_dropped += self.orphan_sdp.learn(meta.ts.nanos(), ttl, &parsed);
     }
 
-    fn find_call(&self, call_id: &str, msg: &SipMessage<'_>) -> Option<CallId> {
+    fn find_call(&self, call_id: &str, msg: &SipMessage<'_>) -> Option<CallKey> {
         let ids = self.by_call_id.get(call_id)?;
         let from_tag = msg.from().and_then(|f| f.tag);
         let to_tag = msg.to().and_then(|t| t.tag);
@@ -108,7 +108,7 @@ impl Engine {
         call_id: &str,
         cseq: u32,
         msg: &SipMessage<'_>,
-    ) -> Option<CallId> {
+    ) -> Option<CallKey> {
         if self.calls.len() >= self.cfg.max_calls {
             self.counters.calls_dropped += 1;
             return None;
@@ -120,7 +120,7 @@ impl Engine {
         let call = Call {
             sdes: Default::default(),
             id,
-            call_id: call_id.to_owned(),
+            sip_call_id: call_id.to_owned(),
             from_tag: from.as_ref().and_then(|f| f.tag.map(str::to_owned)),
             to_tag: None,
             caller: from
@@ -188,7 +188,7 @@ impl Engine {
     #[allow(clippy::too_many_arguments)]
     fn update_call(
         &mut self,
-        id: CallId,
+        id: CallKey,
         meta: SipMeta,
         cseq: u32,
         cseq_method: &str,
@@ -202,7 +202,7 @@ impl Engine {
         };
         call.sip_messages += 1;
         let logged = self.cfg.sip_log_call_id.as_deref();
-        if limits.messages > 0 && logged.is_none_or(|id| id == call.call_id) {
+        if limits.messages > 0 && logged.is_none_or(|id| id == call.sip_call_id) {
             let origin = SipOrigin {
                 ts: meta.ts,
                 src: meta.src,

@@ -318,7 +318,7 @@ fn runs_match_frame_by_frame_on_a_built_scenario() {
     assert!(calls.iter().all(|c| c.streams.len() >= 2), "{calls:#?}");
     assert_eq!(engine.unassociated_streams().len(), 1);
     assert!(calls.iter().any(|c| !c.dtmf.is_empty()));
-    let reused = calls.iter().find(|c| c.call_id == "call-2@test");
+    let reused = calls.iter().find(|c| c.sip_call_id == "call-2@test");
     assert_eq!(reused.map(|c| c.streams.len()), Some(2), "{calls:#?}");
     assert_same("scenario", &frames);
 }

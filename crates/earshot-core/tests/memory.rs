@@ -159,14 +159,14 @@ fn a_log_for_one_call_id_is_not_starved_by_the_others() {
     let calls = h.engine.calls();
     assert_eq!(calls.len(), 40);
     for c in &calls {
-        if c.call_id == "call-39@memory" {
+        if c.sip_call_id == "call-39@memory" {
             assert_eq!(
                 c.sip_log.len(),
                 6,
                 "the call asked for logs all of its dialog"
             );
         } else {
-            assert!(c.sip_log.is_empty(), "{} logs nothing", c.call_id);
+            assert!(c.sip_log.is_empty(), "{} logs nothing", c.sip_call_id);
         }
     }
 }

@@ -19,7 +19,7 @@ fn a_stream_without_sip_becomes_a_call_with_both_directions_and_every_packet() {
     h.stream(0, a, b, 0xA, 100, 50, 8);
     h.stream(5, b, a, 0xB, 7000, 50, 8);
     let c = h.only_call();
-    assert!(is_rtp_only(c), "{}", c.call_id);
+    assert!(is_rtp_only(c), "{}", c.sip_call_id);
     assert_eq!(c.state, CallState::Answered);
     assert_eq!((c.caller.as_str(), c.called.as_str()), (a, b));
     assert_eq!(c.streams.len(), 2, "{:#?}", c.streams);

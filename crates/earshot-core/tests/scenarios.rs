@@ -542,7 +542,13 @@ fn nat_port_reuse_reply_goes_to_the_second_call() {
     let calls = h.engine.calls();
     assert_eq!(calls.len(), 2);
     for c in calls {
-        assert_eq!(c.streams.len(), 2, "call {}: {:#?}", c.call_id, c.streams);
+        assert_eq!(
+            c.streams.len(),
+            2,
+            "call {}: {:#?}",
+            c.sip_call_id,
+            c.streams
+        );
         assert_eq!(c.party_streams(Party::Called).count(), 1);
         for s in &c.streams {
             assert_eq!(s.stats.packets, 10);
@@ -566,7 +572,7 @@ fn interleaved(h: &mut Harness, t0: i64, flows: &[(&str, &str, u32)], seq0: u16,
 fn assert_own_streams(h: &Harness, want: &[(&str, u32, u32)], packets: u64) {
     let calls = h.engine.calls();
     for &(cid, caller_ssrc, called_ssrc) in want {
-        let c = calls.iter().find(|c| c.call_id == cid).expect("call");
+        let c = calls.iter().find(|c| c.sip_call_id == cid).expect("call");
         let got: Vec<_> = c
             .streams
             .iter()
@@ -612,7 +618,7 @@ fn callers_sharing_a_callee_address_keep_their_own_streams() {
     interleaved(&mut h, 3300, &flows, 31, 20);
     let want = [("s1", 0xA1, 0xB1), ("s2", 0xA2, 0xB2), ("s3", 0xA3, 0xB3)];
     assert_own_streams(&h, &want, 50);
-    let s4 = h.engine.calls().into_iter().find(|c| c.call_id == "s4");
+    let s4 = h.engine.calls().into_iter().find(|c| c.sip_call_id == "s4");
     assert!(s4.expect("call s4").streams.is_empty());
 }
 
@@ -667,7 +673,7 @@ fn calls_on_one_port_pair_are_told_apart_by_ssrc() {
     let count = |cid: &str, ssrc: u32| {
         calls
             .iter()
-            .find(|c| c.call_id == cid)
+            .find(|c| c.sip_call_id == cid)
             .and_then(|c| c.streams.iter().find(|s| s.key.ssrc == ssrc))
             .map(|s| s.stats.packets)
     };
@@ -676,7 +682,7 @@ fn calls_on_one_port_pair_are_told_apart_by_ssrc() {
         ("p2", [0xA2, 0xB2], 40),
         ("p3", [0xA3, 0xB3], 30),
     ] {
-        let c = calls.iter().find(|c| c.call_id == cid).expect("call");
+        let c = calls.iter().find(|c| c.sip_call_id == cid).expect("call");
         assert_eq!(c.streams.len(), 2, "call {cid}: {:#?}", c.streams);
         for ssrc in ssrcs {
             assert_eq!(count(cid, ssrc), Some(n), "call {cid} SSRC {ssrc:x}");
@@ -1021,7 +1027,7 @@ fn removing_an_old_call_keeps_the_new_call_of_the_same_ports() {
     assert_eq!(h.engine.calls().len(), 1);
     h.stream(3000, "10.0.0.1:6000", "10.0.0.2:6000", 0x1234, 11, 10, 0);
     let c = h.only_call();
-    assert_eq!(c.call_id, "call-2");
+    assert_eq!(c.sip_call_id, "call-2");
     assert_eq!(c.streams.len(), 1, "{:#?}", c.streams);
     assert_eq!(c.streams[0].stats.packets, 20);
     assert_eq!(c.streams[0].stats.lost(), 0);
@@ -1205,7 +1211,7 @@ fn tcp_split_message_in_three_segments() {
         "not before the body is complete"
     );
     h.tcp(3, C_TCP, S_TCP, 1000 + (a.len() + b.len()) as u32, false, c);
-    assert_eq!(h.only_call().call_id, "tcp1");
+    assert_eq!(h.only_call().sip_call_id, "tcp1");
     assert_eq!(h.engine.counters().sip_messages, 1);
 }
 
@@ -1288,7 +1294,7 @@ Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: si
     );
     h.tcp(3, c, s, 1 + up.len() as u32, false, &frame);
     let call = h.only_call();
-    assert_eq!(call.call_id, "ws1");
+    assert_eq!(call.sip_call_id, "ws1");
     assert_eq!(call.caller, "1001");
 }
 

@@ -2,7 +2,7 @@
 //! is decrypted only when it will be read — a telephone-event, or a sink that wants the call's
 //! payloads (`Sink::wants_payload`). From tests/captures/srtp/ (libsrtp2 protected them).
 
-use earshot_core::{CallId, Config, Engine, RtpPacket, Sink};
+use earshot_core::{CallKey, Config, Engine, RtpPacket, Sink};
 use earshot_wire::CaptureReader;
 use std::path::{Path, PathBuf};
 
@@ -25,7 +25,7 @@ impl Sink for Packets {
             self.got.push(packet);
         }
     }
-    fn wants_payload(&self, _call: CallId) -> bool {
+    fn wants_payload(&self, _call: CallKey) -> bool {
         self.wants
     }
 }

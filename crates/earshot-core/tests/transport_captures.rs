@@ -34,9 +34,9 @@ fn hep3_compressed_payloads_are_inflated_and_skips_counted() {
     let calls = engine.calls();
     assert_eq!(calls.len(), 3);
     for c in &calls {
-        assert_eq!(c.state, CallState::Ended, "{}", c.call_id);
-        assert_eq!(c.sip_messages, 7, "{}", c.call_id);
-        assert!(c.call_id.starts_with("hepzlib-"), "{}", c.call_id);
+        assert_eq!(c.state, CallState::Ended, "{}", c.sip_call_id);
+        assert_eq!(c.sip_messages, 7, "{}", c.sip_call_id);
+        assert!(c.sip_call_id.starts_with("hepzlib-"), "{}", c.sip_call_id);
     }
     let s = &k.hep_skipped;
     assert_eq!(s.too_big, 1, "the zip bomb");

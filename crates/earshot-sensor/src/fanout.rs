@@ -17,7 +17,7 @@ use crate::pipeline::Shared;
 use crate::queue::FrameTx;
 use crate::rewind::{record_packet, PacketBatch, Rewind, RewindLimits, PRIME_NS};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender as CbSender};
-use earshot_core::CallId;
+use earshot_core::CallKey;
 use earshot_manager::stream_proto::{CallEvent, EndFrame, EndReason, Frame};
 use earshot_manager::StreamFrom;
 use earshot_wire::Timestamp;
@@ -41,14 +41,14 @@ const CLOCK_STEP_NS: i64 = 100_000_000;
 /// anyone since (that subscription is still on its way here and needs the packets).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct CallGone {
-    pub call: CallId,
+    pub call: CallKey,
     pub ticket: u64,
 }
 
 /// Work for the fan-out thread.
 pub(crate) enum AudioMsg {
     Subscribe {
-        call: CallId,
+        call: CallKey,
         id: u64,
         /// Numbers the pipeline's subscriptions, in the order it sent them.
         ticket: u64,
@@ -71,17 +71,17 @@ pub(crate) enum AudioMsg {
     Packets(PacketBatch),
     /// An event or quality report for every listener of a call.
     Broadcast {
-        call: CallId,
+        call: CallKey,
         frame: Frame,
     },
     /// Whether the call is on hold, for the listeners' status (sent once a second).
     OnHold {
-        call: CallId,
+        call: CallKey,
         on_hold: bool,
     },
     /// The call ended: play out what is left, then the end frame.
     Ended {
-        call: CallId,
+        call: CallKey,
         event: CallEvent,
     },
     EndAll {
@@ -154,11 +154,11 @@ pub(crate) struct Fanout {
     rewind: Rewind,
     handoff: Handoff,
     /// Keyed by the engine's call numbers, which no packet chooses (a fast hash is safe).
-    listeners: FxHashMap<CallId, Vec<Listener>>,
+    listeners: FxHashMap<CallKey, Vec<Listener>>,
     /// Listeners of ended calls still playing their rewind; they end once it has played.
     draining: Vec<Listener>,
     /// Per call the pipeline sends packets of, the ticket of its latest subscription.
-    tickets: FxHashMap<CallId, u64>,
+    tickets: FxHashMap<CallKey, u64>,
     shared: Arc<Shared>,
     limits: Limits,
     /// Calls that lost their last listener, so the pipeline stops sending their packets.
@@ -259,7 +259,7 @@ impl Fanout {
     /// time, unless that is more than a step ahead of the clock; then a step ahead (counted).
     /// The listeners see the same time, so no single packet moves their audio further than
     /// the clock.
-    fn feed_listeners(&mut self, call: CallId, record: &[u8]) {
+    fn feed_listeners(&mut self, call: CallKey, record: &[u8]) {
         let Some(ls) = self.listeners.get_mut(&call) else {
             return;
         };
@@ -326,7 +326,7 @@ impl Fanout {
 
     fn subscribe(
         &mut self,
-        call: CallId,
+        call: CallKey,
         id: u64,
         format: AudioFormat,
         (from, now_ns): (StreamFrom, i64),
@@ -401,13 +401,13 @@ impl Fanout {
         self.tidy();
     }
 
-    fn set_on_hold(&mut self, call: CallId, on_hold: bool) {
+    fn set_on_hold(&mut self, call: CallKey, on_hold: bool) {
         for l in self.listeners.get_mut(&call).into_iter().flatten() {
             l.set_on_hold(on_hold);
         }
     }
 
-    fn broadcast(&mut self, call: CallId, frame: &Frame) {
+    fn broadcast(&mut self, call: CallKey, frame: &Frame) {
         match frame {
             Frame::Event(CallEvent::Hold { .. }) => self.set_on_hold(call, true),
             Frame::Event(CallEvent::Resume { .. }) => self.set_on_hold(call, false),

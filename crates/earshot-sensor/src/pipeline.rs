@@ -16,7 +16,7 @@ use crate::rewind::{PacketBatch, RewindLimits};
 use crate::source::FrameBatch;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender as CbSender};
 use earshot_core::{
-    Call, CallId, CallState, CaptureCounters, Config, Engine, Event, Party, QualityUnknown,
+    Call, CallKey, CallState, CaptureCounters, Config, Engine, Event, Party, QualityUnknown,
     RtpPacket, Sink,
 };
 use earshot_manager::stream_proto::{CallEvent, EndReason, Frame, QualityReport};
@@ -307,15 +307,15 @@ fn publish_due(since_last: Duration, interval: Duration, new_call: bool) -> bool
 
 /// Everything the engine's sink touches, kept apart from the engine so both can be borrowed.
 struct Hub {
-    refs: HashMap<CallId, CallRef>,
-    by_ref: HashMap<CallRef, CallId>,
+    refs: HashMap<CallKey, CallRef>,
+    by_ref: HashMap<CallRef, CallKey>,
     /// Every call's packets go to the fan-out (it keeps the rewind); without rewind, only
     /// listened calls'.
     keep_rewind: bool,
     /// The packets, formats and ended calls not yet handed to the fan-out.
     batch: PacketBatch,
     /// How many of each call's formats the fan-out has been sent (calls it knows of).
-    formats_sent: HashMap<CallId, usize>,
+    formats_sent: HashMap<CallKey, usize>,
     /// Formats and ended calls were dropped: the fan-out needs the whole picture again.
     resync: bool,
     /// When (monotonic ns) the oldest packet still in `batch` was put there.
@@ -323,10 +323,10 @@ struct Hub {
     /// [`MAX_METADATA`], lowered by tests.
     max_metadata: usize,
     counters: Arc<SensorCounters>,
-    new_calls: Vec<CallId>,
+    new_calls: Vec<CallKey>,
     /// Calls the engine reported an event for since the last publish: their summaries are
     /// rebuilt from the call, text included.
-    dirty: HashSet<CallId>,
+    dirty: HashSet<CallKey>,
     /// The pipeline's working copy of the published table.
     listing: Listing,
     /// Publishes per sweep of the table (see [`SWEEP_PERIOD`]), and the chunk the next one
@@ -336,10 +336,10 @@ struct Hub {
     /// The fan-out thread, and the calls it has listeners for, each with the ticket of the
     /// latest subscription sent to it.
     link: FanoutLink,
-    listened: HashMap<CallId, u64>,
+    listened: HashMap<CallKey, u64>,
     next_ticket: u64,
     /// Calls already counted as ended, so a call is counted once however it goes.
-    ended: HashSet<CallId>,
+    ended: HashSet<CallKey>,
 }
 
 /// Farthest one frame moves the pipeline's clock forward: a replay at full speed stays within
@@ -565,7 +565,7 @@ impl Worker {
     fn resync_fanout(&mut self) {
         self.hub.resync = false;
         let calls = self.engine.calls();
-        let mut live: Vec<CallId> = calls.iter().map(|c| c.id).collect();
+        let mut live: Vec<CallKey> = calls.iter().map(|c| c.id).collect();
         live.sort_unstable();
         self.hub.batch.retain_only(live);
         for call in calls {
@@ -721,7 +721,7 @@ impl Worker {
 
     fn send_quality(&mut self) {
         let now = self.clock.now_ns();
-        let listened: Vec<CallId> = self.hub.listened.keys().copied().collect();
+        let listened: Vec<CallKey> = self.hub.listened.keys().copied().collect();
         for id in listened {
             let Some(call) = self.engine.call(id) else {
                 continue;
@@ -929,7 +929,7 @@ impl Hub {
 
     /// Whether the call's packets (and so its formats) go to the fan-out: every call's with
     /// rewind on, only listened calls' without.
-    fn feeds_fanout(&self, call: CallId) -> bool {
+    fn feeds_fanout(&self, call: CallKey) -> bool {
         // Without rewind most of the time nobody listens: skip hashing the call id then.
         self.keep_rewind || (!self.listened.is_empty() && self.listened.contains_key(&call))
     }
@@ -945,7 +945,7 @@ impl Hub {
         }
     }
 
-    fn broadcast(&mut self, call: CallId, frame: Frame) {
+    fn broadcast(&mut self, call: CallKey, frame: Frame) {
         if self.listened.contains_key(&call) {
             self.send_audio(AudioMsg::Broadcast { call, frame });
         }
@@ -965,7 +965,7 @@ impl Hub {
         }
     }
 
-    fn finish_call(&mut self, call: CallId, event: CallEvent) {
+    fn finish_call(&mut self, call: CallKey, event: CallEvent) {
         if self.listened.remove(&call).is_some() {
             self.send_audio(AudioMsg::Ended { call, event });
         }
@@ -975,7 +975,7 @@ impl Hub {
 impl Sink for Hub {
     /// SRTP payloads are decrypted only for calls whose packets go to the fan-out (every call
     /// with rewind on, only listened ones without): the rest are authenticated, not decrypted.
-    fn wants_payload(&self, call: CallId) -> bool {
+    fn wants_payload(&self, call: CallKey) -> bool {
         self.feeds_fanout(call)
     }
 

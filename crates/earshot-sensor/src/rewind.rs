@@ -7,7 +7,7 @@
 //! sealed behind an `Arc`. A subscription takes the sealed chunks by pointer and copies only
 //! the open one (at most 16 KiB); the fan-out thread reads the packets back and decodes them.
 
-use earshot_core::{CallId, Party, PayloadFormat, RtpPacket};
+use earshot_core::{CallKey, Party, PayloadFormat, RtpPacket};
 use earshot_wire::Timestamp;
 use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
@@ -48,7 +48,7 @@ impl KeptPacket {
         }
     }
 
-    pub fn as_rtp(&self, call: CallId) -> RtpPacket<'_> {
+    pub fn as_rtp(&self, call: CallKey) -> RtpPacket<'_> {
         RtpPacket {
             call,
             party: self.party,
@@ -122,7 +122,7 @@ fn write_record(out: &mut Vec<u8>, p: &RtpPacket<'_>) -> bool {
 fn read_record<'a>(
     bytes: &'a [u8],
     pos: usize,
-    call: CallId,
+    call: CallKey,
     formats: &'a [PayloadFormat],
 ) -> Option<(RtpPacket<'a>, usize)> {
     let h = bytes.get(pos..pos + RECORD_HEADER)?;
@@ -161,7 +161,7 @@ fn read_record<'a>(
 /// The packet a single record (from [`PacketBatch::records`]) holds.
 pub(crate) fn record_packet<'a>(
     record: &'a [u8],
-    call: CallId,
+    call: CallKey,
     formats: &'a [PayloadFormat],
 ) -> Option<RtpPacket<'a>> {
     read_record(record, 0, call, formats).map(|(p, _)| p)
@@ -187,11 +187,11 @@ fn record_ts(record: &[u8]) -> i64 {
 pub struct PacketBatch {
     bytes: Vec<u8>,
     packets: usize,
-    formats: Vec<(CallId, Arc<[PayloadFormat]>)>,
-    forgets: Vec<CallId>,
+    formats: Vec<(CallKey, Arc<[PayloadFormat]>)>,
+    forgets: Vec<CallKey>,
     /// Every call that still exists, sorted, when the pipeline had to drop formats and ended
     /// calls: the fan-out forgets the others before taking the batch in.
-    retain: Option<Vec<CallId>>,
+    retain: Option<Vec<CallKey>>,
 }
 
 /// Bytes before a packet's record in a batch: its call.
@@ -209,17 +209,17 @@ impl PacketBatch {
     }
 
     /// The call's formats from now on (they only grow; see [`RtpPacket::format_index`]).
-    pub fn set_formats(&mut self, call: CallId, formats: Arc<[PayloadFormat]>) {
+    pub fn set_formats(&mut self, call: CallKey, formats: Arc<[PayloadFormat]>) {
         self.formats.push((call, formats));
     }
 
     /// The call is gone: its rewind is freed once this batch's packets are in.
-    pub fn forget(&mut self, call: CallId) {
+    pub fn forget(&mut self, call: CallKey) {
         self.forgets.push(call);
     }
 
     /// Only these calls (sorted) still exist: the rest of the store is freed first.
-    pub fn retain_only(&mut self, calls: Vec<CallId>) {
+    pub fn retain_only(&mut self, calls: Vec<CallKey>) {
         self.retain = Some(calls);
     }
 
@@ -255,17 +255,17 @@ impl PacketBatch {
     }
 
     /// Formats to set before the packets are taken in.
-    pub(crate) fn formats(&self) -> &[(CallId, Arc<[PayloadFormat]>)] {
+    pub(crate) fn formats(&self) -> &[(CallKey, Arc<[PayloadFormat]>)] {
         &self.formats
     }
 
     /// The calls that still exist, if the pipeline lost track of which ended (sorted).
-    pub(crate) fn retain(&self) -> Option<&[CallId]> {
+    pub(crate) fn retain(&self) -> Option<&[CallKey]> {
         self.retain.as_deref()
     }
 
     /// Calls to forget after the packets are taken in.
-    pub(crate) fn forgets(&self) -> &[CallId] {
+    pub(crate) fn forgets(&self) -> &[CallKey] {
         &self.forgets
     }
 
@@ -276,11 +276,11 @@ impl PacketBatch {
     }
 
     /// The records in arrival order: each packet's call and its record (as [`Chunk`]s keep it).
-    pub(crate) fn records(&self) -> impl Iterator<Item = (CallId, &[u8])> + '_ {
+    pub(crate) fn records(&self) -> impl Iterator<Item = (CallKey, &[u8])> + '_ {
         let mut pos = 0;
         std::iter::from_fn(move || {
             let head = self.bytes.get(pos..pos + CALL_PREFIX + RECORD_HEADER)?;
-            let call = CallId::from_le_bytes(head[..CALL_PREFIX].try_into().ok()?);
+            let call = CallKey::from_le_bytes(head[..CALL_PREFIX].try_into().ok()?);
             let len_at = CALL_PREFIX + 18;
             let len = usize::from(u16::from_le_bytes(
                 head[len_at..len_at + 2].try_into().ok()?,
@@ -350,7 +350,7 @@ impl Chunk {
     }
 
     /// The packet whose record starts at `pos`, and where the next one starts.
-    pub fn read(&self, call: CallId, pos: usize) -> Option<(RtpPacket<'_>, usize)> {
+    pub fn read(&self, call: CallKey, pos: usize) -> Option<(RtpPacket<'_>, usize)> {
         let formats = self.formats.as_deref().unwrap_or_default();
         read_record(&self.bytes, pos, call, formats)
     }
@@ -361,7 +361,7 @@ impl Chunk {
 /// capture time it starts from. Taking one costs the pipeline one pointer copy per chunk.
 #[derive(Clone, Debug)]
 pub struct RewindSnapshot {
-    pub call: CallId,
+    pub call: CallKey,
     pub since: Timestamp,
     /// Where the listener's audio starts: packets before it are decoded only to warm the
     /// decoders (GSM, G.722, G.726, Opus, Speex… carry state from packet to packet), and what
@@ -454,7 +454,7 @@ pub struct Rewind {
     overflow: u64,
     /// Keyed by the engine's call numbers, which no packet chooses: a fast hash is safe, and
     /// this map is looked up for every packet kept.
-    calls: FxHashMap<CallId, CallRewind>,
+    calls: FxHashMap<CallKey, CallRewind>,
     spare: Vec<Vec<u8>>,
 }
 
@@ -479,14 +479,14 @@ impl Rewind {
     }
 
     /// The call's formats from now on: records name their format by its position in them.
-    pub fn set_formats(&mut self, call: CallId, formats: Arc<[PayloadFormat]>) {
+    pub fn set_formats(&mut self, call: CallKey, formats: Arc<[PayloadFormat]>) {
         let c = self.calls.entry(call).or_default();
         c.open.formats = Some(formats.clone());
         c.formats = Some(formats);
     }
 
     /// The call's formats as last set.
-    pub fn formats(&self, call: CallId) -> &[PayloadFormat] {
+    pub fn formats(&self, call: CallKey) -> &[PayloadFormat] {
         self.calls
             .get(&call)
             .and_then(|c| c.formats.as_deref())
@@ -494,7 +494,7 @@ impl Rewind {
     }
 
     /// Keeps one packet's record (as [`write_record`] made it) for `call`, within the limits.
-    pub fn push_record(&mut self, call: CallId, record: &[u8]) {
+    pub fn push_record(&mut self, call: CallKey, record: &[u8]) {
         if self.limits.keep_ns <= 0 {
             return;
         }
@@ -560,7 +560,7 @@ impl Rewind {
 
     /// What a listener starting at `since` replays: O(chunks) pointer copies and one copy of
     /// the open chunk (bounded by its size), however many packets the call has.
-    pub fn snapshot(&self, call: CallId, since: Timestamp) -> RewindSnapshot {
+    pub fn snapshot(&self, call: CallKey, since: Timestamp) -> RewindSnapshot {
         let mut chunks = VecDeque::new();
         if let Some(c) = self.calls.get(&call) {
             chunks.extend(
@@ -589,7 +589,7 @@ impl Rewind {
     /// mid-call must decode the call's recent past first.
     pub fn primed_snapshot(
         &self,
-        call: CallId,
+        call: CallKey,
         play_from: Timestamp,
         prime_ns: i64,
     ) -> RewindSnapshot {
@@ -600,14 +600,14 @@ impl Rewind {
         }
     }
 
-    pub fn forget(&mut self, call: CallId) {
+    pub fn forget(&mut self, call: CallKey) {
         if let Some(c) = self.calls.remove(&call) {
             self.used -= c.bytes;
         }
     }
 
     /// Forgets every call not in `live` (sorted): the calls whose end was not heard of.
-    pub fn retain_only(&mut self, live: &[CallId]) {
+    pub fn retain_only(&mut self, live: &[CallKey]) {
         let used = &mut self.used;
         self.calls.retain(|id, c| {
             let keep = live.binary_search(id).is_ok();
@@ -632,7 +632,7 @@ impl Rewind {
 mod tests {
     use super::*;
 
-    fn packet(call: CallId, i: u32, payload: &[u8]) -> RtpPacket<'_> {
+    fn packet(call: CallKey, i: u32, payload: &[u8]) -> RtpPacket<'_> {
         RtpPacket {
             call,
             party: if i % 2 == 0 {
@@ -856,14 +856,14 @@ mod tests {
         b.push(&packet(1, 100, &vec![0u8; 70_000]));
         b.forget(2);
         assert_eq!(b.packets(), 100);
-        let got: Vec<(CallId, u16, u8)> = b
+        let got: Vec<(CallKey, u16, u8)> = b
             .records()
             .map(|(call, rec)| {
                 let p = record_packet(rec, call, &[]).expect("a packet");
                 (call, p.seq, p.payload[0])
             })
             .collect();
-        let want: Vec<(CallId, u16, u8)> = (0..100u32)
+        let want: Vec<(CallKey, u16, u8)> = (0..100u32)
             .map(|i| (u64::from(i % 3), i as u16, i as u8))
             .collect();
         assert_eq!(got, want);

@@ -66,7 +66,7 @@ pub fn summary_of(
     let opt = |s: &Option<String>| s.as_deref().map(Arc::from);
     let legs: Vec<LegSummary> = call.streams.iter().map(|s| leg_of(s, gaps)).collect();
     let text = CallText {
-        call_id: Arc::from(call.call_id.as_str()),
+        call_id: Arc::from(call.sip_call_id.as_str()),
         caller: Arc::from(call.caller.as_str()),
         called: Arc::from(call.called.as_str()),
         caller_name: opt(&call.caller_name),

@@ -58,7 +58,7 @@ fn in_use() -> usize {
 /// Heap owned by a call's own strings and vectors (not the engine's indexes).
 fn call_heap(c: &Call) -> (usize, usize) {
     let opt = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
-    let strings = c.call_id.capacity()
+    let strings = c.sip_call_id.capacity()
         + opt(&c.from_tag)
         + opt(&c.to_tag)
         + c.caller.capacity()

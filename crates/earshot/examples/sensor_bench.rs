@@ -33,7 +33,7 @@
 
 use anyhow::{bail, Context, Result};
 use earshot_audio::{CallAudio, Codec, MixConfig, MixMode, PlayoutConfig, RtpIn};
-use earshot_core::{Call, CallId, Config, Engine, Event, Party, RtpPacket, Sink};
+use earshot_core::{Call, CallKey, Config, Engine, Event, Party, RtpPacket, Sink};
 use earshot_manager::stream_proto::{Frame, StreamDecoder, StreamItem};
 use earshot_wire::CaptureReader;
 use std::collections::HashMap;
@@ -396,7 +396,7 @@ fn path_str(p: &Path) -> Result<&str> {
 /// `CallAudio` (live playout, 8000 Hz mono) over the same packet times.
 fn depth_probe(pcap: &Path, warmup: f64) -> Result<()> {
     struct Probe {
-        calls: HashMap<CallId, (CallAudio, i64)>,
+        calls: HashMap<CallKey, (CallAudio, i64)>,
         depths: Vec<f64>,
         holds: Vec<f64>,
         warmup_ns: i64,

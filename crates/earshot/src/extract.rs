@@ -7,7 +7,7 @@ use earshot_audio::{
     decoder_with, CallAudio, Codec, DecoderOptions, G726Order, MixConfig, MixMode, Party,
     PlayoutConfig,
 };
-use earshot_core::{Call, CallId, Config, Engine, Event, RtpPacket, Sink};
+use earshot_core::{Call, CallKey, Config, Engine, Event, RtpPacket, Sink};
 use earshot_sensor::listener::{audio_codec, audio_input, SRTP};
 use earshot_wire::{CaptureError, CaptureReader};
 use std::collections::{BTreeMap, HashMap};
@@ -210,7 +210,7 @@ impl CallOut {
 struct CallSink {
     wanted: Wanted,
     cfg: MixConfig,
-    calls: BTreeMap<CallId, CallOut>,
+    calls: BTreeMap<CallKey, CallOut>,
 }
 
 impl Sink for CallSink {
@@ -219,14 +219,14 @@ impl Sink for CallSink {
             return;
         };
         if let Wanted::Call(want) = &self.wanted {
-            if *want != call.call_id {
+            if *want != call.sip_call_id {
                 return;
             }
         }
         self.calls.insert(
             *id,
             CallOut {
-                call_id: call.call_id.clone(),
+                call_id: call.sip_call_id.clone(),
                 start_ns: call.start.0,
                 audio: CallAudio::new(self.cfg.clone()),
                 pcm: Vec::new(),

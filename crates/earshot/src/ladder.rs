@@ -71,7 +71,7 @@ pub fn run(args: Args) -> Result<()> {
     let calls: Vec<&Call> = engine
         .calls()
         .into_iter()
-        .filter(|c| c.call_id == args.call_id)
+        .filter(|c| c.sip_call_id == args.call_id)
         .collect();
     if calls.is_empty() {
         bail!("{}", not_found(&engine, &args));
@@ -97,8 +97,8 @@ fn not_found(engine: &Engine, args: &Args) -> String {
     }
     let mut ids: Vec<&str> = Vec::new();
     for c in &calls {
-        if !ids.contains(&c.call_id.as_str()) {
-            ids.push(&c.call_id);
+        if !ids.contains(&c.sip_call_id.as_str()) {
+            ids.push(&c.sip_call_id);
         }
     }
     let shown: Vec<String> = ids
@@ -137,7 +137,7 @@ fn write_call(out: &mut impl Write, call: &Call, max: usize, full: bool) -> Resu
     writeln!(
         out,
         "Call-ID {}  {} → {}  {} SIP messages from {}",
-        call.call_id,
+        call.sip_call_id,
         or_dash(&call.caller),
         or_dash(&call.called),
         call.sip_messages,

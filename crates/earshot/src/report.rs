@@ -123,7 +123,7 @@ pub fn call_json(c: &Call, d: Detail<'_>) -> Value {
 
 fn call_fields(c: &Call, d: Detail<'_>) -> Value {
     json!({
-        "call_id": c.call_id,
+        "call_id": c.sip_call_id,
         "caller": c.caller,
         "called": c.called,
         "caller_name": c.caller_name,
@@ -253,7 +253,7 @@ pub fn write_table(out: &mut dyn Write, engine: &Engine) -> io::Result<()> {
             c.duration_ns() as f64 / 1e9,
             or_dash(&c.codecs().join(",")),
             mos.map(|m| format!("{m:.1}")).unwrap_or_else(|| "-".into()),
-            c.call_id,
+            c.sip_call_id,
         )?;
         if let Some(g) = &c.group {
             let role = match g.leg {

@@ -10,7 +10,7 @@
 //! within what a classic pcap or a HEP source can produce (0 to 2^62 ns, past 2106), `engine_time` uses
 //! all of i64 (see FUZZING.md: it fails until the engine's time arithmetic saturates).
 
-use earshot_core::{Call, CallId, Config, Engine, Event, RtpPacket, Sink};
+use earshot_core::{Call, CallKey, Config, Engine, Event, RtpPacket, Sink};
 use earshot_wire::{Frame, LinkType, Timestamp};
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 
@@ -370,7 +370,7 @@ impl Sink for Counting {
         self.rtp += 1;
     }
     /// Payloads of odd calls only: SRTP of even calls is authenticated, not decrypted.
-    fn wants_payload(&self, call: CallId) -> bool {
+    fn wants_payload(&self, call: CallKey) -> bool {
         call % 2 == 1
     }
 }

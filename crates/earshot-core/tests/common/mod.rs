@@ -3,7 +3,7 @@
 //! [`Sink`] hears.
 #![allow(dead_code)]
 
-use earshot_core::{Call, CallId, Config, Engine, Event, Party, RtpPacket, Sink};
+use earshot_core::{Call, CallKey, Config, Engine, Event, Party, RtpPacket, Sink};
 use earshot_wire::{Packet, Timestamp, Transport};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -212,7 +212,7 @@ pub fn rtcp_sr(ssrc: u32) -> Vec<u8> {
 pub struct Recorder {
     pub events: Vec<Event>,
     /// (call, party, payload type, ssrc, seq, payload)
-    pub rtp: Vec<(CallId, Party, u8, u32, u16, Vec<u8>)>,
+    pub rtp: Vec<(CallKey, Party, u8, u32, u16, Vec<u8>)>,
 }
 
 impl Sink for Recorder {
