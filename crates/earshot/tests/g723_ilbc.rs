@@ -16,7 +16,7 @@ mod common;
 mod sensor;
 
 use common::earshot;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const RATE: u32 = 8000;
@@ -48,7 +48,7 @@ fn reference(dir: &str, name: &str) -> Vec<i16> {
 
 /// `extract --all` of the one call in `pcap`: its left (caller) and right (callee) channels.
 /// Also returns extract's stderr.
-fn extract(pcap: &PathBuf) -> (Vec<i16>, Vec<i16>, String) {
+fn extract(pcap: &Path) -> (Vec<i16>, Vec<i16>, String) {
     let name = pcap.file_name().and_then(|n| n.to_str()).unwrap_or("pcap");
     let out = std::env::temp_dir().join(format!("earshot-lavc-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
@@ -81,7 +81,7 @@ fn extract(pcap: &PathBuf) -> (Vec<i16>, Vec<i16>, String) {
 
 /// What a live listener hears of the capture's call from its start (the sensor replays it as
 /// fast as it can; `from=start` plays the rewind through the listeners' decoders).
-fn live(pcap: &PathBuf) -> (Vec<i16>, Vec<i16>) {
+fn live(pcap: &Path) -> (Vec<i16>, Vec<i16>) {
     let s = sensor::Sensor::start(&["--pcap", pcap.to_str().unwrap(), "--speed", "max"]);
     let row = s.wait_call_with_rtp(Duration::from_secs(20));
     let r = row[0].as_str().expect("call reference").to_string();
