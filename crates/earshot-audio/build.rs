@@ -11,7 +11,30 @@
 
 fn main() {
     link_opencore_amr();
+    if std::env::var_os("CARGO_FEATURE_LIBAVCODEC").is_some() {
+        link_libavcodec();
+    }
     build_speex();
+}
+
+/// G.723.1 and iLBC decode through the system's libavcodec (FFmpeg 5.1 in Debian 12: libavcodec
+/// 59, libavutil 57), only with the cargo feature `libavcodec`. The FFI in src/lavc.rs reads
+/// the leading fields of AVPacket and AVFrame, which are stable within a major version, so an
+/// other major version is refused here rather than misread at run time.
+fn link_libavcodec() {
+    for (lib, range) in [("libavcodec", "59"), ("libavutil", "57")] {
+        let next = format!("{}", range.parse::<u32>().unwrap_or(0) + 1);
+        if let Err(e) = pkg_config::Config::new()
+            .range_version(range..next.as_str())
+            .probe(lib)
+        {
+            panic!(
+                "{lib} {range}.x not found by pkg-config ({e}): the cargo feature `libavcodec` \
+                 needs FFmpeg 5.1's libraries (Debian: apt-get install libavcodec-dev, which \
+                 `bash scripts/setup` does)"
+            );
+        }
+    }
 }
 
 /// AMR and AMR-WB decode through the system's OpenCORE AMR (Apache-2.0), as libopus does:

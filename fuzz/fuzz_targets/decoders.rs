@@ -6,7 +6,7 @@ use earshot_audio::{decoder_for, Codec};
 use libfuzzer_sys::fuzz_target;
 
 fn codec(selector: u8) -> Codec {
-    match selector % 27 {
+    match selector % 30 {
         0 => Codec::Pcmu,
         1 => Codec::Pcma,
         2 => Codec::G722,
@@ -32,6 +32,10 @@ fn codec(selector: u8) -> Codec {
             wideband: selector % 2 == 0,
             octet_aligned: selector % 4 >= 2,
         },
+        // Decoded with the feature `libavcodec` only (else unsupported, skipped).
+        27 => Codec::G723,
+        28 => Codec::Ilbc { mode: 20 },
+        29 => Codec::Ilbc { mode: 30 },
         n => Codec::G726 {
             bits: 2 + (n - 12) % 4,
             aal2: n >= 16,

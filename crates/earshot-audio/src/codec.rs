@@ -10,6 +10,9 @@ pub enum Codec {
     G722,
     /// G.729 / G.729A, with Annex B SID frames.
     G729,
+    /// G.723.1, 6.3 and 5.3 kbit/s (the rate may change every 30 ms frame), with Annex A SID
+    /// frames.
+    G723,
     /// Output channel count; the RTP clock is always 48 kHz (RFC 7587).
     Opus {
         channels: u8,
@@ -62,6 +65,7 @@ impl Codec {
             "PCMA" => Codec::Pcma,
             "G722" => Codec::G722,
             "G729" | "G729A" => Codec::G729,
+            "G723" | "G723.1" => Codec::G723,
             "GSM" => Codec::Gsm,
             "OPUS" => Codec::Opus {
                 channels: opus_channels(fmtp),
@@ -93,7 +97,7 @@ impl Codec {
         match pt {
             0 => Some(Codec::Pcmu),
             3 => Some(Codec::Gsm),
-            4 => unsupported("G723"),
+            4 => Some(Codec::G723),
             5 => Some(Codec::Dvi4 { rate: 8000 }),
             6 => Some(Codec::Dvi4 { rate: 16000 }),
             7 => unsupported("LPC"),
@@ -157,6 +161,7 @@ impl fmt::Display for Codec {
             Codec::Pcma => write!(f, "PCMA"),
             Codec::G722 => write!(f, "G722"),
             Codec::G729 => write!(f, "G729"),
+            Codec::G723 => write!(f, "G723"),
             Codec::Opus { channels } => write!(f, "opus/48000/{channels}"),
             Codec::Gsm => write!(f, "GSM"),
             Codec::G726 { bits, aal2 } => {

@@ -20,14 +20,18 @@ mod error;
 mod fade;
 mod g711;
 mod g722;
+pub mod g723;
 mod g726;
 #[cfg(feature = "g729")]
 mod g729;
 mod gsm;
 #[cfg(any(feature = "g729", all(feature = "opus-rust", not(feature = "libopus"))))]
 mod guard;
+pub mod ilbc;
 mod ima;
 mod l16;
+#[cfg(feature = "libavcodec")]
+mod lavc;
 mod mixer;
 #[cfg(feature = "libopus")]
 mod opus;
@@ -127,9 +131,36 @@ pub fn decoder_with(
                 .map(|d| Box::new(d) as Box<dyn Decoder>)
                 .ok_or_else(|| Unsupported::Codec(codec.to_string()))
         }
+        Codec::G723 | Codec::Ilbc { .. } => libavcodec_decoder(codec),
         Codec::TelephoneEvent => Err(Unsupported::NotAudio(codec.to_string())),
-        Codec::Ilbc { .. } | Codec::Unsupported(_) => Err(Unsupported::Codec(codec.to_string())),
+        Codec::Unsupported(_) => Err(Unsupported::Codec(codec.to_string())),
     }
+}
+
+/// G.723.1 and iLBC come from the system's libavcodec (FFmpeg), behind the cargo feature
+/// `libavcodec`: Debian builds FFmpeg with `--enable-gpl`, so a binary linked with it is bound
+/// by the GPL when distributed (docs/codecs.md), and the plain build leaves it out.
+#[cfg(feature = "libavcodec")]
+fn libavcodec_decoder(codec: &Codec) -> Result<Box<dyn Decoder>, Unsupported> {
+    let dec: Option<Box<dyn Decoder>> = match *codec {
+        Codec::G723 => g723::G723Decoder::new().map(|d| Box::new(d) as Box<dyn Decoder>),
+        Codec::Ilbc { mode } => {
+            ilbc::IlbcDecoder::new(mode).map(|d| Box::new(d) as Box<dyn Decoder>)
+        }
+        _ => None,
+    };
+    dec.ok_or_else(|| Unsupported::Codec(format!("{codec}: libavcodec has no decoder for it")))
+}
+
+#[cfg(not(feature = "libavcodec"))]
+fn libavcodec_decoder(codec: &Codec) -> Result<Box<dyn Decoder>, Unsupported> {
+    let name = match codec {
+        Codec::G723 => "G.723.1".to_string(),
+        other => other.to_string(),
+    };
+    Err(Unsupported::Codec(format!(
+        "{name}: built without libavcodec (cargo feature `libavcodec`)"
+    )))
 }
 
 #[cfg(feature = "g729")]

@@ -133,9 +133,9 @@ impl CodeCounts {
 }
 
 /// Codec labels of [`CodecCounts`]; anything else is "other".
-pub const CODEC_LABELS: [&str; 14] = [
+pub const CODEC_LABELS: [&str; 15] = [
     "pcmu", "pcma", "g722", "g729", "opus", "gsm", "g726", "l16", "ilbc", "speex", "dvi4", "cn",
-    "other", "amr",
+    "other", "amr", "g723",
 ];
 
 #[derive(Debug, Default)]
@@ -183,6 +183,7 @@ fn codec_slot(codec: &earshot_audio::Codec) -> usize {
         C::Cn { .. } => 11,
         C::TelephoneEvent | C::Unsupported(_) => 12,
         C::Amr { .. } => 13,
+        C::G723 => 14,
     }
 }
 

@@ -6,7 +6,8 @@
 //!
 //!   cargo run --release -p earshot --example decode_bench [-- SECONDS_PER_CODEC [CODEC]]
 //!
-//! With CODEC (e.g. `G.711`), only that row is measured (handy under a profiler).
+//! With CODEC (e.g. `G.711`), only that row is measured (handy under a profiler). The G.723.1
+//! and iLBC rows need `--features libavcodec` (they are skipped, with a note, without it).
 
 use anyhow::{bail, Context, Result};
 use earshot_audio::{
@@ -98,21 +99,30 @@ fn decoder_only(codec: &Codec, frames: &[Vec<u8>], secs: f64) -> Result<f64> {
     Ok(n as f64 / (clock.now() - started))
 }
 
-/// The whole path for one call of `call_secs`: returns CPU seconds spent (thread CPU time).
-fn one_call(codec: &Codec, clock: u32, frames: &[Vec<u8>], call_secs: u32) -> Result<f64> {
+/// The whole path for one call of `call_secs`, packets of `ptime_ms` each way: returns CPU
+/// seconds spent (thread CPU time).
+fn one_call(
+    codec: &Codec,
+    clock: u32,
+    ptime_ms: u32,
+    frames: &[Vec<u8>],
+    call_secs: u32,
+) -> Result<f64> {
     let cfg = MixConfig::new(16000, MixMode::Stereo, PlayoutConfig::live())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut audio = CallAudio::new(cfg);
     let mut out = Vec::with_capacity(1 << 16);
-    let packets = call_secs * 50;
-    let step = clock / 50;
+    let per_second = 1000 / ptime_ms;
+    let packets = call_secs * per_second;
+    let step = clock / per_second;
     let cpu = CpuClock::start();
     let started = cpu.now();
     for i in 0..packets {
         for (leg, ssrc) in [(Party::Caller, 0x1111_u32), (Party::Called, 0x2222)] {
             let payload = &frames[i as usize % frames.len()];
             let p = RtpIn {
-                arrival_ns: 1_700_000_000_000_000_000 + i64::from(i) * 20_000_000,
+                arrival_ns: 1_700_000_000_000_000_000
+                    + i64::from(i) * i64::from(ptime_ms) * 1_000_000,
                 ssrc,
                 seq: i as u16,
                 timestamp: i.wrapping_mul(step),
@@ -139,8 +149,9 @@ fn main() -> Result<()> {
         .unwrap_or(2.0);
     let only = std::env::args().nth(2);
     let shared = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/pcaps/wireshark");
-    let ours = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/captures/amr");
-    let cases: [(&str, PathBuf, Codec, u32); 7] = [
+    let captures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/captures");
+    let ours = captures.join("amr");
+    let cases: [(&str, PathBuf, Codec, u32); 10] = [
         ("G.711", shared.join("sip-rtp-g711.pcap"), Codec::Pcmu, 8000),
         ("G.722", shared.join("sip-rtp-g722.pcap"), Codec::G722, 8000),
         (
@@ -175,6 +186,28 @@ fn main() -> Result<()> {
             Codec::from_sdp("AMR-WB", 16000, 1, Some("octet-align=1")),
             16000,
         ),
+        // FFmpeg's 6.3 kbit/s frames (tests/captures/g723/), the caller's stream: one 30 ms
+        // frame a packet.
+        (
+            "G.723.1",
+            captures.join("g723/g723_call.pcap"),
+            Codec::G723,
+            8000,
+        ),
+        // Wireshark's real iLBC sample: one 30 ms frame a packet.
+        (
+            "iLBC",
+            shared.join("sip-rtp-ilbc.pcap"),
+            Codec::Ilbc { mode: 30 },
+            8000,
+        ),
+        // The same frames two a packet (tests/captures/ilbc/): 60 ms packets.
+        (
+            "iLBC-60ms",
+            captures.join("ilbc/ilbc_call.pcap"),
+            Codec::Ilbc { mode: 30 },
+            8000,
+        ),
     ];
     println!("| codec | decoder alone (frames/s) | whole path: CPU per call-second | calls per core (real time) | decoder-alone ceiling (calls) |");
     println!("|---|---:|---:|---:|---:|");
@@ -185,20 +218,30 @@ fn main() -> Result<()> {
         {
             continue;
         }
+        if let Err(e) = decoder_for(&codec) {
+            eprintln!("{name}: skipped ({e})");
+            continue;
+        }
         let frames = payloads(&file)?;
+        // The packet time of the stream: 30 ms codec frames, several a packet.
+        let ptime_ms = match (&codec, frames[0].len()) {
+            (Codec::G723, n) => 30 * (n / 24).max(1) as u32,
+            (Codec::Ilbc { .. }, n) => 30 * (n / 50).max(1) as u32,
+            _ => 20,
+        };
         let fps = decoder_only(&codec, &frames, secs)?;
         // Enough calls to take about `secs` of CPU.
         let call_secs = 20;
         let mut spent = 0.0;
         let mut calls = 0u32;
         while spent < secs {
-            spent += one_call(&codec, clock, &frames, call_secs)?;
+            spent += one_call(&codec, clock, ptime_ms, &frames, call_secs)?;
             calls += 1;
         }
         let per_call_second = spent / f64::from(calls * call_secs);
         let capacity = 1.0 / per_call_second;
-        // Two legs × 50 frames/s per call.
-        let ceiling = fps / 100.0;
+        // Two legs × (1000 / ptime) packets a second per call ("frames/s" counts payloads).
+        let ceiling = fps / (2.0 * 1000.0 / f64::from(ptime_ms));
         println!(
             "| {name} | {fps:.0} | {:.1} µs | {capacity:.0} | {ceiling:.0} |",
             per_call_second * 1e6
