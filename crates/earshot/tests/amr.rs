@@ -6,11 +6,13 @@
 //! tone (400 Hz caller, left; 1 kHz callee, right). Live `stream` of the same calls from a
 //! sensor replaying them is held to the same references.
 
+#[path = "common/audio.rs"]
+mod audio;
 mod common;
 #[path = "common/sensor.rs"]
 mod sensor;
 
-use common::earshot;
+use audio::correlation;
 use std::path::PathBuf;
 
 fn dir() -> PathBuf {
@@ -18,55 +20,14 @@ fn dir() -> PathBuf {
 }
 
 fn reference(name: &str) -> Vec<i16> {
-    let bytes = std::fs::read(dir().join(name)).expect("reference decode");
-    bytes
-        .chunks_exact(2)
-        .map(|b| i16::from_le_bytes([b[0], b[1]]))
-        .collect()
+    audio::read_s16le(&dir().join(name))
 }
 
 /// `extract --all` of one call at `rate`: its left (caller) and right (callee) channels.
 fn extract(pcap: &str, rate: u32) -> (Vec<i16>, Vec<i16>) {
-    let name = pcap.rsplit('/').next().unwrap_or(pcap);
-    let out = std::env::temp_dir().join(format!("earshot-amr-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
-    let run = earshot()
-        .args(["extract", "--all", "--rate", &rate.to_string(), "--out"])
-        .arg(&out)
-        .arg(dir().join(pcap))
-        .output()
-        .expect("run earshot extract");
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(run.status.success(), "{pcap}: {stderr}");
+    let (left, right, stderr) = audio::extract_stereo(&dir().join(pcap), rate);
     assert!(!stderr.contains("unsupported"), "{pcap}: {stderr}");
-    let wav = std::fs::read_dir(&out)
-        .expect("out dir")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "wav"))
-        .unwrap_or_else(|| panic!("{pcap}: no WAV written; {stderr}"));
-    let mut reader = hound::WavReader::open(&wav).expect("WAV");
-    assert_eq!(reader.spec().channels, 2);
-    assert_eq!(reader.spec().sample_rate, rate);
-    let samples: Vec<i16> = reader
-        .samples::<i16>()
-        .map(|s| s.expect("sample"))
-        .collect();
-    let _ = std::fs::remove_dir_all(&out);
-    let left = samples.iter().step_by(2).copied().collect();
-    let right = samples.iter().skip(1).step_by(2).copied().collect();
     (left, right)
-}
-
-fn correlation(a: &[i16], b: &[i16]) -> f64 {
-    let (mut ab, mut aa, mut bb) = (0f64, 0f64, 0f64);
-    for (x, y) in a.iter().zip(b) {
-        let (x, y) = (f64::from(*x), f64::from(*y));
-        ab += x * y;
-        aa += x * x;
-        bb += y * y;
-    }
-    ab / (aa * bb).sqrt().max(1.0)
 }
 
 /// The best correlation of `reference` with `channel` shifted by up to a tenth of a second:
@@ -86,23 +47,9 @@ fn tone_hz(channel: &[i16], rate: u32) -> f64 {
     crossings as f64 / 2.0 / (mid.len() as f64 / f64::from(rate))
 }
 
-/// What a live listener hears of the capture's call from its start (the sensor replays it as
-/// fast as it can; `from=start` plays the rewind through the listeners' decoders): its left
-/// and right channels at `rate`.
+/// What a live listener hears of the capture's call from its start, at `rate`.
 fn live(pcap: &str, rate: u32) -> (Vec<i16>, Vec<i16>) {
-    let path = dir().join(pcap);
-    let s = sensor::Sensor::start(&["--pcap", path.to_str().unwrap(), "--speed", "max"]);
-    let row = s.wait_call_with_rtp(std::time::Duration::from_secs(20));
-    let r = row[0].as_str().expect("call reference").to_string();
-    let items = sensor::read_stream(
-        s.addr,
-        &format!("stream {r} channels=2 rate={rate} from=start"),
-        std::time::Duration::from_secs(30),
-    );
-    let (l, r) = sensor::stereo_channels(&items);
-    // The stream's samples are i16 values carried as f32 by the helper.
-    let back = |c: Vec<f32>| c.into_iter().map(|v| v as i16).collect();
-    (back(l), back(r))
+    audio::live_stereo(&dir().join(pcap), rate)
 }
 
 fn check(pcap: &str, band: &str, rate: u32) {
