@@ -60,9 +60,14 @@ pub fn known_impairment(encoding: &str) -> Option<Impairment> {
 }
 
 /// Codecs earshot decodes but does not score, because their impairment depends on the mode
-/// (see [`known_impairment`]), by SDP encoding name.
+/// (see [`known_impairment`]), by SDP encoding name: AMR and AMR-WB, and G.723.1 (5.3 or 6.3
+/// kbit/s, switching by frame) and iLBC (20 or 30 ms), which a build with libavcodec decodes.
+/// A build without it names them too: their MOS is unknown for this reason first, and the
+/// listener is told separately that the build cannot decode them.
 pub fn mode_dependent(encoding: &str) -> bool {
-    encoding.eq_ignore_ascii_case("AMR") || encoding.eq_ignore_ascii_case("AMR-WB")
+    ["AMR", "AMR-WB", "G723", "iLBC"]
+        .iter()
+        .any(|n| encoding.eq_ignore_ascii_case(n))
 }
 
 /// The transmission rating factor R for a codec, a loss percentage (0–100) and a jitter in ms.
@@ -105,6 +110,16 @@ mod tests {
         assert!(mos("PCMA", 0.0, 120.0) < mos("PCMA", 0.0, 5.0));
         assert!(mos("G729", 0.0, 0.0) < mos("PCMA", 0.0, 0.0));
         assert_eq!(mos("PCMA", 100.0, 500.0), 1.0);
+    }
+
+    #[test]
+    fn codecs_whose_impairment_follows_their_mode_are_named() {
+        for name in ["AMR", "amr-wb", "G723", "ilbc", "iLBC"] {
+            assert!(mode_dependent(name), "{name}");
+        }
+        for name in ["EVS", "PCMA", "G729", "opus", ""] {
+            assert!(!mode_dependent(name), "{name}");
+        }
     }
 
     #[test]

@@ -12,11 +12,12 @@ pub enum QualityUnknown {
     /// A payload type with no known clock rate (dynamic, and no SDP described it): the jitter
     /// cannot be measured.
     ClockUnknown,
-    /// A codec earshot cannot decode (AMR, AMR-WB, EVS, iLBC...): its E-model impairment is not
-    /// known. The jitter is measured (its clock rate is known).
+    /// A codec earshot cannot decode (EVS, codec2...): its E-model impairment is not known.
+    /// The jitter is measured (its clock rate is known).
     Undecodable,
     /// A codec earshot decodes whose E-model impairment depends on its mode, which may change
-    /// with every frame (AMR, AMR-WB): any one figure would be a guess shown as a measurement.
+    /// with every frame (AMR, AMR-WB, G.723.1, iLBC): any one figure would be a guess shown as
+    /// a measurement.
     /// The jitter is measured.
     ModeDependent,
     /// Video: measured, never scored with the (speech) E-model.

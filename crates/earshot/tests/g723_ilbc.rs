@@ -208,3 +208,40 @@ fn without_libavcodec_the_codec_is_named_with_the_reason() {
     );
     assert!(rms(&left) < 1.0 && rms(&right) < 1.0);
 }
+
+/// The listing says why these calls have no MOS: their impairment depends on the mode (5.3 or
+/// 6.3 kbit/s, 20 or 30 ms), not that earshot cannot decode them (it said "cannot decode G723"
+/// and "cannot decode iLBC" after they were decoded). The same in a build without libavcodec:
+/// the MOS is unknown for this reason whatever the build decodes.
+#[test]
+fn the_listing_says_why_g723_and_ilbc_have_no_mos() {
+    for (dir, file, codec) in [
+        ("g723", "g723_call.pcap", "G723"),
+        ("ilbc", "ilbc_call.pcap", "iLBC"),
+    ] {
+        let pcap = captures(dir).join(file);
+        let s = sensor::Sensor::start(&["--pcap", pcap.to_str().unwrap(), "--speed", "max"]);
+        s.wait_call_with_rtp(std::time::Duration::from_secs(20));
+        let want = format!(" MOS - ({codec}: its impairment depends on the mode)");
+        // Both parties' lines, once the sensor has read both streams (generous deadline).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let lines = loop {
+            let text = s.cmd_text("listcalls");
+            let lines: Vec<String> = ["caller_rtp: ", "called_rtp: "]
+                .iter()
+                .filter_map(|p| text.lines().find(|l| l.starts_with(p)).map(str::to_string))
+                .collect();
+            if lines.len() == 2 && lines.iter().all(|l| !l.contains(" packets 0 ")) {
+                break lines;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{file}: both parties' streams never listed: {text}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        };
+        for l in lines {
+            assert!(l.ends_with(&want), "{file}: {l}");
+        }
+    }
+}
