@@ -39,12 +39,16 @@ fn link_libavcodec() {
 
 /// AMR and AMR-WB decode through the system's OpenCORE AMR (Apache-2.0), as libopus does:
 /// Debian `libopencore-amrnb-dev` and `libopencore-amrwb-dev` (scripts/setup installs them).
+///
+/// The demo's AMR-WB call is encoded with VisualOn's AMR-WB encoder (Apache-2.0): Debian
+/// `libvo-amrwbenc-dev`, likewise.
 fn link_opencore_amr() {
-    for lib in ["opencore-amrnb", "opencore-amrwb"] {
+    for lib in ["opencore-amrnb", "opencore-amrwb", "vo-amrwbenc"] {
         if let Err(e) = pkg_config::probe_library(lib) {
             panic!(
                 "{lib} not found by pkg-config ({e}): install it with `bash scripts/setup` \
-                 (Debian: apt-get install libopencore-amrnb-dev libopencore-amrwb-dev)"
+                 (Debian: apt-get install libopencore-amrnb-dev libopencore-amrwb-dev \
+                 libvo-amrwbenc-dev)"
             );
         }
     }

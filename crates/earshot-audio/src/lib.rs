@@ -42,6 +42,7 @@ mod playout;
 mod resample;
 mod speex;
 
+pub use amr::{AmrWbEncoder, WB_FRAME};
 pub use codec::Codec;
 pub use error::{DecodeError, EncodeError, Unsupported};
 pub use g711::{linear_to_alaw, linear_to_ulaw};

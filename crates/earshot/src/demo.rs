@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 /// Try earshot in one command: live demo calls to listen to in the browser.
 ///
 /// Starts, in this one process and on loopback only:
-///   - a sensor fed with built-in live calls instead of a capture: four calls at a time, in
-///     G.711 A-law, G.722, Opus and G.711 µ-law, each a short conversation between two
+///   - a sensor fed with built-in live calls instead of a capture: five calls at a time, in
+///     G.711 A-law, G.722, Opus, G.711 µ-law and AMR-WB, each a short conversation between two
 ///     synthetic voices (the caller on the left, the called party on the right), replayed
 ///     as new calls (new Call-ID, new callreference) every 40 s;
 ///   - the web player, with a database in a temporary directory (deleted on exit), the sensor

@@ -14,7 +14,8 @@
 use crate::synth::Rng;
 use anyhow::{anyhow, Result};
 use earshot_audio::{
-    decoder_for, linear_to_alaw, linear_to_ulaw, Codec, G722Encoder, OpusEncoder, Resampler,
+    decoder_for, linear_to_alaw, linear_to_ulaw, AmrWbEncoder, Codec, G722Encoder, OpusEncoder,
+    Resampler,
 };
 use earshot_sensor::{FrameBatch, FrameSender, StopFlag};
 use earshot_wire::{LinkType, Timestamp};
@@ -30,11 +31,13 @@ const VOICES: [(&str, &[u8]); 4] = [
 ];
 
 /// Every slot's codec and its (caller, called) voices.
-pub const SLOTS: [(DemoCodec, usize, usize); 4] = [
+pub const SLOTS: [(DemoCodec, usize, usize); 5] = [
     (DemoCodec::Pcma, 0, 1),
     (DemoCodec::G722, 2, 3),
     (DemoCodec::Opus, 3, 0),
     (DemoCodec::Pcmu, 1, 2),
+    // What VoLTE and VoWiFi carry: AMR-WB, octet-aligned, 23.85 kbit/s.
+    (DemoCodec::AmrWb, 2, 0),
 ];
 
 /// Length of a call once the demo runs (the first round is shorter, to stagger the slots).
@@ -75,6 +78,7 @@ pub enum DemoCodec {
     Pcmu,
     G722,
     Opus,
+    AmrWb,
 }
 
 impl DemoCodec {
@@ -84,10 +88,11 @@ impl DemoCodec {
             DemoCodec::Pcma => 8,
             DemoCodec::G722 => 9,
             DemoCodec::Opus => 111,
+            DemoCodec::AmrWb => 96,
         }
     }
 
-    /// The SDP rtpmap value (and fmtp, for Opus).
+    /// The SDP rtpmap value (and fmtp, for Opus and AMR-WB).
     fn rtpmap(self) -> &'static str {
         match self {
             DemoCodec::Pcmu => "PCMU/8000",
@@ -95,6 +100,7 @@ impl DemoCodec {
             // RFC 3551: G.722 is sampled at 16 kHz but its RTP clock says 8000.
             DemoCodec::G722 => "G722/8000",
             DemoCodec::Opus => "opus/48000/2",
+            DemoCodec::AmrWb => "AMR-WB/16000",
         }
     }
 
@@ -102,6 +108,7 @@ impl DemoCodec {
     fn ts_step(self) -> u32 {
         match self {
             DemoCodec::Opus => 960,
+            DemoCodec::AmrWb => 320,
             _ => 160,
         }
     }
@@ -136,6 +143,17 @@ impl DemoCodec {
                         p
                     })
                     .collect())
+            }
+            DemoCodec::AmrWb => {
+                let mut enc = AmrWbEncoder::new(8)?;
+                pcm16k
+                    .chunks(PER_PACKET)
+                    .map(|c| -> Result<Vec<u8>> {
+                        let mut p = Vec::with_capacity(62);
+                        enc.encode_rtp(c, &mut p)?;
+                        Ok(p)
+                    })
+                    .collect()
             }
             DemoCodec::Opus => {
                 let mut enc = OpusEncoder::new(16000, 1, 24_000)?;
@@ -541,10 +559,10 @@ fn sip(s: SlotRef<'_>, call: &LiveCall, step: Step, f: &mut Frames<'_>) {
 
 fn sdp_body(codec: DemoCodec, ip: &str, port: u16, session: u32) -> String {
     let pt = codec.payload_type();
-    let fmtp = if codec == DemoCodec::Opus {
-        format!("a=fmtp:{pt} minptime=10;useinbandfec=1\r\n")
-    } else {
-        String::new()
+    let fmtp = match codec {
+        DemoCodec::Opus => format!("a=fmtp:{pt} minptime=10;useinbandfec=1\r\n"),
+        DemoCodec::AmrWb => format!("a=fmtp:{pt} octet-align=1\r\n"),
+        _ => String::new(),
     };
     format!(
         "v=0\r\no=- {session} {session} IN IP4 {ip}\r\ns=earshot demo\r\nc=IN IP4 {ip}\r\n\
@@ -569,6 +587,10 @@ mod tests {
                 DemoCodec::Pcmu => Codec::Pcmu,
                 DemoCodec::G722 => Codec::G722,
                 DemoCodec::Opus => Codec::Opus { channels: 1 },
+                DemoCodec::AmrWb => Codec::Amr {
+                    wideband: true,
+                    octet_aligned: true,
+                },
             };
             assert_eq!(m.packets[0].len(), m.packets[1].len());
             let turn = m.turn;

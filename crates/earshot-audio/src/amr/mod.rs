@@ -13,6 +13,9 @@
 //! every frame must lie within the payload before any is decoded, so a bad packet appends
 //! nothing.
 
+mod encode;
+pub use encode::{AmrWbEncoder, WB_FRAME};
+
 use crate::fade::Fade;
 use crate::{DecodeError, Decoder};
 use std::os::raw::{c_int, c_short, c_uchar, c_void};
