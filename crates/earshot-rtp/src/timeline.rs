@@ -66,11 +66,12 @@ impl TimelineMode {
     }
 }
 
-/// Per-second points of one stream. The buffer grows by doubling as seconds close (from 4
-/// points: at most six allocations in a stream's life for a two-minute ring, each when a
-/// second closes, never for a packet within one), up to its capacity and never beyond it, so
-/// a short call holds a few points, not the whole ring (a live sensor's 120-point ring is
-/// 720 bytes a stream; 100,000 calls of a few seconds would otherwise hold 140 MB of it).
+/// Per-second points of one stream. A ring starts with room for [`FIRST_POINTS`] seconds,
+/// taken with the timeline (at the stream's first packet, which allocates the stream anyway),
+/// and doubles as later seconds close: four more allocations in a two-minute ring's life
+/// (at 8, 16, 32 and 64 seconds), never one for a packet within a second, never beyond its
+/// capacity. So a short call holds a few points, not the whole ring (a live sensor's 120-point
+/// ring is 720 bytes a stream; 100,000 calls of a few seconds would otherwise hold 140 MB).
 #[derive(Clone, Debug)]
 pub struct Timeline {
     mode: TimelineMode,
@@ -97,6 +98,9 @@ pub struct Timeline {
 
 const NS_PER_SEC: i64 = 1_000_000_000;
 
+/// Seconds a ring has room for from its start (48 bytes).
+const FIRST_POINTS: usize = 8;
+
 impl Timeline {
     pub fn new(mode: TimelineMode) -> Self {
         Timeline {
@@ -104,7 +108,10 @@ impl Timeline {
             open_sec: None,
             expected_at_open: 0,
             packets_at_open: 0,
-            points: Vec::new(),
+            points: match mode {
+                TimelineMode::Ring(n) => Vec::with_capacity(usize::from(n).min(FIRST_POINTS)),
+                _ => Vec::new(),
+            },
             head: 0,
             first_sec: 0,
             left_out: 0,
@@ -194,7 +201,7 @@ impl Timeline {
         if self.points.len() < cap {
             let len = self.points.len();
             if len == self.points.capacity() {
-                let want = len.saturating_mul(2).max(4).min(cap);
+                let want = len.saturating_mul(2).max(FIRST_POINTS).min(cap);
                 self.points.reserve_exact(want - len);
             }
             self.points.push(p);
@@ -378,7 +385,7 @@ mod tests {
         // A 3-second stream holds a few points, a long one exactly the ring, and the buffer
         // grows a bounded number of times.
         let (short, _) = run(TimelineMode::Ring(120), 3, |_| false);
-        assert!(short.points.capacity() <= 4, "{}", short.points.capacity());
+        assert_eq!(short.points.capacity(), FIRST_POINTS);
         let mut t = Timeline::new(TimelineMode::Ring(120));
         let s = StreamStats::default();
         let mut grown = 0;
@@ -392,7 +399,7 @@ mod tests {
         }
         assert_eq!(t.points.capacity(), 120);
         assert_eq!(t.points().count(), 120);
-        assert!(grown <= 6, "grew {grown} times");
+        assert!(grown <= 4, "grew {grown} times");
     }
 
     #[test]
