@@ -88,8 +88,10 @@ test("earshot player in headless Chromium", { timeout: 180000 }, async (t) => {
     await logIn(page, base, "tester", "s3cret-pass");
 
     // ---- the sensor is not running yet: its error is shown ----
+    // By the sensor's name, once the page has it (the first window may come before the names).
     await page.locator("#sensor-errors li").first().waitFor({ state: "visible" });
-    assert.match(await page.locator("#sensor-errors").innerText(), /sensor s1 \(1\): .*(reach|connect|refused)/i);
+    const named = /sensor s1 \(1\): .*(reach|connect|refused)/i;
+    await until("the down sensor's error under its name", 15000, async () => named.test(await page.locator("#sensor-errors").innerText()));
     await page.screenshot({ path: join(SHOTS, "01-sensor-down.png"), fullPage: true });
 
     // ---- the call appears once the sensor runs ----

@@ -265,6 +265,8 @@ async function refreshSensors() {
   if (r.ok && Array.isArray(r.body)) {
     sensorNames = new Map(r.body.map((s) => [String(s.id_sensor), s.name]));
     sensorsFetched = Date.now();
+    // The stream's first window may have come first: its errors said "sensor 1", not the name.
+    renderErrors(lastErrors);
   } else {
     sensorsFetched = Date.now() - 25000; // try again in 5 s
   }
@@ -286,7 +288,11 @@ async function refreshCalls() {
   $("calls-updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
 }
 
+// The errors last shown, to label them again once the sensors' names arrive.
+let lastErrors = [];
+
 function renderErrors(errors) {
+  lastErrors = errors;
   const ul = $("sensor-errors");
   ul.replaceChildren(
     ...errors.map((e) => {
